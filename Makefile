@@ -1,0 +1,109 @@
+# airlock — plain Makefile, pkg-config for every library.
+#
+#   make              build/airlock, build/probe (static test probe)
+#   make SAN=1        the same with -fsanitize=address,undefined into build-asan/
+#   make check        install missing packages, build both, run every test
+#   make demo         install missing packages, build, run sample modules
+#   make bench        side-by-side start-up benchmarks (bench/)
+#   make install      PREFIX=/usr/local DESTDIR=
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-asan
+MODE_CFLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+MODE_LDFLAGS := -fsanitize=address,undefined
+else
+BUILD ?= build
+MODE_CFLAGS := -O2 -D_FORTIFY_SOURCE=3
+MODE_LDFLAGS :=
+endif
+
+PKGS := libseccomp libcap libcgroup nettle
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 \
+	-Wstrict-prototypes -Wno-unused-parameter
+HARDEN := -fstack-protector-strong -fstack-clash-protection -fPIE
+CFLAGS ?= -g
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(HARDEN) $(MODE_CFLAGS) \
+	$(PKG_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"'
+ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
+
+LIB_SRC := $(wildcard common/*.c policy/*.c sandbox/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC := $(wildcard tools/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all tests check check-build demo bench install uninstall clean deps format
+
+all: $(BUILD)/airlock $(BUILD)/probe
+
+tests: all $(UNIT_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libairlock.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/airlock: $(CLI_OBJ) $(BUILD)/libairlock.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libairlock.a $(PKG_LIBS)
+
+# The probe runs inside jails: static, no sanitizer, no dependency on the
+# jail's libraries.
+$(BUILD)/probe: tests/probe/probe.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g $(WARN) -static -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlock.a \
+		$(PKG_LIBS) $(CMOCKA_LIBS)
+
+deps:
+	@sh tools/install-deps.sh
+
+# Both builds, then every test against each.
+check: deps
+	$(MAKE) tests
+	$(MAKE) SAN=1 tests
+	sh tests/run.sh build build-asan
+
+demo: deps
+	$(MAKE) all
+	sh tools/demo.sh build
+
+bench: deps
+	$(MAKE) all
+	sh bench/run.sh build
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/airlock/policies \
+		$(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0755 $(BUILD)/airlock $(DESTDIR)$(PREFIX)/bin/airlock
+	install -m 0644 docs/man/airlock.1 $(DESTDIR)$(PREFIX)/share/man/man1/airlock.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/airlock $(DESTDIR)$(PREFIX)/share/man/man1/airlock.1
+	-rmdir $(DESTDIR)$(PREFIX)/share/airlock/policies $(DESTDIR)$(PREFIX)/share/airlock
+
+format:
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/probe/probe.c \
+		$(wildcard */*.h)
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

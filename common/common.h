@@ -1,0 +1,150 @@
+/*
+ * common: the small pieces every part of airlock shares.
+ *
+ *   - struct al_error: the error object that carries errno and a message
+ *     from the place something failed up to the command line;
+ *   - struct json_buf: an append-only JSON writer that never emits invalid
+ *     JSON, whatever bytes it is given (module output is hostile);
+ *   - parse_size() / parse_duration(): the size and duration strings of the
+ *     command line, the environment and policy files.
+ *
+ * Nothing here touches the operating system beyond malloc.
+ */
+#ifndef AIRLOCK_COMMON_H
+#define AIRLOCK_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AIRLOCK_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- errors */
+
+#define AL_ERROR_MAX 1024
+
+/*
+ * Fallible functions return a negative int and fill the error object they
+ * are given (which may be NULL when the caller does not care). `errnum` is
+ * the errno that caused the failure, or 0 when there was none.
+ */
+struct al_error {
+	int errnum;
+	char msg[AL_ERROR_MAX];
+};
+
+/* Set the message (printf-style); returns -1 so callers can
+ * `return al_error_set(err, errno, "...")`. */
+int al_error_set(struct al_error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Like al_error_set(), with ": <strerror(errnum)>" appended when errnum != 0. */
+int al_error_sys(struct al_error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Put context in front of an existing message: "ctx: old message". */
+int al_error_prefix(struct al_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void al_error_clear(struct al_error *err);
+
+/* --------------------------------------------------------------- cleanup */
+
+void al_freep(void *p);
+void al_closep(int *fd);
+#define _cleanup_free_ __attribute__((cleanup(al_freep)))
+#define _cleanup_close_ __attribute__((cleanup(al_closep)))
+
+/* Hand ownership over: returns the value and resets the variable. */
+#define steal_fd(fd)                                                           \
+	({                                                                     \
+		int _stolen = *(fd);                                           \
+		*(fd) = -1;                                                    \
+		_stolen;                                                       \
+	})
+#define steal_ptr(pp)                                                          \
+	({                                                                     \
+		__typeof__(*(pp)) _stolen = *(pp);                             \
+		*(pp) = NULL;                                                  \
+		_stolen;                                                       \
+	})
+
+/* ------------------------------------------------------------------ JSON */
+
+/*
+ * An append-only JSON text. On allocation failure the buffer is marked
+ * failed, later appends do nothing, and json_buf_failed() says so; callers
+ * check once at the end. The writer inserts commas itself: a caller only
+ * opens and closes containers and adds keys and values.
+ */
+struct json_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	bool failed;
+	/* nesting state: one bit per level, set when the level has a member */
+	uint64_t has_member;
+	int depth;
+	bool after_key;
+};
+
+void json_buf_init(struct json_buf *jb);
+void json_buf_free(struct json_buf *jb);
+bool json_buf_failed(const struct json_buf *jb);
+/* Give the text to the caller (NUL-terminated, caller frees) and reset. */
+char *json_buf_steal(struct json_buf *jb);
+
+void json_object_open(struct json_buf *jb);
+void json_object_close(struct json_buf *jb);
+void json_array_open(struct json_buf *jb);
+void json_array_close(struct json_buf *jb);
+void json_key(struct json_buf *jb, const char *key);
+
+/*
+ * A string value from arbitrary bytes: quotes, backslashes and control
+ * characters are escaped; valid UTF-8 passes through; every byte of an
+ * invalid UTF-8 sequence (overlong forms, surrogates, code points above
+ * U+10FFFF, truncated sequences) becomes U+FFFD; NUL becomes \u0000.
+ */
+void json_string_n(struct json_buf *jb, const char *s, size_t n);
+void json_string(struct json_buf *jb, const char *s); /* NULL → null */
+void json_int(struct json_buf *jb, int64_t v);
+void json_uint(struct json_buf *jb, uint64_t v);
+/* Fixed-point with `decimals` digits after the point; NaN/inf → null. */
+void json_double(struct json_buf *jb, double v, int decimals);
+void json_bool(struct json_buf *jb, bool v);
+void json_null(struct json_buf *jb);
+
+/* Shorthands for "key": value members. */
+void json_kv_string(struct json_buf *jb, const char *key, const char *s);
+void json_kv_int(struct json_buf *jb, const char *key, int64_t v);
+void json_kv_uint(struct json_buf *jb, const char *key, uint64_t v);
+void json_kv_bool(struct json_buf *jb, const char *key, bool v);
+void json_kv_null(struct json_buf *jb, const char *key);
+
+/* --------------------------------------------------------------- parsing */
+
+/*
+ * "64M", "64MiB", "1G", "512k", "4096" (bytes), "1.5G"; units are binary
+ * (K = 1024) and case-insensitive; "B" optional. Rejects empty strings,
+ * signs, trailing garbage, overflow past UINT64_MAX and fractional byte
+ * counts. On error returns -1 with a message naming the input and the
+ * expected form.
+ */
+int parse_size(const char *s, uint64_t *out, struct al_error *err);
+
+/*
+ * "200ms", "3s", "1.5s", "2m", "1h", "500us", "3000" (plain number =
+ * milliseconds), into microseconds. Same rejections as parse_size().
+ */
+int parse_duration_us(const char *s, uint64_t *out, struct al_error *err);
+
+/* A decimal unsigned integer within [min, max]; no sign, no garbage. */
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+	       struct al_error *err);
+
+/* Format a byte count for people: "64 MiB", "1.5 GiB", "512 B". */
+void format_size(uint64_t bytes, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * policy: what one run of a module is allowed to do.
+ *
+ * Lifecycle:
+ *
+ *   struct al_policy *p = policy_new_default(&err);   // DESIGN.md defaults
+ *   policy_set_memory(p, "128M", &err);                // command-line overrides
+ *   policy_hash(p, hash, &err);                        // identity of the rules
+ *   ... sandbox_start() reads it through the getters below ...
+ *   policy_free(p);
+ *
+ * The policy is the single place every limit comes from: the jail reads
+ * nothing from the environment or the command line by itself. An override
+ * produces a derived policy whose canonical form, and so whose hash, differs
+ * from the one it came from.
+ */
+#ifndef AIRLOCK_POLICY_H
+#define AIRLOCK_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+struct al_policy;
+
+enum policy_net {
+	POLICY_NET_NONE,     /* a network namespace with nothing up */
+	POLICY_NET_LOOPBACK, /* a network namespace with only `lo` up */
+};
+
+/* Numeric limits and identity; every field has a DESIGN.md default. */
+struct policy_limits {
+	uint64_t memory_bytes;  /* cgroup memory limit, swap excluded */
+	uint64_t timeout_us;    /* wall clock, enforced by the parent */
+	uint64_t cpu_time_us;   /* CPU time of each process (RLIMIT_CPU) */
+	uint64_t cpu_quota_milli; /* cgroup CPU bandwidth; 0 = no quota */
+	uint64_t pids;          /* cgroup pids limit */
+	uint64_t stdout_max;    /* bytes captured; the rest is dropped */
+	uint64_t stderr_max;
+	uint64_t tmp_bytes;     /* size of the private /tmp */
+	uint64_t fsize_bytes;   /* RLIMIT_FSIZE */
+	uint64_t nofile;        /* RLIMIT_NOFILE */
+	uint64_t as_bytes;      /* RLIMIT_AS; 0 = not set */
+	uint32_t uid;           /* identity inside the jail; never 0 */
+	uint32_t gid;
+	enum policy_net net;
+};
+
+/* How the seccomp filter treats one syscall named by the policy. */
+enum policy_sys_action {
+	POLICY_SYS_ALLOW,
+	POLICY_SYS_ERRNO, /* fail with `errnum`: for calls runtimes probe */
+};
+
+struct policy_syscall {
+	const char *name;
+	enum policy_sys_action action;
+	int errnum;
+};
+
+/* The default policy. Caller frees with policy_free(). */
+struct al_policy *policy_new_default(struct al_error *err);
+void policy_free(struct al_policy *p);
+
+/* Overrides from strings as a user types them ("128M", "2s", "none"); on
+ * error the policy is unchanged and err names the setting. */
+int policy_set_memory(struct al_policy *p, const char *value,
+		      struct al_error *err);
+int policy_set_timeout(struct al_policy *p, const char *value,
+		       struct al_error *err);
+int policy_set_pids(struct al_policy *p, const char *value,
+		    struct al_error *err);
+int policy_set_net(struct al_policy *p, const char *value,
+		   struct al_error *err);
+
+/* Getters: the returned pointers are borrowed from the policy. */
+const char *policy_name(const struct al_policy *p);
+const struct policy_limits *policy_limits(const struct al_policy *p);
+const char *policy_hostname(const struct al_policy *p);
+/* NULL-terminated "NAME=value" list for the module's environment. */
+char *const *policy_environ(const struct al_policy *p);
+/* The module's PATH (also in the environment), used to find bare names. */
+const char *policy_path(const struct al_policy *p);
+size_t policy_syscall_count(const struct al_policy *p);
+const struct policy_syscall *policy_syscall_at(const struct al_policy *p,
+					       size_t i);
+
+/*
+ * The canonical text (defaults filled in, one `key = value` per line in a
+ * fixed order, lists sorted) and its SHA-256 as "sha256:<64 hex>". Both
+ * change with any change of meaning and with nothing else.
+ */
+char *policy_canonical(const struct al_policy *p, struct al_error *err);
+#define POLICY_HASH_LEN (7 + 64 + 1)
+int policy_hash(const struct al_policy *p, char out[POLICY_HASH_LEN],
+		struct al_error *err);
+
+const char *policy_net_name(enum policy_net net);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * The named groups of syscalls that policies are built from, and the
+ * default allow-list made of them.
+ *
+ * A syscall not listed here is outside every shipped policy: the filter's
+ * default action stops the process and the supervisor names the call. The
+ * groups are sized for shells, Python, Node and static C programs; calls
+ * that only widen the kernel's attack surface or reach outside the jail
+ * (ptrace, mount, namespaces, keyrings, bpf, perf, modules, kexec, handles,
+ * userfaultfd, process_vm_*) are in no group on purpose.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "policy/internal.h"
+
+static const char *const group_basic_io[] = {
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv",
+	"pwritev", "preadv2", "pwritev2", "close", "close_range", "lseek",
+	"dup", "dup2", "dup3", "fcntl",
+	/* TIOCSTI needs a controlling terminal or CAP_SYS_ADMIN: the jail has
+	 * neither (setsid, no capabilities), so ioctl stays unfiltered. */
+	"ioctl", "pipe", "pipe2", "sendfile", "splice", "tee",
+	"copy_file_range", "fsync", "fdatasync", "sync_file_range",
+	"fadvise64", "readahead", NULL,
+};
+
+static const char *const group_file_system[] = {
+	"open", "openat", "creat", "stat", "fstat", "lstat", "newfstatat",
+	"statx", "fstatfs", "statfs", "access", "faccessat", "faccessat2",
+	"getdents", "getdents64", "getcwd", "chdir", "fchdir", "rename",
+	"renameat", "renameat2", "mkdir", "mkdirat", "rmdir", "link", "linkat",
+	"unlink", "unlinkat", "symlink", "symlinkat", "readlink", "readlinkat",
+	"chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat",
+	"truncate", "ftruncate", "fallocate", "umask", "utime", "utimes",
+	"utimensat", "futimesat", "flock", "getxattr", "lgetxattr",
+	"fgetxattr", "listxattr", "llistxattr", "flistxattr", "inotify_init",
+	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+	"memfd_create", NULL,
+};
+
+static const char *const group_memory[] = {
+	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "msync",
+	"mincore", "membarrier", "pkey_alloc", "pkey_free", "pkey_mprotect", "get_mempolicy",
+	"set_mempolicy",
+	NULL,
+};
+
+static const char *const group_process[] = {
+	/* clone is allowed only without namespace flags (sandbox/seccomp.c);
+	 * it is listed here so that policies can name it. */
+	"clone", "fork", "vfork", "execve", "execveat", "exit", "exit_group",
+	"wait4", "waitid", "kill", "tgkill", "tkill", "getpid", "getppid",
+	"gettid", "getpgrp", "getpgid", "setpgid", "getsid", "setsid", "prctl",
+	"arch_prctl", "set_tid_address", "set_robust_list", "get_robust_list",
+	"rseq", "getrlimit", "setrlimit", "prlimit64", "getrusage",
+	"sched_yield", "sched_getaffinity", "sched_setaffinity",
+	"sched_getparam", "sched_getscheduler", "sched_get_priority_max",
+	"sched_get_priority_min", "getpriority", "setpriority", "getcpu",
+	NULL,
+};
+
+static const char *const group_credentials[] = {
+	/* Without capabilities these can only shuffle the jail's own ids. */
+	"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
+	"getgroups", "setuid", "setgid", "setreuid", "setregid", "setresuid",
+	"setresgid", "setfsuid", "setfsgid", "capget", NULL,
+};
+
+static const char *const group_signal[] = {
+	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend",
+	"rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
+	"rt_tgsigqueueinfo", "sigaltstack", "signalfd", "signalfd4", "pause",
+	"alarm", NULL,
+};
+
+static const char *const group_time[] = {
+	"nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres",
+	"gettimeofday", "time", "getitimer", "setitimer", "timer_create",
+	"timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete",
+	"timerfd_create", "timerfd_settime", "timerfd_gettime", "times",
+	"sysinfo", "uname", "getrandom", NULL,
+};
+
+static const char *const group_event[] = {
+	"futex", "select", "pselect6", "poll", "ppoll", "epoll_create",
+	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
+	"epoll_pwait2", "eventfd", "eventfd2", NULL,
+};
+
+static const char *const group_network[] = {
+	/* socket is allowed only for unix, inet, inet6 and netlink
+	 * (sandbox/seccomp.c): AF_PACKET, AF_ALG and the rest are kernel
+	 * attack surface a module does not need. */
+	"socket", "socketpair", "connect", "accept", "accept4", "bind",
+	"listen", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg",
+	"recvmmsg", "shutdown", "getsockname", "getpeername", "setsockopt",
+	"getsockopt", NULL,
+};
+
+static const struct policy_group groups[] = {
+	{ "@basic-io", group_basic_io },
+	{ "@file-system", group_file_system },
+	{ "@memory", group_memory },
+	{ "@process", group_process },
+	{ "@credentials", group_credentials },
+	{ "@signal", group_signal },
+	{ "@time", group_time },
+	{ "@event", group_event },
+	{ "@network", group_network },
+};
+
+/*
+ * Calls that runtimes probe and fall back from: failing them keeps the
+ * program working while the call itself stays out of reach.
+ *   clone3: its flags live in memory seccomp cannot read; ENOSYS makes
+ *           glibc fall back to clone, whose flags the filter checks.
+ *   io_uring_*: a large kernel attack surface; libuv falls back to threads.
+ */
+static const struct policy_syscall default_errno[] = {
+	{ "clone3", POLICY_SYS_ERRNO, ENOSYS },
+	{ "io_uring_setup", POLICY_SYS_ERRNO, ENOSYS },
+	{ "io_uring_enter", POLICY_SYS_ERRNO, ENOSYS },
+	{ "io_uring_register", POLICY_SYS_ERRNO, ENOSYS },
+};
+
+const struct policy_group *policy_group_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strcmp(groups[i].name, name) == 0)
+			return &groups[i];
+	return NULL;
+}
+
+size_t policy_group_count(void)
+{
+	return sizeof(groups) / sizeof(groups[0]);
+}
+
+const struct policy_group *policy_group_at(size_t i)
+{
+	return i < policy_group_count() ? &groups[i] : NULL;
+}
+
+size_t policy_default_errno_count(void)
+{
+	return sizeof(default_errno) / sizeof(default_errno[0]);
+}
+
+const struct policy_syscall *policy_default_errno_at(size_t i)
+{
+	return i < policy_default_errno_count() ? &default_errno[i] : NULL;
+}

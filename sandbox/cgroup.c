@@ -1,0 +1,203 @@
+/*
+ * cgroups: the backend choice and the file helpers both backends use.
+ *
+ * Hosts differ: some mount the memory controller on cgroup v1 (this
+ * project's CI machines do), many production hosts are pure cgroup v2, and
+ * hybrid hosts have both. The backend is chosen once, at start, by where
+ * the memory controller lives; a host with neither is refused with a
+ * message, never run without limits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+void cgroup_run_init(struct cgroup_run *cg)
+{
+	memset(cg, 0, sizeof(*cg));
+	for (int i = 0; i < CGROUP_MAX_DIRS; i++)
+		cg->dir_fd[i] = cg->procs_fd[i] = -1;
+}
+
+void cgroup_run_close(struct cgroup_run *cg)
+{
+	for (int i = 0; i < CGROUP_MAX_DIRS; i++) {
+		al_closep(&cg->dir_fd[i]);
+		al_closep(&cg->procs_fd[i]);
+	}
+}
+
+int cgroup_write(int dir_fd, const char *file, const char *value,
+		 struct al_error *err)
+{
+	int fd = openat(dir_fd, file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return al_error_sys(err, errno, "cgroup: open %s", file);
+	size_t len = strlen(value);
+	ssize_t n = write(fd, value, len);
+	int saved = errno;
+	close(fd);
+	if (n != (ssize_t)len)
+		return al_error_sys(err, n < 0 ? saved : EIO,
+				    "cgroup: write \"%s\" to %s", value, file);
+	return 0;
+}
+
+int cgroup_write_u64(int dir_fd, const char *file, uint64_t value,
+		     struct al_error *err)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)value);
+	return cgroup_write(dir_fd, file, buf, err);
+}
+
+int cgroup_read(int dir_fd, const char *file, char *buf, size_t len)
+{
+	int fd = openat(dir_fd, file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t used = 0;
+	while (used + 1 < len) {
+		ssize_t n = read(fd, buf + used, len - 1 - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	close(fd);
+	return 0;
+}
+
+int cgroup_read_u64(int dir_fd, const char *file, uint64_t *out)
+{
+	char buf[64];
+	if (cgroup_read(dir_fd, file, buf, sizeof(buf)) < 0)
+		return -1;
+	if (strncmp(buf, "max", 3) == 0) {
+		*out = UINT64_MAX;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(buf, &end, 10);
+	if (errno || end == buf) {
+		errno = EINVAL;
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cgroup_read_key(int dir_fd, const char *file, const char *key,
+		    uint64_t *out)
+{
+	char buf[4096];
+	if (cgroup_read(dir_fd, file, buf, sizeof(buf)) < 0)
+		return -1;
+	size_t klen = strlen(key);
+	for (char *line = buf; line && *line;) {
+		char *next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strncmp(line, key, klen) == 0 && line[klen] == ' ') {
+			*out = strtoull(line + klen + 1, NULL, 10);
+			return 0;
+		}
+		line = next;
+	}
+	errno = ENOENT;
+	return -1;
+}
+
+int cgroup_set_checked(int dir_fd, const char *dir, const char *file,
+		       uint64_t value, struct al_error *err)
+{
+	uint64_t back = 0;
+	if (cgroup_write_u64(dir_fd, file, value, err) < 0)
+		return al_error_prefix(err, "%s", dir);
+	if (cgroup_read_u64(dir_fd, file, &back) < 0)
+		return al_error_sys(err, errno, "cgroup: read back %s/%s", dir,
+				    file);
+	if (back != value)
+		return al_error_set(err, EIO,
+				    "cgroup: %s/%s is %llu after writing %llu; "
+				    "refusing to run with a limit that did "
+				    "not take",
+				    dir, file, (unsigned long long)back,
+				    (unsigned long long)value);
+	return 0;
+}
+
+/*
+ * Every process of the run is gone before this is called (the pid
+ * namespace's init is reaped only after all of them), so EBUSY is a brief
+ * race with the kernel's own bookkeeping, not a live process.
+ */
+int cgroup_remove_dir(const char *path)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		if (rmdir(path) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return -1;
+		sched_yield();
+	}
+	return -1;
+}
+
+static bool is_cgroup2(const char *path)
+{
+	struct statfs fs;
+	return statfs(path, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+bool cgroup_has_controller(const char *dir, const char *name)
+{
+	char buf[512];
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	int rc = cgroup_read(fd, "cgroup.controllers", buf, sizeof(buf));
+	close(fd);
+	if (rc < 0)
+		return false;
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, " \n", &save); tok;
+	     tok = strtok_r(NULL, " \n", &save))
+		if (strcmp(tok, name) == 0)
+			return true;
+	return false;
+}
+
+int cgroup_backend_open(struct cgroup_backend *b, struct al_error *err)
+{
+	if (is_cgroup2("/sys/fs/cgroup"))
+		return cgroup_v2_open(b, "/sys/fs/cgroup", err);
+	struct al_error v1_err = { 0 };
+	if (cgroup_v1_open(b, &v1_err) == 0)
+		return 0;
+	if (is_cgroup2("/sys/fs/cgroup/unified") &&
+	    cgroup_has_controller("/sys/fs/cgroup/unified", "memory"))
+		return cgroup_v2_open(b, "/sys/fs/cgroup/unified", err);
+	al_error_set(err, v1_err.errnum, "%s", v1_err.msg);
+	return al_error_prefix(err,
+			       "no usable memory cgroup controller (mount it on "
+			       "cgroup v1, or boot with cgroup v2 and the "
+			       "memory controller enabled)");
+}

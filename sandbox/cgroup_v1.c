@@ -1,0 +1,271 @@
+/*
+ * cgroup v1 backend: one directory per hierarchy (memory, pids, cpuacct,
+ * and cpu when a CPU quota is asked for).
+ *
+ * libcgroup finds where each controller is mounted and which cgroup this
+ * process is in (it does both well on v1); the per-run work is a handful of
+ * openat/write/read calls done directly, because it sits on the start-up
+ * path of every run and libcgroup allocates and re-reads /proc for each.
+ *
+ * Run cgroups live in <mount>/<our cgroup>/airlock/<run>: below the cgroup
+ * the caller was put in, so a supervisor confined by its service manager
+ * stays confined together with its jails.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libcgroup.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+enum { V1_MEMORY, V1_PIDS, V1_CPUACCT, V1_CPU, V1_COUNT };
+
+static const char *const v1_names[V1_COUNT] = { "memory", "pids", "cpuacct",
+						"cpu" };
+
+struct v1_state {
+	char base[V1_COUNT][512]; /* .../airlock, per controller */
+	int base_fd[V1_COUNT];
+	bool have[V1_COUNT];
+	bool memsw; /* memory.memsw.* exists: swap can be limited */
+};
+
+static int mkdir_p(const char *path)
+{
+	char tmp[512];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int v1_find(struct v1_state *st, int c, struct al_error *err)
+{
+	char *mount = NULL, *current = NULL;
+	int rc = cgroup_get_subsys_mount_point(v1_names[c], &mount);
+	if (rc != 0) {
+		free(mount);
+		return al_error_set(err, ENOENT,
+				    "cgroup v1: the %s controller is not "
+				    "mounted",
+				    v1_names[c]);
+	}
+	rc = cgroup_get_current_controller_path(getpid(), v1_names[c],
+						&current);
+	if (rc != 0 || !current) {
+		free(mount);
+		free(current);
+		return al_error_set(err, ENOENT,
+				    "cgroup v1: cannot tell which %s cgroup "
+				    "this process is in: %s",
+				    v1_names[c], cgroup_strerror(rc));
+	}
+	if (strcmp(current, "/") == 0)
+		snprintf(st->base[c], sizeof(st->base[c]), "%s/airlock", mount);
+	else
+		snprintf(st->base[c], sizeof(st->base[c]), "%s%s%s/airlock",
+			 mount, current[0] == '/' ? "" : "/", current);
+	free(mount);
+	free(current);
+	if (mkdir_p(st->base[c]) < 0)
+		return al_error_sys(err, errno, "cgroup v1: create %s",
+				    st->base[c]);
+	st->base_fd[c] =
+		open(st->base[c], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->base_fd[c] < 0)
+		return al_error_sys(err, errno, "cgroup v1: open %s",
+				    st->base[c]);
+	st->have[c] = true;
+	return 0;
+}
+
+static void v1_free(struct cgroup_backend *b)
+{
+	struct v1_state *st = b->state;
+	if (!st)
+		return;
+	for (int c = 0; c < V1_COUNT; c++)
+		al_closep(&st->base_fd[c]);
+	free(st);
+	b->state = NULL;
+}
+
+int cgroup_v1_open(struct cgroup_backend *b, struct al_error *err)
+{
+	int rc = cgroup_init();
+	if (rc != 0)
+		return al_error_set(err, ENOENT, "cgroup v1: %s",
+				    cgroup_strerror(rc));
+	struct v1_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return al_error_sys(err, ENOMEM, "cgroup v1");
+	for (int c = 0; c < V1_COUNT; c++)
+		st->base_fd[c] = -1;
+	b->ops = &cgroup_v1_ops;
+	b->state = st;
+	/* memory, pids and CPU accounting are required; the cpu controller
+	 * only when a policy asks for a CPU quota (checked per run). */
+	for (int c = 0; c < V1_COUNT; c++) {
+		struct al_error sub = { 0 };
+		if (v1_find(st, c, &sub) == 0)
+			continue;
+		if (c == V1_CPU)
+			continue;
+		al_error_set(err, sub.errnum, "%s", sub.msg);
+		v1_free(b);
+		return -1;
+	}
+	st->memsw = faccessat(st->base_fd[V1_MEMORY],
+			      "memory.memsw.limit_in_bytes", W_OK, 0) == 0;
+	return 0;
+}
+
+/* Create <base>/<name> in one hierarchy and open what the run needs. */
+static int v1_mkdir(struct v1_state *st, int c, const char *name,
+		    struct cgroup_run *cg, struct al_error *err)
+{
+	int i = cg->n;
+	snprintf(cg->path[i], sizeof(cg->path[i]), "%s/%s", st->base[c], name);
+	if (mkdirat(st->base_fd[c], name, 0755) < 0)
+		return al_error_sys(err, errno, "cgroup v1: create %s",
+				    cg->path[i]);
+	cg->n++;
+	cg->dir_fd[i] = openat(st->base_fd[c], name,
+			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg->dir_fd[i] < 0)
+		return al_error_sys(err, errno, "cgroup v1: open %s",
+				    cg->path[i]);
+	cg->procs_fd[i] =
+		openat(cg->dir_fd[i], "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (cg->procs_fd[i] < 0)
+		return al_error_sys(err, errno, "cgroup v1: open %s/cgroup.procs",
+				    cg->path[i]);
+	return i;
+}
+
+static int v1_limits(struct v1_state *st, int c, int i,
+		     const struct policy_limits *l, struct cgroup_run *cg,
+		     struct al_error *err)
+{
+	int fd = cg->dir_fd[i];
+	const char *dir = cg->path[i];
+	uint64_t mem = l->memory_bytes & ~4095ull; /* the kernel rounds */
+	switch (c) {
+	case V1_MEMORY:
+		if (cgroup_set_checked(fd, dir, "memory.limit_in_bytes", mem,
+				       err) < 0)
+			return -1;
+		/* memsw = memory: no swap at all for the jail */
+		if (st->memsw)
+			return cgroup_set_checked(
+				fd, dir, "memory.memsw.limit_in_bytes", mem,
+				err);
+		return cgroup_set_checked(fd, dir, "memory.swappiness", 0,
+					  err);
+	case V1_PIDS:
+		/* +1: the jail's own init counts against the limit */
+		return cgroup_set_checked(fd, dir, "pids.max", l->pids + 1,
+					  err);
+	case V1_CPU:
+		if (cgroup_set_checked(fd, dir, "cpu.cfs_period_us", 100000,
+				       err) < 0)
+			return -1;
+		return cgroup_set_checked(fd, dir, "cpu.cfs_quota_us",
+					  l->cpu_quota_milli * 100, err);
+	default:
+		return 0;
+	}
+}
+
+static int v1_create(struct cgroup_backend *b, const char *name,
+		     const struct policy_limits *limits, struct cgroup_run *cg,
+		     struct al_error *err)
+{
+	struct v1_state *st = b->state;
+	if (limits->cpu_quota_milli && !st->have[V1_CPU])
+		return al_error_set(err, ENOENT,
+				    "cgroup v1: the policy asks for a CPU quota "
+				    "but the cpu controller is not mounted");
+	for (int c = 0; c < V1_COUNT; c++) {
+		if (!st->have[c])
+			continue;
+		if (c == V1_CPU && !limits->cpu_quota_milli)
+			continue;
+		/* cpu and cpuacct are often one hierarchy ("cpu,cpuacct") */
+		if (c == V1_CPU && st->have[V1_CPUACCT] &&
+		    strcmp(st->base[V1_CPU], st->base[V1_CPUACCT]) == 0) {
+			int i = -1;
+			for (int k = 0; k < cg->n; k++)
+				if (strncmp(cg->path[k], st->base[V1_CPU],
+					    strlen(st->base[V1_CPU])) == 0)
+					i = k;
+			if (i >= 0 && v1_limits(st, c, i, limits, cg, err) < 0)
+				return -1;
+			continue;
+		}
+		int i = v1_mkdir(st, c, name, cg, err);
+		if (i < 0 || v1_limits(st, c, i, limits, cg, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int v1_index(struct v1_state *st, struct cgroup_run *cg, int c)
+{
+	size_t len = strlen(st->base[c]);
+	for (int i = 0; i < cg->n; i++)
+		if (strncmp(cg->path[i], st->base[c], len) == 0 &&
+		    cg->path[i][len] == '/')
+			return i;
+	return -1;
+}
+
+static int v1_stats(struct cgroup_backend *b, struct cgroup_run *cg,
+		    struct cgroup_stats *out)
+{
+	struct v1_state *st = b->state;
+	int mem = v1_index(st, cg, V1_MEMORY);
+	int pids = v1_index(st, cg, V1_PIDS);
+	int acct = v1_index(st, cg, V1_CPUACCT);
+	memset(out, 0, sizeof(*out));
+	if (mem >= 0) {
+		out->peak_known = cgroup_read_u64(cg->dir_fd[mem],
+						  "memory.max_usage_in_bytes",
+						  &out->peak_memory) == 0;
+		/* failcnt stays 0 on an OOM kill here; oom_kill counts it */
+		(void)cgroup_read_key(cg->dir_fd[mem], "memory.oom_control",
+				      "oom_kill", &out->oom_kills);
+	}
+	if (pids >= 0)
+		(void)cgroup_read_key(cg->dir_fd[pids], "pids.events", "max",
+				      &out->pids_max_hits);
+	if (acct >= 0)
+		(void)cgroup_read_u64(cg->dir_fd[acct], "cpuacct.usage",
+				      &out->cpu_ns);
+	return 0;
+}
+
+static void v1_destroy(struct cgroup_backend *b, struct cgroup_run *cg)
+{
+	(void)b;
+	for (int i = 0; i < cg->n; i++)
+		(void)cgroup_remove_dir(cg->path[i]);
+}
+
+const struct cgroup_ops cgroup_v1_ops = {
+	.mode = "v1",
+	.create = v1_create,
+	.stats = v1_stats,
+	.destroy = v1_destroy,
+	.free = v1_free,
+};

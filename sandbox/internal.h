@@ -1,0 +1,206 @@
+/*
+ * Private to sandbox/: the pieces the parent and the jail's init share.
+ *
+ * Theory of operation
+ * -------------------
+ * Three processes take part in a run:
+ *
+ *   parent   the caller (airlock run, or airlockd's event loop); root. It
+ *            creates the run's cgroup, the pipes and a SOCK_SEQPACKET sync
+ *            socket, then clone3()s the jail's init into new pid, mount,
+ *            network, ipc and uts namespaces, with a pidfd.
+ *   init     pid 1 of the new pid namespace (child.c). It joins the cgroup,
+ *            enters a new cgroup namespace, builds the root (mount.c), sets
+ *            hostname, loopback and rlimits, drops every privilege
+ *            (privs.c), loads the precompiled seccomp filter with a
+ *            user-notification listener (seccomp.c) and passes the listener
+ *            to the parent over the sync socket. Then it vforks the module
+ *            and reaps everything until the module exits, reports the
+ *            module's wait status and exits; the kernel then kills whatever
+ *            is left in the namespace. Being pid 1, it cannot be signalled
+ *            from inside the jail.
+ *   module   execve()d by init's vfork child, in a new session, with the
+ *            policy's environment and only fds 0, 1, 2.
+ *
+ * Every failure in init before execve is written to the sync socket as a
+ * message (step, errno, text) and init exits: there is never a run with
+ * half a jail. The parent watches one epoll fd per run that holds the
+ * pidfd, a timerfd for the deadline, the output pipes, the sync socket and
+ * the seccomp listener (run.c).
+ */
+#ifndef AIRLOCK_SANDBOX_INTERNAL_H
+#define AIRLOCK_SANDBOX_INTERNAL_H
+
+#include <linux/filter.h>
+#include <sys/types.h>
+
+#include "sandbox/sandbox.h"
+
+/* ------------------------------------------------------------- messages */
+
+enum jail_msg_type {
+	JAIL_MSG_ERROR = 1, /* setup failed: errnum + text */
+	JAIL_MSG_LISTENER,  /* carries the seccomp listener (SCM_RIGHTS) */
+	JAIL_MSG_EXEC_FAILED, /* errnum; exit status 126 or 127 */
+	JAIL_MSG_STARTED,   /* the module is running */
+	JAIL_MSG_EXITED,    /* value = the module's wait status */
+};
+
+struct jail_msg {
+	int type;
+	int errnum;
+	int value;
+	char text[480];
+};
+
+/* ---------------------------------------------------------------- cgroups */
+
+#define CGROUP_MAX_DIRS 4
+
+/* One run's cgroup: a directory per hierarchy (v1) or one (v2). */
+struct cgroup_run {
+	int dir_fd[CGROUP_MAX_DIRS];
+	int procs_fd[CGROUP_MAX_DIRS]; /* init writes "0" into each */
+	char path[CGROUP_MAX_DIRS][512];
+	int n;
+};
+
+struct cgroup_stats {
+	uint64_t cpu_ns;
+	uint64_t peak_memory;
+	bool peak_known;
+	uint64_t oom_kills;
+	uint64_t pids_max_hits;
+};
+
+struct cgroup_backend;
+
+struct cgroup_ops {
+	const char *mode;
+	int (*create)(struct cgroup_backend *b, const char *name,
+		      const struct policy_limits *limits,
+		      struct cgroup_run *cg, struct al_error *err);
+	int (*stats)(struct cgroup_backend *b, struct cgroup_run *cg,
+		     struct cgroup_stats *st);
+	/* Remove the directories; processes must be gone already. */
+	void (*destroy)(struct cgroup_backend *b, struct cgroup_run *cg);
+	void (*free)(struct cgroup_backend *b);
+};
+
+struct cgroup_backend {
+	const struct cgroup_ops *ops;
+	void *state;
+};
+
+int cgroup_backend_open(struct cgroup_backend *b, struct al_error *err);
+extern const struct cgroup_ops cgroup_v1_ops;
+extern const struct cgroup_ops cgroup_v2_ops;
+int cgroup_v1_open(struct cgroup_backend *b, struct al_error *err);
+int cgroup_v2_open(struct cgroup_backend *b, const char *mount,
+		   struct al_error *err);
+void cgroup_run_init(struct cgroup_run *cg);
+void cgroup_run_close(struct cgroup_run *cg);
+
+/* Small file helpers shared by the backends. */
+int cgroup_write(int dir_fd, const char *file, const char *value,
+		 struct al_error *err);
+int cgroup_write_u64(int dir_fd, const char *file, uint64_t value,
+		     struct al_error *err);
+/* Read a file into buf (NUL-terminated); -1 with errno on failure. */
+int cgroup_read(int dir_fd, const char *file, char *buf, size_t len);
+int cgroup_read_u64(int dir_fd, const char *file, uint64_t *out);
+/* The value of `key` in a flat-keyed file ("oom_kill 3"). */
+int cgroup_read_key(int dir_fd, const char *file, const char *key,
+		    uint64_t *out);
+/* Write, then read back and compare: a limit that did not take is an
+ * error, never a run with less isolation. */
+int cgroup_set_checked(int dir_fd, const char *dir, const char *file,
+		       uint64_t value, struct al_error *err);
+int cgroup_remove_dir(const char *path);
+/* Whether a v2 directory lists `name` in its cgroup.controllers. */
+bool cgroup_has_controller(const char *dir, const char *name);
+
+/* ------------------------------------------------------------------- host */
+
+struct sandbox_host {
+	struct cgroup_backend cgroup;
+	bool root;
+	unsigned long run_counter;
+	int dev_null_fd;
+};
+
+/* -------------------------------------------------------------------- filter */
+
+struct sandbox_filter {
+	struct sock_filter *insns;
+	unsigned short len;
+};
+
+/* ------------------------------------------------------------------- plan */
+
+#define PLAN_PATH_MAX 4096
+
+/*
+ * Everything init needs, prepared by the parent before clone so that the
+ * child allocates nothing and resolves nothing the caller gave it by path.
+ */
+struct jail_plan {
+	const struct al_policy *policy;
+	const struct policy_limits *limits;
+	const struct sandbox_filter *filter;
+	int sync_fd;                /* init's end of the sync socket */
+	int stdio[3];               /* become 0, 1, 2 */
+	int module_fd;              /* O_PATH of the host module, or -1 */
+	const char *module_host_path;
+	dev_t module_dev;           /* what the parent checked, to detect */
+	ino_t module_ino;           /* a swap before init opens it again */
+	char module_jail_path[PLAN_PATH_MAX]; /* where it appears inside */
+	const char *program;        /* bare name when module_fd < 0 */
+	char *const *argv;          /* argv for execve; argv[0] set */
+	char *const *envp;
+	const struct cgroup_run *cgroup;
+};
+
+/* child.c: runs in the clone()d child; never returns. */
+__attribute__((noreturn)) void jail_init_main(const struct jail_plan *plan);
+
+/* Report a setup failure to the parent and exit. */
+__attribute__((noreturn)) void jail_fail(const struct jail_plan *plan,
+					 int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* mount.c */
+void jail_build_root(const struct jail_plan *plan);
+void jail_verify_mounts(const struct jail_plan *plan);
+
+/* privs.c */
+void jail_set_rlimits(const struct jail_plan *plan);
+void jail_drop_privileges(const struct jail_plan *plan);
+void jail_verify_privileges(const struct jail_plan *plan);
+void jail_setup_network(const struct jail_plan *plan);
+
+/* seccomp.c */
+/* Load the filter; returns the listener fd. */
+int jail_load_filter(const struct jail_plan *plan);
+/* Name of syscall `nr` for audit arch `arch`, into buf. */
+void seccomp_syscall_name(uint32_t arch, int nr, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- verdict */
+
+struct verdict_input {
+	bool setup_failed;   /* init reported an error */
+	int exec_errno;      /* init could not execve the module */
+	bool timed_out;      /* the parent's deadline fired */
+	bool seccomp_denied; /* a notification arrived from the filter */
+	bool have_status;    /* init reported the module's wait status */
+	int status;          /* that wait status */
+	bool init_reaped;    /* the parent reaped init */
+	int init_code;       /* init's siginfo si_code / si_status */
+	int init_status;
+	uint64_t oom_kills;
+};
+
+/* Pure: decide verdict, exit_code, signal and exit_status. */
+void verdict_classify(const struct verdict_input *in, struct sandbox_result *r);
+
+#endif

@@ -1,0 +1,340 @@
+/*
+ * The jail's root filesystem, built by init in its own mount namespace.
+ *
+ * A fresh tmpfs is assembled at STAGE (over /tmp, in the child's namespace
+ * only), filled with read-only binds of the system directories, the few
+ * /etc files the loader and interpreters read, the module, a fresh /proc, a
+ * minimal /dev and a private /tmp; then pivot_root makes it "/", the old
+ * root is detached, and the new root itself becomes read-only. The module,
+ * which may well live in the host's /tmp, is opened before the stage is
+ * mounted over it and bound through /proc/self/fd.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+#define STAGE "/tmp"
+
+/* Read-only and nosuid/nodev, on a mount and every mount below it. */
+#define ATTR_RO (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+
+/* System directories: the module's programs and libraries. Merged-usr
+ * hosts have /bin, /lib, ... as symlinks into /usr; they stay symlinks. */
+static const char *const system_dirs[] = {
+	"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", NULL,
+};
+
+/* What the dynamic loader and interpreters read from /etc; nothing that
+ * names a user, a host or a secret. */
+static const char *const etc_entries[] = {
+	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+	"/etc/nsswitch.conf", "/etc/localtime", "/etc/alternatives", NULL,
+};
+
+static const char *const dev_nodes[] = {
+	"null", "zero", "full", "random", "urandom", NULL,
+};
+
+static void stage_path(const struct jail_plan *plan, char *buf, size_t len,
+		       const char *path)
+{
+	if (snprintf(buf, len, STAGE "%s", path) >= (int)len)
+		jail_fail(plan, ENAMETOOLONG, "mount: path too long: %s", path);
+}
+
+static void set_attr(const struct jail_plan *plan, const char *target,
+		     uint64_t attr, unsigned int flags)
+{
+	struct mount_attr ma = { .attr_set = attr };
+	if (mount_setattr(AT_FDCWD, target, flags, &ma, sizeof(ma)) < 0)
+		jail_fail(plan, errno,
+			  "mount: make %s read-only (mount_setattr needs "
+			  "Linux 5.12 or later)",
+			  target);
+}
+
+static void bind_ro(const struct jail_plan *plan, const char *source,
+		    const char *target)
+{
+	if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		jail_fail(plan, errno, "mount: bind %s", source);
+	set_attr(plan, target, ATTR_RO, AT_RECURSIVE);
+}
+
+static void make_file(const struct jail_plan *plan, const char *path,
+		      const char *content, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		jail_fail(plan, errno, "mount: create %s", path);
+	size_t len = content ? strlen(content) : 0;
+	if (len && write(fd, content, len) != (ssize_t)len)
+		jail_fail(plan, errno, "mount: write %s", path);
+	close(fd);
+}
+
+static void make_dir(const struct jail_plan *plan, const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		jail_fail(plan, errno, "mount: mkdir %s", path);
+}
+
+static void copy_symlink(const struct jail_plan *plan, const char *host,
+			 const char *target)
+{
+	char link[PATH_MAX];
+	ssize_t n = readlink(host, link, sizeof(link) - 1);
+	if (n < 0)
+		jail_fail(plan, errno, "mount: readlink %s", host);
+	link[n] = '\0';
+	if (symlink(link, target) < 0)
+		jail_fail(plan, errno, "mount: symlink %s", target);
+}
+
+/* Reproduce a host file, directory or symlink at the same path inside. */
+static void mirror(const struct jail_plan *plan, const char *host)
+{
+	char target[PLAN_PATH_MAX];
+	struct stat st;
+	if (lstat(host, &st) < 0)
+		return; /* absent on this host: nothing to hide or show */
+	stage_path(plan, target, sizeof(target), host);
+	if (S_ISLNK(st.st_mode)) {
+		copy_symlink(plan, host, target);
+	} else if (S_ISDIR(st.st_mode)) {
+		make_dir(plan, target);
+		bind_ro(plan, host, target);
+	} else if (S_ISREG(st.st_mode)) {
+		make_file(plan, target, NULL, 0644);
+		bind_ro(plan, host, target);
+	}
+}
+
+static void build_etc(const struct jail_plan *plan)
+{
+	char buf[512];
+	const struct policy_limits *l = plan->limits;
+	make_dir(plan, STAGE "/etc");
+	for (size_t i = 0; etc_entries[i]; i++)
+		mirror(plan, etc_entries[i]);
+	/* A passwd and group that know only the jail's user: shells and
+	 * interpreters look the current user up, and the host's list of
+	 * accounts is none of the module's business. */
+	snprintf(buf, sizeof(buf),
+		 "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+		 "sandbox:x:%u:%u:sandbox:/tmp:/usr/sbin/nologin\n",
+		 l->uid, l->gid);
+	make_file(plan, STAGE "/etc/passwd", buf, 0644);
+	snprintf(buf, sizeof(buf), "root:x:0:\nsandbox:x:%u:\n", l->gid);
+	make_file(plan, STAGE "/etc/group", buf, 0644);
+	snprintf(buf, sizeof(buf), "127.0.0.1 localhost %s\n::1 localhost\n",
+		 policy_hostname(plan->policy));
+	make_file(plan, STAGE "/etc/hosts", buf, 0644);
+}
+
+static void build_dev(const struct jail_plan *plan)
+{
+	char target[64], source[64];
+	make_dir(plan, STAGE "/dev");
+	/* no nodev here: the binds below are device nodes */
+	if (mount("tmpfs", STAGE "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
+		  "size=64k,mode=0755,nr_inodes=64") < 0)
+		jail_fail(plan, errno, "mount: tmpfs on /dev");
+	for (size_t i = 0; dev_nodes[i]; i++) {
+		snprintf(source, sizeof(source), "/dev/%s", dev_nodes[i]);
+		snprintf(target, sizeof(target), STAGE "/dev/%s", dev_nodes[i]);
+		make_file(plan, target, NULL, 0666);
+		if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+			jail_fail(plan, errno, "mount: bind %s", source);
+		set_attr(plan, target, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+			 0);
+	}
+	static const char *const links[][2] = {
+		{ "/proc/self/fd", STAGE "/dev/fd" },
+		{ "/proc/self/fd/0", STAGE "/dev/stdin" },
+		{ "/proc/self/fd/1", STAGE "/dev/stdout" },
+		{ "/proc/self/fd/2", STAGE "/dev/stderr" },
+	};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlink(links[i][0], links[i][1]) < 0)
+			jail_fail(plan, errno, "mount: symlink %s", links[i][1]);
+	/* no new nodes or files: /dev is read-only once populated */
+	set_attr(plan, STAGE "/dev",
+		 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0);
+}
+
+/*
+ * The parent's fd belongs to the parent's mount namespace, which a bind
+ * mount here may not take from; so init opens the path again in its own
+ * copy of that namespace, before anything is mounted over it, and checks
+ * it is the very file the parent checked.
+ */
+static int open_module(const struct jail_plan *plan)
+{
+	if (plan->module_fd < 0)
+		return -1;
+	struct stat st;
+	int fd = open(plan->module_host_path, O_PATH | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		jail_fail(plan, errno, "mount: open the module again");
+	if (st.st_dev != plan->module_dev || st.st_ino != plan->module_ino)
+		jail_fail(plan, ESTALE,
+			  "mount: the module was replaced while the jail was "
+			  "being built");
+	return fd;
+}
+
+static void build_module(const struct jail_plan *plan, int fd)
+{
+	char target[PLAN_PATH_MAX], source[64];
+	if (fd < 0)
+		return;
+	make_dir(plan, STAGE "/module");
+	stage_path(plan, target, sizeof(target), plan->module_jail_path);
+	make_file(plan, target, NULL, 0755);
+	snprintf(source, sizeof(source), "/proc/self/fd/%d", fd);
+	if (mount(source, target, NULL, MS_BIND, NULL) < 0)
+		jail_fail(plan, errno, "mount: bind the module");
+	close(fd);
+	set_attr(plan, target, ATTR_RO, 0);
+}
+
+static void build_tmp_and_proc(const struct jail_plan *plan)
+{
+	char opts[128];
+	make_dir(plan, STAGE "/tmp");
+	snprintf(opts, sizeof(opts), "size=%llu,mode=1777,nr_inodes=16384",
+		 (unsigned long long)plan->limits->tmp_bytes);
+	if (mount("tmpfs", STAGE "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+		  opts) < 0)
+		jail_fail(plan, errno, "mount: tmpfs on /tmp");
+	make_dir(plan, STAGE "/proc");
+	/* A proc of the new pid namespace: the host's processes do not
+	 * exist in it. */
+	if (mount("proc", STAGE "/proc", "proc",
+		  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		jail_fail(plan, errno, "mount: proc");
+}
+
+static void enter_root(const struct jail_plan *plan)
+{
+	if (chdir(STAGE) < 0)
+		jail_fail(plan, errno, "mount: chdir to the new root");
+	/* pivot_root(".", "."): the old root ends up stacked on the new one
+	 * and is detached at once, so nothing of the host stays reachable. */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		jail_fail(plan, errno, "mount: pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		jail_fail(plan, errno, "mount: detach the old root");
+	if (chdir("/") < 0)
+		jail_fail(plan, errno, "mount: chdir /");
+	/* Only /tmp stays writable. */
+	set_attr(plan, "/", ATTR_RO, 0);
+}
+
+void jail_build_root(const struct jail_plan *plan)
+{
+	/* Nothing mounted from here on propagates back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		jail_fail(plan, errno, "mount: make / private");
+	int module = open_module(plan);
+	if (mount("airlock", STAGE, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=1m,mode=0755,nr_inodes=4096") < 0)
+		jail_fail(plan, errno, "mount: tmpfs for the new root");
+	for (size_t i = 0; system_dirs[i]; i++)
+		mirror(plan, system_dirs[i]);
+	build_etc(plan);
+	build_module(plan, module);
+	build_dev(plan);
+	build_tmp_and_proc(plan);
+	enter_root(plan);
+}
+
+/* Mounts that may stay writable: the private /tmp, /proc (its files have
+ * their own permissions) and the device nodes. Everything else is "ro". */
+static bool may_be_writable(const char *mnt)
+{
+	if (strcmp(mnt, "/tmp") == 0 || strcmp(mnt, "/proc") == 0)
+		return true;
+	for (size_t i = 0; dev_nodes[i]; i++)
+		if (strncmp(mnt, "/dev/", 5) == 0 &&
+		    strcmp(mnt + 5, dev_nodes[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool has_option(const char *opts, const char *want)
+{
+	size_t n = strlen(want);
+	for (const char *p = opts; p && *p;) {
+		if (strncmp(p, want, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return true;
+		p = strchr(p, ',');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+static void verify_mount_line(const struct jail_plan *plan, char *line)
+{
+	char *field[6] = { 0 };
+	char *save = NULL;
+	char *tok = strtok_r(line, " ", &save);
+	for (int i = 0; tok && i < 6; i++) {
+		field[i] = tok;
+		tok = strtok_r(NULL, " ", &save);
+	}
+	if (!field[5])
+		jail_fail(plan, EIO, "verify: unreadable mountinfo line");
+	const char *mnt = field[4], *opts = field[5];
+	if (!has_option(opts, "nosuid"))
+		jail_fail(plan, EPERM, "verify: %s is mounted without nosuid",
+			  mnt);
+	if (!may_be_writable(mnt) && !has_option(opts, "ro"))
+		jail_fail(plan, EPERM, "verify: %s is writable", mnt);
+}
+
+/*
+ * Read back what the kernel says is mounted, instead of trusting that each
+ * mount call did what it was asked: any writable or setuid-capable mount
+ * other than the expected ones stops the run.
+ */
+void jail_verify_mounts(const struct jail_plan *plan)
+{
+	static char buf[65536];
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		jail_fail(plan, errno, "verify: open /proc/self/mountinfo");
+	size_t used = 0;
+	ssize_t n;
+	while ((n = read(fd, buf + used, sizeof(buf) - 1 - used)) > 0)
+		used += (size_t)n;
+	close(fd);
+	if (n < 0 || used == sizeof(buf) - 1)
+		jail_fail(plan, n < 0 ? errno : EFBIG,
+			  "verify: read /proc/self/mountinfo");
+	buf[used] = '\0';
+	bool saw_root = false;
+	for (char *line = buf; *line;) {
+		char *next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (strstr(line, " / / "))
+			saw_root = true;
+		verify_mount_line(plan, line);
+		if (!next)
+			break;
+		line = next;
+	}
+	if (!saw_root)
+		jail_fail(plan, EIO, "verify: no root mount in mountinfo");
+}

@@ -1,0 +1,171 @@
+/*
+ * Privileges inside the jail: rlimits, the network namespace's loopback,
+ * identity and capabilities, and the read-back that proves they took.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+static void set_rlimit(const struct jail_plan *plan, int resource,
+		       const char *name, uint64_t value)
+{
+	struct rlimit rl = { .rlim_cur = value, .rlim_max = value };
+	if (setrlimit(resource, &rl) < 0)
+		jail_fail(plan, errno, "rlimit: set %s to %llu", name,
+			  (unsigned long long)value);
+}
+
+void jail_set_rlimits(const struct jail_plan *plan)
+{
+	const struct policy_limits *l = plan->limits;
+	/* core dumps would write module memory to disk */
+	set_rlimit(plan, RLIMIT_CORE, "core", 0);
+	set_rlimit(plan, RLIMIT_NOFILE, "open files", l->nofile);
+	set_rlimit(plan, RLIMIT_FSIZE, "file size", l->fsize_bytes);
+	/* whole seconds, rounded up: the wall clock deadline is the precise
+	 * one, this stops a multi-threaded module burning several cores */
+	set_rlimit(plan, RLIMIT_CPU, "cpu time",
+		   (l->cpu_time_us + 999999) / 1000000);
+	if (l->as_bytes)
+		set_rlimit(plan, RLIMIT_AS, "address space", l->as_bytes);
+	/* locked memory escapes the cgroup's reclaim */
+	set_rlimit(plan, RLIMIT_MEMLOCK, "locked memory", 0);
+}
+
+void jail_setup_network(const struct jail_plan *plan)
+{
+	if (plan->limits->net != POLICY_NET_LOOPBACK)
+		return;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		jail_fail(plan, errno, "network: socket");
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		jail_fail(plan, errno, "network: read flags of lo");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		jail_fail(plan, errno, "network: bring lo up");
+	close(fd);
+}
+
+static void drop_capabilities(const struct jail_plan *plan)
+{
+	/* The bounding set first, while CAP_SETPCAP is still held: a cap
+	 * left there could come back through a file capability. */
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+		if (cap_drop_bound((cap_value_t)cap) < 0 && errno != EINVAL)
+			jail_fail(plan, errno,
+				  "capabilities: drop %d from the bounding set",
+				  cap);
+	/* ambient capabilities survive execve of unprivileged programs */
+	if (cap_reset_ambient() < 0)
+		jail_fail(plan, errno, "capabilities: clear the ambient set");
+}
+
+static void clear_capability_sets(const struct jail_plan *plan)
+{
+	cap_t empty = cap_init();
+	if (!empty)
+		jail_fail(plan, errno, "capabilities: cap_init");
+	if (cap_set_proc(empty) < 0)
+		jail_fail(plan, errno, "capabilities: clear all sets");
+	cap_free(empty);
+}
+
+void jail_drop_privileges(const struct jail_plan *plan)
+{
+	const struct policy_limits *l = plan->limits;
+	if (l->uid == 0 || l->gid == 0)
+		jail_fail(plan, EPERM, "identity: uid and gid 0 are refused");
+	drop_capabilities(plan);
+	/* supplementary groups would keep the caller's group access */
+	if (setgroups(0, NULL) < 0)
+		jail_fail(plan, errno, "identity: clear supplementary groups");
+	if (setresgid(l->gid, l->gid, l->gid) < 0)
+		jail_fail(plan, errno, "identity: setresgid(%u)", l->gid);
+	if (setresuid(l->uid, l->uid, l->uid) < 0)
+		jail_fail(plan, errno, "identity: setresuid(%u)", l->uid);
+	clear_capability_sets(plan);
+	/* no setuid or file-capability execve can give any of it back */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		jail_fail(plan, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+	/* A change of credentials clears the parent-death signal: set it
+	 * again, then make sure the parent did not die in between. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		jail_fail(plan, errno, "prctl(PR_SET_PDEATHSIG)");
+	char probe;
+	if (recv(plan->sync_fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		_exit(1); /* parent gone: nobody to report to */
+}
+
+/* "CapEff:\t0000000000000000" → true when the hex value is zero. */
+static bool field_is(const char *status, const char *key, const char *want)
+{
+	const char *p = strstr(status, key);
+	if (!p)
+		return false;
+	p += strlen(key);
+	while (*p == '\t' || *p == ' ')
+		p++;
+	return strncmp(p, want, strlen(want)) == 0;
+}
+
+static bool ids_nonzero(const char *status, const char *key)
+{
+	const char *p = strstr(status, key);
+	if (!p)
+		return false;
+	p += strlen(key);
+	for (int i = 0; i < 4; i++) {
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p || v == 0)
+			return false;
+		p = end;
+	}
+	return true;
+}
+
+/*
+ * Read back from the kernel what was asked for: an empty capability set in
+ * all five sets, no uid or gid 0, no_new_privs. (The seccomp mode is read
+ * by the parent once the filter is in: init's own status is filtered.)
+ */
+void jail_verify_privileges(const struct jail_plan *plan)
+{
+	char status[8192];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		jail_fail(plan, errno, "verify: open /proc/self/status");
+	ssize_t n = read(fd, status, sizeof(status) - 1);
+	close(fd);
+	if (n <= 0)
+		jail_fail(plan, errno, "verify: read /proc/self/status");
+	status[n] = '\0';
+	static const char *const sets[] = { "CapInh:", "CapPrm:", "CapEff:",
+					    "CapBnd:", "CapAmb:" };
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+		if (!field_is(status, sets[i], "0000000000000000"))
+			jail_fail(plan, EPERM, "verify: %s is not empty",
+				  sets[i]);
+	if (!ids_nonzero(status, "\nUid:") || !ids_nonzero(status, "\nGid:"))
+		jail_fail(plan, EPERM, "verify: uid or gid 0 inside the jail");
+	if (!field_is(status, "NoNewPrivs:", "1"))
+		jail_fail(plan, EPERM, "verify: no_new_privs is not set");
+	if (!field_is(status, "Groups:", "\n"))
+		jail_fail(plan, EPERM, "verify: supplementary groups remain");
+}

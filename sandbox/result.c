@@ -1,0 +1,79 @@
+/* The JSON result object of DESIGN.md ("airlock run --json"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sandbox/internal.h"
+
+static const char *signal_field(int sig, char *buf, size_t len)
+{
+	if (sig <= 0)
+		return NULL;
+	const char *abbrev = sigabbrev_np(sig);
+	if (!abbrev)
+		return NULL;
+	snprintf(buf, len, "SIG%s", abbrev);
+	return buf;
+}
+
+static void write_output(struct json_buf *jb, const char *key,
+			 const char *data, size_t len)
+{
+	json_key(jb, key);
+	if (data)
+		json_string_n(jb, data, len);
+	else
+		json_null(jb);
+}
+
+char *sandbox_result_json(const struct sandbox_result *r,
+			  const struct al_policy *policy,
+			  const struct sandbox_host *host)
+{
+	struct json_buf jb;
+	char sigbuf[32];
+	char hash[POLICY_HASH_LEN] = "";
+
+	json_buf_init(&jb);
+	json_object_open(&jb);
+	json_kv_string(&jb, "verdict", sandbox_verdict_name(r->verdict));
+	if (r->exit_code >= 0)
+		json_kv_int(&jb, "exit_code", r->exit_code);
+	else
+		json_kv_null(&jb, "exit_code");
+	json_kv_string(&jb, "signal",
+		       signal_field(r->signal, sigbuf, sizeof(sigbuf)));
+	json_kv_string(&jb, "syscall", r->syscall[0] ? r->syscall : NULL);
+	json_key(&jb, "wall_ms");
+	json_double(&jb, r->wall_ms, 3);
+	json_key(&jb, "cpu_ms");
+	json_double(&jb, r->cpu_ms, 3);
+	json_kv_uint(&jb, "peak_memory_bytes", r->peak_memory_bytes);
+	write_output(&jb, "stdout", r->stdout_data, r->stdout_len);
+	write_output(&jb, "stderr", r->stderr_data, r->stderr_len);
+	json_kv_bool(&jb, "stdout_truncated", r->stdout_truncated);
+	json_kv_bool(&jb, "stderr_truncated", r->stderr_truncated);
+	json_kv_int(&jb, "exit_status", r->exit_status);
+	if (policy) {
+		json_kv_string(&jb, "policy", policy_name(policy));
+		if (policy_hash(policy, hash, NULL) == 0)
+			json_kv_string(&jb, "policy_hash", hash);
+	}
+	if (host) {
+		json_kv_string(&jb, "cgroup", sandbox_host_cgroup_mode(host));
+		json_kv_string(&jb, "privilege",
+			       sandbox_host_privilege_mode(host));
+	}
+	if (r->oom_kills)
+		json_kv_uint(&jb, "oom_kills", r->oom_kills);
+	if (r->pids_limit_hits)
+		json_kv_uint(&jb, "pids_limit_hits", r->pids_limit_hits);
+	if (r->verdict == SANDBOX_SETUP_ERROR)
+		json_kv_string(&jb, "error", r->error);
+	json_object_close(&jb);
+	if (json_buf_failed(&jb)) {
+		json_buf_free(&jb);
+		return NULL;
+	}
+	return json_buf_steal(&jb);
+}

@@ -1,0 +1,365 @@
+/*
+ * The parent's side of a run: prepare, clone, watch, finish.
+ *
+ * One epoll fd per run holds the pidfd of the jail's init, the sync socket,
+ * a timerfd for the deadline, the two output pipes and, once init passed
+ * it, the seccomp listener. sandbox_run_step() handles what is ready and
+ * never blocks, so a caller's own event loop can watch many runs through
+ * their single fds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox/run_internal.h"
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+void capture_init(struct capture *c, uint64_t max)
+{
+	*c = (struct capture){ .fd = -1, .max = max };
+}
+
+int watch(struct sandbox_run *run, int fd, enum watch_tag tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+	return epoll_ctl(run->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void unwatch(struct sandbox_run *run, int *fd)
+{
+	if (*fd < 0)
+		return;
+	(void)epoll_ctl(run->epfd, EPOLL_CTL_DEL, *fd, NULL);
+	al_closep(fd);
+}
+
+void kill_init(struct sandbox_run *run)
+{
+	if (run->pidfd >= 0 && !run->reaped)
+		(void)syscall(SYS_pidfd_send_signal, run->pidfd, SIGKILL, NULL,
+			      0);
+}
+
+void fail_run(struct sandbox_run *run, const char *msg)
+{
+	if (!run->vin.setup_failed)
+		snprintf(run->result.error, sizeof(run->result.error), "%s",
+			 msg);
+	run->vin.setup_failed = true;
+	kill_init(run);
+}
+
+/* ------------------------------------------------------------ output */
+
+/* Keep up to `max` bytes; read and drop the rest so the module never
+ * blocks on a full pipe and the caller's memory stays bounded. */
+static void capture_read(struct sandbox_run *run, struct capture *c)
+{
+	static char sink[65536];
+	for (;;) {
+		char *dst = sink;
+		size_t room = sizeof(sink);
+		if (c->len < c->max) {
+			if (c->cap - c->len < 4096 && c->cap < c->max + 1) {
+				size_t ncap = c->cap ? c->cap * 2 : 16384;
+				if (ncap > c->max + 1)
+					ncap = c->max + 1;
+				char *grown = realloc(c->buf, ncap);
+				if (!grown) {
+					c->truncated = true;
+					c->max = c->len;
+					continue;
+				}
+				c->buf = grown;
+				c->cap = ncap;
+			}
+			dst = c->buf + c->len;
+			room = c->cap - 1 - c->len;
+			if (room > c->max - c->len)
+				room = c->max - c->len;
+		}
+		ssize_t n = read(c->fd, dst, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			unwatch(run, &c->fd);
+			return;
+		}
+		if (dst == sink)
+			c->truncated = true;
+		else
+			c->len += (size_t)n;
+	}
+}
+
+/* ----------------------------------------------------------- messages */
+
+static int recv_msg(int fd, struct jail_msg *m, int *passed_fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	*passed_fd = -1;
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return n == 0 ? 0 : -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+		memcpy(passed_fd, CMSG_DATA(c), sizeof(int));
+	if ((size_t)n != sizeof(*m)) {
+		al_closep(passed_fd);
+		errno = EPROTO;
+		return -1;
+	}
+	m->text[sizeof(m->text) - 1] = '\0';
+	return 1;
+}
+
+/* The filter is in once the listener arrives; read back from the kernel
+ * that init runs in seccomp filter mode with no_new_privs. */
+static bool filter_confirmed(struct sandbox_run *run)
+{
+	char path[64], status[8192];
+	snprintf(path, sizeof(path), "/proc/%d/status", run->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, status, sizeof(status) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	status[n] = '\0';
+	return strstr(status, "\nSeccomp:\t2\n") &&
+	       strstr(status, "\nNoNewPrivs:\t1\n");
+}
+
+static void on_listener(struct sandbox_run *run, int fd)
+{
+	if (fd < 0) {
+		fail_run(run, "jail setup: the seccomp listener did not arrive");
+		return;
+	}
+	run->notify_fd = fd;
+	if (watch(run, fd, TAG_NOTIFY) < 0)
+		fail_run(run, "jail setup: cannot watch the seccomp listener");
+	else if (!filter_confirmed(run))
+		fail_run(run, "jail setup: the kernel does not report seccomp "
+			      "filter mode with no_new_privs for the jail");
+}
+
+static void on_message(struct sandbox_run *run, const struct jail_msg *m,
+		       int fd)
+{
+	struct sandbox_result *r = &run->result;
+	switch (m->type) {
+	case JAIL_MSG_ERROR:
+		run->vin.setup_failed = true;
+		snprintf(r->error, sizeof(r->error), "jail setup: %s%s%s",
+			 m->text, m->errnum ? ": " : "",
+			 m->errnum ? strerror(m->errnum) : "");
+		break;
+	case JAIL_MSG_LISTENER:
+		on_listener(run, fd);
+		fd = -1;
+		break;
+	case JAIL_MSG_EXEC_FAILED:
+		run->vin.exec_errno = m->errnum ? m->errnum : ENOEXEC;
+		snprintf(r->error, sizeof(r->error),
+			 "cannot execute %s inside the jail: %s", m->text,
+			 strerror(run->vin.exec_errno));
+		break;
+	case JAIL_MSG_STARTED:
+		run->started = true;
+		break;
+	case JAIL_MSG_EXITED:
+		run->vin.have_status = true;
+		run->vin.status = m->value;
+		break;
+	default:
+		fail_run(run, "jail setup: unknown message from the jail");
+	}
+	al_closep(&fd);
+}
+
+static void drain_sync(struct sandbox_run *run)
+{
+	while (run->sync_fd >= 0) {
+		struct jail_msg m;
+		int fd;
+		int rc = recv_msg(run->sync_fd, &m, &fd);
+		if (rc < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (rc <= 0) {
+			unwatch(run, &run->sync_fd);
+			return;
+		}
+		on_message(run, &m, fd);
+	}
+}
+
+/* ------------------------------------------------------------ seccomp */
+
+static void on_notification(struct sandbox_run *run)
+{
+	struct seccomp_notif req;
+	/* zeroed before each receive, or the kernel answers EINVAL */
+	memset(&req, 0, sizeof(req));
+	if (ioctl(run->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+		if (errno != EINTR && errno != ENOENT)
+			unwatch(run, &run->notify_fd);
+		return;
+	}
+	if (run->vin.seccomp_denied || run->vin.setup_failed)
+		return;
+	char name[64];
+	seccomp_syscall_name(req.data.arch, req.data.nr, name, sizeof(name));
+	/* The module may trap before init's "started" message is read, so
+	 * who made the call is told by its pid, not by the order of events:
+	 * init's own denial is our bug, not the module's violation. */
+	if ((pid_t)req.pid == run->pid) {
+		char msg[160];
+		snprintf(msg, sizeof(msg),
+			 "jail setup: the jail's init made a call the filter "
+			 "denies (%s)",
+			 name);
+		fail_run(run, msg);
+		return;
+	}
+	snprintf(run->result.syscall, sizeof(run->result.syscall), "%s", name);
+	run->vin.seccomp_denied = true;
+	kill_init(run);
+}
+
+/* ------------------------------------------------------------- finish */
+
+static void reap(struct sandbox_run *run)
+{
+	siginfo_t si = { 0 };
+	if (waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED | WNOHANG) < 0 ||
+	    si.si_pid == 0)
+		return;
+	run->reaped = true;
+	run->vin.init_reaped = true;
+	run->vin.init_code = si.si_code;
+	run->vin.init_status = si.si_status;
+}
+
+static char *steal_capture(struct capture *c, size_t *len, bool *truncated)
+{
+	*len = c->len;
+	*truncated = c->truncated;
+	if (!c->buf)
+		return NULL;
+	c->buf[c->len] = '\0';
+	return steal_ptr(&c->buf);
+}
+
+static void finish(struct sandbox_run *run)
+{
+	struct sandbox_result *r = &run->result;
+	drain_sync(run);
+	/* init is reaped only after every process of its pid namespace is
+	 * gone, so no writer is left: the pipes drain to EOF. */
+	if (run->out.fd >= 0)
+		capture_read(run, &run->out);
+	if (run->err.fd >= 0)
+		capture_read(run, &run->err);
+	struct cgroup_stats st = { 0 };
+	if (run->cg.n > 0) {
+		run->host->cgroup.ops->stats(&run->host->cgroup, &run->cg, &st);
+		run->host->cgroup.ops->destroy(&run->host->cgroup, &run->cg);
+		cgroup_run_close(&run->cg);
+		run->cg.n = 0;
+	}
+	run->vin.oom_kills = st.oom_kills;
+	r->wall_ms = ms_since(&run->t0);
+	r->cpu_ms = (double)st.cpu_ns / 1e6;
+	r->peak_memory_bytes = st.peak_known ? st.peak_memory : 0;
+	r->oom_kills = st.oom_kills;
+	r->pids_limit_hits = st.pids_max_hits;
+	r->stdout_data = steal_capture(&run->out, &r->stdout_len,
+				       &r->stdout_truncated);
+	r->stderr_data = steal_capture(&run->err, &r->stderr_len,
+				       &r->stderr_truncated);
+	verdict_classify(&run->vin, r);
+	run->finished = true;
+}
+
+bool sandbox_run_step(struct sandbox_run *run)
+{
+	if (run->finished)
+		return true;
+	struct epoll_event ev[8];
+	int n = epoll_wait(run->epfd, ev, 8, 0);
+	for (int i = 0; i < n; i++) {
+		switch (ev[i].data.u32) {
+		case TAG_SYNC:
+			drain_sync(run);
+			break;
+		case TAG_OUT:
+			capture_read(run, &run->out);
+			break;
+		case TAG_ERR:
+			capture_read(run, &run->err);
+			break;
+		case TAG_NOTIFY:
+			if (ev[i].events & EPOLLIN)
+				on_notification(run);
+			else
+				unwatch(run, &run->notify_fd);
+			break;
+		case TAG_TIMER: {
+			uint64_t ticks;
+			if (read(run->timer_fd, &ticks, sizeof(ticks)) < 0)
+				break;
+			drain_sync(run); /* an exit that raced the timer */
+			if (!run->vin.have_status) {
+				run->vin.timed_out = true;
+				kill_init(run);
+			}
+			unwatch(run, &run->timer_fd);
+			break;
+		}
+		case TAG_PID:
+			reap(run);
+			break;
+		}
+	}
+	if (run->reaped)
+		finish(run);
+	return run->finished;
+}

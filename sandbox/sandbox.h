@@ -1,0 +1,145 @@
+/*
+ * sandbox: the jail that runs one untrusted module.
+ *
+ * Lifecycle:
+ *
+ *   struct sandbox_host *host = sandbox_host_new(&err);   // once a process:
+ *                                                          // kernel facts, cgroups
+ *   struct sandbox_filter *filter =
+ *           sandbox_filter_compile(policy, &err);          // once a policy
+ *
+ *   struct sandbox_spec spec = { .policy = policy, .filter = filter,
+ *                                .program = "/path/to/module", ... };
+ *   struct sandbox_run *run;
+ *   sandbox_start(host, &spec, &run, &err);                // clone, jail, exec
+ *   while (!sandbox_run_step(run))                         // event loop:
+ *           poll sandbox_run_fd(run) for POLLIN;           // one fd per run
+ *   const struct sandbox_result *r = sandbox_run_result(run);
+ *   sandbox_run_free(run);
+ *
+ *   sandbox_run(host, &spec, &result, &err);               // blocking form
+ *
+ * Everything the jail does is fixed by the policy; a run either gets every
+ * isolation the policy asks for or fails with a setup error that says what
+ * was missing. Nothing is ever run with less.
+ */
+#ifndef AIRLOCK_SANDBOX_H
+#define AIRLOCK_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "policy/policy.h"
+
+struct sandbox_host;
+struct sandbox_filter;
+struct sandbox_run;
+
+enum sandbox_verdict {
+	SANDBOX_OK,
+	SANDBOX_EXIT_NONZERO,
+	SANDBOX_CRASHED,      /* killed by a signal of its own doing */
+	SANDBOX_TIMEOUT,      /* wall clock or CPU time limit */
+	SANDBOX_MEMORY_LIMIT, /* killed by the cgroup's OOM killer */
+	SANDBOX_SECCOMP_VIOLATION,
+	SANDBOX_SETUP_ERROR, /* ours, or a module that cannot be executed */
+};
+
+/* What to run. Everything is borrowed for the duration of sandbox_start(). */
+struct sandbox_spec {
+	const struct al_policy *policy;
+	const struct sandbox_filter *filter; /* compiled from `policy` */
+	/* A host path (contains '/'): bound read-only into the jail and run;
+	 * or a bare name looked up on the jail's PATH. */
+	const char *program;
+	char *const *args; /* arguments after argv[0]; NULL-terminated or NULL */
+	/* The module's standard streams: an fd of the caller's (duplicated
+	 * into the jail), or -1: stdin from /dev/null, stdout and stderr
+	 * captured into bounded buffers. */
+	int stdin_fd;
+	int stdout_fd;
+	int stderr_fd;
+};
+
+struct sandbox_result {
+	enum sandbox_verdict verdict;
+	int exit_status; /* what `airlock run` exits with (DESIGN.md) */
+	int exit_code;   /* the module's own, or -1 when it did not exit */
+	int signal;      /* the signal that ended it, or 0 */
+	char syscall[64]; /* the denied call, for seccomp_violation */
+	double wall_ms;
+	double cpu_ms;
+	uint64_t peak_memory_bytes;
+	uint64_t oom_kills;
+	uint64_t pids_limit_hits;
+	char *stdout_data; /* captured output (NUL-terminated), or NULL */
+	size_t stdout_len;
+	bool stdout_truncated;
+	char *stderr_data;
+	size_t stderr_len;
+	bool stderr_truncated;
+	char error[AL_ERROR_MAX]; /* setup_error: what failed and what to do */
+};
+
+/* ------------------------------------------------------------------ host */
+
+/* Probe the kernel once: cgroup version and controllers, privileges.
+ * Fails with a message saying what is missing. Caller frees. */
+struct sandbox_host *sandbox_host_new(struct al_error *err);
+void sandbox_host_free(struct sandbox_host *host);
+/* "v1", "v2": which cgroup hierarchy carries the limits. */
+const char *sandbox_host_cgroup_mode(const struct sandbox_host *host);
+/* Whether the jail runs as real root or inside a user namespace. */
+const char *sandbox_host_privilege_mode(const struct sandbox_host *host);
+
+/* ---------------------------------------------------------------- filter */
+
+/* Build the policy's seccomp program once (libseccomp, in the parent);
+ * each run only loads it. Caller frees. */
+struct sandbox_filter *sandbox_filter_compile(const struct al_policy *policy,
+					      struct al_error *err);
+void sandbox_filter_free(struct sandbox_filter *filter);
+size_t sandbox_filter_instructions(const struct sandbox_filter *filter);
+
+/* ------------------------------------------------------------------- run */
+
+/* Start one run. On success *out owns the child; on failure nothing is
+ * left behind (no process, no cgroup) and err says why. */
+int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
+		  struct sandbox_run **out, struct al_error *err);
+/* The one fd to watch for POLLIN/EPOLLIN; owned by the run. */
+int sandbox_run_fd(const struct sandbox_run *run);
+/* Handle whatever is ready without blocking; true once the run is over
+ * and its result final. */
+bool sandbox_run_step(struct sandbox_run *run);
+/* Kill the run now (for example on shutdown); its verdict stays what the
+ * module earned so far or becomes a setup error "cancelled". */
+void sandbox_run_cancel(struct sandbox_run *run, const char *why);
+/* Valid after sandbox_run_step() returned true; borrowed from the run. */
+const struct sandbox_result *sandbox_run_result(const struct sandbox_run *run);
+/* The host pid of the jail's init, for status displays. */
+int sandbox_run_pid(const struct sandbox_run *run);
+/* Kills what is left, removes the cgroup, frees everything. */
+void sandbox_run_free(struct sandbox_run *run);
+
+/* Blocking form: start, wait, fill *result (caller frees with
+ * sandbox_result_release). Returns 0 when there is a result, including a
+ * setup_error result; the result's verdict tells the rest. */
+int sandbox_run(struct sandbox_host *host, const struct sandbox_spec *spec,
+		struct sandbox_result *result);
+void sandbox_result_release(struct sandbox_result *result);
+
+/* ---------------------------------------------------------------- verdict */
+
+const char *sandbox_verdict_name(enum sandbox_verdict v);
+/* Fill a setup_error result (exit 125, or 126/127 given `exit_status`). */
+void sandbox_result_setup_error(struct sandbox_result *result, int exit_status,
+				const char *message);
+/* The JSON object of DESIGN.md for one result. Caller frees. */
+char *sandbox_result_json(const struct sandbox_result *result,
+			  const struct al_policy *policy,
+			  const struct sandbox_host *host);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * seccomp: compile a policy's filter once in the parent with libseccomp,
+ * load the raw program in each jail.
+ *
+ * Compiling (libseccomp's rule database, its optimiser, the export) costs
+ * milliseconds and allocates; loading a ready sock_fprog costs a fraction
+ * of one and allocates nothing, which is all a freshly cloned child should
+ * do. The filter's default action is SECCOMP_RET_USER_NOTIF: a denied call
+ * blocks and the parent, holding the listener, learns the syscall's number
+ * before it kills the run, so the verdict can name it. Should the parent
+ * die, the kernel fails notified calls with ENOSYS: closed, not open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+/* Namespace flags: a module that could create namespaces could build its
+ * own mount or user namespace and leave the jail's view behind. */
+#define CLONE_NS_FLAGS                                                         \
+	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |           \
+	 CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
+
+/* Address families a module may open: the rest (packet, alg, vsock,
+ * bluetooth, ...) are kernel attack surface with no use in a jail. */
+static const int allowed_families[] = { AF_UNIX, AF_INET, AF_INET6,
+					AF_NETLINK };
+
+/* What the jail's init itself does after loading the filter (send the
+ * listener, close fds, vfork, execve, reap, exit): allowed whatever the
+ * policy says, or no module could start. */
+static const char *const init_needs[] = {
+	"sendmsg", "close", "close_range", "vfork", "execve",
+	"wait4", "exit", "exit_group", NULL,
+};
+
+static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,
+		    struct al_error *err)
+{
+	int nr = seccomp_syscall_resolve_name(s->name);
+	if (nr == __NR_SCMP_ERROR)
+		return al_error_set(err, EINVAL,
+				    "seccomp: unknown syscall \"%s\" on this "
+				    "architecture",
+				    s->name);
+	int rc;
+	if (s->action == POLICY_SYS_ERRNO)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((uint32_t)s->errnum),
+				      nr, 0);
+	else if (strcmp(s->name, "clone") == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+				      SCMP_A0(SCMP_CMP_MASKED_EQ,
+					      CLONE_NS_FLAGS, 0));
+	else if (strcmp(s->name, "socket") == 0) {
+		rc = 0;
+		for (size_t i = 0; rc == 0 && i < sizeof(allowed_families) /
+							sizeof(int);
+		     i++)
+			/* masked: the kernel reads the family as an int */
+			rc = seccomp_rule_add(
+				ctx, SCMP_ACT_ALLOW, nr, 1,
+				SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu,
+					(scmp_datum_t)allowed_families[i]));
+	} else
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+	if (rc < 0)
+		return al_error_sys(err, -rc, "seccomp: rule for %s", s->name);
+	return 0;
+}
+
+static int export_program(scmp_filter_ctx ctx, struct sandbox_filter *f,
+			  struct al_error *err)
+{
+	int fd = memfd_create("airlock-seccomp", MFD_CLOEXEC);
+	if (fd < 0)
+		return al_error_sys(err, errno, "seccomp: memfd_create");
+	int rc = seccomp_export_bpf(ctx, fd);
+	if (rc < 0) {
+		close(fd);
+		return al_error_sys(err, -rc, "seccomp: export");
+	}
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size <= 0 || size % sizeof(struct sock_filter) != 0 ||
+	    size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+		close(fd);
+		return al_error_set(err, EINVAL,
+				    "seccomp: exported program has an invalid "
+				    "size (%lld bytes)",
+				    (long long)size);
+	}
+	f->insns = malloc((size_t)size);
+	if (!f->insns || pread(fd, f->insns, (size_t)size, 0) != size) {
+		close(fd);
+		return al_error_sys(err, f->insns ? errno : ENOMEM,
+				    "seccomp: read exported program");
+	}
+	close(fd);
+	f->len = (unsigned short)(size / sizeof(struct sock_filter));
+	return 0;
+}
+
+static int build_rules(scmp_filter_ctx ctx, const struct al_policy *policy,
+		       struct al_error *err)
+{
+	for (size_t i = 0; i < policy_syscall_count(policy); i++)
+		if (add_rule(ctx, policy_syscall_at(policy, i), err) < 0)
+			return -1;
+	for (size_t i = 0; init_needs[i]; i++) {
+		const struct policy_syscall s = { init_needs[i],
+						  POLICY_SYS_ALLOW, 0 };
+		bool listed = false;
+		for (size_t k = 0; k < policy_syscall_count(policy); k++)
+			if (strcmp(policy_syscall_at(policy, k)->name,
+				   s.name) == 0)
+				listed = true;
+		if (!listed && add_rule(ctx, &s, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct sandbox_filter *sandbox_filter_compile(const struct al_policy *policy,
+					      struct al_error *err)
+{
+	struct sandbox_filter *f = calloc(1, sizeof(*f));
+	if (!f) {
+		al_error_sys(err, ENOMEM, "seccomp");
+		return NULL;
+	}
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_NOTIFY);
+	if (!ctx) {
+		free(f);
+		al_error_set(err, EINVAL, "seccomp: libseccomp refused the "
+					  "user-notification default action");
+		return NULL;
+	}
+	/* A binary tree of syscall numbers instead of a linear list: fewer
+	 * instructions run per syscall of the module. Other architectures
+	 * (x32, i386 via int 0x80) hit the kill-process bad-arch action. */
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	if (rc == 0)
+		rc = build_rules(ctx, policy, err) < 0 ? -EINVAL : 0;
+	if (rc == 0)
+		rc = export_program(ctx, f, err) < 0 ? -EINVAL : 0;
+	seccomp_release(ctx);
+	if (rc < 0) {
+		if (!err || !err->msg[0])
+			al_error_sys(err, -rc, "seccomp: compile");
+		sandbox_filter_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void sandbox_filter_free(struct sandbox_filter *f)
+{
+	if (!f)
+		return;
+	free(f->insns);
+	free(f);
+}
+
+size_t sandbox_filter_instructions(const struct sandbox_filter *f)
+{
+	return f ? f->len : 0;
+}
+
+int jail_load_filter(const struct jail_plan *plan)
+{
+	struct sock_fprog prog = {
+		.len = plan->filter->len,
+		.filter = plan->filter->insns,
+	};
+	/* no_new_privs is already set (privs.c), which is what lets a
+	 * process without CAP_SYS_ADMIN install a filter. */
+	int fd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			      SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	if (fd < 0)
+		jail_fail(plan, errno,
+			  "seccomp: load the filter (Linux 5.0 or later with "
+			  "CONFIG_SECCOMP_FILTER is needed)");
+	return fd;
+}
+
+void seccomp_syscall_name(uint32_t arch, int nr, char *buf, size_t len)
+{
+	char *name = seccomp_syscall_resolve_num_arch(arch, nr);
+	if (name)
+		snprintf(buf, len, "%s", name);
+	else
+		snprintf(buf, len, "syscall_%d", nr);
+	free(name);
+}

@@ -1,0 +1,372 @@
+/*
+ * Starting a run: check the module on the host, create the cgroup, the
+ * pipes and the sync socket, clone3() the jail's init into its namespaces.
+ *
+ * A run that cannot start still comes back as a run: finished at once, with
+ * a setup_error result saying why (exit 125, or 126/127 for a module that
+ * is not executable or not there). Callers handle one shape of outcome.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox/run_internal.h"
+
+#define JAIL_NAMESPACES                                                        \
+	(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |            \
+	 CLONE_NEWUTS)
+
+static void setup_fail(struct sandbox_run *run, int exit_status,
+		       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void setup_fail(struct sandbox_run *run, int exit_status,
+		       const char *fmt, ...)
+{
+	char msg[AL_ERROR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sandbox_result_setup_error(&run->result, exit_status, msg);
+	run->finished = true;
+}
+
+/* Open the module on the host and decide what it is before any jail is
+ * built: a missing module is 127, anything not executable 126. */
+static int open_module(struct sandbox_run *run, const char *program)
+{
+	struct stat st;
+	int fd = open(program, O_PATH | O_CLOEXEC);
+	if (fd < 0) {
+		bool dangling = errno == ENOENT && lstat(program, &st) == 0;
+		setup_fail(run, errno == ENOENT ? 127 : 126,
+			   "module %s: %s%s", program, strerror(errno),
+			   dangling ? " (a symbolic link to nothing)" : "");
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    !(st.st_mode & 0111)) {
+		setup_fail(run, 126, "module %s: %s", program,
+			   S_ISDIR(st.st_mode) ? "is a directory" :
+			   !S_ISREG(st.st_mode) ? "is not a regular file" :
+						  "is not executable (no x bit)");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The module's argv, and the program name, copied into one block the run
+ * owns: init overwrites whatever of the caller's memory held its own
+ * command line (child.c), where a CLI's arguments usually live.
+ */
+static int build_argv(struct sandbox_run *run, const char *argv0,
+		      const char *program, char *const *args)
+{
+	size_t n = 0, bytes = strlen(argv0) + strlen(program) + 2;
+	while (args && args[n])
+		bytes += strlen(args[n++]) + 1;
+	run->argv = calloc(1, (n + 2) * sizeof(char *) + bytes);
+	if (!run->argv)
+		return -1;
+	char *strings = (char *)(run->argv + n + 2);
+	run->argv[0] = strings;
+	strings = stpcpy(strings, argv0) + 1;
+	for (size_t i = 0; i < n; i++) {
+		run->argv[i + 1] = strings;
+		strings = stpcpy(strings, args[i]) + 1;
+	}
+	run->program = strcpy(strings, program);
+	return 0;
+}
+
+static int make_capture(struct sandbox_run *run, struct capture *c,
+			int *child_end)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return -1;
+	if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	c->fd = fds[0];
+	*child_end = fds[1];
+	return 0;
+}
+
+/* The fds the plan passes must not sit on 0, 1 or 2, which init is about
+ * to overwrite with the module's stdio. */
+static int above_stdio(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return moved;
+}
+
+static pid_t clone_jail(int *pidfd)
+{
+	struct clone_args args = {
+		.flags = JAIL_NAMESPACES | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	/* no glibc wrapper for clone3 in Debian 12 */
+	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
+static int prepare_io(struct sandbox_run *run, const struct sandbox_spec *spec,
+		      int child_stdio[3], int sync[2])
+{
+	child_stdio[0] = spec->stdin_fd >= 0 ? spec->stdin_fd :
+					       run->host->dev_null_fd;
+	child_stdio[1] = spec->stdout_fd;
+	child_stdio[2] = spec->stderr_fd;
+	if (spec->stdout_fd < 0 &&
+	    make_capture(run, &run->out, &child_stdio[1]) < 0)
+		return -1;
+	if (spec->stderr_fd < 0 &&
+	    make_capture(run, &run->err, &child_stdio[2]) < 0)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) < 0)
+		return -1;
+	sync[0] = above_stdio(sync[0]);
+	sync[1] = above_stdio(sync[1]);
+	if (sync[0] < 0 || sync[1] < 0)
+		return -1;
+	run->epfd = epoll_create1(EPOLL_CLOEXEC);
+	run->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+				       TFD_CLOEXEC | TFD_NONBLOCK);
+	return run->epfd < 0 || run->timer_fd < 0 ? -1 : 0;
+}
+
+static int arm_deadline(struct sandbox_run *run, uint64_t timeout_us)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = (time_t)(timeout_us / 1000000),
+			      .tv_nsec = (long)(timeout_us % 1000000) * 1000 },
+	};
+	if (timerfd_settime(run->timer_fd, 0, &its, NULL) < 0)
+		return -1;
+	if (watch(run, run->pidfd, TAG_PID) < 0 ||
+	    watch(run, run->sync_fd, TAG_SYNC) < 0 ||
+	    watch(run, run->timer_fd, TAG_TIMER) < 0)
+		return -1;
+	if (run->out.fd >= 0 && watch(run, run->out.fd, TAG_OUT) < 0)
+		return -1;
+	if (run->err.fd >= 0 && watch(run, run->err.fd, TAG_ERR) < 0)
+		return -1;
+	return 0;
+}
+
+static void close_child_ends(const struct sandbox_spec *spec,
+			     int child_stdio[3], int *sync_child)
+{
+	if (spec->stdout_fd < 0)
+		al_closep(&child_stdio[1]);
+	if (spec->stderr_fd < 0)
+		al_closep(&child_stdio[2]);
+	al_closep(sync_child);
+}
+
+static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
+		   int module_fd)
+{
+	struct sandbox_host *host = run->host;
+	const struct policy_limits *limits = policy_limits(spec->policy);
+	struct al_error err = { 0 };
+	int child_stdio[3] = { -1, -1, -1 }, sync[2] = { -1, -1 };
+	char name[64];
+
+	snprintf(name, sizeof(name), "run-%d-%lu", getpid(),
+		 ++host->run_counter);
+	if (host->cgroup.ops->create(&host->cgroup, name, limits, &run->cg,
+				     &err) < 0) {
+		setup_fail(run, 125, "%s", err.msg);
+		goto out;
+	}
+	if (prepare_io(run, spec, child_stdio, sync) < 0) {
+		setup_fail(run, 125, "jail setup: %s", strerror(errno));
+		goto out;
+	}
+	struct jail_plan plan = {
+		.policy = spec->policy,
+		.limits = limits,
+		.filter = spec->filter,
+		.sync_fd = sync[1],
+		.stdio = { child_stdio[0], child_stdio[1], child_stdio[2] },
+		.module_fd = module_fd,
+		.module_host_path = run->program,
+		.program = run->program,
+		.argv = run->argv,
+		.envp = policy_environ(spec->policy),
+		.cgroup = &run->cg,
+	};
+	struct stat st;
+	if (module_fd >= 0 && fstat(module_fd, &st) == 0) {
+		plan.module_dev = st.st_dev;
+		plan.module_ino = st.st_ino;
+	}
+	snprintf(plan.module_jail_path, sizeof(plan.module_jail_path), "%s",
+		 run->module_path);
+	clock_gettime(CLOCK_MONOTONIC, &run->t0);
+	run->pid = clone_jail(&run->pidfd);
+	if (run->pid == 0)
+		jail_init_main(&plan);
+	if (run->pid < 0) {
+		setup_fail(run, 125,
+			   "jail setup: clone3 into new namespaces: %s%s",
+			   strerror(errno),
+			   errno == EPERM ? " (run as root)" : "");
+		goto out;
+	}
+	run->sync_fd = steal_fd(&sync[0]);
+	close_child_ends(spec, child_stdio, &sync[1]);
+	if (arm_deadline(run, limits->timeout_us) < 0)
+		fail_run(run, "jail setup: cannot watch the run");
+out:
+	close_child_ends(spec, child_stdio, &sync[1]);
+	al_closep(&sync[0]);
+}
+
+int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
+		  struct sandbox_run **out, struct al_error *err)
+{
+	struct sandbox_run *run = calloc(1, sizeof(*run));
+	if (!run)
+		return al_error_sys(err, ENOMEM, "sandbox: start");
+	run->host = host;
+	run->epfd = run->pidfd = run->sync_fd = run->timer_fd = -1;
+	run->notify_fd = -1;
+	cgroup_run_init(&run->cg);
+	capture_init(&run->out, policy_limits(spec->policy)->stdout_max);
+	capture_init(&run->err, policy_limits(spec->policy)->stderr_max);
+	*out = run;
+
+	int module_fd = -1;
+	const char *argv0 = spec->program;
+	if (!spec->program || !spec->program[0]) {
+		setup_fail(run, 127, "no module given");
+		return 0;
+	}
+	if (strchr(spec->program, '/')) {
+		module_fd = above_stdio(open_module(run, spec->program));
+		if (module_fd < 0)
+			return 0;
+		const char *base = strrchr(spec->program, '/') + 1;
+		snprintf(run->module_path, sizeof(run->module_path),
+			 "/module/%s", *base ? base : "module");
+		argv0 = run->module_path;
+	}
+	if (build_argv(run, argv0, spec->program, spec->args) < 0)
+		setup_fail(run, 125, "jail setup: out of memory");
+	else
+		launch(run, spec, module_fd);
+	al_closep(&module_fd);
+	return 0;
+}
+
+int sandbox_run_fd(const struct sandbox_run *run)
+{
+	return run->epfd;
+}
+
+const struct sandbox_result *sandbox_run_result(const struct sandbox_run *run)
+{
+	return &run->result;
+}
+
+int sandbox_run_pid(const struct sandbox_run *run)
+{
+	return run->pid;
+}
+
+void sandbox_run_cancel(struct sandbox_run *run, const char *why)
+{
+	char msg[256];
+	if (run->finished)
+		return;
+	snprintf(msg, sizeof(msg), "cancelled: %s", why);
+	fail_run(run, msg);
+}
+
+void sandbox_result_release(struct sandbox_result *r)
+{
+	free(r->stdout_data);
+	free(r->stderr_data);
+	r->stdout_data = r->stderr_data = NULL;
+}
+
+void sandbox_run_free(struct sandbox_run *run)
+{
+	if (!run)
+		return;
+	if (run->pidfd >= 0 && !run->reaped) {
+		kill_init(run);
+		siginfo_t si;
+		(void)waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED);
+	}
+	if (run->cg.n > 0)
+		run->host->cgroup.ops->destroy(&run->host->cgroup, &run->cg);
+	cgroup_run_close(&run->cg);
+	al_closep(&run->out.fd);
+	al_closep(&run->err.fd);
+	al_closep(&run->notify_fd);
+	al_closep(&run->timer_fd);
+	al_closep(&run->sync_fd);
+	al_closep(&run->pidfd);
+	al_closep(&run->epfd);
+	free(run->out.buf);
+	free(run->err.buf);
+	sandbox_result_release(&run->result);
+	free(run->argv);
+	free(run);
+}
+
+int sandbox_run(struct sandbox_host *host, const struct sandbox_spec *spec,
+		struct sandbox_result *result)
+{
+	struct sandbox_run *run = NULL;
+	struct al_error err = { 0 };
+	memset(result, 0, sizeof(*result));
+	if (sandbox_start(host, spec, &run, &err) < 0) {
+		sandbox_result_setup_error(result, 125, err.msg);
+		return 0;
+	}
+	while (!sandbox_run_step(run)) {
+		struct pollfd pfd = { .fd = sandbox_run_fd(run),
+				      .events = POLLIN };
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			sandbox_run_cancel(run, strerror(errno));
+			break;
+		}
+	}
+	while (!sandbox_run_step(run)) {
+		struct pollfd pfd = { .fd = sandbox_run_fd(run),
+				      .events = POLLIN };
+		(void)poll(&pfd, 1, -1);
+	}
+	*result = run->result;
+	run->result.stdout_data = run->result.stderr_data = NULL;
+	sandbox_run_free(run);
+	return 0;
+}

@@ -1,0 +1,124 @@
+/*
+ * Verdicts and exit statuses (DESIGN.md, "airlock run"), decided from what
+ * the parent saw. Pure code: unit-tested in tests/unit/test_verdict.c.
+ *
+ * Supervisor failures and module failures stay apart: setup_error is ours
+ * (or a module that cannot be executed at all); every other verdict is the
+ * module's own doing.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "sandbox/internal.h"
+
+#define EXIT_TIMEOUT 124
+#define EXIT_SETUP 125
+#define EXIT_NOT_EXECUTABLE 126
+#define EXIT_NOT_FOUND 127
+
+const char *sandbox_verdict_name(enum sandbox_verdict v)
+{
+	switch (v) {
+	case SANDBOX_OK:
+		return "ok";
+	case SANDBOX_EXIT_NONZERO:
+		return "exit_nonzero";
+	case SANDBOX_CRASHED:
+		return "crashed";
+	case SANDBOX_TIMEOUT:
+		return "timeout";
+	case SANDBOX_MEMORY_LIMIT:
+		return "memory_limit";
+	case SANDBOX_SECCOMP_VIOLATION:
+		return "seccomp_violation";
+	case SANDBOX_SETUP_ERROR:
+		return "setup_error";
+	}
+	return "setup_error";
+}
+
+void sandbox_result_setup_error(struct sandbox_result *r, int exit_status,
+				const char *message)
+{
+	r->verdict = SANDBOX_SETUP_ERROR;
+	r->exit_status = exit_status ? exit_status : EXIT_SETUP;
+	r->exit_code = -1;
+	r->signal = 0;
+	snprintf(r->error, sizeof(r->error), "%s", message);
+}
+
+static void set(struct sandbox_result *r, enum sandbox_verdict v,
+		int exit_code, int sig, int exit_status)
+{
+	r->verdict = v;
+	r->exit_code = exit_code;
+	r->signal = sig;
+	r->exit_status = exit_status;
+}
+
+static void classify_status(const struct verdict_input *in,
+			    struct sandbox_result *r)
+{
+	int st = in->status;
+	if (WIFEXITED(st)) {
+		int code = WEXITSTATUS(st);
+		set(r, code == 0 ? SANDBOX_OK : SANDBOX_EXIT_NONZERO, code, 0,
+		    code);
+		return;
+	}
+	int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
+	if (sig == SIGKILL && in->oom_kills > 0)
+		set(r, SANDBOX_MEMORY_LIMIT, -1, SIGKILL, 128 + SIGKILL);
+	else if (sig == SIGXCPU)
+		/* RLIMIT_CPU: the CPU-time half of the time limit */
+		set(r, SANDBOX_TIMEOUT, -1, SIGXCPU, EXIT_TIMEOUT);
+	else
+		set(r, SANDBOX_CRASHED, -1, sig, 128 + sig);
+}
+
+void verdict_classify(const struct verdict_input *in, struct sandbox_result *r)
+{
+	if (in->setup_failed) {
+		set(r, SANDBOX_SETUP_ERROR, -1, 0, EXIT_SETUP);
+		return;
+	}
+	if (in->exec_errno) {
+		int status = in->exec_errno == ENOENT ||
+					     in->exec_errno == ENOTDIR ||
+					     in->exec_errno == ELOOP
+				     ? EXIT_NOT_FOUND
+				     : EXIT_NOT_EXECUTABLE;
+		set(r, SANDBOX_SETUP_ERROR, -1, 0, status);
+		return;
+	}
+	/* We killed it for these two, so its own status says nothing. */
+	if (in->seccomp_denied) {
+		set(r, SANDBOX_SECCOMP_VIOLATION, -1, SIGSYS, 128 + SIGSYS);
+		return;
+	}
+	if (in->timed_out && !in->have_status) {
+		set(r, SANDBOX_TIMEOUT, -1, SIGKILL, EXIT_TIMEOUT);
+		return;
+	}
+	if (in->have_status) {
+		classify_status(in, r);
+		return;
+	}
+	/* init died without reporting: only the OOM killer does that. */
+	if (in->oom_kills > 0) {
+		set(r, SANDBOX_MEMORY_LIMIT, -1, SIGKILL, 128 + SIGKILL);
+		return;
+	}
+	set(r, SANDBOX_SETUP_ERROR, -1, 0, EXIT_SETUP);
+	if (!r->error[0])
+		snprintf(r->error, sizeof(r->error),
+			 "the jail's init ended without reporting the module's "
+			 "status (init %s %d); this is a bug in airlock",
+			 in->init_code == CLD_EXITED ? "exited with" :
+						       "killed by signal",
+			 in->init_status);
+}

@@ -1,0 +1,1071 @@
+#!/usr/bin/env python3
+"""Integration tests for `airlock run`: every isolation property the design
+promises (DESIGN.md, "airlock run", "Inside the jail", "Default limits")
+has a test here that fails when the property is lost.
+
+    python3 tests/integration/test_jail.py BUILD_DIR [WORD...]
+
+BUILD_DIR holds the airlock under test (build or build-asan). The probe is
+always the static build/probe of this repository: it is built only there.
+Extra WORDs select the tests whose names contain any of them.
+
+Output: one line per test, "ok - NAME", "not ok - NAME" followed by indented
+details, or "skip - NAME: reason"; then "N passed, N failed, N skipped".
+Exit status 1 if any test failed. With CI=true in the environment a skip
+counts as a failure: CI must not go green by running nothing.
+
+Python 3 standard library only.
+"""
+
+import fcntl
+import json
+import os
+import pty
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+import traceback
+import tty
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROBE = os.path.join(REPO, "build", "probe")
+MODULES = os.path.join(REPO, "tests", "modules")
+
+AIRLOCK = None  # set from argv in main()
+
+# Limits of the default policy (DESIGN.md, "Default limits").
+OUTPUT_CAP = 1024 * 1024
+TMP_SIZE = 16 * 1024 * 1024
+MIB = 1024 * 1024
+
+# Seconds a single airlock invocation may take before the suite gives up on
+# it. The default wall-clock limit is 3 s, so anything well past that means
+# airlock itself hung.
+RUN_TIMEOUT = 20
+
+# The uid host-side victim processes run as in tests of signals: the same
+# uid the jail runs as, so only the pid namespace (not a permission check)
+# stands between the jail and the victim.
+NOBODY = 65534
+
+
+# --------------------------------------------------------------- framework
+
+class Failure(Exception):
+    """A test's assertion did not hold."""
+
+
+class Skip(Exception):
+    """The test cannot run in this environment."""
+
+
+TESTS = []  # (name, function, needs_root), in the order they run
+
+
+def test(name, root=True):
+    """Register a test. root=True: it needs to build a jail, which airlock
+    only does as root."""
+    def register(fn):
+        TESTS.append((name, fn, root))
+        return fn
+    return register
+
+
+class Log:
+    """What the current test ran, for the failure report, and notes a
+    passing test wants to show (e.g. which outcome a syscall got)."""
+
+    def __init__(self):
+        self.runs = []
+        self.notes = []
+
+
+LOG = Log()
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def check_eq(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def note(msg):
+    LOG.notes.append(msg)
+
+
+def excerpt(data, limit=400):
+    if data is None:
+        return "None"
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "backslashreplace")
+    if len(data) > limit:
+        return repr(data[:limit]) + f"... ({len(data)} chars)"
+    return repr(data)
+
+
+# ----------------------------------------------------------------- helpers
+
+def run_airlock(args, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL, env=None,
+                pass_fds=(), wrapper=(), preexec_fn=None):
+    """Run `airlock ARGS`; returns (status, stdout bytes, stderr bytes, pid).
+    A run that outlives `timeout` is killed and fails the test, so nothing
+    can hang the suite."""
+    cmd = list(wrapper) + [AIRLOCK] + list(args)
+    entry = {"cmd": cmd, "status": None, "stdout": b"", "stderr": b""}
+    LOG.runs.append(entry)
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, pass_fds=pass_fds,
+                            preexec_fn=preexec_fn)
+    LOG_PIDS.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        entry.update(status=proc.returncode, stdout=out, stderr=err)
+        raise Failure(f"airlock did not finish within {timeout} s")
+    entry.update(status=proc.returncode, stdout=out, stderr=err)
+    return proc.returncode, out, err, proc.pid
+
+
+# Every airlock the suite started: a cgroup named after one of them that is
+# still there afterwards was left behind by this suite.
+LOG_PIDS = set()
+
+
+def parse_result(status, out):
+    """The one JSON object `airlock run --json` must print, checked against
+    airlock's own exit status."""
+    check(out.endswith(b"\n") and out.count(b"\n") == 1,
+          "stdout is not exactly one line (one JSON object)")
+    try:
+        result = json.loads(out)
+    except ValueError as e:
+        raise Failure(f"stdout is not JSON: {e}")
+    check(isinstance(result, dict), "the JSON result is not an object")
+    check_eq(status, result.get("exit_status"),
+             "airlock's exit status vs the JSON exit_status")
+    return result
+
+
+def run_json(args, **kw):
+    """`airlock run --json ARGS` → (status, result dict, stderr text)."""
+    status, out, err, _ = run_airlock(["run", "--json"] + list(args), **kw)
+    return status, parse_result(status, out), err.decode("utf-8", "replace")
+
+
+def probe(*args, opts=(), **kw):
+    """Run the probe in a jail: → (status, result dict, stderr text)."""
+    return run_json(list(opts) + ["--", PROBE] + [str(a) for a in args], **kw)
+
+
+def expect(result, verdict, exit_status=None):
+    check_eq(result.get("verdict"), verdict, "verdict")
+    if exit_status is not None:
+        check_eq(result.get("exit_status"), exit_status, "exit_status")
+
+
+def result_line(result, name):
+    """The probe's result line "NAME: ..." from stdout."""
+    for line in (result.get("stdout") or "").splitlines():
+        if line.startswith(name + ":"):
+            return line
+    raise Failure(f"no '{name}:' line in stdout {excerpt(result.get('stdout'))}")
+
+
+def probe_ok(*args, **kw):
+    """Run the probe, expect it to succeed, return its result dict."""
+    _, r, _ = probe(*args, **kw)
+    expect(r, "ok", 0)
+    return r
+
+
+def require_contained():
+    """Tests that unleash something on purpose (a fork bomb, kill(-1), a
+    daemon) would hurt the host if the jail were broken. Before them, check
+    that the jail at least has its own pid namespace and is not root;
+    otherwise fail without unleashing anything."""
+    _, r, _ = probe("pids")
+    check(r.get("stdout") == "pids: ok 1 2\n",
+          f"not run: the jail sees host processes ({excerpt(r.get('stdout'))})")
+    _, r, _ = probe("ids")
+    m = re.match(r"ids: ok uid=(\d+),(\d+),(\d+) ", r.get("stdout") or "")
+    check(m and "0" not in m.groups(),
+          f"not run: the jail runs as root ({excerpt(r.get('stdout'))})")
+    LOG.runs.clear()
+
+
+def need_file(path):
+    if not os.path.exists(path):
+        raise Skip(f"{path} is missing (run make)")
+
+
+def proc_cmdlines():
+    """{pid: cmdline text} of every host process but this one."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                found[int(entry)] = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            pass  # it ended while we looked
+    return found
+
+
+def processes_matching(text):
+    return {pid: cmd for pid, cmd in proc_cmdlines().items() if text in cmd}
+
+
+def kill_all_matching(text):
+    """Clean up after a failed containment test: SIGKILL, by pid, the
+    processes the jail let escape (all of them started by this test),
+    until none is left."""
+    for _ in range(50):
+        left = processes_matching(text)
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def start_victim():
+    """A host process for the jail to try to see or kill: `sleep 60`, as the
+    jail's uid when we are root (so only the namespace protects it)."""
+    kw = {"user": NOBODY} if os.geteuid() == 0 else {}
+    return subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
+def stop_victim(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=5)
+
+
+# ---------------------------------------------------------------- cgroups
+
+def _mounts():
+    """(mount point, root, fstype, super options) of each cgroup mount."""
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, rfields = left.split(), right.split()
+            if len(fields) < 5 or len(rfields) < 3:
+                continue
+            if rfields[0] in ("cgroup", "cgroup2"):
+                mounts.append((fields[4], fields[3], rfields[0], set(rfields[2].split(","))))
+    return mounts
+
+
+def airlock_cgroup_bases():
+    """The directories under which airlock makes its run-* cgroups: on v1
+    <controller mount>/<our cgroup>/airlock for memory, pids, cpuacct and
+    cpu; on v2 <cgroup2 mount>/<our cgroup>/airlock. Both are listed on a
+    hybrid host; the ones airlock does not use simply do not exist."""
+    bases = set()
+    mounts = _mounts()
+    with open("/proc/self/cgroup") as f:
+        lines = [l.rstrip("\n").split(":", 2) for l in f if l.count(":") >= 2]
+    for _, controllers, path in lines:
+        for mnt, root, fstype, opts in mounts:
+            if controllers == "":
+                if fstype != "cgroup2":
+                    continue
+            elif fstype != "cgroup" or not (set(controllers.split(",")) & opts):
+                continue
+            if not path.startswith(root):
+                continue
+            rel = path[len(root):].lstrip("/")
+            bases.add(os.path.join(mnt, rel, "airlock"))
+    return sorted(bases)
+
+
+def run_cgroups():
+    """Every run-* cgroup directory airlock has now."""
+    found = []
+    for base in airlock_cgroup_bases():
+        try:
+            found += [os.path.join(base, d) for d in os.listdir(base) if d.startswith("run-")]
+        except OSError:
+            pass
+    return sorted(found)
+
+
+def run_cgroup_owner(path):
+    """The airlock pid in a run cgroup's name, run-<pid>-<n>."""
+    m = re.match(r"run-(\d+)-", os.path.basename(path))
+    return int(m.group(1)) if m else None
+
+
+def leaked_cgroups(paths=None):
+    """The run cgroups among `paths` (default: all there are now) that were
+    left behind: those of an airlock this suite started (all of which have
+    ended by the time this is asked), of one no longer alive, or whose name
+    does not say. A live airlock of someone else's, running concurrently,
+    is not a leak."""
+    leaked = []
+    for path in run_cgroups() if paths is None else paths:
+        owner = run_cgroup_owner(path)
+        if owner is None or owner in LOG_PIDS or not os.path.exists(f"/proc/{owner}"):
+            leaked.append(path)
+    return sorted(leaked)
+
+
+def new_leaks(before):
+    """Run cgroups left behind since `before` (a run_cgroups() list)."""
+    return leaked_cgroups(set(run_cgroups()) - set(before))
+
+
+# ================================================================== tests
+
+# --- 1. the basics ---------------------------------------------------------
+
+@test("true: ok with policy, hash and cgroup mode")
+def t_true():
+    status, r, _ = run_json(["--", "/bin/true"])
+    expect(r, "ok", 0)
+    check_eq(status, 0, "exit status")
+    check_eq(r.get("exit_code"), 0, "exit_code")
+    check_eq(r.get("signal"), None, "signal")
+    check_eq(r.get("policy"), "default", "policy")
+    check(re.fullmatch(r"sha256:[0-9a-f]{64}", r.get("policy_hash") or ""),
+          f"policy_hash {r.get('policy_hash')!r} is not sha256:<64 hex>")
+    check(r.get("cgroup") in ("v1", "v2"), f"cgroup {r.get('cgroup')!r} is not v1 or v2")
+    for key in ("wall_ms", "cpu_ms", "peak_memory_bytes", "stdout", "stderr",
+                "stdout_truncated", "stderr_truncated", "syscall", "privilege"):
+        check(key in r, f"key {key!r} missing from the result")
+    check_eq(r["stdout"], "", "stdout")
+    check_eq(r["stdout_truncated"], False, "stdout_truncated")
+
+
+# --- 2. real modules -------------------------------------------------------
+
+@test("shell module: #! interpreter found in the jail, argument passed")
+def t_shell_module():
+    status, r, _ = run_json(["--", os.path.join(MODULES, "hello.sh"), "airlock"])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "hello, airlock\n", "stdout")
+
+
+@test("python module: env python3 runs it, exact output")
+def t_python_module():
+    status, r, _ = run_json(["--", os.path.join(MODULES, "hello.py")])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "sum=15 python=3\n", "stdout")
+    check_eq(r["stderr"], "", "stderr")
+
+
+@test("bare name: sh -c found on the jail's PATH")
+def t_bare_name():
+    status, r, _ = run_json(["--", "sh", "-c", "echo hi"])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "hi\n", "stdout")
+
+
+# --- 3. how a module ends --------------------------------------------------
+
+@test("exit code passes through")
+def t_exit_code():
+    status, r, _ = probe("exit", 3)
+    expect(r, "exit_nonzero", 3)
+    check_eq(r["exit_code"], 3, "exit_code")
+    check_eq(r["signal"], None, "signal")
+
+
+@test("crash: SIGSEGV is crashed, 139")
+def t_segv():
+    status, r, _ = probe("segv")
+    expect(r, "crashed", 139)
+    check_eq(r["signal"], "SIGSEGV", "signal")
+    check("survived" not in r["stdout"], "the probe survived its own segfault")
+
+
+@test("crash: SIGABRT is crashed, 134")
+def t_abort():
+    status, r, _ = probe("abort")
+    expect(r, "crashed", 134)
+    check_eq(r["signal"], "SIGABRT", "signal")
+
+
+# --- 4. the host's files -------------------------------------------------
+
+@test("host files: secrets in /root and /tmp are not there")
+def t_host_secrets():
+    tag = secrets.token_hex(8)
+    content = f"airlock-secret-content-{tag}\n"
+    paths = [f"/root/airlock-secret-{tag}", f"/tmp/airlock-secret-{tag}"]
+    try:
+        for path in paths:
+            with open(path, "w") as f:
+                f.write(content)
+            os.chmod(path, 0o644)  # readable by anyone: only the jail may hide it
+        for path in paths:
+            status, r, _ = probe("read", path)
+            check_eq(r["stdout"], "read: ENOENT\n", f"probe read {path}")
+            expect(r, "exit_nonzero", 1)
+            _, r, _ = probe("cat", path)
+            check(tag not in (r["stdout"] or ""), f"the secret of {path} leaked")
+    finally:
+        for path in paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+@test("host files: /etc/shadow is not readable")
+def t_shadow():
+    status, r, _ = probe("read", "/etc/shadow")
+    line = result_line(r, "read")
+    check(not line.startswith("read: ok"), f"/etc/shadow was read: {line!r}")
+    expect(r, "exit_nonzero", 1)
+
+
+@test("host files: / shows no home, root, var, srv, work, opt")
+def t_root_listing():
+    r = probe_ok("ls", "/")
+    line = result_line(r, "ls")
+    check(line.startswith("ls: ok"), f"ls / failed: {line!r}")
+    names = set(line.split()[2:])
+    visible = names & {"home", "root", "var", "srv", "work", "opt"}
+    check(not visible, f"host directories visible in the jail: {sorted(visible)} (all: {sorted(names)})")
+    note("/ holds: " + " ".join(sorted(names)))
+
+
+# --- 5. read-only system ---------------------------------------------------
+
+def _file_state(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+@test("read-only: system paths cannot be written")
+def t_readonly():
+    attempts = [("write", "/usr/bin/airlock-x"), ("write", "/etc/passwd"),
+                ("write", "/x"), ("write", "/bin/x"), ("mkdir", "/newdir")]
+    # On the host these must be exactly as they were: a jail that wrote
+    # through to the host would be worse than one that merely allowed it.
+    before = {path: _file_state(path) for _, path in attempts if path != "/newdir"}
+    newdir_existed = os.path.exists("/newdir")
+    try:
+        for op, path in attempts:
+            _, r, _ = probe(op, path)
+            line = result_line(r, op)
+            check(line in (f"{op}: EROFS", f"{op}: EACCES"),
+                  f"{op} {path}: expected EROFS or EACCES, got {line!r}")
+            expect(r, "exit_nonzero", 1)
+        for path, content in before.items():
+            check(_file_state(path) == content, f"host {path} changed")
+        check(os.path.exists("/newdir") == newdir_existed, "host /newdir appeared")
+    finally:
+        # A jail that wrote through to the host must not leave the host
+        # broken (an /etc/passwd of "x"): put back what was there.
+        for path, content in before.items():
+            if _file_state(path) != content:
+                if content is None:
+                    os.unlink(path)
+                else:
+                    with open(path, "wb") as f:
+                        f.write(content)
+        if not newdir_existed and os.path.isdir("/newdir"):
+            os.rmdir("/newdir")
+
+
+@test("read-only: /tmp is writable, and private")
+def t_tmp_writable():
+    name = f"/tmp/airlock-x-{secrets.token_hex(6)}"
+    try:
+        r = probe_ok("write", name)
+        check_eq(result_line(r, "write"), "write: ok", "probe write " + name)
+        check(not os.path.exists(name), f"the jail's {name} appeared on the host")
+    finally:
+        if os.path.exists(name):
+            os.unlink(name)
+
+
+# --- 6. host processes -----------------------------------------------------
+
+@test("processes: host processes invisible and unkillable")
+def t_host_processes():
+    victim = start_victim()
+    try:
+        r = probe_ok("pids")
+        check_eq(r["stdout"], "pids: ok 1 2\n", "probe pids")
+        _, r, _ = probe("kill", victim.pid, 9)
+        check_eq(r["stdout"], "kill: ESRCH\n", f"probe kill {victim.pid} 9")
+        time.sleep(0.1)
+        check(victim.poll() is None, f"host process {victim.pid} was killed from the jail")
+    finally:
+        stop_victim(victim)
+
+
+# --- 7. network ------------------------------------------------------------
+
+def _listener():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.setblocking(False)
+    return s
+
+
+def _accepted_nothing(s):
+    try:
+        conn, peer = s.accept()
+    except BlockingIOError:
+        return
+    conn.close()
+    raise Failure(f"the host listener accepted a connection from {peer}")
+
+
+@test("network: host loopback unreachable (default loopback policy)")
+def t_net_loopback():
+    s = _listener()
+    try:
+        port = s.getsockname()[1]
+        _, r, _ = probe("connect", "127.0.0.1", port)
+        check_eq(r["stdout"], "connect: ECONNREFUSED\n", f"probe connect 127.0.0.1 {port}")
+        expect(r, "exit_nonzero", 1)
+        _accepted_nothing(s)
+    finally:
+        s.close()
+
+
+@test("network: host loopback unreachable (--net none)")
+def t_net_none():
+    s = _listener()
+    try:
+        port = s.getsockname()[1]
+        _, r, _ = probe("connect", "127.0.0.1", port, opts=["--net", "none"])
+        check_eq(r["stdout"], "connect: ENETUNREACH\n", f"probe connect 127.0.0.1 {port}")
+        expect(r, "exit_nonzero", 1)
+        _accepted_nothing(s)
+    finally:
+        s.close()
+
+
+@test("network: only lo, up by default")
+def t_net_interfaces():
+    r = probe_ok("net")
+    check_eq(r["stdout"], "net: ok lo:up\n", "probe net")
+
+
+@test("network: only lo, down with --net none")
+def t_net_interfaces_none():
+    r = probe_ok("net", opts=["--net", "none"])
+    check_eq(r["stdout"], "net: ok lo:down\n", "probe net --net none")
+
+
+# --- 8-11. limits ----------------------------------------------------------
+
+@test("limits: fork bomb stopped by the pids limit, nothing survives")
+def t_forkbomb():
+    require_contained()
+    _, r, _ = probe("forkbomb", opts=["--timeout", "2s"])
+    expect(r, "timeout", 124)
+    hits = r.get("pids_limit_hits", 0)
+    check(isinstance(hits, int) and hits > 0,
+          f"pids_limit_hits {r.get('pids_limit_hits')!r}: the pids limit was never hit")
+    note(f"pids_limit_hits {hits}")
+    left = processes_matching("forkbomb")
+    if left:
+        kill_all_matching("forkbomb")
+    check(not left, f"fork bomb processes survived the run: {left}")
+
+
+@test("limits: memory bomb killed at 64M")
+def t_membomb():
+    _, r, _ = probe("alloc", 500)
+    expect(r, "memory_limit", 137)
+    check(isinstance(r.get("oom_kills"), int) and r["oom_kills"] >= 1,
+          f"oom_kills {r.get('oom_kills')!r}, expected >= 1")
+    check("alloc: ok" not in r["stdout"], "500 MiB were allocated")
+
+
+@test("limits: --memory 128M allows 64 MiB")
+def t_memory_option():
+    r = probe_ok("alloc", 64, opts=["--memory", "128M"])
+    check_eq(r["stdout"], "alloc: ok 64\n", "probe alloc 64")
+
+
+@test("limits: endless loop killed at --timeout 500ms")
+def t_spin():
+    _, r, _ = probe("spin", opts=["--timeout", "500ms"])
+    expect(r, "timeout", 124)
+    wall = r.get("wall_ms")
+    check(isinstance(wall, (int, float)) and 450 <= wall <= 3000,
+          f"wall_ms {wall!r} not within [450, 3000]")
+
+
+@test("limits: orphaned daemon dies with the run")
+def t_orphan():
+    require_contained()
+    marker = f"MARKER-{secrets.token_hex(8)}"
+    _, r, _ = probe("orphan", marker, opts=["--timeout", "1s"])
+    expect(r, "timeout", 124)
+    # Without this the test would pass vacuously if the orphan never started.
+    check(result_line(r, "orphan").startswith("orphan: ok"), "the orphan was not created")
+    left = processes_matching(marker)
+    if left:
+        kill_all_matching(marker)
+    check(not left, f"the orphan survived the run: {left}")
+
+
+# --- 12-14. output and disk ------------------------------------------------
+
+# Runs airlock (argv[1:]) with this process's stdout and stderr and reports
+# the largest RSS among its waited-for descendants (airlock, and the jail it
+# reaped) on stderr's last line. A fresh interpreter, so that what the suite
+# itself ran before does not count.
+_MAXRSS_CHILD = r"""
+import resource, subprocess, sys
+status = subprocess.call(sys.argv[1:], stdin=subprocess.DEVNULL)
+sys.stderr.write("\nmaxrss_kib=%d\n" % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(status if status >= 0 else 128 - status)
+"""
+
+
+@test("output: 1 GiB flood truncated at 1 MiB, airlock stays small")
+def t_flood():
+    args = ["run", "--json", "--timeout", "60s", "--", PROBE, "flood", str(1 << 30)]
+    status, out, err, _ = run_airlock(args, timeout=90,
+                                      wrapper=[sys.executable, "-c", _MAXRSS_CHILD])
+    r = parse_result(status, out)
+    expect(r, "ok", 0)
+    check_eq(r["stdout_truncated"], True, "stdout_truncated")
+    check_eq(len(r["stdout"]), OUTPUT_CAP, "len(stdout)")
+    check(r["stdout"] == "A" * OUTPUT_CAP, "stdout is not all 'A'")
+    # The rest was drained, not refused: the probe wrote all of it.
+    check_eq(r["stderr"], "flood: ok\n", "the probe's own report")
+    m = re.search(rb"maxrss_kib=(\d+)\n$", err)
+    check(m, "no maxrss report from the wrapper")
+    rss = int(m.group(1)) * 1024
+    note(f"peak RSS {rss / MIB:.1f} MiB")
+    check(rss < 64 * MIB, f"peak RSS {rss / MIB:.1f} MiB, expected < 64 MiB")
+
+
+@test("output: stderr truncated at 1 MiB")
+def t_stderr_cap():
+    _, r, _ = run_json(["--", "sh", "-c", "head -c 3000000 /dev/zero >&2"])
+    expect(r, "ok", 0)
+    check_eq(r["stderr_truncated"], True, "stderr_truncated")
+    check_eq(len(r["stderr"]), OUTPUT_CAP, "len(stderr)")
+    check(r["stderr"] == "\0" * OUTPUT_CAP, "stderr is not the zeros written")
+    check_eq(r["stdout_truncated"], False, "stdout_truncated")
+
+
+@test("disk: filling /tmp stops at ENOSPC within 16 MiB")
+def t_fill_tmp():
+    _, r, _ = probe("fill", "/tmp")
+    line = result_line(r, "fill")
+    check(line.startswith("fill: ENOSPC "), f"probe fill /tmp: {line!r}")
+    total = int(line.split()[2])
+    check(0 < total <= TMP_SIZE, f"{total} bytes written to /tmp, limit {TMP_SIZE}")
+    note(f"{total} bytes written")
+    expect(r, "exit_nonzero", 1)
+
+
+# --- 15. escape syscalls ---------------------------------------------------
+
+# probe name → the kernel's name of the syscall the filter must refuse.
+ESCAPES = {
+    "ptrace": "ptrace", "mount": "mount", "umount": "umount2",
+    "unshare": "unshare", "unshare-ns": "unshare", "setns": "setns",
+    "keyctl": "keyctl", "add_key": "add_key", "bpf": "bpf",
+    "perf_event_open": "perf_event_open", "init_module": "init_module",
+    "finit_module": "finit_module", "kexec_load": "kexec_load",
+    "open_by_handle_at": "open_by_handle_at", "userfaultfd": "userfaultfd",
+    "io_uring_setup": "io_uring_setup", "clone-newuser": "clone",
+    "chroot": "chroot", "pivot_root": "pivot_root",
+    "process_vm_readv": "process_vm_readv", "socket-packet": "socket",
+    "socket-alg": "socket", "swapon": "swapon", "reboot": "reboot",
+    "iopl": "iopl", "syslog": "syslog", "fanotify_init": "fanotify_init",
+}
+
+# Too dangerous to be merely refused with an errno: the filter must kill.
+MUST_KILL = {"ptrace", "mount", "unshare", "keyctl", "bpf", "perf_event_open",
+             "init_module", "kexec_load", "open_by_handle_at", "userfaultfd"}
+
+# Refused with ENOSYS so that libc falls back (clone3) or a program takes
+# its plain-syscall path (io_uring).
+MUST_ENOSYS = {"io_uring_setup", "clone3"}
+
+
+def _escape_test(name, kernel_name):
+    def run():
+        _, r, _ = probe("syscall", name)
+        out = r.get("stdout") or ""
+        check(f"syscall {name}: ok" not in out, f"syscall {name} succeeded in the jail")
+        if name in MUST_ENOSYS:
+            check_eq(out, f"syscall {name}: ENOSYS\n", "probe output")
+            expect(r, "exit_nonzero", 1)
+        elif r["verdict"] == "seccomp_violation":
+            check_eq(r["syscall"], kernel_name, "syscall")
+            check_eq(r["exit_status"], 159, "exit_status")
+        else:
+            check(name not in MUST_KILL,
+                  f"{name} must be a seccomp_violation, got {r['verdict']!r} {out!r}")
+            expect(r, "exit_nonzero", 1)
+            check(re.fullmatch(rf"syscall {re.escape(name)}: E[A-Z0-9]+\n", out),
+                  f"expected 'syscall {name}: E...', got {out!r}")
+        if r["verdict"] == "seccomp_violation":
+            note(f"seccomp_violation ({r['syscall']})")
+        else:
+            note(f"{r['verdict']} ({out.strip()})")
+    return run
+
+
+for _name, _kernel in ESCAPES.items():
+    test(f"escape syscall {_name}")(_escape_test(_name, _kernel))
+test("escape syscall clone3")(_escape_test("clone3", "clone3"))
+
+
+# --- 16. identity ------------------------------------------------------------
+
+@test("identity: no capabilities, no_new_privs, seccomp filter, not root")
+def t_status():
+    r = probe_ok("status")
+    fields = {}
+    for line in r["stdout"].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key] = value.strip()
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        check_eq(fields.get(cap), "0000000000000000", cap)
+    check_eq(fields.get("NoNewPrivs"), "1", "NoNewPrivs")
+    check_eq(fields.get("Seccomp"), "2", "Seccomp")
+    uids = (fields.get("Uid") or "").split()
+    check(len(uids) == 4 and "0" not in uids, f"Uid {fields.get('Uid')!r} includes root")
+    check_eq(fields.get("Groups"), "", "Groups")
+
+
+@test("identity: ids not root")
+def t_ids():
+    r = probe_ok("ids")
+    m = re.match(r"ids: ok uid=(\d+),(\d+),(\d+) gid=(\d+),(\d+),(\d+) groups=(\d+)",
+                 result_line(r, "ids"))
+    check(m, f"unexpected ids line {result_line(r, 'ids')!r}")
+    check("0" not in m.groups()[:3], f"uid is root: {m.group(0)!r}")
+    check_eq(m.group(7), "0", "supplementary group count")
+
+
+@test("identity: hostname is airlock")
+def t_hostname():
+    r = probe_ok("hostname")
+    check_eq(r["stdout"], "hostname: ok airlock\n", "probe hostname")
+
+
+# --- 17. terminal ------------------------------------------------------------
+
+def _read_nonblocking(fd):
+    os.set_blocking(fd, False)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except (BlockingIOError, OSError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def _own_terminal():
+    """In the child before exec: a new session whose controlling terminal
+    is stdin (the pty slave)."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@test("terminal: TIOCSTI cannot inject input into the caller's pty")
+def t_tiocsti():
+    master, slave = pty.openpty()
+    try:
+        # Raw and without echo, so that an injected byte is not echoed (or
+        # turned into a signal) but waits, as typed input, to be read.
+        tty.setraw(slave)
+        attrs = termios.tcgetattr(slave)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        # The pty is airlock's controlling terminal, as a terminal is for a
+        # user's shell: TIOCSTI on one's own controlling terminal needs no
+        # privilege, so only the jail (a new session) stands in the way.
+        _, r, _ = probe("tiocsti", 0, stdin=slave, preexec_fn=_own_terminal)
+        line = result_line(r, "tiocsti")
+        check(line != "tiocsti: ok", "TIOCSTI succeeded on the host's terminal")
+        check(line in ("tiocsti: EPERM", "tiocsti: EIO", "tiocsti: ENOTTY"),
+              f"unexpected {line!r}")
+        note(line)
+        typed = _read_nonblocking(slave)   # what a shell on it would read
+        echoed = _read_nonblocking(master)  # what a terminal would show
+        check(b"x" not in typed, f"bytes injected into the terminal's input: {typed!r}")
+        check(b"x" not in echoed, f"bytes injected reached the terminal: {echoed!r}")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+# --- 18-19. what the jail inherits ---------------------------------------------
+
+@test("inheritance: only fds 0 1 2 reach the jail")
+def t_fds():
+    fd = os.open("/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd",
+                 os.O_RDONLY)
+    try:
+        os.set_inheritable(fd, True)
+        r = probe_ok("fds", pass_fds=(fd,))
+        check_eq(r["stdout"], "fds: ok 0 1 2\n", f"probe fds (host fd {fd} inherited by airlock)")
+    finally:
+        os.close(fd)
+
+
+@test("inheritance: environment built from the policy, not inherited")
+def t_env():
+    secret = f"xyz-{secrets.token_hex(6)}"
+    env = dict(os.environ, AIRLOCK_TEST_SECRET=secret)
+    r = probe_ok("env", env=env)
+    out = r["stdout"]
+    check("AIRLOCK_TEST_SECRET" not in out, "AIRLOCK_TEST_SECRET reached the jail")
+    check(secret not in out, "the secret's value reached the jail")
+    lines = out.splitlines()
+    check(any(l.startswith("PATH=") for l in lines), f"no PATH in {out!r}")
+    check("HOME=/tmp" in lines, f"no HOME=/tmp in {out!r}")
+
+
+# --- 20. kill(-1) -------------------------------------------------------------
+
+@test("kill(-1): ends only the jail, verdict within the timeout")
+def t_killall():
+    require_contained()
+    victim = start_victim()
+    try:
+        _, r, _ = probe("killall", timeout=15)
+        expect(r, "ok", 0)
+        note(result_line(r, "killall"))
+        time.sleep(0.1)
+        check(victim.poll() is None, "kill(-1) in the jail killed a host process")
+    finally:
+        stop_victim(victim)
+
+
+# --- 21. bad input ----------------------------------------------------------
+
+def _bad_input(args, status, mentions, plain_mentions=None):
+    """airlock run with ARGS must refuse with `status`, a setup_error whose
+    message mentions `mentions`, and leave no cgroup behind. With
+    plain_mentions, the run without --json must also say so on stderr."""
+    before = run_cgroups()
+    got, out, err, _ = run_airlock(["run", "--json"] + args)
+    r = parse_result(got, out)
+    expect(r, "setup_error", status)
+    error = r.get("error")
+    check(isinstance(error, str) and error, f"error {error!r} is empty")
+    check(mentions.lower() in error.lower(), f"error {error!r} does not mention {mentions!r}")
+    note(f"error: {error}")
+    leaked = new_leaks(before)
+    check(not leaked, f"cgroups left behind: {leaked}")
+    if plain_mentions:
+        before = run_cgroups()
+        got, out, err, _ = run_airlock(["run"] + args)
+        check_eq(got, status, "exit status without --json")
+        text = err.decode("utf-8", "replace")
+        check(plain_mentions.lower() in text.lower(),
+              f"stderr {text!r} does not mention {plain_mentions!r}")
+        check_eq(out, b"", "stdout without --json")
+        leaked = new_leaks(before)
+        check(not leaked, f"cgroups left behind without --json: {leaked}")
+
+
+@test("bad input: missing module → 127")
+def t_bad_missing():
+    path = f"/tmp/airlock-missing-{secrets.token_hex(6)}"
+    _bad_input(["--", path], 127, path)
+
+
+@test("bad input: non-executable file → 126")
+def t_bad_noexec():
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "module.txt")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\necho should not run\n")
+        os.chmod(path, 0o644)
+        _bad_input(["--", path], 126, path)
+
+
+@test("bad input: directory → 126")
+def t_bad_directory():
+    with tempfile.TemporaryDirectory() as d:
+        _bad_input(["--", d], 126, d)
+
+
+@test("bad input: dangling symlink → 127")
+def t_bad_dangling():
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "link")
+        os.symlink(os.path.join(d, "nowhere"), path)
+        _bad_input(["--", path], 127, "symbolic link")
+
+
+@test("bad input: bare name not on PATH → 127")
+def t_bad_bare():
+    _bad_input(["--", "nosuchprogram-xyz"], 127, "nosuchprogram-xyz")
+
+
+# (options, what the message must name). These fail before any jail, so
+# they need no root.
+BAD_OPTIONS = [
+    (["--memory", "0"], "memory"),
+    (["--memory", "99999999999999T"], "memory"),
+    (["--timeout", "-1"], "timeout"),
+    (["--timeout", "0"], "timeout"),
+    (["--pids", "0"], "pids"),
+    (["--net", "bogus"], "bogus"),
+    (["--policy", "nosuch"], "nosuch"),
+]
+
+
+def _bad_option_test(opts, mentions):
+    return lambda: _bad_input(opts + ["--", "/bin/true"], 125, mentions, mentions)
+
+
+for _opts, _mentions in BAD_OPTIONS:
+    test(f"bad input: {' '.join(_opts)} → 125", root=False)(_bad_option_test(_opts, _mentions))
+
+
+@test("bad input: no program → 125", root=False)
+def t_bad_no_program():
+    _bad_input([], 125, "program", "program")
+
+
+# --- 23. a Python module's view --------------------------------------------
+
+@test("python -c: no host /home or /root, HOME=/tmp")
+def t_python_view():
+    code = ("import json, os; print(json.dumps({'home': os.path.exists('/home'), "
+            "'root': os.path.exists('/root'), 'HOME': os.environ.get('HOME'), "
+            "'expanduser': os.path.expanduser('~')}, sort_keys=True))")
+    _, r, _ = run_json(["--", "python3", "-c", code])
+    expect(r, "ok", 0)
+    try:
+        seen = json.loads(r["stdout"])
+    except ValueError:
+        raise Failure(f"python printed {excerpt(r['stdout'])}")
+    check_eq(seen, {"home": False, "root": False, "HOME": "/tmp", "expanduser": "/tmp"},
+             "what python sees")
+
+
+# --- 24. without --json ------------------------------------------------------
+
+@test("passthrough: output goes straight to stdout")
+def t_passthrough():
+    status, out, err, _ = run_airlock(["run", "--", PROBE, "echo", "hello", "world"])
+    check_eq(status, 0, "exit status")
+    check_eq(out, b"hello world\n", "stdout")
+
+
+@test("passthrough: timeout exits 124 and says so")
+def t_passthrough_timeout():
+    status, out, err, _ = run_airlock(["run", "--timeout", "300ms", "--", PROBE, "spin"])
+    check_eq(status, 124, "exit status")
+    check(b"timeout" in err, f"stderr {excerpt(err)} does not mention the timeout")
+
+
+# --- 22. last: nothing left behind ------------------------------------------
+
+@test("cleanup: no run cgroup left behind", root=False)
+def t_no_leftovers():
+    bases = airlock_cgroup_bases()
+    existing = [b for b in bases if os.path.isdir(b)]
+    note("cgroup bases: " + (", ".join(existing) or "none yet"))
+    leaked = leaked_cgroups()
+    check(not leaked, f"run cgroups left behind: {leaked}")
+    others = [p for p in run_cgroups() if p not in leaked]
+    if others:
+        note(f"run cgroups of other live airlock processes (not ours): {others}")
+
+
+# ================================================================== runner
+
+def report_failure(msg):
+    print("  " + msg.replace("\n", "\n  "))
+    for entry in LOG.runs[-2:]:
+        print("  command: " + " ".join(shlex.quote(str(a)) for a in entry["cmd"]))
+        print(f"  exit status: {entry['status']}")
+        print(f"  stdout: {excerpt(entry['stdout'])}")
+        print(f"  stderr: {excerpt(entry['stderr'])}")
+
+
+def main(argv):
+    global AIRLOCK
+    if len(argv) < 2:
+        print(f"usage: {argv[0]} BUILD_DIR [WORD...]", file=sys.stderr)
+        return 2
+    AIRLOCK = os.path.abspath(os.path.join(argv[1], "airlock"))
+    words = argv[2:]
+    ci = os.environ.get("CI", "").lower() == "true"
+    is_root = os.geteuid() == 0
+    passed = failed = skipped = 0
+
+    for name, fn, needs_root in TESTS:
+        if words and not any(w in name for w in words):
+            continue
+        LOG.runs, LOG.notes = [], []
+        outcome, detail = "ok", None
+        try:
+            if needs_root and not is_root:
+                raise Skip("needs root (airlock builds jails only as root)")
+            need_file(AIRLOCK)
+            need_file(PROBE)
+            fn()
+        except Skip as e:
+            outcome, detail = "skip", str(e)
+        except Failure as e:
+            outcome, detail = "fail", str(e)
+        except subprocess.TimeoutExpired as e:
+            outcome, detail = "fail", f"timed out: {e}"
+        except Exception:
+            outcome, detail = "fail", "unexpected error:\n" + traceback.format_exc().rstrip()
+        if outcome == "skip" and ci:
+            outcome, detail = "fail", f"skipped, but CI=true forbids skips: {detail}"
+
+        if outcome == "ok":
+            passed += 1
+            print(f"ok - {name}")
+            for n in LOG.notes:
+                print(f"  # {n}")
+        elif outcome == "skip":
+            skipped += 1
+            print(f"skip - {name}: {detail}")
+        else:
+            failed += 1
+            print(f"not ok - {name}")
+            report_failure(detail)
+        sys.stdout.flush()
+
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

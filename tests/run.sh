@@ -1,0 +1,59 @@
+#!/bin/sh
+# Run every test against each build directory given (build, build-asan):
+# the cmocka unit tests, then the integration suite that drives the real
+# binaries as root. Ends with one line "N passed, N failed, N skipped".
+set -u
+cd "$(dirname "$0")/.."
+
+passed=0 failed=0 skipped=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+count() { # FIELD N
+	eval "$1=\$((\$$1 + $2))"
+}
+
+run_unit() { # BUILD
+	for t in "$1"/tests/test_*; do
+		[ -x "$t" ] || continue
+		echo "== unit: $t"
+		"$t" >"$log" 2>&1
+		rc=$?
+		cat "$log"
+		ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log")
+		bad=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log")
+		count passed "${ok:-0}"
+		count failed "${bad:-0}"
+		# a crash or a sanitizer report with no cmocka summary
+		if [ "$rc" -ne 0 ] && [ -z "$bad" ]; then count failed 1; fi
+	done
+}
+
+run_integration() { # BUILD
+	echo "== integration: $1"
+	python3 tests/integration/test_jail.py "$1" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	if [ -z "$line" ]; then
+		count failed 1
+		return
+	fi
+	set -- $line
+	count passed "$1"
+	count failed "$3"
+	count skipped "${5:-0}"
+	if [ "$rc" -ne 0 ] && [ "$3" -eq 0 ]; then count failed 1; fi
+}
+
+# sanitizer reports fail the run; leak checking covers the CLI itself
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=99}"
+
+for build in "$@"; do
+	run_unit "$build"
+	run_integration "$build"
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,42 @@
+/*
+ * airlock: the one command line for people and CI.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+static const struct cli_command commands[] = {
+	{ "run", cmd_run, "run one module in a jail" },
+	{ "version", cmd_version, "version and the isolation this host gives" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: airlock COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\n'airlock COMMAND --help' describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 ||
+	    strcmp(name, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(name, "--version") == 0)
+		name = "version";
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "airlock: unknown command \"%s\"\n", name);
+	usage(stderr);
+	return CLI_EXIT_USAGE;
+}

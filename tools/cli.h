@@ -1,0 +1,17 @@
+/* tools/: the airlock command line. */
+#ifndef AIRLOCK_CLI_H
+#define AIRLOCK_CLI_H
+
+/* Usage errors and setup errors share 125 with `airlock run` (DESIGN.md). */
+#define CLI_EXIT_USAGE 125
+
+struct cli_command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+int cmd_run(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+
+#endif

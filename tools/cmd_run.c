@@ -1,0 +1,242 @@
+/*
+ * airlock run [--policy NAME] [--memory SIZE] [--timeout DURATION]
+ *             [--pids N] [--net none|loopback] [--json] [--] PROGRAM [ARG...]
+ * airlock version
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policy/policy.h"
+#include "sandbox/sandbox.h"
+#include "tools/cli.h"
+
+struct run_options {
+	const char *policy;
+	const char *memory;
+	const char *timeout;
+	const char *pids;
+	const char *net;
+	bool json;
+	char usage_error[256];
+};
+
+static void run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: airlock run [OPTIONS] [--] PROGRAM [ARG...]\n"
+		"\n"
+		"Run PROGRAM in a jail: a host path (bound read-only into the\n"
+		"jail) or a bare name found on the jail's PATH.\n"
+		"\n"
+		"  --policy NAME      policy to apply (default: default)\n"
+		"  --memory SIZE      memory limit, e.g. 64M (default 64M)\n"
+		"  --timeout DURATION wall-clock limit, e.g. 3s, 200ms\n"
+		"  --pids N           process limit (default 64)\n"
+		"  --net MODE         none or loopback (default loopback)\n"
+		"  --json             capture output; print one JSON result\n"
+		"\n"
+		"Exit status: the module's own, 124 timeout, 125 setup error,\n"
+		"126 not executable, 127 not found, 128+N killed by signal N\n"
+		"(137 memory limit, 159 seccomp violation).\n");
+}
+
+static int parse_options(int argc, char **argv, struct run_options *o)
+{
+	static const struct option longopts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "pids", required_argument, NULL, 'P' },
+		{ "net", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	opterr = 0; /* our own message, in JSON when asked */
+	/* "+": options end at PROGRAM; what follows is the module's */
+	while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p': o->policy = optarg; break;
+		case 'm': o->memory = optarg; break;
+		case 't': o->timeout = optarg; break;
+		case 'P': o->pids = optarg; break;
+		case 'n': o->net = optarg; break;
+		case 'j': o->json = true; break;
+		case 'h': run_usage(stdout); exit(0);
+		case ':':
+			snprintf(o->usage_error, sizeof(o->usage_error),
+				 "option %s needs a value; see airlock run "
+				 "--help",
+				 argv[optind - 1]);
+			return -1;
+		default:
+			snprintf(o->usage_error, sizeof(o->usage_error),
+				 "bad option %s; see airlock run --help",
+				 argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind >= argc) {
+		snprintf(o->usage_error, sizeof(o->usage_error),
+			 "no PROGRAM given; see airlock run --help");
+		return -1;
+	}
+	return optind;
+}
+
+/* The policy named on the command line, with the overrides applied: a
+ * derived policy whose hash records them. */
+static struct al_policy *load_policy(const struct run_options *o,
+				     struct al_error *err)
+{
+	if (o->policy && strcmp(o->policy, "default") != 0) {
+		al_error_set(err, 0,
+			     "--policy: unknown policy \"%s\": only the "
+			     "built-in \"default\" exists in this version",
+			     o->policy);
+		return NULL;
+	}
+	struct al_policy *p = policy_new_default(err);
+	if (!p)
+		return NULL;
+	if ((o->memory && policy_set_memory(p, o->memory, err) < 0) ||
+	    (o->timeout && policy_set_timeout(p, o->timeout, err) < 0) ||
+	    (o->pids && policy_set_pids(p, o->pids, err) < 0) ||
+	    (o->net && policy_set_net(p, o->net, err) < 0)) {
+		policy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Without --json the module's output went to the terminal; say in one
+ * line why it ended when that was not its own exit. */
+static void report_plain(const struct sandbox_result *r,
+			 const struct al_policy *p)
+{
+	const struct policy_limits *l = policy_limits(p);
+	switch (r->verdict) {
+	case SANDBOX_OK:
+	case SANDBOX_EXIT_NONZERO:
+		return;
+	case SANDBOX_TIMEOUT:
+		fprintf(stderr, "airlock: timeout: killed after %.0f ms (limit %llu ms)\n",
+			r->wall_ms, (unsigned long long)(l->timeout_us / 1000));
+		return;
+	case SANDBOX_MEMORY_LIMIT: {
+		char size[32];
+		format_size(l->memory_bytes, size, sizeof(size));
+		fprintf(stderr, "airlock: memory_limit: killed at the %s limit\n",
+			size);
+		return;
+	}
+	case SANDBOX_SECCOMP_VIOLATION:
+		fprintf(stderr, "airlock: seccomp_violation: the policy denies "
+				"the syscall %s\n",
+			r->syscall);
+		return;
+	case SANDBOX_CRASHED:
+		fprintf(stderr, "airlock: crashed: killed by signal %d (%s)\n",
+			r->signal, strsignal(r->signal));
+		return;
+	case SANDBOX_SETUP_ERROR:
+		fprintf(stderr, "airlock: %s\n", r->error);
+		return;
+	}
+}
+
+static int print_json(const struct sandbox_result *r,
+		      const struct al_policy *p, const struct sandbox_host *h)
+{
+	char *text = sandbox_result_json(r, p, h);
+	if (!text) {
+		fprintf(stderr, "airlock: out of memory writing the result\n");
+		return -1;
+	}
+	printf("%s\n", text);
+	free(text);
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* A failure before any jail exists still answers in the promised shape. */
+static int setup_error(const struct run_options *o, const char *msg)
+{
+	if (o->json) {
+		struct sandbox_result r = { 0 };
+		sandbox_result_setup_error(&r, 125, msg);
+		print_json(&r, NULL, NULL);
+	} else {
+		fprintf(stderr, "airlock run: %s\n", msg);
+	}
+	return 125;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_options o = { 0 };
+	struct al_error err = { 0 };
+	int first = parse_options(argc, argv, &o);
+	if (first < 0)
+		return setup_error(&o, o.usage_error);
+	struct al_policy *policy = load_policy(&o, &err);
+	if (!policy)
+		return setup_error(&o, err.msg);
+	struct sandbox_host *host = sandbox_host_new(&err);
+	struct sandbox_filter *filter =
+		host ? sandbox_filter_compile(policy, &err) : NULL;
+	if (!filter) {
+		sandbox_host_free(host);
+		policy_free(policy);
+		return setup_error(&o, err.msg);
+	}
+	/* A reader that goes away must not kill us before the jail is
+	 * cleaned up; the module's own SIGPIPE is restored in the jail. */
+	signal(SIGPIPE, SIG_IGN);
+	struct sandbox_spec spec = {
+		.policy = policy,
+		.filter = filter,
+		.program = argv[first],
+		.args = argv + first + 1,
+		.stdin_fd = STDIN_FILENO,
+		.stdout_fd = o.json ? -1 : STDOUT_FILENO,
+		.stderr_fd = o.json ? -1 : STDERR_FILENO,
+	};
+	struct sandbox_result result;
+	sandbox_run(host, &spec, &result);
+	int status = result.exit_status;
+	if (o.json) {
+		if (print_json(&result, policy, host) < 0)
+			status = 125;
+	} else {
+		report_plain(&result, policy);
+	}
+	sandbox_result_release(&result);
+	sandbox_filter_free(filter);
+	sandbox_host_free(host);
+	policy_free(policy);
+	return status;
+}
+
+int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct al_error err = { 0 };
+	printf("airlock %s\n", AIRLOCK_VERSION);
+	struct sandbox_host *host = sandbox_host_new(&err);
+	if (!host) {
+		printf("isolation: unavailable: %s\n", err.msg);
+		return 0;
+	}
+	printf("cgroup: %s\nprivilege: %s\nseccomp: filter with user "
+	       "notification\n",
+	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host));
+	sandbox_host_free(host);
+	return 0;
+}

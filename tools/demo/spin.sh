@@ -1,0 +1,3 @@
+#!/bin/sh
+# A module that never ends: the deadline has to end it.
+while :; do :; done
