@@ -40,6 +40,7 @@ static void write_limits(FILE *f, const struct policy_limits *l)
 	fprintf(f, "file_size = %llu\n", (unsigned long long)l->fsize_bytes);
 	fprintf(f, "open_files = %llu\n", (unsigned long long)l->nofile);
 	fprintf(f, "address_space = %llu\n", (unsigned long long)l->as_bytes);
+	fprintf(f, "limits = %s\n", policy_limits_mode_name(l->limits_mode));
 	fprintf(f, "[identity]\nuid = %u\ngid = %u\n", l->uid, l->gid);
 	fprintf(f, "[network]\nnet = %s\n", policy_net_name(l->net));
 }

@@ -61,6 +61,7 @@ static void default_limits(struct policy_limits *l)
 		.uid = 65534,
 		.gid = 65534,
 		.net = POLICY_NET_LOOPBACK,
+		.limits_mode = POLICY_LIMITS_REQUIRED,
 	};
 }
 
@@ -196,6 +197,21 @@ int policy_set_net(struct al_policy *p, const char *value,
 	return 0;
 }
 
+int policy_set_limits_mode(struct al_policy *p, const char *value,
+			   struct al_error *err)
+{
+	if (strcmp(value, "required") == 0)
+		p->limits.limits_mode = POLICY_LIMITS_REQUIRED;
+	else if (strcmp(value, "best-effort") == 0)
+		p->limits.limits_mode = POLICY_LIMITS_BEST_EFFORT;
+	else
+		return al_error_set(err, EINVAL,
+				    "limits: invalid value \"%s\": expected "
+				    "required or best-effort",
+				    value);
+	return 0;
+}
+
 const char *policy_name(const struct al_policy *p)
 {
 	return p->name;
@@ -238,4 +254,9 @@ const struct policy_syscall *policy_syscall_at(const struct al_policy *p,
 const char *policy_net_name(enum policy_net net)
 {
 	return net == POLICY_NET_LOOPBACK ? "loopback" : "none";
+}
+
+const char *policy_limits_mode_name(enum policy_limits_mode mode)
+{
+	return mode == POLICY_LIMITS_BEST_EFFORT ? "best-effort" : "required";
 }

@@ -30,6 +30,14 @@ enum policy_net {
 	POLICY_NET_LOOPBACK, /* a network namespace with only `lo` up */
 };
 
+/* Whether the cgroup limits (memory, pids, CPU quota) must be in force.
+ * Without root and without a delegated cgroup they cannot be: "required"
+ * refuses to run, "best-effort" runs and says which were not applied. */
+enum policy_limits_mode {
+	POLICY_LIMITS_REQUIRED,
+	POLICY_LIMITS_BEST_EFFORT,
+};
+
 /* Numeric limits and identity; every field has a DESIGN.md default. */
 struct policy_limits {
 	uint64_t memory_bytes;  /* cgroup memory limit, swap excluded */
@@ -46,6 +54,7 @@ struct policy_limits {
 	uint32_t uid;           /* identity inside the jail; never 0 */
 	uint32_t gid;
 	enum policy_net net;
+	enum policy_limits_mode limits_mode;
 };
 
 /* How the seccomp filter treats one syscall named by the policy. */
@@ -74,6 +83,8 @@ int policy_set_pids(struct al_policy *p, const char *value,
 		    struct al_error *err);
 int policy_set_net(struct al_policy *p, const char *value,
 		   struct al_error *err);
+int policy_set_limits_mode(struct al_policy *p, const char *value,
+			   struct al_error *err);
 
 /* Getters: the returned pointers are borrowed from the policy. */
 const char *policy_name(const struct al_policy *p);
@@ -98,5 +109,6 @@ int policy_hash(const struct al_policy *p, char out[POLICY_HASH_LEN],
 		struct al_error *err);
 
 const char *policy_net_name(enum policy_net net);
+const char *policy_limits_mode_name(enum policy_limits_mode mode);
 
 #endif

@@ -196,6 +196,8 @@ int cgroup_backend_open(struct cgroup_backend *b, struct al_error *err)
 	    cgroup_has_controller("/sys/fs/cgroup/unified", "memory"))
 		return cgroup_v2_open(b, "/sys/fs/cgroup/unified", err);
 	al_error_set(err, v1_err.errnum, "%s", v1_err.msg);
+	if (v1_err.errnum == EACCES || v1_err.errnum == EPERM)
+		return -1; /* the controller is there, just not ours */
 	return al_error_prefix(err,
 			       "no usable memory cgroup controller (mount it on "
 			       "cgroup v1, or boot with cgroup v2 and the "

@@ -85,6 +85,10 @@ static int v1_find(struct v1_state *st, int c, struct al_error *err)
 	if (st->base_fd[c] < 0)
 		return al_error_sys(err, errno, "cgroup v1: open %s",
 				    st->base[c]);
+	/* run cgroups are created here: find out now, not on each run */
+	if (faccessat(st->base_fd[c], ".", W_OK, AT_EACCESS) < 0)
+		return al_error_sys(err, errno, "cgroup v1: no write access to %s",
+				    st->base[c]);
 	st->have[c] = true;
 	return 0;
 }

@@ -133,6 +133,9 @@ static int v2_setup(struct v2_state *st, const char *mount,
 	st->base_fd = open(st->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->base_fd < 0)
 		return al_error_sys(err, errno, "cgroup v2: open %s", st->base);
+	if (faccessat(st->base_fd, ".", W_OK, AT_EACCESS) < 0)
+		return al_error_sys(err, errno, "cgroup v2: no write access to %s",
+				    st->base);
 	return 0;
 }
 

@@ -82,6 +82,17 @@ static void reset_signals(const struct jail_plan *plan)
 		jail_fail(plan, errno, "signals: clear the mask");
 }
 
+/* Rootless: nothing privileged can work until the parent has written
+ * the uid and gid maps of the new user namespace. */
+static void wait_for_id_maps(const struct jail_plan *plan)
+{
+	char go;
+	if (!plan->userns)
+		return;
+	if (recv(plan->sync_fd, &go, 1, 0) != 1)
+		_exit(1); /* parent gone, or it reported the failure itself */
+}
+
 static void join_cgroup(const struct jail_plan *plan)
 {
 	for (int i = 0; i < plan->cgroup->n; i++)
@@ -238,6 +249,7 @@ void jail_init_main(const struct jail_plan *plan)
 		jail_fail(plan, errno, "prctl(PR_SET_PDEATHSIG)");
 	reset_signals(plan);
 	hide_caller_identity(plan);
+	wait_for_id_maps(plan);
 	join_cgroup(plan);
 	setup_stdio(plan);
 	jail_build_root(plan);

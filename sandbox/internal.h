@@ -123,8 +123,11 @@ bool cgroup_has_controller(const char *dir, const char *name);
 /* ------------------------------------------------------------------- host */
 
 struct sandbox_host {
-	struct cgroup_backend cgroup;
+	struct cgroup_backend cgroup; /* ops NULL: no cgroup (rootless) */
+	char cgroup_error[AL_ERROR_MAX]; /* why, when ops is NULL */
 	bool root;
+	uid_t uid; /* the caller's, mapped to the jail's user when rootless */
+	gid_t gid;
 	unsigned long run_counter;
 	int dev_null_fd;
 };
@@ -159,6 +162,7 @@ struct jail_plan {
 	char *const *argv;          /* argv for execve; argv[0] set */
 	char *const *envp;
 	const struct cgroup_run *cgroup;
+	bool userns; /* rootless: wait for the parent to write the id maps */
 };
 
 /* child.c: runs in the clone()d child; never returns. */
@@ -198,6 +202,7 @@ struct verdict_input {
 	int init_code;       /* init's siginfo si_code / si_status */
 	int init_status;
 	uint64_t oom_kills;
+	bool cpu_limit_hit; /* the run used at least its CPU-time limit */
 };
 
 /* Pure: decide verdict, exit_code, signal and exit_status. */

@@ -68,6 +68,16 @@ char *sandbox_result_json(const struct sandbox_result *r,
 		json_kv_uint(&jb, "oom_kills", r->oom_kills);
 	if (r->pids_limit_hits)
 		json_kv_uint(&jb, "pids_limit_hits", r->pids_limit_hits);
+	if (r->cgroup_limits_missing) {
+		/* said in every result: this run had no memory, pids or CPU
+		 * quota limit (rootless, best-effort policy) */
+		json_key(&jb, "limits_not_applied");
+		json_array_open(&jb);
+		json_string(&jb, "memory");
+		json_string(&jb, "pids");
+		json_string(&jb, "cpu_quota");
+		json_array_close(&jb);
+	}
 	if (r->verdict == SANDBOX_SETUP_ERROR)
 		json_kv_string(&jb, "error", r->error);
 	json_object_close(&jb);

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -266,16 +267,25 @@ static void on_notification(struct sandbox_run *run)
 
 /* ------------------------------------------------------------- finish */
 
+/* wait4 rather than waitid on the pidfd: its rusage covers init and every
+ * process init reaped, which is the whole run, for hosts without cgroup
+ * accounting (rootless). */
 static void reap(struct sandbox_run *run)
 {
-	siginfo_t si = { 0 };
-	if (waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED | WNOHANG) < 0 ||
-	    si.si_pid == 0)
+	int status;
+	pid_t pid = wait4(run->pid, &status, WNOHANG | __WALL, &run->rusage);
+	if (pid != run->pid)
 		return;
 	run->reaped = true;
 	run->vin.init_reaped = true;
-	run->vin.init_code = si.si_code;
-	run->vin.init_status = si.si_status;
+	run->vin.init_code = WIFEXITED(status) ? CLD_EXITED : CLD_KILLED;
+	run->vin.init_status = WIFEXITED(status) ? WEXITSTATUS(status) :
+						   WTERMSIG(status);
+}
+
+static double timeval_ms(const struct timeval *tv)
+{
+	return (double)tv->tv_sec * 1e3 + (double)tv->tv_usec / 1e3;
 }
 
 static char *steal_capture(struct capture *c, size_t *len, bool *truncated)
@@ -309,6 +319,15 @@ static void finish(struct sandbox_run *run)
 	r->wall_ms = ms_since(&run->t0);
 	r->cpu_ms = (double)st.cpu_ns / 1e6;
 	r->peak_memory_bytes = st.peak_known ? st.peak_memory : 0;
+	if (r->cgroup_limits_missing) {
+		/* the largest single process, not the run's total */
+		r->cpu_ms = timeval_ms(&run->rusage.ru_utime) +
+			    timeval_ms(&run->rusage.ru_stime);
+		r->peak_memory_bytes = (uint64_t)run->rusage.ru_maxrss * 1024;
+	}
+	/* RLIMIT_CPU is per process, so only a run that used at least the
+	 * limit can have hit it: a necessary condition, on the run's total */
+	run->vin.cpu_limit_hit = r->cpu_ms * 1000.0 >= (double)run->cpu_limit_us;
 	r->oom_kills = st.oom_kills;
 	r->pids_limit_hits = st.pids_max_hits;
 	r->stdout_data = steal_capture(&run->out, &r->stdout_len,

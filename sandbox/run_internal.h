@@ -2,6 +2,7 @@
 #ifndef AIRLOCK_SANDBOX_RUN_INTERNAL_H
 #define AIRLOCK_SANDBOX_RUN_INTERNAL_H
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include "sandbox/internal.h"
@@ -25,6 +26,8 @@ struct sandbox_run {
 	pid_t pid;
 	bool started, finished, reaped;
 	struct timespec t0;
+	struct rusage rusage;
+	uint64_t cpu_limit_us;
 	char **argv; /* argv and program: one allocation */
 	const char *program;
 	char module_path[PLAN_PATH_MAX];

@@ -74,6 +74,9 @@ struct sandbox_result {
 	uint64_t peak_memory_bytes;
 	uint64_t oom_kills;
 	uint64_t pids_limit_hits;
+	/* rootless under a best-effort policy: no cgroup, so no memory, pids
+	 * or CPU-quota limit, and usage comes from rusage instead */
+	bool cgroup_limits_missing;
 	char *stdout_data; /* captured output (NUL-terminated), or NULL */
 	size_t stdout_len;
 	bool stdout_truncated;

@@ -123,10 +123,11 @@ static int above_stdio(int fd)
 	return moved;
 }
 
-static pid_t clone_jail(int *pidfd)
+static pid_t clone_jail(int *pidfd, bool userns)
 {
 	struct clone_args args = {
-		.flags = JAIL_NAMESPACES | CLONE_PIDFD,
+		.flags = JAIL_NAMESPACES | CLONE_PIDFD |
+			 (userns ? CLONE_NEWUSER : 0),
 		.pidfd = (uint64_t)(uintptr_t)pidfd,
 		.exit_signal = SIGCHLD,
 	};
@@ -188,6 +189,62 @@ static void close_child_ends(const struct sandbox_spec *spec,
 	al_closep(sync_child);
 }
 
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = write(fd, text, strlen(text));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/*
+ * Rootless: map the caller's uid and gid (and nothing else) to the jail's
+ * user inside the new user namespace, then let init go on. setgroups is
+ * denied first, as the kernel requires of an unprivileged writer; the
+ * caller's supplementary groups stay what they are on the host, and inside
+ * show as the overflow group.
+ */
+static int map_ids(struct sandbox_run *run, const struct policy_limits *l)
+{
+	char path[64], map[64];
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", run->pid);
+	snprintf(map, sizeof(map), "%u %u 1\n", l->uid, run->host->uid);
+	if (write_file(path, map) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/setgroups", run->pid);
+	if (write_file(path, "deny") < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", run->pid);
+	snprintf(map, sizeof(map), "%u %u 1\n", l->gid, run->host->gid);
+	if (write_file(path, map) < 0)
+		return -1;
+	char go = 1;
+	return send(run->sync_fd, &go, 1, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* No cgroup to hold the limits: refuse unless the policy accepts that. */
+static bool cgroup_available(struct sandbox_run *run,
+			     const struct policy_limits *limits)
+{
+	if (run->host->cgroup.ops)
+		return true;
+	if (limits->limits_mode == POLICY_LIMITS_BEST_EFFORT) {
+		run->result.cgroup_limits_missing = true;
+		return true;
+	}
+	setup_fail(run, 125,
+		   "the memory, pids and CPU limits need a cgroup, and this "
+		   "user has none (%s); run as root, delegate a cgroup v2 "
+		   "subtree to this user, or accept running without these "
+		   "limits with --limits best-effort",
+		   run->host->cgroup_error);
+	return false;
+}
+
 static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		   int module_fd)
 {
@@ -199,8 +256,11 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 
 	snprintf(name, sizeof(name), "run-%d-%lu", getpid(),
 		 ++host->run_counter);
-	if (host->cgroup.ops->create(&host->cgroup, name, limits, &run->cg,
-				     &err) < 0) {
+	if (!cgroup_available(run, limits))
+		goto out;
+	if (host->cgroup.ops && host->cgroup.ops->create(&host->cgroup, name,
+							 limits, &run->cg,
+							 &err) < 0) {
 		setup_fail(run, 125, "%s", err.msg);
 		goto out;
 	}
@@ -220,6 +280,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		.argv = run->argv,
 		.envp = policy_environ(spec->policy),
 		.cgroup = &run->cg,
+		.userns = !host->root,
 	};
 	struct stat st;
 	if (module_fd >= 0 && fstat(module_fd, &st) == 0) {
@@ -229,18 +290,29 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	snprintf(plan.module_jail_path, sizeof(plan.module_jail_path), "%s",
 		 run->module_path);
 	clock_gettime(CLOCK_MONOTONIC, &run->t0);
-	run->pid = clone_jail(&run->pidfd);
+	run->pid = clone_jail(&run->pidfd, !host->root);
 	if (run->pid == 0)
 		jail_init_main(&plan);
 	if (run->pid < 0) {
 		setup_fail(run, 125,
 			   "jail setup: clone3 into new namespaces: %s%s",
 			   strerror(errno),
-			   errno == EPERM ? " (run as root)" : "");
+			   errno == EPERM || errno == ENOSPC ?
+				   " (run as root, or allow unprivileged user "
+				   "namespaces: sysctl user.max_user_namespaces)" :
+				   "");
 		goto out;
 	}
 	run->sync_fd = steal_fd(&sync[0]);
 	close_child_ends(spec, child_stdio, &sync[1]);
+	if (!host->root && map_ids(run, limits) < 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "jail setup: map the caller's uid and gid into the "
+			 "user namespace: %s",
+			 strerror(errno));
+		fail_run(run, msg);
+	}
 	if (arm_deadline(run, limits->timeout_us) < 0)
 		fail_run(run, "jail setup: cannot watch the run");
 out:
@@ -323,7 +395,7 @@ void sandbox_run_free(struct sandbox_run *run)
 	if (run->pidfd >= 0 && !run->reaped) {
 		kill_init(run);
 		siginfo_t si;
-		(void)waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED);
+		(void)waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED | __WALL);
 	}
 	if (run->cg.n > 0)
 		run->host->cgroup.ops->destroy(&run->host->cgroup, &run->cg);

@@ -73,9 +73,10 @@ static void classify_status(const struct verdict_input *in,
 	int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
 	if (sig == SIGKILL && in->oom_kills > 0)
 		set(r, SANDBOX_MEMORY_LIMIT, -1, SIGKILL, 128 + SIGKILL);
-	else if (sig == SIGXCPU)
-		/* RLIMIT_CPU: the CPU-time half of the time limit */
-		set(r, SANDBOX_TIMEOUT, -1, SIGXCPU, EXIT_TIMEOUT);
+	else if (sig == SIGXCPU || (sig == SIGKILL && in->cpu_limit_hit))
+		/* RLIMIT_CPU: the CPU-time half of the time limit (SIGKILL
+		 * once the module ignored SIGXCPU to the hard limit) */
+		set(r, SANDBOX_TIMEOUT, -1, sig, EXIT_TIMEOUT);
 	else
 		set(r, SANDBOX_CRASHED, -1, sig, 128 + sig);
 }

@@ -20,6 +20,7 @@ struct run_options {
 	const char *timeout;
 	const char *pids;
 	const char *net;
+	const char *limits;
 	bool json;
 	char usage_error[256];
 };
@@ -37,6 +38,9 @@ static void run_usage(FILE *f)
 		"  --timeout DURATION wall-clock limit, e.g. 3s, 200ms\n"
 		"  --pids N           process limit (default 64)\n"
 		"  --net MODE         none or loopback (default loopback)\n"
+		"  --limits MODE      required (default) or best-effort: run\n"
+		"                     without cgroup limits when there is no\n"
+		"                     cgroup to hold them (rootless)\n"
 		"  --json             capture output; print one JSON result\n"
 		"\n"
 		"Exit status: the module's own, 124 timeout, 125 setup error,\n"
@@ -52,6 +56,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "pids", required_argument, NULL, 'P' },
 		{ "net", required_argument, NULL, 'n' },
+		{ "limits", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -67,6 +72,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		case 't': o->timeout = optarg; break;
 		case 'P': o->pids = optarg; break;
 		case 'n': o->net = optarg; break;
+		case 'l': o->limits = optarg; break;
 		case 'j': o->json = true; break;
 		case 'h': run_usage(stdout); exit(0);
 		case ':':
@@ -108,7 +114,8 @@ static struct al_policy *load_policy(const struct run_options *o,
 	if ((o->memory && policy_set_memory(p, o->memory, err) < 0) ||
 	    (o->timeout && policy_set_timeout(p, o->timeout, err) < 0) ||
 	    (o->pids && policy_set_pids(p, o->pids, err) < 0) ||
-	    (o->net && policy_set_net(p, o->net, err) < 0)) {
+	    (o->net && policy_set_net(p, o->net, err) < 0) ||
+	    (o->limits && policy_set_limits_mode(p, o->limits, err) < 0)) {
 		policy_free(p);
 		return NULL;
 	}

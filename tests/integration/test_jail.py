@@ -89,6 +89,10 @@ class Log:
 
 LOG = Log()
 
+# Every process the suite started airlock as: a run cgroup named after one
+# of them that is still there afterwards was left behind.
+STARTED = set()
+
 
 def check(cond, msg):
     if not cond:
@@ -118,16 +122,16 @@ def excerpt(data, limit=400):
 
 def run_airlock(args, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL, env=None,
                 pass_fds=(), wrapper=(), preexec_fn=None):
-    """Run `airlock ARGS`; returns (status, stdout bytes, stderr bytes, pid).
-    A run that outlives `timeout` is killed and fails the test, so nothing
-    can hang the suite."""
+    """Run `airlock ARGS` (under `wrapper`, if given); returns (status,
+    stdout bytes, stderr bytes). A run that outlives `timeout` is killed and
+    fails the test, so nothing can hang the suite."""
     cmd = list(wrapper) + [AIRLOCK] + list(args)
     entry = {"cmd": cmd, "status": None, "stdout": b"", "stderr": b""}
     LOG.runs.append(entry)
     proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, pass_fds=pass_fds,
                             preexec_fn=preexec_fn)
-    LOG_PIDS.add(proc.pid)
+    STARTED.add(proc.pid)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -136,12 +140,7 @@ def run_airlock(args, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL, env=None,
         entry.update(status=proc.returncode, stdout=out, stderr=err)
         raise Failure(f"airlock did not finish within {timeout} s")
     entry.update(status=proc.returncode, stdout=out, stderr=err)
-    return proc.returncode, out, err, proc.pid
-
-
-# Every airlock the suite started: a cgroup named after one of them that is
-# still there afterwards was left behind by this suite.
-LOG_PIDS = set()
+    return proc.returncode, out, err
 
 
 def parse_result(status, out):
@@ -161,7 +160,7 @@ def parse_result(status, out):
 
 def run_json(args, **kw):
     """`airlock run --json ARGS` → (status, result dict, stderr text)."""
-    status, out, err, _ = run_airlock(["run", "--json"] + list(args), **kw)
+    status, out, err = run_airlock(["run", "--json"] + list(args), **kw)
     return status, parse_result(status, out), err.decode("utf-8", "replace")
 
 
@@ -324,7 +323,7 @@ def leaked_cgroups(paths=None):
     leaked = []
     for path in run_cgroups() if paths is None else paths:
         owner = run_cgroup_owner(path)
-        if owner is None or owner in LOG_PIDS or not os.path.exists(f"/proc/{owner}"):
+        if owner is None or owner in STARTED or not os.path.exists(f"/proc/{owner}"):
             leaked.append(path)
     return sorted(leaked)
 
@@ -360,14 +359,14 @@ def t_true():
 
 @test("shell module: #! interpreter found in the jail, argument passed")
 def t_shell_module():
-    status, r, _ = run_json(["--", os.path.join(MODULES, "hello.sh"), "airlock"])
+    _, r, _ = run_json(["--", os.path.join(MODULES, "hello.sh"), "airlock"])
     expect(r, "ok", 0)
     check_eq(r["stdout"], "hello, airlock\n", "stdout")
 
 
 @test("python module: env python3 runs it, exact output")
 def t_python_module():
-    status, r, _ = run_json(["--", os.path.join(MODULES, "hello.py")])
+    _, r, _ = run_json(["--", os.path.join(MODULES, "hello.py")])
     expect(r, "ok", 0)
     check_eq(r["stdout"], "sum=15 python=3\n", "stdout")
     check_eq(r["stderr"], "", "stderr")
@@ -375,7 +374,7 @@ def t_python_module():
 
 @test("bare name: sh -c found on the jail's PATH")
 def t_bare_name():
-    status, r, _ = run_json(["--", "sh", "-c", "echo hi"])
+    _, r, _ = run_json(["--", "sh", "-c", "echo hi"])
     expect(r, "ok", 0)
     check_eq(r["stdout"], "hi\n", "stdout")
 
@@ -384,7 +383,7 @@ def t_bare_name():
 
 @test("exit code passes through")
 def t_exit_code():
-    status, r, _ = probe("exit", 3)
+    _, r, _ = probe("exit", 3)
     expect(r, "exit_nonzero", 3)
     check_eq(r["exit_code"], 3, "exit_code")
     check_eq(r["signal"], None, "signal")
@@ -392,7 +391,7 @@ def t_exit_code():
 
 @test("crash: SIGSEGV is crashed, 139")
 def t_segv():
-    status, r, _ = probe("segv")
+    _, r, _ = probe("segv")
     expect(r, "crashed", 139)
     check_eq(r["signal"], "SIGSEGV", "signal")
     check("survived" not in r["stdout"], "the probe survived its own segfault")
@@ -400,7 +399,7 @@ def t_segv():
 
 @test("crash: SIGABRT is crashed, 134")
 def t_abort():
-    status, r, _ = probe("abort")
+    _, r, _ = probe("abort")
     expect(r, "crashed", 134)
     check_eq(r["signal"], "SIGABRT", "signal")
 
@@ -418,7 +417,7 @@ def t_host_secrets():
                 f.write(content)
             os.chmod(path, 0o644)  # readable by anyone: only the jail may hide it
         for path in paths:
-            status, r, _ = probe("read", path)
+            _, r, _ = probe("read", path)
             check_eq(r["stdout"], "read: ENOENT\n", f"probe read {path}")
             expect(r, "exit_nonzero", 1)
             _, r, _ = probe("cat", path)
@@ -433,7 +432,7 @@ def t_host_secrets():
 
 @test("host files: /etc/shadow is not readable")
 def t_shadow():
-    status, r, _ = probe("read", "/etc/shadow")
+    _, r, _ = probe("read", "/etc/shadow")
     line = result_line(r, "read")
     check(not line.startswith("read: ok"), f"/etc/shadow was read: {line!r}")
     expect(r, "exit_nonzero", 1)
@@ -618,6 +617,29 @@ def t_spin():
           f"wall_ms {wall!r} not within [450, 3000]")
 
 
+# Two threads that burn CPU in parallel (hashlib releases the GIL on large
+# buffers), so CPU time runs ahead of the wall clock.
+_CPU_BURNER = """
+import hashlib, threading
+buf = b"x" * (4 << 20)
+def burn():
+    while True:
+        hashlib.sha256(buf).digest()
+for _ in range(2):
+    threading.Thread(target=burn).start()
+"""
+
+
+@test("limits: CPU-time limit (multi-threaded) is a timeout")
+def t_cpu_limit():
+    # The CPU limit equals the wall-clock limit (DESIGN.md, "Default
+    # limits"); on a machine with more than one CPU two threads reach it
+    # first. Being stopped by it is running out of time, not a crash.
+    _, r, _ = run_json(["--timeout", "2s", "--", "python3", "-c", _CPU_BURNER])
+    note(f"wall_ms {r.get('wall_ms')}, cpu_ms {r.get('cpu_ms')}")
+    expect(r, "timeout", 124)
+
+
 @test("limits: orphaned daemon dies with the run")
 def t_orphan():
     require_contained()
@@ -649,8 +671,8 @@ sys.exit(status if status >= 0 else 128 - status)
 @test("output: 1 GiB flood truncated at 1 MiB, airlock stays small")
 def t_flood():
     args = ["run", "--json", "--timeout", "60s", "--", PROBE, "flood", str(1 << 30)]
-    status, out, err, _ = run_airlock(args, timeout=90,
-                                      wrapper=[sys.executable, "-c", _MAXRSS_CHILD])
+    status, out, err = run_airlock(args, timeout=90,
+                                   wrapper=[sys.executable, "-c", _MAXRSS_CHILD])
     r = parse_result(status, out)
     expect(r, "ok", 0)
     check_eq(r["stdout_truncated"], True, "stdout_truncated")
@@ -876,7 +898,7 @@ def _bad_input(args, status, mentions, plain_mentions=None):
     message mentions `mentions`, and leave no cgroup behind. With
     plain_mentions, the run without --json must also say so on stderr."""
     before = run_cgroups()
-    got, out, err, _ = run_airlock(["run", "--json"] + args)
+    got, out, err = run_airlock(["run", "--json"] + args)
     r = parse_result(got, out)
     expect(r, "setup_error", status)
     error = r.get("error")
@@ -887,7 +909,7 @@ def _bad_input(args, status, mentions, plain_mentions=None):
     check(not leaked, f"cgroups left behind: {leaked}")
     if plain_mentions:
         before = run_cgroups()
-        got, out, err, _ = run_airlock(["run"] + args)
+        got, out, err = run_airlock(["run"] + args)
         check_eq(got, status, "exit status without --json")
         text = err.decode("utf-8", "replace")
         check(plain_mentions.lower() in text.lower(),
@@ -958,6 +980,108 @@ def t_bad_no_program():
     _bad_input([], 125, "program", "program")
 
 
+# --- rootless: the same jail in a user namespace ----------------------------
+
+# An unprivileged uid with no account: the caller of the rootless tests.
+ROOTLESS_UID = 12345
+
+
+class Rootless:
+    """Copies of airlock and the probe that an unprivileged user can run
+    (the checkout itself may sit under a directory only root can enter),
+    and a way to run them as ROOTLESS_UID."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="airlock-rootless-")
+        os.chmod(self.dir, 0o755)
+        self.airlock = os.path.join(self.dir, "airlock")
+        self.probe = os.path.join(self.dir, "probe")
+        for src, dst in ((AIRLOCK, self.airlock), (PROBE, self.probe)):
+            with open(src, "rb") as f, open(dst, "wb") as g:
+                g.write(f.read())
+            os.chmod(dst, 0o755)
+
+    def close(self):
+        for name in ("airlock", "probe"):
+            os.unlink(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
+
+    def run(self, opts, *probe_args):
+        def drop():
+            os.setgroups([])
+            os.setresgid(ROOTLESS_UID, ROOTLESS_UID, ROOTLESS_UID)
+            os.setresuid(ROOTLESS_UID, ROOTLESS_UID, ROOTLESS_UID)
+        global AIRLOCK
+        saved, AIRLOCK = AIRLOCK, self.airlock
+        try:
+            args = list(opts) + ["--", self.probe] + [str(a) for a in probe_args]
+            return run_json(args, preexec_fn=drop)
+        finally:
+            AIRLOCK = saved
+
+
+def rootless_test(fn):
+    def wrapped():
+        need_file(PROBE)
+        r = Rootless()
+        try:
+            fn(r)
+        finally:
+            r.close()
+    return wrapped
+
+
+@test("rootless: cgroup limits required by default, refused with a way out")
+@rootless_test
+def t_rootless_refused(rl):
+    status, r, _ = rl.run([], "true")
+    expect(r, "setup_error", 125)
+    check_eq(r.get("privilege"), "user-namespace", "privilege")
+    check("--limits best-effort" in r.get("error", ""),
+          f"the error does not say how to proceed: {excerpt(r.get('error'))}")
+
+
+@test("rootless: best-effort runs jailed and lists the missing limits")
+@rootless_test
+def t_rootless_status(rl):
+    _, r, _ = rl.run(["--limits", "best-effort"], "status")
+    expect(r, "ok", 0)
+    check_eq(r.get("limits_not_applied"), ["memory", "pids", "cpu_quota"],
+             "limits_not_applied")
+    check_eq(r.get("cgroup"), "none", "cgroup")
+    out = r["stdout"]
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        check(f"{key}:\t0000000000000000" in out, f"{key} not empty: {excerpt(out)}")
+    check("NoNewPrivs:\t1" in out and "Seccomp:\t2" in out,
+          f"no_new_privs or seccomp missing: {excerpt(out)}")
+    check(re.search(r"^Uid:\t65534\t65534\t65534\t65534$", out, re.M),
+          f"not the jail's uid: {excerpt(out)}")
+
+
+@test("rootless: host processes, files and root stay out of reach")
+@rootless_test
+def t_rootless_isolation(rl):
+    opts = ["--limits", "best-effort"]
+    _, r, _ = rl.run(opts, "pids")
+    check_eq(r.get("stdout"), "pids: ok 1 2\n", "processes seen")
+    _, r, _ = rl.run(opts, "read", "/root/.bashrc")
+    check(r.get("stdout", "").startswith("read: E"), f"read a host file: {excerpt(r.get('stdout'))}")
+    _, r, _ = rl.run(opts, "write", "/usr/airlock-rootless")
+    check_eq(r.get("stdout"), "write: EROFS\n", "writing /usr")
+    _, r, _ = rl.run(opts, "syscall", "ptrace")
+    expect(r, "seccomp_violation", 159)
+    check_eq(r.get("syscall"), "ptrace", "syscall")
+    _, r, _ = rl.run(opts, "syscall", "unshare")
+    expect(r, "seccomp_violation", 159)
+
+
+@test("rootless: the deadline still ends a run")
+@rootless_test
+def t_rootless_timeout(rl):
+    _, r, _ = rl.run(["--limits", "best-effort", "--timeout", "500ms"], "spin")
+    expect(r, "timeout", 124)
+
+
 # --- 23. a Python module's view --------------------------------------------
 
 @test("python -c: no host /home or /root, HOME=/tmp")
@@ -979,14 +1103,14 @@ def t_python_view():
 
 @test("passthrough: output goes straight to stdout")
 def t_passthrough():
-    status, out, err, _ = run_airlock(["run", "--", PROBE, "echo", "hello", "world"])
+    status, out, err = run_airlock(["run", "--", PROBE, "echo", "hello", "world"])
     check_eq(status, 0, "exit status")
     check_eq(out, b"hello world\n", "stdout")
 
 
 @test("passthrough: timeout exits 124 and says so")
 def t_passthrough_timeout():
-    status, out, err, _ = run_airlock(["run", "--timeout", "300ms", "--", PROBE, "spin"])
+    status, out, err = run_airlock(["run", "--timeout", "300ms", "--", PROBE, "spin"])
     check_eq(status, 124, "exit status")
     check(b"timeout" in err, f"stderr {excerpt(err)} does not mention the timeout")
 
@@ -1008,12 +1132,17 @@ def t_no_leftovers():
 # ================================================================== runner
 
 def report_failure(msg):
-    print("  " + msg.replace("\n", "\n  "))
+    """The indented details under "not ok": what failed, then the last
+    commands the test ran with their status and output."""
+    lines = msg.splitlines() + [f"# {n}" for n in LOG.notes]
     for entry in LOG.runs[-2:]:
-        print("  command: " + " ".join(shlex.quote(str(a)) for a in entry["cmd"]))
-        print(f"  exit status: {entry['status']}")
-        print(f"  stdout: {excerpt(entry['stdout'])}")
-        print(f"  stderr: {excerpt(entry['stderr'])}")
+        command = " ".join(shlex.quote(str(a)) for a in entry["cmd"])
+        lines += [f"command: {command}".replace("\n", "\\n"),
+                  f"exit status: {entry['status']}",
+                  f"stdout: {excerpt(entry['stdout'])}",
+                  f"stderr: {excerpt(entry['stderr'])}"]
+    for line in lines:
+        print("  " + line)
 
 
 def main(argv):

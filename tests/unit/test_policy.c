@@ -46,6 +46,7 @@ static void test_defaults(void **state)
 	assert_int_not_equal(l->uid, 0);
 	assert_int_not_equal(l->gid, 0);
 	assert_int_equal(l->net, POLICY_NET_LOOPBACK);
+	assert_int_equal(l->limits_mode, POLICY_LIMITS_REQUIRED);
 	assert_string_equal(policy_path(*state),
 			    "/usr/local/bin:/usr/bin:/bin");
 }
@@ -111,6 +112,9 @@ static void test_bad_overrides(void **state)
 	expect_rejected(state, policy_set_pids, "0", "pids: invalid number");
 	expect_rejected(state, policy_set_pids, "70000", "pids: invalid number");
 	expect_rejected(state, policy_set_pids, "-3", "pids: invalid number");
+	expect_rejected(state, policy_set_limits_mode, "sometimes",
+			"limits: invalid value \"sometimes\": expected "
+			"required or best-effort");
 	expect_rejected(state, policy_set_net, "internet",
 			"net: invalid value \"internet\": expected none or loopback");
 }
@@ -137,6 +141,10 @@ static void test_hash(void **state)
 	assert_int_equal(policy_hash(other, c, &err), 0);
 	assert_string_equal(a, c);
 	assert_int_equal(policy_set_net(other, "none", &err), 0);
+	assert_int_equal(policy_hash(other, c, &err), 0);
+	assert_string_not_equal(a, c);
+	assert_int_equal(policy_set_net(other, "loopback", &err), 0);
+	assert_int_equal(policy_set_limits_mode(other, "best-effort", &err), 0);
 	assert_int_equal(policy_hash(other, c, &err), 0);
 	assert_string_not_equal(a, c);
 	policy_free(other);
