@@ -42,6 +42,7 @@ static void run_usage(FILE *f)
 		"                     without cgroup limits when there is no\n"
 		"                     cgroup to hold them (rootless)\n"
 		"  --json             capture output; print one JSON result\n"
+		"  --version          version and the isolation this host gives\n"
 		"\n"
 		"Exit status: the module's own, 124 timeout, 125 setup error,\n"
 		"126 not executable, 127 not found, 128+N killed by signal N\n"
@@ -59,6 +60,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		{ "limits", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -75,6 +77,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		case 'l': o->limits = optarg; break;
 		case 'j': o->json = true; break;
 		case 'h': run_usage(stdout); exit(0);
+		case 'V': exit(cmd_version(0, NULL));
 		case ':':
 			snprintf(o->usage_error, sizeof(o->usage_error),
 				 "option %s needs a value; see airlock run "
