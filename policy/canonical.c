@@ -4,7 +4,9 @@
  * The canonical text is what a run was held to: every setting written out
  * with its value (defaults included), in a fixed order, lists sorted, so
  * that two policies mean the same exactly when their texts are equal. The
- * policy's name is not part of it: renaming a file changes no rule.
+ * policy's name and description are not part of it: renaming a file or
+ * rewording its description changes no rule. The text is itself a valid
+ * policy file that parses to the same policy.
  */
 #include <errno.h>
 #include <nettle/sha2.h>
@@ -29,20 +31,75 @@ static void write_limits(FILE *f, const struct policy_limits *l)
 {
 	fprintf(f, "[limits]\n");
 	fprintf(f, "memory = %llu\n", (unsigned long long)l->memory_bytes);
-	fprintf(f, "timeout_us = %llu\n", (unsigned long long)l->timeout_us);
-	fprintf(f, "cpu_time_us = %llu\n", (unsigned long long)l->cpu_time_us);
-	fprintf(f, "cpu_quota_milli = %llu\n",
-		(unsigned long long)l->cpu_quota_milli);
+	fprintf(f, "timeout = %lluus\n", (unsigned long long)l->timeout_us);
+	fprintf(f, "cpu_time = %lluus\n", (unsigned long long)l->cpu_time_us);
+	if (l->cpu_quota_milli)
+		fprintf(f, "cpus = %llu.%03llu\n",
+			(unsigned long long)l->cpu_quota_milli / 1000,
+			(unsigned long long)l->cpu_quota_milli % 1000);
 	fprintf(f, "pids = %llu\n", (unsigned long long)l->pids);
 	fprintf(f, "stdout_max = %llu\n", (unsigned long long)l->stdout_max);
 	fprintf(f, "stderr_max = %llu\n", (unsigned long long)l->stderr_max);
-	fprintf(f, "tmp_size = %llu\n", (unsigned long long)l->tmp_bytes);
 	fprintf(f, "file_size = %llu\n", (unsigned long long)l->fsize_bytes);
 	fprintf(f, "open_files = %llu\n", (unsigned long long)l->nofile);
-	fprintf(f, "address_space = %llu\n", (unsigned long long)l->as_bytes);
-	fprintf(f, "limits = %s\n", policy_limits_mode_name(l->limits_mode));
-	fprintf(f, "[identity]\nuid = %u\ngid = %u\n", l->uid, l->gid);
-	fprintf(f, "[network]\nnet = %s\n", policy_net_name(l->net));
+	if (l->as_bytes)
+		fprintf(f, "address_space = %llu\n",
+			(unsigned long long)l->as_bytes);
+	else
+		fprintf(f, "address_space = unlimited\n");
+	fprintf(f, "enforce = %s\n", policy_limits_mode_name(l->limits_mode));
+	fprintf(f, "[network]\nmode = %s\n", policy_net_name(l->net));
+	fprintf(f, "[filesystem]\ntmp_size = %llu\n",
+		(unsigned long long)l->tmp_bytes);
+}
+
+static int cmp_bind(const void *a, const void *b)
+{
+	const struct policy_bind *x = a, *y = b;
+	int c = strcmp(x->jail, y->jail);
+	return c ? c : strcmp(x->host, y->host);
+}
+
+static int write_binds(FILE *f, const struct al_policy *p,
+		       struct al_error *err)
+{
+	size_t n = policy_bind_count(p);
+	if (n == 0)
+		return 0;
+	struct policy_bind *sorted = calloc(n, sizeof(*sorted));
+	if (!sorted)
+		return al_error_sys(err, ENOMEM, "policy: canonical form");
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = *policy_bind_at(p, i);
+	qsort(sorted, n, sizeof(*sorted), cmp_bind);
+	for (int rw = 0; rw < 2; rw++)
+		for (size_t i = 0; i < n; i++)
+			if (sorted[i].writable == rw)
+				fprintf(f, "%s = %s:%s\n",
+					rw ? "bind_rw" : "bind_ro",
+					sorted[i].host, sorted[i].jail);
+	free(sorted);
+	return 0;
+}
+
+static void write_identity(FILE *f, const struct al_policy *p)
+{
+	const struct policy_limits *l = policy_limits(p);
+	fprintf(f, "[identity]\nuid = %u\ngid = %u\nhostname = %s\n", l->uid,
+		l->gid, policy_hostname(p));
+}
+
+static void write_runtime(FILE *f, const struct al_policy *p)
+{
+	fprintf(f, "[runtime]\narchive_on =");
+	bool any = false;
+	for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
+		if (policy_archives(p, (enum policy_verdict)v)) {
+			fprintf(f, " %s", policy_verdict_name(v));
+			any = true;
+		}
+	fprintf(f, "%s\ncrash_budget = %llu\n", any ? "" : " none",
+		(unsigned long long)policy_crash_budget(p));
 }
 
 static int write_environment(FILE *f, const struct al_policy *p,
@@ -58,8 +115,11 @@ static int write_environment(FILE *f, const struct al_policy *p,
 	memcpy(sorted, env, n * sizeof(*sorted));
 	qsort(sorted, n, sizeof(*sorted), cmp_cstr);
 	fprintf(f, "[environment]\n");
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "env = %s\n", sorted[i]);
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(sorted[i], '=');
+		fprintf(f, "%.*s = %s\n", (int)(eq - sorted[i]), sorted[i],
+			eq + 1);
+	}
 	free(sorted);
 	return 0;
 }
@@ -78,11 +138,17 @@ static int write_seccomp(FILE *f, const struct al_policy *p,
 	for (size_t i = 0; i < n; i++)
 		if (sorted[i].action == POLICY_SYS_ALLOW)
 			fprintf(f, " %s", sorted[i].name);
-	fprintf(f, "\nerrno =");
-	for (size_t i = 0; i < n; i++)
-		if (sorted[i].action == POLICY_SYS_ERRNO)
-			fprintf(f, " %s:%d", sorted[i].name, sorted[i].errnum);
 	fprintf(f, "\n");
+	bool any = false;
+	for (size_t i = 0; i < n; i++) {
+		if (sorted[i].action != POLICY_SYS_ERRNO)
+			continue;
+		fprintf(f, "%s %s:%s", any ? "" : "errno =", sorted[i].name,
+			strerrorname_np(sorted[i].errnum));
+		any = true;
+	}
+	if (any)
+		fprintf(f, "\n");
 	free(sorted);
 	return 0;
 }
@@ -97,10 +163,13 @@ char *policy_canonical(const struct al_policy *p, struct al_error *err)
 		return NULL;
 	}
 	write_limits(f, policy_limits(p));
-	fprintf(f, "hostname = %s\n", policy_hostname(p));
-	int rc = write_environment(f, p, err);
+	int rc = write_binds(f, p, err);
+	write_identity(f, p);
+	if (rc == 0)
+		rc = write_environment(f, p, err);
 	if (rc == 0)
 		rc = write_seccomp(f, p, err);
+	write_runtime(f, p);
 	if (fclose(f) != 0 && rc == 0)
 		rc = al_error_sys(err, errno, "policy: canonical form");
 	if (rc < 0) {

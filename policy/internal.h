@@ -1,8 +1,48 @@
-/* Private to policy/: the syscall group tables. */
+/* Private to policy/: the object itself, its mutators, the syscall groups. */
 #ifndef AIRLOCK_POLICY_INTERNAL_H
 #define AIRLOCK_POLICY_INTERNAL_H
 
 #include "policy/policy.h"
+
+#define MiB (1024ull * 1024ull)
+#define TiB (1024ull * 1024ull * MiB)
+#define SECOND_US 1000000ull
+
+/* Bounds on limits: below the minimum nothing useful can run, above the
+ * maximum the number is a typo rather than a limit. */
+#define MEMORY_MIN (4 * MiB)
+#define MEMORY_MAX (1 * TiB)
+#define TIMEOUT_MIN_US 1000ull
+#define TIMEOUT_MAX_US (24ull * 3600ull * SECOND_US)
+#define PIDS_MAX 65536ull
+
+struct al_policy {
+	char name[64];
+	char description[256];
+	char hostname[64];
+	struct policy_limits limits;
+	char **env; /* NULL-terminated "NAME=value", heap strings */
+	size_t n_env;
+	struct policy_syscall *sys; /* names are heap copies */
+	size_t n_sys;
+	struct policy_bind *binds;
+	size_t n_binds;
+	unsigned archive_on; /* bit per enum policy_verdict */
+	uint64_t crash_budget;
+};
+
+int policy_sys_add(struct al_policy *p, const char *name,
+		   enum policy_sys_action action, int errnum,
+		   struct al_error *err);
+void policy_sys_remove(struct al_policy *p, const char *name);
+void policy_sys_clear(struct al_policy *p);
+/* Add (or with remove, take out) every syscall of "@group". */
+int policy_group_apply(struct al_policy *p, const char *group, bool remove,
+		       struct al_error *err);
+int policy_env_set(struct al_policy *p, const char *name, const char *value,
+		   struct al_error *err);
+int policy_bind_add(struct al_policy *p, const char *host, const char *jail,
+		    bool writable, struct al_error *err);
 
 struct policy_group {
 	const char *name;

@@ -1,6 +1,6 @@
 /*
- * The policy object: defaults from DESIGN.md, validated overrides, the
- * canonical text and its hash.
+ * The policy object: defaults from DESIGN.md, the mutators the file parser
+ * and the command line use, and the getters the jail reads.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,39 +9,22 @@
 
 #include "policy/internal.h"
 
-#define MiB (1024ull * 1024ull)
-#define TiB (1024ull * 1024ull * MiB)
-#define SECOND_US 1000000ull
-
-/* Bounds on overrides: below the minimum nothing useful can run, above
- * the maximum the number is a typo rather than a limit. */
-#define MEMORY_MIN (4 * MiB)
-#define MEMORY_MAX (1 * TiB)
-#define TIMEOUT_MIN_US 1000ull
-#define TIMEOUT_MAX_US (24ull * 3600ull * SECOND_US)
-#define PIDS_MAX 65536ull
-
 #define JAIL_PATH "/usr/local/bin:/usr/bin:/bin"
 
-struct al_policy {
-	char name[64];
-	char hostname[64];
-	struct policy_limits limits;
-	char **env; /* NULL-terminated, heap strings */
-	size_t n_env;
-	struct policy_syscall *sys; /* names borrow the static tables */
-	size_t n_sys;
-};
-
-static const char *const default_env[] = {
-	"PATH=" JAIL_PATH, "HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8",
-	"USER=sandbox", NULL,
+static const char *const default_env[][2] = {
+	{ "PATH", JAIL_PATH }, { "HOME", "/tmp" },     { "TMPDIR", "/tmp" },
+	{ "LANG", "C.UTF-8" }, { "USER", "sandbox" },
 };
 
 /* The groups the default policy allows. */
 static const char *const default_groups[] = {
 	"@basic-io", "@file-system", "@memory", "@process", "@credentials",
 	"@signal", "@time", "@event", "@network", NULL,
+};
+
+static const char *const verdict_names[POLICY_VERDICT_COUNT] = {
+	"ok", "exit_nonzero", "crashed", "timeout", "memory_limit",
+	"seccomp_violation", "setup_error",
 };
 
 static void default_limits(struct policy_limits *l)
@@ -65,51 +48,127 @@ static void default_limits(struct policy_limits *l)
 	};
 }
 
-static int add_syscall(struct al_policy *p, const char *name,
-		       enum policy_sys_action action, int errnum,
-		       struct al_error *err)
+int policy_sys_add(struct al_policy *p, const char *name,
+		   enum policy_sys_action action, int errnum,
+		   struct al_error *err)
 {
-	for (size_t i = 0; i < p->n_sys; i++)
-		if (strcmp(p->sys[i].name, name) == 0)
+	for (size_t i = 0; i < p->n_sys; i++) {
+		if (strcmp(p->sys[i].name, name) == 0) {
+			p->sys[i].action = action;
+			p->sys[i].errnum = errnum;
 			return 0;
+		}
+	}
 	struct policy_syscall *grown =
 		realloc(p->sys, (p->n_sys + 1) * sizeof(*grown));
 	if (!grown)
 		return al_error_sys(err, ENOMEM, "policy: syscall list");
 	p->sys = grown;
-	p->sys[p->n_sys++] = (struct policy_syscall){ name, action, errnum };
+	char *copy = strdup(name);
+	if (!copy)
+		return al_error_sys(err, ENOMEM, "policy: syscall list");
+	p->sys[p->n_sys++] = (struct policy_syscall){ copy, action, errnum };
+	return 0;
+}
+
+void policy_sys_remove(struct al_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_sys; i++) {
+		if (strcmp(p->sys[i].name, name) != 0)
+			continue;
+		free((char *)p->sys[i].name);
+		p->sys[i] = p->sys[--p->n_sys];
+		return;
+	}
+}
+
+void policy_sys_clear(struct al_policy *p)
+{
+	for (size_t i = 0; i < p->n_sys; i++)
+		free((char *)p->sys[i].name);
+	p->n_sys = 0;
+}
+
+int policy_group_apply(struct al_policy *p, const char *group, bool remove,
+		       struct al_error *err)
+{
+	const struct policy_group *g = policy_group_find(group);
+	if (!g)
+		return al_error_set(err, EINVAL, "unknown syscall group \"%s\"",
+				    group);
+	for (size_t i = 0; g->syscalls[i]; i++) {
+		if (remove)
+			policy_sys_remove(p, g->syscalls[i]);
+		else if (policy_sys_add(p, g->syscalls[i], POLICY_SYS_ALLOW, 0,
+					err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int policy_env_set(struct al_policy *p, const char *name, const char *value,
+		   struct al_error *err)
+{
+	size_t nlen = strlen(name);
+	char *entry = malloc(nlen + strlen(value) + 2);
+	if (!entry)
+		return al_error_sys(err, ENOMEM, "policy: environment");
+	sprintf(entry, "%s=%s", name, value);
+	for (size_t i = 0; i < p->n_env; i++) {
+		if (strncmp(p->env[i], name, nlen) == 0 &&
+		    p->env[i][nlen] == '=') {
+			free(p->env[i]);
+			p->env[i] = entry;
+			return 0;
+		}
+	}
+	char **grown = realloc(p->env, (p->n_env + 2) * sizeof(*grown));
+	if (!grown) {
+		free(entry);
+		return al_error_sys(err, ENOMEM, "policy: environment");
+	}
+	p->env = grown;
+	p->env[p->n_env++] = entry;
+	p->env[p->n_env] = NULL;
+	return 0;
+}
+
+int policy_bind_add(struct al_policy *p, const char *host, const char *jail,
+		    bool writable, struct al_error *err)
+{
+	struct policy_bind *grown =
+		realloc(p->binds, (p->n_binds + 1) * sizeof(*grown));
+	if (!grown)
+		return al_error_sys(err, ENOMEM, "policy: binds");
+	p->binds = grown;
+	struct policy_bind *b = &p->binds[p->n_binds];
+	b->host = strdup(host);
+	b->jail = strdup(jail);
+	b->writable = writable;
+	if (!b->host || !b->jail) {
+		free(b->host);
+		free(b->jail);
+		return al_error_sys(err, ENOMEM, "policy: binds");
+	}
+	p->n_binds++;
 	return 0;
 }
 
 static int add_defaults(struct al_policy *p, struct al_error *err)
 {
-	for (size_t g = 0; default_groups[g]; g++) {
-		const struct policy_group *group =
-			policy_group_find(default_groups[g]);
-		if (!group)
-			return al_error_set(err, EINVAL,
-					    "policy: unknown group %s",
-					    default_groups[g]);
-		for (size_t i = 0; group->syscalls[i]; i++)
-			if (add_syscall(p, group->syscalls[i], POLICY_SYS_ALLOW,
-					0, err) < 0)
-				return -1;
-	}
+	for (size_t g = 0; default_groups[g]; g++)
+		if (policy_group_apply(p, default_groups[g], false, err) < 0)
+			return -1;
 	for (size_t i = 0; i < policy_default_errno_count(); i++) {
 		const struct policy_syscall *s = policy_default_errno_at(i);
-		if (add_syscall(p, s->name, s->action, s->errnum, err) < 0)
+		if (policy_sys_add(p, s->name, s->action, s->errnum, err) < 0)
 			return -1;
 	}
-	for (size_t i = 0; default_env[i]; i++) {
-		char **grown = realloc(p->env, (p->n_env + 2) * sizeof(*grown));
-		if (!grown)
-			return al_error_sys(err, ENOMEM, "policy: environment");
-		p->env = grown;
-		p->env[p->n_env] = strdup(default_env[i]);
-		if (!p->env[p->n_env])
-			return al_error_sys(err, ENOMEM, "policy: environment");
-		p->env[++p->n_env] = NULL;
-	}
+	for (size_t i = 0; i < sizeof(default_env) / sizeof(default_env[0]);
+	     i++)
+		if (policy_env_set(p, default_env[i][0], default_env[i][1],
+				   err) < 0)
+			return -1;
 	return 0;
 }
 
@@ -123,6 +182,9 @@ struct al_policy *policy_new_default(struct al_error *err)
 	snprintf(p->name, sizeof(p->name), "default");
 	snprintf(p->hostname, sizeof(p->hostname), "airlock");
 	default_limits(&p->limits);
+	p->archive_on = (1u << POLICY_VERDICT_CRASHED) |
+			(1u << POLICY_VERDICT_SECCOMP_VIOLATION);
+	p->crash_budget = 1;
 	if (add_defaults(p, err) < 0) {
 		policy_free(p);
 		return NULL;
@@ -137,9 +199,17 @@ void policy_free(struct al_policy *p)
 	for (size_t i = 0; i < p->n_env; i++)
 		free(p->env[i]);
 	free(p->env);
+	policy_sys_clear(p);
 	free(p->sys);
+	for (size_t i = 0; i < p->n_binds; i++) {
+		free(p->binds[i].host);
+		free(p->binds[i].jail);
+	}
+	free(p->binds);
 	free(p);
 }
+
+/* ------------------------------------------------- command-line overrides */
 
 int policy_set_memory(struct al_policy *p, const char *value,
 		      struct al_error *err)
@@ -212,9 +282,16 @@ int policy_set_limits_mode(struct al_policy *p, const char *value,
 	return 0;
 }
 
+/* ---------------------------------------------------------------- getters */
+
 const char *policy_name(const struct al_policy *p)
 {
 	return p->name;
+}
+
+const char *policy_description(const struct al_policy *p)
+{
+	return p->description;
 }
 
 const struct policy_limits *policy_limits(const struct al_policy *p)
@@ -249,6 +326,39 @@ const struct policy_syscall *policy_syscall_at(const struct al_policy *p,
 					       size_t i)
 {
 	return i < p->n_sys ? &p->sys[i] : NULL;
+}
+
+size_t policy_bind_count(const struct al_policy *p)
+{
+	return p->n_binds;
+}
+
+const struct policy_bind *policy_bind_at(const struct al_policy *p, size_t i)
+{
+	return i < p->n_binds ? &p->binds[i] : NULL;
+}
+
+bool policy_archives(const struct al_policy *p, enum policy_verdict v)
+{
+	return v < POLICY_VERDICT_COUNT && (p->archive_on & (1u << v));
+}
+
+uint64_t policy_crash_budget(const struct al_policy *p)
+{
+	return p->crash_budget;
+}
+
+const char *policy_verdict_name(enum policy_verdict v)
+{
+	return v < POLICY_VERDICT_COUNT ? verdict_names[v] : "?";
+}
+
+int policy_verdict_parse(const char *name)
+{
+	for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
+		if (strcmp(verdict_names[v], name) == 0)
+			return v;
+	return -1;
 }
 
 const char *policy_net_name(enum policy_net net)

@@ -3,6 +3,7 @@
  *
  * Lifecycle:
  *
+ *   struct al_policy *p = policy_load("strict", &err); // a name or a path
  *   struct al_policy *p = policy_new_default(&err);   // DESIGN.md defaults
  *   policy_set_memory(p, "128M", &err);                // command-line overrides
  *   policy_hash(p, hash, &err);                        // identity of the rules
@@ -19,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "common/common.h"
@@ -69,9 +71,55 @@ struct policy_syscall {
 	int errnum;
 };
 
+/* An extra bind mount: a host path shown at `jail` inside. */
+struct policy_bind {
+	char *host;
+	char *jail;
+	bool writable;
+};
+
+/* The verdicts a policy's runtime rules name (same order as the sandbox's
+ * enum sandbox_verdict). */
+enum policy_verdict {
+	POLICY_VERDICT_OK,
+	POLICY_VERDICT_EXIT_NONZERO,
+	POLICY_VERDICT_CRASHED,
+	POLICY_VERDICT_TIMEOUT,
+	POLICY_VERDICT_MEMORY_LIMIT,
+	POLICY_VERDICT_SECCOMP_VIOLATION,
+	POLICY_VERDICT_SETUP_ERROR,
+	POLICY_VERDICT_COUNT,
+};
+
 /* The default policy. Caller frees with policy_free(). */
 struct al_policy *policy_new_default(struct al_error *err);
 void policy_free(struct al_policy *p);
+
+/*
+ * A policy file (format: docs/policy.md). `filename` is used in messages
+ * ("strict.policy:12: [limits] memory: ..."), `name` is the policy's name
+ * unless the file sets one. Every error stops the parse: the message names
+ * the file, the line and the key and says what was expected.
+ */
+struct al_policy *policy_parse_file(FILE *f, const char *filename,
+				    const char *name, struct al_error *err);
+struct al_policy *policy_parse_string(const char *text, const char *filename,
+				      const char *name, struct al_error *err);
+
+/*
+ * By name or path: anything with a '/' or ending in ".policy" is a path;
+ * a bare NAME is NAME.policy in the search path (policy_search_path()),
+ * and "default" is built in when no file of that name is found.
+ */
+struct al_policy *policy_load(const char *name_or_path, struct al_error *err);
+/* The directories searched for policy names, ':'-separated:
+ * $AIRLOCK_POLICY_PATH if set, else the installed policy directory, the
+ * state directory's policies/ and the source tree next to the binary. */
+const char *policy_search_path(char *buf, size_t len);
+/* Call fn for each NAME.policy in the search path (first one of a name
+ * wins); returns how many. */
+int policy_list(void (*fn)(const char *name, const char *path, void *arg),
+		void *arg);
 
 /* Overrides from strings as a user types them ("128M", "2s", "none"); on
  * error the policy is unchanged and err names the setting. */
@@ -88,12 +136,21 @@ int policy_set_limits_mode(struct al_policy *p, const char *value,
 
 /* Getters: the returned pointers are borrowed from the policy. */
 const char *policy_name(const struct al_policy *p);
+const char *policy_description(const struct al_policy *p);
 const struct policy_limits *policy_limits(const struct al_policy *p);
 const char *policy_hostname(const struct al_policy *p);
 /* NULL-terminated "NAME=value" list for the module's environment. */
 char *const *policy_environ(const struct al_policy *p);
 /* The module's PATH (also in the environment), used to find bare names. */
 const char *policy_path(const struct al_policy *p);
+size_t policy_bind_count(const struct al_policy *p);
+const struct policy_bind *policy_bind_at(const struct al_policy *p, size_t i);
+/* Runtime rules for the supervisor: which verdicts archive a module, after
+ * how many of them. */
+bool policy_archives(const struct al_policy *p, enum policy_verdict v);
+uint64_t policy_crash_budget(const struct al_policy *p);
+const char *policy_verdict_name(enum policy_verdict v);
+int policy_verdict_parse(const char *name); /* -1 when unknown */
 size_t policy_syscall_count(const struct al_policy *p);
 const struct policy_syscall *policy_syscall_at(const struct al_policy *p,
 					       size_t i);

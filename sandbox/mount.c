@@ -207,6 +207,61 @@ static void build_module(const struct jail_plan *plan, int fd)
 	set_attr(plan, target, ATTR_RO, 0);
 }
 
+/* mkdir -p inside the stage, for bind targets such as /data/in */
+static void make_parents(const struct jail_plan *plan, char *path)
+{
+	for (char *p = path + strlen(STAGE) + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		make_dir(plan, path);
+		*p = '/';
+	}
+}
+
+#define MAX_BINDS 32
+
+/* Open every bind source before the stage covers the host's /tmp. */
+static void open_binds(const struct jail_plan *plan, int fds[MAX_BINDS])
+{
+	size_t n = policy_bind_count(plan->policy);
+	if (n > MAX_BINDS)
+		jail_fail(plan, E2BIG, "mount: more than %d binds", MAX_BINDS);
+	for (size_t i = 0; i < n; i++) {
+		const struct policy_bind *b = policy_bind_at(plan->policy, i);
+		fds[i] = open(b->host, O_PATH | O_CLOEXEC);
+		if (fds[i] < 0)
+			jail_fail(plan, errno, "mount: bind source %s", b->host);
+	}
+}
+
+/* The policy's extra binds: read-only ones with nosuid and nodev, like
+ * the system directories; writable ones with nosuid and nodev only. */
+static void build_binds(const struct jail_plan *plan, const int fds[MAX_BINDS])
+{
+	for (size_t i = 0; i < policy_bind_count(plan->policy); i++) {
+		const struct policy_bind *b = policy_bind_at(plan->policy, i);
+		char target[PLAN_PATH_MAX], source[64];
+		struct stat st;
+		stage_path(plan, target, sizeof(target), b->jail);
+		make_parents(plan, target);
+		if (fstat(fds[i], &st) < 0)
+			jail_fail(plan, errno, "mount: bind source %s", b->host);
+		if (S_ISDIR(st.st_mode))
+			make_dir(plan, target);
+		else if (access(target, F_OK) != 0)
+			make_file(plan, target, NULL, 0644);
+		snprintf(source, sizeof(source), "/proc/self/fd/%d", fds[i]);
+		if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+			jail_fail(plan, errno, "mount: bind %s", b->host);
+		close(fds[i]);
+		set_attr(plan, target,
+			 b->writable ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV :
+				       ATTR_RO,
+			 AT_RECURSIVE);
+	}
+}
+
 static void build_tmp_and_proc(const struct jail_plan *plan)
 {
 	char opts[128];
@@ -246,6 +301,8 @@ void jail_build_root(const struct jail_plan *plan)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		jail_fail(plan, errno, "mount: make / private");
 	int module = open_module(plan);
+	int binds[MAX_BINDS];
+	open_binds(plan, binds);
 	if (mount("airlock", STAGE, "tmpfs", MS_NOSUID | MS_NODEV,
 		  "size=1m,mode=0755,nr_inodes=4096") < 0)
 		jail_fail(plan, errno, "mount: tmpfs for the new root");
@@ -253,17 +310,26 @@ void jail_build_root(const struct jail_plan *plan)
 		mirror(plan, system_dirs[i]);
 	build_etc(plan);
 	build_module(plan, module);
+	build_binds(plan, binds);
 	build_dev(plan);
 	build_tmp_and_proc(plan);
 	enter_root(plan);
 }
 
 /* Mounts that may stay writable: the private /tmp, /proc (its files have
- * their own permissions) and the device nodes. Everything else is "ro". */
-static bool may_be_writable(const char *mnt)
+ * their own permissions), the device nodes and the policy's writable
+ * binds. Everything else is "ro". */
+static bool may_be_writable(const struct jail_plan *plan, const char *mnt)
 {
 	if (strcmp(mnt, "/tmp") == 0 || strcmp(mnt, "/proc") == 0)
 		return true;
+	for (size_t i = 0; i < policy_bind_count(plan->policy); i++) {
+		const struct policy_bind *b = policy_bind_at(plan->policy, i);
+		size_t n = strlen(b->jail);
+		if (b->writable && strncmp(mnt, b->jail, n) == 0 &&
+		    (mnt[n] == '\0' || mnt[n] == '/'))
+			return true;
+	}
 	for (size_t i = 0; dev_nodes[i]; i++)
 		if (strncmp(mnt, "/dev/", 5) == 0 &&
 		    strcmp(mnt + 5, dev_nodes[i]) == 0)
@@ -299,7 +365,7 @@ static void verify_mount_line(const struct jail_plan *plan, char *line)
 	if (!has_option(opts, "nosuid"))
 		jail_fail(plan, EPERM, "verify: %s is mounted without nosuid",
 			  mnt);
-	if (!may_be_writable(mnt) && !has_option(opts, "ro"))
+	if (!may_be_writable(plan, mnt) && !has_option(opts, "ro"))
 		jail_fail(plan, EPERM, "verify: %s is writable", mnt);
 }
 

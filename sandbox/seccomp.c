@@ -42,7 +42,7 @@ static const int allowed_families[] = { AF_UNIX, AF_INET, AF_INET6,
  * listener, close fds, vfork, execve, reap, exit): allowed whatever the
  * policy says, or no module could start. */
 static const char *const init_needs[] = {
-	"sendmsg", "close", "close_range", "vfork", "execve",
+	"sendmsg", "close", "close_range", "vfork", "setsid", "execve",
 	"wait4", "exit", "exit_group", NULL,
 };
 

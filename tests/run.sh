@@ -29,9 +29,9 @@ run_unit() { # BUILD
 	done
 }
 
-run_integration() { # BUILD
-	echo "== integration: $1"
-	python3 tests/integration/test_jail.py "$1" >"$log" 2>&1
+run_integration() { # BUILD SUITE
+	echo "== integration: $2 against $1"
+	python3 "$2" "$1" >"$log" 2>&1
 	rc=$?
 	cat "$log"
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
@@ -52,7 +52,9 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitco
 
 for build in "$@"; do
 	run_unit "$build"
-	run_integration "$build"
+	for suite in tests/integration/test_*.py; do
+		run_integration "$build" "$suite"
+	done
 done
 
 echo "$passed passed, $failed failed, $skipped skipped"

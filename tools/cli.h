@@ -13,5 +13,6 @@ struct cli_command {
 
 int cmd_run(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 
 #endif

@@ -33,7 +33,8 @@ static void run_usage(FILE *f)
 		"Run PROGRAM in a jail: a host path (bound read-only into the\n"
 		"jail) or a bare name found on the jail's PATH.\n"
 		"\n"
-		"  --policy NAME      policy to apply (default: default)\n"
+		"  --policy NAME|FILE policy to apply (default: default); the\n"
+		"                     options below override it\n"
 		"  --memory SIZE      memory limit, e.g. 64M (default 64M)\n"
 		"  --timeout DURATION wall-clock limit, e.g. 3s, 200ms\n"
 		"  --pids N           process limit (default 64)\n"
@@ -104,16 +105,12 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 static struct al_policy *load_policy(const struct run_options *o,
 				     struct al_error *err)
 {
-	if (o->policy && strcmp(o->policy, "default") != 0) {
-		al_error_set(err, 0,
-			     "--policy: unknown policy \"%s\": only the "
-			     "built-in \"default\" exists in this version",
-			     o->policy);
+	struct al_policy *p = policy_load(o->policy ? o->policy : "default",
+					  err);
+	if (!p) {
+		al_error_prefix(err, "--policy");
 		return NULL;
 	}
-	struct al_policy *p = policy_new_default(err);
-	if (!p)
-		return NULL;
 	if ((o->memory && policy_set_memory(p, o->memory, err) < 0) ||
 	    (o->timeout && policy_set_timeout(p, o->timeout, err) < 0) ||
 	    (o->pids && policy_set_pids(p, o->pids, err) < 0) ||
