@@ -24,7 +24,7 @@ MODE_CFLAGS := -O2 -D_FORTIFY_SOURCE=3
 MODE_LDFLAGS :=
 endif
 
-PKGS := libseccomp libcap libcgroup nettle inih
+PKGS := libseccomp libcap libcgroup nettle inih sqlite3
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
@@ -37,7 +37,7 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(HARDEN) $(MODE_CFLAGS) \
 	$(PKG_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"'
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
 
-LIB_SRC := $(wildcard common/*.c policy/*.c sandbox/*.c)
+LIB_SRC := $(wildcard common/*.c policy/*.c sandbox/*.c manifest/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard tools/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -19,6 +19,7 @@ have_pc libcap || add libcap-dev
 have_pc libcgroup || add libcgroup-dev
 have_pc nettle || add nettle-dev
 have_pc inih || add libinih-dev
+have_pc sqlite3 || add libsqlite3-dev
 have_pc cmocka || add libcmocka-dev
 # the static test probe links against glibc's libc.a
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || add libc6-dev
