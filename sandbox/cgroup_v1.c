@@ -2,8 +2,9 @@
  * cgroup v1 backend: one directory per hierarchy (memory, pids, cpuacct,
  * and cpu when a CPU quota is asked for).
  *
- * libcgroup finds where each controller is mounted and which cgroup this
- * process is in (it does both well on v1); the per-run work is a handful of
+ * Where each controller is mounted and which cgroup this process is in
+ * come from /proc/self/mountinfo and /proc/self/cgroup (cgroup_parse.c),
+ * with libcgroup as the fallback; the per-run work is a handful of
  * openat/write/read calls done directly, because it sits on the start-up
  * path of every run and libcgroup allocates and re-reads /proc for each.
  *
@@ -49,34 +50,83 @@ static int mkdir_p(const char *path)
 	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int v1_find(struct v1_state *st, int c, struct al_error *err)
+/* The kernel's tables, read once per process (cgroup_parse.c). */
+struct v1_tables {
+	char mountinfo[65536];
+	char cgroup[8192];
+	bool read;
+};
+
+static bool read_text(const char *path, char *buf, size_t len)
 {
-	char *mount = NULL, *current = NULL;
-	int rc = cgroup_get_subsys_mount_point(v1_names[c], &mount);
-	if (rc != 0) {
-		free(mount);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, len - 1, f);
+	bool whole = feof(f) && !ferror(f);
+	fclose(f);
+	buf[n] = '\0';
+	return whole;
+}
+
+/* libcgroup's answer, for layouts the plain parsers do not know. */
+static int v1_find_libcgroup(int c, char *mount, char *current, size_t len,
+			     struct al_error *err)
+{
+	static int init_rc = -1;
+	char *m = NULL, *cur = NULL;
+	if (init_rc != 0 && (init_rc = cgroup_init()) != 0)
+		return al_error_set(err, ENOENT, "cgroup v1: %s",
+				    cgroup_strerror(init_rc));
+	int rc = cgroup_get_subsys_mount_point(v1_names[c], &m);
+	if (rc == 0)
+		rc = cgroup_get_current_controller_path(getpid(), v1_names[c],
+							&cur);
+	if (rc == 0 && m && cur) {
+		snprintf(mount, len, "%s", m);
+		snprintf(current, len, "%s", cur);
+	}
+	free(m);
+	free(cur);
+	if (rc != 0)
 		return al_error_set(err, ENOENT,
 				    "cgroup v1: the %s controller is not "
 				    "mounted",
 				    v1_names[c]);
-	}
-	rc = cgroup_get_current_controller_path(getpid(), v1_names[c],
-						&current);
-	if (rc != 0 || !current) {
-		free(mount);
-		free(current);
-		return al_error_set(err, ENOENT,
-				    "cgroup v1: cannot tell which %s cgroup "
-				    "this process is in: %s",
-				    v1_names[c], cgroup_strerror(rc));
-	}
-	if (strcmp(current, "/") == 0)
-		snprintf(st->base[c], sizeof(st->base[c]), "%s/airlock", mount);
-	else
-		snprintf(st->base[c], sizeof(st->base[c]), "%s%s%s/airlock",
-			 mount, current[0] == '/' ? "" : "/", current);
-	free(mount);
-	free(current);
+	return 0;
+}
+
+static int v1_locate(struct v1_tables *t, int c, char *mount, char *current,
+		     size_t len, struct al_error *err)
+{
+	if (!t->read)
+		t->read = read_text("/proc/self/mountinfo", t->mountinfo,
+				    sizeof(t->mountinfo)) &&
+			  read_text("/proc/self/cgroup", t->cgroup,
+				    sizeof(t->cgroup));
+	if (t->read &&
+	    cgroup_v1_mount_of(t->mountinfo, v1_names[c], mount, len) == 0 &&
+	    cgroup_v1_path_of(t->cgroup, v1_names[c], current, len) == 0)
+		return 0;
+	return v1_find_libcgroup(c, mount, current, len, err);
+}
+
+static int v1_find(struct v1_state *st, struct v1_tables *t, int c,
+		   struct al_error *err)
+{
+	char mount[256], current[256];
+	if (v1_locate(t, c, mount, current, sizeof(mount), err) < 0)
+		return -1;
+	int n = strcmp(current, "/") == 0 ?
+			snprintf(st->base[c], sizeof(st->base[c]), "%s/airlock",
+				 mount) :
+			snprintf(st->base[c], sizeof(st->base[c]),
+				 "%s%s%s/airlock", mount,
+				 current[0] == '/' ? "" : "/", current);
+	if (n >= (int)sizeof(st->base[c]))
+		return al_error_set(err, ENAMETOOLONG,
+				    "cgroup v1: path of the %s cgroup too long",
+				    v1_names[c]);
 	if (mkdir_p(st->base[c]) < 0)
 		return al_error_sys(err, errno, "cgroup v1: create %s",
 				    st->base[c]);
@@ -106,13 +156,13 @@ static void v1_free(struct cgroup_backend *b)
 
 int cgroup_v1_open(struct cgroup_backend *b, struct al_error *err)
 {
-	int rc = cgroup_init();
-	if (rc != 0)
-		return al_error_set(err, ENOENT, "cgroup v1: %s",
-				    cgroup_strerror(rc));
 	struct v1_state *st = calloc(1, sizeof(*st));
-	if (!st)
+	struct v1_tables *tables = calloc(1, sizeof(*tables));
+	if (!st || !tables) {
+		free(st);
+		free(tables);
 		return al_error_sys(err, ENOMEM, "cgroup v1");
+	}
 	for (int c = 0; c < V1_COUNT; c++)
 		st->base_fd[c] = -1;
 	b->ops = &cgroup_v1_ops;
@@ -121,14 +171,16 @@ int cgroup_v1_open(struct cgroup_backend *b, struct al_error *err)
 	 * only when a policy asks for a CPU quota (checked per run). */
 	for (int c = 0; c < V1_COUNT; c++) {
 		struct al_error sub = { 0 };
-		if (v1_find(st, c, &sub) == 0)
+		if (v1_find(st, tables, c, &sub) == 0)
 			continue;
 		if (c == V1_CPU)
 			continue;
 		al_error_set(err, sub.errnum, "%s", sub.msg);
+		free(tables);
 		v1_free(b);
 		return -1;
 	}
+	free(tables);
 	st->memsw = faccessat(st->base_fd[V1_MEMORY],
 			      "memory.memsw.limit_in_bytes", W_OK, 0) == 0;
 	return 0;

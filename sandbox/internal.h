@@ -117,6 +117,13 @@ int cgroup_read_key(int dir_fd, const char *file, const char *key,
 int cgroup_set_checked(int dir_fd, const char *dir, const char *file,
 		       uint64_t value, struct al_error *err);
 int cgroup_remove_dir(const char *path);
+/* cgroup_parse.c: where the v1 hierarchy of `controller` is mounted, from
+ * the text of /proc/self/mountinfo, and this process's cgroup in it, from
+ * the text of /proc/self/cgroup. -1 when not found (or it does not fit). */
+int cgroup_v1_mount_of(const char *mountinfo, const char *controller,
+		       char *out, size_t len);
+int cgroup_v1_path_of(const char *proc_cgroup, const char *controller,
+		      char *out, size_t len);
 /* Whether a v2 directory lists `name` in its cgroup.controllers. */
 bool cgroup_has_controller(const char *dir, const char *name);
 
