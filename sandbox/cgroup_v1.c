@@ -104,7 +104,11 @@ static int v1_locate(struct v1_tables *t, int c, char *mount, char *current,
 				    sizeof(t->mountinfo)) &&
 			  read_text("/proc/self/cgroup", t->cgroup,
 				    sizeof(t->cgroup));
-	if (t->read &&
+	/* AIRLOCK_CGROUP_DISCOVERY=libcgroup: a diagnostic switch (and the
+	 * tests' way to exercise the fallback) */
+	const char *how = getenv("AIRLOCK_CGROUP_DISCOVERY");
+	bool fast = !how || strcmp(how, "libcgroup") != 0;
+	if (fast && t->read &&
 	    cgroup_v1_mount_of(t->mountinfo, v1_names[c], mount, len) == 0 &&
 	    cgroup_v1_path_of(t->cgroup, v1_names[c], current, len) == 0)
 		return 0;

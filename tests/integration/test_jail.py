@@ -980,6 +980,17 @@ def t_bad_no_program():
     _bad_input([], 125, "program", "program")
 
 
+# --- cgroup discovery through libcgroup ---------------------------------------
+
+@test("cgroup v1 discovery: the libcgroup fallback finds the same limits")
+def t_libcgroup_fallback():
+    env = dict(os.environ, AIRLOCK_CGROUP_DISCOVERY="libcgroup")
+    _, r, _ = probe("alloc", "500", env=env)
+    expect(r, "memory_limit", 137)
+    _, r, _ = probe("echo", "hi", env=env)
+    expect(r, "ok", 0)
+
+
 # --- rootless: the same jail in a user namespace ----------------------------
 
 # An unprivileged uid with no account: the caller of the rootless tests.
