@@ -23,6 +23,7 @@ import os
 import pty
 import re
 import secrets
+import select
 import shlex
 import signal
 import socket
@@ -241,7 +242,23 @@ def kill_all_matching(text):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        time.sleep(0.1)
+            else:
+                exited_within(pid, 0.5)
+
+
+def exited_within(pid, seconds):
+    """Whether process `pid` ends within `seconds`: waits on its pidfd, so
+    a live process costs the whole wait and a dead one none of it."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(seconds * 1000))
+    finally:
+        os.close(fd)
 
 
 def start_victim():
@@ -513,8 +530,8 @@ def t_host_processes():
         check_eq(r["stdout"], "pids: ok 1 2\n", "probe pids")
         _, r, _ = probe("kill", victim.pid, 9)
         check_eq(r["stdout"], "kill: ESRCH\n", f"probe kill {victim.pid} 9")
-        time.sleep(0.1)
-        check(victim.poll() is None, f"host process {victim.pid} was killed from the jail")
+        check(not exited_within(victim.pid, 0.2),
+              f"host process {victim.pid} was killed from the jail")
     finally:
         stop_victim(victim)
 
@@ -885,8 +902,8 @@ def t_killall():
         _, r, _ = probe("killall", timeout=15)
         expect(r, "ok", 0)
         note(result_line(r, "killall"))
-        time.sleep(0.1)
-        check(victim.poll() is None, "kill(-1) in the jail killed a host process")
+        check(not exited_within(victim.pid, 0.2),
+              "kill(-1) in the jail killed a host process")
     finally:
         stop_victim(victim)
 
