@@ -46,6 +46,11 @@ row "never ends (1s)" "$airlock" run --json --timeout 1s -- tools/demo/spin.sh
 row "wants 1 GiB (64M)" "$airlock" run --json -- tools/demo/hog.py
 row "tries ptrace" "$airlock" run --json -- python3 -c 'import ctypes; ctypes.CDLL(None).ptrace(16, 1, 0, 0)'
 row "not there" "$airlock" run --json -- /nonexistent/module
+row "socket, strict policy" "$airlock" run --json --policy strict -- python3 -c 'import socket; socket.socket()'
+row "socket, default" "$airlock" run --json -- python3 -c 'import socket; socket.socket(); print("socket made")'
+echo
+echo "shipped policies:"
+"$airlock" policy list
 echo
 echo "passthrough (no --json): the module's output goes straight to the terminal:"
 "$airlock" run -- tools/demo/hello.sh terminal
