@@ -38,13 +38,14 @@ ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(HARDEN) $(MODE_CFLAGS) \
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
 
 LIB_SRC := $(wildcard common/*.c policy/*.c sandbox/*.c manifest/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_ASM := $(wildcard manifest/*.S)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard tools/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all tests check check-build demo bench install uninstall clean deps format
+.PHONY: all tests check check-build demo bench fuzz install uninstall clean deps format
 
 all: $(BUILD)/airlock $(BUILD)/probe
 
@@ -53,6 +54,13 @@ tests: all $(UNIT_BIN)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Assembly that embeds a data file with .incbin (manifest/schema_sql.S embeds
+# manifest/schema.sql); -MMD cannot see an .incbin, hence the line after.
+$(BUILD)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+$(BUILD)/obj/manifest/schema_sql.o: manifest/schema.sql
 
 $(BUILD)/libairlock.a: $(LIB_OBJ)
 	@rm -f $@
@@ -67,6 +75,12 @@ $(BUILD)/probe: tests/probe/probe.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g $(WARN) -static -o $@ $<
 
+# Benchmarks that call the library (bench/run.sh builds the others).
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libairlock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlock.a \
+		$(PKG_LIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlock.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlock.a \
@@ -75,18 +89,24 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlock.a
 deps:
 	@sh tools/install-deps.sh
 
-# Both builds, then every test against each.
+# Both builds, then every test against each, then a short fuzzing run of
+# the policy parser (make fuzz runs longer).
 check: deps
 	$(MAKE) tests
 	$(MAKE) SAN=1 tests
 	sh tests/run.sh build build-asan
+	sh tests/fuzz/run.sh 30
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: deps
 	$(MAKE) all
 	sh tools/demo.sh build
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) all $(BUILD)/bench/manifest_bench
 	sh bench/run.sh build
 
 POLICIES := $(wildcard policy/policies/*.policy)
@@ -110,6 +130,6 @@ format:
 		$(wildcard */*.h)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz build-perf
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

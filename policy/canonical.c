@@ -124,6 +124,15 @@ static int write_environment(FILE *f, const struct al_policy *p,
 	return 0;
 }
 
+static bool any_with(const struct policy_syscall *s, size_t n,
+		     enum policy_sys_action action)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i].action == action)
+			return true;
+	return false;
+}
+
 static int write_seccomp(FILE *f, const struct al_policy *p,
 			 struct al_error *err)
 {
@@ -138,17 +147,16 @@ static int write_seccomp(FILE *f, const struct al_policy *p,
 	for (size_t i = 0; i < n; i++)
 		if (sorted[i].action == POLICY_SYS_ALLOW)
 			fprintf(f, " %s", sorted[i].name);
+	if (!any_with(sorted, n, POLICY_SYS_ALLOW))
+		fprintf(f, " none");
+	fprintf(f, "\nerrno =");
+	for (size_t i = 0; i < n; i++)
+		if (sorted[i].action == POLICY_SYS_ERRNO)
+			fprintf(f, " %s:%s", sorted[i].name,
+				strerrorname_np(sorted[i].errnum));
+	if (!any_with(sorted, n, POLICY_SYS_ERRNO))
+		fprintf(f, " none");
 	fprintf(f, "\n");
-	bool any = false;
-	for (size_t i = 0; i < n; i++) {
-		if (sorted[i].action != POLICY_SYS_ERRNO)
-			continue;
-		fprintf(f, "%s %s:%s", any ? "" : "errno =", sorted[i].name,
-			strerrorname_np(sorted[i].errnum));
-		any = true;
-	}
-	if (any)
-		fprintf(f, "\n");
 	free(sorted);
 	return 0;
 }

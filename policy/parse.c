@@ -6,8 +6,9 @@
  * this file's, in one table (`keys`). The first error stops the parse and
  * becomes one message: "FILE:LINE: [section] key: what was expected".
  *
- * Scalar keys may appear once. List keys (allow, errno, bind_ro, bind_rw,
- * archive_on) may repeat; their values add up in order.
+ * Scalar keys may appear once. List keys (allow, errno, bind_ro, bind_rw)
+ * may repeat; their values add up in order. The first allow (or errno) of
+ * a file replaces the default list; "none" is the empty list.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -31,11 +32,18 @@ struct parse_state {
 	char key[64];
 	bool failed;
 	bool seen_allow;
+	bool seen_errno;
+	/* errno entries are applied after the whole file, so that they win
+	 * over a group in allow whatever the order of the lines */
+	struct {
+		char name[64];
+		int errnum;
+	} errnos[64];
+	int n_errnos;
 	bool cpu_time_set;
 	bool tmp_size_set;
 	unsigned seen; /* bit per scalar key, by table index */
 	char *allowed;   /* " name name " of the file's allow tokens */
-	char *errno_set; /* " name name " of the file's errno tokens */
 	char *env_names; /* " NAME NAME " set in [environment] */
 };
 
@@ -149,8 +157,12 @@ static int set_name(struct parse_state *st, const char *v)
 	return 0;
 }
 
+static int plain_value(struct parse_state *st, const char *v);
+
 static int set_description(struct parse_state *st, const char *v)
 {
+	if (plain_value(st, v) < 0)
+		return -1;
 	if (strlen(v) >= sizeof(st->p->description))
 		return fail(st, "too long: at most 255 characters");
 	snprintf(st->p->description, sizeof(st->p->description), "%s", v);
@@ -183,11 +195,17 @@ static int set_cpu_time(struct parse_state *st, const char *v)
 /* "0.5", "2", "1.25": CPUs of bandwidth, into thousandths. */
 static int set_cpus(struct parse_state *st, const char *v)
 {
+	/* plain decimals only: strtod would also take hex, exponents, inf */
+	size_t digits = strspn(v, "0123456789");
+	bool plain = digits > 0 &&
+		     (v[digits] == '\0' ||
+		      (v[digits] == '.' && v[digits + 1] &&
+		       strspn(v + digits + 1, "0123456789") ==
+			       strlen(v + digits + 1)));
 	char *end;
 	errno = 0;
-	double cpus = strtod(v, &end);
-	if (errno || end == v || *end || !(cpus >= 0.01 && cpus <= 1024) ||
-	    !isdigit((unsigned char)v[0]))
+	double cpus = plain ? strtod(v, &end) : 0;
+	if (!plain || errno || !(cpus >= 0.01 && cpus <= 1024))
 		return fail(st, "invalid value \"%s\": expected a number of "
 				"CPUs from 0.01 to 1024 (e.g. 0.5)",
 			    v);
@@ -283,14 +301,26 @@ static bool reserved_target(const char *jail)
 	return false;
 }
 
+/* Absolute, and every component a real name: no empty ("//", a trailing
+ * "/"), "." or ".." components that would make two spellings of one path
+ * (or a way past the reserved-target check). "/" alone is clean. */
 static bool clean_path(const char *path)
 {
-	if (path[0] != '/' || strlen(path) >= PATH_MAX_POLICY)
+	size_t len = strlen(path);
+	if (path[0] != '/' || len >= PATH_MAX_POLICY)
 		return false;
-	return !strstr(path, "/../") && !strstr(path, "/./") &&
-	       !strstr(path, "//") &&
-	       strcmp(path + strlen(path) - (strlen(path) > 2 ? 3 : 0),
-		      "/..") != 0;
+	if (len == 1)
+		return true;
+	for (const char *c = path + 1;;) {
+		const char *slash = strchr(c, '/');
+		size_t n = slash ? (size_t)(slash - c) : strlen(c);
+		if (n == 0 || (n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		if (!slash)
+			return true;
+		c = slash + 1;
+	}
 }
 
 static int add_bind(struct parse_state *st, const char *token, bool writable)
@@ -373,8 +403,21 @@ static int set_hostname(struct parse_state *st, const char *v)
 
 /* -------------------------------------------------------- [environment] */
 
+/* libinih reads " #..." and " ;..." as comments, so a value that starts
+ * with either could not be written back: refuse it rather than let its
+ * canonical form mean something else. */
+static int plain_value(struct parse_state *st, const char *v)
+{
+	if (v[0] == '#' || v[0] == ';')
+		return fail(st, "a value may not start with '#' or ';' (they "
+				"begin comments)");
+	return 0;
+}
+
 static int set_env(struct parse_state *st, const char *v)
 {
+	if (plain_value(st, v) < 0)
+		return -1;
 	const char *name = st->key;
 	if (!(isalpha((unsigned char)name[0]) || name[0] == '_') ||
 	    !is_word(name, "_", 63))
@@ -442,6 +485,7 @@ static int allow_token(struct parse_state *st, const char *t)
 
 static int set_allow(struct parse_state *st, const char *v)
 {
+	bool none = strcmp(v, "none") == 0;
 	/* the file's allow-list replaces the default one; errno entries
 	 * (clone3, io_uring_*) stay unless the file changes them */
 	if (!st->seen_allow) {
@@ -453,7 +497,7 @@ static int set_allow(struct parse_state *st, const char *v)
 				policy_sys_remove(st->p, s->name);
 		}
 	}
-	return each_token(st, v, allow_token);
+	return none ? 0 : each_token(st, v, allow_token);
 }
 
 static const struct {
@@ -482,21 +526,51 @@ static int errno_token(struct parse_state *st, const char *t)
 	     i++) {
 		if (strcmp(colon + 1, errno_names[i].name) != 0)
 			continue;
-		if (remember(st, &st->errno_set, name) < 0)
-			return -1;
-		return policy_sys_add(st->p, name, POLICY_SYS_ERRNO,
-				      errno_names[i].value, st->err) < 0 ?
-			       fail(st, "out of memory") :
-			       0;
+		if (st->n_errnos >= (int)(sizeof(st->errnos) /
+					  sizeof(st->errnos[0])))
+			return fail(st, "too many entries: at most 64");
+		snprintf(st->errnos[st->n_errnos].name,
+			 sizeof(st->errnos[0].name), "%s", name);
+		st->errnos[st->n_errnos++].errnum = errno_names[i].value;
+		return 0;
 	}
 	return fail(st, "unknown errno \"%s\": expected EPERM, EACCES, "
 			"ENOSYS, EINVAL, ENOENT, EOPNOTSUPP or EAFNOSUPPORT",
 		    colon + 1);
 }
 
+/* The file's errno list replaces the default one (as allow does);
+ * "none" leaves it empty. */
 static int set_errno(struct parse_state *st, const char *v)
 {
+	st->seen_errno = true;
+	if (strcmp(v, "none") == 0)
+		return 0;
 	return each_token(st, v, errno_token);
+}
+
+static int apply_errnos(struct parse_state *st)
+{
+	if (st->seen_errno)
+		for (size_t i = policy_syscall_count(st->p); i-- > 0;) {
+			const struct policy_syscall *s =
+				policy_syscall_at(st->p, i);
+			if (s->action == POLICY_SYS_ERRNO)
+				policy_sys_remove(st->p, s->name);
+		}
+	snprintf(st->section, sizeof(st->section), "seccomp");
+	snprintf(st->key, sizeof(st->key), "errno");
+	for (int i = 0; i < st->n_errnos; i++) {
+		const char *name = st->errnos[i].name;
+		if (in_set(st->allowed, name))
+			return fail(st, "%s is both in allow and in errno: "
+					"choose one",
+				    name);
+		if (policy_sys_add(st->p, name, POLICY_SYS_ERRNO,
+				   st->errnos[i].errnum, st->err) < 0)
+			return fail(st, "out of memory");
+	}
+	return 0;
 }
 
 static int set_default_action(struct parse_state *st, const char *v)
@@ -637,16 +711,7 @@ static int check_conflicts(struct parse_state *st)
 				"files in /tmp count against the memory limit",
 			    a, b);
 	}
-	snprintf(st->section, sizeof(st->section), "seccomp");
-	snprintf(st->key, sizeof(st->key), "errno");
-	for (size_t i = 0; i < policy_syscall_count(st->p); i++) {
-		const char *n = policy_syscall_at(st->p, i)->name;
-		if (in_set(st->allowed, n) && in_set(st->errno_set, n))
-			return fail(st, "%s is both in allow and in errno: "
-					"choose one",
-				    n);
-	}
-	return 0;
+	return apply_errnos(st);
 }
 
 static struct al_policy *finish(struct parse_state *st, int rc,
@@ -654,7 +719,6 @@ static struct al_policy *finish(struct parse_state *st, int rc,
 {
 	if (rc == 0 && !st->failed && check_conflicts(st) == 0) {
 		free(st->allowed);
-		free(st->errno_set);
 		free(st->env_names);
 		return st->p;
 	}
@@ -675,7 +739,6 @@ static struct al_policy *finish(struct parse_state *st, int rc,
 			     "characters)",
 			     filename, rc, MAX_LINE - 3);
 	free(st->allowed);
-	free(st->errno_set);
 	free(st->env_names);
 	policy_free(st->p);
 	return NULL;
@@ -689,7 +752,9 @@ static void configure_inih(void)
 	ini_stop_on_first_error = true;
 	ini_use_stack = false;
 	ini_max_line = MAX_LINE;
-	ini_allow_realloc = false;
+	/* grow the line buffer up to MAX_LINE: without it libinih cuts lines
+	 * at its initial 200 bytes and reads the rest as the next line */
+	ini_allow_realloc = true;
 	ini_allow_no_value = false;
 	ini_allow_inline_comments = true;
 	ini_inline_comment_prefixes = (char *)"#;";
@@ -713,20 +778,68 @@ static bool start(struct parse_state *st, const char *filename,
 	return true;
 }
 
-struct al_policy *policy_parse_file(FILE *f, const char *filename,
-				    const char *name, struct al_error *err)
+/*
+ * Lines longer than libinih's buffer would reach the handler cut short
+ * (and the rest as another line); a NUL would end the text early. Both are
+ * refused here, with their line number, before libinih sees the text.
+ */
+static int check_lines(const char *text, size_t len, const char *filename,
+		       struct al_error *err)
 {
-	struct parse_state st;
-	if (!start(&st, filename, name, err))
-		return NULL;
-	return finish(&st, ini_parse_file(f, handler, &st), filename);
+	int line = 1;
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && text[i] == '\0')
+			return al_error_set(err, EINVAL,
+					    "%s:%d: contains a NUL byte",
+					    filename, line);
+		if (i < len && text[i] != '\n')
+			continue;
+		if (i - start > MAX_LINE - 3)
+			return al_error_set(err, EINVAL,
+					    "%s:%d: line too long: at most %d "
+					    "characters",
+					    filename, line, MAX_LINE - 3);
+		line++;
+		start = i + 1;
+	}
+	return 0;
 }
 
 struct al_policy *policy_parse_string(const char *text, const char *filename,
 				      const char *name, struct al_error *err)
 {
+	static struct al_error scratch;
+	if (check_lines(text, strlen(text), filename, err ? err : &scratch) < 0)
+		return NULL;
 	struct parse_state st;
 	if (!start(&st, filename, name, err))
 		return NULL;
 	return finish(&st, ini_parse_string(text, handler, &st), filename);
+}
+
+#define MAX_FILE (1024 * 1024)
+
+struct al_policy *policy_parse_file(FILE *f, const char *filename,
+				    const char *name, struct al_error *err)
+{
+	static struct al_error scratch;
+	char *text = malloc(MAX_FILE + 1);
+	if (!text) {
+		al_error_sys(err, ENOMEM, "%s", filename);
+		return NULL;
+	}
+	size_t len = fread(text, 1, MAX_FILE + 1, f);
+	struct al_policy *p = NULL;
+	if (ferror(f))
+		al_error_sys(err, EIO, "%s: cannot read the file", filename);
+	else if (len > MAX_FILE)
+		al_error_set(err, EFBIG, "%s: too large: at most 1 MiB",
+			     filename);
+	else if (check_lines(text, len, filename, err ? err : &scratch) == 0) {
+		text[len] = '\0';
+		p = policy_parse_string(text, filename, name, err);
+	}
+	free(text);
+	return p;
 }

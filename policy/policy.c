@@ -222,6 +222,16 @@ int policy_set_memory(struct al_policy *p, const char *value,
 				    "memory: %s is out of range: expected "
 				    "from 4M to 1T",
 				    value);
+	if (bytes < p->limits.tmp_bytes) {
+		char tmp[32];
+		format_size(p->limits.tmp_bytes, tmp, sizeof(tmp));
+		return al_error_set(err, ERANGE,
+				    "memory: %s is less than the policy's /tmp "
+				    "(%s), which counts against the memory "
+				    "limit; use a policy with a smaller "
+				    "tmp_size",
+				    value, tmp);
+	}
 	p->limits.memory_bytes = bytes;
 	return 0;
 }

@@ -26,6 +26,8 @@ have_pc cmocka || add libcmocka-dev
 # interpreters the tests run inside the jail, at the paths the jail binds
 [ -x /usr/bin/python3 ] || add python3
 [ -x /usr/bin/ps ] || add procps
+# libFuzzer for the parser fuzzing in make check and make fuzz
+have_cmd clang || add clang
 
 if [ "${1:-}" = bench ]; then
 	have_cmd bwrap || add bubblewrap
