@@ -89,13 +89,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlock.a
 deps:
 	@sh tools/install-deps.sh
 
-# Both builds, then every test against each, then a short fuzzing run of
-# the policy parser (make fuzz runs longer).
+# Both builds, every test against each, and a short fuzzing run of the
+# policy parser (make fuzz runs longer).
 check: deps
 	$(MAKE) tests
 	$(MAKE) SAN=1 tests
-	sh tests/run.sh build build-asan
-	sh tests/fuzz/run.sh 30
+	FUZZ_SECONDS=30 sh tests/run.sh build build-asan
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

@@ -50,12 +50,26 @@ run_integration() { # BUILD SUITE
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=99}"
 
+# FUZZ_SECONDS=N: also fuzz the policy parser for N seconds (one test).
+run_fuzz() {
+	echo "== fuzz: policy parser, ${FUZZ_SECONDS}s"
+	if sh tests/fuzz/run.sh "$FUZZ_SECONDS" >"$log" 2>&1; then
+		count passed 1
+		tail -n 1 "$log"
+	else
+		count failed 1
+		tail -n 40 "$log"
+	fi
+}
+
 for build in "$@"; do
 	run_unit "$build"
 	for suite in tests/integration/test_*.py; do
 		run_integration "$build" "$suite"
 	done
 done
+
+[ -n "${FUZZ_SECONDS:-}" ] && run_fuzz
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
