@@ -30,3 +30,8 @@ echo "airlock start-up benchmark: $rounds interleaved rounds, $(nproc) CPUs, $(u
 	unshare "$unshare_bin --mount --pid --net --ipc --uts --cgroup --fork $true_bin" \
 	bwrap "$bwrap_bin $bwrap_args" \
 	airlock "$build/airlock run -- $true_bin"
+
+# The manifest: runs recorded per second (insert + commit, fsynced). The
+# Makefile's bench target builds it.
+echo
+"$build/bench/manifest_bench" "${MANIFEST_RUNS:-5000}"

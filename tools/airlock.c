@@ -10,6 +10,10 @@ static const struct cli_command commands[] = {
 	{ "run", cmd_run, "run one module in a jail" },
 	{ "policy", cmd_policy, "check, show, hash and list policies" },
 	{ "version", cmd_version, "version and the isolation this host gives" },
+	{ "list", cmd_manifest, "modules in the manifest" },
+	{ "show", cmd_manifest, "a module, its versions, runs and events" },
+	{ "runs", cmd_manifest, "runs recorded in the manifest" },
+	{ "manifest", cmd_manifest, "check or back up the manifest" },
 };
 
 static void usage(FILE *f)

@@ -14,5 +14,6 @@ struct cli_command {
 int cmd_run(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
 
 #endif

@@ -1,0 +1,418 @@
+/*
+ * manifest: airlock's memory. Which modules exist and in which state, every
+ * run with its verdict and usage, and an append-only trail of every state
+ * change, in SQLite (WAL); the module files beside it in a content-addressed
+ * store. Format and states: docs/manifest.md.
+ *
+ * Lifecycle:
+ *
+ *   struct manifest *m =
+ *           manifest_open(state_dir, MANIFEST_READ_WRITE, &err);
+ *           // creates the layout, migrates the schema, finishes or rolls
+ *           // back a file move a crash interrupted, marks runs a crash
+ *           // left "running" as "interrupted"
+ *
+ *   manifest_stage(m, &submission, &mod, &err);          // staging/<sha256>
+ *   manifest_set_state(m, mod.id, MANIFEST_VALIDATING, NULL, &err);
+ *   manifest_module_path(m, &mod, path, sizeof(path), &err); // validate it
+ *   manifest_run_record(m, &start, &result, &run_id, &err);
+ *   manifest_set_state(m, mod.id, MANIFEST_ACTIVE, "validated", &err);
+ *                                                        // modules/<sha256>
+ *   manifest_active_path(m, "name", &mod, path, sizeof(path), &err);
+ *   manifest_run_begin(m, &start, &run_id, &err);        // a run: "running"
+ *   manifest_run_finish(m, run_id, &result, &err);       // its verdict
+ *   manifest_archive(m, "name", "crashed 3 times", &err); // archive/<sha256>
+ *   manifest_restore(m, "name", &err);                   // modules/<sha256>
+ *   manifest_retention(m, 30, now_ms, &removed, &err);   // the ticker
+ *   manifest_close(m);
+ *
+ *   m = manifest_open(state_dir, MANIFEST_READ_ONLY, &err);  // operators
+ *   manifest_list(m, &filter, fn, arg, &err);
+ *   manifest_runs(m, &filter, fn, arg, &err);
+ *   manifest_check(m, fn, arg, &err);
+ *   manifest_backup(m, "/backup/manifest.db", &err);
+ *
+ * Module states and the only transitions allowed:
+ *
+ *   staged -> validating -> active | rejected
+ *   active -> archived      (automatic, or by hand)
+ *   archived -> active      (restore)
+ *
+ * Every state change is one transaction that also appends its event. A
+ * change that moves a file records its intent first, moves with rename(2)
+ * (or link(2) when another row still needs the file where it was), fsyncs
+ * the directories and then commits, so files and rows agree whatever
+ * instant the process dies at.
+ *
+ * One writer at a time: a read-write handle holds an exclusive flock(2) on
+ * the state directory for its lifetime. Readers (read-only handles, any
+ * number, in any process) never wait for the writer and never see half a
+ * change. A handle is used by one thread at a time.
+ *
+ * Every fallible function returns -1 (or NULL) and fills `err` with what
+ * failed, in words: "manifest: archive module \"foo\": it is rejected, only
+ * an active module can be archived".
+ */
+#ifndef AIRLOCK_MANIFEST_H
+#define AIRLOCK_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+struct manifest;
+
+enum manifest_mode {
+	MANIFEST_READ_ONLY,  /* queries, check, backup; never writes */
+	MANIFEST_READ_WRITE, /* the supervisor: one at a time */
+};
+
+enum manifest_state {
+	MANIFEST_STAGED,
+	MANIFEST_VALIDATING,
+	MANIFEST_ACTIVE,
+	MANIFEST_REJECTED,
+	MANIFEST_ARCHIVED,
+	MANIFEST_STATE_COUNT,
+};
+
+/* Bounds of the text fields (bytes, without the NUL). */
+#define MANIFEST_NAME_MAX 128        /* [A-Za-z0-9][A-Za-z0-9._-]* */
+#define MANIFEST_POLICY_NAME_MAX 128
+#define MANIFEST_HASH_MAX 71         /* "sha256:" + 64 hex */
+#define MANIFEST_INTERPRETER_MAX 255
+#define MANIFEST_REASON_MAX 1023     /* longer reasons are cut */
+#define MANIFEST_VERDICT_MAX 31
+#define MANIFEST_SYSCALL_MAX 63
+#define MANIFEST_EXCERPT_MAX 1024    /* the last bytes of stderr */
+#define MANIFEST_SHA256_HEX 64
+#define MANIFEST_TIME_MAX 32         /* "2024-05-01T12:00:00.123Z" */
+
+/* The state directory when neither --state-dir nor AIRLOCK_STATE_DIR
+ * says otherwise. */
+#define MANIFEST_DEFAULT_STATE_DIR "/var/lib/airlock"
+
+/* ----------------------------------------------------------- open/close */
+
+/*
+ * Open the manifest of `state_dir` (borrowed; copied).
+ *
+ * Read-write: creates the state directory (0750) and staging/ (0700),
+ * modules/ and archive/ (0750) as needed, and manifest.db (0640); takes the
+ * writer's lock, or fails saying another process holds it; applies the
+ * migrations; repairs what a crash left half-done. Fails on a read-only
+ * state directory.
+ *
+ * Read-only: opens manifest.db read-only (never `immutable`: a writer may
+ * be working); fails when there is none, or when its schema is not this
+ * airlock's (older: a read-write open upgrades it; newer: refused).
+ *
+ * A corrupt or foreign file is refused with a message naming it. Caller
+ * closes with manifest_close().
+ */
+struct manifest *manifest_open(const char *state_dir, enum manifest_mode mode,
+			       struct al_error *err);
+/* Releases everything; NULL is fine. */
+void manifest_close(struct manifest *m);
+
+/* Borrowed from the handle. */
+const char *manifest_state_dir(const struct manifest *m);
+/* The schema version of the open database, and the one this code knows. */
+int manifest_schema_version(const struct manifest *m);
+int manifest_schema_latest(void);
+
+/* -------------------------------------------------------------- modules */
+
+const char *manifest_state_name(enum manifest_state s); /* "active" */
+int manifest_state_parse(const char *name);            /* -1 when unknown */
+bool manifest_transition_allowed(enum manifest_state from,
+				 enum manifest_state to);
+
+/* A module row. Every field is a copy: the struct owns nothing. */
+struct manifest_module {
+	int64_t id;
+	char name[MANIFEST_NAME_MAX + 1];
+	int64_t version; /* 1, 2, ... per name; never reused */
+	char sha256[MANIFEST_SHA256_HEX + 1];
+	uint64_t size;
+	char interpreter[MANIFEST_INTERPRETER_MAX + 1]; /* "" when none */
+	char policy_name[MANIFEST_POLICY_NAME_MAX + 1];
+	char policy_hash[MANIFEST_HASH_MAX + 1];
+	enum manifest_state state;
+	char reason[MANIFEST_REASON_MAX + 1]; /* of the last change; "" */
+	uint32_t submitted_uid;
+	int64_t created_ms;
+	int64_t updated_ms; /* the last state change */
+};
+
+/* What a submission brings; everything borrowed for the call. */
+struct manifest_submission {
+	const char *name;
+	const void *content;
+	size_t len;
+	uint32_t uid;            /* who submitted (SO_PEERCRED) */
+	const char *policy_name; /* "default" */
+	const char *policy_hash; /* "sha256:<64 hex>" */
+	const char *interpreter; /* "python3", or NULL */
+};
+
+/*
+ * A new version of `sub->name` (the highest version that name ever had,
+ * plus one) in state "staged": the content goes to staging/<sha256> (temp
+ * name, fsync, rename, directory fsync), then the row and its event are
+ * committed. `out` (may be NULL) receives the new row.
+ */
+int manifest_stage(struct manifest *m, const struct manifest_submission *sub,
+		   struct manifest_module *out, struct al_error *err);
+
+/*
+ * Move module `id` to `to` if the transition table allows it (an illegal
+ * one is an error and changes nothing). `reason` (borrowed, may be NULL) is
+ * stored with the row and the event. Files follow the state:
+ *   validating -> active    staging/X -> modules/X; the name's active
+ *                           version, if any, is archived ("superseded by
+ *                           version N") in the same change
+ *   validating -> rejected  staging/X is deleted once the move journal
+ *                           says so (rejected code is not kept)
+ *   active -> archived      modules/X -> archive/X
+ *   archived -> active      archive/X -> modules/X; refused while another
+ *                           version of the name is active
+ */
+int manifest_set_state(struct manifest *m, int64_t id, enum manifest_state to,
+		       const char *reason, struct al_error *err);
+
+/* The active version of `name` -> archived, with `reason` (borrowed). */
+int manifest_archive(struct manifest *m, const char *name, const char *reason,
+		     struct al_error *err);
+/* The latest archived version of `name` -> active; refused while another
+ * version of it is active. */
+int manifest_restore(struct manifest *m, const char *name,
+		     struct al_error *err);
+
+/* Module `id`; an unknown id is an error with errnum ENOENT. */
+int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
+		 struct al_error *err);
+/* `name` at `version`, or its latest version when `version` is 0; ENOENT
+ * when there is none. */
+int manifest_find(struct manifest *m, const char *name, int64_t version,
+		  struct manifest_module *out, struct al_error *err);
+
+/* Path of a module's file for its state (staging/, modules/ or archive/
+ * under the state directory) into `buf`; a rejected module has none. */
+int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
+			 char *buf, size_t len, struct al_error *err);
+/* The file to execute for `name`: its active version. `mod` may be NULL.
+ * ENOENT when no version is active. */
+int manifest_active_path(struct manifest *m, const char *name,
+			 struct manifest_module *mod, char *buf, size_t len,
+			 struct al_error *err);
+
+/* Filters: a zeroed struct selects everything. Borrowed for the call. */
+struct manifest_module_filter {
+	const char *name; /* every version of this name */
+	bool by_state;
+	enum manifest_state state;
+};
+
+/* Called once per row; the row is borrowed for the call. Return non-zero to
+ * stop early. */
+typedef int (*manifest_module_fn)(const struct manifest_module *mod,
+				  void *arg);
+
+/* Modules by name, then version. Returns how many rows were visited, or
+ * -1. */
+int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
+		  manifest_module_fn fn, void *arg, struct al_error *err);
+
+/* ----------------------------------------------------------------- runs */
+
+/* The start of a run; borrowed for the call. */
+struct manifest_run_start {
+	int64_t module_id;       /* a validating or active module */
+	const char *policy_hash; /* the policy that holds it */
+	uint32_t uid;            /* who asked for the run */
+	int64_t started_ms;      /* 0: now */
+};
+
+/* What a run ended with (the sandbox's result as plain values); borrowed
+ * for the call. */
+struct manifest_run_result {
+	const char *verdict; /* "ok", "exit_nonzero", "crashed", "timeout",
+				"memory_limit", "seccomp_violation",
+				"setup_error" */
+	int exit_code;       /* -1 when it did not exit */
+	int signal;          /* 0 when none */
+	const char *syscall; /* the denied call, or NULL */
+	double wall_ms;
+	double cpu_ms;
+	uint64_t peak_memory_bytes;
+	bool stdout_truncated;
+	bool stderr_truncated;
+	const char *stderr_data; /* its last MANIFEST_EXCERPT_MAX bytes are */
+	size_t stderr_len;       /* kept; any bytes */
+	int64_t ended_ms;        /* 0: now */
+};
+
+/* A run that starts now: a row with verdict "running"; *run_id is its id. */
+int manifest_run_begin(struct manifest *m, const struct manifest_run_start *s,
+		       int64_t *run_id, struct al_error *err);
+/* Its result; an error unless run `run_id` is running. */
+int manifest_run_finish(struct manifest *m, int64_t run_id,
+			const struct manifest_run_result *r,
+			struct al_error *err);
+/* Both at once, one transaction. `run_id` may be NULL. */
+int manifest_run_record(struct manifest *m, const struct manifest_run_start *s,
+			const struct manifest_run_result *r, int64_t *run_id,
+			struct al_error *err);
+
+/* A run row. Every field is a copy. */
+struct manifest_run {
+	int64_t id;
+	int64_t module_id;
+	char module_name[MANIFEST_NAME_MAX + 1];
+	int64_t module_version;
+	int64_t started_ms;
+	int64_t ended_ms; /* 0 while running */
+	char verdict[MANIFEST_VERDICT_MAX + 1]; /* also "running",
+						   "interrupted" */
+	bool has_exit_code;
+	int exit_code;
+	int signal; /* 0: none */
+	char syscall[MANIFEST_SYSCALL_MAX + 1];
+	bool has_usage; /* wall, cpu, peak: false while running */
+	double wall_ms;
+	double cpu_ms;
+	uint64_t peak_memory_bytes;
+	bool stdout_truncated;
+	bool stderr_truncated;
+	char policy_hash[MANIFEST_HASH_MAX + 1];
+	uint32_t uid;
+	size_t stderr_excerpt_len; /* any bytes, not NUL-terminated text */
+	char stderr_excerpt[MANIFEST_EXCERPT_MAX];
+};
+
+struct manifest_run_filter {
+	const char *name;    /* runs of any version of this module */
+	int64_t module_id;   /* runs of this version; 0: any */
+	int64_t since_ms;    /* started at or after; 0: any time */
+	const char *verdict; /* one verdict (or "running", "interrupted") */
+	size_t limit;        /* at most this many, newest first; 0: all */
+};
+
+typedef int (*manifest_run_fn)(const struct manifest_run *run, void *arg);
+
+/* Runs newest first. Returns how many rows were visited, or -1. */
+int manifest_runs(struct manifest *m, const struct manifest_run_filter *f,
+		  manifest_run_fn fn, void *arg, struct al_error *err);
+/* Run `id`; ENOENT when unknown. */
+int manifest_run_get(struct manifest *m, int64_t id, struct manifest_run *out,
+		     struct al_error *err);
+
+/* --------------------------------------------------------------- events */
+
+struct manifest_event {
+	int64_t id;
+	int64_t time_ms;
+	int64_t module_id;
+	char module_name[MANIFEST_NAME_MAX + 1];
+	int64_t module_version;
+	char from_state[16]; /* "" for the first event of a module */
+	char to_state[16];   /* a state, or "deleted" */
+	char reason[MANIFEST_REASON_MAX + 1];
+};
+
+typedef int (*manifest_event_fn)(const struct manifest_event *ev, void *arg);
+
+/* Events of module `module_id` (0: of every module), oldest first, at most
+ * `limit` of the newest (0: all). Returns how many, or -1. */
+int manifest_events(struct manifest *m, int64_t module_id, size_t limit,
+		    manifest_event_fn fn, void *arg, struct al_error *err);
+
+/* ---------------------------------------------------------- consistency */
+
+/*
+ * Hold one snapshot of the database across several queries (say, a module,
+ * its runs and its events, as `airlock show` prints them): queries between
+ * begin and end see the database as it was at the first of them. Only for
+ * queries; end it before writing.
+ */
+int manifest_snapshot_begin(struct manifest *m, struct al_error *err);
+void manifest_snapshot_end(struct manifest *m);
+
+struct manifest_stats {
+	uint64_t modules[MANIFEST_STATE_COUNT];
+	uint64_t runs;
+	uint64_t runs_running;
+	uint64_t events;
+};
+int manifest_stats(struct manifest *m, struct manifest_stats *out,
+		   struct al_error *err);
+
+/* ------------------------------------------------------------ retention */
+
+struct manifest_removed {
+	uint64_t modules; /* archived modules, with their files and runs */
+	uint64_t runs;    /* finished runs */
+};
+
+/*
+ * Delete what is older than `days` before `now_ms`: archived modules
+ * archived before then (the row, its runs and its file in archive/, each
+ * deletion journaled and recorded as an event), and runs that started
+ * before then. Events are kept. `removed` may be NULL.
+ */
+int manifest_retention(struct manifest *m, unsigned days, int64_t now_ms,
+		       struct manifest_removed *removed, struct al_error *err);
+
+/* --------------------------------------------------- backup and checking */
+
+/*
+ * An online copy of the database (SQLite's backup API) at `path`: written
+ * beside it under a temporary name, fsynced, then renamed over `path`.
+ * Works on a read-only handle and while a writer works.
+ */
+int manifest_backup(struct manifest *m, const char *path,
+		    struct al_error *err);
+
+/* One thing manifest_check() found wrong. Borrowed for the callback. */
+struct manifest_problem {
+	const char *kind;    /* "integrity", "missing", "corrupt", "stray",
+				"layout" (docs/manifest.md) */
+	const char *path;    /* relative to the state directory, or NULL */
+	int64_t module_id;   /* 0 when no row is concerned */
+	const char *message; /* a sentence for people */
+};
+
+typedef void (*manifest_problem_fn)(const struct manifest_problem *p,
+				    void *arg);
+
+/*
+ * PRAGMA integrity_check and foreign_key_check, then files against rows:
+ * every module row's file where its state says, with the size and SHA-256
+ * the row says; no file in staging/, modules/ or archive/ without a row.
+ * Reports each problem to `fn` (may be NULL) and deletes nothing. A move in
+ * progress (a writer at work) is not a problem. Returns the number of
+ * problems, or -1 when the check itself could not run.
+ */
+int manifest_check(struct manifest *m, manifest_problem_fn fn, void *arg,
+		   struct al_error *err);
+
+/* ----------------------------------------------------------------- time */
+
+/* Milliseconds since the epoch, now. */
+int64_t manifest_now_ms(void);
+/* "2024-05-01T12:00:00.123Z" (UTC); with `millis` false, no fraction. */
+void manifest_time_format(int64_t ms, bool millis,
+			  char buf[MANIFEST_TIME_MAX]);
+/*
+ * A point in time as an operator writes one: ISO 8601 in UTC
+ * ("2024-05-01", "2024-05-01T12:00", "2024-05-01T12:00:00Z",
+ * "2024-05-01T12:00:00.5Z", a "+02:00" offset), or an age before `now_ms`
+ * ("90s", "30m", "2h", "7d").
+ */
+int manifest_time_parse(const char *s, int64_t now_ms, int64_t *out,
+			struct al_error *err);
+
+#endif

@@ -1,0 +1,605 @@
+/*
+ * Modules: submissions and the state machine.
+ *
+ *   staged -> validating -> active | rejected
+ *   active -> archived -> active
+ *
+ * Everything else is refused before anything changes. A change that moves
+ * a file goes through the move journal (moves.c); one that does not
+ * (staged -> validating) is one transaction with its event.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "manifest/internal.h"
+
+static const char *const state_names[MANIFEST_STATE_COUNT] = {
+	[MANIFEST_STAGED] = "staged",
+	[MANIFEST_VALIDATING] = "validating",
+	[MANIFEST_ACTIVE] = "active",
+	[MANIFEST_REJECTED] = "rejected",
+	[MANIFEST_ARCHIVED] = "archived",
+};
+
+static const bool transitions[MANIFEST_STATE_COUNT][MANIFEST_STATE_COUNT] = {
+	[MANIFEST_STAGED][MANIFEST_VALIDATING] = true,
+	[MANIFEST_VALIDATING][MANIFEST_ACTIVE] = true,
+	[MANIFEST_VALIDATING][MANIFEST_REJECTED] = true,
+	[MANIFEST_ACTIVE][MANIFEST_ARCHIVED] = true,
+	[MANIFEST_ARCHIVED][MANIFEST_ACTIVE] = true,
+};
+
+/* What the error messages say a state may become. */
+static const char *const next_states[MANIFEST_STATE_COUNT] = {
+	[MANIFEST_STAGED] = "only to validating",
+	[MANIFEST_VALIDATING] = "only to active or rejected",
+	[MANIFEST_ACTIVE] = "only to archived",
+	[MANIFEST_REJECTED] = "nowhere (rejected is final)",
+	[MANIFEST_ARCHIVED] = "only to active (restore)",
+};
+
+/* Names quoted into messages: printable ASCII, cut. */
+#define QUOTED_MAX 80
+
+const char *manifest_state_name(enum manifest_state s)
+{
+	return (unsigned)s < MANIFEST_STATE_COUNT ? state_names[s] : "unknown";
+}
+
+int manifest_state_parse(const char *name)
+{
+	for (int s = 0; s < MANIFEST_STATE_COUNT; s++)
+		if (name != NULL && strcmp(name, state_names[s]) == 0)
+			return s;
+	return -1;
+}
+
+bool manifest_transition_allowed(enum manifest_state from,
+				 enum manifest_state to)
+{
+	return (unsigned)from < MANIFEST_STATE_COUNT &&
+	       (unsigned)to < MANIFEST_STATE_COUNT && transitions[from][to];
+}
+
+/* A name as it may appear in a message, whatever it holds. */
+static const char *quoted(const char *s, char buf[QUOTED_MAX])
+{
+	size_t w = 0;
+
+	for (size_t i = 0; s != NULL && s[i] != '\0' && w < QUOTED_MAX - 4;
+	     i++)
+		buf[w++] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i]
+								       : '?';
+	buf[w] = '\0';
+	return buf;
+}
+
+static bool valid_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > MANIFEST_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9');
+		if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+			return false;
+	}
+	return true;
+}
+
+/* Printable ASCII, bounded, not empty unless allowed. */
+static bool valid_text(const char *s, size_t max, bool may_be_empty)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n > max || (n == 0 && !may_be_empty))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+static bool valid_policy_hash(const char *s)
+{
+	return s != NULL && strncmp(s, "sha256:", 7) == 0 &&
+	       is_sha256_hex(s + 7);
+}
+
+/* --------------------------------------------------------------- rows */
+
+void module_from_row(sqlite3_stmt *s, struct manifest_module *out)
+{
+	char state[16];
+
+	memset(out, 0, sizeof(*out));
+	out->id = sqlite3_column_int64(s, 0);
+	db_column_copy(s, 1, out->name, sizeof(out->name));
+	out->version = sqlite3_column_int64(s, 2);
+	db_column_copy(s, 3, out->sha256, sizeof(out->sha256));
+	out->size = (uint64_t)sqlite3_column_int64(s, 4);
+	db_column_copy(s, 5, out->interpreter, sizeof(out->interpreter));
+	db_column_copy(s, 6, out->policy_name, sizeof(out->policy_name));
+	db_column_copy(s, 7, out->policy_hash, sizeof(out->policy_hash));
+	db_column_copy(s, 8, state, sizeof(state));
+	out->state = (enum manifest_state)manifest_state_parse(state);
+	db_column_copy(s, 9, out->reason, sizeof(out->reason));
+	out->submitted_uid = (uint32_t)sqlite3_column_int64(s, 10);
+	out->created_ms = sqlite3_column_int64(s, 11);
+	out->updated_ms = sqlite3_column_int64(s, 12);
+}
+
+/* One module row from `s` (bound by the caller); ENOENT when none. */
+static int one_module(struct manifest *m, sqlite3_stmt *s,
+		      struct manifest_module *out, struct al_error *err)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW) {
+		module_from_row(s, out);
+		return 0;
+	}
+	if (rc == SQLITE_DONE)
+		return al_error_set(err, ENOENT, "no such module");
+	return db_error(m, err, "read a module");
+}
+
+static const char SQL_MODULE_BY_ID[] =
+	"SELECT " MODULE_COLUMNS " FROM modules WHERE id = ?1";
+
+int module_get(struct manifest *m, int64_t id, struct manifest_module *out,
+	       struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_MODULE_BY_ID, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, id);
+	if (one_module(m, s, out, err) < 0)
+		return al_error_prefix(err, "module %lld", (long long)id);
+	return 0;
+}
+
+static const char SQL_MODULE_BY_STATE[] =
+	"SELECT " MODULE_COLUMNS " FROM modules"
+	" WHERE name = ?1 AND (?2 IS NULL OR state = ?2)"
+	" ORDER BY version DESC LIMIT 1";
+
+/* The latest version of `name` in `state` (-1: in any state). */
+static int module_latest(struct manifest *m, const char *name, int state,
+			 struct manifest_module *out, struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_MODULE_BY_STATE, err);
+
+	if (s == NULL)
+		return -1;
+	db_bind_text(s, 1, name);
+	db_bind_text(s, 2, state < 0 ? NULL : manifest_state_name(state));
+	return one_module(m, s, out, err);
+}
+
+static const char SQL_EVENT_ADD[] =
+	"INSERT INTO events (time_ms, module_id, module_name, module_version,"
+	" sha256, from_state, to_state, reason)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+int event_append(struct manifest *m, const struct manifest_module *mod,
+		 const char *from, const char *to, const char *reason,
+		 int64_t now_ms, struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_EVENT_ADD, err);
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int64(s, 2, mod->id);
+	db_bind_text(s, 3, mod->name);
+	sqlite3_bind_int64(s, 4, mod->version);
+	db_bind_text(s, 5, mod->sha256);
+	db_bind_text(s, 6, from);
+	db_bind_text(s, 7, to);
+	db_bind_text(s, 8, reason != NULL && reason[0] ? reason : NULL);
+	return db_step_done(m, s, "append an event", err);
+}
+
+/* ---------------------------------------------------------- submission */
+
+static int check_submission(const struct manifest_submission *sub,
+			    struct al_error *err)
+{
+	if (!valid_name(sub->name))
+		return al_error_set(err, EINVAL,
+				    "invalid name: expected 1 to %d of "
+				    "A-Z a-z 0-9 . _ - (starting with a "
+				    "letter or digit)",
+				    MANIFEST_NAME_MAX);
+	if (sub->len == 0 || sub->content == NULL)
+		return al_error_set(err, EINVAL, "empty module");
+	if (!valid_text(sub->policy_name, MANIFEST_POLICY_NAME_MAX, false))
+		return al_error_set(err, EINVAL, "invalid policy name");
+	if (!valid_policy_hash(sub->policy_hash))
+		return al_error_set(err, EINVAL, "invalid policy hash: "
+						 "expected sha256:<64 hex>");
+	if (sub->interpreter != NULL &&
+	    !valid_text(sub->interpreter, MANIFEST_INTERPRETER_MAX, true))
+		return al_error_set(err, EINVAL, "invalid interpreter");
+	return 0;
+}
+
+/* The name's highest version ever, retention's deletions included. */
+static const char SQL_NEXT_VERSION[] =
+	"SELECT coalesce(max(v), 0) + 1 FROM ("
+	" SELECT max(version) AS v FROM modules WHERE name = ?1"
+	" UNION ALL"
+	" SELECT max(module_version) FROM events WHERE module_name = ?1)";
+
+static const char SQL_MODULE_ADD[] =
+	"INSERT INTO modules (name, version, sha256, size, interpreter,"
+	" policy_name, policy_hash, state, submitted_uid, created_ms,"
+	" updated_ms)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', ?8, ?9, ?9)";
+
+static const char SQL_JOURNAL_DROP_STAGE[] = "DELETE FROM moves WHERE id = ?1";
+
+/* The row, its event and the journal's removal: one transaction. */
+static int insert_module(struct manifest *m,
+			 const struct manifest_submission *sub,
+			 const char *sha256, int64_t journal_id, int64_t *id,
+			 struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *ver = db_stmt(m, SQL_NEXT_VERSION, err);
+	_cleanup_stmt_ sqlite3_stmt *add = db_stmt(m, SQL_MODULE_ADD, err);
+	_cleanup_stmt_ sqlite3_stmt *drop = db_stmt(m, SQL_JOURNAL_DROP_STAGE,
+						    err);
+	struct manifest_module mod;
+	int64_t now = manifest_now_ms();
+	char reason[64];
+
+	if (ver == NULL || add == NULL || drop == NULL)
+		return -1;
+	db_bind_text(ver, 1, sub->name);
+	if (sqlite3_step(ver) != SQLITE_ROW)
+		return db_error(m, err, "next version");
+	db_bind_text(add, 1, sub->name);
+	sqlite3_bind_int64(add, 2, sqlite3_column_int64(ver, 0));
+	db_bind_text(add, 3, sha256);
+	sqlite3_bind_int64(add, 4, (int64_t)sub->len);
+	db_bind_text(add, 5, sub->interpreter && sub->interpreter[0]
+				     ? sub->interpreter
+				     : NULL);
+	db_bind_text(add, 6, sub->policy_name);
+	db_bind_text(add, 7, sub->policy_hash);
+	sqlite3_bind_int64(add, 8, sub->uid);
+	sqlite3_bind_int64(add, 9, now);
+	if (db_step_done(m, add, "insert the module", err) < 0)
+		return -1;
+	*id = sqlite3_last_insert_rowid(m->db);
+	snprintf(reason, sizeof(reason), "submitted by uid %u", sub->uid);
+	sqlite3_bind_int64(drop, 1, journal_id);
+	if (module_get(m, *id, &mod, err) < 0 ||
+	    event_append(m, &mod, NULL, "staged", reason, now, err) < 0 ||
+	    db_step_done(m, drop, "clear the journal", err) < 0)
+		return -1;
+	return 0;
+}
+
+static int stage(struct manifest *m, const struct manifest_submission *sub,
+		 struct manifest_module *out, struct al_error *err)
+{
+	char sha256[MANIFEST_SHA256_HEX + 1];
+	struct al_error undo = { 0 };
+	int64_t journal_id = 0, id = 0;
+
+	if (db_writable(m, err) < 0 || check_submission(sub, err) < 0)
+		return -1;
+	sha256_hex(sub->content, sub->len, sha256);
+	if (moves_stage_begin(m, sha256, &journal_id, err) < 0)
+		return -1;
+	if (store_write(m, sha256, sub->content, sub->len, err) < 0)
+		goto undo;
+	if (db_begin(m, err) < 0)
+		goto undo;
+	if (insert_module(m, sub, sha256, journal_id, &id, err) < 0 ||
+	    db_commit(m, err) < 0) {
+		db_rollback(m);
+		goto undo;
+	}
+	return out ? module_get(m, id, out, err) : 0;
+undo:
+	if (moves_stage_undo(m, journal_id, sha256, &undo) < 0)
+		snprintf(m->broken, sizeof(m->broken), "%s", undo.msg);
+	return -1;
+}
+
+int manifest_stage(struct manifest *m, const struct manifest_submission *sub,
+		   struct manifest_module *out, struct al_error *err)
+{
+	char q[QUOTED_MAX];
+
+	if (stage(m, sub, out, err) < 0)
+		return al_error_prefix(err, "manifest: stage module \"%s\"",
+				       quoted(sub->name, q));
+	return 0;
+}
+
+/* ---------------------------------------------------------- transitions */
+
+static int refuse(const struct manifest_module *mod, enum manifest_state to,
+		  struct al_error *err)
+{
+	return al_error_set(err, EINVAL,
+			    "version %lld is %s, which can go %s, not to %s",
+			    (long long)mod->version,
+			    manifest_state_name(mod->state),
+			    next_states[mod->state], manifest_state_name(to));
+}
+
+static const char SQL_MODULE_STATE[] =
+	"UPDATE modules SET state = ?2, state_reason = ?3, updated_ms = ?4"
+	" WHERE id = ?1";
+
+/* A change with no file to move: staged -> validating. */
+static int change_in_place(struct manifest *m,
+			   const struct manifest_module *mod,
+			   enum manifest_state to, const char *reason,
+			   struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_MODULE_STATE, err);
+	int64_t now = manifest_now_ms();
+
+	if (s == NULL || db_begin(m, err) < 0)
+		return -1;
+	sqlite3_bind_int64(s, 1, mod->id);
+	db_bind_text(s, 2, manifest_state_name(to));
+	db_bind_text(s, 3, reason);
+	sqlite3_bind_int64(s, 4, now);
+	if (db_step_done(m, s, "change the state", err) < 0 ||
+	    event_append(m, mod, manifest_state_name(mod->state),
+			 manifest_state_name(to), reason, now, err) < 0) {
+		db_rollback(m);
+		return -1;
+	}
+	return db_commit(m, err);
+}
+
+/* To active: the content must exist somewhere, or the supervisor would
+ * later execute nothing. */
+static int need_content(struct manifest *m, const struct manifest_module *mod,
+			struct al_error *err)
+{
+	for (int d = 0; d < STORE_DIRS; d++)
+		if (store_has(m, d, mod->sha256))
+			return 0;
+	return al_error_set(err, ENOENT,
+			    "its file %s/%s is missing (airlock manifest "
+			    "check)",
+			    store_dir_name(store_dir_of(mod->state)),
+			    mod->sha256);
+}
+
+static int change_state(struct manifest *m, const struct manifest_module *mod,
+			enum manifest_state to, const char *reason,
+			struct al_error *err)
+{
+	struct manifest_module current;
+	struct move moves[2];
+	char why[MANIFEST_REASON_MAX + 1], superseded[64];
+	size_t n = 0;
+
+	if (db_writable(m, err) < 0)
+		return -1;
+	if (!manifest_transition_allowed(mod->state, to))
+		return refuse(mod, to, err);
+	reason = text_cut(reason, MANIFEST_REASON_MAX, why);
+	if (store_dir_of(mod->state) == store_dir_of(to))
+		return change_in_place(m, mod, to, reason, err);
+	if (to == MANIFEST_ACTIVE) {
+		if (need_content(m, mod, err) < 0)
+			return -1;
+		if (module_latest(m, mod->name, MANIFEST_ACTIVE, &current,
+				  err) == 0) {
+			if (mod->state == MANIFEST_ARCHIVED)
+				return al_error_set(err, EEXIST,
+						    "version %lld is active; "
+						    "archive it first",
+						    (long long)current.version);
+			snprintf(superseded, sizeof(superseded),
+				 "superseded by version %lld",
+				 (long long)mod->version);
+			moves[n++] = (struct move){ current.id, current.sha256,
+						    MANIFEST_ACTIVE,
+						    MANIFEST_ARCHIVED,
+						    superseded };
+		} else if (err->errnum != ENOENT) {
+			return -1;
+		}
+	}
+	moves[n++] = (struct move){ mod->id, mod->sha256, mod->state, to,
+				    reason };
+	return moves_apply(m, moves, n, err);
+}
+
+int manifest_set_state(struct manifest *m, int64_t id, enum manifest_state to,
+		       const char *reason, struct al_error *err)
+{
+	struct al_error local = { 0 };
+	struct manifest_module mod;
+	char q[QUOTED_MAX];
+
+	if (err == NULL)
+		err = &local;
+	if (module_get(m, id, &mod, err) < 0)
+		return al_error_prefix(err, "manifest: set state");
+	if (change_state(m, &mod, to, reason, err) < 0)
+		return al_error_prefix(err,
+				       "manifest: module \"%s\" version %lld "
+				       "to %s",
+				       quoted(mod.name, q),
+				       (long long)mod.version,
+				       manifest_state_name(to));
+	return 0;
+}
+
+/* The latest version of `name` in `state`, or an error that says what
+ * there is instead. */
+static int pick(struct manifest *m, const char *name, enum manifest_state state,
+		const char *verb, struct manifest_module *mod,
+		struct al_error *err)
+{
+	if (module_latest(m, name, state, mod, err) == 0)
+		return 0;
+	if (err->errnum != ENOENT)
+		return -1;
+	if (module_latest(m, name, -1, mod, err) < 0)
+		return err->errnum == ENOENT
+			       ? al_error_set(err, ENOENT,
+					      "no module of that name")
+			       : -1;
+	return al_error_set(err, EINVAL,
+			    "it is %s, only an %s module can be %s",
+			    manifest_state_name(mod->state),
+			    manifest_state_name(state), verb);
+}
+
+int manifest_archive(struct manifest *m, const char *name, const char *reason,
+		     struct al_error *err)
+{
+	struct al_error local = { 0 };
+	struct manifest_module mod;
+	char q[QUOTED_MAX];
+
+	if (err == NULL)
+		err = &local;
+	if (db_writable(m, err) < 0 ||
+	    pick(m, name, MANIFEST_ACTIVE, "archived", &mod, err) < 0 ||
+	    change_state(m, &mod, MANIFEST_ARCHIVED, reason, err) < 0)
+		return al_error_prefix(err, "manifest: archive module \"%s\"",
+				       quoted(name, q));
+	return 0;
+}
+
+int manifest_restore(struct manifest *m, const char *name,
+		     struct al_error *err)
+{
+	struct al_error local = { 0 };
+	struct manifest_module mod;
+	char q[QUOTED_MAX];
+
+	if (err == NULL)
+		err = &local;
+	if (db_writable(m, err) < 0)
+		goto fail;
+	if (module_latest(m, name, MANIFEST_ACTIVE, &mod, err) == 0) {
+		al_error_set(err, EEXIST, "version %lld is active; archive it "
+					  "first",
+			     (long long)mod.version);
+		goto fail;
+	}
+	if (err->errnum != ENOENT ||
+	    pick(m, name, MANIFEST_ARCHIVED, "restored", &mod, err) < 0 ||
+	    change_state(m, &mod, MANIFEST_ACTIVE, "restored", err) < 0)
+		goto fail;
+	return 0;
+fail:
+	return al_error_prefix(err, "manifest: restore module \"%s\"",
+			       quoted(name, q));
+}
+
+/* ---------------------------------------------------------------- finding */
+
+int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
+		 struct al_error *err)
+{
+	if (module_get(m, id, out, err) < 0)
+		return al_error_prefix(err, "manifest");
+	return 0;
+}
+
+static const char SQL_MODULE_VERSION[] =
+	"SELECT " MODULE_COLUMNS " FROM modules"
+	" WHERE name = ?1 AND version = ?2";
+
+int manifest_find(struct manifest *m, const char *name, int64_t version,
+		  struct manifest_module *out, struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	struct al_error local = { 0 };
+	char q[QUOTED_MAX];
+	int rc;
+
+	if (err == NULL)
+		err = &local;
+	if (version == 0) {
+		rc = module_latest(m, name, -1, out, err);
+	} else {
+		s = db_stmt(m, SQL_MODULE_VERSION, err);
+		if (s == NULL)
+			return -1;
+		db_bind_text(s, 1, name);
+		sqlite3_bind_int64(s, 2, version);
+		rc = one_module(m, s, out, err);
+	}
+	if (rc < 0 && err->errnum == ENOENT)
+		return version == 0
+			       ? al_error_set(err, ENOENT,
+					      "manifest: no module \"%s\"",
+					      quoted(name, q))
+			       : al_error_set(err, ENOENT,
+					      "manifest: no module \"%s\" "
+					      "version %lld",
+					      quoted(name, q),
+					      (long long)version);
+	if (rc < 0)
+		return al_error_prefix(err, "manifest: find \"%s\"",
+				       quoted(name, q));
+	return 0;
+}
+
+int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
+			 char *buf, size_t len, struct al_error *err)
+{
+	enum store_dir d = store_dir_of(mod->state);
+	int n;
+
+	if (d == STORE_NONE)
+		return al_error_set(err, ENOENT,
+				    "manifest: module version %lld is %s and "
+				    "has no file",
+				    (long long)mod->version,
+				    manifest_state_name(mod->state));
+	n = snprintf(buf, len, "%s/%s/%s", m->state_dir, store_dir_name(d),
+		     mod->sha256);
+	if (n < 0 || (size_t)n >= len)
+		return al_error_set(err, ENAMETOOLONG,
+				    "manifest: path of %s/%s is too long",
+				    store_dir_name(d), mod->sha256);
+	return 0;
+}
+
+int manifest_active_path(struct manifest *m, const char *name,
+			 struct manifest_module *mod, char *buf, size_t len,
+			 struct al_error *err)
+{
+	struct al_error local = { 0 };
+	struct manifest_module found;
+	char q[QUOTED_MAX];
+
+	if (err == NULL)
+		err = &local;
+	if (module_latest(m, name, MANIFEST_ACTIVE, &found, err) < 0) {
+		if (err->errnum == ENOENT)
+			return al_error_set(err, ENOENT,
+					    "manifest: module \"%s\" has no "
+					    "active version",
+					    quoted(name, q));
+		return al_error_prefix(err, "manifest: module \"%s\"",
+				       quoted(name, q));
+	}
+	if (mod != NULL)
+		*mod = found;
+	return manifest_module_path(m, &found, buf, len, err);
+}

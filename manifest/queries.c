@@ -1,0 +1,135 @@
+/*
+ * Reading: module lists, events, statistics, and snapshots that hold one
+ * view of the database across several of them.
+ *
+ * Every query is one prepared statement with optional filters written as
+ * "(?N IS NULL OR column = ?N)": no SQL is ever assembled from input.
+ * A callback must not run the same query on the same handle (the statement
+ * is in use); any other is fine.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "manifest/internal.h"
+
+static const char SQL_LIST[] =
+	"SELECT " MODULE_COLUMNS " FROM modules"
+	" WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR state = ?2)"
+	" ORDER BY name, version";
+
+int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
+		  manifest_module_fn fn, void *arg, struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_LIST, err);
+	struct manifest_module mod;
+	int rc, count = 0;
+
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: list modules");
+	if (f != NULL) {
+		db_bind_text(s, 1, f->name);
+		if (f->by_state)
+			db_bind_text(s, 2, manifest_state_name(f->state));
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		module_from_row(s, &mod);
+		count++;
+		if (fn != NULL && fn(&mod, arg) != 0)
+			return count;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(m, err, "manifest: list modules");
+	return count;
+}
+
+/* The newest `limit` (-1: all), returned oldest first. */
+static const char SQL_EVENTS[] =
+	"SELECT id, time_ms, module_id, module_name, module_version,"
+	" from_state, to_state, reason FROM ("
+	"  SELECT * FROM events WHERE (?1 = 0 OR module_id = ?1)"
+	"  ORDER BY id DESC LIMIT ?2)"
+	" ORDER BY id";
+
+int manifest_events(struct manifest *m, int64_t module_id, size_t limit,
+		    manifest_event_fn fn, void *arg, struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_EVENTS, err);
+	struct manifest_event ev;
+	int rc, count = 0;
+
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: events");
+	sqlite3_bind_int64(s, 1, module_id);
+	sqlite3_bind_int64(s, 2, limit == 0 ? -1 : (int64_t)limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&ev, 0, sizeof(ev));
+		ev.id = sqlite3_column_int64(s, 0);
+		ev.time_ms = sqlite3_column_int64(s, 1);
+		ev.module_id = sqlite3_column_int64(s, 2);
+		db_column_copy(s, 3, ev.module_name, sizeof(ev.module_name));
+		ev.module_version = sqlite3_column_int64(s, 4);
+		db_column_copy(s, 5, ev.from_state, sizeof(ev.from_state));
+		db_column_copy(s, 6, ev.to_state, sizeof(ev.to_state));
+		db_column_copy(s, 7, ev.reason, sizeof(ev.reason));
+		count++;
+		if (fn != NULL && fn(&ev, arg) != 0)
+			return count;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(m, err, "manifest: events");
+	return count;
+}
+
+/* A deferred transaction: the snapshot is taken by the first read in it
+ * and held (WAL keeps it readable) until the end. */
+int manifest_snapshot_begin(struct manifest *m, struct al_error *err)
+{
+	if (m->in_snapshot)
+		return al_error_set(err, EINVAL,
+				    "manifest: a snapshot is already open");
+	if (db_exec(m, "BEGIN DEFERRED", err) < 0)
+		return al_error_prefix(err, "manifest: snapshot");
+	m->in_snapshot = true;
+	return 0;
+}
+
+void manifest_snapshot_end(struct manifest *m)
+{
+	if (!m->in_snapshot)
+		return;
+	db_rollback(m); /* nothing was written: ending is all it does */
+	m->in_snapshot = false;
+}
+
+static const char SQL_STATS_MODULES[] =
+	"SELECT state, count(*) FROM modules GROUP BY state";
+static const char SQL_STATS_RUNS[] =
+	"SELECT count(*), coalesce(sum(verdict = 'running'), 0) FROM runs";
+
+int manifest_stats(struct manifest *m, struct manifest_stats *out,
+		   struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *mods = db_stmt(m, SQL_STATS_MODULES, err);
+	_cleanup_stmt_ sqlite3_stmt *runs = db_stmt(m, SQL_STATS_RUNS, err);
+	int64_t events;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (mods == NULL || runs == NULL)
+		return al_error_prefix(err, "manifest: statistics");
+	while ((rc = sqlite3_step(mods)) == SQLITE_ROW) {
+		int st = manifest_state_parse(
+			(const char *)sqlite3_column_text(mods, 0));
+		if (st >= 0)
+			out->modules[st] = (uint64_t)sqlite3_column_int64(mods,
+									  1);
+	}
+	if (rc != SQLITE_DONE || sqlite3_step(runs) != SQLITE_ROW)
+		return db_error(m, err, "manifest: statistics");
+	out->runs = (uint64_t)sqlite3_column_int64(runs, 0);
+	out->runs_running = (uint64_t)sqlite3_column_int64(runs, 1);
+	if (db_query_int(m, "SELECT count(*) FROM events", &events, err) < 0)
+		return al_error_prefix(err, "manifest: statistics");
+	out->events = (uint64_t)events;
+	return 0;
+}

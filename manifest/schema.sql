@@ -1,0 +1,130 @@
+-- The manifest's schema, as numbered migrations (docs/manifest.md).
+--
+-- manifest_open() reads PRAGMA user_version and applies, in order and each
+-- in its own transaction, every block numbered above it. A block ends by
+-- setting user_version to its own number; the loader checks that it did.
+-- A database whose user_version is above the last block here was made by a
+-- newer airlock and is refused.
+--
+-- Rules for whoever adds a block:
+--   * never edit a block that has shipped: add a new one;
+--   * a block must work on any database the previous block left, with rows;
+--   * times are INTEGER milliseconds since the epoch (UTC);
+--   * every state a row can hold is listed in a CHECK, so a bug that would
+--     write a state nobody handles fails at the insert instead.
+--
+-- The loader splits this file at lines that start with "-- @migration N".
+
+-- @migration 1: modules, runs, the audit trail and the move journal
+
+-- 'ARLK': tells an airlock manifest from any other SQLite file.
+PRAGMA application_id = 1095912523;
+
+-- One row per submitted version of a module. The file lives, named by its
+-- SHA-256, in the directory its state says: staging/ (staged, validating),
+-- modules/ (active), archive/ (archived); a rejected module has no file.
+-- AUTOINCREMENT: an id is never reused after retention deletes a row, so
+-- the events and clients that name it never meet a stranger.
+CREATE TABLE modules (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 128),
+	version INTEGER NOT NULL CHECK (version >= 1),
+	sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+	size INTEGER NOT NULL CHECK (size >= 0),
+	interpreter TEXT,
+	policy_name TEXT NOT NULL,
+	policy_hash TEXT NOT NULL,
+	state TEXT NOT NULL CHECK (state IN
+		('staged', 'validating', 'active', 'rejected', 'archived')),
+	state_reason TEXT,
+	submitted_uid INTEGER NOT NULL,
+	created_ms INTEGER NOT NULL,
+	updated_ms INTEGER NOT NULL,
+	UNIQUE (name, version)
+);
+-- At most one active version of a name: activating another archives it.
+CREATE UNIQUE INDEX modules_one_active ON modules (name)
+	WHERE state = 'active';
+CREATE INDEX modules_sha256 ON modules (sha256);
+CREATE INDEX modules_state ON modules (state, updated_ms);
+
+-- One row per run. 'running' until it ends; 'interrupted' when the
+-- supervisor died first (set by the next read-write open).
+CREATE TABLE runs (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	module_id INTEGER NOT NULL REFERENCES modules (id) ON DELETE CASCADE,
+	started_ms INTEGER NOT NULL,
+	ended_ms INTEGER,
+	verdict TEXT NOT NULL CHECK (verdict IN
+		('running', 'interrupted', 'ok', 'exit_nonzero', 'crashed',
+		 'timeout', 'memory_limit', 'seccomp_violation',
+		 'setup_error')),
+	exit_code INTEGER,
+	signal INTEGER,
+	syscall TEXT,
+	wall_ms REAL,
+	cpu_ms REAL,
+	peak_memory_bytes INTEGER,
+	stdout_truncated INTEGER NOT NULL DEFAULT 0,
+	stderr_truncated INTEGER NOT NULL DEFAULT 0,
+	policy_hash TEXT NOT NULL,
+	requested_uid INTEGER NOT NULL
+);
+CREATE INDEX runs_module ON runs (module_id, id);
+
+-- Every state change of every module, appended in the transaction that
+-- makes the change. No foreign key: the trail outlives the rows it tells
+-- about (retention deletes modules, never events).
+CREATE TABLE events (
+	id INTEGER PRIMARY KEY,
+	time_ms INTEGER NOT NULL,
+	module_id INTEGER NOT NULL,
+	module_name TEXT NOT NULL,
+	module_version INTEGER NOT NULL,
+	sha256 TEXT NOT NULL,
+	from_state TEXT CHECK (from_state IN
+		('staged', 'validating', 'active', 'rejected', 'archived')),
+	to_state TEXT NOT NULL CHECK (to_state IN
+		('staged', 'validating', 'active', 'rejected', 'archived',
+		 'deleted')),
+	reason TEXT
+);
+CREATE INDEX events_module ON events (module_id, id);
+CREATE INDEX events_name ON events (module_name, module_version);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN
+	SELECT RAISE (ABORT, 'events are append-only');
+END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN
+	SELECT RAISE (ABORT, 'events are append-only');
+END;
+
+-- The move journal: a file operation recorded (and committed) before it
+-- happens, deleted in the transaction that commits its result. A row left
+-- here by a crash is finished (transition, delete) or rolled back (stage)
+-- by the next read-write open.
+--   stage       a submission being written to staging/<sha256>;
+--   transition  module_id moving from_state -> to_state;
+--   delete      module_id (archived) being deleted by retention.
+CREATE TABLE moves (
+	id INTEGER PRIMARY KEY,
+	op TEXT NOT NULL CHECK (op IN ('stage', 'transition', 'delete')),
+	module_id INTEGER REFERENCES modules (id),
+	sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+	from_state TEXT,
+	to_state TEXT,
+	reason TEXT,
+	created_ms INTEGER NOT NULL,
+	CHECK ((op = 'stage') = (module_id IS NULL))
+);
+
+PRAGMA user_version = 1;
+
+-- @migration 2: stderr excerpts of runs, indexes for `airlock runs`
+
+ALTER TABLE runs ADD COLUMN stderr_excerpt BLOB;
+CREATE INDEX runs_started ON runs (started_ms);
+CREATE INDEX runs_verdict ON runs (verdict, id);
+
+PRAGMA user_version = 2;
