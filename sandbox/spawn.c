@@ -304,6 +304,8 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		goto out;
 	}
 	run->sync_fd = steal_fd(&sync[0]);
+	/* the parent keeps no write end: EOF on the pipes means the run is
+	 * gone, not that we still hold a copy */
 	close_child_ends(spec, child_stdio, &sync[1]);
 	if (!host->root && map_ids(run, limits) < 0) {
 		char msg[256];
@@ -424,18 +426,13 @@ int sandbox_run(struct sandbox_host *host, const struct sandbox_spec *spec,
 		sandbox_result_setup_error(result, 125, err.msg);
 		return 0;
 	}
+	/* a failing poll cancels the run (kills it), which still ends in a
+	 * reaped init and a result */
 	while (!sandbox_run_step(run)) {
 		struct pollfd pfd = { .fd = sandbox_run_fd(run),
 				      .events = POLLIN };
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
 			sandbox_run_cancel(run, strerror(errno));
-			break;
-		}
-	}
-	while (!sandbox_run_step(run)) {
-		struct pollfd pfd = { .fd = sandbox_run_fd(run),
-				      .events = POLLIN };
-		(void)poll(&pfd, 1, -1);
 	}
 	*result = run->result;
 	run->result.stdout_data = run->result.stderr_data = NULL;
