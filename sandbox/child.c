@@ -5,11 +5,11 @@
  * or reports to the parent and exits, so the module is never started in a
  * jail that is missing a piece. The order matters and is fixed:
  *
- *   cgroup → cgroup namespace → stdio → root filesystem (+ read-back) →
- *   hostname → loopback → rlimits → new session → identity and
- *   capabilities (+ read-back) → find the program → close every other fd →
- *   seccomp (listener to the parent) → vfork + execve → reap until the
- *   module exits → report its status.
+ *   cgroup → cgroup namespace → stdio → close every other fd → root
+ *   filesystem (+ read-back) → hostname → loopback → rlimits → new session
+ *   → identity and capabilities (+ read-back) → find the program → seccomp
+ *   (listener to the parent) → vfork + execve → reap until the module
+ *   exits → report its status.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -252,6 +252,11 @@ void jail_init_main(const struct jail_plan *plan)
 	wait_for_id_maps(plan);
 	join_cgroup(plan);
 	setup_stdio(plan);
+	/* Everything else the caller had open goes now, before the open-files
+	 * rlimit: a supervisor with many runs holds many fds, and they are
+	 * none of the jail's business. (The module and bind sources are
+	 * opened again by path in the jail's own mount namespace.) */
+	close_other_fds(plan);
 	jail_build_root(plan);
 	jail_verify_mounts(plan);
 	const char *host = policy_hostname(plan->policy);
@@ -266,7 +271,6 @@ void jail_init_main(const struct jail_plan *plan)
 	int exec_error = find_program(plan);
 	if (exec_error)
 		report_exec_failure(plan, exec_error);
-	close_other_fds(plan);
 	int listener = jail_load_filter(plan);
 	struct jail_msg m = { .type = JAIL_MSG_LISTENER };
 	send_msg(plan->sync_fd, &m, listener);

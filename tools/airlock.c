@@ -8,6 +8,7 @@
 
 static const struct cli_command commands[] = {
 	{ "run", cmd_run, "run one module in a jail" },
+	{ "validate", cmd_validate, "run cases in jails against expectations (CI)" },
 	{ "policy", cmd_policy, "check, show, hash and list policies" },
 	{ "version", cmd_version, "version and the isolation this host gives" },
 	{ "list", cmd_manifest, "modules in the manifest" },

@@ -15,5 +15,6 @@ int cmd_run(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
+int cmd_validate(int argc, char **argv); /* CI: cases against expectations */
 
 #endif

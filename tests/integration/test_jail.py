@@ -879,6 +879,22 @@ def t_fds():
         os.close(fd)
 
 
+@test("inheritance: a caller holding many fds still gets a working jail")
+def t_many_fds():
+    # A supervisor with many runs holds many fds; the jail must drop them
+    # before its open-files limit (256) applies, or its own set-up fails.
+    fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(300)]
+    try:
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        _, r, _ = probe("fds", pass_fds=fds)
+        expect(r, "ok", 0)
+        check_eq(r["stdout"], "fds: ok 0 1 2\n", "fds in the jail")
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 @test("inheritance: environment built from the policy, not inherited")
 def t_env():
     secret = f"xyz-{secrets.token_hex(6)}"
