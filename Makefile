@@ -1,6 +1,7 @@
 # airlock — plain Makefile, pkg-config for every library.
 #
-#   make              build/airlock, build/probe (static test probe)
+#   make              build/airlock, build/airlockd, build/probe (static
+#                     test probe)
 #   make SAN=1        the same with -fsanitize=address,undefined into build-asan/
 #   make check        install missing packages, build both, run every test
 #   make demo         install missing packages, build, run sample modules
@@ -54,12 +55,17 @@ LIB_ASM := $(wildcard manifest/*.S)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard tools/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+# supervisor/: the daemon's library (everything but its main), and the
+# protocol codec, the one part of it the airlock client links (DESIGN.md).
+SUP_SRC := $(filter-out supervisor/airlockd.c,$(wildcard supervisor/*.c))
+SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
+PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all tests check check-build demo bench fuzz install uninstall clean deps format
 
-all: $(BUILD)/airlock $(BUILD)/probe
+all: $(BUILD)/airlock $(BUILD)/airlockd $(BUILD)/probe
 
 tests: all $(UNIT_BIN)
 
@@ -78,8 +84,18 @@ $(BUILD)/libairlock.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/airlock: $(CLI_OBJ) $(BUILD)/libairlock.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libairlock.a $(BIN_LIBS)
+$(BUILD)/libairlockd.a: $(SUP_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/airlock: $(CLI_OBJ) $(PROTO_OBJ) $(BUILD)/libairlock.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(PROTO_OBJ) $(BUILD)/libairlock.a \
+		$(BIN_LIBS)
+
+$(BUILD)/airlockd: $(BUILD)/obj/supervisor/airlockd.o $(BUILD)/libairlockd.a \
+		$(BUILD)/libairlock.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/supervisor/airlockd.o \
+		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(BIN_LIBS)
 
 # The probe runs inside jails: static, no sanitizer, no dependency on the
 # jail's libraries.
@@ -93,10 +109,10 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libairlock.a
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlock.a \
 		$(PKG_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlock.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlock.a \
-		$(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlockd.a \
+		$(BUILD)/libairlock.a $(PKG_LIBS) $(CMOCKA_LIBS)
 
 deps:
 	@sh tools/install-deps.sh
@@ -123,24 +139,29 @@ bench: deps
 POLICIES := $(wildcard policy/policies/*.policy)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/airlock/policies \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+		$(DESTDIR)$(PREFIX)/share/airlock/policies \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 0755 $(BUILD)/airlock $(DESTDIR)$(PREFIX)/bin/airlock
+	install -m 0755 $(BUILD)/airlockd $(DESTDIR)$(PREFIX)/sbin/airlockd
 	install -m 0644 $(POLICIES) $(DESTDIR)$(PREFIX)/share/airlock/policies/
 	install -m 0644 docs/man/airlock.1 $(DESTDIR)$(PREFIX)/share/man/man1/airlock.1
 	install -m 0644 docs/man/airlock.policy.5 $(DESTDIR)$(PREFIX)/share/man/man5/airlock.policy.5
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/airlock $(DESTDIR)$(PREFIX)/share/man/man1/airlock.1 \
+	rm -f $(DESTDIR)$(PREFIX)/bin/airlock $(DESTDIR)$(PREFIX)/sbin/airlockd \
+		$(DESTDIR)$(PREFIX)/share/man/man1/airlock.1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/airlock.policy.5
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/airlock/policies/,$(notdir $(POLICIES)))
 	-rmdir $(DESTDIR)$(PREFIX)/share/airlock/policies $(DESTDIR)$(PREFIX)/share/airlock
 
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(UNIT_SRC) tests/probe/probe.c \
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(SUP_SRC) supervisor/airlockd.c \
+		$(UNIT_SRC) tests/probe/probe.c \
 		$(wildcard */*.h)
 
 clean:
 	rm -rf build build-asan build-fuzz build-perf
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) \
+	$(BUILD)/obj/supervisor/airlockd.d

@@ -15,6 +15,12 @@ static const struct cli_command commands[] = {
 	{ "show", cmd_manifest, "a module, its versions, runs and events" },
 	{ "runs", cmd_manifest, "runs recorded in the manifest" },
 	{ "manifest", cmd_manifest, "check or back up the manifest" },
+	{ "submit", cmd_client, "submit a module to airlockd for validation" },
+	{ "exec", cmd_client, "run an active module through airlockd" },
+	{ "status", cmd_client, "airlockd's state: runs, queue, modules" },
+	{ "archive", cmd_client, "archive a module (admin)" },
+	{ "restore", cmd_client, "restore an archived module (admin)" },
+	{ "cancel", cmd_client, "kill a running run (admin)" },
 };
 
 static void usage(FILE *f)

@@ -16,5 +16,6 @@ int cmd_version(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
 int cmd_validate(int argc, char **argv); /* CI: cases against expectations */
+int cmd_client(int argc, char **argv); /* submit, exec, status, archive, ... */
 
 #endif

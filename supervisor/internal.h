@@ -1,0 +1,189 @@
+/* supervisor/: private to the daemon's files; nothing else includes it. */
+#ifndef AIRLOCK_SUPERVISOR_INTERNAL_H
+#define AIRLOCK_SUPERVISOR_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "manifest/manifest.h"
+#include "policy/policy.h"
+#include "sandbox/sandbox.h"
+#include "supervisor/supervisor.h"
+
+/* What an epoll event's data.ptr points at: the first member of each
+ * watched object. */
+enum source_kind { SRC_LISTEN, SRC_SIGNAL, SRC_TICK, SRC_CONN, SRC_JOB };
+
+struct source {
+	enum source_kind kind;
+	int fd;
+};
+
+/* ------------------------------------------------------------ logging */
+
+enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_setup(int level, bool pretty);
+/* One JSON line on stderr: time, level, function, request and run ids
+ * (NULL / 0 when none), the message. */
+void log_line(int level, const char *func, const char *req, int64_t run,
+	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define LOG(level, req, run, ...)                                              \
+	log_line(level, __func__, req, run, __VA_ARGS__)
+
+/* ------------------------------------------------------------ policies */
+
+/* A loaded policy and its compiled filter, shared by the runs under it.
+ * Reload (SIGHUP) marks every entry stale; a stale entry is freed when its
+ * last run ends. */
+struct sup_policy {
+	char name[MANIFEST_POLICY_NAME_MAX + 1];
+	struct al_policy *policy;
+	struct sandbox_filter *filter;
+	char hash[POLICY_HASH_LEN];
+	unsigned refs;
+	bool stale;
+	struct sup_policy *next;
+};
+
+/* ---------------------------------------------------------- connections */
+
+struct conn {
+	struct source src;
+	uint64_t serial; /* for request ids: "<serial>.<n>" */
+	uint64_t requests;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	enum proto_role role;
+	char *in; /* bytes of the current request line */
+	size_t in_len, in_cap;
+	bool discarding; /* an over-long line: drop to its newline */
+	char *out;       /* responses not yet written */
+	size_t out_len, out_off, out_cap;
+	bool closing;    /* close once `out` is written */
+	bool read_eof;   /* the peer shut down its side */
+	unsigned pending; /* requests answered later (runs) */
+	uint64_t last_active_ms;
+	struct conn *prev, *next;
+};
+
+/* -------------------------------------------------------------- runs */
+
+enum job_kind { JOB_VALIDATE, JOB_EXEC };
+
+struct job {
+	struct source src; /* fd: the run's sandbox_run_fd() once started */
+	enum job_kind kind;
+	struct conn *conn; /* NULL once the client went away */
+	char req_id[PROTO_ID_MAX + 1];
+	bool has_req_id;
+	char log_id[32];
+	uid_t uid;
+	struct manifest_module mod;
+	struct sup_policy *pol;
+	char path[PATH_MAX];
+	char **args;   /* owned, NULL-terminated */
+	int stdin_fd;  /* a memfd with the request's stdin, or -1 */
+	struct sandbox_run *run;
+	int64_t run_id;
+	bool cancelled;
+	struct job *next;
+};
+
+struct quota {
+	uid_t uid;
+	int64_t window; /* hour number since the epoch */
+	unsigned used;
+};
+
+/* -------------------------------------------------------------- daemon */
+
+struct supervisor {
+	struct supervisor_config cfg;
+	struct sandbox_host *host;
+	struct manifest *m;
+	int epfd;
+	struct source listen, signal, tick;
+	struct conn *conns;
+	struct conn *dead; /* closed during this loop turn; freed after it */
+	unsigned nconns;
+	uint64_t conn_serial;
+	struct sup_policy *policies;
+	struct job *active, *queue_head, *queue_tail;
+	unsigned nactive, nqueued;
+	struct quota quotas[256];
+	int64_t started_ms;
+	bool stopping;            /* SIGTERM/SIGINT seen */
+	int64_t stop_deadline_ms; /* then runs are killed */
+	bool socket_bound;        /* we created the socket file */
+	uint64_t counters[8];
+};
+
+enum counter {
+	C_RUNS,
+	C_VALIDATION_FAILURES,
+	C_AUTO_ARCHIVES,
+	C_RATE_LIMIT_HITS,
+	C_OVERLOADED,
+	C_TIMEOUTS,
+};
+
+int64_t now_ms(void);     /* CLOCK_MONOTONIC */
+int epoll_watch(struct supervisor *s, struct source *src, uint32_t events);
+int epoll_modify(struct supervisor *s, struct source *src, uint32_t events);
+
+/* server.c */
+int server_listen(struct supervisor *s, struct al_error *err);
+void server_accept(struct supervisor *s);
+void server_unlink(struct supervisor *s);
+
+/* conn.c */
+void conn_handle(struct supervisor *s, struct conn *c, uint32_t events);
+/* Queue one response line (the text is copied; a newline is added). */
+void conn_send(struct supervisor *s, struct conn *c, const char *line);
+void conn_send_jb(struct supervisor *s, struct conn *c, struct json_buf *jb);
+void conn_close(struct supervisor *s, struct conn *c);
+void conn_sweep_idle(struct supervisor *s);
+void conn_request_done(struct supervisor *s, struct conn *c);
+
+/* ops.c */
+void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
+		  size_t len);
+void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
+		     const struct sup_policy *pol);
+void ops_module_json(struct json_buf *jb, const struct manifest_module *mod);
+
+/* runs.c */
+struct sup_policy *policy_get(struct supervisor *s, const char *name,
+			      struct al_error *err);
+void policy_put(struct supervisor *s, struct sup_policy *p);
+void policies_reload(struct supervisor *s);
+void policies_free(struct supervisor *s);
+/* Whether `uid` may start a run now: 0, or a protocol error code with a
+ * message (and for rate_limited, when to retry). */
+int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
+	       int64_t *retry_after_ms);
+/* Take the job (owned from now on): start it or queue it. The caller has
+ * called runs_admit() first. */
+void runs_submit(struct supervisor *s, struct job *job);
+void runs_handle(struct supervisor *s, struct job *job);
+int runs_cancel(struct supervisor *s, int64_t run_id, const char *why);
+void runs_forget_conn(struct supervisor *s, struct conn *c);
+/* Answer every queued job "shutting_down" and drop it. */
+void runs_drop_queue(struct supervisor *s);
+/* Kill every running jail; each ends through runs_handle() as usual. */
+void runs_cancel_all(struct supervisor *s, const char *why);
+/* Free every job now (exit): sandbox_run_free() kills what is left. */
+void runs_free_all(struct supervisor *s);
+unsigned runs_quota_used(struct supervisor *s, uid_t uid);
+void job_free(struct job *job);
+/* Startup repair: modules a crash left staged or validating. */
+void runs_repair(struct supervisor *s);
+
+/* sweep.c */
+void sweep_stale_cgroups(struct supervisor *s);
+
+#endif

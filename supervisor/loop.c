@@ -1,0 +1,304 @@
+/*
+ * airlockd: theory of operation.
+ *
+ * Processes. One airlockd process (root), single-threaded, and for each
+ * run in progress one jail: the jail's init (pid 1 of a fresh pid
+ * namespace, PR_SET_PDEATHSIG=SIGKILL, so it dies with us) and the module
+ * under it, both in a run cgroup run-<airlockd pid>-<n>. Nothing else is
+ * forked: no thread or process per client or per run.
+ *
+ * File descriptors, all in one epoll set (data.ptr -> struct source):
+ *   listen   the SOCK_STREAM unix socket (0660), accept4 non-blocking;
+ *   signal   a signalfd for SIGTERM, SIGINT (stop) and SIGHUP (reload);
+ *            those are blocked, SIGPIPE ignored;
+ *   tick     a timerfd every SYSTEM_TICK_MS: retention, stale cgroups
+ *            and staging files, a health self-check;
+ *   conn     one per client: bounded input buffer cut into NDJSON lines,
+ *            bounded output buffer; EPOLLOUT only while output waits;
+ *   job      one per run in progress: sandbox_run_fd(), the run's own
+ *            epoll fd (pidfd, deadline timerfd, output pipes, seccomp
+ *            listener) nested in ours; sandbox_run_step() never blocks.
+ * The epoll_wait timeout is the nearest idle-connection deadline (or the
+ * shutdown deadline), so nothing here sleeps or polls.
+ *
+ * Privilege. airlockd keeps root: it builds jails, owns the state
+ * directory (manifest.db, modules/, archive/, staging/) and the only
+ * read-write manifest handle (an exclusive flock). Clients are identified
+ * by SO_PEERCRED at accept time: uid 0 and the admin groups are admins,
+ * the configured uids and groups are clients, everyone else is answered
+ * "unauthorized" and dropped. Nothing a client writes names its identity.
+ *
+ * A request: conn.c frames a line, ops.c parses it (json.c, protocol.c),
+ * checks the op's role in the dispatch table and answers at once, except
+ * submit and exec, which become jobs: runs.c admits them (at most
+ * MAX_ACTIVE_GENERATIONS running, a bounded queue, per-uid hourly quota),
+ * starts them, and on the run's end records the verdict, moves the module
+ * (validating -> active|rejected, or active -> archived on a verdict the
+ * policy's archive_on lists) and answers the client if it is still there.
+ *
+ * Crash safety lives in the manifest: opening it read-write marks runs a
+ * crash left "running" as "interrupted" and finishes half-done moves;
+ * start-up then rejects modules left mid-validation and removes the run
+ * cgroups of dead airlockd processes. SIGTERM: stop accepting, answer
+ * queued jobs "shutting_down", let running jails finish for up to 30 s,
+ * kill the rest (the next start marks them interrupted), exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "supervisor/internal.h"
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int epoll_watch(struct supervisor *s, struct source *src, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, src->fd, &ev);
+}
+
+int epoll_modify(struct supervisor *s, struct source *src, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = src };
+	return epoll_ctl(s->epfd, EPOLL_CTL_MOD, src->fd, &ev);
+}
+
+static int signals_open(struct supervisor *s, struct al_error *err)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return al_error_sys(err, errno, "sigprocmask");
+	/* a client that went away must not kill us; send() says EPIPE */
+	signal(SIGPIPE, SIG_IGN);
+	s->signal.kind = SRC_SIGNAL;
+	s->signal.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (s->signal.fd < 0)
+		return al_error_sys(err, errno, "signalfd");
+	if (epoll_watch(s, &s->signal, EPOLLIN) < 0)
+		return al_error_sys(err, errno, "epoll_ctl");
+	return 0;
+}
+
+static int ticker_open(struct supervisor *s, struct al_error *err)
+{
+	struct itimerspec its = { 0 };
+
+	s->tick.kind = SRC_TICK;
+	s->tick.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (s->tick.fd < 0)
+		return al_error_sys(err, errno, "timerfd_create");
+	its.it_interval.tv_sec = (time_t)(s->cfg.tick_ms / 1000);
+	its.it_interval.tv_nsec = (long)(s->cfg.tick_ms % 1000) * 1000000;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(s->tick.fd, 0, &its, NULL) < 0)
+		return al_error_sys(err, errno, "timerfd_settime");
+	if (epoll_watch(s, &s->tick, EPOLLIN) < 0)
+		return al_error_sys(err, errno, "epoll_ctl");
+	return 0;
+}
+
+struct supervisor *supervisor_new(const struct supervisor_config *cfg,
+				  struct al_error *err)
+{
+	struct supervisor *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		al_error_sys(err, ENOMEM, "airlockd");
+		return NULL;
+	}
+	s->cfg = *cfg;
+	s->epfd = s->listen.fd = s->signal.fd = s->tick.fd = -1;
+	s->started_ms = now_ms();
+	log_setup(cfg->log_level, cfg->log_pretty);
+	if (geteuid() != 0) {
+		al_error_set(err, EPERM,
+			     "airlockd must run as root: it builds jails with "
+			     "real privilege and owns the state directory");
+		goto fail;
+	}
+	s->host = sandbox_host_new(err);
+	if (!s->host) {
+		al_error_prefix(err, "sandbox host");
+		goto fail;
+	}
+	s->m = manifest_open(cfg->state_dir, MANIFEST_READ_WRITE, err);
+	if (!s->m)
+		goto fail;
+	runs_repair(s);
+	sweep_stale_cgroups(s);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0) {
+		al_error_sys(err, errno, "epoll_create1");
+		goto fail;
+	}
+	if (signals_open(s, err) < 0 || ticker_open(s, err) < 0 ||
+	    server_listen(s, err) < 0)
+		goto fail;
+	return s;
+fail:
+	supervisor_free(s);
+	return NULL;
+}
+
+static void on_tick(struct supervisor *s)
+{
+	uint64_t expirations;
+	struct al_error err = { 0 };
+	struct manifest_removed removed = { 0 };
+
+	if (read(s->tick.fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	if (s->cfg.retention_days &&
+	    manifest_retention(s->m, s->cfg.retention_days, manifest_now_ms(),
+			       &removed, &err) < 0)
+		LOG(LOG_WARN, NULL, 0, "retention: %s", err.msg);
+	else if (removed.modules || removed.runs)
+		LOG(LOG_INFO, NULL, 0,
+		    "retention removed %llu modules, %llu runs",
+		    (unsigned long long)removed.modules,
+		    (unsigned long long)removed.runs);
+	sweep_stale_cgroups(s);
+	LOG(LOG_DEBUG, NULL, 0, "tick: %u running, %u queued, %u clients",
+	    s->nactive, s->nqueued, s->nconns);
+}
+
+static void begin_stop(struct supervisor *s, int sig)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	s->stop_deadline_ms = now_ms() + (int64_t)s->cfg.shutdown_grace_ms;
+	LOG(LOG_INFO, NULL, 0,
+	    "%s: stopping; %u runs may finish within %llu ms", strsignal(sig),
+	    s->nactive, (unsigned long long)s->cfg.shutdown_grace_ms);
+	if (s->listen.fd >= 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen.fd, NULL);
+		al_closep(&s->listen.fd);
+		server_unlink(s);
+	}
+	runs_drop_queue(s);
+}
+
+static void on_signal(struct supervisor *s)
+{
+	struct signalfd_siginfo si;
+
+	while (read(s->signal.fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			LOG(LOG_INFO, NULL, 0, "SIGHUP: reloading policies");
+			policies_reload(s);
+		} else {
+			begin_stop(s, (int)si.ssi_signo);
+		}
+	}
+}
+
+static int wait_timeout(struct supervisor *s)
+{
+	int64_t now = now_ms(), next = -1;
+
+	if (s->stopping)
+		next = s->stop_deadline_ms;
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->pending)
+			continue; /* waiting for a run is not idling */
+		int64_t d = (int64_t)c->last_active_ms +
+			    (int64_t)s->cfg.idle_timeout_ms;
+		if (next < 0 || d < next)
+			next = d;
+	}
+	if (next < 0)
+		return -1;
+	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static void dispatch(struct supervisor *s, struct epoll_event *ev)
+{
+	struct source *src = ev->data.ptr;
+
+	switch (src->kind) {
+	case SRC_LISTEN:
+		server_accept(s);
+		break;
+	case SRC_SIGNAL:
+		on_signal(s);
+		break;
+	case SRC_TICK:
+		on_tick(s);
+		break;
+	case SRC_CONN:
+		conn_handle(s, (struct conn *)src, ev->events);
+		break;
+	case SRC_JOB:
+		runs_handle(s, (struct job *)src);
+		break;
+	}
+}
+
+int supervisor_run(struct supervisor *s, struct al_error *err)
+{
+	struct epoll_event events[64];
+
+	LOG(LOG_INFO, NULL, 0,
+	    "ready: socket %s, state %s, cgroup %s, %u concurrent runs",
+	    s->cfg.socket_path, s->cfg.state_dir,
+	    sandbox_host_cgroup_mode(s->host), s->cfg.max_active);
+	if (getenv("NOTIFY_SOCKET"))
+		LOG(LOG_DEBUG, NULL, 0, "NOTIFY_SOCKET set; no sd_notify yet");
+	while (!(s->stopping && s->nactive == 0)) {
+		int n = epoll_wait(s->epfd, events, 64, wait_timeout(s));
+		if (n < 0 && errno != EINTR)
+			return al_error_sys(err, errno, "epoll_wait");
+		/* an event's handler may free another event's source only
+		 * through conn_close(), which defers the free to the sweep */
+		for (int i = 0; i < n; i++)
+			dispatch(s, &events[i]);
+		conn_sweep_idle(s);
+		if (s->stopping && now_ms() >= s->stop_deadline_ms &&
+		    s->nactive) {
+			LOG(LOG_WARN, NULL, 0,
+			    "grace period over: killing %u runs", s->nactive);
+			runs_cancel_all(s, "airlockd shutting down");
+		}
+	}
+	LOG(LOG_INFO, NULL, 0, "stopped");
+	return 0;
+}
+
+void supervisor_free(struct supervisor *s)
+{
+	if (!s)
+		return;
+	runs_free_all(s);
+	while (s->conns)
+		conn_close(s, s->conns);
+	conn_sweep_idle(s);
+	policies_free(s);
+	if (s->listen.fd >= 0) {
+		al_closep(&s->listen.fd);
+		server_unlink(s);
+	}
+	al_closep(&s->signal.fd);
+	al_closep(&s->tick.fd);
+	al_closep(&s->epfd);
+	manifest_close(s->m);
+	sandbox_host_free(s->host);
+	free(s);
+}

@@ -1,0 +1,665 @@
+/*
+ * The operations: one table that names each op, the role that may call
+ * it, and its handler (openssh's mon_table). A line that does not parse,
+ * an unknown op or a role too weak gets an error and changes nothing.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "supervisor/internal.h"
+
+struct op_ctx {
+	struct supervisor *s;
+	struct conn *c;
+	const struct proto_request *req;
+	const char *rid; /* request id for logs: the client's or ours */
+};
+
+typedef void (*op_fn)(struct op_ctx *x);
+
+static void reply_error(struct op_ctx *x, enum proto_error code,
+			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_error(struct op_ctx *x, enum proto_error code,
+			const char *fmt, ...)
+{
+	char msg[AL_ERROR_MAX];
+	va_list ap;
+	struct json_buf jb;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	LOG(LOG_INFO, x->rid, 0, "%s %s: %s", x->req->op ? x->req->op : "?",
+	    proto_error_name(code), msg);
+	json_buf_init(&jb);
+	proto_response_error(&jb, x->req->id, code, msg, 0);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+/* A manifest error, mapped to the protocol's codes. */
+static void reply_manifest_error(struct op_ctx *x, const struct al_error *err)
+{
+	enum proto_error code = PROTO_E_INTERNAL;
+	if (err->errnum == ENOENT)
+		code = PROTO_E_NOT_FOUND;
+	else if (err->errnum == EINVAL || err->errnum == EEXIST ||
+		 err->errnum == EPERM)
+		code = PROTO_E_CONFLICT;
+	reply_error(x, code, "%s", err->msg);
+}
+
+/* ------------------------------------------------------------ encoders */
+
+void ops_module_json(struct json_buf *jb, const struct manifest_module *mod)
+{
+	char t[MANIFEST_TIME_MAX];
+
+	json_object_open(jb);
+	json_kv_string(jb, "name", mod->name);
+	json_kv_int(jb, "version", mod->version);
+	json_kv_string(jb, "state", manifest_state_name(mod->state));
+	json_kv_string(jb, "sha256", mod->sha256);
+	json_kv_uint(jb, "size", mod->size);
+	json_kv_string(jb, "policy", mod->policy_name);
+	json_kv_string(jb, "policy_hash", mod->policy_hash);
+	json_kv_string(jb, "reason", mod->reason);
+	json_kv_uint(jb, "submitted_uid", mod->submitted_uid);
+	manifest_time_format(mod->updated_ms, true, t);
+	json_kv_string(jb, "updated", t);
+	json_object_close(jb);
+}
+
+void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
+		     const struct sup_policy *pol)
+{
+	json_object_open(jb);
+	json_kv_string(jb, "verdict", sandbox_verdict_name(r->verdict));
+	json_kv_int(jb, "exit_status", r->exit_status);
+	if (r->exit_code >= 0)
+		json_kv_int(jb, "exit_code", r->exit_code);
+	else
+		json_kv_null(jb, "exit_code");
+	if (r->signal)
+		json_kv_int(jb, "signal", r->signal);
+	else
+		json_kv_null(jb, "signal");
+	json_kv_string(jb, "syscall", r->syscall[0] ? r->syscall : NULL);
+	json_key(jb, "wall_ms");
+	json_double(jb, r->wall_ms, 1);
+	json_key(jb, "cpu_ms");
+	json_double(jb, r->cpu_ms, 1);
+	json_kv_uint(jb, "peak_memory_bytes", r->peak_memory_bytes);
+	json_key(jb, "stdout");
+	json_string_n(jb, r->stdout_data ? r->stdout_data : "", r->stdout_len);
+	json_key(jb, "stderr");
+	json_string_n(jb, r->stderr_data ? r->stderr_data : "", r->stderr_len);
+	json_kv_bool(jb, "stdout_truncated", r->stdout_truncated);
+	json_kv_bool(jb, "stderr_truncated", r->stderr_truncated);
+	if (r->verdict == SANDBOX_SETUP_ERROR)
+		json_kv_string(jb, "error", r->error);
+	if (pol) {
+		json_kv_string(jb, "policy", pol->name);
+		json_kv_string(jb, "policy_hash", pol->hash);
+	}
+	json_object_close(jb);
+}
+
+static void run_json(struct json_buf *jb, const struct manifest_run *r)
+{
+	char t[MANIFEST_TIME_MAX];
+
+	json_object_open(jb);
+	json_kv_int(jb, "id", r->id);
+	json_kv_string(jb, "module", r->module_name);
+	json_kv_int(jb, "version", r->module_version);
+	json_kv_string(jb, "verdict", r->verdict);
+	json_kv_int(jb, "started_ms", r->started_ms);
+	json_kv_int(jb, "ended_ms", r->ended_ms);
+	manifest_time_format(r->started_ms, true, t);
+	json_kv_string(jb, "started", t);
+	if (r->has_exit_code)
+		json_kv_int(jb, "exit_code", r->exit_code);
+	if (r->signal)
+		json_kv_int(jb, "signal", r->signal);
+	if (r->has_usage) {
+		json_key(jb, "wall_ms");
+		json_double(jb, r->wall_ms, 1);
+	}
+	json_kv_uint(jb, "uid", r->uid);
+	json_object_close(jb);
+}
+
+/* ----------------------------------------------------- queries (client) */
+
+static int list_one(const struct manifest_module *mod, void *arg)
+{
+	ops_module_json(arg, mod);
+	return 0;
+}
+
+static void op_list(struct op_ctx *x)
+{
+	struct manifest_module_filter f = { .name = x->req->name };
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "modules");
+	json_array_open(&jb);
+	if (manifest_list(x->s->m, &f, list_one, &jb, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_array_close(&jb);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+static int runs_one(const struct manifest_run *r, void *arg)
+{
+	run_json(arg, r);
+	return 0;
+}
+
+static void op_runs(struct op_ctx *x)
+{
+	struct manifest_run_filter f = {
+		.name = x->req->name,
+		.limit = x->req->limit ? (size_t)x->req->limit : 50,
+	};
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "runs");
+	json_array_open(&jb);
+	if (manifest_runs(x->s->m, &f, runs_one, &jb, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_array_close(&jb);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+static void op_show(struct op_ctx *x)
+{
+	struct manifest_module mod;
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	if (!x->req->name) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "show needs \"name\"");
+		return;
+	}
+	if (manifest_find(x->s->m, x->req->name, x->req->version, &mod,
+			  &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	struct manifest_run_filter f = { .module_id = mod.id, .limit = 10 };
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "module");
+	ops_module_json(&jb, &mod);
+	json_key(&jb, "runs");
+	json_array_open(&jb);
+	if (manifest_runs(x->s->m, &f, runs_one, &jb, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_array_close(&jb);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+static void op_status(struct op_ctx *x)
+{
+	struct supervisor *s = x->s;
+	struct manifest_stats st;
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	if (manifest_stats(s->m, &st, &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_kv_string(&jb, "version", AIRLOCK_VERSION);
+	json_kv_int(&jb, "pid", getpid());
+	json_kv_int(&jb, "uptime_ms", now_ms() - s->started_ms);
+	json_kv_string(&jb, "state_dir", s->cfg.state_dir);
+	json_kv_string(&jb, "cgroup", sandbox_host_cgroup_mode(s->host));
+	json_kv_string(&jb, "privilege", sandbox_host_privilege_mode(s->host));
+	json_kv_bool(&jb, "stopping", s->stopping);
+	json_kv_uint(&jb, "active_runs", s->nactive);
+	json_kv_uint(&jb, "max_active", s->cfg.max_active);
+	json_kv_uint(&jb, "queue_depth", s->nqueued);
+	json_kv_uint(&jb, "queue_max", s->cfg.queue_max);
+	json_kv_uint(&jb, "connections", s->nconns);
+	json_key(&jb, "modules");
+	json_object_open(&jb);
+	for (int i = 0; i < MANIFEST_STATE_COUNT; i++)
+		json_kv_uint(&jb, manifest_state_name(i), st.modules[i]);
+	json_object_close(&jb);
+	json_kv_uint(&jb, "runs_recorded", st.runs);
+	json_key(&jb, "counters");
+	json_object_open(&jb);
+	json_kv_uint(&jb, "runs_total", s->counters[C_RUNS]);
+	json_kv_uint(&jb, "validation_failures_total",
+		     s->counters[C_VALIDATION_FAILURES]);
+	json_kv_uint(&jb, "auto_archives_total", s->counters[C_AUTO_ARCHIVES]);
+	json_kv_uint(&jb, "rate_limit_hits_total",
+		     s->counters[C_RATE_LIMIT_HITS]);
+	json_kv_uint(&jb, "overloaded_total", s->counters[C_OVERLOADED]);
+	json_kv_uint(&jb, "sandbox_timeouts_total", s->counters[C_TIMEOUTS]);
+	json_object_close(&jb);
+	json_key(&jb, "quota");
+	json_object_open(&jb);
+	json_kv_uint(&jb, "uid", x->c->uid);
+	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
+	json_kv_uint(&jb, "used", runs_quota_used(s, x->c->uid));
+	json_object_close(&jb);
+	json_object_close(&jb);
+	conn_send_jb(s, x->c, &jb);
+}
+
+static void op_health(struct op_ctx *x)
+{
+	struct manifest_stats st;
+	struct al_error err = { 0 };
+	bool db_ok = manifest_stats(x->s->m, &st, &err) == 0;
+	struct json_buf jb;
+
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_kv_bool(&jb, "healthy", db_ok && !x->s->stopping);
+	json_key(&jb, "checks");
+	json_object_open(&jb);
+	json_kv_string(&jb, "manifest", db_ok ? "ok" : err.msg);
+	json_kv_string(&jb, "accepting", x->s->stopping ? "stopping" : "ok");
+	json_object_close(&jb);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+/* ------------------------------------------------------ admin changes */
+
+static void reply_module(struct op_ctx *x, const char *name)
+{
+	struct manifest_module mod;
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	if (manifest_find(x->s->m, name, 0, &mod, &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "module");
+	ops_module_json(&jb, &mod);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+static void op_archive(struct op_ctx *x)
+{
+	struct al_error err = { 0 };
+	char reason[MANIFEST_REASON_MAX + 1];
+
+	if (!x->req->name) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "archive needs \"name\"");
+		return;
+	}
+	snprintf(reason, sizeof(reason), "archived by uid %u%s%s", x->c->uid,
+		 x->req->reason ? ": " : "",
+		 x->req->reason ? x->req->reason : "");
+	if (manifest_archive(x->s->m, x->req->name, reason, &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	LOG(LOG_INFO, x->rid, 0, "%s archived by uid %u", x->req->name,
+	    x->c->uid);
+	reply_module(x, x->req->name);
+}
+
+static void op_restore(struct op_ctx *x)
+{
+	struct al_error err = { 0 };
+
+	if (!x->req->name) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "restore needs \"name\"");
+		return;
+	}
+	if (manifest_restore(x->s->m, x->req->name, &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	LOG(LOG_INFO, x->rid, 0, "%s restored by uid %u", x->req->name,
+	    x->c->uid);
+	reply_module(x, x->req->name);
+}
+
+static void op_cancel(struct op_ctx *x)
+{
+	char why[64];
+	struct json_buf jb;
+
+	if (!x->req->has_run) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "cancel needs \"run\"");
+		return;
+	}
+	snprintf(why, sizeof(why), "by uid %u", x->c->uid);
+	if (runs_cancel(x->s, x->req->run, why) < 0) {
+		reply_error(x, PROTO_E_NOT_FOUND, "run %lld is not running",
+			    (long long)x->req->run);
+		return;
+	}
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_kv_int(&jb, "run", x->req->run);
+	json_kv_bool(&jb, "cancelled", true);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+/* ------------------------------------------------------- runs (client) */
+
+static struct job *job_new(struct op_ctx *x, enum job_kind kind)
+{
+	struct job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return NULL;
+	job->src.kind = SRC_JOB;
+	job->src.fd = -1;
+	job->stdin_fd = -1;
+	job->kind = kind;
+	job->conn = x->c;
+	job->uid = x->c->uid;
+	if (x->req->id) {
+		snprintf(job->req_id, sizeof(job->req_id), "%s", x->req->id);
+		job->has_req_id = true;
+	}
+	snprintf(job->log_id, sizeof(job->log_id), "%s", x->rid);
+	return job;
+}
+
+static int job_args(struct job *job, const char *const *args, size_t n)
+{
+	job->args = calloc(n + 1, sizeof(char *));
+	if (!job->args)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!(job->args[i] = strdup(args[i])))
+			return -1;
+	return 0;
+}
+
+static int job_stdin(struct job *job, const char *data, size_t len)
+{
+	if (!data)
+		return 0;
+	job->stdin_fd = memfd_create("airlock-stdin", MFD_CLOEXEC);
+	if (job->stdin_fd < 0)
+		return -1;
+	for (size_t done = 0; done < len;) {
+		ssize_t n = write(job->stdin_fd, data + done, len - done);
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return lseek(job->stdin_fd, 0, SEEK_SET) == 0 ? 0 : -1;
+}
+
+/* Quota and capacity first: a refused request changes nothing. */
+static bool admitted(struct op_ctx *x)
+{
+	char msg[256];
+	int64_t retry = 0;
+	int code = runs_admit(x->s, x->c->uid, msg, sizeof(msg), &retry);
+
+	if (code == 0)
+		return true;
+	struct json_buf jb;
+	LOG(LOG_INFO, x->rid, 0, "%s refused: %s", x->req->op, msg);
+	json_buf_init(&jb);
+	proto_response_error(&jb, x->req->id, code, msg, retry);
+	conn_send_jb(x->s, x->c, &jb);
+	return false;
+}
+
+/* "#!/usr/bin/env python3" -> "python3", "#!/bin/sh -e" -> "sh". */
+static void interpreter_of(const unsigned char *content, size_t len,
+			   char *out, size_t outlen)
+{
+	char line[256];
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (len < 3 || content[0] != '#' || content[1] != '!')
+		return;
+	for (size_t i = 2; i < len && content[i] != '\n' && n + 1 < sizeof(line);
+	     i++)
+		line[n++] = (char)content[i];
+	line[n] = '\0';
+	char *save = NULL, *word = strtok_r(line, " \t", &save);
+	if (!word)
+		return;
+	const char *base = strrchr(word, '/') ? strrchr(word, '/') + 1 : word;
+	if (strcmp(base, "env") == 0) {
+		word = strtok_r(NULL, " \t", &save);
+		base = word ? word : "";
+	}
+	for (const char *p = base; *p; p++)
+		if (!(*p == '.' || *p == '-' || *p == '_' ||
+		      (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= 'A' && *p <= 'Z')))
+			return;
+	snprintf(out, outlen, "%s", base);
+}
+
+static void op_submit(struct op_ctx *x)
+{
+	const struct proto_request *req = x->req;
+	struct al_error err = { 0 };
+	char interp[MANIFEST_INTERPRETER_MAX + 1];
+
+	if (!req->name || !req->content) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "submit needs \"name\" and \"content\" (base64)");
+		return;
+	}
+	_cleanup_free_ unsigned char *content =
+		malloc(req->content_len / 4 * 3 + 1);
+	if (!content) {
+		reply_error(x, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	ssize_t len = base64_decode(req->content, req->content_len, content,
+				    &err);
+	if (len < 0) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "content: %s", err.msg);
+		return;
+	}
+	struct sup_policy *pol =
+		policy_get(x->s, req->policy ? req->policy : "default", &err);
+	if (!pol) {
+		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
+		return;
+	}
+	if (!admitted(x)) {
+		policy_put(x->s, pol);
+		return;
+	}
+	interpreter_of(content, (size_t)len, interp, sizeof(interp));
+	struct manifest_submission sub = {
+		.name = req->name,
+		.content = content,
+		.len = (size_t)len,
+		.uid = x->c->uid,
+		.policy_name = pol->name,
+		.policy_hash = pol->hash,
+		.interpreter = interp[0] ? interp : NULL,
+	};
+	struct job *job = job_new(x, JOB_VALIDATE);
+	if (!job) {
+		policy_put(x->s, pol);
+		reply_error(x, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	job->pol = pol;
+	if (job_args(job, req->validate_args, req->nvalidate_args) < 0 ||
+	    job_stdin(job, req->stdin_data, req->stdin_len) < 0) {
+		job_free(job);
+		reply_error(x, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	if (manifest_stage(x->s->m, &sub, &job->mod, &err) < 0 ||
+	    manifest_set_state(x->s->m, job->mod.id, MANIFEST_VALIDATING,
+			       "validation queued", &err) < 0 ||
+	    manifest_get(x->s->m, job->mod.id, &job->mod, &err) < 0 ||
+	    manifest_module_path(x->s->m, &job->mod, job->path,
+				 sizeof(job->path), &err) < 0) {
+		job_free(job);
+		if (err.errnum == EINVAL)
+			reply_error(x, PROTO_E_BAD_REQUEST, "%s", err.msg);
+		else
+			reply_manifest_error(x, &err);
+		return;
+	}
+	LOG(LOG_INFO, x->rid, 0, "submit %s version %lld (%zd bytes) by uid %u",
+	    job->mod.name, (long long)job->mod.version, len, x->c->uid);
+	x->c->pending++;
+	runs_submit(x->s, job);
+}
+
+static void op_exec(struct op_ctx *x)
+{
+	const struct proto_request *req = x->req;
+	struct al_error err = { 0 };
+	struct manifest_module mod;
+	char path[PATH_MAX];
+
+	if (!req->name) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "exec needs \"name\"");
+		return;
+	}
+	if (manifest_active_path(x->s->m, req->name, &mod, path, sizeof(path),
+				 &err) < 0) {
+		struct manifest_module latest;
+		if (err.errnum == ENOENT &&
+		    manifest_find(x->s->m, req->name, 0, &latest, &err) == 0) {
+			if (latest.state == MANIFEST_ARCHIVED)
+				reply_error(x, PROTO_E_ARCHIVED,
+					    "%s is archived (%s); an operator "
+					    "must restore it",
+					    req->name, latest.reason);
+			else
+				reply_error(x, PROTO_E_NOT_FOUND,
+					    "%s has no active version (latest "
+					    "is %s)",
+					    req->name,
+					    manifest_state_name(latest.state));
+			return;
+		}
+		reply_manifest_error(x, &err);
+		return;
+	}
+	struct sup_policy *pol = policy_get(x->s, mod.policy_name, &err);
+	if (!pol) {
+		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
+		return;
+	}
+	if (!admitted(x)) {
+		policy_put(x->s, pol);
+		return;
+	}
+	struct job *job = job_new(x, JOB_EXEC);
+	if (!job) {
+		policy_put(x->s, pol);
+		reply_error(x, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	job->pol = pol;
+	job->mod = mod;
+	snprintf(job->path, sizeof(job->path), "%s", path);
+	if (job_args(job, req->args, req->nargs) < 0 ||
+	    job_stdin(job, req->stdin_data, req->stdin_len) < 0) {
+		job_free(job);
+		reply_error(x, PROTO_E_INTERNAL, "out of memory");
+		return;
+	}
+	x->c->pending++;
+	runs_submit(x->s, job);
+}
+
+/* ---------------------------------------------------------- dispatch */
+
+static const struct op {
+	const char *name;
+	enum proto_role role; /* the weakest role allowed to call it */
+	op_fn fn;
+} ops[] = {
+	{ "submit", PROTO_ROLE_CLIENT, op_submit },
+	{ "exec", PROTO_ROLE_CLIENT, op_exec },
+	{ "status", PROTO_ROLE_CLIENT, op_status },
+	{ "health", PROTO_ROLE_CLIENT, op_health },
+	{ "list", PROTO_ROLE_CLIENT, op_list },
+	{ "show", PROTO_ROLE_CLIENT, op_show },
+	{ "runs", PROTO_ROLE_CLIENT, op_runs },
+	{ "archive", PROTO_ROLE_ADMIN, op_archive },
+	{ "restore", PROTO_ROLE_ADMIN, op_restore },
+	{ "cancel", PROTO_ROLE_ADMIN, op_cancel },
+};
+
+void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
+		  size_t len)
+{
+	static const struct json_limits limits = { .max_nodes = 2048,
+						   .max_depth = 8 };
+	struct proto_request req;
+	struct al_error err = { 0 };
+	char rid[32];
+	struct op_ctx x = { .s = s, .c = c, .req = &req, .rid = rid };
+
+	snprintf(rid, sizeof(rid), "%llu.%llu", (unsigned long long)c->serial,
+		 (unsigned long long)c->requests);
+	memset(&req, 0, sizeof(req));
+	struct json_doc *doc = json_parse(line, len, &limits, &err);
+	if (!doc || proto_request_decode(doc, &req, &err) < 0) {
+		reply_error(&x, PROTO_E_BAD_REQUEST, "%s", err.msg);
+		json_doc_free(doc);
+		return;
+	}
+	const struct op *op = NULL;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(ops[i].name, req.op) == 0)
+			op = &ops[i];
+	if (!op)
+		reply_error(&x, PROTO_E_UNKNOWN_OP, "unknown op \"%.32s\"",
+			    req.op);
+	else if (c->role < op->role)
+		reply_error(&x, PROTO_E_UNAUTHORIZED,
+			    "op \"%s\" needs the admin role; uid %u is a "
+			    "client",
+			    op->name, c->uid);
+	else if (s->stopping && (op->fn == op_submit || op->fn == op_exec))
+		reply_error(&x, PROTO_E_SHUTTING_DOWN,
+			    "airlockd is shutting down");
+	else
+		op->fn(&x);
+	json_doc_free(doc);
+}

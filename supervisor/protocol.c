@@ -1,0 +1,279 @@
+/*
+ * The protocol codec: request members checked against one table, error
+ * codes, response framing, base64. Pure code shared by airlockd and the
+ * airlock client (docs/protocol.md is the reference).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "supervisor/supervisor.h"
+
+static const char *const error_names[PROTO_E_COUNT] = {
+	[PROTO_E_BAD_REQUEST] = "bad_request",
+	[PROTO_E_TOO_LARGE] = "too_large",
+	[PROTO_E_UNKNOWN_OP] = "unknown_op",
+	[PROTO_E_UNAUTHORIZED] = "unauthorized",
+	[PROTO_E_RATE_LIMITED] = "rate_limited",
+	[PROTO_E_OVERLOADED] = "overloaded",
+	[PROTO_E_NOT_FOUND] = "not_found",
+	[PROTO_E_ARCHIVED] = "archived",
+	[PROTO_E_REJECTED] = "rejected",
+	[PROTO_E_CONFLICT] = "conflict",
+	[PROTO_E_BAD_POLICY] = "bad_policy",
+	[PROTO_E_SHUTTING_DOWN] = "shutting_down",
+	[PROTO_E_INTERNAL] = "internal",
+};
+
+const char *proto_error_name(enum proto_error e)
+{
+	return (unsigned)e < PROTO_E_COUNT ? error_names[e] : "internal";
+}
+
+/* ------------------------------------------------------------- requests */
+
+enum member_kind { M_STRING, M_STRINGS, M_INT, M_ID };
+
+/* Every member a request may have: its JSON type, its bound, where it
+ * goes. Anything else in a request is refused. */
+static const struct member {
+	const char *name;
+	enum member_kind kind;
+	size_t max; /* string bytes, array elements, or largest integer */
+	size_t off; /* offset of the value in struct proto_request */
+	size_t aux; /* M_STRING: offset of the length, or SIZE_MAX;
+		       M_STRINGS: offset of the count */
+} members[] = {
+#define R(f) offsetof(struct proto_request, f)
+	{ "op", M_STRING, PROTO_OP_MAX, R(op), SIZE_MAX },
+	{ "id", M_ID, PROTO_ID_MAX, R(id), SIZE_MAX },
+	{ "name", M_STRING, 128, R(name), SIZE_MAX },
+	{ "policy", M_STRING, 4096, R(policy), SIZE_MAX },
+	{ "content", M_STRING, SIZE_MAX, R(content), R(content_len) },
+	{ "stdin", M_STRING, SIZE_MAX, R(stdin_data), R(stdin_len) },
+	{ "reason", M_STRING, 1023, R(reason), SIZE_MAX },
+	{ "args", M_STRINGS, PROTO_MAX_ARGS, R(args), R(nargs) },
+	{ "validate_args", M_STRINGS, PROTO_MAX_ARGS, R(validate_args),
+	  R(nvalidate_args) },
+	{ "run", M_INT, INT64_MAX, R(run), SIZE_MAX },
+	{ "version", M_INT, INT64_MAX, R(version), SIZE_MAX },
+	{ "limit", M_INT, 100000, R(limit), SIZE_MAX },
+#undef R
+};
+
+#define FIELD(req, off, type) ((type *)((char *)(req) + (off)))
+
+static int bad(struct al_error *err, const char *member, const char *what)
+{
+	return al_error_set(err, EINVAL, "member \"%s\": %s", member, what);
+}
+
+static int decode_string(const struct member *m, const struct json_node *n,
+			 struct proto_request *req, struct al_error *err)
+{
+	if (n->type != JSON_STRING)
+		return bad(err, m->name, "expected a string");
+	if (n->len > m->max)
+		return bad(err, m->name, "too long");
+	if (m->aux == SIZE_MAX && memchr(n->str, '\0', n->len))
+		return bad(err, m->name, "contains a NUL character");
+	*FIELD(req, m->off, const char *) = n->str;
+	if (m->aux != SIZE_MAX)
+		*FIELD(req, m->aux, size_t) = n->len;
+	return 0;
+}
+
+static int decode_strings(const struct json_doc *doc, const struct member *m,
+			  const struct json_node *n, struct proto_request *req,
+			  struct al_error *err)
+{
+	const char **out = FIELD(req, m->off, const char *);
+	size_t count = 0;
+
+	if (n->type != JSON_ARRAY)
+		return bad(err, m->name, "expected an array of strings");
+	if (n->count > m->max)
+		return bad(err, m->name, "too many elements");
+	for (const struct json_node *e = json_first(doc, n); e;
+	     e = json_next(doc, e)) {
+		if (e->type != JSON_STRING)
+			return bad(err, m->name, "expected an array of strings");
+		if (memchr(e->str, '\0', e->len))
+			return bad(err, m->name, "contains a NUL character");
+		out[count++] = e->str;
+	}
+	out[count] = NULL;
+	*FIELD(req, m->aux, size_t) = count;
+	return 0;
+}
+
+static int decode_member(const struct json_doc *doc, const struct member *m,
+			 const struct json_node *n, struct proto_request *req,
+			 struct al_error *err)
+{
+	switch (m->kind) {
+	case M_ID:
+		return 0; /* done first, in proto_request_decode() */
+	case M_STRING:
+		return decode_string(m, n, req, err);
+	case M_STRINGS:
+		return decode_strings(doc, m, n, req, err);
+	case M_INT:
+		if (n->type != JSON_INT || n->i < 0 ||
+		    (uint64_t)n->i > (uint64_t)m->max)
+			return bad(err, m->name,
+				   "expected a non-negative integer in range");
+		*FIELD(req, m->off, int64_t) = n->i;
+		if (m->off == offsetof(struct proto_request, run))
+			req->has_run = true;
+		return 0;
+	}
+	return bad(err, m->name, "unknown kind");
+}
+
+int proto_request_decode(const struct json_doc *doc,
+			 struct proto_request *req, struct al_error *err)
+{
+	const struct json_node *root = json_root(doc);
+
+	memset(req, 0, sizeof(*req));
+	if (root->type != JSON_OBJECT)
+		return al_error_set(err, EINVAL,
+				    "a request is a JSON object, not %s",
+				    json_type_name(root->type));
+	/* the id first, so that any later error can echo it */
+	const struct json_node *id = json_get(doc, root, "id");
+	if (id && id->type == JSON_STRING && id->len <= PROTO_ID_MAX &&
+	    !memchr(id->str, '\0', id->len))
+		req->id = id->str;
+	else if (id)
+		return bad(err, "id", "expected a string of at most 64 bytes");
+
+	for (const struct json_node *n = json_first(doc, root); n;
+	     n = json_next(doc, n)) {
+		const struct member *m = NULL;
+		for (size_t k = 0; k < sizeof(members) / sizeof(members[0]);
+		     k++)
+			if (strlen(members[k].name) == n->key_len &&
+			    memcmp(members[k].name, n->key, n->key_len) == 0)
+				m = &members[k];
+		if (!m)
+			return al_error_set(err, EINVAL,
+					    "unknown member \"%.64s\"", n->key);
+		if (decode_member(doc, m, n, req, err) < 0)
+			return -1;
+	}
+	if (!req->op)
+		return al_error_set(err, EINVAL, "member \"op\" is missing");
+	return 0;
+}
+
+/* ------------------------------------------------------------ responses */
+
+void proto_response_ok(struct json_buf *jb, const char *id)
+{
+	json_object_open(jb);
+	json_kv_bool(jb, "ok", true);
+	if (id)
+		json_kv_string(jb, "id", id);
+}
+
+void proto_response_error(struct json_buf *jb, const char *id,
+			  enum proto_error code, const char *message,
+			  int64_t retry_after_ms)
+{
+	json_object_open(jb);
+	json_kv_bool(jb, "ok", false);
+	if (id)
+		json_kv_string(jb, "id", id);
+	json_key(jb, "error");
+	json_object_open(jb);
+	json_kv_string(jb, "code", proto_error_name(code));
+	json_kv_string(jb, "message", message);
+	if (retry_after_ms > 0)
+		json_kv_int(jb, "retry_after_ms", retry_after_ms);
+	json_object_close(jb);
+	json_object_close(jb);
+}
+
+/* --------------------------------------------------------------- base64 */
+
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+ssize_t base64_decode(const char *in, size_t len, unsigned char *out,
+		      struct al_error *err)
+{
+	size_t o = 0;
+
+	if (len % 4 != 0)
+		return al_error_set(err, EINVAL,
+				    "invalid base64: length %zu is not a "
+				    "multiple of 4",
+				    len);
+	for (size_t i = 0; i < len; i += 4) {
+		int v[4];
+		int pad = 0;
+		for (int k = 0; k < 4; k++) {
+			unsigned char c = (unsigned char)in[i + k];
+			if (c == '=' && i + 4 == len && k >= 2) {
+				v[k] = 0;
+				pad++;
+				continue;
+			}
+			if (pad || (v[k] = b64_value(c)) < 0)
+				return al_error_set(err, EINVAL,
+						    "invalid base64 at byte "
+						    "%zu",
+						    i + (size_t)k);
+		}
+		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
+			     (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		out[o++] = (unsigned char)(w >> 16);
+		if (pad < 2)
+			out[o++] = (unsigned char)(w >> 8);
+		if (pad < 1)
+			out[o++] = (unsigned char)w;
+	}
+	return (ssize_t)o;
+}
+
+char *base64_encode(const void *in, size_t len)
+{
+	const unsigned char *s = in;
+	char *out = malloc((len + 2) / 3 * 4 + 1);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t w = (uint32_t)s[i] << 16;
+		if (i + 1 < len)
+			w |= (uint32_t)s[i + 1] << 8;
+		if (i + 2 < len)
+			w |= s[i + 2];
+		out[o++] = b64[(w >> 18) & 63];
+		out[o++] = b64[(w >> 12) & 63];
+		out[o++] = i + 1 < len ? b64[(w >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? b64[w & 63] : '=';
+	}
+	out[o] = '\0';
+	return out;
+}

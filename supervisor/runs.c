@@ -1,0 +1,586 @@
+/*
+ * Runs: admission (at most max_active jails, a bounded queue, per-uid
+ * hourly quota), starting jails, and what a run's end means: record the
+ * verdict, move the module (validation: active or rejected; runtime: to
+ * archive/ on a verdict the policy's archive_on lists, once the policy's
+ * crash budget is spent), answer the client if it is still there.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "supervisor/internal.h"
+
+/* ------------------------------------------------------------ policies */
+
+struct sup_policy *policy_get(struct supervisor *s, const char *name,
+			      struct al_error *err)
+{
+	for (struct sup_policy *p = s->policies; p; p = p->next)
+		if (!p->stale && strcmp(p->name, name) == 0) {
+			p->refs++;
+			return p;
+		}
+	/* clients name shipped or installed policies, never host paths */
+	if (strchr(name, '/') || strlen(name) > MANIFEST_POLICY_NAME_MAX ||
+	    !name[0]) {
+		al_error_set(err, EINVAL,
+			     "policy \"%.64s\": give a policy name, not a path",
+			     name);
+		return NULL;
+	}
+	struct sup_policy *p = calloc(1, sizeof(*p));
+	if (!p) {
+		al_error_sys(err, ENOMEM, "policy");
+		return NULL;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->policy = policy_load(name, err);
+	if (!p->policy || policy_hash(p->policy, p->hash, err) < 0 ||
+	    !(p->filter = sandbox_filter_compile(p->policy, err))) {
+		policy_free(p->policy);
+		free(p);
+		return NULL;
+	}
+	p->refs = 1;
+	p->next = s->policies;
+	s->policies = p;
+	return p;
+}
+
+static void policy_release(struct sup_policy *p)
+{
+	sandbox_filter_free(p->filter);
+	policy_free(p->policy);
+	free(p);
+}
+
+void policy_put(struct supervisor *s, struct sup_policy *pol)
+{
+	if (!pol || --pol->refs || !pol->stale)
+		return;
+	for (struct sup_policy **pp = &s->policies; *pp; pp = &(*pp)->next)
+		if (*pp == pol) {
+			*pp = pol->next;
+			break;
+		}
+	policy_release(pol);
+}
+
+void policies_reload(struct supervisor *s)
+{
+	for (struct sup_policy **pp = &s->policies; *pp;) {
+		struct sup_policy *p = *pp;
+		p->stale = true;
+		if (p->refs == 0) {
+			*pp = p->next;
+			policy_release(p);
+		} else {
+			pp = &p->next;
+		}
+	}
+}
+
+void policies_free(struct supervisor *s)
+{
+	while (s->policies) {
+		struct sup_policy *p = s->policies;
+		s->policies = p->next;
+		policy_release(p);
+	}
+}
+
+/* ----------------------------------------------------------- admission */
+
+static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
+{
+	int64_t hour = manifest_now_ms() / 3600000;
+	struct quota *oldest = &s->quotas[0];
+
+	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
+		struct quota *q = &s->quotas[i];
+		if (q->used && q->uid == uid) {
+			if (q->window != hour)
+				*q = (struct quota){ .uid = uid, .window = hour };
+			return q;
+		}
+		if (!q->used || q->window < oldest->window)
+			oldest = q;
+	}
+	if (!create)
+		return NULL;
+	*oldest = (struct quota){ .uid = uid, .window = hour };
+	return oldest;
+}
+
+unsigned runs_quota_used(struct supervisor *s, uid_t uid)
+{
+	struct quota *q = quota_of(s, uid, false);
+	return q ? q->used : 0;
+}
+
+int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
+	       int64_t *retry_after_ms)
+{
+	if (s->cfg.quota_per_hour) {
+		struct quota *q = quota_of(s, uid, true);
+		if (q->used >= s->cfg.quota_per_hour) {
+			int64_t now = manifest_now_ms();
+			*retry_after_ms = (now / 3600000 + 1) * 3600000 - now;
+			s->counters[C_RATE_LIMIT_HITS]++;
+			snprintf(msg, len,
+				 "uid %u used its %u runs of this hour; retry "
+				 "in %lld s",
+				 uid, s->cfg.quota_per_hour,
+				 (long long)(*retry_after_ms / 1000 + 1));
+			return PROTO_E_RATE_LIMITED;
+		}
+	}
+	if (s->nactive >= s->cfg.max_active &&
+	    s->nqueued >= s->cfg.queue_max) {
+		s->counters[C_OVERLOADED]++;
+		snprintf(msg, len, "%u runs running and %u queued; try later",
+			 s->nactive, s->nqueued);
+		return PROTO_E_OVERLOADED;
+	}
+	if (s->cfg.quota_per_hour)
+		quota_of(s, uid, true)->used++;
+	return 0;
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+void job_free(struct job *job)
+{
+	if (!job)
+		return;
+	if (job->run)
+		sandbox_run_free(job->run);
+	if (job->args)
+		for (char **a = job->args; *a; a++)
+			free(*a);
+	free(job->args);
+	al_closep(&job->stdin_fd);
+	free(job);
+}
+
+static void job_release(struct supervisor *s, struct job *job)
+{
+	policy_put(s, job->pol);
+	job->pol = NULL;
+	job_free(job);
+}
+
+static void answer_error(struct supervisor *s, struct job *job,
+			 enum proto_error code, const char *msg)
+{
+	struct json_buf jb;
+	/* conn_send_jb() may close the connection, which clears job->conn;
+	 * the conn itself lives until the end of this loop turn */
+	struct conn *c = job->conn;
+
+	if (!c)
+		return;
+	json_buf_init(&jb);
+	proto_response_error(&jb, job->has_req_id ? job->req_id : NULL, code,
+			     msg, 0);
+	conn_send_jb(s, c, &jb);
+	conn_request_done(s, c);
+}
+
+static void finish_validation(struct supervisor *s, struct job *job,
+			      const struct sandbox_result *r);
+static void finish_exec(struct supervisor *s, struct job *job,
+			const struct sandbox_result *r);
+
+/* A run that could not start: the same path as a finished setup_error. */
+static void start_failed(struct supervisor *s, struct job *job,
+			 const char *msg)
+{
+	struct sandbox_result r = { .verdict = SANDBOX_SETUP_ERROR };
+
+	sandbox_result_setup_error(&r, 125, msg);
+	if (job->kind == JOB_VALIDATE)
+		finish_validation(s, job, &r);
+	else
+		finish_exec(s, job, &r);
+}
+
+static void start(struct supervisor *s, struct job *job)
+{
+	struct al_error err = { 0 };
+	struct manifest_run_start rs = {
+		.module_id = job->mod.id,
+		.policy_hash = job->pol->hash,
+		.uid = job->uid,
+	};
+	struct sandbox_spec spec = {
+		.policy = job->pol->policy,
+		.filter = job->pol->filter,
+		.program = job->path,
+		.args = job->args,
+		.stdin_fd = job->stdin_fd,
+		.stdout_fd = -1,
+		.stderr_fd = -1,
+	};
+
+	s->nactive++;
+	job->next = s->active;
+	s->active = job;
+	if (manifest_run_begin(s->m, &rs, &job->run_id, &err) < 0) {
+		LOG(LOG_ERROR, job->log_id, 0, "%s", err.msg);
+		job->run_id = 0;
+		start_failed(s, job, err.msg);
+		return;
+	}
+	if (sandbox_start(s->host, &spec, &job->run, &err) < 0) {
+		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", err.msg);
+		start_failed(s, job, err.msg);
+		return;
+	}
+	job->src.fd = sandbox_run_fd(job->run);
+	if (epoll_watch(s, &job->src, EPOLLIN) < 0) {
+		sandbox_run_cancel(job->run, "epoll_ctl failed");
+		LOG(LOG_ERROR, job->log_id, job->run_id, "epoll_ctl: %s",
+		    strerror(errno));
+	}
+	LOG(LOG_INFO, job->log_id, job->run_id,
+	    "%s %s version %lld started (pid %d; %u running, %u queued)",
+	    job->kind == JOB_VALIDATE ? "validating" : "running", job->mod.name,
+	    (long long)job->mod.version, sandbox_run_pid(job->run), s->nactive,
+	    s->nqueued);
+}
+
+static void start_queued(struct supervisor *s)
+{
+	while (!s->stopping && s->queue_head && s->nactive < s->cfg.max_active) {
+		struct job *job = s->queue_head;
+		s->queue_head = job->next;
+		if (!s->queue_head)
+			s->queue_tail = NULL;
+		s->nqueued--;
+		job->next = NULL;
+		start(s, job);
+	}
+}
+
+void runs_submit(struct supervisor *s, struct job *job)
+{
+	job->next = NULL;
+	if (s->queue_tail)
+		s->queue_tail->next = job;
+	else
+		s->queue_head = job;
+	s->queue_tail = job;
+	s->nqueued++;
+	start_queued(s);
+}
+
+/* Out of the active list; frees the job. */
+static void retire(struct supervisor *s, struct job *job)
+{
+	for (struct job **pp = &s->active; *pp; pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			s->nactive--;
+			break;
+		}
+	if (job->src.fd >= 0)
+		(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, job->src.fd, NULL);
+	job->src.fd = -1;
+	job_release(s, job);
+}
+
+static void record(struct supervisor *s, struct job *job,
+		   const struct sandbox_result *r)
+{
+	struct al_error err = { 0 };
+	struct manifest_run_result mr = {
+		.verdict = sandbox_verdict_name(r->verdict),
+		.exit_code = r->exit_code,
+		.signal = r->signal,
+		.syscall = r->syscall[0] ? r->syscall : NULL,
+		.wall_ms = r->wall_ms,
+		.cpu_ms = r->cpu_ms,
+		.peak_memory_bytes = r->peak_memory_bytes,
+		.stdout_truncated = r->stdout_truncated,
+		.stderr_truncated = r->stderr_truncated,
+		.stderr_data = r->stderr_data,
+		.stderr_len = r->stderr_len,
+	};
+
+	s->counters[C_RUNS]++;
+	if (r->verdict == SANDBOX_TIMEOUT)
+		s->counters[C_TIMEOUTS]++;
+	if (job->run_id &&
+	    manifest_run_finish(s->m, job->run_id, &mr, &err) < 0)
+		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
+	LOG(LOG_INFO, job->log_id, job->run_id,
+	    "%s version %lld: %s (exit status %d, %.1f ms)", job->mod.name,
+	    (long long)job->mod.version, sandbox_verdict_name(r->verdict),
+	    r->exit_status, r->wall_ms);
+}
+
+static void answer(struct supervisor *s, struct job *job,
+		   const struct sandbox_result *r, bool ok,
+		   const char *error_code, const char *error_msg,
+		   bool archived)
+{
+	struct json_buf jb;
+	struct conn *c = job->conn; /* see answer_error() */
+
+	if (!c)
+		return;
+	json_buf_init(&jb);
+	json_object_open(&jb);
+	json_kv_bool(&jb, "ok", ok);
+	if (job->has_req_id)
+		json_kv_string(&jb, "id", job->req_id);
+	if (!ok) {
+		json_key(&jb, "error");
+		json_object_open(&jb);
+		json_kv_string(&jb, "code", error_code);
+		json_kv_string(&jb, "message", error_msg);
+		json_object_close(&jb);
+	}
+	json_kv_int(&jb, "run", job->run_id);
+	json_key(&jb, "module");
+	ops_module_json(&jb, &job->mod);
+	json_kv_bool(&jb, "archived", archived);
+	json_key(&jb, "result");
+	ops_result_json(&jb, r, job->pol);
+	json_object_close(&jb);
+	conn_send_jb(s, c, &jb);
+	conn_request_done(s, c);
+}
+
+static void finish_validation(struct supervisor *s, struct job *job,
+			      const struct sandbox_result *r)
+{
+	struct al_error err = { 0 };
+	char reason[256];
+	bool ok = r->verdict == SANDBOX_OK;
+
+	record(s, job, r);
+	if (ok)
+		snprintf(reason, sizeof(reason), "validated (run %lld)",
+			 (long long)job->run_id);
+	else
+		snprintf(reason, sizeof(reason), "validation %s (run %lld)%s%.160s",
+			 sandbox_verdict_name(r->verdict),
+			 (long long)job->run_id,
+			 r->verdict == SANDBOX_SETUP_ERROR ? ": " : "",
+			 r->verdict == SANDBOX_SETUP_ERROR ? r->error : "");
+	if (!ok)
+		s->counters[C_VALIDATION_FAILURES]++;
+	if (manifest_set_state(s->m, job->mod.id,
+			       ok ? MANIFEST_ACTIVE : MANIFEST_REJECTED, reason,
+			       &err) < 0 ||
+	    manifest_get(s->m, job->mod.id, &job->mod, &err) < 0) {
+		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
+		answer_error(s, job, PROTO_E_INTERNAL, err.msg);
+	} else {
+		answer(s, job, r, ok, proto_error_name(PROTO_E_REJECTED),
+		       reason, false);
+	}
+	retire(s, job);
+}
+
+struct budget_count {
+	const struct al_policy *policy;
+	uint64_t n;
+};
+
+static int count_archiving(const struct manifest_run *run, void *arg)
+{
+	struct budget_count *b = arg;
+	int v = policy_verdict_parse(run->verdict);
+	if (v >= 0 && policy_archives(b->policy, (enum policy_verdict)v))
+		b->n++;
+	return 0;
+}
+
+/* The policy archives on this verdict and its budget is spent: count the
+ * archiving verdicts since the module last became active. */
+static bool should_archive(struct supervisor *s, struct job *job,
+			   const struct sandbox_result *r)
+{
+	const struct al_policy *p = job->pol->policy;
+	struct budget_count b = { .policy = p };
+	struct manifest_run_filter f = { .module_id = job->mod.id,
+					 .since_ms = job->mod.updated_ms };
+	struct al_error err = { 0 };
+
+	if (!policy_archives(p, (enum policy_verdict)r->verdict))
+		return false;
+	if (manifest_runs(s->m, &f, count_archiving, &b, &err) < 0) {
+		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
+		return true; /* fail safe: stop running a crashing module */
+	}
+	return b.n >= policy_crash_budget(p);
+}
+
+static void finish_exec(struct supervisor *s, struct job *job,
+			const struct sandbox_result *r)
+{
+	struct al_error err = { 0 };
+	char reason[256];
+	bool archived = false;
+
+	record(s, job, r);
+	if (should_archive(s, job, r)) {
+		snprintf(reason, sizeof(reason), "auto-archived: %s in run %lld",
+			 sandbox_verdict_name(r->verdict),
+			 (long long)job->run_id);
+		if (manifest_set_state(s->m, job->mod.id, MANIFEST_ARCHIVED,
+				       reason, &err) < 0) {
+			LOG(LOG_ERROR, job->log_id, job->run_id, "archive: %s",
+			    err.msg);
+		} else {
+			archived = true;
+			s->counters[C_AUTO_ARCHIVES]++;
+			LOG(LOG_WARN, job->log_id, job->run_id,
+			    "%s version %lld %s", job->mod.name,
+			    (long long)job->mod.version, reason);
+			(void)manifest_get(s->m, job->mod.id, &job->mod, &err);
+		}
+	}
+	answer(s, job, r, true, NULL, NULL, archived);
+	retire(s, job);
+}
+
+void runs_handle(struct supervisor *s, struct job *job)
+{
+	if (!job->run || !sandbox_run_step(job->run))
+		return;
+	const struct sandbox_result *r = sandbox_run_result(job->run);
+	if (job->kind == JOB_VALIDATE)
+		finish_validation(s, job, r);
+	else
+		finish_exec(s, job, r);
+	start_queued(s);
+}
+
+int runs_cancel(struct supervisor *s, int64_t run_id, const char *why)
+{
+	for (struct job *j = s->active; j; j = j->next)
+		if (j->run_id == run_id && j->run) {
+			LOG(LOG_INFO, j->log_id, run_id, "cancel %s", why);
+			j->cancelled = true;
+			sandbox_run_cancel(j->run, why);
+			return 0;
+		}
+	return -1;
+}
+
+void runs_forget_conn(struct supervisor *s, struct conn *c)
+{
+	for (struct job *j = s->active; j; j = j->next)
+		if (j->conn == c)
+			j->conn = NULL;
+	for (struct job *j = s->queue_head; j; j = j->next)
+		if (j->conn == c)
+			j->conn = NULL;
+}
+
+void runs_drop_queue(struct supervisor *s)
+{
+	struct al_error err = { 0 };
+
+	while (s->queue_head) {
+		struct job *job = s->queue_head;
+		s->queue_head = job->next;
+		s->nqueued--;
+		/* a queued validation never ran: its module is rejected */
+		if (job->kind == JOB_VALIDATE &&
+		    manifest_set_state(s->m, job->mod.id, MANIFEST_REJECTED,
+				       "airlockd stopped before validation",
+				       &err) < 0)
+			LOG(LOG_WARN, job->log_id, 0, "%s", err.msg);
+		answer_error(s, job, PROTO_E_SHUTTING_DOWN,
+			     "airlockd is shutting down");
+		job_release(s, job);
+	}
+	s->queue_tail = NULL;
+}
+
+void runs_cancel_all(struct supervisor *s, const char *why)
+{
+	for (struct job *j = s->active; j; j = j->next)
+		if (j->run && !j->cancelled) {
+			j->cancelled = true;
+			sandbox_run_cancel(j->run, why);
+		}
+}
+
+void runs_free_all(struct supervisor *s)
+{
+	runs_drop_queue(s);
+	while (s->active) {
+		struct job *job = s->active;
+		s->active = job->next;
+		s->nactive--;
+		job_release(s, job);
+	}
+}
+
+struct leftovers {
+	int64_t ids[64];
+	size_t n;
+};
+
+static int collect(const struct manifest_module *mod, void *arg)
+{
+	struct leftovers *l = arg;
+	l->ids[l->n++] = mod->id;
+	return l->n == 64; /* stop; the next pass takes the rest */
+}
+
+static bool reject_leftover(struct supervisor *s, int64_t id,
+			    enum manifest_state state)
+{
+	struct al_error err = { 0 };
+
+	if (state == MANIFEST_STAGED &&
+	    manifest_set_state(s->m, id, MANIFEST_VALIDATING, NULL, &err) < 0)
+		LOG(LOG_WARN, NULL, 0, "repair: %s", err.msg);
+	if (manifest_set_state(s->m, id, MANIFEST_REJECTED,
+			       "validation interrupted by a supervisor stop",
+			       &err) < 0) {
+		LOG(LOG_WARN, NULL, 0, "repair: %s", err.msg);
+		return false;
+	}
+	LOG(LOG_INFO, NULL, 0,
+	    "module %lld: validation was interrupted; rejected",
+	    (long long)id);
+	return true;
+}
+
+/* Modules a crash left staged or validating never got a verdict: reject
+ * them (collected first, then changed: never change rows mid-listing). */
+void runs_repair(struct supervisor *s)
+{
+	static const enum manifest_state states[] = { MANIFEST_STAGED,
+						      MANIFEST_VALIDATING };
+	struct al_error err = { 0 };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct manifest_module_filter f = { .by_state = true,
+						    .state = states[i] };
+		struct leftovers l;
+		size_t changed;
+		do { /* until a pass finds fewer than a full batch or fails */
+			l.n = changed = 0;
+			if (manifest_list(s->m, &f, collect, &l, &err) < 0) {
+				LOG(LOG_WARN, NULL, 0, "repair: %s", err.msg);
+				break;
+			}
+			for (size_t k = 0; k < l.n; k++)
+				changed += reject_leftover(s, l.ids[k],
+							   states[i]);
+		} while (l.n == 64 && changed);
+	}
+}

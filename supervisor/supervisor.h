@@ -1,0 +1,227 @@
+/*
+ * supervisor: airlockd, the daemon that receives modules over a Unix
+ * socket, validates them in a jail, registers them in the manifest, runs
+ * them on demand and archives the ones that crash. Protocol reference:
+ * docs/protocol.md; theory of operation: the top of supervisor/loop.c.
+ *
+ * Two halves share this header:
+ *
+ *   the protocol codec (json.c, protocol.c), pure code that the daemon and
+ *   the `airlock` client both use:
+ *
+ *     struct json_doc *doc = json_parse(line, len, &limits, &err);
+ *     struct proto_request req;
+ *     proto_request_decode(doc, &req, &err);   // borrows from doc
+ *     ... proto_response_error(&jb, req.id, PROTO_E_NOT_FOUND, "...");
+ *     json_doc_free(doc);
+ *
+ *   the daemon (everything else in supervisor/, linked into airlockd only):
+ *
+ *     struct supervisor_config cfg;
+ *     supervisor_config_defaults(&cfg);
+ *     supervisor_config_from_env(&cfg, &err);  // MAX_ACTIVE_GENERATIONS...
+ *     struct supervisor *s = supervisor_new(&cfg, &err); // socket, manifest
+ *     supervisor_run(s, &err);                 // until SIGTERM/SIGINT
+ *     supervisor_free(s);
+ */
+#ifndef AIRLOCK_SUPERVISOR_H
+#define AIRLOCK_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+
+/* ============================================================ JSON parser */
+
+/*
+ * A small, bounded JSON parser for protocol lines. The whole text is parsed
+ * at once into a fixed number of nodes; strings are unescaped into one
+ * arena no larger than the input. Anything past the limits (nodes, depth,
+ * string length) is an error, never a reallocation, so a hostile line
+ * costs at most O(len) memory.
+ */
+enum json_type {
+	JSON_NULL,
+	JSON_BOOL,
+	JSON_INT,    /* an integer that fits int64 */
+	JSON_NUMBER, /* any other number (fraction or exponent) */
+	JSON_STRING,
+	JSON_ARRAY,
+	JSON_OBJECT,
+};
+
+struct json_node {
+	enum json_type type;
+	uint32_t parent;  /* index; the root's is itself */
+	uint32_t next;    /* next sibling, or 0 for none */
+	uint32_t child;   /* first child (arrays, objects), or 0 */
+	uint32_t count;   /* members or elements */
+	const char *key;  /* the member's name inside an object, else NULL */
+	size_t key_len;
+	const char *str;  /* JSON_STRING: NUL-terminated, may contain NUL */
+	size_t len;
+	int64_t i;        /* JSON_INT, JSON_BOOL */
+	double d;         /* JSON_INT, JSON_NUMBER */
+};
+
+struct json_limits {
+	uint32_t max_nodes; /* 0: 4096 */
+	uint32_t max_depth; /* 0: 16 */
+};
+
+struct json_doc;
+
+/* Parse `len` bytes (one complete JSON value, whitespace around it
+ * allowed); the text is borrowed for the call only. Caller frees. */
+struct json_doc *json_parse(const char *text, size_t len,
+			    const struct json_limits *limits,
+			    struct al_error *err);
+void json_doc_free(struct json_doc *doc);
+/* The root node; borrowed from the document. */
+const struct json_node *json_root(const struct json_doc *doc);
+/* A member of an object by name, or NULL. */
+const struct json_node *json_get(const struct json_doc *doc,
+				 const struct json_node *obj, const char *key);
+/* The first child, the next sibling (NULL at the end). */
+const struct json_node *json_first(const struct json_doc *doc,
+				   const struct json_node *n);
+const struct json_node *json_next(const struct json_doc *doc,
+				  const struct json_node *n);
+/* Convenience: a string member's value, or `dflt`. */
+const char *json_get_str(const struct json_doc *doc,
+			 const struct json_node *obj, const char *key,
+			 const char *dflt);
+const char *json_type_name(enum json_type t);
+
+/* ================================================================ base64 */
+
+/* Standard alphabet with '=' padding; whitespace is not allowed. The
+ * output holds at most len/4*3 bytes. Returns the decoded length, or -1
+ * (with err) on any invalid character or padding. */
+ssize_t base64_decode(const char *in, size_t len, unsigned char *out,
+		      struct al_error *err);
+/* Caller frees; NULL on allocation failure. */
+char *base64_encode(const void *in, size_t len);
+
+/* ============================================================= protocol */
+
+/* Error codes of docs/protocol.md; their names are stable. */
+enum proto_error {
+	PROTO_E_BAD_REQUEST,
+	PROTO_E_TOO_LARGE,
+	PROTO_E_UNKNOWN_OP,
+	PROTO_E_UNAUTHORIZED,
+	PROTO_E_RATE_LIMITED,
+	PROTO_E_OVERLOADED,
+	PROTO_E_NOT_FOUND,
+	PROTO_E_ARCHIVED,
+	PROTO_E_REJECTED, /* submit: validation failed; the result comes too */
+	PROTO_E_CONFLICT,
+	PROTO_E_BAD_POLICY,
+	PROTO_E_SHUTTING_DOWN,
+	PROTO_E_INTERNAL,
+	PROTO_E_COUNT,
+};
+
+const char *proto_error_name(enum proto_error e);
+
+/* Caller roles, weakest first. */
+enum proto_role {
+	PROTO_ROLE_NONE,
+	PROTO_ROLE_CLIENT, /* submit, exec, status, list, show, runs, health */
+	PROTO_ROLE_ADMIN,  /* also archive, restore, cancel */
+};
+
+#define PROTO_MAX_ARGS 256
+#define PROTO_OP_MAX 31
+#define PROTO_ID_MAX 64
+
+/* One request, decoded. Every pointer is borrowed from the json_doc it was
+ * decoded from; absent members are NULL / 0 / false. */
+struct proto_request {
+	const char *op;
+	const char *id;      /* the client's request id, echoed back */
+	const char *name;    /* module name */
+	const char *policy;  /* policy name for submit */
+	const char *content; /* base64 module content (submit) */
+	size_t content_len;
+	const char *stdin_data; /* text given to the module's stdin */
+	size_t stdin_len;
+	const char *reason;  /* archive */
+	const char *args[PROTO_MAX_ARGS + 1]; /* exec: NULL-terminated */
+	size_t nargs;
+	const char *validate_args[PROTO_MAX_ARGS + 1]; /* submit */
+	size_t nvalidate_args;
+	int64_t run;     /* cancel, show a run */
+	int64_t version; /* show, runs */
+	int64_t limit;   /* list, runs */
+	bool has_run;
+};
+
+/*
+ * Check a parsed line against the request table (member names, their
+ * types and bounds) and fill `req`. Unknown members, wrong types, over-long
+ * strings and arrays are errors (err says which member). `req->id` is
+ * filled before any other check so an error can still echo it.
+ */
+int proto_request_decode(const struct json_doc *doc,
+			 struct proto_request *req, struct al_error *err);
+
+/* Start a response object {"ok":true,"id":...; the caller adds members and
+ * closes it with json_object_close(). */
+void proto_response_ok(struct json_buf *jb, const char *id);
+/* A whole error response {"ok":false,"id":...,"error":{"code","message"}};
+ * retry_after_ms > 0 adds that member to "error" (rate_limited). */
+void proto_response_error(struct json_buf *jb, const char *id,
+			  enum proto_error code, const char *message,
+			  int64_t retry_after_ms);
+
+/* ============================================================= daemon */
+
+#define SUPERVISOR_DEFAULT_SOCKET "/run/airlock/airlock.sock"
+
+struct supervisor_config {
+	const char *state_dir;     /* borrowed */
+	const char *socket_path;   /* borrowed */
+	const char *socket_group;  /* group owning the socket, or NULL */
+	unsigned max_active;       /* MAX_ACTIVE_GENERATIONS (5) */
+	unsigned queue_max;        /* waiting runs beyond that (64) */
+	unsigned quota_per_hour;   /* runs per uid per hour; 0: none */
+	uint64_t tick_ms;          /* SYSTEM_TICK_MS (30000) */
+	unsigned retention_days;   /* ARCHIVE_RETENTION_DAYS (30) */
+	uint64_t idle_timeout_ms;  /* a silent connection is closed (60000) */
+	size_t max_request;        /* bytes in one request line (16 MiB) */
+	unsigned max_connections;  /* (1024) */
+	uint64_t shutdown_grace_ms; /* SIGTERM: runs may finish (30000) */
+	/* who may connect: uid 0 is always admin; up to 32 of each */
+	uid_t client_uids[32];
+	size_t n_client_uids;
+	gid_t client_gids[32];
+	size_t n_client_gids;
+	gid_t admin_gids[32];
+	size_t n_admin_gids;
+	int log_level;   /* LOG_LEVEL: 0 debug, 1 info, 2 warn, 3 error */
+	bool log_pretty; /* LOG_PRETTY */
+};
+
+void supervisor_config_defaults(struct supervisor_config *cfg);
+/* Read the environment variables of DESIGN.md; a bad value is an error
+ * naming the variable. */
+int supervisor_config_from_env(struct supervisor_config *cfg,
+			       struct al_error *err);
+
+struct supervisor;
+
+/* Probe the host, open the manifest read-write (repairing what a crash
+ * left), sweep leftover run cgroups, bind the socket. Caller frees. */
+struct supervisor *supervisor_new(const struct supervisor_config *cfg,
+				  struct al_error *err);
+/* Serve until SIGTERM or SIGINT and the grace period; 0 on a clean stop. */
+int supervisor_run(struct supervisor *s, struct al_error *err);
+/* Kills what still runs, removes the socket, closes everything. */
+void supervisor_free(struct supervisor *s);
+
+#endif

@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""Integration tests for airlockd and the airlock client commands that talk
+to it (issue 5; protocol: docs/protocol.md). Every test starts a real
+airlockd on a temporary state directory and socket, waits for its readiness
+log line (never a fixed sleep) and always stops it.
+
+    python3 tests/integration/test_daemon.py BUILD_DIR [WORD...]
+
+BUILD_DIR holds the airlock and airlockd under test (build or build-asan).
+Extra WORDs select the tests whose names contain any of them.
+
+Output: one line per test, "ok - NAME", "not ok - NAME" followed by indented
+details, or "skip - NAME: reason"; then "N passed, N failed, N skipped".
+Exit status 1 if any test failed. With CI=true a skip counts as a failure.
+
+Python 3 standard library only.
+"""
+
+import base64
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+AIRLOCK = None   # set from argv in main()
+AIRLOCKD = None
+NOBODY = 65534
+WAIT = 30        # seconds any single wait may take before the test fails
+
+SLEEPER = b"#!/bin/sh\nsleep \"${1:-0}\"\necho slept\n"
+ECHO = b"#!/bin/sh\necho \"out:$*\"\necho \"err:$#\" >&2\nexit \"${EXIT:-0}\"\n"
+FAILING = b"#!/bin/sh\necho broken >&2\nexit 3\n"
+CRASHER = b"#!/bin/sh\nif [ \"$1\" = crash ]; then kill -SEGV $$; fi\necho fine\n"
+
+
+# --------------------------------------------------------------- framework
+
+class Failure(Exception):
+    """A test's assertion did not hold."""
+
+
+class Skip(Exception):
+    """The test cannot run in this environment."""
+
+
+TESTS = []
+NOTES = []
+DAEMONS = []  # the daemons of the current test, stopped after it
+
+
+def test(name):
+    def register(fn):
+        TESTS.append((name, fn))
+        return fn
+    return register
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def check_eq(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def note(msg):
+    NOTES.append(msg)
+
+
+# ------------------------------------------------------------------ daemon
+
+class Daemon:
+    """An airlockd on its own state directory and socket. Its stderr (JSON
+    log lines) is collected by a thread so it can never block."""
+
+    def __init__(self, args=(), env=None, state=None):
+        self.tmp = tempfile.mkdtemp(prefix="airlockd-test-")
+        os.chmod(self.tmp, 0o755)
+        self.state = state or os.path.join(self.tmp, "state")
+        self.sock = os.path.join(self.tmp, "airlock.sock")
+        self.args = list(args)
+        self.env = dict(os.environ, **(env or {}))
+        self.log = []
+        self.proc = None
+        DAEMONS.append(self)
+        self.start()
+
+    def start(self):
+        cmd = [AIRLOCKD, "--state-dir", self.state, "--socket", self.sock,
+               "--tick", "1s"] + self.args
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=self.env)
+        ready = threading.Event()
+
+        def drain(proc=self.proc):
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.log.append(line)
+                if '"msg":"ready' in line:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(WAIT) or self.proc.poll() is not None:
+            raise Failure("airlockd did not become ready:\n" +
+                          "\n".join(self.log[-20:]))
+
+    def stop(self, sig=signal.SIGTERM, timeout=WAIT + 35):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure(f"airlockd did not stop within {timeout} s")
+        return self.proc.returncode
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(WAIT)
+        s.connect(self.sock)
+        return Client(s)
+
+    def request(self, obj):
+        with self.connect() as c:
+            return c.request(obj)
+
+    def airlock(self, *args, check_status=None):
+        """Run the airlock client against this daemon: (status, out, err)."""
+        p = subprocess.run([AIRLOCK] + list(args), capture_output=True,
+                           timeout=WAIT, env=dict(os.environ, AIRLOCK_SOCKET=self.sock))
+        if check_status is not None and p.returncode != check_status:
+            raise Failure(f"airlock {' '.join(args)}: exit {p.returncode}, "
+                          f"expected {check_status}; stderr {p.stderr[-400:]!r}")
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def submit(self, name, content, **extra):
+        req = {"op": "submit", "name": name,
+               "content": base64.b64encode(content).decode()}
+        req.update(extra)
+        return self.request(req)
+
+
+class Client:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, obj):
+        self.send_raw(json.dumps(obj).encode() + b"\n")
+
+    def recv(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise Failure(f"connection closed; got {self.buf[:200]!r}")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError as e:
+            raise Failure(f"response is not JSON ({e}): {line[:200]!r}")
+
+    def request(self, obj):
+        self.send(obj)
+        return self.recv()
+
+
+def expect_error(resp, code):
+    check(resp.get("ok") is False, f"expected an error {code}, got {resp}")
+    check_eq(resp.get("error", {}).get("code"), code, "error code")
+    check(resp["error"].get("message"), "error without a message")
+
+
+def run_cgroups():
+    """run-* cgroup directories anywhere under the cgroup mounts' airlock
+    directories (both hierarchies)."""
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if os.path.basename(root) == "airlock":
+            found += [os.path.join(root, d) for d in dirs if d.startswith("run-")]
+            dirs[:] = []
+        elif root.count("/") > 8:
+            dirs[:] = []
+    return found
+
+
+def jail_processes():
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == "airlock-init":
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def wait_for(cond, what, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise Failure(f"timed out waiting for {what}")
+
+
+# =================================================================== tests
+
+@test("submit: a good module is validated and becomes active")
+def t_submit_active():
+    d = Daemon()
+    path = os.path.join(d.tmp, "hello.sh")
+    with open(path, "wb") as f:
+        f.write(ECHO)
+    status, out, err = d.airlock("submit", path, "--name", "hello", check_status=0)
+    check("hello version 1: active" in out, f"submit printed {out!r}")
+    r = d.request({"op": "show", "name": "hello"})
+    check_eq(r["module"]["state"], "active", "state")
+    check_eq(r["runs"][0]["verdict"], "ok", "validation run verdict")
+
+
+@test("submit: a failing module is rejected, with its result")
+def t_submit_rejected():
+    d = Daemon()
+    r = d.submit("bad", FAILING, id="s1")
+    expect_error(r, "rejected")
+    check_eq(r.get("id"), "s1", "echoed id")
+    check_eq(r["module"]["state"], "rejected", "state")
+    check_eq(r["result"]["verdict"], "exit_nonzero", "verdict")
+    check_eq(r["result"]["exit_code"], 3, "exit_code")
+    check_eq(r["result"]["stderr"], "broken\n", "stderr")
+    expect_error(d.request({"op": "exec", "name": "bad"}), "not_found")
+
+
+@test("exec: output, arguments and exit code round-trip (client and socket)")
+def t_exec_roundtrip():
+    d = Daemon()
+    check(d.submit("echo", ECHO)["ok"], "submit failed")
+    r = d.request({"op": "exec", "name": "echo", "args": ["a b", "c"]})
+    check(r["ok"], f"exec failed: {r}")
+    check_eq(r["result"]["stdout"], "out:a b c\n", "stdout")
+    check_eq(r["result"]["stderr"], "err:2\n", "stderr")
+    status, out, err = d.airlock("exec", "echo", "x", "y")
+    check_eq(status, 0, "airlock exec status")
+    check_eq(out, "out:x y\n", "airlock exec stdout")
+    check("err:2" in err, f"airlock exec stderr {err!r}")
+    status, out, _ = d.airlock("exec", "--json", "echo")
+    check_eq(json.loads(out)["result"]["verdict"], "ok", "--json verdict")
+
+
+@test("auto-archive: a crash archives the module; exec answers archived until restore")
+def t_auto_archive():
+    d = Daemon()
+    check(d.submit("crasher", CRASHER)["ok"], "submit failed")
+    r = d.request({"op": "exec", "name": "crasher", "args": ["crash"]})
+    check(r["ok"], f"exec failed: {r}")
+    check_eq(r["result"]["verdict"], "crashed", "verdict")
+    check_eq(r["archived"], True, "archived flag")
+    check_eq(r["module"]["state"], "archived", "state")
+    sha = r["module"]["sha256"]
+    check(os.path.exists(os.path.join(d.state, "archive", sha)), "file not in archive/")
+    check(not os.path.exists(os.path.join(d.state, "modules", sha)), "file still in modules/")
+    expect_error(d.request({"op": "exec", "name": "crasher"}), "archived")
+    status, _, err = d.airlock("exec", "crasher")
+    check(status != 0 and "archived" in err, f"airlock exec: {status} {err!r}")
+    st = d.request({"op": "status"})
+    check_eq(st["counters"]["auto_archives_total"], 1, "auto_archives counter")
+    d.airlock("restore", "crasher", check_status=0)
+    r = d.request({"op": "exec", "name": "crasher"})
+    check_eq(r["result"]["stdout"], "fine\n", "stdout after restore")
+
+
+@test("admission: MAX_ACTIVE_GENERATIONS=2, ten sleepers never more than two at once")
+def t_concurrency():
+    d = Daemon(env={"MAX_ACTIVE_GENERATIONS": "2"})
+    check(d.submit("sleeper", SLEEPER)["ok"], "submit failed")
+    with d.connect() as c:  # pipelined on one connection
+        for i in range(10):
+            c.send({"op": "exec", "id": str(i), "name": "sleeper", "args": ["0.3"]})
+        peak = 0
+        got = {}
+        while len(got) < 10:
+            r = c.recv()
+            check(r.get("ok"), f"exec failed: {r}")
+            got[r["id"]] = r
+    runs = d.request({"op": "runs", "name": "sleeper", "limit": 100})["runs"]
+    runs = [r for r in runs if r["verdict"] == "ok" and r["ended_ms"]]
+    check_eq(len(runs), 11, "runs recorded (validation + 10)")
+    events = sorted([(r["started_ms"], 1) for r in runs] + [(r["ended_ms"], -1) for r in runs],
+                    key=lambda e: (e[0], e[1]))
+    level = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    check(peak <= 2, f"{peak} runs overlapped")
+    note(f"peak concurrency {peak}")
+
+
+@test("admission: past the queue, overloaded at once")
+def t_overloaded():
+    d = Daemon(args=["--max-active", "1", "--queue-max", "1"])
+    check(d.submit("sleeper", SLEEPER)["ok"], "submit failed")
+    with d.connect() as c:
+        for i in range(3):
+            c.send({"op": "exec", "id": str(i), "name": "sleeper", "args": ["1"]})
+        first = c.recv()
+        expect_error(first, "overloaded")
+        check_eq(first["id"], "2", "the third request is the one refused")
+        check(c.recv()["ok"] and c.recv()["ok"], "the admitted runs failed")
+
+
+@test("admission: per-uid quota answers rate_limited with retry_after_ms")
+def t_rate_limited():
+    d = Daemon(args=["--quota-per-hour", "2"])
+    check(d.submit("echo", ECHO)["ok"], "submit failed")  # 1
+    check(d.request({"op": "exec", "name": "echo"})["ok"], "exec failed")  # 2
+    r = d.request({"op": "exec", "name": "echo"})
+    expect_error(r, "rate_limited")
+    check(r["error"].get("retry_after_ms", 0) > 0, "no retry_after_ms")
+
+
+def _as_nobody(sock_path, request):
+    """Connect as uid 65534 in a forked child; the child writes the
+    response line (or an empty line) to a pipe."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
+            s.connect(sock_path)
+            try:
+                s.sendall(json.dumps(request).encode() + b"\n")
+            except OSError:
+                pass  # refused at accept: the answer is already there
+            data = b""
+            while b"\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            os.write(wfd, data.split(b"\n")[0] + b"\n")
+        except BaseException as e:
+            os.write(wfd, json.dumps({"child_error": str(e)}).encode() + b"\n")
+        os._exit(0)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        line = f.readline()
+    os.waitpid(pid, 0)
+    return json.loads(line)
+
+
+@test("authorization: an unlisted uid is refused; a client may not archive")
+def t_authorization():
+    d = Daemon()
+    os.chmod(d.sock, 0o666)  # let the kernel, not the file mode, be the test
+    expect_error(_as_nobody(d.sock, {"op": "status"}), "unauthorized")
+    d.stop()
+    d.args = ["--allow-uid", str(NOBODY)]
+    d.start()
+    os.chmod(d.sock, 0o666)
+    check(_as_nobody(d.sock, {"op": "status"}).get("ok"), "allowed uid refused")
+    check(d.submit("echo", ECHO)["ok"], "submit failed")
+    expect_error(_as_nobody(d.sock, {"op": "archive", "name": "echo"}), "unauthorized")
+    check_eq(d.request({"op": "show", "name": "echo"})["module"]["state"], "active", "state")
+
+
+@test("hostile clients: garbage, a 100 MiB line, bad base64, unknown op; still serving")
+def t_hostile():
+    d = Daemon()
+    with d.connect() as c:
+        c.send_raw(b"this is not json\n")
+        expect_error(c.recv(), "bad_request")
+        c.send_raw(b"\x00\xff{{{\n")
+        expect_error(c.recv(), "bad_request")
+        c.send({"op": "nope"})
+        expect_error(c.recv(), "unknown_op")
+        c.send({"op": "submit", "name": "x", "content": "!!!notbase64"})
+        expect_error(c.recv(), "bad_request")
+        c.send({"op": "status", "extra": 1})
+        expect_error(c.recv(), "bad_request")
+        chunk = b"A" * (1 << 20)
+        for _ in range(100):
+            c.send_raw(chunk)
+        c.send_raw(b"\n")
+        expect_error(c.recv(), "too_large")
+        check(c.request({"op": "health"})["ok"], "connection unusable after errors")
+    check(d.request({"op": "status"})["ok"], "daemon stopped serving")
+    check(d.proc.poll() is None, "daemon died")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@test("hostile clients: 500 idle connections are dropped; memory stays bounded")
+def t_idle_connections():
+    d = Daemon(args=["--idle-timeout", "1s"])
+    check(d.request({"op": "health"})["ok"], "not serving")
+    before = rss_kib(d.proc.pid)
+    idle = []
+    for _ in range(500):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(d.sock)
+        idle.append(s)
+    check(d.request({"op": "health"})["ok"], "not serving with 500 idle clients")
+    for s in idle:
+        s.settimeout(WAIT)
+        check_eq(s.recv(1), b"", "an idle connection was not closed")
+        s.close()
+    check_eq(d.request({"op": "status"})["connections"], 1, "connections left")
+    after = rss_kib(d.proc.pid)
+    note(f"RSS {before} KiB before, {after} KiB after")
+    check(after < before + 8192, f"RSS grew from {before} to {after} KiB")
+
+
+@test("hostile clients: a client that disconnects mid-run; the run is recorded")
+def t_disconnect_mid_run():
+    d = Daemon()
+    check(d.submit("sleeper", SLEEPER)["ok"], "submit failed")
+    c = d.connect()
+    c.send({"op": "exec", "name": "sleeper", "args": ["0.5"]})
+    wait_for(lambda: d.request({"op": "status"})["active_runs"] == 1, "the run to start")
+    c.sock.close()
+    wait_for(lambda: d.request({"op": "status"})["active_runs"] == 0, "the run to end")
+    runs = d.request({"op": "runs", "name": "sleeper"})["runs"]
+    check_eq(runs[0]["verdict"], "ok", "the run's verdict")
+
+
+@test("crash recovery: SIGKILL mid-run, restart: nothing left, runs interrupted")
+def t_sigkill_recovery():
+    d = Daemon()
+    check(d.submit("sleeper", SLEEPER)["ok"], "submit failed")
+    c = d.connect()
+    c.send({"op": "exec", "name": "sleeper", "args": ["20"]})
+    wait_for(lambda: d.request({"op": "status"})["active_runs"] == 1, "the run to start")
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(WAIT)
+    c.sock.close()
+    wait_for(lambda: not jail_processes(), "jail processes to die")
+    d.start()
+    check(not jail_processes(), "jail processes left")
+    wait_for(lambda: not run_cgroups(), "leftover cgroups to be removed")
+    runs = d.request({"op": "runs", "name": "sleeper"})["runs"]
+    check_eq(runs[0]["verdict"], "interrupted", "the killed run")
+    check_eq(d.request({"op": "show", "name": "sleeper"})["module"]["state"], "active", "state")
+    d.stop()
+    p = subprocess.run([AIRLOCK, "manifest", "check", "--state-dir", d.state],
+                       capture_output=True, timeout=WAIT)
+    check_eq(p.returncode, 0, f"manifest check ({p.stdout[-300:]!r})")
+
+
+@test("graceful stop: SIGTERM during a run lets it finish and exits 0")
+def t_sigterm():
+    d = Daemon()
+    check(d.submit("sleeper", SLEEPER)["ok"], "submit failed")
+    with d.connect() as c:
+        c.send({"op": "exec", "name": "sleeper", "args": ["1"]})
+        wait_for(lambda: any('started' in l and 'running sleeper' in l for l in d.log),
+                 "the run to start")
+        d.proc.send_signal(signal.SIGTERM)
+        r = c.recv()
+        check(r["ok"], f"run answered {r}")
+        check_eq(r["result"]["stdout"], "slept\n", "stdout")
+    check_eq(d.proc.wait(WAIT), 0, "airlockd exit status")
+    check(not os.path.exists(d.sock), "socket left behind")
+
+
+@test("socket: a live daemon's socket is refused, a stale one replaced")
+def t_socket_files():
+    d = Daemon()
+    p = subprocess.run([AIRLOCKD, "--state-dir", d.state + "2", "--socket", d.sock],
+                       capture_output=True, timeout=WAIT)
+    check(p.returncode != 0 and b"another airlockd" in p.stderr,
+          f"second daemon: {p.returncode} {p.stderr[-300:]!r}")
+    check_eq(oct(os.stat(d.sock).st_mode & 0o777), oct(0o660), "socket mode")
+    d.stop(signal.SIGKILL)
+    check(os.path.exists(d.sock), "SIGKILL should leave the socket file")
+    d.start()
+    check(d.request({"op": "health"})["ok"], "restarted daemon not serving")
+
+
+# ================================================================== runner
+
+def main(argv):
+    global AIRLOCK, AIRLOCKD
+    if len(argv) < 2:
+        print(f"usage: {argv[0]} BUILD_DIR [WORD...]", file=sys.stderr)
+        return 2
+    AIRLOCK = os.path.abspath(os.path.join(argv[1], "airlock"))
+    AIRLOCKD = os.path.abspath(os.path.join(argv[1], "airlockd"))
+    words = argv[2:]
+    ci = os.environ.get("CI", "").lower() == "true"
+    passed = failed = skipped = 0
+
+    for name, fn in TESTS:
+        if words and not any(w in name for w in words):
+            continue
+        NOTES.clear()
+        outcome, detail = "ok", None
+        try:
+            if os.geteuid() != 0:
+                raise Skip("needs root (airlockd builds jails only as root)")
+            for path in (AIRLOCK, AIRLOCKD):
+                if not os.path.exists(path):
+                    raise Skip(f"{path} is missing (run make)")
+            fn()
+        except Skip as e:
+            outcome, detail = "skip", str(e)
+        except Failure as e:
+            outcome, detail = "fail", str(e)
+        except Exception:
+            outcome, detail = "fail", "unexpected error:\n" + traceback.format_exc().rstrip()
+        logs = []
+        for d in DAEMONS:
+            try:
+                d.cleanup()
+            except Failure as e:
+                if outcome == "ok":
+                    outcome, detail = "fail", str(e)
+            logs += d.log[-15:]
+        DAEMONS.clear()
+        if outcome == "skip" and ci:
+            outcome, detail = "fail", f"skipped, but CI=true forbids skips: {detail}"
+        if outcome == "ok":
+            passed += 1
+            print(f"ok - {name}")
+            for n in NOTES:
+                print(f"  # {n}")
+        elif outcome == "skip":
+            skipped += 1
+            print(f"skip - {name}: {detail}")
+        else:
+            failed += 1
+            print(f"not ok - {name}")
+            for line in detail.splitlines() + ["airlockd log:"] + logs:
+                print("  " + line)
+        sys.stdout.flush()
+
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
