@@ -7,7 +7,10 @@
  * the memory controller lives; a host with neither is refused with a
  * message, never run without limits.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sched.h>
@@ -202,4 +205,92 @@ int cgroup_backend_open(struct cgroup_backend *b, struct al_error *err)
 			       "no usable memory cgroup controller (mount it on "
 			       "cgroup v1, or boot with cgroup v2 and the "
 			       "memory controller enabled)");
+}
+
+/* ------------------------------------------------------------- sweeping */
+
+/* Whether pid is a live airlock process: a pid now used by something else
+ * means the owner is gone. */
+static bool owner_alive(pid_t pid)
+{
+	char link[64], exe[PATH_MAX];
+	if (pid == getpid())
+		return true;
+	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
+	ssize_t n = readlink(link, exe, sizeof(exe) - 1);
+	if (n < 0)
+		return errno != ENOENT && errno != ESRCH;
+	exe[n] = '\0';
+	const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+	return strncmp(base, "airlock", 7) == 0;
+}
+
+/* SIGKILL what is left in a stale run cgroup; its jail's init died with
+ * its owner (PR_SET_PDEATHSIG), so normally nothing is. */
+static int kill_members(int dir_fd)
+{
+	char buf[8192];
+	int killed = 0;
+	if (cgroup_read(dir_fd, "cgroup.procs", buf, sizeof(buf)) < 0)
+		return 0;
+	for (char *p = buf; *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 1 && kill((pid_t)pid, SIGKILL) == 0)
+			killed++;
+		p = end + (*end == '\n');
+	}
+	return killed;
+}
+
+static int sweep_base(int base_fd, const char *base,
+		      void (*fn)(const char *, int, int, void *), void *arg)
+{
+	int removed = 0;
+	int fd = dup(base_fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		al_closep(&fd);
+		return 0;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		int owner;
+		unsigned long n;
+		char path[PATH_MAX];
+		if (sscanf(e->d_name, "run-%d-%lu", &owner, &n) != 2 ||
+		    owner_alive(owner) ||
+		    snprintf(path, sizeof(path), "%s/%s", base, e->d_name) >=
+			    (int)sizeof(path))
+			continue;
+		int dir = openat(base_fd, e->d_name,
+				 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int killed = dir < 0 ? 0 : kill_members(dir);
+		al_closep(&dir);
+		int rc = cgroup_remove_dir(path);
+		if (rc == 0)
+			removed++;
+		if (fn)
+			fn(path, killed, rc == 0 ? 0 : errno, arg);
+	}
+	closedir(d);
+	return removed;
+}
+
+int sandbox_host_sweep(struct sandbox_host *host,
+		       void (*fn)(const char *path, int killed, int errnum,
+				  void *arg),
+		       void *arg)
+{
+	const int *fds;
+	const char *const *paths;
+	if (!host->cgroup.ops)
+		return 0;
+	int n = host->cgroup.ops->bases(&host->cgroup, &fds, &paths);
+	int removed = 0;
+	for (int i = 0; i < n; i++)
+		removed += sweep_base(fds[i], paths[i], fn, arg);
+	return removed;
 }

@@ -33,6 +33,9 @@ struct v1_state {
 	int base_fd[V1_COUNT];
 	bool have[V1_COUNT];
 	bool memsw; /* memory.memsw.* exists: swap can be limited */
+	const char *base_paths[V1_COUNT]; /* distinct bases, for sweeping */
+	int base_fds[V1_COUNT];
+	int n_bases;
 };
 
 static int mkdir_p(const char *path)
@@ -322,7 +325,30 @@ static void v1_destroy(struct cgroup_backend *b, struct cgroup_run *cg)
 		(void)cgroup_remove_dir(cg->path[i]);
 }
 
+static int v1_bases(struct cgroup_backend *b, const int **fds,
+		    const char *const **paths)
+{
+	struct v1_state *st = b->state;
+	/* the arrays are compacted once: controllers that are not mounted
+	 * (cpu) or share a hierarchy with another (cpu,cpuacct) drop out */
+	if (!st->n_bases) {
+		for (int c = 0; c < V1_COUNT; c++) {
+			bool dup = false;
+			for (int k = 0; k < st->n_bases; k++)
+				dup |= strcmp(st->base_paths[k], st->base[c]) == 0;
+			if (!st->have[c] || dup)
+				continue;
+			st->base_paths[st->n_bases] = st->base[c];
+			st->base_fds[st->n_bases++] = st->base_fd[c];
+		}
+	}
+	*fds = st->base_fds;
+	*paths = st->base_paths;
+	return st->n_bases;
+}
+
 const struct cgroup_ops cgroup_v1_ops = {
+	.bases = v1_bases,
 	.mode = "v1",
 	.create = v1_create,
 	.stats = v1_stats,

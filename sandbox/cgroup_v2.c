@@ -25,6 +25,7 @@ struct v2_state {
 	char own[512];  /* the cgroup this process was started in */
 	char base[512]; /* <own>/airlock */
 	int base_fd;
+	const char *base_path;
 	bool have_cpu;
 	bool have_swap;
 };
@@ -231,7 +232,18 @@ static void v2_destroy(struct cgroup_backend *b, struct cgroup_run *cg)
 	(void)cgroup_remove_dir(cg->path[0]);
 }
 
+static int v2_bases(struct cgroup_backend *b, const int **fds,
+		    const char *const **paths)
+{
+	struct v2_state *st = b->state;
+	st->base_path = st->base;
+	*fds = &st->base_fd;
+	*paths = &st->base_path;
+	return 1;
+}
+
 const struct cgroup_ops cgroup_v2_ops = {
+	.bases = v2_bases,
 	.mode = "v2",
 	.create = v2_create,
 	.stats = v2_stats,

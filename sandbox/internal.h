@@ -85,6 +85,10 @@ struct cgroup_ops {
 	/* Remove the directories; processes must be gone already. */
 	void (*destroy)(struct cgroup_backend *b, struct cgroup_run *cg);
 	void (*free)(struct cgroup_backend *b);
+	/* The directories run cgroups are made in (one per hierarchy); fds
+	 * and paths are borrowed. Returns how many. */
+	int (*bases)(struct cgroup_backend *b, const int **fds,
+		     const char *const **paths);
 };
 
 struct cgroup_backend {

@@ -92,6 +92,18 @@ struct sandbox_result {
  * Fails with a message saying what is missing. Caller frees. */
 struct sandbox_host *sandbox_host_new(struct al_error *err);
 void sandbox_host_free(struct sandbox_host *host);
+/*
+ * Remove the run cgroups that airlock processes left behind when they died
+ * without cleaning up (a SIGKILLed supervisor or CLI): whatever is still in
+ * one is killed, then the directory goes. Cgroups of live owners, this
+ * process's included, are left alone, so a supervisor may call this at
+ * start and on every tick. Calls fn (if not NULL) for each cgroup removed
+ * or that could not be; returns how many were removed.
+ */
+int sandbox_host_sweep(struct sandbox_host *host,
+		       void (*fn)(const char *path, int killed, int errnum,
+				  void *arg),
+		       void *arg);
 /* "v1", "v2": which cgroup hierarchy carries the limits. */
 const char *sandbox_host_cgroup_mode(const struct sandbox_host *host);
 /* Whether the jail runs as real root or inside a user namespace. */
