@@ -4,7 +4,8 @@
  * The supervisor in the foreground (systemd style), logging JSON lines to
  * stderr. Environment (DESIGN.md, "Configuration"): MAX_ACTIVE_GENERATIONS,
  * SYSTEM_TICK_MS, ARCHIVE_RETENTION_DAYS, LOG_LEVEL, LOG_PRETTY; flags
- * override them.
+ * override them. Under systemd (Type=notify) it sends READY=1 and
+ * STOPPING=1 to NOTIFY_SOCKET.
  */
 #include <errno.h>
 #include <getopt.h>

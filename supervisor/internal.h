@@ -183,6 +183,10 @@ void job_free(struct job *job);
 /* Startup repair: modules a crash left staged or validating. */
 void runs_repair(struct supervisor *s);
 
+/* notify.c: send `state` ("READY=1", "STOPPING=1") to systemd's
+ * NOTIFY_SOCKET. 1 sent, 0 not under systemd (unset), -1 with `err`. */
+int notify_systemd(const char *state, struct al_error *err);
+
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);
 

@@ -39,7 +39,9 @@
  * Crash safety lives in the manifest: opening it read-write marks runs a
  * crash left "running" as "interrupted" and finishes half-done moves;
  * start-up then rejects modules left mid-validation and removes the run
- * cgroups of dead airlockd processes. SIGTERM: stop accepting, answer
+ * cgroups of dead airlockd processes. Then readiness: the "ready" log
+ * line and, under systemd, READY=1 to NOTIFY_SOCKET (notify.c; STOPPING=1
+ * when a stop begins). SIGTERM: stop accepting, answer
  * queued jobs "shutting_down", let running jails finish for up to 30 s,
  * kill the rest (the next start marks them interrupted), exit 0.
  */
@@ -179,10 +181,23 @@ static void on_tick(struct supervisor *s)
 	    s->nactive, s->nqueued, s->nconns);
 }
 
+/* Tell systemd, if it started us; its failure is logged, not fatal. */
+static void notify(const char *state)
+{
+	struct al_error err = { 0 };
+	int rc = notify_systemd(state, &err);
+
+	if (rc < 0)
+		LOG(LOG_WARN, NULL, 0, "sd_notify %s: %s", state, err.msg);
+	else if (rc > 0)
+		LOG(LOG_DEBUG, NULL, 0, "sd_notify %s", state);
+}
+
 static void begin_stop(struct supervisor *s, int sig)
 {
 	if (s->stopping)
 		return;
+	notify("STOPPING=1");
 	s->stopping = true;
 	s->stop_deadline_ms = now_ms() + (int64_t)s->cfg.shutdown_grace_ms;
 	LOG(LOG_INFO, NULL, 0,
@@ -260,8 +275,7 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 	    "ready: socket %s, state %s, cgroup %s, %u concurrent runs",
 	    s->cfg.socket_path, s->cfg.state_dir,
 	    sandbox_host_cgroup_mode(s->host), s->cfg.max_active);
-	if (getenv("NOTIFY_SOCKET"))
-		LOG(LOG_DEBUG, NULL, 0, "NOTIFY_SOCKET set; no sd_notify yet");
+	notify("READY=1");
 	while (!(s->stopping && s->nactive == 0)) {
 		int n = epoll_wait(s->epfd, events, 64, wait_timeout(s));
 		if (n < 0 && errno != EINTR)

@@ -1,13 +1,26 @@
 #!/bin/sh
 # make demo: run the sample modules of tools/demo/ through `airlock run`
-# and show each verdict. Needs root (the jail is built from namespaces,
-# cgroups and seccomp).
+# and show each verdict; then start airlockd on a temporary state directory
+# and socket and take modules through it: one validated and run, one
+# rejected, one that crashes at runtime, is archived on its own and is
+# restored. Needs root (the jail is built from namespaces, cgroups and
+# seccomp).
 set -eu
 cd "$(dirname "$0")/.."
 build="${1:-build}"
 airlock="$build/airlock"
+airlockd="$build/airlockd"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+daemon=
+cleanup() { # whatever happened: stop airlockd (SIGTERM), remove $work
+	if [ -n "$daemon" ]; then
+		kill -TERM "$daemon" 2>/dev/null || true
+		wait "$daemon" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 cc -O2 -o "$work/wordcount" tools/demo/wordcount.c
 cc -O0 -o "$work/crash" tools/demo/crash.c
@@ -54,3 +67,72 @@ echo "shipped policies:"
 echo
 echo "passthrough (no --json): the module's output goes straight to the terminal:"
 "$airlock" run -- tools/demo/hello.sh terminal
+
+echo
+echo "== the supervisor: airlockd on a temporary state directory"
+state="$work/state"
+export AIRLOCK_SOCKET="$work/airlock.sock"
+mkfifo "$work/log.fifo"
+"$airlockd" --state-dir "$state" --socket "$AIRLOCK_SOCKET" \
+	2>"$work/log.fifo" &
+daemon=$!
+exec 3<"$work/log.fifo"
+# its stderr: JSON log lines; wait for the readiness line (EOF: it died)
+while :; do
+	if ! IFS= read -r line <&3; then
+		echo "airlockd exited before it was ready" >&2
+		cat "$work/airlockd.log" >&2 2>/dev/null || true
+		exit 1
+	fi
+	printf "%s\n" "$line" >>"$work/airlockd.log"
+	case $line in *'"msg":"ready'*) break ;; esac
+done
+cat <&3 >>"$work/airlockd.log" & # keep draining it; ends with airlockd
+drain=$!
+exec 3<&-
+printf "%s\n" "$line" | python3 -c '
+import json, sys
+print("airlockd pid %s: %s" % (sys.argv[1], json.loads(sys.stdin.read())["msg"]))
+' "$daemon"
+
+step() { # EXPECTED-STATUS, then airlock arguments: show, run once, check
+	want=$1
+	shift
+	printf '\n$ airlock %s\n' "$*"
+	rc=0
+	out=$("$airlock" "$@" 2>&1) || rc=$?
+	[ -z "$out" ] || printf "%s\n" "$out"
+	echo "(exit $rc)"
+	if [ "$rc" -ne "$want" ]; then
+		echo "demo: expected exit $want from airlock $*" >&2
+		exit 1
+	fi
+}
+
+step 0 submit tools/demo/hello.sh --name hello --arg world
+step 0 exec hello daemon
+step 1 submit tools/demo/hog.py --name hog        # rejected: memory_limit
+step 0 submit tools/demo/crash_on_arg.py --name crashy
+step 0 exec crashy fine
+step 139 exec crashy boom                          # crashed (SIGSEGV): archived
+step 125 exec crashy fine                          # answers "archived"
+step 0 restore crashy
+step 0 exec crashy fine
+step 0 status
+printf '\n$ airlock list --state-dir $TMP/state\n'
+"$airlock" list --state-dir "$state"
+
+echo
+echo "stopping airlockd (SIGTERM)"
+kill -TERM "$daemon"
+rc=0
+wait "$daemon" || rc=$?
+daemon=
+wait "$drain"
+grep -c . "$work/airlockd.log" | sed 's/^/airlockd wrote /; s/$/ log lines/'
+if [ "$rc" -ne 0 ]; then
+	echo "airlockd exited with status $rc" >&2
+	tail -n 20 "$work/airlockd.log" >&2
+	exit 1
+fi
+echo "airlockd stopped cleanly (exit 0)"

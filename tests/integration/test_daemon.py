@@ -280,6 +280,26 @@ def t_exec_roundtrip():
     check_eq(json.loads(out)["result"]["verdict"], "ok", "--json verdict")
 
 
+@test("docs/client.py: the example client submits, execs and prints the result")
+def t_example_client():
+    d = Daemon()
+    path = os.path.join(d.tmp, "greet.sh")
+    with open(path, "wb") as f:
+        f.write(ECHO)
+    client = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "..", "..", "docs", "client.py")
+    p = subprocess.run([sys.executable, client, "--socket", d.sock, path, "a", "b"],
+                       capture_output=True, timeout=WAIT, env=dict(os.environ))
+    out, err = p.stdout.decode(), p.stderr.decode()
+    check_eq(p.returncode, 0, f"client exit status (stderr {err[-300:]!r})")
+    check("submit: greet.sh version 1: active" in out, f"client printed {out!r}")
+    check("exec: run 2: verdict ok, exit status 0" in out, f"client printed {out!r}")
+    check(out.endswith("out:a b\n"), f"module stdout not printed: {out!r}")
+    check_eq(err, "err:2\n", "module stderr")
+    check_eq(d.request({"op": "show", "name": "greet.sh"})["runs"][0]["verdict"], "ok",
+             "recorded run")
+
+
 @test("auto-archive: a crash archives the module; exec answers archived until restore")
 def t_auto_archive():
     d = Daemon()
@@ -518,6 +538,25 @@ def t_socket_files():
     check(os.path.exists(d.sock), "SIGKILL should leave the socket file")
     d.start()
     check(d.request({"op": "health"})["ok"], "restarted daemon not serving")
+
+
+@test("sd_notify: READY=1 and STOPPING=1 reach NOTIFY_SOCKET (path and @abstract)")
+def t_sd_notify():
+    tmp = tempfile.mkdtemp(prefix="airlockd-notify-")
+    try:
+        path = os.path.join(tmp, "notify.sock")
+        for name, address in ((path, path),
+                              (f"@airlock-test-{os.getpid()}", f"\0airlock-test-{os.getpid()}")):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as ns:
+                ns.settimeout(WAIT)
+                ns.bind(address)
+                d = Daemon(env={"NOTIFY_SOCKET": name})
+                check_eq(ns.recv(4096), b"READY=1", f"first datagram on {name}")
+                check(d.request({"op": "health"})["ok"], "not serving after READY=1")
+                check_eq(d.stop(), 0, "airlockd exit status")
+                check_eq(ns.recv(4096), b"STOPPING=1", f"datagram on {name} at SIGTERM")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ================================================================== runner
