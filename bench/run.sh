@@ -35,3 +35,8 @@ echo "airlock start-up benchmark: $rounds interleaved rounds, $(nproc) CPUs, $(u
 # Makefile's bench target builds it.
 echo
 "$build/bench/manifest_bench" "${MANIFEST_RUNS:-5000}"
+
+# Through the daemon: registered /bin/true, 1 and 2 concurrent clients,
+# beside bwrap with 1 and 2 concurrent callers.
+echo
+python3 bench/daemon_bench.py "$build" "${DAEMON_RUNS:-200}"
