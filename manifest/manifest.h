@@ -262,6 +262,11 @@ int manifest_run_begin(struct manifest *m, const struct manifest_run_start *s,
 int manifest_run_finish(struct manifest *m, int64_t run_id,
 			const struct manifest_run_result *r,
 			struct al_error *err);
+/* A running run the supervisor gave up on (killed at the end of its
+ * shutdown grace): verdict "interrupted" now, not at the next open. An
+ * error unless run `run_id` is running. */
+int manifest_run_interrupt(struct manifest *m, int64_t run_id,
+			   struct al_error *err);
 /* Both at once, one transaction. `run_id` may be NULL. */
 int manifest_run_record(struct manifest *m, const struct manifest_run_start *s,
 			const struct manifest_run_result *r, int64_t *run_id,

@@ -224,6 +224,34 @@ int manifest_run_finish(struct manifest *m, int64_t run_id,
 	return 0;
 }
 
+int manifest_run_interrupt(struct manifest *m, int64_t run_id,
+			   struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	struct manifest_run run;
+
+	if (db_writable(m, err) < 0)
+		goto fail;
+	s = db_stmt(m,
+		    "UPDATE runs SET verdict = 'interrupted', ended_ms = ?1"
+		    " WHERE id = ?2 AND verdict = 'running'",
+		    err);
+	if (s == NULL)
+		goto fail;
+	sqlite3_bind_int64(s, 1, manifest_now_ms());
+	sqlite3_bind_int64(s, 2, run_id);
+	if (db_step_done(m, s, "mark the run interrupted", err) < 0)
+		goto fail;
+	if (sqlite3_changes(m->db) == 1)
+		return 0;
+	if (manifest_run_get(m, run_id, &run, err) == 0)
+		al_error_set(err, EINVAL, "it is not running (verdict %s)",
+			     run.verdict);
+fail:
+	return al_error_prefix(err, "manifest: interrupt run %lld",
+			       (long long)run_id);
+}
+
 int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(

@@ -923,6 +923,21 @@ static void test_runs_query_and_interrupted(void **state)
 	assert_int_equal(st.runs_running, 0);
 	assert_int_equal(st.modules[MANIFEST_ACTIVE], 1);
 	assert_int_equal(st.modules[MANIFEST_VALIDATING], 1);
+
+	/* a run the supervisor gives up on: interrupted at once, and only
+	 * a running run can be */
+	assert_int_equal(manifest_run_begin(m, &s, &id, &err), 0);
+	assert_int_equal(manifest_run_interrupt(m, id, &err), 0);
+	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
+	assert_string_equal(run.verdict, "interrupted");
+	assert_true(run.ended_ms > 0);
+	assert_int_equal(manifest_run_interrupt(m, id, &err), -1);
+	assert_non_null(strstr(err.msg, "it is not running (verdict "
+					"interrupted)"));
+	manifest_close(m);
+	m = open_ro(fx->state);
+	assert_int_equal(manifest_run_interrupt(m, id, &err), -1);
+	assert_non_null(strstr(err.msg, "read-only"));
 	manifest_close(m);
 }
 
