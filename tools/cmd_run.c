@@ -202,6 +202,9 @@ int cmd_run(int argc, char **argv)
 		policy_free(policy);
 		return setup_error(&o, err.msg);
 	}
+	/* run cgroups an earlier airlock left when it was killed: no daemon
+	 * may be there to remove them */
+	sandbox_host_sweep(host, NULL, NULL);
 	/* A reader that goes away must not kill us before the jail is
 	 * cleaned up; the module's own SIGPIPE is restored in the jail. */
 	signal(SIGPIPE, SIG_IGN);

@@ -1159,6 +1159,37 @@ def t_passthrough_timeout():
     check(b"timeout" in err, f"stderr {excerpt(err)} does not mention the timeout")
 
 
+# --- a killed airlock's cgroup ------------------------------------------------
+
+@test("cleanup: a SIGKILLed airlock's run cgroup is removed by the next airlock")
+def t_killed_cli_cgroup_swept():
+    # SIGKILL gives airlock no chance to clean up: its jail dies with it
+    # (parent-death signal), but the run cgroup stays until the next
+    # airlock (or airlockd) sweeps the cgroups of dead owners.
+    proc = subprocess.Popen([AIRLOCK, "run", "--timeout", "30s", "--", PROBE,
+                             "sleep", "20000"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    STARTED.add(proc.pid)
+    try:
+        # the probe prints nothing until it wakes up; wait for its cgroup
+        deadline = time.monotonic() + 10
+        mine = []
+        while not mine and time.monotonic() < deadline:
+            mine = [p for p in run_cgroups() if run_cgroup_owner(p) == proc.pid]
+            if not mine:
+                exited_within(proc.pid, 0.05)
+        check(mine, "no run cgroup appeared for the running airlock")
+    finally:
+        proc.kill()
+        proc.wait()
+    check(all(os.path.isdir(p) for p in mine),
+          "the killed airlock's cgroup vanished by itself (test assumption)")
+    probe_ok("echo", "sweep")
+    left = [p for p in mine if os.path.isdir(p)]
+    check(not left, f"the next airlock did not remove {left}")
+
+
 # --- 22. last: nothing left behind ------------------------------------------
 
 @test("cleanup: no run cgroup left behind", root=False)
