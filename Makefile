@@ -141,17 +141,20 @@ POLICIES := $(wildcard policy/policies/*.policy)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
 		$(DESTDIR)$(PREFIX)/share/airlock/policies \
-		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(BUILD)/airlock $(DESTDIR)$(PREFIX)/bin/airlock
 	install -m 0755 $(BUILD)/airlockd $(DESTDIR)$(PREFIX)/sbin/airlockd
 	install -m 0644 $(POLICIES) $(DESTDIR)$(PREFIX)/share/airlock/policies/
 	install -m 0644 docs/man/airlock.1 $(DESTDIR)$(PREFIX)/share/man/man1/airlock.1
 	install -m 0644 docs/man/airlock.policy.5 $(DESTDIR)$(PREFIX)/share/man/man5/airlock.policy.5
+	install -m 0644 docs/man/airlockd.8 $(DESTDIR)$(PREFIX)/share/man/man8/airlockd.8
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/airlock $(DESTDIR)$(PREFIX)/sbin/airlockd \
 		$(DESTDIR)$(PREFIX)/share/man/man1/airlock.1 \
-		$(DESTDIR)$(PREFIX)/share/man/man5/airlock.policy.5
+		$(DESTDIR)$(PREFIX)/share/man/man5/airlock.policy.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/airlockd.8
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/airlock/policies/,$(notdir $(POLICIES)))
 	-rmdir $(DESTDIR)$(PREFIX)/share/airlock/policies $(DESTDIR)$(PREFIX)/share/airlock
 

@@ -95,8 +95,11 @@ struct job {
 
 struct quota {
 	uid_t uid;
+	bool in_use;
 	int64_t window; /* hour number since the epoch */
-	unsigned used;
+	unsigned used;  /* runs in that hour */
+	int64_t day;    /* day number, days starting at QUOTA_RESET_HOUR UTC */
+	unsigned day_used;
 };
 
 /* -------------------------------------------------------------- daemon */
@@ -179,6 +182,7 @@ void runs_cancel_all(struct supervisor *s, const char *why);
 /* Free every job now (exit): sandbox_run_free() kills what is left. */
 void runs_free_all(struct supervisor *s);
 unsigned runs_quota_used(struct supervisor *s, uid_t uid);
+unsigned runs_quota_used_today(struct supervisor *s, uid_t uid);
 void job_free(struct job *job);
 /* Startup repair: modules a crash left staged or validating. */
 void runs_repair(struct supervisor *s);

@@ -31,10 +31,11 @@
  * A request: conn.c frames a line, ops.c parses it (json.c, protocol.c),
  * checks the op's role in the dispatch table and answers at once, except
  * submit and exec, which become jobs: runs.c admits them (at most
- * MAX_ACTIVE_GENERATIONS running, a bounded queue, per-uid hourly quota),
- * starts them, and on the run's end records the verdict, moves the module
- * (validating -> active|rejected, or active -> archived on a verdict the
- * policy's archive_on lists) and answers the client if it is still there.
+ * MAX_ACTIVE_GENERATIONS running, a bounded queue, per-uid hourly and
+ * daily quotas), starts them, and on the run's end records the verdict,
+ * moves the module (validating -> active|rejected, or active -> archived
+ * on a verdict the policy's archive_on lists) and answers the client if
+ * it is still there.
  *
  * Crash safety lives in the manifest: opening it read-write marks runs a
  * crash left "running" as "interrupted" and finishes half-done moves;

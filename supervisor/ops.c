@@ -270,6 +270,9 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "uid", x->c->uid);
 	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
 	json_kv_uint(&jb, "used", runs_quota_used(s, x->c->uid));
+	json_kv_uint(&jb, "per_day", s->cfg.quota_per_day);
+	json_kv_uint(&jb, "used_today", runs_quota_used_today(s, x->c->uid));
+	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
 	json_object_close(&jb);
 	json_object_close(&jb);
 	conn_send_jb(s, x->c, &jb);

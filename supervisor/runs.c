@@ -1,7 +1,8 @@
 /*
  * Runs: admission (at most max_active jails, a bounded queue, per-uid
- * hourly quota), starting jails, and what a run's end means: record the
- * verdict, move the module (validation: active or rejected; runtime: to
+ * hourly and daily quotas, the day starting at QUOTA_RESET_HOUR UTC),
+ * starting jails, and what a run's end means: record the verdict, move
+ * the module (validation: active or rejected; runtime: to
  * archive/ on a verdict the policy's archive_on lists, once the policy's
  * crash budget is spent), answer the client if it is still there.
  */
@@ -39,6 +40,14 @@ struct sup_policy *policy_get(struct supervisor *s, const char *name,
 	}
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->policy = policy_load(name, err);
+	/* SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS change the default policy
+	 * only: a named policy's limits are what its author chose. Applied
+	 * before hashing, so runs record the limits they ran under. */
+	if (p->policy && strcmp(name, "default") == 0 &&
+	    supervisor_config_apply_policy(&s->cfg, p->policy, err) < 0) {
+		policy_free(p->policy);
+		p->policy = NULL;
+	}
 	if (!p->policy || policy_hash(p->policy, p->hash, err) < 0 ||
 	    !(p->filter = sandbox_filter_compile(p->policy, err))) {
 		policy_free(p->policy);
@@ -95,24 +104,41 @@ void policies_free(struct supervisor *s)
 
 /* ----------------------------------------------------------- admission */
 
+/* The daily window: days since the epoch, each starting at
+ * QUOTA_RESET_HOUR UTC. */
+static int64_t day_of(const struct supervisor *s, int64_t now)
+{
+	return (now - (int64_t)s->cfg.quota_reset_hour * 3600000) / 86400000;
+}
+
 static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
 {
-	int64_t hour = manifest_now_ms() / 3600000;
+	int64_t now = manifest_now_ms();
+	int64_t hour = now / 3600000, day = day_of(s, now);
 	struct quota *oldest = &s->quotas[0];
 
 	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
 		struct quota *q = &s->quotas[i];
-		if (q->used && q->uid == uid) {
-			if (q->window != hour)
-				*q = (struct quota){ .uid = uid, .window = hour };
+		if (q->in_use && q->uid == uid) {
+			if (q->window != hour) {
+				q->window = hour;
+				q->used = 0;
+			}
+			if (q->day != day) {
+				q->day = day;
+				q->day_used = 0;
+			}
 			return q;
 		}
-		if (!q->used || q->window < oldest->window)
+		if (!q->in_use ||
+		    (oldest->in_use && q->window < oldest->window))
 			oldest = q;
 	}
 	if (!create)
 		return NULL;
-	*oldest = (struct quota){ .uid = uid, .window = hour };
+	*oldest = (struct quota){
+		.uid = uid, .window = hour, .day = day, .in_use = true
+	};
 	return oldest;
 }
 
@@ -122,22 +148,50 @@ unsigned runs_quota_used(struct supervisor *s, uid_t uid)
 	return q ? q->used : 0;
 }
 
+unsigned runs_quota_used_today(struct supervisor *s, uid_t uid)
+{
+	struct quota *q = quota_of(s, uid, false);
+	return q ? q->day_used : 0;
+}
+
+/* Whether `q` is spent: the protocol error, else 0. */
+static int quota_spent(struct supervisor *s, const struct quota *q,
+		       char *msg, size_t len, int64_t *retry_after_ms)
+{
+	int64_t now = manifest_now_ms();
+
+	if (s->cfg.quota_per_hour && q->used >= s->cfg.quota_per_hour) {
+		*retry_after_ms = (now / 3600000 + 1) * 3600000 - now;
+		snprintf(msg, len,
+			 "uid %u used its %u runs of this hour; retry in %lld s",
+			 q->uid, s->cfg.quota_per_hour,
+			 (long long)(*retry_after_ms / 1000 + 1));
+		return PROTO_E_RATE_LIMITED;
+	}
+	if (s->cfg.quota_per_day && q->day_used >= s->cfg.quota_per_day) {
+		int64_t reset = (day_of(s, now) + 1) * 86400000 +
+				(int64_t)s->cfg.quota_reset_hour * 3600000;
+		*retry_after_ms = reset - now;
+		snprintf(msg, len,
+			 "uid %u used its %u runs of this day (it resets at "
+			 "%02u:00 UTC); retry in %lld s",
+			 q->uid, s->cfg.quota_per_day, s->cfg.quota_reset_hour,
+			 (long long)(*retry_after_ms / 1000 + 1));
+		return PROTO_E_RATE_LIMITED;
+	}
+	return 0;
+}
+
 int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 	       int64_t *retry_after_ms)
 {
-	if (s->cfg.quota_per_hour) {
-		struct quota *q = quota_of(s, uid, true);
-		if (q->used >= s->cfg.quota_per_hour) {
-			int64_t now = manifest_now_ms();
-			*retry_after_ms = (now / 3600000 + 1) * 3600000 - now;
-			s->counters[C_RATE_LIMIT_HITS]++;
-			snprintf(msg, len,
-				 "uid %u used its %u runs of this hour; retry "
-				 "in %lld s",
-				 uid, s->cfg.quota_per_hour,
-				 (long long)(*retry_after_ms / 1000 + 1));
-			return PROTO_E_RATE_LIMITED;
-		}
+	bool quota = s->cfg.quota_per_hour || s->cfg.quota_per_day;
+	struct quota *q = quota ? quota_of(s, uid, true) : NULL;
+	int rc;
+
+	if (q && (rc = quota_spent(s, q, msg, len, retry_after_ms))) {
+		s->counters[C_RATE_LIMIT_HITS]++;
+		return rc;
 	}
 	if (s->nactive >= s->cfg.max_active &&
 	    s->nqueued >= s->cfg.queue_max) {
@@ -146,8 +200,10 @@ int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 			 s->nactive, s->nqueued);
 		return PROTO_E_OVERLOADED;
 	}
-	if (s->cfg.quota_per_hour)
-		quota_of(s, uid, true)->used++;
+	if (q) {
+		q->used++;
+		q->day_used++;
+	}
 	return 0;
 }
 

@@ -20,6 +20,8 @@
  *     struct supervisor_config cfg;
  *     supervisor_config_defaults(&cfg);
  *     supervisor_config_from_env(&cfg, &err);  // MAX_ACTIVE_GENERATIONS...
+ *     supervisor_config_from_args(&cfg, argc, argv, &err); // flags win
+ *     supervisor_config_check(&cfg, &err);     // DATABASE_URL, policy
  *     struct supervisor *s = supervisor_new(&cfg, &err); // socket, manifest
  *     supervisor_run(s, &err);                 // until SIGTERM/SIGINT
  *     supervisor_free(s);
@@ -30,6 +32,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "common/common.h"
@@ -190,6 +193,8 @@ struct supervisor_config {
 	unsigned max_active;       /* MAX_ACTIVE_GENERATIONS (5) */
 	unsigned queue_max;        /* waiting runs beyond that (64) */
 	unsigned quota_per_hour;   /* runs per uid per hour; 0: none */
+	unsigned quota_per_day;    /* runs per uid per day; 0: none */
+	unsigned quota_reset_hour; /* QUOTA_RESET_HOUR: the day starts (UTC) */
 	uint64_t tick_ms;          /* SYSTEM_TICK_MS (30000) */
 	unsigned retention_days;   /* ARCHIVE_RETENTION_DAYS (30) */
 	uint64_t idle_timeout_ms;  /* a silent connection is closed (60000) */
@@ -205,13 +210,36 @@ struct supervisor_config {
 	size_t n_admin_gids;
 	int log_level;   /* LOG_LEVEL: 0 debug, 1 info, 2 warn, 3 error */
 	bool log_pretty; /* LOG_PRETTY */
+	/* SANDBOX_MEM_MB, SANDBOX_TIMEOUT_MS: override the policy named
+	 * "default" only; 0 leaves its own value (64M, 3s as shipped) */
+	uint64_t default_memory_mb;
+	uint64_t default_timeout_ms;
+	/* validated only: metrics are not served yet */
+	unsigned metrics_port;      /* METRICS_PORT (9100) */
+	const char *prom_api_key;   /* PROM_API_KEY, borrowed, or NULL */
+	const char *database_url;   /* DATABASE_URL, borrowed, or NULL */
 };
 
+/* supervisor/config.c: defaults, then the environment, then flags, then
+ * the checks that need the whole picture. Every error names the variable
+ * or flag and the form expected; airlockd exits 2 on any. Strings are
+ * borrowed from the environment and argv. */
 void supervisor_config_defaults(struct supervisor_config *cfg);
-/* Read the environment variables of DESIGN.md; a bad value is an error
- * naming the variable. */
+/* The environment variables of DESIGN.md, "Configuration". */
 int supervisor_config_from_env(struct supervisor_config *cfg,
 			       struct al_error *err);
+/* Flags override the environment. 0, 1 for --help, -1 with err. */
+int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
+				char **argv, struct al_error *err);
+void supervisor_config_usage(FILE *f);
+/* DATABASE_URL against the final state directory, PROM_API_KEY, and the
+ * default-policy overrides tried on the "default" policy. */
+int supervisor_config_check(const struct supervisor_config *cfg,
+			    struct al_error *err);
+struct al_policy;
+/* SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS onto `p` (the "default" policy). */
+int supervisor_config_apply_policy(const struct supervisor_config *cfg,
+				   struct al_policy *p, struct al_error *err);
 
 struct supervisor;
 

@@ -371,6 +371,79 @@ def t_rate_limited():
     check(r["error"].get("retry_after_ms", 0) > 0, "no retry_after_ms")
 
 
+@test("admission: --quota-per-day answers rate_limited until QUOTA_RESET_HOUR")
+def t_daily_quota():
+    d = Daemon(args=["--quota-per-day", "2"], env={"QUOTA_RESET_HOUR": "5"})
+    check(d.submit("echo", ECHO)["ok"], "submit failed")  # 1
+    check(d.request({"op": "exec", "name": "echo"})["ok"], "exec failed")  # 2
+    r = d.request({"op": "exec", "name": "echo"})
+    expect_error(r, "rate_limited")
+    check("05:00 UTC" in r["error"]["message"], f"message {r['error']!r}")
+    now_ms = time.time() * 1000
+    reset = (int((now_ms - 5 * 3600000) // 86400000) + 1) * 86400000 + 5 * 3600000
+    retry = r["error"].get("retry_after_ms", 0)
+    check(abs(now_ms + retry - reset) < 60000,
+          f"retry_after_ms {retry} does not end at the next 05:00 UTC")
+    q = d.request({"op": "status"})["quota"]
+    check_eq((q["per_day"], q["used_today"], q["reset_hour_utc"]), (2, 2, 5),
+             "status quota")
+
+
+# Each bad value names its variable; airlockd exits 2 before binding anything.
+BAD_ENV = [
+    ("SANDBOX_MEM_MB", "64M"), ("SANDBOX_MEM_MB", "2"),
+    ("SANDBOX_MEM_MB", "8"),  # below the default policy's 16M /tmp
+    ("SANDBOX_TIMEOUT_MS", "3s"), ("SANDBOX_TIMEOUT_MS", "0"),
+    ("SYSTEM_TICK_MS", "50"), ("MAX_ACTIVE_GENERATIONS", "0"),
+    ("ARCHIVE_RETENTION_DAYS", "-1"), ("LOG_LEVEL", "verbose"),
+    ("LOG_PRETTY", "yes"), ("QUOTA_RESET_HOUR", "24"),
+    ("METRICS_PORT", "0"), ("METRICS_PORT", "http"),
+    ("PROM_API_KEY", "short"), ("DATABASE_URL", "postgres://db/airlock"),
+    ("DATABASE_URL", "sqlite:///tmp/elsewhere.db"),
+]
+
+
+@test("configuration: each bad environment value stops start-up (exit 2, names it)")
+def t_bad_env():
+    tmp = tempfile.mkdtemp(prefix="airlockd-env-")
+    try:
+        sock = os.path.join(tmp, "airlock.sock")
+        for name, value in BAD_ENV:
+            p = subprocess.run([AIRLOCKD, "--state-dir", os.path.join(tmp, "state"),
+                                "--socket", sock],
+                               capture_output=True, timeout=WAIT,
+                               env=dict(os.environ, **{name: value}))
+            err = p.stderr.decode()
+            check_eq(p.returncode, 2, f"{name}={value} exit status (stderr {err!r})")
+            check(name in err, f"{name}={value}: stderr does not name it: {err!r}")
+            check(not os.path.exists(sock), f"{name}={value}: socket created")
+        p = subprocess.run([AIRLOCKD, "--state-dir", tmp, "--default-timeout", "forever"],
+                           capture_output=True, timeout=WAIT)
+        check_eq(p.returncode, 2, "bad flag exit status")
+        check(b"--default-timeout" in p.stderr, f"flag not named: {p.stderr!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+SPINNER = b"#!/bin/sh\nif [ \"$1\" = spin ]; then while :; do :; done; fi\necho ready\n"
+
+
+@test("configuration: SANDBOX_TIMEOUT_MS=300 times out the default policy at ~300 ms only")
+def t_sandbox_timeout():
+    d = Daemon(env={"SANDBOX_TIMEOUT_MS": "300", "DATABASE_URL": "sqlite:manifest.db"})
+    check(d.submit("spin", SPINNER)["ok"], "submit failed")
+    r = d.request({"op": "exec", "name": "spin", "args": ["spin"]})
+    check(r["ok"], f"exec failed: {r}")
+    check_eq(r["result"]["verdict"], "timeout", "verdict")
+    wall = r["result"]["wall_ms"]
+    check(250 <= wall < 1500, f"wall_ms {wall}: expected about 300")
+    # a named policy keeps its own limit (strict: 1s)
+    check(d.submit("spin2", SPINNER, policy="strict")["ok"], "submit (strict) failed")
+    r = d.request({"op": "exec", "name": "spin2", "args": ["spin"]})
+    check_eq(r["result"]["verdict"], "timeout", "strict verdict")
+    check(r["result"]["wall_ms"] >= 900, f"strict wall_ms {r['result']['wall_ms']}")
+
+
 def _as_nobody(sock_path, request):
     """Connect as uid 65534 in a forked child; the child writes the
     response line (or an empty line) to a pipe."""
