@@ -371,8 +371,13 @@ static void record(struct supervisor *s, struct job *job,
 	s->counters[C_RUNS]++;
 	if (r->verdict == SANDBOX_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
+	/* killed because the shutdown grace ran out: the module did nothing
+	 * wrong, the run was interrupted (as after a crash of ours) */
+	bool interrupted = job->cancelled && s->stopping;
 	if (job->run_id &&
-	    manifest_run_finish(s->m, job->run_id, &mr, &err) < 0)
+	    (interrupted ?
+		     manifest_run_interrupt(s->m, job->run_id, &err) :
+		     manifest_run_finish(s->m, job->run_id, &mr, &err)) < 0)
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
 	LOG(LOG_INFO, job->log_id, job->run_id,
 	    "%s version %lld: %s (exit status %d, %.1f ms)", job->mod.name,

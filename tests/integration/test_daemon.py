@@ -599,6 +599,23 @@ def t_sigterm():
     check(not os.path.exists(d.sock), "socket left behind")
 
 
+@test("graceful stop: a run past the shutdown grace is killed and recorded interrupted")
+def t_sigterm_grace_over():
+    d = Daemon(args=["--shutdown-grace", "300ms"])
+    check(d.submit("sleeper", SLEEPER)["ok"], "submit failed")
+    with d.connect() as c:
+        c.send({"op": "exec", "name": "sleeper", "args": ["20"]})
+        wait_for(lambda: any('started' in l and 'running sleeper' in l for l in d.log),
+                 "the run to start")
+        d.proc.send_signal(signal.SIGTERM)
+        check_eq(d.proc.wait(WAIT), 0, "airlockd exit status")
+    check(not jail_processes(), "jail processes left")
+    p = subprocess.run([AIRLOCK, "runs", "sleeper", "--json", "--state-dir", d.state],
+                       capture_output=True, timeout=WAIT)
+    runs = json.loads(p.stdout)["runs"]
+    check_eq(runs[0]["verdict"], "interrupted", "the run killed at the grace's end")
+
+
 @test("socket: a live daemon's socket is refused, a stale one replaced")
 def t_socket_files():
     d = Daemon()
