@@ -10,10 +10,27 @@
  * 2 for a bad option or environment variable.
  */
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "supervisor/supervisor.h"
 
 #define EXIT_USAGE 2
+
+/*
+ * Each running jail costs the daemon about fourteen fds (pidfd, timerfd,
+ * pipes, sync socket, seccomp listener, cgroup directories, its epoll fd)
+ * and each client one: the usual soft limit of 1024 would cap the daemon
+ * near seventy concurrent jails. Raise the soft limit to the hard one; the
+ * jails themselves get the policy's open_files limit.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -32,6 +49,7 @@ int main(int argc, char **argv)
 		supervisor_config_usage(stdout);
 		return 0;
 	}
+	raise_fd_limit();
 	struct supervisor *s = supervisor_new(&cfg, &err);
 	if (!s) {
 		fprintf(stderr, "airlockd: %s\n", err.msg);
