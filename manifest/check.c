@@ -5,7 +5,8 @@
  * The check reads the rows and the move journal in one snapshot, then lists
  * staging/, modules/ and archive/. A writer may commit between the two (a
  * daemon at work); the check then sees PRAGMA data_version move and starts
- * again, so a move in progress is never reported as a problem. It reports
+ * again, so a move in progress is never reported as a problem (when every
+ * attempt saw a commit, it fails with EAGAIN rather than guess). It reports
  * and never repairs: deleting a stray file or forgetting a row is a
  * decision for a person.
  */
@@ -420,6 +421,17 @@ int manifest_check(struct manifest *m, manifest_problem_fn fn, void *arg,
 		check_reset(&c);
 		return al_error_sys(err, ENOMEM, "manifest: check %s",
 				    m->state_dir);
+	}
+	/* Problems seen while a writer kept committing may be moves in
+	 * flight: never report them as problems, say the check could not
+	 * get a still view instead. */
+	if (!stable && c.nfound > 0) {
+		check_reset(&c);
+		return al_error_set(err, EAGAIN,
+				    "manifest: check %s: the manifest changed "
+				    "on every one of %d attempts; run the "
+				    "check again",
+				    m->state_dir, CHECK_ATTEMPTS);
 	}
 	for (size_t i = 0; fn != NULL && i < c.nfound; i++) {
 		struct manifest_problem p = {

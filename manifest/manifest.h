@@ -399,7 +399,8 @@ typedef void (*manifest_problem_fn)(const struct manifest_problem *p,
  * the row says; no file in staging/, modules/ or archive/ without a row.
  * Reports each problem to `fn` (may be NULL) and deletes nothing. A move in
  * progress (a writer at work) is not a problem. Returns the number of
- * problems, or -1 when the check itself could not run.
+ * problems, or -1 when the check itself could not run; errnum EAGAIN when
+ * a writer committed during every attempt (run it again).
  */
 int manifest_check(struct manifest *m, manifest_problem_fn fn, void *arg,
 		   struct al_error *err);

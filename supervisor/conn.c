@@ -8,6 +8,15 @@
  * than OUT_HIGH bytes wait, we stop reading the client's requests
  * (backpressure); past OUT_MAX the client is dropped. A connection with
  * nothing pending and no traffic for idle_timeout_ms is closed.
+ *
+ * Descriptors (SCM_RIGHTS, received close-on-exec): at most one per
+ * request line, sent with the line's first byte (the client's sendmsg
+ * that carries it starts the line and starts no other). The kernel may
+ * glue earlier bytes in front of it in one recvmsg but never later
+ * messages behind it, so it belongs to the last line that starts in the
+ * bytes it came with. More than one, a truncated control message, or a
+ * descriptor with no line starting there is an error; the descriptors
+ * are closed and the connection stays usable.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "supervisor/internal.h"
@@ -22,6 +32,7 @@
 #define OUT_HIGH (4u << 20)
 #define OUT_MAX (256u << 20)
 #define READ_CHUNK 65536
+#define MAX_FDS 4 /* room to see that a client sent more than one */
 
 static size_t backlog(const struct conn *c)
 {
@@ -49,6 +60,7 @@ void conn_close(struct supervisor *s, struct conn *c)
 	    (unsigned long long)c->serial);
 	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->src.fd, NULL);
 	al_closep(&c->src.fd);
+	al_closep(&c->line_fd);
 	runs_forget_conn(s, c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -170,6 +182,8 @@ static void too_large(struct supervisor *s, struct conn *c)
 	c->in = NULL;
 	c->in_len = c->in_cap = 0;
 	c->discarding = true;
+	al_closep(&c->line_fd);
+	c->line_fd_error = NULL;
 }
 
 static int append(struct supervisor *s, struct conn *c, const char *p,
@@ -196,21 +210,42 @@ static int append(struct supervisor *s, struct conn *c, const char *p,
 	return 0;
 }
 
+static void fd_error(struct supervisor *s, struct conn *c, const char *msg)
+{
+	struct json_buf jb;
+
+	LOG(LOG_INFO, NULL, 0, "connection %llu: %s",
+	    (unsigned long long)c->serial, msg);
+	json_buf_init(&jb);
+	proto_response_error(&jb, NULL, PROTO_E_BAD_REQUEST, msg, 0);
+	conn_send_jb(s, c, &jb);
+}
+
 static void line_done(struct supervisor *s, struct conn *c)
 {
 	if (c->discarding) {
 		c->discarding = false;
+		al_closep(&c->line_fd);
+		c->line_fd_error = NULL;
 		return;
 	}
 	size_t len = c->in_len;
 	if (len && c->in[len - 1] == '\r')
 		len--;
 	c->in_len = 0;
-	if (len == 0)
-		return; /* blank lines are keep-alives */
+	if (len == 0) { /* blank lines are keep-alives */
+		if (c->line_fd >= 0 || c->line_fd_error)
+			fd_error(s, c, "file descriptors came with a blank line");
+		al_closep(&c->line_fd);
+		c->line_fd_error = NULL;
+		return;
+	}
 	c->requests++;
 	c->in[len] = '\0';
 	ops_dispatch(s, c, c->in, len);
+	/* a descriptor the request did not take: ops answered the error */
+	al_closep(&c->line_fd);
+	c->line_fd_error = NULL;
 	/* done with a large buffer: give it back */
 	if (c->in_cap > 65536) {
 		free(c->in);
@@ -219,12 +254,103 @@ static void line_done(struct supervisor *s, struct conn *c)
 	}
 }
 
+struct passed {
+	int fds[MAX_FDS];
+	size_t n;
+	bool truncated; /* MSG_CTRUNC or more than MAX_FDS: some were lost */
+};
+
+static void passed_close(struct passed *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		al_closep(&p->fds[i]);
+	p->n = 0;
+}
+
+/* recv() that also takes SCM_RIGHTS descriptors, close-on-exec. */
+static ssize_t recv_fds(int fd, char *buf, size_t len, struct passed *p)
+{
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(sizeof(int) * MAX_FDS)];
+	} cbuf;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = cbuf.b,
+			      .msg_controllen = sizeof(cbuf.b) };
+
+	p->n = 0;
+	p->truncated = false;
+	ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	p->truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
+	     cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(got));
+			if (p->n < MAX_FDS)
+				p->fds[p->n++] = got;
+			else {
+				close(got);
+				p->truncated = true;
+			}
+		}
+	}
+	return n;
+}
+
+/* Where the last line starting in these `n` bytes starts, or -1. */
+static ssize_t last_line_start(const struct conn *c, const char *buf,
+			       size_t n)
+{
+	for (size_t i = n - 1; i > 0; i--)
+		if (buf[i - 1] == '\n')
+			return (ssize_t)i;
+	return c->in_len == 0 && !c->discarding ? 0 : -1;
+}
+
+/* Descriptors came with these bytes: the offset of the line they go to
+ * (-1: none), with the one descriptor or the error in c's fields then. */
+static ssize_t passed_place(struct supervisor *s, struct conn *c,
+			    const char *buf, size_t n, struct passed *p,
+			    int *fd, const char **why)
+{
+	ssize_t at = last_line_start(c, buf, n);
+
+	*fd = -1;
+	*why = NULL;
+	if (at < 0) {
+		passed_close(p);
+		fd_error(s, c,
+			 "a file descriptor must come with the first byte of "
+			 "its request line; closed");
+		return -1;
+	}
+	if (p->truncated || p->n > 1) {
+		passed_close(p);
+		*why = "at most one file descriptor per request line; "
+		       "all were closed";
+	} else {
+		*fd = p->fds[0];
+		p->n = 0;
+	}
+	return at;
+}
+
 static void on_readable(struct supervisor *s, struct conn *c)
 {
 	char buf[READ_CHUNK];
+	struct passed p;
 
 	while (c->src.fd >= 0 && !c->read_eof && backlog(c) < OUT_HIGH) {
-		ssize_t n = recv(c->src.fd, buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t n = recv_fds(c->src.fd, buf, sizeof(buf), &p);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -234,24 +360,42 @@ static void on_readable(struct supervisor *s, struct conn *c)
 			return;
 		}
 		if (n == 0) {
+			passed_close(&p);
 			c->read_eof = true;
 			break;
 		}
 		c->last_active_ms = (uint64_t)now_ms();
-		const char *p = buf, *end = buf + n;
-		while (p < end && c->src.fd >= 0) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			size_t chunk = (size_t)((nl ? nl : end) - p);
-			if (append(s, c, p, chunk) < 0) {
+		int fd = -1;
+		const char *why = NULL;
+		ssize_t fd_at = -1;
+		if (p.n || p.truncated)
+			fd_at = passed_place(s, c, buf, (size_t)n, &p, &fd,
+					     &why);
+		const char *q = buf, *end = buf + n;
+		while (q < end && c->src.fd >= 0) {
+			if (fd_at >= 0 && q >= buf + fd_at) {
+				/* the line starting here takes it */
+				al_closep(&c->line_fd);
+				c->line_fd = fd;
+				c->line_fd_error = why;
+				fd = -1;
+				fd_at = -1;
+			}
+			const char *lim = fd_at >= 0 ? buf + fd_at : end;
+			const char *nl = memchr(q, '\n', (size_t)(lim - q));
+			size_t chunk = (size_t)((nl ? nl : lim) - q);
+			if (append(s, c, q, chunk) < 0) {
+				al_closep(&fd);
 				conn_close(s, c);
 				return;
 			}
-			p += chunk;
+			q += chunk;
 			if (nl) {
-				p++;
+				q++;
 				line_done(s, c);
 			}
 		}
+		al_closep(&fd); /* the connection closed before its line */
 	}
 	if (c->src.fd < 0)
 		return;

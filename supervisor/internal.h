@@ -61,6 +61,8 @@ struct conn {
 	char *in; /* bytes of the current request line */
 	size_t in_len, in_cap;
 	bool discarding; /* an over-long line: drop to its newline */
+	int line_fd;     /* the fd passed with the line being read, or -1 */
+	const char *line_fd_error; /* that line broke the fd rules: why */
 	char *out;       /* responses not yet written */
 	size_t out_len, out_off, out_cap;
 	bool closing;    /* close once `out` is written */
@@ -104,6 +106,14 @@ struct quota {
 
 /* -------------------------------------------------------------- daemon */
 
+/* The last self-check (health.c): each message is "ok" or what failed. */
+struct health {
+	int64_t checked_ms; /* now_ms() of the check; 0: never */
+	bool manifest_ok, socket_ok;
+	char manifest[AL_ERROR_MAX];
+	char socket[160];
+};
+
 struct supervisor {
 	struct supervisor_config cfg;
 	struct sandbox_host *host;
@@ -122,6 +132,9 @@ struct supervisor {
 	bool stopping;            /* SIGTERM/SIGINT seen */
 	int64_t stop_deadline_ms; /* then runs are killed */
 	bool socket_bound;        /* we created the socket file */
+	dev_t socket_dev;         /* and which file it is */
+	ino_t socket_ino;
+	struct health health;
 	uint64_t counters[8];
 };
 
@@ -152,7 +165,14 @@ void conn_close(struct supervisor *s, struct conn *c);
 void conn_sweep_idle(struct supervisor *s);
 void conn_request_done(struct supervisor *s, struct conn *c);
 
-/* ops.c */
+/* content.c: the module from a client's fd (regular file or finished
+ * pipe), at most `max` bytes: E2BIG past that, EAGAIN for a pipe not
+ * finished, EINVAL for other kinds. Borrows fd; caller frees *out. */
+int content_from_fd(int fd, size_t max, unsigned char **out, size_t *len,
+		    struct al_error *err);
+
+/* ops.c: one request line; c->line_fd and c->line_fd_error are the fd
+ * that came with it (ops takes the fd it uses; conn closes the rest) */
 void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		  size_t len);
 void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
@@ -175,6 +195,10 @@ void runs_submit(struct supervisor *s, struct job *job);
 void runs_handle(struct supervisor *s, struct job *job);
 int runs_cancel(struct supervisor *s, int64_t run_id, const char *why);
 void runs_forget_conn(struct supervisor *s, struct conn *c);
+/* Remove every queued job of module `name`, answering each "cancelled"
+ * (a queued validation's module is rejected). How many. */
+unsigned runs_cancel_queued(struct supervisor *s, const char *name,
+			    const char *why);
 /* Answer every queued job "shutting_down" and drop it. */
 void runs_drop_queue(struct supervisor *s);
 /* Kill every running jail; each ends through runs_handle() as usual. */
@@ -190,6 +214,11 @@ void runs_repair(struct supervisor *s);
 /* notify.c: send `state` ("READY=1", "STOPPING=1") to systemd's
  * NOTIFY_SOCKET. 1 sent, 0 not under systemd (unset), -1 with `err`. */
 int notify_systemd(const char *state, struct al_error *err);
+
+/* health.c: run the self-check into s->health; its members into an open
+ * object ("healthy", "checked_ms_ago", "checks"). */
+void health_check(struct supervisor *s);
+void health_json(struct json_buf *jb, const struct supervisor *s);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

@@ -11,8 +11,10 @@
  *   listen   the SOCK_STREAM unix socket (0660), accept4 non-blocking;
  *   signal   a signalfd for SIGTERM, SIGINT (stop) and SIGHUP (reload);
  *            those are blocked, SIGPIPE ignored;
- *   tick     a timerfd every SYSTEM_TICK_MS: retention, stale cgroups
- *            and staging files, a health self-check;
+ *   tick     a timerfd every SYSTEM_TICK_MS: retention, stale cgroups,
+ *            the health self-check (health.c: the manifest answers, the
+ *            socket file is still ours); stray staging/ files are not
+ *            cleaned yet (the manifest offers no call that deletes them);
  *   conn     one per client: bounded input buffer cut into NDJSON lines,
  *            bounded output buffer; EPOLLOUT only while output waits;
  *   job      one per run in progress: sandbox_run_fd(), the run's own
@@ -178,6 +180,7 @@ static void on_tick(struct supervisor *s)
 		    (unsigned long long)removed.modules,
 		    (unsigned long long)removed.runs);
 	sweep_stale_cgroups(s);
+	health_check(s);
 	LOG(LOG_DEBUG, NULL, 0, "tick: %u running, %u queued, %u clients",
 	    s->nactive, s->nqueued, s->nconns);
 }
@@ -276,6 +279,7 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 	    "ready: socket %s, state %s, cgroup %s, %u concurrent runs",
 	    s->cfg.socket_path, s->cfg.state_dir,
 	    sandbox_host_cgroup_mode(s->host), s->cfg.max_active);
+	health_check(s);
 	notify("READY=1");
 	while (!(s->stopping && s->nactive == 0)) {
 		int n = epoll_wait(s->epfd, events, 64, wait_timeout(s));

@@ -274,25 +274,23 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "used_today", runs_quota_used_today(s, x->c->uid));
 	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
 	json_object_close(&jb);
+	json_key(&jb, "health");
+	json_object_open(&jb);
+	health_json(&jb, s);
+	json_object_close(&jb);
 	json_object_close(&jb);
 	conn_send_jb(s, x->c, &jb);
 }
 
+/* The last self-check (run every tick), not a new one: a probe that
+ * calls this often costs nothing. */
 static void op_health(struct op_ctx *x)
 {
-	struct manifest_stats st;
-	struct al_error err = { 0 };
-	bool db_ok = manifest_stats(x->s->m, &st, &err) == 0;
 	struct json_buf jb;
 
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
-	json_kv_bool(&jb, "healthy", db_ok && !x->s->stopping);
-	json_key(&jb, "checks");
-	json_object_open(&jb);
-	json_kv_string(&jb, "manifest", db_ok ? "ok" : err.msg);
-	json_kv_string(&jb, "accepting", x->s->stopping ? "stopping" : "ok");
-	json_object_close(&jb);
+	health_json(&jb, x->s);
 	json_object_close(&jb);
 	conn_send_jb(x->s, x->c, &jb);
 }
@@ -355,25 +353,42 @@ static void op_restore(struct op_ctx *x)
 	reply_module(x, x->req->name);
 }
 
+/* "run": kill that running run. "name": remove that module's queued runs
+ * (they have no run id yet), each answered "cancelled". */
 static void op_cancel(struct op_ctx *x)
 {
 	char why[64];
 	struct json_buf jb;
+	unsigned queued = 0;
 
-	if (!x->req->has_run) {
-		reply_error(x, PROTO_E_BAD_REQUEST, "cancel needs \"run\"");
+	if (x->req->has_run == !!x->req->name) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "cancel needs \"run\" (a running run) or \"name\" "
+			    "(that module's queued runs), not both");
 		return;
 	}
 	snprintf(why, sizeof(why), "by uid %u", x->c->uid);
-	if (runs_cancel(x->s, x->req->run, why) < 0) {
+	if (x->req->name) {
+		queued = runs_cancel_queued(x->s, x->req->name, why);
+		if (!queued) {
+			reply_error(x, PROTO_E_NOT_FOUND,
+				    "no queued run of %s", x->req->name);
+			return;
+		}
+	} else if (runs_cancel(x->s, x->req->run, why) < 0) {
 		reply_error(x, PROTO_E_NOT_FOUND, "run %lld is not running",
 			    (long long)x->req->run);
 		return;
 	}
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
-	json_kv_int(&jb, "run", x->req->run);
-	json_kv_bool(&jb, "cancelled", true);
+	if (x->req->name) {
+		json_kv_string(&jb, "name", x->req->name);
+		json_kv_uint(&jb, "queued_cancelled", queued);
+	} else {
+		json_kv_int(&jb, "run", x->req->run);
+		json_kv_bool(&jb, "cancelled", true);
+	}
 	json_object_close(&jb);
 	conn_send_jb(x->s, x->c, &jb);
 }
@@ -474,29 +489,58 @@ static void interpreter_of(const unsigned char *content, size_t len,
 	snprintf(out, outlen, "%s", base);
 }
 
+/* The module's bytes: base64 "content", or the fd passed with the line
+ * ("content_fd"), bounded alike by what a request line can carry. */
+static int submit_content(struct op_ctx *x, unsigned char **out,
+			  size_t *len)
+{
+	const struct proto_request *req = x->req;
+	struct al_error err = { 0 };
+	size_t max = x->s->cfg.max_request / 4 * 3;
+
+	if (req->content_fd) {
+		_cleanup_close_ int fd = x->c->line_fd;
+		x->c->line_fd = -1;
+		if (content_from_fd(fd, max, out, len, &err) == 0)
+			return 0;
+		reply_error(x, err.errnum == E2BIG ? PROTO_E_TOO_LARGE
+						   : PROTO_E_BAD_REQUEST,
+			    "%s", err.msg);
+		return -1;
+	}
+	*out = malloc(req->content_len / 4 * 3 + 1);
+	if (!*out) {
+		reply_error(x, PROTO_E_INTERNAL, "out of memory");
+		return -1;
+	}
+	ssize_t n = base64_decode(req->content, req->content_len, *out, &err);
+	if (n < 0) {
+		free(*out);
+		*out = NULL;
+		reply_error(x, PROTO_E_BAD_REQUEST, "content: %s", err.msg);
+		return -1;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
 static void op_submit(struct op_ctx *x)
 {
 	const struct proto_request *req = x->req;
 	struct al_error err = { 0 };
 	char interp[MANIFEST_INTERPRETER_MAX + 1];
+	_cleanup_free_ unsigned char *content = NULL;
+	size_t len;
 
-	if (!req->name || !req->content) {
+	if (!req->name || (!req->content == !req->content_fd)) {
 		reply_error(x, PROTO_E_BAD_REQUEST,
-			    "submit needs \"name\" and \"content\" (base64)");
+			    "submit needs \"name\" and either \"content\" "
+			    "(base64) or \"content_fd\": true with a file "
+			    "descriptor");
 		return;
 	}
-	_cleanup_free_ unsigned char *content =
-		malloc(req->content_len / 4 * 3 + 1);
-	if (!content) {
-		reply_error(x, PROTO_E_INTERNAL, "out of memory");
+	if (submit_content(x, &content, &len) < 0)
 		return;
-	}
-	ssize_t len = base64_decode(req->content, req->content_len, content,
-				    &err);
-	if (len < 0) {
-		reply_error(x, PROTO_E_BAD_REQUEST, "content: %s", err.msg);
-		return;
-	}
 	struct sup_policy *pol =
 		policy_get(x->s, req->policy ? req->policy : "default", &err);
 	if (!pol) {
@@ -507,11 +551,11 @@ static void op_submit(struct op_ctx *x)
 		policy_put(x->s, pol);
 		return;
 	}
-	interpreter_of(content, (size_t)len, interp, sizeof(interp));
+	interpreter_of(content, len, interp, sizeof(interp));
 	struct manifest_submission sub = {
 		.name = req->name,
 		.content = content,
-		.len = (size_t)len,
+		.len = len,
 		.uid = x->c->uid,
 		.policy_name = pol->name,
 		.policy_hash = pol->hash,
@@ -543,8 +587,10 @@ static void op_submit(struct op_ctx *x)
 			reply_manifest_error(x, &err);
 		return;
 	}
-	LOG(LOG_INFO, x->rid, 0, "submit %s version %lld (%zd bytes) by uid %u",
-	    job->mod.name, (long long)job->mod.version, len, x->c->uid);
+	LOG(LOG_INFO, x->rid, 0,
+	    "submit %s version %lld (%zu bytes%s) by uid %u", job->mod.name,
+	    (long long)job->mod.version, len, req->content_fd ? ", from fd" : "",
+	    x->c->uid);
 	x->c->pending++;
 	runs_submit(x->s, job);
 }
@@ -651,7 +697,19 @@ void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (strcmp(ops[i].name, req.op) == 0)
 			op = &ops[i];
-	if (!op)
+	bool takes_fd = op && op->fn == op_submit && req.content_fd;
+	if (c->line_fd_error)
+		reply_error(&x, PROTO_E_BAD_REQUEST, "%s", c->line_fd_error);
+	else if (c->line_fd >= 0 && !takes_fd)
+		reply_error(&x, PROTO_E_BAD_REQUEST,
+			    "a file descriptor came with a request that does "
+			    "not use one (only submit with \"content_fd\": "
+			    "true does); closed");
+	else if (c->line_fd < 0 && takes_fd)
+		reply_error(&x, PROTO_E_BAD_REQUEST,
+			    "\"content_fd\" is true but no file descriptor "
+			    "came with the line");
+	else if (!op)
 		reply_error(&x, PROTO_E_UNKNOWN_OP, "unknown op \"%.32s\"",
 			    req.op);
 	else if (c->role < op->role)

@@ -25,6 +25,7 @@ static const char *const error_names[PROTO_E_COUNT] = {
 	[PROTO_E_BAD_POLICY] = "bad_policy",
 	[PROTO_E_SHUTTING_DOWN] = "shutting_down",
 	[PROTO_E_INTERNAL] = "internal",
+	[PROTO_E_CANCELLED] = "cancelled",
 };
 
 const char *proto_error_name(enum proto_error e)
@@ -34,7 +35,7 @@ const char *proto_error_name(enum proto_error e)
 
 /* ------------------------------------------------------------- requests */
 
-enum member_kind { M_STRING, M_STRINGS, M_INT, M_ID };
+enum member_kind { M_STRING, M_STRINGS, M_INT, M_BOOL, M_ID };
 
 /* Every member a request may have: its JSON type, its bound, where it
  * goes. Anything else in a request is refused. */
@@ -52,6 +53,7 @@ static const struct member {
 	{ "name", M_STRING, 128, R(name), SIZE_MAX },
 	{ "policy", M_STRING, 4096, R(policy), SIZE_MAX },
 	{ "content", M_STRING, SIZE_MAX, R(content), R(content_len) },
+	{ "content_fd", M_BOOL, 1, R(content_fd), SIZE_MAX },
 	{ "stdin", M_STRING, SIZE_MAX, R(stdin_data), R(stdin_len) },
 	{ "reason", M_STRING, 1023, R(reason), SIZE_MAX },
 	{ "args", M_STRINGS, PROTO_MAX_ARGS, R(args), R(nargs) },
@@ -120,6 +122,11 @@ static int decode_member(const struct json_doc *doc, const struct member *m,
 		return decode_string(m, n, req, err);
 	case M_STRINGS:
 		return decode_strings(doc, m, n, req, err);
+	case M_BOOL:
+		if (n->type != JSON_BOOL)
+			return bad(err, m->name, "expected true or false");
+		*FIELD(req, m->off, bool) = n->i != 0;
+		return 0;
 	case M_INT:
 		if (n->type != JSON_INT || n->i < 0 ||
 		    (uint64_t)n->i > (uint64_t)m->max)

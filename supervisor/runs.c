@@ -547,25 +547,58 @@ void runs_forget_conn(struct supervisor *s, struct conn *c)
 			j->conn = NULL;
 }
 
-void runs_drop_queue(struct supervisor *s)
+/* A queued job that will never run: a validation's module is rejected
+ * (it never got a verdict), the client answered, the job freed. */
+static void drop_queued(struct supervisor *s, struct job *job,
+			enum proto_error code, const char *msg)
 {
 	struct al_error err = { 0 };
+	char reason[128];
 
+	snprintf(reason, sizeof(reason), "validation never ran: %s", msg);
+	if (job->kind == JOB_VALIDATE &&
+	    manifest_set_state(s->m, job->mod.id, MANIFEST_REJECTED, reason,
+			       &err) < 0)
+		LOG(LOG_WARN, job->log_id, 0, "%s", err.msg);
+	answer_error(s, job, code, msg);
+	job_release(s, job);
+}
+
+void runs_drop_queue(struct supervisor *s)
+{
 	while (s->queue_head) {
 		struct job *job = s->queue_head;
 		s->queue_head = job->next;
 		s->nqueued--;
-		/* a queued validation never ran: its module is rejected */
-		if (job->kind == JOB_VALIDATE &&
-		    manifest_set_state(s->m, job->mod.id, MANIFEST_REJECTED,
-				       "airlockd stopped before validation",
-				       &err) < 0)
-			LOG(LOG_WARN, job->log_id, 0, "%s", err.msg);
-		answer_error(s, job, PROTO_E_SHUTTING_DOWN,
-			     "airlockd is shutting down");
-		job_release(s, job);
+		drop_queued(s, job, PROTO_E_SHUTTING_DOWN,
+			    "airlockd is shutting down");
 	}
 	s->queue_tail = NULL;
+}
+
+unsigned runs_cancel_queued(struct supervisor *s, const char *name,
+			    const char *why)
+{
+	char msg[128];
+	unsigned n = 0;
+	struct job *tail = NULL;
+
+	snprintf(msg, sizeof(msg), "cancelled while queued %s", why);
+	for (struct job **pp = &s->queue_head; *pp;) {
+		struct job *job = *pp;
+		if (strcmp(job->mod.name, name) != 0) {
+			tail = job;
+			pp = &job->next;
+			continue;
+		}
+		*pp = job->next;
+		s->nqueued--;
+		n++;
+		LOG(LOG_INFO, job->log_id, 0, "%s: %s", name, msg);
+		drop_queued(s, job, PROTO_E_CANCELLED, msg);
+	}
+	s->queue_tail = tail;
+	return n;
 }
 
 void runs_cancel_all(struct supervisor *s, const char *why)

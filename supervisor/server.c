@@ -97,6 +97,11 @@ int server_listen(struct supervisor *s, struct al_error *err)
 	if (rc < 0)
 		return al_error_sys(err, saved, "bind %s", path);
 	s->socket_bound = true;
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return al_error_sys(err, errno, "stat %s", path);
+	s->socket_dev = st.st_dev; /* health.c: still our file? */
+	s->socket_ino = st.st_ino;
 	if (s->cfg.socket_group) {
 		struct group *g = getgrnam(s->cfg.socket_group);
 		if (!g)
@@ -213,6 +218,7 @@ void server_accept(struct supervisor *s)
 		}
 		c->src.kind = SRC_CONN;
 		c->src.fd = fd;
+		c->line_fd = -1;
 		c->serial = ++s->conn_serial;
 		c->uid = cred.uid;
 		c->gid = cred.gid;

@@ -126,6 +126,7 @@ enum proto_error {
 	PROTO_E_BAD_POLICY,
 	PROTO_E_SHUTTING_DOWN,
 	PROTO_E_INTERNAL,
+	PROTO_E_CANCELLED, /* a queued run removed by an admin's cancel */
 	PROTO_E_COUNT,
 };
 
@@ -151,6 +152,7 @@ struct proto_request {
 	const char *policy;  /* policy name for submit */
 	const char *content; /* base64 module content (submit) */
 	size_t content_len;
+	bool content_fd;     /* submit: the content is the passed fd's */
 	const char *stdin_data; /* text given to the module's stdin */
 	size_t stdin_len;
 	const char *reason;  /* archive */

@@ -20,7 +20,8 @@ static const struct cli_command commands[] = {
 	{ "status", cmd_client, "airlockd's state: runs, queue, modules" },
 	{ "archive", cmd_client, "archive a module (admin)" },
 	{ "restore", cmd_client, "restore an archived module (admin)" },
-	{ "cancel", cmd_client, "kill a running run (admin)" },
+	{ "cancel", cmd_client,
+	  "kill a running run, or a module's queued runs (admin)" },
 };
 
 static void usage(FILE *f)

@@ -280,6 +280,85 @@ def t_exec_roundtrip():
     check_eq(json.loads(out)["result"]["verdict"], "ok", "--json verdict")
 
 
+def send_with_fds(c, obj, fds):
+    """One request line with `fds` attached to its first byte (SCM_RIGHTS)."""
+    data = json.dumps(obj).encode() + b"\n"
+    n = socket.send_fds(c.sock, [data], fds)
+    c.send_raw(data[n:])
+
+
+@test("submit by fd: a file, a pipe, and airlock submit (default fd, --base64)")
+def t_submit_fd():
+    d = Daemon()
+    path = os.path.join(d.tmp, "echo.sh")
+    with open(path, "wb") as f:
+        f.write(ECHO)
+    with d.connect() as c, open(path, "rb") as f:
+        send_with_fds(c, {"op": "submit", "id": "f", "name": "byfd",
+                          "content_fd": True}, [f.fileno()])
+        r = c.recv()
+        check(r.get("ok"), f"fd submit failed: {r}")
+        check_eq(r["module"]["size"], len(ECHO), "size")
+        # a finished pipe (written, write end closed) is accepted
+        rfd, wfd = os.pipe()
+        os.write(wfd, ECHO)
+        os.close(wfd)
+        send_with_fds(c, {"op": "submit", "name": "bypipe", "content_fd": True}, [rfd])
+        os.close(rfd)
+        r = c.recv()
+        check(r.get("ok"), f"pipe submit failed: {r}")
+        # a pipe whose writer is still open is refused at once, not waited for
+        rfd, wfd = os.pipe()
+        os.write(wfd, ECHO)
+        send_with_fds(c, {"op": "submit", "name": "open", "content_fd": True}, [rfd])
+        r = c.recv()
+        os.close(rfd)
+        os.close(wfd)
+        expect_error(r, "bad_request")
+        check("write end" in r["error"]["message"], f"message {r['error']!r}")
+    d.airlock("submit", path, "--name", "cli", check_status=0)
+    check(any("from fd" in l and "submit cli" in l for l in d.log),
+          "airlock submit did not pass the file's fd")
+    d.airlock("submit", path, "--name", "cli64", "--base64", check_status=0)
+    r = d.request({"op": "exec", "name": "cli", "args": ["z"]})
+    check_eq(r["result"]["stdout"], "out:z\n", "exec of the fd-submitted module")
+
+
+@test("submit by fd: two fds, a directory, too large, stray fd: errors; connection usable")
+def t_submit_fd_errors():
+    d = Daemon(args=["--max-request", "4096"])
+    path = os.path.join(d.tmp, "echo.sh")
+    with open(path, "wb") as f:
+        f.write(ECHO)
+    big = os.path.join(d.tmp, "big.sh")
+    with open(big, "wb") as f:
+        f.write(b"#!/bin/sh\n" + b"#" * 4096 + b"\n")
+    req = {"op": "submit", "id": "x", "name": "m", "content_fd": True}
+    with d.connect() as c, open(path, "rb") as f, open(big, "rb") as g:
+        send_with_fds(c, req, [f.fileno(), f.fileno()])
+        r = c.recv()
+        expect_error(r, "bad_request")
+        check_eq(r.get("id"), "x", "echoed id")
+        dfd = os.open(d.tmp, os.O_RDONLY | os.O_DIRECTORY)
+        send_with_fds(c, req, [dfd])
+        os.close(dfd)
+        r = c.recv()
+        expect_error(r, "bad_request")
+        check("directory" in r["error"]["message"], f"message {r['error']!r}")
+        send_with_fds(c, req, [g.fileno()])
+        expect_error(c.recv(), "too_large")
+        send_with_fds(c, {"op": "status"}, [f.fileno()])  # an fd nobody uses
+        expect_error(c.recv(), "bad_request")
+        c.send(req)  # content_fd without an fd
+        expect_error(c.recv(), "bad_request")
+        check(c.request({"op": "health"})["ok"], "connection unusable after fd errors")
+        send_with_fds(c, dict(req, id="ok"), [f.fileno()])
+        r = c.recv()
+        check(r.get("ok") and r["id"] == "ok", f"fd submit after errors: {r}")
+    fds = os.listdir(f"/proc/{d.proc.pid}/fd")
+    check(len(fds) < 30, f"airlockd holds {len(fds)} fds: passed ones leaked?")
+
+
 @test("docs/client.py: the example client submits, execs and prints the result")
 def t_example_client():
     d = Daemon()
@@ -361,6 +440,35 @@ def t_overloaded():
         check(c.recv()["ok"] and c.recv()["ok"], "the admitted runs failed")
 
 
+@test("cancel: a queued run is removed and answered cancelled (--max-active 1)")
+def t_cancel_queued():
+    d = Daemon(args=["--max-active", "1"])
+    check(d.submit("sleeper", SLEEPER)["ok"], "submit failed")
+    with d.connect() as c:
+        c.send({"op": "exec", "id": "run", "name": "sleeper", "args": ["1"]})
+        wait_for(lambda: d.request({"op": "status"})["active_runs"] == 1, "the run to start")
+        c.send({"op": "exec", "id": "q1", "name": "sleeper", "args": ["0"]})
+        c.send({"op": "submit", "id": "q2", "name": "sleeper",
+                "content": base64.b64encode(SLEEPER).decode()})
+        wait_for(lambda: d.request({"op": "status"})["queue_depth"] == 2, "two queued")
+        status, out, err = d.airlock("cancel", "sleeper", check_status=0)
+        check("2 queued runs of sleeper cancelled" in out, f"airlock cancel printed {out!r}")
+        got = {}
+        for _ in range(3):
+            r = c.recv()
+            got[r["id"]] = r
+        expect_error(got["q1"], "cancelled")
+        expect_error(got["q2"], "cancelled")
+        check(got["run"]["ok"], f"the running run was disturbed: {got['run']}")
+    check_eq(d.request({"op": "status"})["queue_depth"], 0, "queue depth")
+    expect_error(d.request({"op": "cancel", "name": "sleeper"}), "not_found")
+    mods = d.request({"op": "list", "name": "sleeper"})["modules"]
+    check_eq(sorted(m["state"] for m in mods), ["active", "rejected"],
+             "the cancelled validation's module is rejected")
+    runs = d.request({"op": "runs", "name": "sleeper", "limit": 100})["runs"]
+    check_eq(len(runs), 2, "runs recorded (validation + the one that ran)")
+
+
 @test("admission: per-uid quota answers rate_limited with retry_after_ms")
 def t_rate_limited():
     d = Daemon(args=["--quota-per-hour", "2"])
@@ -387,6 +495,15 @@ def t_daily_quota():
     q = d.request({"op": "status"})["quota"]
     check_eq((q["per_day"], q["used_today"], q["reset_hour_utc"]), (2, 2, 5),
              "status quota")
+    _, out, _ = d.airlock("status", check_status=0)
+    for section in ("daemon\n", "\nruns\n", "\nmodules by state\n", "\ncounters",
+                    "\nquotas (uid 0)\n"):
+        check(section in out, f"airlock status: no {section.strip()!r} section:\n{out}")
+    for line in (r"^  health +healthy$", r"^  active +1$", r"^  today +2 of 2$",
+                 r"^  day starts at +05:00 UTC$", r"^  rate-limited requests +1$"):
+        check(re.search(line, out, re.M), f"airlock status: no line {line!r}:\n{out}")
+    _, out, _ = d.airlock("status", "--json", check_status=0)
+    check_eq(json.loads(out)["quota"]["used_today"], 2, "status --json")
 
 
 # Each bad value names its variable; airlockd exits 2 before binding anything.
@@ -628,6 +745,26 @@ def t_socket_files():
     check(os.path.exists(d.sock), "SIGKILL should leave the socket file")
     d.start()
     check(d.request({"op": "health"})["ok"], "restarted daemon not serving")
+
+
+@test("health: the tick's self-check (manifest, socket) in health and status")
+def t_health():
+    d = Daemon()
+    with d.connect() as c:
+        h = c.request({"op": "health"})
+        check(h["ok"] and h["healthy"], f"health {h}")
+        check_eq(h["checks"], {"manifest": "ok", "socket": "ok", "accepting": "ok"}, "checks")
+        check(0 <= h["checked_ms_ago"] < 5000, f"checked_ms_ago {h['checked_ms_ago']}")
+        check_eq(c.request({"op": "status"})["health"]["healthy"], True, "status health")
+        os.unlink(d.sock)  # the socket file is gone: nobody new can connect
+        wait_for(lambda: not c.request({"op": "health"})["healthy"], "the tick to notice")
+        h = c.request({"op": "health"})
+        check("gone" in h["checks"]["socket"], f"socket check {h['checks']}")
+        check_eq(h["checks"]["manifest"], "ok", "manifest check")
+        st = c.request({"op": "status"})["health"]
+        check_eq((st["healthy"], st["checks"]["socket"]), (False, h["checks"]["socket"]),
+                 "status health")
+    check(any("unhealthy" in l for l in d.log), "the change was not logged")
 
 
 @test("sd_notify: READY=1 and STOPPING=1 reach NOTIFY_SOCKET (path and @abstract)")
