@@ -18,6 +18,7 @@ Python 3 standard library only.
 
 import base64
 import json
+import resource
 import os
 import re
 import select
@@ -731,6 +732,22 @@ def t_sigterm_grace_over():
                        capture_output=True, timeout=WAIT)
     runs = json.loads(p.stdout)["runs"]
     check_eq(runs[0]["verdict"], "interrupted", "the run killed at the grace's end")
+
+
+@test("fds: airlockd raises its open-files soft limit to the hard one")
+def t_fd_limit():
+    # each running jail costs the daemon ~14 fds: a soft limit of 1024
+    # would cap it near seventy concurrent jails
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard // 2), hard))
+    try:
+        d = Daemon()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with open(f"/proc/{d.proc.pid}/limits") as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    check_eq(line.split()[3], str(hard), f"airlockd's soft limit ({line.strip()})")
+    d.stop()
 
 
 @test("socket: a live daemon's socket is refused, a stale one replaced")
