@@ -30,7 +30,9 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
+
+import harness
+from harness import Failure, check, check_eq, note, test
 
 AIRLOCK = None   # set from argv in main()
 AIRLOCKD = None
@@ -43,40 +45,10 @@ FAILING = b"#!/bin/sh\necho broken >&2\nexit 3\n"
 CRASHER = b"#!/bin/sh\nif [ \"$1\" = crash ]; then kill -SEGV $$; fi\necho fine\n"
 
 
-# --------------------------------------------------------------- framework
+# -------------------------------------------------------------- test state
 
-class Failure(Exception):
-    """A test's assertion did not hold."""
-
-
-class Skip(Exception):
-    """The test cannot run in this environment."""
-
-
-TESTS = []
-NOTES = []
 DAEMONS = []  # the daemons of the current test, stopped after it
-
-
-def test(name):
-    def register(fn):
-        TESTS.append((name, fn))
-        return fn
-    return register
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def check_eq(actual, expected, what):
-    if actual != expected:
-        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def note(msg):
-    NOTES.append(msg)
+DAEMON_LOG = []  # the tail of their logs, for the failure report
 
 
 # ------------------------------------------------------------------ daemon
@@ -805,63 +777,37 @@ def t_sd_notify():
 
 # ================================================================== runner
 
-def main(argv):
+def configure(build_dir):
     global AIRLOCK, AIRLOCKD
-    if len(argv) < 2:
-        print(f"usage: {argv[0]} BUILD_DIR [WORD...]", file=sys.stderr)
-        return 2
-    AIRLOCK = os.path.abspath(os.path.join(argv[1], "airlock"))
-    AIRLOCKD = os.path.abspath(os.path.join(argv[1], "airlockd"))
-    words = argv[2:]
-    ci = os.environ.get("CI", "").lower() == "true"
-    passed = failed = skipped = 0
+    AIRLOCK = os.path.abspath(os.path.join(build_dir, "airlock"))
+    AIRLOCKD = os.path.abspath(os.path.join(build_dir, "airlockd"))
+    return (AIRLOCK, AIRLOCKD)
 
-    for name, fn in TESTS:
-        if words and not any(w in name for w in words):
-            continue
-        NOTES.clear()
-        outcome, detail = "ok", None
+
+def stop_daemons(outcome, detail):
+    """Stop the daemons the test left running; failing to stop one fails
+    a test that passed."""
+    DAEMON_LOG.clear()
+    for d in DAEMONS:
         try:
-            if os.geteuid() != 0:
-                raise Skip("needs root (airlockd builds jails only as root)")
-            for path in (AIRLOCK, AIRLOCKD):
-                if not os.path.exists(path):
-                    raise Skip(f"{path} is missing (run make)")
-            fn()
-        except Skip as e:
-            outcome, detail = "skip", str(e)
+            d.cleanup()
         except Failure as e:
-            outcome, detail = "fail", str(e)
-        except Exception:
-            outcome, detail = "fail", "unexpected error:\n" + traceback.format_exc().rstrip()
-        logs = []
-        for d in DAEMONS:
-            try:
-                d.cleanup()
-            except Failure as e:
-                if outcome == "ok":
-                    outcome, detail = "fail", str(e)
-            logs += d.log[-15:]
-        DAEMONS.clear()
-        if outcome == "skip" and ci:
-            outcome, detail = "fail", f"skipped, but CI=true forbids skips: {detail}"
-        if outcome == "ok":
-            passed += 1
-            print(f"ok - {name}")
-            for n in NOTES:
-                print(f"  # {n}")
-        elif outcome == "skip":
-            skipped += 1
-            print(f"skip - {name}: {detail}")
-        else:
-            failed += 1
-            print(f"not ok - {name}")
-            for line in detail.splitlines() + ["airlockd log:"] + logs:
-                print("  " + line)
-        sys.stdout.flush()
+            if outcome == "ok":
+                outcome, detail = "fail", str(e)
+        DAEMON_LOG.extend(d.log[-15:])
+    DAEMONS.clear()
+    return outcome, detail
 
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+
+def report_failure(detail):
+    for line in detail.splitlines() + ["airlockd log:"] + DAEMON_LOG:
+        print("  " + line)
+
+
+def main(argv):
+    return harness.main(argv, configure, report=report_failure,
+                        after_test=stop_daemons,
+                        root_reason="airlockd builds jails only as root")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import pty
 import re
 import secrets
 import select
-import shlex
 import signal
 import socket
 import subprocess
@@ -32,8 +31,10 @@ import sys
 import tempfile
 import termios
 import time
-import traceback
 import tty
+
+import harness
+from harness import LOG, Failure, Skip, check, check_eq, excerpt, note, test
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROBE = os.path.join(REPO, "build", "probe")
@@ -57,66 +58,9 @@ RUN_TIMEOUT = 20
 NOBODY = 65534
 
 
-# --------------------------------------------------------------- framework
-
-class Failure(Exception):
-    """A test's assertion did not hold."""
-
-
-class Skip(Exception):
-    """The test cannot run in this environment."""
-
-
-TESTS = []  # (name, function, needs_root), in the order they run
-
-
-def test(name, root=True):
-    """Register a test. root=True: it needs to build a jail, which airlock
-    only does as root."""
-    def register(fn):
-        TESTS.append((name, fn, root))
-        return fn
-    return register
-
-
-class Log:
-    """What the current test ran, for the failure report, and notes a
-    passing test wants to show (e.g. which outcome a syscall got)."""
-
-    def __init__(self):
-        self.runs = []
-        self.notes = []
-
-
-LOG = Log()
-
 # Every process the suite started airlock as: a run cgroup named after one
 # of them that is still there afterwards was left behind.
 STARTED = set()
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def check_eq(actual, expected, what):
-    if actual != expected:
-        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
-
-
-def note(msg):
-    LOG.notes.append(msg)
-
-
-def excerpt(data, limit=400):
-    if data is None:
-        return "None"
-    if isinstance(data, bytes):
-        data = data.decode("utf-8", "backslashreplace")
-    if len(data) > limit:
-        return repr(data[:limit]) + f"... ({len(data)} chars)"
-    return repr(data)
 
 
 # ----------------------------------------------------------------- helpers
@@ -1206,69 +1150,14 @@ def t_no_leftovers():
 
 # ================================================================== runner
 
-def report_failure(msg):
-    """The indented details under "not ok": what failed, then the last
-    commands the test ran with their status and output."""
-    lines = msg.splitlines() + [f"# {n}" for n in LOG.notes]
-    for entry in LOG.runs[-2:]:
-        command = " ".join(shlex.quote(str(a)) for a in entry["cmd"])
-        lines += [f"command: {command}".replace("\n", "\\n"),
-                  f"exit status: {entry['status']}",
-                  f"stdout: {excerpt(entry['stdout'])}",
-                  f"stderr: {excerpt(entry['stderr'])}"]
-    for line in lines:
-        print("  " + line)
+def configure(build_dir):
+    global AIRLOCK
+    AIRLOCK = os.path.abspath(os.path.join(build_dir, "airlock"))
+    return (AIRLOCK, PROBE)
 
 
 def main(argv):
-    global AIRLOCK
-    if len(argv) < 2:
-        print(f"usage: {argv[0]} BUILD_DIR [WORD...]", file=sys.stderr)
-        return 2
-    AIRLOCK = os.path.abspath(os.path.join(argv[1], "airlock"))
-    words = argv[2:]
-    ci = os.environ.get("CI", "").lower() == "true"
-    is_root = os.geteuid() == 0
-    passed = failed = skipped = 0
-
-    for name, fn, needs_root in TESTS:
-        if words and not any(w in name for w in words):
-            continue
-        LOG.runs, LOG.notes = [], []
-        outcome, detail = "ok", None
-        try:
-            if needs_root and not is_root:
-                raise Skip("needs root (airlock builds jails only as root)")
-            need_file(AIRLOCK)
-            need_file(PROBE)
-            fn()
-        except Skip as e:
-            outcome, detail = "skip", str(e)
-        except Failure as e:
-            outcome, detail = "fail", str(e)
-        except subprocess.TimeoutExpired as e:
-            outcome, detail = "fail", f"timed out: {e}"
-        except Exception:
-            outcome, detail = "fail", "unexpected error:\n" + traceback.format_exc().rstrip()
-        if outcome == "skip" and ci:
-            outcome, detail = "fail", f"skipped, but CI=true forbids skips: {detail}"
-
-        if outcome == "ok":
-            passed += 1
-            print(f"ok - {name}")
-            for n in LOG.notes:
-                print(f"  # {n}")
-        elif outcome == "skip":
-            skipped += 1
-            print(f"skip - {name}: {detail}")
-        else:
-            failed += 1
-            print(f"not ok - {name}")
-            report_failure(detail)
-        sys.stdout.flush()
-
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+    return harness.main(argv, configure)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
 import xml.etree.ElementTree as ET
+
+import harness
+from harness import LOG, Failure, check, check_eq, test
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROBE = os.path.join(REPO, "build", "probe")
@@ -31,35 +33,7 @@ RUN_TIMEOUT = 60
 AIRLOCK = None  # set from argv in main()
 
 
-class Failure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-TESTS = []
-
-
-def test(name, root=True):
-    def register(fn):
-        TESTS.append((name, fn, root))
-        return fn
-    return register
-
-
-RUNS = []
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def check_eq(actual, expected, what):
-    if actual != expected:
-        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
+RUNS = LOG.runs  # what the current test ran, for the failure report
 
 
 def validate(args, timeout=RUN_TIMEOUT):
@@ -384,49 +358,14 @@ def report_failure(detail):
                 print(f"    {stream}: " + short.replace("\n", "\n      "))
 
 
-def main(argv):
+def configure(build_dir):
     global AIRLOCK
-    if len(argv) < 2:
-        print(f"usage: {argv[0]} BUILD_DIR [WORD...]", file=sys.stderr)
-        return 2
-    AIRLOCK = os.path.abspath(os.path.join(argv[1], "airlock"))
-    words = argv[2:]
-    ci = os.environ.get("CI", "").lower() == "true"
-    is_root = os.geteuid() == 0
-    passed = failed = skipped = 0
-    for name, fn, needs_root in TESTS:
-        if words and not any(w in name for w in words):
-            continue
-        RUNS.clear()
-        outcome, detail = "ok", None
-        try:
-            if needs_root and not is_root:
-                raise Skip("needs root (airlock builds jails only as root)")
-            for path in (AIRLOCK, PROBE):
-                if not os.path.exists(path):
-                    raise Skip(f"{path} is missing (run make)")
-            fn()
-        except Skip as e:
-            outcome, detail = "skip", str(e)
-        except Failure as e:
-            outcome, detail = "fail", str(e)
-        except Exception:
-            outcome, detail = "fail", "unexpected error:\n" + traceback.format_exc().rstrip()
-        if outcome == "skip" and ci:
-            outcome, detail = "fail", f"skipped, but CI=true forbids skips: {detail}"
-        if outcome == "ok":
-            passed += 1
-            print(f"ok - {name}")
-        elif outcome == "skip":
-            skipped += 1
-            print(f"skip - {name}: {detail}")
-        else:
-            failed += 1
-            print(f"not ok - {name}")
-            report_failure(detail)
-        sys.stdout.flush()
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
-    return 1 if failed else 0
+    AIRLOCK = os.path.abspath(os.path.join(build_dir, "airlock"))
+    return (AIRLOCK, PROBE)
+
+
+def main(argv):
+    return harness.main(argv, configure, report=report_failure)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,159 @@
+"""The framework the integration suites (test_*.py in this directory) share:
+the test registry, assertions, and the runner with its output contract.
+
+    python3 tests/integration/test_X.py BUILD_DIR [WORD...]
+
+Extra WORDs select the tests whose names contain any of them.
+
+Output: one line per test, "ok - NAME" (then any notes as "  # NOTE"),
+"not ok - NAME" followed by indented details, or "skip - NAME: reason";
+then "N passed, N failed, N skipped". Exit status 1 if any test failed,
+2 on a usage error. With CI=true in the environment a skip counts as a
+failure (CI must not go green by running nothing), except a Skip whose
+ci_exempt is true.
+
+Not named test_*.py: tests/run.sh runs every test_*.py as a suite.
+Python 3 standard library only.
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+import traceback
+
+
+class Failure(Exception):
+    """A test's assertion did not hold."""
+
+
+class Skip(Exception):
+    """The test cannot run in this environment."""
+
+    ci_exempt = False  # True: CI=true does not turn this skip into a failure
+
+
+TESTS = []  # (name, function, needs_root), in the order they run
+
+
+def test(name, root=True):
+    """Register a test. root=True: it needs to build a jail, which airlock
+    only does as root."""
+    def register(fn):
+        TESTS.append((name, fn, root))
+        return fn
+    return register
+
+
+class Log:
+    """What the current test ran, for the failure report, and notes a
+    passing test wants to show (e.g. which outcome a syscall got). The
+    lists are emptied in place before each test, so aliases stay valid."""
+
+    def __init__(self):
+        self.runs = []
+        self.notes = []
+
+
+LOG = Log()
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def check_eq(actual, expected, what):
+    if actual != expected:
+        raise Failure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def note(msg):
+    LOG.notes.append(msg)
+
+
+def excerpt(data, limit=400):
+    if data is None:
+        return "None"
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "backslashreplace")
+    if len(data) > limit:
+        return repr(data[:limit]) + f"... ({len(data)} chars)"
+    return repr(data)
+
+
+def report_failure(msg):
+    """The indented details under "not ok": what failed, then the last
+    commands the test ran (LOG.runs entries: cmd, status, stdout, stderr)
+    with their status and output."""
+    lines = msg.splitlines() + [f"# {n}" for n in LOG.notes]
+    for entry in LOG.runs[-2:]:
+        command = " ".join(shlex.quote(str(a)) for a in entry["cmd"])
+        lines += [f"command: {command}".replace("\n", "\\n"),
+                  f"exit status: {entry['status']}",
+                  f"stdout: {excerpt(entry['stdout'])}",
+                  f"stderr: {excerpt(entry['stderr'])}"]
+    for line in lines:
+        print("  " + line)
+
+
+def main(argv, configure, report=report_failure, after_test=None,
+         root_reason="airlock builds jails only as root"):
+    """Run the registered tests and print the results.
+
+    configure(build_dir): set the suite's binary paths from BUILD_DIR and
+    return the paths every test needs (a missing one skips the test).
+    report(detail): print the indented details under "not ok".
+    after_test(outcome, detail) -> (outcome, detail): clean up after each
+    test, before skips are judged; it may turn "ok" into "fail"."""
+    if len(argv) < 2:
+        print(f"usage: {argv[0]} BUILD_DIR [WORD...]", file=sys.stderr)
+        return 2
+    required = configure(argv[1])
+    words = argv[2:]
+    ci = os.environ.get("CI", "").lower() == "true"
+    is_root = os.geteuid() == 0
+    passed = failed = skipped = 0
+
+    for name, fn, needs_root in TESTS:
+        if words and not any(w in name for w in words):
+            continue
+        LOG.runs.clear()
+        LOG.notes.clear()
+        outcome, detail, ci_exempt = "ok", None, False
+        try:
+            if needs_root and not is_root:
+                raise Skip(f"needs root ({root_reason})")
+            for path in required:
+                if not os.path.exists(path):
+                    raise Skip(f"{path} is missing (run make)")
+            fn()
+        except Skip as e:
+            outcome, detail, ci_exempt = "skip", str(e), e.ci_exempt
+        except Failure as e:
+            outcome, detail = "fail", str(e)
+        except subprocess.TimeoutExpired as e:
+            outcome, detail = "fail", f"timed out: {e}"
+        except Exception:
+            outcome, detail = "fail", "unexpected error:\n" + traceback.format_exc().rstrip()
+        if after_test is not None:
+            outcome, detail = after_test(outcome, detail)
+        if outcome == "skip" and ci and not ci_exempt:
+            outcome, detail = "fail", f"skipped, but CI=true forbids skips: {detail}"
+
+        if outcome == "ok":
+            passed += 1
+            print(f"ok - {name}")
+            for n in LOG.notes:
+                print(f"  # {n}")
+        elif outcome == "skip":
+            skipped += 1
+            print(f"skip - {name}: {detail}")
+        else:
+            failed += 1
+            print(f"not ok - {name}")
+            report(detail)
+        sys.stdout.flush()
+
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
