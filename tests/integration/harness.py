@@ -16,6 +16,7 @@ Not named test_*.py: tests/run.sh runs every test_*.py as a suite.
 Python 3 standard library only.
 """
 
+import json
 import os
 import shlex
 import subprocess
@@ -80,6 +81,45 @@ def excerpt(data, limit=400):
     if len(data) > limit:
         return repr(data[:limit]) + f"... ({len(data)} chars)"
     return repr(data)
+
+
+def run_logged(cmd, timeout, started=None, **popen_kw):
+    """Run `cmd` with its output captured and recorded in the test's log
+    (shown when the test fails); returns (status, stdout bytes, stderr
+    bytes). A run that outlives `timeout` is killed and fails the test, so
+    nothing can hang a suite. `started`, a set, gets the process's pid."""
+    entry = {"cmd": list(cmd), "status": None, "stdout": b"", "stderr": b""}
+    LOG.runs.append(entry)
+    popen_kw.setdefault("stdin", subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **popen_kw)
+    if started is not None:
+        started.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        entry.update(status=proc.returncode, stdout=out, stderr=err)
+        raise Failure(f"{os.path.basename(cmd[0])} did not finish within "
+                      f"{timeout} s")
+    entry.update(status=proc.returncode, stdout=out, stderr=err)
+    return proc.returncode, out, err
+
+
+def parse_result(status, out):
+    """The one JSON object `airlock run --json` must print, checked against
+    airlock's own exit status."""
+    check(out.endswith(b"\n") and out.count(b"\n") == 1,
+          "stdout is not exactly one line (one JSON object)")
+    try:
+        result = json.loads(out)
+    except ValueError as e:
+        raise Failure(f"stdout is not JSON: {e}")
+    check(isinstance(result, dict), "the JSON result is not an object")
+    check_eq(status, result.get("exit_status"),
+             "airlock's exit status vs the JSON exit_status")
+    return result
 
 
 def report_failure(msg):

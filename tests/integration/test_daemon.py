@@ -21,7 +21,6 @@ import json
 import resource
 import os
 import re
-import select
 import shutil
 import signal
 import socket

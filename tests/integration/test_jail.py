@@ -68,39 +68,13 @@ STARTED = set()
 def run_airlock(args, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL, env=None,
                 pass_fds=(), wrapper=(), preexec_fn=None):
     """Run `airlock ARGS` (under `wrapper`, if given); returns (status,
-    stdout bytes, stderr bytes). A run that outlives `timeout` is killed and
-    fails the test, so nothing can hang the suite."""
-    cmd = list(wrapper) + [AIRLOCK] + list(args)
-    entry = {"cmd": cmd, "status": None, "stdout": b"", "stderr": b""}
-    LOG.runs.append(entry)
-    proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, pass_fds=pass_fds,
-                            preexec_fn=preexec_fn)
-    STARTED.add(proc.pid)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        entry.update(status=proc.returncode, stdout=out, stderr=err)
-        raise Failure(f"airlock did not finish within {timeout} s")
-    entry.update(status=proc.returncode, stdout=out, stderr=err)
-    return proc.returncode, out, err
+    stdout bytes, stderr bytes)."""
+    return harness.run_logged(list(wrapper) + [AIRLOCK] + list(args), timeout,
+                              started=STARTED, stdin=stdin, env=env,
+                              pass_fds=pass_fds, preexec_fn=preexec_fn)
 
 
-def parse_result(status, out):
-    """The one JSON object `airlock run --json` must print, checked against
-    airlock's own exit status."""
-    check(out.endswith(b"\n") and out.count(b"\n") == 1,
-          "stdout is not exactly one line (one JSON object)")
-    try:
-        result = json.loads(out)
-    except ValueError as e:
-        raise Failure(f"stdout is not JSON: {e}")
-    check(isinstance(result, dict), "the JSON result is not an object")
-    check_eq(status, result.get("exit_status"),
-             "airlock's exit status vs the JSON exit_status")
-    return result
+parse_result = harness.parse_result
 
 
 def run_json(args, **kw):

@@ -25,11 +25,8 @@ those paths are part of the messages checked.
 Python 3 standard library only; the framework is the one of test_jail.py.
 """
 
-import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -66,37 +63,12 @@ class SkipEvenInCI(Skip):
 
 def run_airlock(args, timeout=RUN_TIMEOUT, env=None):
     """Run `airlock ARGS` in the repository; returns (status, stdout bytes,
-    stderr bytes). A run that outlives `timeout` is killed and fails the
-    test, so nothing can hang the suite."""
-    cmd = [AIRLOCK] + list(args)
-    entry = {"cmd": cmd, "status": None, "stdout": b"", "stderr": b""}
-    LOG.runs.append(entry)
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=REPO)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        entry.update(status=proc.returncode, stdout=out, stderr=err)
-        raise Failure(f"airlock did not finish within {timeout} s")
-    entry.update(status=proc.returncode, stdout=out, stderr=err)
-    return proc.returncode, out, err
+    stderr bytes)."""
+    return harness.run_logged([AIRLOCK] + list(args), timeout, env=env,
+                              cwd=REPO)
 
 
-def parse_result(status, out):
-    """The one JSON object `airlock run --json` must print, checked against
-    airlock's own exit status."""
-    check(out.endswith(b"\n") and out.count(b"\n") == 1,
-          "stdout is not exactly one line (one JSON object)")
-    try:
-        result = json.loads(out)
-    except ValueError as e:
-        raise Failure(f"stdout is not JSON: {e}")
-    check(isinstance(result, dict), "the JSON result is not an object")
-    check_eq(status, result.get("exit_status"),
-             "airlock's exit status vs the JSON exit_status")
-    return result
+parse_result = harness.parse_result
 
 
 def run_json(args, **kw):
