@@ -137,26 +137,50 @@ bench: deps
 	sh bench/run.sh build
 
 POLICIES := $(wildcard policy/policies/*.policy)
+SBINDIR ?= $(PREFIX)/sbin
+# systemd reads units, tmpfiles.d and sysusers.d under /usr/lib and
+# /usr/local/lib alike; distributions packaging airlock set these.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+DOCDIR ?= $(PREFIX)/share/doc/airlock
+DOCS := docs/operations.md $(wildcard docs/alerts.yml)
+INSTALLED := $(PREFIX)/bin/airlock $(SBINDIR)/airlockd \
+	$(PREFIX)/share/man/man1/airlock.1 $(PREFIX)/share/man/man5/airlock.policy.5 \
+	$(PREFIX)/share/man/man8/airlockd.8 $(UNITDIR)/airlockd.service \
+	$(TMPFILESDIR)/airlock.conf $(SYSUSERSDIR)/airlock.conf \
+	$(PREFIX)/share/airlock/airlock.default \
+	$(addprefix $(PREFIX)/share/airlock/policies/,$(notdir $(POLICIES))) \
+	$(addprefix $(DOCDIR)/,$(notdir $(DOCS)))
 
+# The systemd files take effect on a running system after
+#   systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload
+# (docs/operations.md, "Installing as a service").
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SBINDIR) \
 		$(DESTDIR)$(PREFIX)/share/airlock/policies \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
-		$(DESTDIR)$(PREFIX)/share/man/man8
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/airlock $(DESTDIR)$(PREFIX)/bin/airlock
-	install -m 0755 $(BUILD)/airlockd $(DESTDIR)$(PREFIX)/sbin/airlockd
+	install -m 0755 $(BUILD)/airlockd $(DESTDIR)$(SBINDIR)/airlockd
 	install -m 0644 $(POLICIES) $(DESTDIR)$(PREFIX)/share/airlock/policies/
 	install -m 0644 docs/man/airlock.1 $(DESTDIR)$(PREFIX)/share/man/man1/airlock.1
 	install -m 0644 docs/man/airlock.policy.5 $(DESTDIR)$(PREFIX)/share/man/man5/airlock.policy.5
 	install -m 0644 docs/man/airlockd.8 $(DESTDIR)$(PREFIX)/share/man/man8/airlockd.8
+	sed 's|@SBINDIR@|$(SBINDIR)|g' tools/systemd/airlockd.service.in \
+		>$(DESTDIR)$(UNITDIR)/airlockd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/airlockd.service
+	install -m 0644 tools/systemd/airlock.tmpfiles $(DESTDIR)$(TMPFILESDIR)/airlock.conf
+	install -m 0644 tools/systemd/airlock.sysusers $(DESTDIR)$(SYSUSERSDIR)/airlock.conf
+	install -m 0644 tools/systemd/airlock.default $(DESTDIR)$(PREFIX)/share/airlock/airlock.default
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 
+# Removes what install put there; directories only when airlock's own.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/airlock $(DESTDIR)$(PREFIX)/sbin/airlockd \
-		$(DESTDIR)$(PREFIX)/share/man/man1/airlock.1 \
-		$(DESTDIR)$(PREFIX)/share/man/man5/airlock.policy.5 \
-		$(DESTDIR)$(PREFIX)/share/man/man8/airlockd.8
-	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/airlock/policies/,$(notdir $(POLICIES)))
-	-rmdir $(DESTDIR)$(PREFIX)/share/airlock/policies $(DESTDIR)$(PREFIX)/share/airlock
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(PREFIX)/share/airlock/policies \
+		$(DESTDIR)$(PREFIX)/share/airlock $(DESTDIR)$(DOCDIR)
 
 format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(SUP_SRC) supervisor/airlockd.c \

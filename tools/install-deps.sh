@@ -28,6 +28,14 @@ have_pc cmocka || add libcmocka-dev
 [ -x /usr/bin/ps ] || add procps
 # libFuzzer for the parser fuzzing in make check and make fuzz
 have_cmd clang || add clang
+# test_install.py: systemd-analyze verify, systemd-sysusers and
+# systemd-tmpfiles on the installed unit and entries (the package installs
+# without starting anything); setpriv and unshare come with util-linux
+have_cmd systemd-analyze || add systemd
+have_cmd setpriv || add util-linux
+# test_docs.py renders the man pages; the handbook's commands use jq
+have_cmd groff || add groff-base
+have_cmd jq || add jq
 
 if [ "${1:-}" = bench ]; then
 	have_cmd bwrap || add bubblewrap
