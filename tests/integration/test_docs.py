@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""The man pages (docs/man/*) against groff and against the code: each page
+renders without a warning, airlock(1) names every command of tools/airlock.c's
+command table, airlockd(8) every option and environment variable that
+supervisor/config.c reads, and the operations handbook's configuration table
+every variable as well.
+
+    python3 tests/integration/test_docs.py BUILD_DIR [WORD...]
+
+BUILD_DIR is accepted for tests/run.sh's sake; the built airlock's --help
+is compared too.
+
+Python 3 standard library only.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import harness
+from harness import Skip, check, check_eq, run_logged, test
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAN = os.path.join(ROOT, "docs/man")
+BUILD = None
+
+
+def read(rel):
+    with open(os.path.join(ROOT, rel)) as f:
+        return f.read()
+
+
+def plain(roff):
+    """roff source as words: font escapes, \\- and \\& resolved."""
+    text = re.sub(r"\\f(\[[^]]*\]|.)", "", roff)
+    return text.replace("\\-", "-").replace("\\&", "").replace("\\e", "\\")
+
+
+def groff_warnings(path):
+    """What groff says on stderr while formatting the page, all warnings on."""
+    if not shutil.which("groff"):
+        raise Skip("groff is not installed (tools/install-deps.sh adds groff-base)")
+    status, out, err = run_logged(["groff", "-man", "-Tutf8", "-ww", "-z", path],
+                                  timeout=60)
+    return status, err.decode()
+
+
+def commands():
+    """The command names of tools/airlock.c's table."""
+    src = read("tools/airlock.c")
+    table = src[src.index("commands[] = {"):src.index("};", src.index("commands[] = {"))]
+    names = re.findall(r'\{\s*"([a-z][a-z-]*)"\s*,\s*cmd_', table)
+    check(len(names) >= 10, f"too few commands found in tools/airlock.c: {names}")
+    return names
+
+
+def daemon_options():
+    src = read("supervisor/config.c")
+    opts = re.findall(r'\{\s*"([a-z][a-z-]*)"\s*,\s*(?:required|no|optional)_argument', src)
+    check(len(opts) >= 15, f"too few options found in supervisor/config.c: {opts}")
+    return opts
+
+
+def daemon_variables():
+    src = read("supervisor/config.c")
+    names = set(re.findall(r'(?:getenv|ENV_UINT|env_uint)\(\s*"([A-Z][A-Z0-9_]*)"', src))
+    check(len(names) >= 10, f"too few variables found in supervisor/config.c: {names}")
+    return sorted(names)
+
+
+# DESIGN.md, "Configuration": the variables operators already use
+DESIGN_VARIABLES = ["SANDBOX_MEM_MB", "SANDBOX_TIMEOUT_MS", "SYSTEM_TICK_MS",
+                    "MAX_ACTIVE_GENERATIONS", "ARCHIVE_RETENTION_DAYS",
+                    "METRICS_PORT", "PROM_API_KEY", "LOG_LEVEL", "LOG_PRETTY",
+                    "QUOTA_RESET_HOUR", "DATABASE_URL"]
+
+
+def section(roff, name):
+    """The text of one .SH section of a page."""
+    m = re.search(r"^\.SH \"?" + re.escape(name) + r"\"?\n(.*?)(?=^\.SH |\Z)",
+                  roff, re.M | re.S)
+    check(m, f"no section {name}")
+    return plain(m.group(1))
+
+
+# =================================================================== tests
+
+@test("man pages render with groff -man -ww without a warning", root=False)
+def t_render():
+    pages = sorted(os.listdir(MAN))
+    check_eq(pages, ["airlock.1", "airlock.policy.5", "airlockd.8"], "pages")
+    for page in pages:
+        status, err = groff_warnings(os.path.join(MAN, page))
+        check_eq(status, 0, f"groff on {page}: exit status")
+        check_eq(err, "", f"groff warnings on {page}")
+    # the check can fail: a page with an unknown macro and a bad escape
+    with tempfile.NamedTemporaryFile("w", suffix=".1") as bad:
+        bad.write(".TH X 1\n.SH NAME\nx \\- y\n.XX unknown\n\\fQ\n")
+        bad.flush()
+        _, err = groff_warnings(bad.name)
+        check(err, "groff -ww said nothing about a broken page")
+
+
+@test("airlock(1) names every command of tools/airlock.c", root=False)
+def t_airlock_commands():
+    page = read("docs/man/airlock.1")
+    synopsis = section(page, "SYNOPSIS")
+    text = plain(page)
+    missing = [c for c in commands()
+               if not re.search(r"airlock\s+" + re.escape(c) + r"\b", synopsis)]
+    check(not missing, f"not in airlock(1)'s SYNOPSIS: {missing}")
+    # each is described too, beyond the synopsis
+    body = text[text.index(".SH DESCRIPTION"):]
+    undescribed = [c for c in commands()
+                   if not re.search(r"airlock\s+" + re.escape(c) + r"\b", body)]
+    check(not undescribed, f"in the SYNOPSIS only: {undescribed}")
+    # and the built airlock's own usage lists the same commands
+    status, out, _ = run_logged([os.path.join(BUILD, "airlock"), "--help"], timeout=30)
+    check_eq(status, 0, "airlock --help exit status")
+    listed = re.findall(r"^  ([a-z][a-z-]*) ", out.decode(), re.M)
+    check_eq(sorted(listed), sorted(commands()), "commands in airlock --help")
+
+
+@test("airlockd(8) names every option and variable of supervisor/config.c", root=False)
+def t_airlockd_config():
+    page = read("docs/man/airlockd.8")
+    options = section(page, "OPTIONS")
+    env = section(page, "ENVIRONMENT")
+    missing = [o for o in daemon_options()
+               if not re.search(r"(^|[^-a-z])--" + re.escape(o) + r"\b", options, re.M)]
+    check(not missing, f"options not in airlockd(8)'s OPTIONS: {missing}")
+    missing = [v for v in sorted(set(daemon_variables()) | set(DESIGN_VARIABLES))
+               if not re.search(r"\b" + v + r"\b", env)]
+    check(not missing, f"variables not in airlockd(8)'s ENVIRONMENT: {missing}")
+    # the metrics endpoint's option and the HTTP paths (issue 6)
+    check("--metrics-listen" in options, "no --metrics-listen in OPTIONS")
+    for path in ("/metrics", "/healthz", "/ready"):
+        check(path in plain(page), f"airlockd(8) does not mention {path}")
+
+
+@test("the handbook's configuration table has every variable, with a default", root=False)
+def t_handbook_variables():
+    text = read("docs/operations.md")
+    m = re.search(r"^## Configuration\n(.*?)(?=^## )", text, re.M | re.S)
+    check(m, "docs/operations.md has no '## Configuration' section")
+    rows = {}
+    for line in m.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 3 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells
+    wanted = sorted(set(daemon_variables()) | set(DESIGN_VARIABLES))
+    missing = [v for v in wanted if v not in rows]
+    check(not missing, f"variables missing from the handbook's table: {missing}")
+    empty = [v for v in wanted if not rows[v][1] or not rows[v][2]]
+    check(not empty, f"rows without a default or a meaning: {empty}")
+
+
+def configure(build_dir):
+    global BUILD
+    BUILD = os.path.abspath(build_dir)
+    return (os.path.join(BUILD, "airlock"),)
+
+
+def main(argv):
+    return harness.main(argv, configure)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
