@@ -111,8 +111,9 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libairlock.a
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlockd.a \
-		$(BUILD)/libairlock.a $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< \
+		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(PKG_LIBS) \
+		$(CMOCKA_LIBS)
 
 deps:
 	@sh tools/install-deps.sh
@@ -191,4 +192,4 @@ clean:
 	rm -rf build build-asan build-fuzz build-perf
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) \
-	$(BUILD)/obj/supervisor/airlockd.d
+	$(BUILD)/obj/supervisor/airlockd.d $(UNIT_BIN:=.d)

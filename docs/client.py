@@ -4,7 +4,10 @@
     python3 docs/client.py [--socket PATH] FILE [ARG...]
 
 Submits FILE as a module (named after the file), waits for its validation
-run, then execs it with ARGs and prints the result. The socket is --socket,
+run, then execs it with ARGs and prints the result. The file itself is
+passed to airlockd as an open descriptor (SCM_RIGHTS): nothing is encoded
+and airlockd reads exactly the file the client opened; --base64 sends the
+content inline instead (for clients that cannot pass descriptors). The socket is --socket,
 else $AIRLOCK_SOCKET, else /run/airlock/airlock.sock. The protocol is
 docs/protocol.md: one JSON object per line each way.
 
@@ -43,10 +46,16 @@ class Airlock:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def request(self, **req):
+    def request(self, fd=None, **req):
+        """Send one request; fd, if given, travels with its first byte."""
         self.next_id += 1
         req["id"] = str(self.next_id)
-        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        line = json.dumps(req).encode() + b"\n"
+        if fd is None:
+            self.sock.sendall(line)
+        else:
+            sent = socket.send_fds(self.sock, [line], [fd])
+            self.sock.sendall(line[sent:])
         while True:
             answer = self._line()
             if answer.get("id") == req["id"]:
@@ -74,19 +83,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--socket", default=os.environ.get(
         "AIRLOCK_SOCKET", "/run/airlock/airlock.sock"))
+    ap.add_argument("--base64", action="store_true",
+                    help="send the content inline instead of the open file")
     ap.add_argument("file")
     ap.add_argument("args", nargs="*")
     opts = ap.parse_args()
-
-    with open(opts.file, "rb") as f:
-        content = base64.b64encode(f.read()).decode("ascii")
     name = os.path.basename(opts.file)
 
     conn = Airlock(opts.socket)
     try:
         # submit answers once the validation run has ended
-        if not show("submit", conn.request(op="submit", name=name,
-                                           content=content)):
+        with open(opts.file, "rb") as f:
+            if opts.base64:
+                content = base64.b64encode(f.read()).decode("ascii")
+                answer = conn.request(op="submit", name=name,
+                                      content=content)
+            else:
+                answer = conn.request(fd=f.fileno(), op="submit", name=name,
+                                      content_fd=True)
+        if not show("submit", answer):
             return 1
         answer = conn.request(op="exec", name=name, args=opts.args)
         if not show("exec", answer):

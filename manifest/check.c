@@ -447,6 +447,95 @@ int manifest_check(struct manifest *m, manifest_problem_fn fn, void *arg,
 	return count;
 }
 
+/* -------------------------------------------------------- staging sweep */
+
+/* Whether some row or journaled move wants staging/<name>. */
+static bool staging_wanted(const struct check *c, const char *name)
+{
+	for (size_t i = wants_from(c, name); i < c->nwants; i++) {
+		const struct want *w = &c->wants[i];
+		if (strcmp(w->sha256, name) != 0)
+			break;
+		if (w->dir == STORE_STAGING || w->alt == STORE_STAGING)
+			return true;
+	}
+	return is_journaled_stage(c, name);
+}
+
+static int sweep_staging(struct check *c, int64_t min_age_ms,
+			 void (*fn)(const char *path, void *arg), void *arg,
+			 struct al_error *err)
+{
+	int dir_fd = c->m->store_fd[STORE_STAGING], removed = 0;
+	int64_t now = manifest_now_ms();
+	struct dirent *e;
+	struct stat st;
+	char path[512];
+
+	if (dir_fd < 0)
+		return 0;
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	if (dir == NULL) {
+		al_error_sys(err, errno, "read staging/");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    staging_wanted(c, e->d_name) ||
+		    fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    S_ISDIR(st.st_mode))
+			continue;
+		/* young files may belong to a submission being written by a
+		 * writer this view does not know of yet */
+		if (now - (int64_t)st.st_mtime * 1000 < min_age_ms)
+			continue;
+		snprintf(path, sizeof(path), "staging/%s", e->d_name);
+		if (unlinkat(dir_fd, e->d_name, 0) < 0) {
+			if (errno == ENOENT)
+				continue;
+			al_error_sys(err, errno, "remove %s", path);
+			closedir(dir);
+			return -1;
+		}
+		removed++;
+		if (fn != NULL)
+			fn(path, arg);
+	}
+	closedir(dir);
+	if (removed > 0 && fsync(dir_fd) < 0)
+		return al_error_sys(err, errno, "fsync staging/");
+	return removed;
+}
+
+int manifest_staging_sweep(struct manifest *m, int64_t min_age_ms,
+			   void (*fn)(const char *path, void *arg), void *arg,
+			   struct al_error *err)
+{
+	struct check c = { .m = m };
+	bool own = !m->in_snapshot;
+	int rc = -1;
+
+	if (own && db_exec(m, "BEGIN DEFERRED", err) < 0)
+		goto out;
+	if (load_wants(&c, err) < 0 || load_temps(&c, err) < 0) {
+		if (own)
+			db_rollback(m);
+		goto out;
+	}
+	if (own)
+		db_rollback(m);
+	rc = sweep_staging(&c, min_age_ms, fn, arg, err);
+out:
+	check_reset(&c);
+	if (rc < 0)
+		al_error_prefix(err, "manifest: sweep %s/staging",
+				m->state_dir);
+	return rc;
+}
+
 /* --------------------------------------------------------------- backup */
 
 static int fsync_path(const char *path, int flags)

@@ -405,6 +405,17 @@ typedef void (*manifest_problem_fn)(const struct manifest_problem *p,
 int manifest_check(struct manifest *m, manifest_problem_fn fn, void *arg,
 		   struct al_error *err);
 
+/*
+ * Remove from staging/ the files no module row and no journaled move wants
+ * and that are at least min_age_ms old: temp files of submissions a crash
+ * cut short, staged copies whose undo failed. For the manifest's one
+ * writer (the supervisor), between its own transactions; fn (may be NULL)
+ * hears of each file removed. Returns how many, or -1 with err.
+ */
+int manifest_staging_sweep(struct manifest *m, int64_t min_age_ms,
+			   void (*fn)(const char *path, void *arg), void *arg,
+			   struct al_error *err);
+
 /* ----------------------------------------------------------------- time */
 
 /* Milliseconds since the epoch, now. */

@@ -58,6 +58,72 @@ void sandbox_host_free(struct sandbox_host *host)
 	free(host);
 }
 
+/* The jail's filter answers every call it denies with a user notification
+ * (SECCOMP_RET_USER_NOTIF): without it no run can start. */
+static int check_seccomp_notify(struct al_error *err)
+{
+	char buf[256] = "";
+	int fd = open("/proc/sys/kernel/seccomp/actions_avail",
+		      O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	int saved = errno;
+	al_closep(&fd);
+	if (n < 0)
+		return al_error_sys(err, saved,
+				    "seccomp: read "
+				    "/proc/sys/kernel/seccomp/actions_avail "
+				    "(a kernel built without seccomp filters?)");
+	buf[n] = '\0';
+	for (char *save = NULL, *w = strtok_r(buf, " \n", &save); w;
+	     w = strtok_r(NULL, " \n", &save))
+		if (strcmp(w, "user_notif") == 0)
+			return 0;
+	return al_error_set(err, ENOSYS,
+			    "seccomp: this kernel offers no user notifications "
+			    "(actions_avail lacks user_notif); airlock needs "
+			    "Linux 5.5 or later");
+}
+
+/* Make, then remove, a cgroup with the policy's limits: the backend reads
+ * back every limit it writes, so a missing controller or a limit the
+ * kernel refuses shows here rather than at the first run. */
+static int check_cgroup(struct sandbox_host *host,
+			const struct policy_limits *limits, struct al_error *err)
+{
+	if (!host->cgroup.ops) {
+		if (limits->limits_mode == POLICY_LIMITS_BEST_EFFORT)
+			return 0;
+		return al_error_set(err, ENOENT,
+				    "its memory, pids and CPU limits need a "
+				    "cgroup and there is none (%s)",
+				    host->cgroup_error);
+	}
+	struct cgroup_run cg;
+	char name[64];
+	cgroup_run_init(&cg);
+	snprintf(name, sizeof(name), "run-%d-%lu", getpid(),
+		 ++host->run_counter);
+	int rc = host->cgroup.ops->create(&host->cgroup, name, limits, &cg,
+					  err);
+	if (rc == 0)
+		host->cgroup.ops->destroy(&host->cgroup, &cg);
+	cgroup_run_close(&cg);
+	return rc;
+}
+
+int sandbox_host_check(struct sandbox_host *host,
+		       const struct al_policy *policy, struct al_error *err)
+{
+	if (check_seccomp_notify(err) < 0 ||
+	    check_cgroup(host, policy_limits(policy), err) < 0)
+		return -1;
+	struct sandbox_filter *filter = sandbox_filter_compile(policy, err);
+	if (!filter)
+		return -1;
+	sandbox_filter_free(filter);
+	return 0;
+}
+
 const char *sandbox_host_cgroup_mode(const struct sandbox_host *host)
 {
 	return host->cgroup.ops ? host->cgroup.ops->mode : "none";

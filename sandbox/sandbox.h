@@ -104,6 +104,15 @@ int sandbox_host_sweep(struct sandbox_host *host,
 		       void (*fn)(const char *path, int killed, int errnum,
 				  void *arg),
 		       void *arg);
+/*
+ * Whether runs under `policy` can start on this host, without running one:
+ * the kernel offers seccomp user notifications, a cgroup with the policy's
+ * limits can be made (and is removed again), and its filter compiles.
+ * A supervisor checks its policies at start so that a host lacking a
+ * feature is refused up front, with err saying what is missing.
+ */
+int sandbox_host_check(struct sandbox_host *host,
+		       const struct al_policy *policy, struct al_error *err);
 /* "v1", "v2": which cgroup hierarchy carries the limits. */
 const char *sandbox_host_cgroup_mode(const struct sandbox_host *host);
 /* Whether the jail runs as real root or inside a user namespace. */

@@ -38,26 +38,27 @@ int main(int argc, char **argv)
 	struct al_error err = { 0 };
 	int rc;
 
-	supervisor_config_defaults(&cfg);
-	if (supervisor_config_from_env(&cfg, &err) < 0 ||
-	    (rc = supervisor_config_from_args(&cfg, argc, argv, &err)) < 0 ||
-	    (rc == 0 && supervisor_config_check(&cfg, &err) < 0)) {
+	rc = supervisor_config_load(&cfg, argc, argv, &err);
+	if (rc < 0) {
 		fprintf(stderr, "airlockd: %s\n(airlockd --help)\n", err.msg);
 		return EXIT_USAGE;
 	}
 	if (rc == 1) {
 		supervisor_config_usage(stdout);
+		supervisor_config_release(&cfg);
 		return 0;
 	}
 	raise_fd_limit();
 	struct supervisor *s = supervisor_new(&cfg, &err);
 	if (!s) {
 		fprintf(stderr, "airlockd: %s\n", err.msg);
+		supervisor_config_release(&cfg);
 		return 1;
 	}
 	rc = supervisor_run(s, &err);
 	if (rc < 0)
 		fprintf(stderr, "airlockd: %s\n", err.msg);
 	supervisor_free(s);
+	supervisor_config_release(&cfg);
 	return rc < 0 ? 1 : 0;
 }

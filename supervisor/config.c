@@ -10,6 +10,7 @@
  * "default" policy once to try SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS on it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
@@ -18,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 #include "supervisor/supervisor.h"
@@ -75,16 +78,52 @@ void supervisor_config_usage(FILE *f)
 		"  --tick DUR             ticker period (SYSTEM_TICK_MS, 30s)\n"
 		"  --log-level LEVEL      debug, info, warn or error (LOG_LEVEL, "
 		"info)\n"
-		"  --log-pretty           indented log lines (LOG_PRETTY, false)\n");
+		"  --log-pretty           indented log lines (LOG_PRETTY, false)\n"
+		"  --config FILE          NAME=VALUE lines of the variables above;\n"
+		"                         over the environment, under the flags;\n"
+		"                         SIGHUP reads it again\n");
 }
 
 /* ---------------------------------------------------------- environment */
 
-/* 1 and *out set, 0 when unset or empty, -1 with err naming `name`. */
-static int env_uint(const char *name, uint64_t min, uint64_t max,
-		    uint64_t *out, struct al_error *err)
+/*
+ * Where the variables come from: the process environment, or a --config
+ * file holding the same names. The file's lookups remember the line of the
+ * last variable found, which is the one any error is about.
+ */
+#define CONFIG_FILE_MAX (64u << 10)
+#define CONFIG_VARS_MAX 64
+
+struct file_var {
+	char *name;
+	char *value;
+	unsigned line;
+};
+
+struct var_source {
+	const char *file; /* NULL: the environment */
+	struct file_var vars[CONFIG_VARS_MAX];
+	size_t n;
+	unsigned last_line;
+};
+
+static const char *var_get(struct var_source *src, const char *name)
 {
-	const char *v = getenv(name);
+	if (!src->file)
+		return getenv(name);
+	for (size_t i = 0; i < src->n; i++)
+		if (strcmp(src->vars[i].name, name) == 0) {
+			src->last_line = src->vars[i].line;
+			return src->vars[i].value;
+		}
+	return NULL;
+}
+
+/* 1 and *out set, 0 when unset or empty, -1 with err naming `name`. */
+static int env_uint(struct var_source *src, const char *name, uint64_t min,
+		    uint64_t max, uint64_t *out, struct al_error *err)
+{
+	const char *v = var_get(src, name);
 	if (!v || !*v)
 		return 0;
 	if (parse_uint(v, min, max, out, err) < 0)
@@ -111,21 +150,29 @@ static int parse_level(const char *name, const char *v, int *out,
 #define ENV_UINT(name, min, max, field)                                        \
 	do {                                                                   \
 		uint64_t v_;                                                   \
-		int rc_ = env_uint(name, min, max, &v_, err);                  \
+		int rc_ = env_uint(src, name, min, max, &v_, err);                  \
 		if (rc_ < 0)                                                   \
 			return -1;                                             \
 		if (rc_)                                                       \
 			(field) = v_;                                          \
 	} while (0)
 
-int supervisor_config_from_env(struct supervisor_config *cfg,
-			       struct al_error *err)
+/* The names a --config file may set: those of DESIGN.md. */
+static const char *const known_vars[] = {
+	"AIRLOCK_STATE_DIR", "AIRLOCK_SOCKET", "MAX_ACTIVE_GENERATIONS",
+	"SYSTEM_TICK_MS", "ARCHIVE_RETENTION_DAYS", "SANDBOX_MEM_MB",
+	"SANDBOX_TIMEOUT_MS", "QUOTA_RESET_HOUR", "METRICS_PORT",
+	"LOG_LEVEL", "LOG_PRETTY", "PROM_API_KEY", "DATABASE_URL",
+};
+
+static int apply_vars(struct supervisor_config *cfg, struct var_source *src,
+		      struct al_error *err)
 {
 	const char *s;
 
-	if ((s = getenv("AIRLOCK_STATE_DIR")) && *s)
+	if ((s = var_get(src, "AIRLOCK_STATE_DIR")) && *s)
 		cfg->state_dir = s;
-	if ((s = getenv("AIRLOCK_SOCKET")) && *s)
+	if ((s = var_get(src, "AIRLOCK_SOCKET")) && *s)
 		cfg->socket_path = s;
 	ENV_UINT("MAX_ACTIVE_GENERATIONS", 1, 4096, cfg->max_active);
 	ENV_UINT("SYSTEM_TICK_MS", 100, 86400000, cfg->tick_ms);
@@ -135,10 +182,10 @@ int supervisor_config_from_env(struct supervisor_config *cfg,
 	ENV_UINT("SANDBOX_TIMEOUT_MS", 1, 86400000, cfg->default_timeout_ms);
 	ENV_UINT("QUOTA_RESET_HOUR", 0, 23, cfg->quota_reset_hour);
 	ENV_UINT("METRICS_PORT", 1, 65535, cfg->metrics_port);
-	if ((s = getenv("LOG_LEVEL")) && *s &&
+	if ((s = var_get(src, "LOG_LEVEL")) && *s &&
 	    parse_level("LOG_LEVEL", s, &cfg->log_level, err) < 0)
 		return -1;
-	if ((s = getenv("LOG_PRETTY")) && *s) {
+	if ((s = var_get(src, "LOG_PRETTY")) && *s) {
 		if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
 			cfg->log_pretty = true;
 		else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
@@ -149,11 +196,217 @@ int supervisor_config_from_env(struct supervisor_config *cfg,
 					    "true or false",
 					    s);
 	}
-	if ((s = getenv("PROM_API_KEY")) && *s)
+	if ((s = var_get(src, "PROM_API_KEY")) && *s)
 		cfg->prom_api_key = s;
-	if ((s = getenv("DATABASE_URL")) && *s)
+	if ((s = var_get(src, "DATABASE_URL")) && *s)
 		cfg->database_url = s;
 	return 0;
+}
+
+int supervisor_config_from_env(struct supervisor_config *cfg,
+			       struct al_error *err)
+{
+	struct var_source env = { 0 };
+	return apply_vars(cfg, &env, err);
+}
+
+/* ------------------------------------------------------------ the file */
+
+static bool known_var(const char *name)
+{
+	for (size_t i = 0; i < sizeof(known_vars) / sizeof(known_vars[0]); i++)
+		if (strcmp(known_vars[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Read the whole file, refusing what an operator would not mean: not a
+ * regular file, writable by others than its owner, owned by someone else
+ * than root or us, or too large to be a configuration. */
+static char *read_config(const char *path, struct al_error *err)
+{
+	struct stat st;
+	char *text = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		al_error_sys(err, errno, "--config %s", path);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		al_error_sys(err, errno, "--config %s", path);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		al_error_set(err, EINVAL, "--config %s: not a regular file",
+			     path);
+		goto out;
+	}
+	if ((st.st_mode & 022) || (st.st_uid != 0 && st.st_uid != geteuid())) {
+		al_error_set(err, EPERM,
+			     "--config %s: must be owned by root and writable "
+			     "by its owner only (chown root %s; chmod go-w %s)",
+			     path, path, path);
+		goto out;
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		al_error_set(err, EFBIG, "--config %s: larger than %u bytes",
+			     path, CONFIG_FILE_MAX);
+		goto out;
+	}
+	text = malloc((size_t)st.st_size + 1);
+	if (!text) {
+		al_error_sys(err, ENOMEM, "--config %s", path);
+		goto out;
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, text + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			al_error_sys(err, n < 0 ? errno : EIO, "--config %s",
+				     path);
+			free(text);
+			text = NULL;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	text[got] = '\0';
+	if (strlen(text) != got) {
+		al_error_set(err, EINVAL, "--config %s: contains a NUL byte",
+			     path);
+		free(text);
+		text = NULL;
+	}
+out:
+	close(fd);
+	return text;
+}
+
+static char *trim(char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	char *end = p + strlen(p);
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
+			   end[-1] == '\r'))
+		*--end = '\0';
+	return p;
+}
+
+/* One NAME=VALUE line into src; text is modified in place. */
+static int parse_line(struct var_source *src, char *line, unsigned lineno,
+		      struct al_error *err)
+{
+	char *p = trim(line);
+	if (!*p || *p == '#')
+		return 0;
+	char *eq = strchr(p, '=');
+	if (!eq)
+		return al_error_set(err, EINVAL,
+				    "%s:%u: expected NAME=VALUE", src->file,
+				    lineno);
+	*eq = '\0';
+	char *name = trim(p), *value = trim(eq + 1);
+	if (!known_var(name))
+		return al_error_set(err, EINVAL,
+				    "%s:%u: unknown variable \"%.64s\" (airlockd(8) "
+				    "lists those a configuration file may set)",
+				    src->file, lineno, name);
+	size_t n = strlen(value);
+	if (n >= 2 && (value[0] == '"' || value[0] == '\'') &&
+	    value[n - 1] == value[0]) {
+		value[n - 1] = '\0';
+		value++;
+	}
+	for (size_t i = 0; i < src->n; i++)
+		if (strcmp(src->vars[i].name, name) == 0)
+			return al_error_set(err, EINVAL,
+					    "%s:%u: %s is already set on line "
+					    "%u",
+					    src->file, lineno, name,
+					    src->vars[i].line);
+	if (src->n >= CONFIG_VARS_MAX)
+		return al_error_set(err, E2BIG, "%s:%u: too many variables",
+				    src->file, lineno);
+	src->vars[src->n++] = (struct file_var){ name, value, lineno };
+	return 0;
+}
+
+int supervisor_config_from_file(struct supervisor_config *cfg,
+				const char *path, struct al_error *err)
+{
+	struct var_source src = { .file = path };
+	char *text = read_config(path, err);
+	unsigned lineno = 0;
+
+	if (!text)
+		return -1;
+	for (char *line = text, *next; line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (parse_line(&src, line, ++lineno, err) < 0)
+			goto fail;
+	}
+	if (apply_vars(cfg, &src, err) < 0) {
+		al_error_prefix(err, "%s:%u", path, src.last_line);
+		goto fail;
+	}
+	free(cfg->config_text);
+	cfg->config_text = text;
+	cfg->config_path = path;
+	return 0;
+fail:
+	free(text);
+	return -1;
+}
+
+/* --config FILE (or --config=FILE), found before the other flags are
+ * read so that they override what the file says. */
+const char *supervisor_config_file_arg(int argc, char **argv)
+{
+	const char *path = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+	}
+	return path;
+}
+
+int supervisor_config_load(struct supervisor_config *cfg, int argc,
+			   char **argv, struct al_error *err)
+{
+	const char *file = supervisor_config_file_arg(argc, argv);
+	int rc;
+
+	supervisor_config_defaults(cfg);
+	cfg->argc = argc;
+	cfg->argv = argv;
+	if (supervisor_config_from_env(cfg, err) < 0 ||
+	    (file && supervisor_config_from_file(cfg, file, err) < 0) ||
+	    (rc = supervisor_config_from_args(cfg, argc, argv, err)) < 0)
+		goto fail;
+	if (rc == 1)
+		return 1;
+	if (supervisor_config_check(cfg, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	supervisor_config_release(cfg);
+	return -1;
+}
+
+void supervisor_config_release(struct supervisor_config *cfg)
+{
+	free(cfg->config_text);
+	cfg->config_text = NULL;
 }
 
 /* ------------------------------------------------------------- flags */
@@ -230,6 +483,7 @@ enum {
 	OPT_RETENTION,
 	OPT_LOG_LEVEL,
 	OPT_LOG_PRETTY,
+	OPT_CONFIG,
 };
 
 static int one_option(int c, const char *opt, struct supervisor_config *cfg,
@@ -271,6 +525,7 @@ static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 		return 0;
 	case OPT_LOG_LEVEL: return parse_level(opt, optarg, &cfg->log_level, err);
 	case OPT_LOG_PRETTY: cfg->log_pretty = true; return 0;
+	case OPT_CONFIG: return 0; /* read before the flags: config_file_arg */
 	case 'r':
 		if (parse_size(optarg, &v, err) < 0)
 			return al_error_prefix(err, "%s", opt);
@@ -309,6 +564,7 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 		{ "tick", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "log-pretty", no_argument, NULL, OPT_LOG_PRETTY },
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -316,6 +572,7 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 	char name[40];
 
 	opterr = 0;
+	optind = 0; /* a full rescan: SIGHUP reads the flags again */
 	while ((idx = -1, c = getopt_long(argc, argv, ":h", longopts, &idx)) !=
 	       -1) {
 		/* errors name the flag, not its value */

@@ -192,6 +192,8 @@ int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 /* Take the job (owned from now on): start it or queue it. The caller has
  * called runs_admit() first. */
 void runs_submit(struct supervisor *s, struct job *job);
+/* Start queued jobs while there is room (after max_active grew). */
+void runs_start_queued(struct supervisor *s);
 void runs_handle(struct supervisor *s, struct job *job);
 int runs_cancel(struct supervisor *s, int64_t run_id, const char *why);
 void runs_forget_conn(struct supervisor *s, struct conn *c);
@@ -220,7 +222,15 @@ int notify_systemd(const char *state, struct al_error *err);
 void health_check(struct supervisor *s);
 void health_json(struct json_buf *jb, const struct supervisor *s);
 
+/* preflight.c: try every policy in the policy path on this host
+ * (sandbox_host_check); -1 with err naming the first that cannot run. */
+int preflight_policies(struct supervisor *s, struct al_error *err);
+
+/* reload.c: SIGHUP — configuration and policies read again in place. */
+void supervisor_reload(struct supervisor *s);
+
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);
+void sweep_staging(struct supervisor *s);
 
 #endif

@@ -143,11 +143,14 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		al_error_prefix(err, "sandbox host");
 		goto fail;
 	}
+	if (preflight_policies(s, err) < 0)
+		goto fail;
 	s->m = manifest_open(cfg->state_dir, MANIFEST_READ_WRITE, err);
 	if (!s->m)
 		goto fail;
 	runs_repair(s);
 	sweep_stale_cgroups(s);
+	sweep_staging(s);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
 		al_error_sys(err, errno, "epoll_create1");
@@ -180,6 +183,7 @@ static void on_tick(struct supervisor *s)
 		    (unsigned long long)removed.modules,
 		    (unsigned long long)removed.runs);
 	sweep_stale_cgroups(s);
+	sweep_staging(s);
 	health_check(s);
 	LOG(LOG_DEBUG, NULL, 0, "tick: %u running, %u queued, %u clients",
 	    s->nactive, s->nqueued, s->nconns);
@@ -221,8 +225,8 @@ static void on_signal(struct supervisor *s)
 
 	while (read(s->signal.fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			LOG(LOG_INFO, NULL, 0, "SIGHUP: reloading policies");
-			policies_reload(s);
+			LOG(LOG_INFO, NULL, 0, "SIGHUP: reloading");
+			supervisor_reload(s);
 		} else {
 			begin_stop(s, (int)si.ssi_signo);
 		}

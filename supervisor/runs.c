@@ -323,6 +323,11 @@ static void start_queued(struct supervisor *s)
 	}
 }
 
+void runs_start_queued(struct supervisor *s)
+{
+	start_queued(s);
+}
+
 void runs_submit(struct supervisor *s, struct job *job)
 {
 	job->next = NULL;

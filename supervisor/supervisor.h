@@ -220,6 +220,12 @@ struct supervisor_config {
 	unsigned metrics_port;      /* METRICS_PORT (9100) */
 	const char *prom_api_key;   /* PROM_API_KEY, borrowed, or NULL */
 	const char *database_url;   /* DATABASE_URL, borrowed, or NULL */
+	/* --config FILE: its text owns the strings taken from it */
+	const char *config_path;
+	char *config_text;
+	/* the command line, read again on SIGHUP (borrowed from main) */
+	int argc;
+	char **argv;
 };
 
 /* supervisor/config.c: defaults, then the environment, then flags, then
@@ -230,6 +236,19 @@ void supervisor_config_defaults(struct supervisor_config *cfg);
 /* The environment variables of DESIGN.md, "Configuration". */
 int supervisor_config_from_env(struct supervisor_config *cfg,
 			       struct al_error *err);
+/* --config FILE: the same variables as NAME=VALUE lines ('#' comments,
+ * optional quotes), applied over the environment and under the flags. The
+ * file must be a regular file writable only by root (or airlockd's user).
+ * Errors name FILE:LINE. */
+int supervisor_config_from_file(struct supervisor_config *cfg,
+				const char *path, struct al_error *err);
+/* The path given to --config in argv, or NULL. */
+const char *supervisor_config_file_arg(int argc, char **argv);
+void supervisor_config_release(struct supervisor_config *cfg);
+/* The whole chain: defaults, environment, --config file, flags, checks.
+ * 0, 1 for --help, -1 with err (nothing to release then). */
+int supervisor_config_load(struct supervisor_config *cfg, int argc,
+			   char **argv, struct al_error *err);
 /* Flags override the environment. 0, 1 for --help, -1 with err. */
 int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 				char **argv, struct al_error *err);

@@ -56,7 +56,8 @@ class Daemon:
     """An airlockd on its own state directory and socket. Its stderr (JSON
     log lines) is collected by a thread so it can never block."""
 
-    def __init__(self, args=(), env=None, state=None):
+    def __init__(self, args=(), env=None, state=None, prefix=()):
+        self.prefix = list(prefix)  # e.g. unshare: run airlockd through it
         self.tmp = tempfile.mkdtemp(prefix="airlockd-test-")
         os.chmod(self.tmp, 0o755)
         self.state = state or os.path.join(self.tmp, "state")
@@ -69,8 +70,8 @@ class Daemon:
         self.start()
 
     def start(self):
-        cmd = [AIRLOCKD, "--state-dir", self.state, "--socket", self.sock,
-               "--tick", "1s"] + self.args
+        cmd = self.prefix + [AIRLOCKD, "--state-dir", self.state,
+                             "--socket", self.sock, "--tick", "1s"] + self.args
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=self.env)
@@ -331,7 +332,7 @@ def t_submit_fd_errors():
     check(len(fds) < 30, f"airlockd holds {len(fds)} fds: passed ones leaked?")
 
 
-@test("docs/client.py: the example client submits, execs and prints the result")
+@test("docs/client.py: the example client submits (by fd and base64), execs, prints the result")
 def t_example_client():
     d = Daemon()
     path = os.path.join(d.tmp, "greet.sh")
@@ -339,16 +340,20 @@ def t_example_client():
         f.write(ECHO)
     client = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           "..", "..", "docs", "client.py")
-    p = subprocess.run([sys.executable, client, "--socket", d.sock, path, "a", "b"],
-                       capture_output=True, timeout=WAIT, env=dict(os.environ))
-    out, err = p.stdout.decode(), p.stderr.decode()
-    check_eq(p.returncode, 0, f"client exit status (stderr {err[-300:]!r})")
-    check("submit: greet.sh version 1: active" in out, f"client printed {out!r}")
-    check("exec: run 2: verdict ok, exit status 0" in out, f"client printed {out!r}")
-    check(out.endswith("out:a b\n"), f"module stdout not printed: {out!r}")
-    check_eq(err, "err:2\n", "module stderr")
-    check_eq(d.request({"op": "show", "name": "greet.sh"})["runs"][0]["verdict"], "ok",
-             "recorded run")
+    for version, extra in ((1, []), (2, ["--base64"])):
+        p = subprocess.run([sys.executable, client, "--socket", d.sock] + extra +
+                           [path, "a", "b"],
+                           capture_output=True, timeout=WAIT, env=dict(os.environ))
+        out, err = p.stdout.decode(), p.stderr.decode()
+        check_eq(p.returncode, 0, f"client {extra} exit status (stderr {err[-300:]!r})")
+        check(f"submit: greet.sh version {version}: active" in out, f"client printed {out!r}")
+        check("verdict ok, exit status 0" in out, f"client printed {out!r}")
+        check(out.endswith("out:a b\n"), f"module stdout not printed: {out!r}")
+        check_eq(err, "err:2\n", "module stderr")
+    runs = d.request({"op": "show", "name": "greet.sh"})["runs"]
+    check(runs and runs[0]["verdict"] == "ok", f"recorded runs {runs}")
+    check_eq([("from fd" in l) for l in d.log if "submit greet.sh" in l], [True, False],
+             "how each version travelled (airlockd's log)")
 
 
 @test("auto-archive: a crash archives the module; exec answers archived until restore")
@@ -772,6 +777,169 @@ def t_sd_notify():
                 check_eq(ns.recv(4096), b"STOPPING=1", f"datagram on {name} at SIGTERM")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+
+# ------------------------------------------- pre-flight, --config, SIGHUP
+
+HALF_CPU = b"[policy]\ndescription = half a CPU\n\n[limits]\ncpus = 0.5\n"
+# airlockd in a mount namespace of its own where the cpu controller's
+# hierarchy is not mounted: a host without that controller
+NO_CPU_CONTROLLER = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                     'umount /sys/fs/cgroup/cpu && exec "$@"', "sh"]
+
+
+@test("start-up: a policy that needs a controller the host lacks stops airlockd, naming both")
+def t_preflight_refuses():
+    if not os.path.ismount("/sys/fs/cgroup/cpu"):
+        raise harness.Skip("needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu to hide")
+    tmp = tempfile.mkdtemp(prefix="airlockd-preflight-")
+    try:
+        pdir = os.path.join(tmp, "policies")
+        os.mkdir(pdir)
+        with open(os.path.join(pdir, "halfcpu.policy"), "wb") as f:
+            f.write(HALF_CPU)
+        sock = os.path.join(tmp, "airlock.sock")
+        p = subprocess.run(NO_CPU_CONTROLLER + [AIRLOCKD, "--state-dir",
+                           os.path.join(tmp, "state"), "--socket", sock],
+                           capture_output=True, timeout=WAIT,
+                           env=dict(os.environ, AIRLOCK_POLICY_PATH=pdir))
+        err = p.stderr.decode()
+        check_eq(p.returncode, 1, f"exit status (stderr {err[-600:]!r})")
+        check('policy \\"halfcpu\\"' in err or 'policy "halfcpu"' in err,
+              f"the policy is not named: {err[-600:]!r}")
+        check("cpu controller" in err, f"the missing controller is not named: {err[-600:]!r}")
+        check(not os.path.exists(sock), "the socket was created")
+        # the same host without that policy starts: the policy was the reason
+        d = Daemon(prefix=NO_CPU_CONTROLLER)
+        check(d.request({"op": "health"})["ok"], "not serving")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_config(path, text, mode=0o600):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def status_of(d):
+    st = d.request({"op": "status"})
+    check(st["ok"], f"status {st}")
+    return st
+
+
+@test("--config: the file sets variables over the environment and under the flags")
+def t_config_file():
+    tmp = tempfile.mkdtemp(prefix="airlockd-config-")
+    try:
+        conf = os.path.join(tmp, "airlockd.conf")
+        write_config(conf, "# airlockd\nMAX_ACTIVE_GENERATIONS=3\n"
+                     "LOG_LEVEL = \"debug\"\n\nARCHIVE_RETENTION_DAYS=7\n")
+        d = Daemon(args=["--config", conf],
+                   env={"MAX_ACTIVE_GENERATIONS": "2", "ARCHIVE_RETENTION_DAYS": "9"})
+        check_eq(status_of(d)["max_active"], 3, "max_active from the file over the environment")
+        check(any('"level":"debug"' in l for l in d.log), "LOG_LEVEL=debug from the file not applied")
+        d2 = Daemon(args=["--config", conf, "--max-active", "4"])
+        check_eq(status_of(d2)["max_active"], 4, "the flag over the file")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+BAD_CONFIGS = [
+    ("MAX_ACTIVE_GENERATIONS=2\nMAX_ACTIVE_GENERATIONS=0\n", 0o600, ":2:", "MAX_ACTIVE_GENERATIONS"),
+    ("# ok\nNO_SUCH_THING=1\n", 0o600, ":2:", "unknown variable"),
+    ("LOG_LEVEL debug\n", 0o600, ":1:", "NAME=VALUE"),
+    ("LOG_LEVEL=loud\n", 0o600, ":1:", "LOG_LEVEL"),
+    ("SYSTEM_TICK_MS=1\nSYSTEM_TICK_MS=2\n", 0o600, ":2:", "already set on line 1"),
+    ("MAX_ACTIVE_GENERATIONS=2\n", 0o666, "", "writable by its owner only"),
+    ("MAX_ACTIVE_GENERATIONS=2\x00\n", 0o600, "", "NUL"),
+    ("#" * 70000 + "\n", 0o600, "", "larger than"),
+]
+
+
+@test("--config: bad files stop start-up with FILE:LINE and the reason, creating nothing")
+def t_config_bad():
+    tmp = tempfile.mkdtemp(prefix="airlockd-config-")
+    try:
+        conf = os.path.join(tmp, "airlockd.conf")
+        sock = os.path.join(tmp, "airlock.sock")
+        state = os.path.join(tmp, "state")
+        cases = BAD_CONFIGS + [(None, 0, "", "No such file"), ("dir", 0, "", "not a regular file")]
+        for text, mode, where, reason in cases:
+            if os.path.isdir(conf):
+                os.rmdir(conf)
+            elif os.path.exists(conf):
+                os.unlink(conf)
+            if text == "dir":
+                os.mkdir(conf)
+            elif text is not None:
+                write_config(conf, text, mode)
+            p = subprocess.run([AIRLOCKD, "--state-dir", state, "--socket", sock,
+                                "--config", conf], capture_output=True, timeout=WAIT)
+            err = p.stderr.decode()
+            check_eq(p.returncode, 2, f"{reason}: exit status (stderr {err!r})")
+            check(conf + where in err, f"{reason}: {conf}{where} not in {err!r}")
+            check(reason in err, f"{reason}: not in {err!r}")
+            check(not os.path.exists(sock) and not os.path.exists(state),
+                  f"{reason}: something was created")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test("SIGHUP: the configuration is read again in place; a bad one changes nothing")
+def t_sighup_reload():
+    tmp = tempfile.mkdtemp(prefix="airlockd-config-")
+    try:
+        conf = os.path.join(tmp, "airlockd.conf")
+        write_config(conf, "MAX_ACTIVE_GENERATIONS=1\n")
+        d = Daemon(args=["--config", conf])
+        check_eq(d.submit("sleeper", SLEEPER)["module"]["state"], "active", "submit")
+        # one runs, the second waits in the queue until the reload lets it start
+        with d.connect() as c1, d.connect() as c2:
+            c1.send({"op": "exec", "name": "sleeper", "args": ["2"]})
+            wait_for(lambda: status_of(d)["active_runs"] == 1, "the first run")
+            c2.send({"op": "exec", "name": "sleeper", "args": ["0"]})
+            wait_for(lambda: status_of(d)["queue_depth"] == 1, "the second to queue")
+            write_config(conf, "MAX_ACTIVE_GENERATIONS=2\nMETRICS_PORT=9199\n")
+            d.proc.send_signal(signal.SIGHUP)
+            r2 = c2.recv()
+            check(r2["ok"] and r2["result"]["verdict"] == "ok", f"queued run {r2}")
+            check(status_of(d)["active_runs"] == 1, "the first run was disturbed")
+            r1 = c1.recv()
+            check(r1["ok"] and r1["result"]["verdict"] == "ok", f"first run {r1}")
+        check_eq(status_of(d)["max_active"], 2, "max_active after the reload")
+        check(any("restart airlockd" in l and "METRICS_PORT" in l for l in d.log),
+              "a METRICS_PORT change was not logged as needing a restart")
+        write_config(conf, "MAX_ACTIVE_GENERATIONS=many\n")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: any("configuration is unchanged" in l for l in d.log),
+                 "the bad reload to be logged")
+        check_eq(status_of(d)["max_active"], 2, "max_active after a bad reload")
+        check(any(conf + ":1:" in l for l in d.log), "the bad line is not named")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test("tick: leftover staging files go, young ones and those rows want stay")
+def t_staging_sweep():
+    d = Daemon(args=["--tick", "200ms"])
+    staging = os.path.join(d.state, "staging")
+    old = time.time() - 3600
+    paths = {name: os.path.join(staging, name)
+             for name in (".%s.tmp" % ("a" * 64), "b" * 64, "c" * 64)}
+    for name, path in paths.items():
+        with open(path, "wb") as f:
+            f.write(b"left behind")
+        if name != "c" * 64:
+            os.utime(path, (old, old))
+    wait_for(lambda: not os.path.exists(paths["b" * 64]) and
+             not os.path.exists(paths[".%s.tmp" % ("a" * 64)]), "the sweep")
+    check(os.path.exists(paths["c" * 64]), "a fresh file was removed")
+    check(any("removed leftover staging/" in l for l in d.log), "the removal was not logged")
+    check_eq(d.submit("echo", ECHO)["module"]["state"], "active", "submit after the sweep")
+    check_eq(d.airlock("manifest", "check", "--state-dir", d.state)[0], 1,
+             "manifest check should still report the fresh stray")
 
 
 # ================================================================== runner
