@@ -66,7 +66,13 @@ def daemon_options():
 
 def daemon_variables():
     src = read("supervisor/config.c")
-    names = set(re.findall(r'(?:getenv|ENV_UINT|env_uint)\(\s*"([A-Z][A-Z0-9_]*)"', src))
+    # read with getenv() or through the config file's lookup, or named in
+    # a table of variable names
+    names = set(re.findall(
+        r'(?:getenv|var_get\(\s*\w+\s*,|ENV_UINT|env_uint)\(?\s*"([A-Z][A-Z0-9_]*)"', src))
+    for table in re.findall(r"\[\]\s*=\s*\{([^}]*)\}", src):
+        if re.search(r'"[A-Z][A-Z0-9]*_[A-Z0-9_]+"', table):
+            names |= set(re.findall(r'"([A-Z][A-Z0-9_]*)"', table))
     check(len(names) >= 10, f"too few variables found in supervisor/config.c: {names}")
     return sorted(names)
 

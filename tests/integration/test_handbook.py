@@ -165,6 +165,11 @@ def t_blocks_valid():
                 bad = [a for a in args if a.startswith("--")
                        and a[2:].split("=")[0] not in opts]
                 check(not bad, f"line {b.line}: airlockd has no option {bad}")
+        # the unit's extra flags (/etc/default/airlock)
+        for value in re.findall(r"AIRLOCKD_OPTS=\"([^\"]*)\"", b.body):
+            bad = [a for a in value.split() if a.startswith("--")
+                   and a[2:].split("=")[0] not in opts]
+            check(not bad, f"line {b.line}: AIRLOCKD_OPTS: airlockd has no option {bad}")
 
 
 @test("the handbook's marked commands run in order against a real airlockd")
