@@ -219,7 +219,8 @@ def mount_points():
 def hardening_script(unit, rw_paths, argv):
     """A shell script that applies, in a fresh mount namespace, what the
     unit's ProtectSystem=strict, ReadWritePaths=, ProtectHome=yes,
-    PrivateTmp=yes, NoNewPrivileges=yes and CapabilityBoundingSet= do, the
+    PrivateTmp=yes, PrivateIPC=yes (the caller's unshare -i),
+    NoNewPrivileges=yes and CapabilityBoundingSet= do, the
     way systemd's namespace setup does it (every mount but /dev, /proc and
     /sys remounted read-only, the writable paths bound over themselves
     first; /home, /root and /run/user hidden; /tmp and /var/tmp private),
@@ -228,6 +229,7 @@ def hardening_script(unit, rw_paths, argv):
     check_eq(unit_values(unit, "ProtectHome"), ["yes"], "ProtectHome")
     check_eq(unit_values(unit, "PrivateTmp"), ["yes"], "PrivateTmp")
     check_eq(unit_values(unit, "NoNewPrivileges"), ["yes"], "NoNewPrivileges")
+    check_eq(unit_values(unit, "PrivateIPC"), ["yes"], "PrivateIPC")
     bound = unit_values(unit, "CapabilityBoundingSet")
     check(len(bound) == 1 and bound[0].startswith("~"), f"CapabilityBoundingSet {bound}")
     drop = ",".join("-" + c.lower().removeprefix("cap_") for c in bound[0][1:].split())
@@ -264,7 +266,7 @@ def t_hardening():
         argv = [os.path.join(d, "usr/sbin/airlockd"), "--state-dir", state,
                 "--socket", sock, "--tick", "1s"]
         script = hardening_script(unit, [state, run], argv)
-        proc = subprocess.Popen(["unshare", "-m", "sh", "-c", script],
+        proc = subprocess.Popen(["unshare", "-m", "-i", "sh", "-c", script],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         log, ready = [], threading.Event()
@@ -293,6 +295,8 @@ def t_hardening():
             check("ro" in mounts["/"][5].split(","), "/ is writable for airlockd")
             check("rw" in mounts[state][5].split(","), "the state dir is read-only")
             check(" - tmpfs " in " ".join(mounts["/tmp"]), "/tmp is not private")
+            check(os.readlink(f"/proc/{proc.pid}/ns/ipc") != os.readlink("/proc/self/ns/ipc"),
+                  "airlockd shares the host's IPC namespace")
             client = os.path.join(d, "usr/bin/airlock")
             env = dict(os.environ, AIRLOCK_SOCKET=sock)
             mod = os.path.join(d, "crasher.sh")
