@@ -62,7 +62,10 @@ class Daemon:
         self.state = state or os.path.join(self.tmp, "state")
         self.sock = os.path.join(self.tmp, "airlock.sock")
         self.args = list(args)
-        self.env = dict(os.environ, **(env or {}))
+        # no HTTP unless a test asks (METRICS_PORT or --metrics-listen):
+        # daemons of parallel tests would all want port 9100
+        self.env = dict(os.environ, METRICS_PORT="0")
+        self.env.update(env or {})
         self.log = []
         self.proc = None
         DAEMONS.append(self)
@@ -486,7 +489,7 @@ BAD_ENV = [
     ("SYSTEM_TICK_MS", "50"), ("MAX_ACTIVE_GENERATIONS", "0"),
     ("ARCHIVE_RETENTION_DAYS", "-1"), ("LOG_LEVEL", "verbose"),
     ("LOG_PRETTY", "yes"), ("QUOTA_RESET_HOUR", "24"),
-    ("METRICS_PORT", "0"), ("METRICS_PORT", "http"),
+    ("METRICS_PORT", "65536"), ("METRICS_PORT", "http"),
     ("PROM_API_KEY", "short"), ("DATABASE_URL", "postgres://db/airlock"),
     ("DATABASE_URL", "sqlite:///tmp/elsewhere.db"),
 ]
