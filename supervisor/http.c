@@ -13,9 +13,17 @@
  * one rendering of /metrics.
  *
  * Bounds, so a hostile or slow client costs little and stalls nothing:
- * at most HTTP_MAX_CONNECTIONS connections, each closed after
- * HTTP_IDLE_S seconds of silence and given HTTP_CONN_MEMORY bytes for its
- * request (longer header blocks get 431 from MHD).
+ * at most HTTP_MAX_CONNECTIONS connections (more are closed as soon as
+ * they are accepted), each closed after HTTP_IDLE_S seconds of silence
+ * and given HTTP_CONN_MEMORY bytes for its request (longer header blocks
+ * get 431 from MHD).
+ *
+ * The connection bound is ours, not MHD_OPTION_CONNECTION_LIMIT: at its
+ * own limit MHD takes the listening socket out of its epoll set and puts
+ * it back only at the start of a later MHD_run(), which nothing would
+ * trigger once the connections are gone (no fd readable, no timeout), so
+ * the port would stop answering for good. MHD's limit is set above ours
+ * and never reached.
  */
 #include <errno.h>
 #include <microhttpd.h>
@@ -39,6 +47,7 @@ struct http {
 	struct MHD_Daemon *mhd;
 	char addr[64];
 	char last_error[160]; /* MHD's last log line, for start-up errors */
+	unsigned nconns;      /* HTTP connections open */
 };
 
 /* MHD's diagnostics into our log (connection-level problems are the
@@ -54,6 +63,30 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	line[strcspn(line, "\n")] = '\0';
 	memcpy(h->last_error, line, sizeof(line));
 	LOG(LOG_DEBUG, NULL, 0, "http: %s", line);
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
+				     socklen_t len)
+{
+	struct http *h = cls;
+
+	if (h->nconns < HTTP_MAX_CONNECTIONS)
+		return MHD_YES;
+	LOG(LOG_DEBUG, NULL, 0, "http: %u connections open: refused one",
+	    h->nconns);
+	return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode what)
+{
+	struct http *h = cls;
+
+	if (what == MHD_CONNECTION_NOTIFY_STARTED)
+		h->nconns++;
+	else if (what == MHD_CONNECTION_NOTIFY_CLOSED && h->nconns)
+		h->nconns--;
 }
 
 /* Text answer; `body` is copied. */
@@ -281,13 +314,14 @@ int http_start(struct supervisor *s, struct al_error *err)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
 	h->mhd = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-		(const struct sockaddr *)&cfg->metrics_addr,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+		flags, 0, accept_policy, h, on_request, s,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, as MHD asks */
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->metrics_addr,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS * 2,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 16u,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 16u, MHD_OPTION_END);
 	if (!h->mhd)
 		return al_error_set(err, errno ? errno : EADDRNOTAVAIL,
 				    "HTTP on %s (--metrics-listen, "

@@ -298,13 +298,16 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 			return al_error_sys(err, errno, "epoll_wait");
 		/* libmicrohttpd asks to run whenever its fd is readable and
 		 * after any wait it gave a timeout for (it may hold data it
-		 * read already, or a connection may have timed out) */
+		 * read already, or a connection may have timed out); each
+		 * tick runs it too, so no wake-up it failed to ask for can
+		 * leave it idle for longer than a tick */
 		bool http_due = http_ms >= 0;
 		/* an event's handler may free another event's source only
 		 * through conn_close(), which defers the free to the sweep */
 		for (int i = 0; i < n; i++) {
 			struct source *src = events[i].data.ptr;
-			http_due |= src->kind == SRC_HTTP;
+			http_due |= src->kind == SRC_HTTP ||
+				    src->kind == SRC_TICK;
 			dispatch(s, &events[i]);
 		}
 		if (http_due)
