@@ -442,6 +442,32 @@ def t_port_env():
     c.close()
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@test("alerts: docs/alerts.yml passes promtool check rules and its unit tests (each alert fires and stays quiet)", root=False)
+def t_alert_rules():
+    require_promtool()
+    status, out, err = harness.run_logged(
+        ["promtool", "check", "rules", os.path.join(ROOT, "docs/alerts.yml")], WAIT)
+    check_eq(status, 0, "promtool check rules")
+    found = re.search(rb"SUCCESS: (\d+) rules found", out + err)
+    check(found and int(found.group(1)) >= 8, "fewer than 8 rules")
+    status, out, err = harness.run_logged(
+        ["promtool", "test", "rules", "alerts_test.yml"], WAIT,
+        cwd=os.path.join(ROOT, "tests/prometheus"))
+    check_eq(status, 0, "promtool test rules")
+    # every rule of the file is exercised by the test file
+    with open(os.path.join(ROOT, "docs/alerts.yml")) as f:
+        names = re.findall(r"^\s*- alert: (\w+)", f.read(), re.M)
+    with open(os.path.join(ROOT, "tests/prometheus/alerts_test.yml")) as f:
+        tests = f.read()
+    for name in names:
+        check(f'alertname="{name}", alertstate="firing"' in tests or
+              f"alertname: {name}" in tests, f"alert {name} is not tested")
+    note(f"{len(names)} alerts, each tested")
+
+
 # ================================================================== runner
 
 def main(argv):
