@@ -37,8 +37,8 @@
 #include "supervisor/internal.h"
 
 #define HTTP_MAX_CONNECTIONS 32
-#define HTTP_IDLE_S 10
-#define HTTP_CONN_MEMORY (32u << 10)
+#define HTTP_IDLE_S	     10
+#define HTTP_CONN_MEMORY     (32u << 10)
 /* /healthz re-runs the self-check (a manifest write) at most this often */
 #define HEALTH_FRESH_MS 1000
 
@@ -137,13 +137,14 @@ static void snapshot_quotas(struct supervisor *s, struct metrics_quota *out,
 			.day_left = -1,
 		};
 		if (s->cfg.quota_per_hour)
-			out[*n].hour_left = hour < s->cfg.quota_per_hour ?
-						    s->cfg.quota_per_hour - hour :
-						    0;
+			out[*n].hour_left =
+				hour < s->cfg.quota_per_hour
+					? s->cfg.quota_per_hour - hour
+					: 0;
 		if (s->cfg.quota_per_day)
-			out[*n].day_left = day < s->cfg.quota_per_day ?
-						   s->cfg.quota_per_day - day :
-						   0;
+			out[*n].day_left = day < s->cfg.quota_per_day
+						   ? s->cfg.quota_per_day - day
+						   : 0;
 		(*n)++;
 	}
 }
@@ -172,7 +173,7 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 		.quotas = quotas,
 	};
 	struct manifest_stats st;
-	struct al_error err = { 0 };
+	struct al_error err = {0};
 	char *body = NULL;
 	size_t len = 0;
 
@@ -247,8 +248,8 @@ static enum MHD_Result serve_ready(struct supervisor *s,
 static enum MHD_Result serve_metrics_auth(struct supervisor *s,
 					  struct MHD_Connection *conn)
 {
-	const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						      "x-api-key");
+	const char *key =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
 
 	if (!s->cfg.prom_api_key)
 		return reply(conn, MHD_HTTP_FORBIDDEN, TEXT,
@@ -272,9 +273,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		enum MHD_Result (*serve)(struct supervisor *,
 					 struct MHD_Connection *);
 	} routes[] = {
-		{ "/metrics", serve_metrics_auth },
-		{ "/healthz", serve_healthz },
-		{ "/ready", serve_ready },
+		{"/metrics", serve_metrics_auth},
+		{"/healthz", serve_healthz},
+		{"/ready", serve_ready},
 	};
 	struct supervisor *s = cls;
 
@@ -316,7 +317,8 @@ int http_start(struct supervisor *s, struct al_error *err)
 	h->mhd = MHD_start_daemon(
 		flags, 0, accept_policy, h, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, as MHD asks */
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&cfg->metrics_addr,
+		MHD_OPTION_SOCK_ADDR,
+		(const struct sockaddr *)&cfg->metrics_addr,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS * 2,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
@@ -327,8 +329,8 @@ int http_start(struct supervisor *s, struct al_error *err)
 				    "HTTP on %s (--metrics-listen, "
 				    "METRICS_PORT; 0 turns it off): %s",
 				    h->addr,
-				    h->last_error[0] ? h->last_error :
-						       "cannot listen");
+				    h->last_error[0] ? h->last_error
+						     : "cannot listen");
 	info = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info)
 		return al_error_set(err, EINVAL, "HTTP: no epoll fd from MHD");

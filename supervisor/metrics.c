@@ -18,7 +18,7 @@
  * policy's timeout rarely exceeds 30 s. */
 static const double bounds[METRICS_BUCKETS] = {
 	0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
-	0.5,   1,     2,     5,    10,   20,   30,
+	0.5,   1,     2,     5,	   10,	 20,   30,
 };
 
 void metrics_observe(struct metrics_histogram *h, double seconds)
@@ -61,8 +61,7 @@ static void gauge(FILE *f, const char *name, const char *help, double v)
 	fprintf(f, "%s %.15g\n", name, v);
 }
 
-static void counter(FILE *f, const char *name, const char *help,
-		    uint64_t v)
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 {
 	family(f, name, "counter", help);
 	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
@@ -102,8 +101,8 @@ static void histogram(FILE *f, const struct metrics_histogram *h)
 
 static void quotas(FILE *f, const struct metrics_snapshot *m)
 {
-	static const char *const windows[] = { "hour", "day" };
-	unsigned limit[] = { m->quota_per_hour, m->quota_per_day };
+	static const char *const windows[] = {"hour", "day"};
+	unsigned limit[] = {m->quota_per_hour, m->quota_per_day};
 
 	family(f, "airlock_quota_limit", "gauge",
 	       "Runs one uid may start per window (only windows with a "
@@ -116,8 +115,8 @@ static void quotas(FILE *f, const struct metrics_snapshot *m)
 	       "Runs a uid may still start in the current window (uids seen "
 	       "since the daemon started).");
 	for (size_t i = 0; i < m->nquotas; i++) {
-		int64_t left[] = { m->quotas[i].hour_left,
-				   m->quotas[i].day_left };
+		int64_t left[] = {m->quotas[i].hour_left,
+				  m->quotas[i].day_left};
 		for (size_t w = 0; w < 2; w++)
 			if (left[w] >= 0)
 				fprintf(f,

@@ -45,18 +45,28 @@ static void strip_suffix(char *name, const char *sfx)
 
 static void test_render(void **state)
 {
-	struct metrics_histogram h = { 0 };
-	struct metrics_quota q[] = { { .uid = 1000, .hour_left = 3,
-				       .day_left = -1 } };
+	struct metrics_histogram h = {0};
+	struct metrics_quota q[] = {
+		{.uid = 1000, .hour_left = 3, .day_left = -1}};
 	struct metrics_snapshot m = {
 		.version = "1.\"2\\\n",
 		.start_time_s = 1700000000.5,
-		.active = 2, .max_active = 5, .queued = 1, .connections = 4,
-		.healthy = true, .ready = true, .have_modules = true,
-		.timeouts = 7, .validation_failures = 8, .auto_archives = 9,
-		.rate_limit_hits = 10, .overloaded = 11,
-		.durations = &h, .quota_per_hour = 5,
-		.quotas = q, .nquotas = 1,
+		.active = 2,
+		.max_active = 5,
+		.queued = 1,
+		.connections = 4,
+		.healthy = true,
+		.ready = true,
+		.have_modules = true,
+		.timeouts = 7,
+		.validation_failures = 8,
+		.auto_archives = 9,
+		.rate_limit_hits = 10,
+		.overloaded = 11,
+		.durations = &h,
+		.quota_per_hour = 5,
+		.quotas = q,
+		.nquotas = 1,
 	};
 	m.modules[MANIFEST_ACTIVE] = 3;
 	m.verdicts[SANDBOX_OK] = 12;
@@ -80,7 +90,8 @@ static void test_render(void **state)
 	expect_line(t, "airlock_auto_archives_total 9");
 	expect_line(t, "airlock_rate_limit_hits_total 10");
 	expect_line(t, "airlock_quota_limit{window=\"hour\"} 5");
-	expect_line(t, "airlock_quota_remaining{uid=\"1000\",window=\"hour\"} 3");
+	expect_line(t,
+		    "airlock_quota_remaining{uid=\"1000\",window=\"hour\"} 3");
 	assert_null(strstr(t, "window=\"day\""));
 	expect_line(t, "airlock_run_duration_seconds_bucket{le=\"0.001\"} 2");
 	expect_line(t, "airlock_run_duration_seconds_bucket{le=\"0.002\"} 2");
@@ -117,7 +128,7 @@ static void test_render(void **state)
 
 static void test_render_empty(void **state)
 {
-	struct metrics_snapshot m = { .version = "0" };
+	struct metrics_snapshot m = {.version = "0"};
 	char *t = render(&m);
 	/* no manifest answer: the family is there, without samples */
 	assert_non_null(strstr(t, "# TYPE airlock_registry_modules gauge"));
@@ -132,8 +143,8 @@ static void test_key_equal(void **state)
 	assert_true(metrics_key_equal("0123456789abcdef", "0123456789abcdef"));
 	assert_false(metrics_key_equal("0123456789abcdeF", "0123456789abcdef"));
 	assert_false(metrics_key_equal("0123456789abcde", "0123456789abcdef"));
-	assert_false(metrics_key_equal("0123456789abcdefg",
-				       "0123456789abcdef"));
+	assert_false(
+		metrics_key_equal("0123456789abcdefg", "0123456789abcdef"));
 	assert_false(metrics_key_equal("", "0123456789abcdef"));
 }
 
@@ -142,24 +153,27 @@ static void test_listen(void **state)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char buf[64];
-	struct al_error err = { 0 };
+	struct al_error err = {0};
 
-	assert_int_equal(supervisor_parse_listen("X", "127.0.0.1:9100", &ss,
-						 &len, &err),
-			 0);
+	assert_int_equal(
+		supervisor_parse_listen("X", "127.0.0.1:9100", &ss, &len, &err),
+		0);
 	assert_int_equal(ss.ss_family, AF_INET);
 	supervisor_format_listen(&ss, buf, sizeof(buf));
 	assert_string_equal(buf, "127.0.0.1:9100");
-	assert_int_equal(supervisor_parse_listen("X", "[::1]:65535", &ss, &len,
-						 &err),
-			 0);
+	assert_int_equal(
+		supervisor_parse_listen("X", "[::1]:65535", &ss, &len, &err),
+		0);
 	assert_int_equal(ss.ss_family, AF_INET6);
 	supervisor_format_listen(&ss, buf, sizeof(buf));
 	assert_string_equal(buf, "[::1]:65535");
 	static const char *const bad[] = {
-		"127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
-		"localhost:80", "::1:80", "[::1]", "[::1]80", "[127.0.0.1]:80",
-		":80", "1.2.3.4:80x", "[::1:80",
+		"127.0.0.1",	  "127.0.0.1:",
+		"127.0.0.1:0",	  "127.0.0.1:65536",
+		"localhost:80",	  "::1:80",
+		"[::1]",	  "[::1]80",
+		"[127.0.0.1]:80", ":80",
+		"1.2.3.4:80x",	  "[::1:80",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&err, 0, sizeof(err));
@@ -173,17 +187,17 @@ static void test_listen(void **state)
 static void test_config(void **state)
 {
 	struct supervisor_config cfg;
-	struct al_error err = { 0 };
-	char *none[] = { "airlockd", NULL };
-	char *flag[] = { "airlockd", "--metrics-listen", "[::]:9200", NULL };
+	struct al_error err = {0};
+	char *none[] = {"airlockd", NULL};
+	char *flag[] = {"airlockd", "--metrics-listen", "[::]:9200", NULL};
 
 	supervisor_config_defaults(&cfg);
 	optind = 0;
 	assert_int_equal(supervisor_config_from_args(&cfg, 1, none, &err), 0);
 	assert_int_equal(cfg.metrics_addr_len, sizeof(struct sockaddr_in));
-	assert_int_equal(ntohs(((struct sockaddr_in *)&cfg.metrics_addr)
-				       ->sin_port),
-			 9100);
+	assert_int_equal(
+		ntohs(((struct sockaddr_in *)&cfg.metrics_addr)->sin_port),
+		9100);
 	cfg.metrics_port = 0; /* METRICS_PORT=0 */
 	optind = 0;
 	assert_int_equal(supervisor_config_from_args(&cfg, 1, none, &err), 0);
