@@ -183,6 +183,7 @@ struct supervisor {
 	int64_t started_ms;
 	bool stopping;            /* SIGTERM/SIGINT seen */
 	int64_t stop_deadline_ms; /* then runs are killed */
+	bool grace_over;          /* and they were: wait for their ends */
 	bool socket_bound;        /* we created the socket file */
 	dev_t socket_dev;         /* and which file it is */
 	ino_t socket_ino;

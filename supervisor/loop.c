@@ -239,7 +239,7 @@ static int wait_timeout(struct supervisor *s, int64_t http_ms)
 {
 	int64_t now = now_ms(), next = http_ms < 0 ? -1 : now + http_ms;
 
-	if (s->stopping)
+	if (s->stopping && !s->grace_over)
 		next = s->stop_deadline_ms;
 	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->pending)
@@ -313,11 +313,14 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 		if (http_due)
 			http_run(s);
 		conn_sweep_idle(s);
-		if (s->stopping && now_ms() >= s->stop_deadline_ms &&
-		    s->nactive) {
+		/* once: the killed runs end through their own fds, so the
+		 * loop then waits for those, not spinning on a past deadline */
+		if (s->stopping && !s->grace_over &&
+		    now_ms() >= s->stop_deadline_ms && s->nactive) {
 			LOG(LOG_WARN, NULL, 0,
 			    "grace period over: killing %u runs", s->nactive);
 			runs_cancel_all(s, "airlockd shutting down");
+			s->grace_over = true;
 		}
 	}
 	LOG(LOG_INFO, NULL, 0, "stopped");
