@@ -263,36 +263,64 @@ static enum MHD_Result serve_metrics_auth(struct supervisor *s,
 	return serve_metrics(s, conn);
 }
 
+typedef enum MHD_Result (*serve_fn)(struct supervisor *,
+				    struct MHD_Connection *);
+
+struct route {
+	const char *path;
+	serve_fn serve;
+};
+
+static const struct route routes[] = {
+	{"/metrics", serve_metrics_auth},
+	{"/healthz", serve_healthz},
+	{"/ready", serve_ready},
+};
+
+/* Whether the request announces a body (none of ours takes one). */
+static bool has_body(struct MHD_Connection *conn)
+{
+	const char *len = MHD_lookup_connection_value(
+		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return (len && strcmp(len, "0") != 0) ||
+	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/*
+ * MHD calls this first with the headers, then again once the request is
+ * complete. An answer given in the first call makes MHD close the
+ * connection without reading further (right for errors and for anything
+ * with a body, which could be endless); a GET answered in the second call
+ * keeps the connection open for the next scrape.
+ */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
 				  size_t *upload_size, void **req_cls)
 {
-	static const struct {
-		const char *path;
-		enum MHD_Result (*serve)(struct supervisor *,
-					 struct MHD_Connection *);
-	} routes[] = {
-		{"/metrics", serve_metrics_auth},
-		{"/healthz", serve_healthz},
-		{"/ready", serve_ready},
-	};
 	struct supervisor *s = cls;
+	const struct route *r = *req_cls;
 
-	/* The first call comes with the headers; a body (which no route
-	 * takes) would follow in later calls: answer at once instead, and
-	 * MHD closes the connection rather than read it. */
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strcmp(url, routes[i].path) != 0)
-			continue;
-		if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-		    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-			return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, TEXT,
-				     "only GET and HEAD\n");
-		return routes[i].serve(s, conn);
+	if (r) {
+		*upload_size = 0; /* not reached: bodies are refused below */
+		return r->serve(s, conn);
 	}
-	return reply(conn, MHD_HTTP_NOT_FOUND, TEXT,
-		     "not found; try /metrics, /healthz or /ready\n");
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0)
+			r = &routes[i];
+	if (!r)
+		return reply(conn, MHD_HTTP_NOT_FOUND, TEXT,
+			     "not found; try /metrics, /healthz or /ready\n");
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, TEXT,
+			     "only GET and HEAD\n");
+	if (has_body(conn))
+		return r->serve(s, conn);
+	*req_cls = (void *)r;
+	return MHD_YES;
 }
 
 int http_start(struct supervisor *s, struct al_error *err)

@@ -139,7 +139,7 @@ def t_no_key():
     check_eq(m.get("/healthz")[0], 200, "/healthz still served")
 
 
-@test("HTTP: unknown paths 404, other methods 405 with Allow, HEAD works")
+@test("HTTP: unknown paths 404, other methods 405 with Allow, HEAD works, GET keeps the connection")
 def t_routes():
     m = Metrics()
     for path in ("/", "/metrics/", "/healthz/x", "/../metrics", "/READY"):
@@ -150,6 +150,20 @@ def t_routes():
         check_eq(h.get("Allow"), "GET, HEAD", f"{method} Allow header")
     status, _, body = m.get("/healthz", method="HEAD")
     check_eq((status, body), (200, ""), "HEAD /healthz")
+    # a GET keeps the connection for the next scrape
+    c = http.client.HTTPConnection("127.0.0.1", m.port, timeout=WAIT)
+    first = None
+    try:
+        for path in ("/metrics", "/healthz", "/metrics"):
+            c.request("GET", path, headers={"x-api-key": KEY})
+            r = c.getresponse()
+            r.read()
+            check_eq(r.status, 200, f"GET {path} on a kept connection")
+            first = first or c.sock  # http.client drops it on a close
+            check(c.sock is not None and c.sock is first,
+                  f"the connection was not kept after {path}")
+    finally:
+        c.close()
 
 
 @test("/metrics: counters, gauges and the histogram follow real runs")
