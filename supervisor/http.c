@@ -8,9 +8,10 @@
  * ours as one source, SRC_HTTP. When that fd is readable, or when
  * MHD_get_timeout() says work is due (data already buffered, a
  * connection's idle timeout), the loop calls MHD_run(), which never
- * blocks. The handlers below only read the daemon's state and answer from
- * memory, so an HTTP client can delay the socket protocol by no more than
- * one rendering of /metrics.
+ * blocks. The handlers below read the daemon's state and answer from
+ * memory (plus one module-count query per scrape, and /healthz's small
+ * manifest write at most once a second), so an HTTP client can delay the
+ * socket protocol by no more than one such answer.
  *
  * Bounds, so a hostile or slow client costs little and stalls nothing:
  * at most HTTP_MAX_CONNECTIONS connections (more are closed as soon as
