@@ -29,6 +29,11 @@ PKGS := libseccomp libcap libcgroup nettle inih sqlite3
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+# libmicrohttpd (airlockd's HTTP for /metrics) is always linked
+# dynamically: its static archive needs GnuTLS, which Debian ships shared
+# only. Only airlockd and the unit tests link it.
+MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 
 # The binaries link the support libraries statically (Debian's -dev
 # packages ship the archives): dynamic loading and relocating six shared
@@ -47,7 +52,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 \
 HARDEN := -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS ?= -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(HARDEN) $(MODE_CFLAGS) \
-	$(PKG_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"'
+	$(PKG_CFLAGS) $(MHD_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"'
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
 
 LIB_SRC := $(wildcard common/*.c policy/*.c sandbox/*.c manifest/*.c)
@@ -95,7 +100,8 @@ $(BUILD)/airlock: $(CLI_OBJ) $(PROTO_OBJ) $(BUILD)/libairlock.a
 $(BUILD)/airlockd: $(BUILD)/obj/supervisor/airlockd.o $(BUILD)/libairlockd.a \
 		$(BUILD)/libairlock.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/supervisor/airlockd.o \
-		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(BIN_LIBS)
+		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(BIN_LIBS) \
+		$(MHD_LIBS)
 
 # The probe runs inside jails: static, no sanitizer, no dependency on the
 # jail's libraries.
@@ -113,7 +119,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< \
 		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(PKG_LIBS) \
-		$(CMOCKA_LIBS)
+		$(MHD_LIBS) $(CMOCKA_LIBS)
 
 deps:
 	@sh tools/install-deps.sh
@@ -145,7 +151,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DOCDIR ?= $(PREFIX)/share/doc/airlock
-DOCS := docs/operations.md $(wildcard docs/alerts.yml)
+DOCS := docs/operations.md docs/metrics.md docs/alerts.yml
 INSTALLED := $(PREFIX)/bin/airlock $(SBINDIR)/airlockd \
 	$(PREFIX)/share/man/man1/airlock.1 $(PREFIX)/share/man/man5/airlock.policy.5 \
 	$(PREFIX)/share/man/man8/airlockd.8 $(UNITDIR)/airlockd.service \

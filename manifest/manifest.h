@@ -354,6 +354,11 @@ struct manifest_stats {
 };
 int manifest_stats(struct manifest *m, struct manifest_stats *out,
 		   struct al_error *err);
+/* A real write, for health checks: one transaction that rewrites a header
+ * field with its own value, so the commit reaches the disk (a WAL frame)
+ * and fails as any state change would (read-only or full filesystem, I/O
+ * error, a lock held elsewhere). Changes nothing. */
+int manifest_write_check(struct manifest *m, struct al_error *err);
 
 /* ------------------------------------------------------------ retention */
 

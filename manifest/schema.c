@@ -8,6 +8,7 @@
  * whole, and the next open starts that block again.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -192,5 +193,25 @@ int schema_open(struct manifest *m, struct al_error *err)
 				    "airlock's %d; the next read-write open "
 				    "(the supervisor's start) upgrades it",
 				    m->db_path, (long long)version, latest);
+	return 0;
+}
+
+int manifest_write_check(struct manifest *m, struct al_error *err)
+{
+	char sql[64];
+
+	/* Setting the id always dirties the header page, even to its own
+	 * value, so the commit writes a frame; an empty transaction would
+	 * write nothing and prove nothing. */
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d",
+		 APPLICATION_ID);
+	if (db_writable(m, err) < 0 || db_begin(m, err) < 0)
+		return al_error_prefix(err, "manifest: write check");
+	if (db_exec(m, sql, err) < 0) {
+		db_rollback(m);
+		return al_error_prefix(err, "manifest: write check");
+	}
+	if (db_commit(m, err) < 0)
+		return al_error_prefix(err, "manifest: write check");
 	return 0;
 }

@@ -9,6 +9,7 @@
  * supervisor_config_check(), to resolve the state directory and load the
  * "default" policy once to try SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS on it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -79,6 +80,10 @@ void supervisor_config_usage(FILE *f)
 		"  --log-level LEVEL      debug, info, warn or error (LOG_LEVEL, "
 		"info)\n"
 		"  --log-pretty           indented log lines (LOG_PRETTY, false)\n"
+		"  --metrics-listen ADDR:PORT\n"
+		"                         HTTP for /metrics, /healthz, /ready\n"
+		"                         (127.0.0.1:METRICS_PORT, 9100; [::1]:PORT\n"
+		"                         for IPv6; METRICS_PORT=0: no HTTP)\n"
 		"  --config FILE          NAME=VALUE lines of the variables above;\n"
 		"                         over the environment, under the flags;\n"
 		"                         SIGHUP reads it again\n");
@@ -181,7 +186,7 @@ static int apply_vars(struct supervisor_config *cfg, struct var_source *src,
 	ENV_UINT("SANDBOX_MEM_MB", 4, 1u << 20, cfg->default_memory_mb);
 	ENV_UINT("SANDBOX_TIMEOUT_MS", 1, 86400000, cfg->default_timeout_ms);
 	ENV_UINT("QUOTA_RESET_HOUR", 0, 23, cfg->quota_reset_hour);
-	ENV_UINT("METRICS_PORT", 1, 65535, cfg->metrics_port);
+	ENV_UINT("METRICS_PORT", 0, 65535, cfg->metrics_port);
 	if ((s = var_get(src, "LOG_LEVEL")) && *s &&
 	    parse_level("LOG_LEVEL", s, &cfg->log_level, err) < 0)
 		return -1;
@@ -484,6 +489,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_LOG_PRETTY,
 	OPT_CONFIG,
+	OPT_METRICS_LISTEN,
 };
 
 static int one_option(int c, const char *opt, struct supervisor_config *cfg,
@@ -526,6 +532,7 @@ static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 	case OPT_LOG_LEVEL: return parse_level(opt, optarg, &cfg->log_level, err);
 	case OPT_LOG_PRETTY: cfg->log_pretty = true; return 0;
 	case OPT_CONFIG: return 0; /* read before the flags: config_file_arg */
+	case OPT_METRICS_LISTEN: cfg->metrics_listen = optarg; return 0;
 	case 'r':
 		if (parse_size(optarg, &v, err) < 0)
 			return al_error_prefix(err, "%s", opt);
@@ -537,6 +544,89 @@ static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 	case ':': return al_error_set(err, EINVAL, "%s needs a value", opt);
 	default: return al_error_set(err, EINVAL, "unknown option %s", opt);
 	}
+}
+
+int supervisor_parse_listen(const char *what, const char *v,
+			    struct sockaddr_storage *out, socklen_t *len,
+			    struct al_error *err)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *end = NULL;
+	uint64_t port;
+	bool v6 = v[0] == '[';
+
+	memset(out, 0, sizeof(*out));
+	if (v6) {
+		end = strchr(v, ']');
+		colon = end && end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(v, ':');
+		end = colon;
+	}
+	if (!colon || !colon[1] || (size_t)(end - v) - v6 >= sizeof(host))
+		goto bad;
+	memcpy(host, v + v6, (size_t)(end - v) - v6);
+	host[(end - v) - v6] = '\0';
+	if (parse_uint(colon + 1, 1, 65535, &port, NULL) < 0)
+		goto bad;
+	if (v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			goto bad;
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)out;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			goto bad;
+		*len = sizeof(*a);
+	}
+	return 0;
+bad:
+	return al_error_set(err, EINVAL,
+			    "%s: \"%.64s\": expected ADDR:PORT with a numeric "
+			    "address, such as 127.0.0.1:9100 or [::1]:9100, "
+			    "and a port from 1 to 65535",
+			    what, v);
+}
+
+void supervisor_format_listen(const struct sockaddr_storage *ss, char *buf,
+			      size_t size)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(buf, size, "[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(buf, size, "%s:%u", host, ntohs(a->sin_port));
+	}
+}
+
+/* The flag names the whole address; otherwise METRICS_PORT on loopback
+ * (an endpoint that answers anyone on the network must be asked for). */
+static int metrics_address(struct supervisor_config *cfg,
+			   struct al_error *err)
+{
+	char v[32];
+
+	cfg->metrics_addr_len = 0;
+	if (cfg->metrics_listen)
+		return supervisor_parse_listen("--metrics-listen",
+					       cfg->metrics_listen,
+					       &cfg->metrics_addr,
+					       &cfg->metrics_addr_len, err);
+	if (!cfg->metrics_port)
+		return 0;
+	snprintf(v, sizeof(v), "127.0.0.1:%u", cfg->metrics_port);
+	return supervisor_parse_listen("METRICS_PORT", v, &cfg->metrics_addr,
+				       &cfg->metrics_addr_len, err);
 }
 
 int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
@@ -565,6 +655,7 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "log-pretty", no_argument, NULL, OPT_LOG_PRETTY },
 		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -593,7 +684,7 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 	if (cfg->tick_ms < 100 || cfg->idle_timeout_ms < 100)
 		return al_error_set(err, EINVAL,
 				    "--tick and --idle-timeout: at least 100ms");
-	return 0;
+	return metrics_address(cfg, err);
 }
 
 /* ------------------------------------------------------------- checks */

@@ -1,6 +1,7 @@
 /*
- * The health self-check, run at start-up and on every tick: the manifest
- * answers a trivial query (its counts), and the listening socket is still
+ * The health self-check, run at start-up, on every tick and (at most once
+ * a second) for GET /healthz: the manifest answers a trivial query (its
+ * counts) and takes a write, and the listening socket is still
  * the file we bound (an operator's rm, or another process's bind over
  * it, leaves us serving nobody). The result is kept in s->health for
  * `status` and `health` to report; a change is logged once.
@@ -40,7 +41,11 @@ void health_check(struct supervisor *s)
 	struct manifest_stats st;
 	struct al_error err = { 0 };
 
-	h.manifest_ok = manifest_stats(s->m, &st, &err) == 0;
+	/* reads answer, and so does a write: a manifest that can no longer
+	 * record a verdict (read-only or full filesystem, I/O errors) makes
+	 * the daemon useless however well it reads */
+	h.manifest_ok = manifest_stats(s->m, &st, &err) == 0 &&
+			manifest_write_check(s->m, &err) == 0;
 	snprintf(h.manifest, sizeof(h.manifest), "%s",
 		 h.manifest_ok ? "ok" : err.msg);
 	check_socket(s, &h);

@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,7 +15,14 @@
 
 /* What an epoll event's data.ptr points at: the first member of each
  * watched object. */
-enum source_kind { SRC_LISTEN, SRC_SIGNAL, SRC_TICK, SRC_CONN, SRC_JOB };
+enum source_kind {
+	SRC_LISTEN,
+	SRC_SIGNAL,
+	SRC_TICK,
+	SRC_CONN,
+	SRC_JOB,
+	SRC_HTTP,
+};
 
 struct source {
 	enum source_kind kind;
@@ -104,6 +112,50 @@ struct quota {
 	unsigned day_used;
 };
 
+/* ------------------------------------------------------------- metrics */
+
+/* Every verdict of sandbox.h, in its order. */
+#define METRICS_VERDICTS (SANDBOX_SETUP_ERROR + 1)
+/* airlock_run_duration_seconds: upper bounds from 1 ms to 30 s, then +Inf */
+#define METRICS_BUCKETS 15
+
+struct metrics_histogram {
+	uint64_t le[METRICS_BUCKETS]; /* per bucket, not yet cumulative */
+	uint64_t inf;                 /* above the last bound */
+	uint64_t count;
+	double sum;
+};
+
+struct metrics_quota {
+	uid_t uid;
+	int64_t hour_left, day_left; /* -1: that window has no quota */
+};
+
+/* What one scrape shows, gathered by http.c from the daemon's own
+ * counters (the same ones `status` reports), rendered by metrics.c. */
+struct metrics_snapshot {
+	const char *version;
+	double start_time_s; /* Unix time */
+	unsigned active, max_active, queued, connections;
+	bool healthy, ready;
+	bool have_modules; /* the manifest answered */
+	uint64_t modules[MANIFEST_STATE_COUNT];
+	uint64_t verdicts[METRICS_VERDICTS];
+	uint64_t timeouts, validation_failures, auto_archives, rate_limit_hits,
+		overloaded;
+	const struct metrics_histogram *durations;
+	unsigned quota_per_hour, quota_per_day; /* 0: none */
+	const struct metrics_quota *quotas;
+	size_t nquotas;
+};
+
+/* metrics.c: pure. The Prometheus text exposition format (0.0.4) of `m`
+ * into `f`; -1 if a write failed. */
+int metrics_render(FILE *f, const struct metrics_snapshot *m);
+void metrics_observe(struct metrics_histogram *h, double seconds);
+/* `given` equals `want`, in a time that depends on want's length only. */
+bool metrics_key_equal(const char *given, const char *want);
+
 /* -------------------------------------------------------------- daemon */
 
 /* The last self-check (health.c): each message is "ok" or what failed. */
@@ -131,11 +183,17 @@ struct supervisor {
 	int64_t started_ms;
 	bool stopping;            /* SIGTERM/SIGINT seen */
 	int64_t stop_deadline_ms; /* then runs are killed */
+	bool grace_over;          /* and they were: wait for their ends */
 	bool socket_bound;        /* we created the socket file */
 	dev_t socket_dev;         /* and which file it is */
 	ino_t socket_ino;
 	struct health health;
 	uint64_t counters[8];
+	uint64_t verdicts[METRICS_VERDICTS]; /* ended runs, by verdict */
+	struct metrics_histogram durations;   /* their wall-clock times */
+	int64_t started_unix_ms;
+	bool ready;          /* start-up done, the loop turning */
+	struct http *http;   /* NULL: HTTP off */
 };
 
 enum counter {
@@ -228,6 +286,15 @@ int preflight_policies(struct supervisor *s, struct al_error *err);
 
 /* reload.c: SIGHUP — configuration and policies read again in place. */
 void supervisor_reload(struct supervisor *s);
+
+/* http.c: /metrics, /healthz and /ready served by libmicrohttpd inside
+ * our loop. Start binds the address of cfg.metrics_addr (nothing when
+ * HTTP is off); run is called when its source is readable or its
+ * timeout passed; timeout_ms is -1 (none) or the ms until it is due. */
+int http_start(struct supervisor *s, struct al_error *err);
+void http_run(struct supervisor *s);
+int64_t http_timeout_ms(struct supervisor *s);
+void http_stop(struct supervisor *s);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

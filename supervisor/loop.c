@@ -19,9 +19,13 @@
  *            bounded output buffer; EPOLLOUT only while output waits;
  *   job      one per run in progress: sandbox_run_fd(), the run's own
  *            epoll fd (pidfd, deadline timerfd, output pipes, seccomp
- *            listener) nested in ours; sandbox_run_step() never blocks.
+ *            listener) nested in ours; sandbox_run_step() never blocks;
+ *   http     libmicrohttpd's epoll fd (its TCP listener and connections
+ *            for /metrics, /healthz, /ready; http.c), nested likewise
+ *            and run without blocking; absent when METRICS_PORT=0.
  * The epoll_wait timeout is the nearest idle-connection deadline (or the
- * shutdown deadline), so nothing here sleeps or polls.
+ * shutdown deadline, or when libmicrohttpd asks to run), so nothing here
+ * sleeps or polls.
  *
  * Privilege. airlockd keeps root: it builds jails, owns the state
  * directory (manifest.db, modules/, archive/, staging/) and the only
@@ -131,6 +135,7 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 	s->cfg = *cfg;
 	s->epfd = s->listen.fd = s->signal.fd = s->tick.fd = -1;
 	s->started_ms = now_ms();
+	s->started_unix_ms = manifest_now_ms();
 	log_setup(cfg->log_level, cfg->log_pretty);
 	if (geteuid() != 0) {
 		al_error_set(err, EPERM,
@@ -157,7 +162,7 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		goto fail;
 	}
 	if (signals_open(s, err) < 0 || ticker_open(s, err) < 0 ||
-	    server_listen(s, err) < 0)
+	    server_listen(s, err) < 0 || http_start(s, err) < 0)
 		goto fail;
 	return s;
 fail:
@@ -233,11 +238,12 @@ static void on_signal(struct supervisor *s)
 	}
 }
 
-static int wait_timeout(struct supervisor *s)
+/* `http_ms`: when libmicrohttpd must run again (-1: only on activity). */
+static int wait_timeout(struct supervisor *s, int64_t http_ms)
 {
-	int64_t now = now_ms(), next = -1;
+	int64_t now = now_ms(), next = http_ms < 0 ? -1 : now + http_ms;
 
-	if (s->stopping)
+	if (s->stopping && !s->grace_over)
 		next = s->stop_deadline_ms;
 	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->pending)
@@ -272,6 +278,8 @@ static void dispatch(struct supervisor *s, struct epoll_event *ev)
 	case SRC_JOB:
 		runs_handle(s, (struct job *)src);
 		break;
+	case SRC_HTTP:
+		break; /* run once per turn, after the others: see below */
 	}
 }
 
@@ -284,21 +292,39 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 	    s->cfg.socket_path, s->cfg.state_dir,
 	    sandbox_host_cgroup_mode(s->host), s->cfg.max_active);
 	health_check(s);
+	s->ready = true;
 	notify("READY=1");
 	while (!(s->stopping && s->nactive == 0)) {
-		int n = epoll_wait(s->epfd, events, 64, wait_timeout(s));
+		int64_t http_ms = http_timeout_ms(s);
+		int n = epoll_wait(s->epfd, events, 64,
+				   wait_timeout(s, http_ms));
 		if (n < 0 && errno != EINTR)
 			return al_error_sys(err, errno, "epoll_wait");
+		/* libmicrohttpd asks to run whenever its fd is readable and
+		 * after any wait it gave a timeout for (it may hold data it
+		 * read already, or a connection may have timed out); each
+		 * tick runs it too, so no wake-up it failed to ask for can
+		 * leave it idle for longer than a tick */
+		bool http_due = http_ms >= 0;
 		/* an event's handler may free another event's source only
 		 * through conn_close(), which defers the free to the sweep */
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n; i++) {
+			struct source *src = events[i].data.ptr;
+			http_due |= src->kind == SRC_HTTP ||
+				    src->kind == SRC_TICK;
 			dispatch(s, &events[i]);
+		}
+		if (http_due)
+			http_run(s);
 		conn_sweep_idle(s);
-		if (s->stopping && now_ms() >= s->stop_deadline_ms &&
-		    s->nactive) {
+		/* once: the killed runs end through their own fds, so the
+		 * loop then waits for those, not spinning on a past deadline */
+		if (s->stopping && !s->grace_over &&
+		    now_ms() >= s->stop_deadline_ms && s->nactive) {
 			LOG(LOG_WARN, NULL, 0,
 			    "grace period over: killing %u runs", s->nactive);
 			runs_cancel_all(s, "airlockd shutting down");
+			s->grace_over = true;
 		}
 	}
 	LOG(LOG_INFO, NULL, 0, "stopped");
@@ -314,6 +340,7 @@ void supervisor_free(struct supervisor *s)
 		conn_close(s, s->conns);
 	conn_sweep_idle(s);
 	policies_free(s);
+	http_stop(s);
 	if (s->listen.fd >= 0) {
 		al_closep(&s->listen.fd);
 		server_unlink(s);

@@ -374,6 +374,9 @@ static void record(struct supervisor *s, struct job *job,
 	};
 
 	s->counters[C_RUNS]++;
+	if ((unsigned)r->verdict < METRICS_VERDICTS)
+		s->verdicts[r->verdict]++;
+	metrics_observe(&s->durations, r->wall_ms / 1000.0);
 	if (r->verdict == SANDBOX_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
 	/* killed because the shutdown grace ran out: the module did nothing

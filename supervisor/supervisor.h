@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "common/common.h"
@@ -216,8 +217,13 @@ struct supervisor_config {
 	 * "default" only; 0 leaves its own value (64M, 3s as shipped) */
 	uint64_t default_memory_mb;
 	uint64_t default_timeout_ms;
-	/* validated only: metrics are not served yet */
-	unsigned metrics_port;      /* METRICS_PORT (9100) */
+	/* HTTP (docs/metrics.md): METRICS_PORT (9100; 0: no HTTP) on
+	 * 127.0.0.1 unless --metrics-listen ADDR:PORT names the address;
+	 * supervisor_config_from_args() resolves the two into metrics_addr */
+	unsigned metrics_port;
+	const char *metrics_listen; /* the flag's value, borrowed, or NULL */
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_addr_len; /* 0: HTTP off */
 	const char *prom_api_key;   /* PROM_API_KEY, borrowed, or NULL */
 	const char *database_url;   /* DATABASE_URL, borrowed, or NULL */
 	/* --config FILE: its text owns the strings taken from it */
@@ -253,6 +259,14 @@ int supervisor_config_load(struct supervisor_config *cfg, int argc,
 int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 				char **argv, struct al_error *err);
 void supervisor_config_usage(FILE *f);
+/* "ADDR:PORT" (IPv4) or "[ADDR]:PORT" (IPv6), numeric only, port 1 to
+ * 65535, into `out`; -1 with err (naming `what`) otherwise. */
+int supervisor_parse_listen(const char *what, const char *v,
+			    struct sockaddr_storage *out, socklen_t *len,
+			    struct al_error *err);
+/* The address in the form supervisor_parse_listen() reads. */
+void supervisor_format_listen(const struct sockaddr_storage *ss, char *buf,
+			      size_t size);
 /* DATABASE_URL against the final state directory, PROM_API_KEY, and the
  * default-policy overrides tried on the "default" policy. */
 int supervisor_config_check(const struct supervisor_config *cfg,

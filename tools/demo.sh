@@ -73,7 +73,8 @@ echo "== the supervisor: airlockd on a temporary state directory"
 state="$work/state"
 export AIRLOCK_SOCKET="$work/airlock.sock"
 mkfifo "$work/log.fifo"
-"$airlockd" --state-dir "$state" --socket "$AIRLOCK_SOCKET" \
+# METRICS_PORT=0: no HTTP endpoint, so the demo never competes for 9100
+METRICS_PORT=0 "$airlockd" --state-dir "$state" --socket "$AIRLOCK_SOCKET" \
 	2>"$work/log.fifo" &
 daemon=$!
 exec 3<"$work/log.fifo"

@@ -21,6 +21,12 @@ have_pc nettle || add nettle-dev
 have_pc inih || add libinih-dev
 have_pc sqlite3 || add libsqlite3-dev
 have_pc cmocka || add libcmocka-dev
+# airlockd's HTTP endpoint (/metrics, /healthz, /ready)
+have_pc libmicrohttpd || add libmicrohttpd-dev
+# promtool: the tests check /metrics and docs/alerts.yml with it
+have_cmd promtool || add prometheus
+# the /healthz test puts a state directory on a loop-mounted ext4 image
+have_cmd mkfs.ext4 || add e2fsprogs
 # the static test probe links against glibc's libc.a
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || add libc6-dev
 # interpreters the tests run inside the jail, at the paths the jail binds
@@ -34,8 +40,10 @@ have_cmd clang || add clang
 have_cmd systemd-analyze || add systemd
 have_cmd setpriv || add util-linux
 # test_docs.py renders the man pages; the handbook's commands use jq
+# and curl
 have_cmd groff || add groff-base
 have_cmd jq || add jq
+have_cmd curl || add curl
 
 if [ "${1:-}" = bench ]; then
 	have_cmd bwrap || add bubblewrap

@@ -63,7 +63,10 @@ class Daemon:
         self.state = state or os.path.join(self.tmp, "state")
         self.sock = os.path.join(self.tmp, "airlock.sock")
         self.args = list(args)
-        self.env = dict(os.environ, **(env or {}))
+        # no HTTP unless a test asks (METRICS_PORT or --metrics-listen):
+        # daemons of parallel tests would all want port 9100
+        self.env = dict(os.environ, METRICS_PORT="0")
+        self.env.update(env or {})
         self.log = []
         self.proc = None
         DAEMONS.append(self)
@@ -174,26 +177,39 @@ def expect_error(resp, code):
     check(resp["error"].get("message"), "error without a message")
 
 
-def run_cgroups():
+def run_prefixes(owners):
+    """The run cgroup name prefixes of these airlockd pids (None: any run).
+    The machine may be shared with other airlock tests: count only ours."""
+    return ("run-",) if owners is None else tuple(f"run-{p}-" for p in owners)
+
+
+def run_cgroups(owners=None):
     """run-* cgroup directories anywhere under the cgroup mounts' airlock
-    directories (both hierarchies)."""
+    directories (both hierarchies), of the airlockd pids `owners`."""
+    prefixes = run_prefixes(owners)
     found = []
     for root, dirs, _ in os.walk("/sys/fs/cgroup"):
         if os.path.basename(root) == "airlock":
-            found += [os.path.join(root, d) for d in dirs if d.startswith("run-")]
+            found += [os.path.join(root, d) for d in dirs if d.startswith(prefixes)]
             dirs[:] = []
         elif root.count("/") > 8:
             dirs[:] = []
     return found
 
 
-def jail_processes():
+def jail_processes(owners=None):
+    """Jail inits (airlock-init) in the run cgroups of the airlockd pids
+    `owners` (None: every one on the machine)."""
+    prefixes = tuple("/" + p for p in run_prefixes(owners))
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == "airlock-init":
+                    if f.read().strip() != "airlock-init":
+                        continue
+                with open(f"/proc/{entry}/cgroup") as f:
+                    if any(p in f.read() for p in prefixes):
                         found.append(int(entry))
             except OSError:
                 pass
@@ -491,7 +507,7 @@ BAD_ENV = [
     ("SYSTEM_TICK_MS", "50"), ("MAX_ACTIVE_GENERATIONS", "0"),
     ("ARCHIVE_RETENTION_DAYS", "-1"), ("LOG_LEVEL", "verbose"),
     ("LOG_PRETTY", "yes"), ("QUOTA_RESET_HOUR", "24"),
-    ("METRICS_PORT", "0"), ("METRICS_PORT", "http"),
+    ("METRICS_PORT", "65536"), ("METRICS_PORT", "http"),
     ("PROM_API_KEY", "short"), ("DATABASE_URL", "postgres://db/airlock"),
     ("DATABASE_URL", "sqlite:///tmp/elsewhere.db"),
 ]
@@ -661,13 +677,14 @@ def t_sigkill_recovery():
     c = d.connect()
     c.send({"op": "exec", "name": "sleeper", "args": ["20"]})
     wait_for(lambda: d.request({"op": "status"})["active_runs"] == 1, "the run to start")
+    killed = d.proc.pid
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(WAIT)
     c.sock.close()
-    wait_for(lambda: not jail_processes(), "jail processes to die")
+    wait_for(lambda: not jail_processes([killed]), "jail processes to die")
     d.start()
-    check(not jail_processes(), "jail processes left")
-    wait_for(lambda: not run_cgroups(), "leftover cgroups to be removed")
+    check(not jail_processes([killed, d.proc.pid]), "jail processes left")
+    wait_for(lambda: not run_cgroups([killed]), "leftover cgroups to be removed")
     runs = d.request({"op": "runs", "name": "sleeper"})["runs"]
     check_eq(runs[0]["verdict"], "interrupted", "the killed run")
     check_eq(d.request({"op": "show", "name": "sleeper"})["module"]["state"], "active", "state")
@@ -703,7 +720,10 @@ def t_sigterm_grace_over():
                  "the run to start")
         d.proc.send_signal(signal.SIGTERM)
         check_eq(d.proc.wait(WAIT), 0, "airlockd exit status")
-    check(not jail_processes(), "jail processes left")
+    check(not jail_processes([d.proc.pid]), "jail processes left")
+    # killed once, then waited for (not a loop spinning on the deadline)
+    check_eq(sum("grace period over" in l for l in d.log), 1,
+             "grace-period log lines")
     p = subprocess.run([AIRLOCK, "runs", "sleeper", "--json", "--state-dir", d.state],
                        capture_output=True, timeout=WAIT)
     runs = json.loads(p.stdout)["runs"]

@@ -164,6 +164,29 @@ def t_handbook_variables():
     check(not empty, f"rows without a default or a meaning: {empty}")
 
 
+@test("the handbook's alert catalogue has every rule of docs/alerts.yml, expression verbatim",
+      root=False)
+def t_alert_catalogue():
+    rules = re.findall(r"^\s*- alert: (\S+)\n\s*expr: (.+)$", read("docs/alerts.yml"), re.M)
+    check(len(rules) >= 8, f"only {len(rules)} rules found in docs/alerts.yml")
+    text = read("docs/operations.md")
+    m = re.search(r"^## Alert catalogue\n(.*?)(?=^## )", text, re.M | re.S)
+    check(m, "docs/operations.md has no '## Alert catalogue' section")
+    rows = {}
+    for line in m.group(1).splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        name = re.match(r"`(\w+)`", cells[0]) if line.startswith("|") else None
+        if name:
+            rows[name.group(1)] = cells
+    for alert, expr in rules:
+        check(alert in rows, f"{alert} is not in the handbook's alert catalogue")
+        check_eq(rows[alert][1], f"`{expr.strip()}`", f"{alert}'s expression in the handbook")
+        check(len(rows[alert]) >= 4 and rows[alert][2] and rows[alert][3],
+              f"{alert}: no 'fires when' or 'what to do'")
+    extra = set(rows) - {a for a, _ in rules}
+    check(not extra, f"in the handbook but not in docs/alerts.yml: {extra}")
+
+
 def configure(build_dir):
     global BUILD
     BUILD = os.path.abspath(build_dir)

@@ -2,8 +2,8 @@
 """The operations handbook (docs/operations.md) as a test: its shell
 blocks marked `<!-- test ... -->` run in order against a real airlockd on a
 temporary state directory, with the handbook's variables (AIRLOCK_STATE_DIR,
-AIRLOCK_SOCKET, BACKUP_DIR, TMPDIR) pointing there and the airlock and
-airlockd under test first on PATH.
+AIRLOCK_SOCKET, BACKUP_DIR, TMPDIR, METRICS_PORT, PROM_API_KEY) pointing
+there and the airlock and airlockd under test first on PATH.
 
 A marker's words:
   exit=N        the block must exit with N (default 0)
@@ -24,7 +24,9 @@ Python 3 standard library only.
 
 import os
 import re
+import secrets
 import shutil
+import socket
 import signal
 import subprocess
 import sys
@@ -90,6 +92,15 @@ def commands():
 def daemon_options():
     src = open(os.path.join(ROOT, "supervisor/config.c")).read()
     return set(re.findall(r'\{\s*"([a-z][a-z-]*)"\s*,\s*(?:required|no)_argument', src))
+
+
+def free_port():
+    """A loopback TCP port nothing listens on now (the daemon binds it a
+    moment later; another helper's test taking it in between would make
+    start-up fail loudly, not pass wrongly)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------ daemon
@@ -192,7 +203,9 @@ def t_handbook_runs():
                AIRLOCK_STATE_DIR=os.path.join(work, "state"),
                AIRLOCK_SOCKET=os.path.join(work, "run", "airlock.sock"),
                BACKUP_DIR=os.path.join(work, "backups"),
-               TMPDIR=os.path.join(work, "tmp"))
+               TMPDIR=os.path.join(work, "tmp"),
+               METRICS_PORT=str(free_port()),
+               PROM_API_KEY=secrets.token_hex(16))
     env.pop("LOG_PRETTY", None)
     daemon = Daemon(work, env, starts[0])
     ran = 0

@@ -18,10 +18,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 
 import harness
 from harness import Skip, check, check_eq, run_logged, test
@@ -46,10 +48,10 @@ EXPECTED = {
     "usr/lib/sysusers.d/airlock.conf": 0o644,
     "usr/share/airlock/airlock.default": 0o644,
     "usr/share/doc/airlock/operations.md": 0o644,
+    "usr/share/doc/airlock/metrics.md": 0o644,
+    "usr/share/doc/airlock/alerts.yml": 0o644,
 }
 EXPECTED.update({f"usr/share/airlock/policies/{p}": 0o644 for p in POLICIES})
-if os.path.exists(os.path.join(ROOT, "docs/alerts.yml")):
-    EXPECTED["usr/share/doc/airlock/alerts.yml"] = 0o644
 
 
 def make(target, destdir, prefix="/usr"):
@@ -207,6 +209,12 @@ def t_sysusers_tmpfiles():
         check_eq(st.st_gid, groups["airlock"], "group of /run/airlock")
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def mount_points():
     points = []
     with open("/proc/self/mountinfo") as f:
@@ -266,9 +274,11 @@ def t_hardening():
         argv = [os.path.join(d, "usr/sbin/airlockd"), "--state-dir", state,
                 "--socket", sock, "--tick", "1s"]
         script = hardening_script(unit, [state, run], argv)
+        port = free_port()
         proc = subprocess.Popen(["unshare", "-m", "-i", "sh", "-c", script],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE,
+                                env=dict(os.environ, METRICS_PORT=str(port)))
         log, ready = [], threading.Event()
 
         def drain():
@@ -322,6 +332,10 @@ def t_hardening():
                                          "--state-dir", state], timeout=WAIT)
             verdicts = [r["verdict"] for r in json.loads(out)["runs"]]
             check("crashed" in verdicts, f"no crashed run in {verdicts}")
+            # the HTTP endpoint answers from inside the restrictions
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                        timeout=WAIT) as r:
+                check_eq(r.status, 200, "/healthz status")
         finally:
             if proc.poll() is None:
                 proc.terminate()
