@@ -36,6 +36,9 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 # of a whole 'airlock run'. STATIC_LIBS=0 links them dynamically; then a
 # library's security update needs no rebuild.
 STATIC_LIBS ?= 1
+# libbpf (the learner, sandbox/learn.c) with its own dependencies.
+BPF_LIBS := $(shell $(PKG_CONFIG) --libs --static libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+PKG_LIBS += $(BPF_LIBS)
 ifeq ($(STATIC_LIBS),1)
 BIN_LIBS := -Wl,-Bstatic $(PKG_LIBS) -Wl,-Bdynamic -lm
 else
@@ -46,7 +49,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 \
 	-Wstrict-prototypes -Wno-unused-parameter
 HARDEN := -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS ?= -g
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(HARDEN) $(MODE_CFLAGS) \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. -I$(BUILD)/gen $(WARN) $(HARDEN) $(MODE_CFLAGS) \
 	$(PKG_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"'
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
 
@@ -79,6 +82,30 @@ $(BUILD)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 $(BUILD)/obj/manifest/schema_sql.o: manifest/schema.sql
+
+# The learner's BPF program: CO-RE against the running kernel's BTF,
+# compiled by clang, debug info stripped, embedded as a libbpf skeleton.
+BPFTOOL ?= bpftool
+BPF_CLANG ?= clang
+LLVM_STRIP ?= llvm-strip
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+
+$(BUILD)/gen/vmlinux.h:
+	@mkdir -p $(dir $@)
+	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/gen/%.bpf.o: sandbox/bpf/%.bpf.c sandbox/bpf/%.h $(BUILD)/gen/vmlinux.h
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I. -I$(BUILD)/gen \
+		-Wall -Werror -c -o $@ $<
+	$(LLVM_STRIP) -g $@
+
+$(BUILD)/gen/%.skel.h: $(BUILD)/gen/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/obj/sandbox/learn.o: $(BUILD)/gen/learn.skel.h
+.SECONDARY: $(BUILD)/gen/learn.bpf.o
 
 $(BUILD)/libairlock.a: $(LIB_OBJ)
 	@rm -f $@
