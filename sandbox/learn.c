@@ -45,14 +45,15 @@ static double now_ms(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-/* libbpf's own diagnostics: kept (the last warning) for the error
+/* libbpf's own diagnostics: kept (the first warning) for the error
  * message instead of printed, so a failed load says one clear thing. */
 static char libbpf_last[256];
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt,
 			va_list ap)
 {
-	if (level == LIBBPF_WARN) {
+	/* the first warning is the cause; later ones repeat it */
+	if (level == LIBBPF_WARN && !libbpf_last[0]) {
 		vsnprintf(libbpf_last, sizeof(libbpf_last), fmt, ap);
 		libbpf_last[strcspn(libbpf_last, "\n")] = '\0';
 	}
@@ -89,7 +90,8 @@ struct sandbox_learner *sandbox_learner_new(struct al_error *err)
 			     perm ? " (it needs root, or CAP_BPF and "
 				    "CAP_PERFMON)" :
 				    "",
-			     libbpf_last[0] ? "; libbpf: " : "", libbpf_last);
+			     !perm && libbpf_last[0] ? "; " : "",
+			     perm ? "" : libbpf_last);
 		free(l);
 		return NULL;
 	}
