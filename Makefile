@@ -6,6 +6,7 @@
 #   make check        install missing packages, build both, run every test
 #   make demo         install missing packages, build, run sample modules
 #   make bench        side-by-side start-up benchmarks (bench/)
+#   make bench-learn  the cost of syscall learning (bench/airlock_learn.c)
 #   make install      PREFIX=/usr/local DESTDIR=
 
 PREFIX ?= /usr/local
@@ -66,7 +67,7 @@ PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all tests check check-build demo bench fuzz install uninstall clean deps format
+.PHONY: all tests check check-build demo bench bench-learn fuzz install uninstall clean deps format
 
 all: $(BUILD)/airlock $(BUILD)/airlockd $(BUILD)/probe
 
@@ -160,8 +161,15 @@ demo: deps
 	sh tools/demo.sh build
 
 bench: deps
-	$(MAKE) all $(BUILD)/bench/manifest_bench
+	$(MAKE) all $(BUILD)/bench/manifest_bench $(BUILD)/bench/airlock_learn
 	sh bench/run.sh build
+
+# Syscall learning alone: a syscall-heavy module with and without it.
+bench-learn: deps
+	$(MAKE) all $(BUILD)/bench/airlock_learn
+	$(BUILD)/bench/airlock_learn $(BUILD)/probe $(LEARN_ROUNDS) $(LEARN_CALLS)
+LEARN_ROUNDS ?= 20
+LEARN_CALLS ?= 1000000
 
 POLICIES := $(wildcard policy/policies/*.policy)
 

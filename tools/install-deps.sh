@@ -26,6 +26,8 @@ have_pc cmocka || add libcmocka-dev
 # interpreters the tests run inside the jail, at the paths the jail binds
 [ -x /usr/bin/python3 ] || add python3
 [ -x /usr/bin/ps ] || add procps
+# a real JUnit consumer that reads airlock validate's report in the tests
+/usr/bin/python3 -c 'import junitparser' 2>/dev/null || add python3-junitparser
 # libFuzzer for the parser fuzzing in make check and make fuzz, and the
 # compiler of the learner's BPF program
 have_cmd clang || add clang
