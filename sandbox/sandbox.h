@@ -19,6 +19,10 @@
  *
  *   sandbox_run(host, &spec, &result, &err);               // blocking form
  *
+ *   struct sandbox_learner *l = sandbox_learner_new(&err); // optional, once a
+ *   spec.learner = l;                                      // process (BPF):
+ *   ... r->learned, r->syscalls                            // what it called
+ *
  * Everything the jail does is fixed by the policy; a run either gets every
  * isolation the policy asks for or fails with a setup error that says what
  * was missing. Nothing is ever run with less.
