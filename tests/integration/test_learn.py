@@ -275,6 +275,9 @@ def t_daemon_learned():
     check(stored and "memfd_create" in stored.split(),
           f"stored syscalls {stored!r}")
     check("getppid" not in stored.split(), "getppid stored before any run made it")
+    status, out, _ = airlock("show", "--state-dir", d.state, "--json", "memfd")
+    check_eq(status, 0, "airlock show status")
+    check_eq(json.loads(out).get("syscalls"), stored, "airlock show --json syscalls")
     r = d.request({"op": "exec", "name": "memfd",
                    "args": ["syscall", "memfd_create"]})
     check(r.get("ok"), f"exec failed: {r}")
@@ -292,6 +295,33 @@ def t_daemon_learned():
     check(stored_syscalls(d, "plain") is None, "a plain module got a set")
     loads = [l for l in d.log if "learner loaded" in l]
     check_eq(len(loads), 1, "learner loads (once, for the learned policy)")
+    # no learning run is live: the program is detached, and every jail's
+    # entry was deleted at teardown (pid namespace inodes are reused)
+    maps, links = bpf_fds(d.proc.pid)
+    check(maps, "airlockd holds no BPF map (is the learner loaded?)")
+    check_eq(links, [], "BPF links airlockd holds with no learning run live")
+    for map_id in maps:
+        status, out, _ = harness.run_logged(
+            ["bpftool", "-j", "map", "dump", "id", str(map_id)], WAIT)
+        check_eq(status, 0, "bpftool map dump")
+        check_eq(json.loads(out), [], f"entries left in map {map_id}")
+
+
+def bpf_fds(pid):
+    """The BPF map ids and link fds a process holds (from fdinfo)."""
+    maps, links = [], []
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(l.split(":", 1) for l in f.read().splitlines()
+                            if ":" in l)
+        except OSError:
+            continue
+        if "map_id" in info and info.get("map_type", "").strip() == "1":
+            maps.append(int(info["map_id"]))
+        if "link_type" in info:
+            links.append(info["link_type"].strip())
+    return maps, links
 
 
 # ---------------------------------------------------------------- main
