@@ -250,6 +250,9 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
                 raise Failure("airlockd did not stop")
+            # a sanitizer report (leak, UB) in build-asan ends it non-zero
+            if self.proc.returncode != 0:
+                raise Failure(f"airlockd exited {self.proc.returncode}")
 
 
 def stored_syscalls(d, name):
