@@ -192,6 +192,16 @@ int manifest_restore(struct manifest *m, const char *name,
 		     struct al_error *err);
 
 /* Module `id`; an unknown id is an error with errnum ENOENT. */
+/*
+ * The syscalls a module's validation run learned (policy `seccomp =
+ * learned`): names joined by spaces. Set once, before the module becomes
+ * active; *out is a heap string (caller frees), or NULL when the module
+ * has no learned set.
+ */
+int manifest_set_syscalls(struct manifest *m, int64_t id, const char *names,
+			  struct al_error *err);
+int manifest_get_syscalls(struct manifest *m, int64_t id, char **out,
+			  struct al_error *err);
 int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
 		 struct al_error *err);
 /* `name` at `version`, or its latest version when `version` is 0; ENOENT

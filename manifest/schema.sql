@@ -128,3 +128,12 @@ CREATE INDEX runs_started ON runs (started_ms);
 CREATE INDEX runs_verdict ON runs (verdict, id);
 
 PRAGMA user_version = 2;
+
+-- @migration 3: the syscalls a module's validation run learned
+
+-- Names sorted and joined by single spaces; NULL for a module whose
+-- policy does not say `seccomp = learned` (docs/learning.md). Its runtime
+-- runs are held to exactly this list.
+ALTER TABLE modules ADD COLUMN syscalls TEXT;
+
+PRAGMA user_version = 3;

@@ -174,6 +174,7 @@ struct jail_plan {
 	char *const *envp;
 	const struct cgroup_run *cgroup;
 	bool userns; /* rootless: wait for the parent to write the id maps */
+	bool learn;  /* wait until the parent registered the jail (learn.c) */
 };
 
 /* child.c: runs in the clone()d child; never returns. */

@@ -308,6 +308,7 @@ static void finish(struct sandbox_run *run)
 		capture_read(run, &run->out);
 	if (run->err.fd >= 0)
 		capture_read(run, &run->err);
+	learn_run_end(run);
 	struct cgroup_stats st = { 0 };
 	if (run->cg.n > 0) {
 		run->host->cgroup.ops->stats(&run->host->cgroup, &run->cg, &st);

@@ -100,6 +100,10 @@ struct job {
 	struct sandbox_run *run;
 	int64_t run_id;
 	bool cancelled;
+	/* runtime runs under seccomp = learned: the policy cut down to the
+	 * module's learned syscalls, and its filter (learned.c) */
+	struct al_policy *own_policy;
+	struct sandbox_filter *own_filter;
 	struct job *next;
 };
 
@@ -177,6 +181,7 @@ struct supervisor {
 	unsigned nconns;
 	uint64_t conn_serial;
 	struct sup_policy *policies;
+	struct sandbox_learner *learner; /* loaded at the first learning run */
 	struct job *active, *queue_head, *queue_tail;
 	unsigned nactive, nqueued;
 	struct quota quotas[256];
@@ -270,6 +275,16 @@ unsigned runs_quota_used_today(struct supervisor *s, uid_t uid);
 void job_free(struct job *job);
 /* Startup repair: modules a crash left staged or validating. */
 void runs_repair(struct supervisor *s);
+
+/* learned.c: policies with [runtime] seccomp = learned. Before a run
+ * starts: a validation learns (spec->learner), a runtime run gets the
+ * policy cut down to the module's stored set (spec->policy, ->filter,
+ * owned by the job). After a successful validation: store the set. */
+int learned_prepare(struct supervisor *s, struct job *job,
+		    struct sandbox_spec *spec, struct al_error *err);
+int learned_store(struct supervisor *s, const struct job *job,
+		  const struct sandbox_result *r, struct al_error *err);
+void learned_job_free(struct job *job);
 
 /* notify.c: send `state` ("READY=1", "STOPPING=1") to systemd's
  * NOTIFY_SOCKET. 1 sent, 0 not under systemd (unset), -1 with `err`. */

@@ -349,6 +349,7 @@ void supervisor_free(struct supervisor *s)
 	al_closep(&s->tick.fd);
 	al_closep(&s->epfd);
 	manifest_close(s->m);
+	sandbox_learner_free(s->learner);
 	sandbox_host_free(s->host);
 	free(s);
 }

@@ -220,6 +220,7 @@ void job_free(struct job *job)
 			free(*a);
 	free(job->args);
 	al_closep(&job->stdin_fd);
+	learned_job_free(job);
 	free(job);
 }
 
@@ -289,6 +290,11 @@ static void start(struct supervisor *s, struct job *job)
 	if (manifest_run_begin(s->m, &rs, &job->run_id, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, 0, "%s", err.msg);
 		job->run_id = 0;
+		start_failed(s, job, err.msg);
+		return;
+	}
+	if (learned_prepare(s, job, &spec, &err) < 0) {
+		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", err.msg);
 		start_failed(s, job, err.msg);
 		return;
 	}
@@ -432,9 +438,19 @@ static void finish_validation(struct supervisor *s, struct job *job,
 	struct al_error err = { 0 };
 	char reason[256];
 	bool ok = r->verdict == SANDBOX_OK;
+	char learn_error[AL_ERROR_MAX] = "";
 
 	record(s, job, r);
-	if (ok)
+	if (ok && learned_store(s, job, r, &err) < 0) {
+		ok = false;
+		snprintf(learn_error, sizeof(learn_error), "%s", err.msg);
+		al_error_clear(&err);
+	}
+	if (learn_error[0])
+		snprintf(reason, sizeof(reason), "validation ok (run %lld), "
+			 "but its syscalls were not stored: %.160s",
+			 (long long)job->run_id, learn_error);
+	else if (ok)
 		snprintf(reason, sizeof(reason), "validated (run %lld)",
 			 (long long)job->run_id);
 	else

@@ -14,6 +14,8 @@ struct cli_command {
 int cmd_run(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+/* policy learn: argv[0] is "learn" */
+int cmd_policy_learn(int argc, char **argv);
 int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
 int cmd_validate(int argc, char **argv); /* CI: cases against expectations */
 int cmd_client(int argc, char **argv); /* submit, exec, status, archive, ... */

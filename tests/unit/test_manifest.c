@@ -497,9 +497,50 @@ static void test_migration_from_first_schema(void **state)
 	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
 	assert_int_equal(run.stderr_excerpt_len, 16);
 	assert_int_equal(get(m, 1).submitted_uid, 7);
+	/* migration 3: an old module has no learned syscalls, and can get
+	 * them */
+	char *calls = NULL;
+	assert_int_equal(manifest_get_syscalls(m, 1, &calls, &err), 0);
+	assert_null(calls);
+	assert_int_equal(manifest_set_syscalls(m, 1, "read write", &err), 0);
+	assert_int_equal(manifest_get_syscalls(m, 1, &calls, &err), 0);
+	assert_string_equal(calls, "read write");
+	free(calls);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 	m = open_ro(fx->state);
+	manifest_close(m);
+}
+
+/* The learned syscalls of a module: stored, read back, unknown ids and
+ * read-only handles refused. */
+static void test_learned_syscalls(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module mod = make_module(m, "learner", "x\n",
+						 MANIFEST_ACTIVE);
+	struct al_error err = { 0 };
+	char *calls = (char *)"untouched";
+
+	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
+	assert_null(calls);
+	assert_int_equal(manifest_set_syscalls(m, mod.id, "brk execve",
+					       &err),
+			 0);
+	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
+	assert_string_equal(calls, "brk execve");
+	free(calls);
+	assert_int_equal(manifest_set_syscalls(m, 9999, "read", &err), -1);
+	assert_non_null(strstr(err.msg, "no such module"));
+	assert_int_equal(manifest_get_syscalls(m, 9999, &calls, &err), -1);
+	assert_null(calls);
+	manifest_close(m);
+	m = open_ro(fx->state);
+	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
+	assert_string_equal(calls, "brk execve");
+	free(calls);
+	assert_int_equal(manifest_set_syscalls(m, mod.id, "read", &err), -1);
 	manifest_close(m);
 }
 
@@ -1771,6 +1812,7 @@ int main(void)
 		T(test_every_transition),
 		T(test_archive_restore_errors),
 		T(test_activation_supersedes),
+		T(test_learned_syscalls),
 		T(test_shared_content),
 		T(test_bad_submissions),
 		T(test_runs),
