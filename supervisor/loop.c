@@ -223,6 +223,7 @@ static void on_signal(struct supervisor *s)
 		if (si.ssi_signo == SIGHUP) {
 			LOG(LOG_INFO, NULL, 0, "SIGHUP: reloading policies");
 			policies_reload(s);
+			events_note(s, "policy_reload", -1, "SIGHUP");
 		} else {
 			begin_stop(s, (int)si.ssi_signo);
 		}
@@ -280,6 +281,8 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 	    s->cfg.socket_path, s->cfg.state_dir,
 	    sandbox_host_cgroup_mode(s->host), s->cfg.max_active);
 	health_check(s);
+	events_note(s, "started", -1, "airlockd %s, pid %d", AIRLOCK_VERSION,
+		    (int)getpid());
 	notify("READY=1");
 	while (!(s->stopping && s->nactive == 0)) {
 		int n = epoll_wait(s->epfd, events, 64, wait_timeout(s));
@@ -289,6 +292,7 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 		 * through conn_close(), which defers the free to the sweep */
 		for (int i = 0; i < n; i++)
 			dispatch(s, &events[i]);
+		events_publish(s);
 		conn_sweep_idle(s);
 		if (s->stopping && now_ms() >= s->stop_deadline_ms &&
 		    s->nactive) {
@@ -297,6 +301,8 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 			runs_cancel_all(s, "airlockd shutting down");
 		}
 	}
+	events_note(s, "stopped", -1, "pid %d", (int)getpid());
+	events_publish(s);
 	LOG(LOG_INFO, NULL, 0, "stopped");
 	return 0;
 }
