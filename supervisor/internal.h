@@ -236,7 +236,7 @@ void events_publish(struct supervisor *s);
 /* Make `c` a subscriber, first sending the rows up to s->feed_cursor that
  * `after`/`since`/`limit` select (limit at most EVENTS_CATCH_UP). Call
  * events_publish() first and answer the request before. */
-#define EVENTS_CATCH_UP 100
+#define EVENTS_CATCH_UP PROTO_CATCH_UP_MAX
 int events_subscribe(struct supervisor *s, struct conn *c, int64_t after,
 		     int64_t since_ms, size_t limit, struct al_error *err);
 

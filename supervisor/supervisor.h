@@ -143,6 +143,7 @@ enum proto_role {
 #define PROTO_MAX_ARGS 256
 #define PROTO_OP_MAX 31
 #define PROTO_ID_MAX 64
+#define PROTO_CATCH_UP_MAX 100 /* subscribe: earlier events sent first */
 
 /* One request, decoded. Every pointer is borrowed from the json_doc it was
  * decoded from; absent members are NULL / 0 / false. */

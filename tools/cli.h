@@ -42,6 +42,16 @@ int cli_connect(const char *path, struct al_error *err);
 int cli_write_all(int fd, const char *p, size_t len);
 /* One line from fd (without its newline); caller frees *line. */
 int cli_read_line(int fd, char **line, size_t *len, struct al_error *err);
+/* Lines one after the other from a stream (subscribe): bytes read past a
+ * line wait for the next call. */
+struct cli_stream {
+	int fd; /* borrowed */
+	size_t len;
+	char buf[1 << 16];
+};
+/* The next line without its newline; caller frees *line. */
+int cli_stream_next(struct cli_stream *st, char **line, size_t *len,
+		    struct al_error *err);
 /* Connect, send `req` (with descriptor `pass` unless -1), read one line. */
 int cli_round_trip(const char *socket_path, struct json_buf *req, int pass,
 		   char **line, size_t *len, struct al_error *err);

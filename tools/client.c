@@ -217,3 +217,34 @@ bool cli_bool(const struct json_doc *doc, const struct json_node *obj,
 	const struct json_node *n = json_get(doc, obj, key);
 	return n && n->type == JSON_BOOL && n->i;
 }
+
+int cli_stream_next(struct cli_stream *st, char **line, size_t *len,
+		    struct al_error *err)
+{
+	for (;;) {
+		char *nl = st->len ? memchr(st->buf, '\n', st->len) : NULL;
+		if (nl) {
+			size_t n = (size_t)(nl - st->buf);
+			if (!(*line = malloc(n + 1)))
+				return al_error_sys(err, ENOMEM, "events");
+			memcpy(*line, st->buf, n);
+			(*line)[n] = '\0';
+			*len = n;
+			memmove(st->buf, nl + 1, st->len - n - 1);
+			st->len -= n + 1;
+			return 0;
+		}
+		if (st->len == sizeof(st->buf))
+			return al_error_set(err, E2BIG, "a line longer than "
+							"%zu bytes",
+					    sizeof(st->buf));
+		ssize_t got = recv(st->fd, st->buf + st->len,
+				   sizeof(st->buf) - st->len, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return al_error_sys(err, got < 0 ? errno : 0,
+					    "airlockd closed the connection");
+		st->len += (size_t)got;
+	}
+}
