@@ -173,27 +173,35 @@ def expect_error(resp, code):
     check(resp["error"].get("message"), "error without a message")
 
 
-def run_cgroups():
+def run_cgroups(owner=None):
     """run-* cgroup directories anywhere under the cgroup mounts' airlock
-    directories (both hierarchies)."""
+    directories (both hierarchies); with owner, only those of that airlockd
+    pid (other airlock processes on a shared machine have their own)."""
+    prefix = f"run-{owner}-" if owner else "run-"
     found = []
     for root, dirs, _ in os.walk("/sys/fs/cgroup"):
         if os.path.basename(root) == "airlock":
-            found += [os.path.join(root, d) for d in dirs if d.startswith("run-")]
+            found += [os.path.join(root, d) for d in dirs if d.startswith(prefix)]
             dirs[:] = []
         elif root.count("/") > 8:
             dirs[:] = []
     return found
 
 
-def jail_processes():
+def jail_processes(owner=None):
+    """Jail inits; with owner, only those in that airlockd's run cgroups."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == "airlock-init":
-                        found.append(int(entry))
+                    if f.read().strip() != "airlock-init":
+                        continue
+                if owner:
+                    with open(f"/proc/{entry}/cgroup") as f:
+                        if f"/run-{owner}-" not in f.read():
+                            continue
+                found.append(int(entry))
             except OSError:
                 pass
     return found
@@ -468,11 +476,11 @@ def t_daily_quota():
     check_eq((q["per_day"], q["used_today"], q["reset_hour_utc"]), (2, 2, 5),
              "status quota")
     _, out, _ = d.airlock("status", check_status=0)
-    for section in ("daemon\n", "\nruns\n", "\nmodules by state\n", "\ncounters",
-                    "\nquotas (uid 0)\n"):
+    for section in ("\nruns\n", "\nregistry\n", "\nsince start\n",
+                    "\nquotas (per hour 0, per day 2; 0: none; days start 05:00 UTC)\n"):
         check(section in out, f"airlock status: no {section.strip()!r} section:\n{out}")
-    for line in (r"^  health +healthy$", r"^  active +1$", r"^  today +2 of 2$",
-                 r"^  day starts at +05:00 UTC$", r"^  rate-limited requests +1$"):
+    for line in (r"^airlockd .*, healthy$", r"^  modules by state .* active 1 ",
+                 r"^  0 +2 +2 of 2 \(0 left\)$", r"^  rate-limit hits +1$"):
         check(re.search(line, out, re.M), f"airlock status: no line {line!r}:\n{out}")
     _, out, _ = d.airlock("status", "--json", check_status=0)
     check_eq(json.loads(out)["quota"]["used_today"], 2, "status --json")
@@ -656,13 +664,14 @@ def t_sigkill_recovery():
     c = d.connect()
     c.send({"op": "exec", "name": "sleeper", "args": ["20"]})
     wait_for(lambda: d.request({"op": "status"})["active_runs"] == 1, "the run to start")
+    owner = d.proc.pid
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(WAIT)
     c.sock.close()
-    wait_for(lambda: not jail_processes(), "jail processes to die")
+    wait_for(lambda: not jail_processes(owner), "jail processes to die")
     d.start()
-    check(not jail_processes(), "jail processes left")
-    wait_for(lambda: not run_cgroups(), "leftover cgroups to be removed")
+    check(not jail_processes(owner), "jail processes left")
+    wait_for(lambda: not run_cgroups(owner), "leftover cgroups to be removed")
     runs = d.request({"op": "runs", "name": "sleeper"})["runs"]
     check_eq(runs[0]["verdict"], "interrupted", "the killed run")
     check_eq(d.request({"op": "show", "name": "sleeper"})["module"]["state"], "active", "state")
@@ -698,7 +707,7 @@ def t_sigterm_grace_over():
                  "the run to start")
         d.proc.send_signal(signal.SIGTERM)
         check_eq(d.proc.wait(WAIT), 0, "airlockd exit status")
-    check(not jail_processes(), "jail processes left")
+    check(not jail_processes(d.proc.pid), "jail processes left")
     p = subprocess.run([AIRLOCK, "runs", "sleeper", "--json", "--state-dir", d.state],
                        capture_output=True, timeout=WAIT)
     runs = json.loads(p.stdout)["runs"]
