@@ -85,23 +85,37 @@ static int take_id(const struct manifest_feed_event *ev, void *arg)
 	return 0;
 }
 
+static bool any_subscriber(const struct supervisor *s)
+{
+	for (const struct conn *c = s->conns; c; c = c->next)
+		if (c->subscriber)
+			return true;
+	return false;
+}
+
 void events_publish(struct supervisor *s)
 {
 	struct manifest_feed_filter f = { .after_id = s->feed_cursor };
 	struct al_error err = { 0 };
-	bool any = false;
 
-	for (struct conn *c = s->conns; c && !any; c = c->next)
-		any = c->subscriber;
-	if (!any) {
-		/* nobody to tell: only move the cursor past what exists */
-		f.limit = 1;
-		if (manifest_feed(s->m, &f, take_id, &s->feed_cursor, &err) < 0)
-			LOG(LOG_WARN, NULL, 0, "feed: %s", err.msg);
+	/* nobody listening: no query at all (this runs every loop turn) */
+	if (!any_subscriber(s))
 		return;
-	}
 	if (manifest_feed(s->m, &f, publish_one, s, &err) < 0)
 		LOG(LOG_WARN, NULL, 0, "feed: %s", err.msg);
+}
+
+int64_t events_cursor_now(struct supervisor *s)
+{
+	struct manifest_feed_filter f = { .after_id = s->feed_cursor,
+					  .limit = 1 };
+	struct al_error err = { 0 };
+
+	if (any_subscriber(s))
+		events_publish(s);
+	else if (manifest_feed(s->m, &f, take_id, &s->feed_cursor, &err) < 0)
+		LOG(LOG_WARN, NULL, 0, "feed: %s", err.msg);
+	return s->feed_cursor;
 }
 
 struct catch_up {

@@ -231,11 +231,14 @@ void events_note(struct supervisor *s, const char *kind, int64_t uid,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Stream feed rows written since the last call to every subscriber; a
  * subscriber whose output is past its bound is dropped. Called once per
- * loop turn: cheap when nobody subscribed. */
+ * loop turn: no query when nobody subscribed. */
 void events_publish(struct supervisor *s);
+/* Bring every subscriber up to date; the newest feed id (a new
+ * subscriber's live stream starts after it). */
+int64_t events_cursor_now(struct supervisor *s);
 /* Make `c` a subscriber, first sending the rows up to s->feed_cursor that
  * `after`/`since`/`limit` select (limit at most EVENTS_CATCH_UP). Call
- * events_publish() first and answer the request before. */
+ * events_cursor_now() first and answer the request before. */
 #define EVENTS_CATCH_UP PROTO_CATCH_UP_MAX
 int events_subscribe(struct supervisor *s, struct conn *c, int64_t after,
 		     int64_t since_ms, size_t limit, struct al_error *err);

@@ -405,11 +405,11 @@ static void op_subscribe(struct op_ctx *x)
 	}
 	if (!since_of(x, &since))
 		return;
-	events_publish(x->s); /* the others first: the cursor is now */
+	int64_t cursor = events_cursor_now(x->s); /* the others first */
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
 	json_kv_bool(&jb, "subscribed", true);
-	json_kv_int(&jb, "cursor", x->s->feed_cursor);
+	json_kv_int(&jb, "cursor", cursor);
 	json_object_close(&jb);
 	conn_send_jb(x->s, x->c, &jb);
 	if (x->c->src.fd < 0)
