@@ -28,6 +28,8 @@ have_pc cmocka || add libcmocka-dev
 [ -x /usr/bin/ps ] || add procps
 # libFuzzer for the parser fuzzing in make check and make fuzz
 have_cmd clang || add clang
+# test_ops.py drives `airlock top` in a terminal
+have_cmd tmux || add tmux
 
 if [ "${1:-}" = bench ]; then
 	have_cmd bwrap || add bubblewrap
