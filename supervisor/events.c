@@ -14,7 +14,9 @@
  * connection's output buffer, which for a subscriber is bounded by
  * SUBSCRIBER_OUT_MAX (the kernel's own buffer for it is made small too):
  * past that it is dropped, with a log line, and nothing else waits for
- * it. The loop never blocks on a subscriber.
+ * it. The loop never blocks on a subscriber. Earlier events sent at
+ * subscription stop at half the bound ({"catch_up_cut":true,"after":ID}
+ * says where; `events` gives the rest).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -121,15 +123,25 @@ int64_t events_cursor_now(struct supervisor *s)
 struct catch_up {
 	struct supervisor *s;
 	struct conn *c;
+	int64_t last; /* the last id sent */
+	bool cut;
 };
 
 static int catch_up_one(const struct manifest_feed_event *ev, void *arg)
 {
 	struct catch_up *cu = arg;
+	struct conn *c = cu->c;
 
-	if (ev->id > cu->s->feed_cursor || cu->c->src.fd < 0)
+	if (ev->id > cu->s->feed_cursor || c->src.fd < 0)
 		return 1; /* events_publish() sends the rest */
-	send_event(cu->s, cu->c, ev);
+	/* earlier events must leave room for live ones (details can be
+	 * 1 KiB each): past half the bound, stop and say where */
+	if (c->out_len - c->out_off > SUBSCRIBER_OUT_MAX / 2) {
+		cu->cut = true;
+		return 1;
+	}
+	send_event(cu->s, c, ev);
+	cu->last = ev->id;
 	return 0;
 }
 
@@ -155,5 +167,13 @@ int events_subscribe(struct supervisor *s, struct conn *c, int64_t after,
 	if ((after || since_ms || limit) &&
 	    manifest_feed(s->m, &f, catch_up_one, &cu, err) < 0)
 		return -1;
+	if (cu.cut && c->src.fd >= 0) {
+		/* the client asks "events" with "after" for the rest */
+		char line[96];
+		snprintf(line, sizeof(line),
+			 "{\"catch_up_cut\":true,\"after\":%lld}",
+			 (long long)cu.last);
+		conn_send(s, c, line);
+	}
 	return 0;
 }

@@ -308,13 +308,15 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "overloaded_total", s->counters[C_OVERLOADED]);
 	json_kv_uint(&jb, "sandbox_timeouts_total", s->counters[C_TIMEOUTS]);
 	json_object_close(&jb);
+	uint64_t hour, day;
+	quota_usage(s, x->c->uid, &hour, &day);
 	json_key(&jb, "quota");
 	json_object_open(&jb);
 	json_kv_uint(&jb, "uid", x->c->uid);
 	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
-	json_kv_uint(&jb, "used", runs_quota_used(s, x->c->uid));
+	json_kv_uint(&jb, "used", hour);
 	json_kv_uint(&jb, "per_day", s->cfg.quota_per_day);
-	json_kv_uint(&jb, "used_today", runs_quota_used_today(s, x->c->uid));
+	json_kv_uint(&jb, "used_today", day);
 	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
 	json_object_close(&jb);
 	if (quota_list_json(s, &jb, -1, &err) < 0) {

@@ -295,6 +295,33 @@ def t_slow_subscriber():
     good.sock.close()
 
 
+@test("subscribe: earlier events stop at half the bound and say where; events gives the rest")
+def t_catch_up_cut():
+    d = Daemon()
+    check(d.submit("hello", ECHO)["ok"], "submit")
+    for i in range(30):  # archive events with 1000-byte reasons
+        check(d.request({"op": "archive", "name": "hello",
+                         "reason": f"{i:04d}" + "r" * 996})["ok"], "archive")
+        check(d.request({"op": "restore", "name": "hello"})["ok"], "restore")
+    with d.connect() as c:
+        check(c.request({"op": "subscribe", "limit": 100})["ok"], "subscribe")
+        got = []
+        while True:
+            line = c.recv()
+            if "catch_up_cut" in line:
+                break
+            got.append(line["event"]["id"])
+        check(10 <= len(got) < 60, f"{len(got)} earlier events sent")
+        check_eq(line["after"], got[-1], "where the catch-up stopped")
+        rest = events_of(d, after=line["after"])
+        check(len(got) + len(rest) >= 60, "the rest through events")
+        exec_ok(d, "hello")
+        while True:  # and the live stream goes on
+            ev = c.recv()["event"]
+            if ev["kind"] == "run":
+                break
+
+
 # ================================================================== audit
 
 POLICY_EXTRA = "\n# edited\n"
