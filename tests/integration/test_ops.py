@@ -304,7 +304,13 @@ def t_catch_up_cut():
                          "reason": f"{i:04d}" + "r" * 996})["ok"], "archive")
         check(d.request({"op": "restore", "name": "hello"})["ok"], "restore")
     with d.connect() as c:
-        check(c.request({"op": "subscribe", "limit": 100})["ok"], "subscribe")
+        # read nothing until the catch-up is queued: the daemon handles one
+        # request at a time, so a status answered after the subscription's
+        # log line comes after its catch-up
+        c.send({"op": "subscribe", "limit": 100})
+        log_has(d, "subscribed to events")
+        check(d.request({"op": "status"})["ok"], "status")
+        check(c.recv()["ok"], "subscribe")
         got = []
         while True:
             line = c.recv()
