@@ -163,6 +163,11 @@ void sandbox_run_cancel(struct sandbox_run *run, const char *why);
 const struct sandbox_result *sandbox_run_result(const struct sandbox_run *run);
 /* The host pid of the jail's init, for status displays. */
 int sandbox_run_pid(const struct sandbox_run *run);
+/* For status displays while it runs: milliseconds since it started, and
+ * the most memory its cgroup has used so far (0 when unknown: no cgroup,
+ * or a kernel without memory.peak / max_usage_in_bytes). */
+void sandbox_run_usage(struct sandbox_run *run, double *elapsed_ms,
+		       uint64_t *memory_bytes);
 /* Kills what is left, removes the cgroup, frees everything. */
 void sandbox_run_free(struct sandbox_run *run);
 

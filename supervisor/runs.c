@@ -139,6 +139,7 @@ static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
 	*oldest = (struct quota){
 		.uid = uid, .window = hour, .day = day, .in_use = true
 	};
+	quota_seed(s, oldest); /* what it used before a restart counts */
 	return oldest;
 }
 
@@ -191,6 +192,7 @@ int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 
 	if (q && (rc = quota_spent(s, q, msg, len, retry_after_ms))) {
 		s->counters[C_RATE_LIMIT_HITS]++;
+		quota_refused(s, q, msg);
 		return rc;
 	}
 	if (s->nactive >= s->cfg.max_active &&

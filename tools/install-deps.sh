@@ -44,6 +44,8 @@ have_pc libelf || add libelf-dev
 have_pc zlib || add zlib1g-dev
 have_cmd bpftool || [ -x /usr/sbin/bpftool ] || add bpftool
 have_cmd llvm-strip || add llvm
+# test_ops.py drives `airlock top` in a terminal
+have_cmd tmux || add tmux
 
 if [ "${1:-}" = bench ]; then
 	have_cmd bwrap || add bubblewrap
