@@ -254,8 +254,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	int child_stdio[3] = { -1, -1, -1 }, sync[2] = { -1, -1 };
 	char name[64];
 
-	snprintf(name, sizeof(name), "run-%d-%lu", getpid(),
-		 ++host->run_counter);
+	cgroup_run_name(host, name, sizeof(name));
 	if (!cgroup_available(run, limits))
 		goto out;
 	if (host->cgroup.ops && host->cgroup.ops->create(&host->cgroup, name,
