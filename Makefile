@@ -6,6 +6,7 @@
 #   make check        install missing packages, build both, run every test
 #   make demo         install missing packages, build, run sample modules
 #   make bench        side-by-side start-up benchmarks (bench/)
+#   make bench-learn  the cost of syscall learning (bench/airlock_learn.c)
 #   make install      PREFIX=/usr/local DESTDIR=
 
 PREFIX ?= /usr/local
@@ -41,6 +42,9 @@ MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 # of a whole 'airlock run'. STATIC_LIBS=0 links them dynamically; then a
 # library's security update needs no rebuild.
 STATIC_LIBS ?= 1
+# libbpf (the learner, sandbox/learn.c) with its own dependencies.
+BPF_LIBS := $(shell $(PKG_CONFIG) --libs --static libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+PKG_LIBS += $(BPF_LIBS)
 ifeq ($(STATIC_LIBS),1)
 BIN_LIBS := -Wl,-Bstatic $(PKG_LIBS) -Wl,-Bdynamic -lm
 else
@@ -51,7 +55,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 \
 	-Wstrict-prototypes -Wno-unused-parameter
 HARDEN := -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS ?= -g
-ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(HARDEN) $(MODE_CFLAGS) \
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. -I$(BUILD)/gen $(WARN) $(HARDEN) $(MODE_CFLAGS) \
 	$(PKG_CFLAGS) $(MHD_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"'
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
 
@@ -64,11 +68,12 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 # protocol codec, the one part of it the airlock client links (DESIGN.md).
 SUP_SRC := $(filter-out supervisor/airlockd.c,$(wildcard supervisor/*.c))
 SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
-PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o
+PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o \
+	$(BUILD)/obj/supervisor/report.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all tests check check-build demo bench fuzz install uninstall clean deps format
+.PHONY: all tests check check-build demo bench bench-learn fuzz install uninstall clean deps format
 
 all: $(BUILD)/airlock $(BUILD)/airlockd $(BUILD)/probe
 
@@ -84,6 +89,30 @@ $(BUILD)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 $(BUILD)/obj/manifest/schema_sql.o: manifest/schema.sql
+
+# The learner's BPF program: CO-RE against the running kernel's BTF,
+# compiled by clang, debug info stripped, embedded as a libbpf skeleton.
+BPFTOOL ?= bpftool
+BPF_CLANG ?= clang
+LLVM_STRIP ?= llvm-strip
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+
+$(BUILD)/gen/vmlinux.h:
+	@mkdir -p $(dir $@)
+	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/gen/%.bpf.o: sandbox/bpf/%.bpf.c sandbox/bpf/%.h $(BUILD)/gen/vmlinux.h
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I. -I$(BUILD)/gen \
+		-Wall -Werror -c -o $@ $<
+	$(LLVM_STRIP) -g $@
+
+$(BUILD)/gen/%.skel.h: $(BUILD)/gen/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/obj/sandbox/learn.o: $(BUILD)/gen/learn.skel.h
+.SECONDARY: $(BUILD)/gen/learn.bpf.o
 
 $(BUILD)/libairlock.a: $(LIB_OBJ)
 	@rm -f $@
@@ -140,8 +169,15 @@ demo: deps
 	sh tools/demo.sh build
 
 bench: deps
-	$(MAKE) all $(BUILD)/bench/manifest_bench
+	$(MAKE) all $(BUILD)/bench/manifest_bench $(BUILD)/bench/airlock_learn
 	sh bench/run.sh build
+
+# Syscall learning alone: a syscall-heavy module with and without it.
+bench-learn: deps
+	$(MAKE) all $(BUILD)/bench/airlock_learn
+	$(BUILD)/bench/airlock_learn $(BUILD)/probe $(LEARN_ROUNDS) $(LEARN_CALLS)
+LEARN_ROUNDS ?= 20
+LEARN_CALLS ?= 1000000
 
 POLICIES := $(wildcard policy/policies/*.policy)
 SBINDIR ?= $(PREFIX)/sbin

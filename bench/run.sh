@@ -36,6 +36,11 @@ echo "airlock start-up benchmark: $rounds interleaved rounds, $(nproc) CPUs, $(u
 echo
 "$build/bench/manifest_bench" "${MANIFEST_RUNS:-5000}"
 
+# Syscall learning: a syscall-heavy module with and without the BPF
+# learner (the Makefile's bench target builds it).
+echo
+"$build/bench/airlock_learn" "$build/probe" "${LEARN_ROUNDS:-20}" "${LEARN_CALLS:-1000000}"
+
 # Through the daemon: registered /bin/true, 1 and 2 concurrent clients,
 # beside bwrap with 1 and 2 concurrent callers.
 echo

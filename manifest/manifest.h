@@ -192,6 +192,16 @@ int manifest_restore(struct manifest *m, const char *name,
 		     struct al_error *err);
 
 /* Module `id`; an unknown id is an error with errnum ENOENT. */
+/*
+ * The syscalls a module's validation run learned (policy `seccomp =
+ * learned`): names joined by spaces. Set once, before the module becomes
+ * active; *out is a heap string (caller frees), or NULL when the module
+ * has no learned set.
+ */
+int manifest_set_syscalls(struct manifest *m, int64_t id, const char *names,
+			  struct al_error *err);
+int manifest_get_syscalls(struct manifest *m, int64_t id, char **out,
+			  struct al_error *err);
 int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
 		 struct al_error *err);
 /* `name` at `version`, or its latest version when `version` is 0; ENOENT
@@ -334,6 +344,86 @@ typedef int (*manifest_event_fn)(const struct manifest_event *ev, void *arg);
  * `limit` of the newest (0: all). Returns how many, or -1. */
 int manifest_events(struct manifest *m, int64_t module_id, size_t limit,
 		    manifest_event_fn fn, void *arg, struct al_error *err);
+
+/* ----------------------------------------------------------------- feed */
+
+/*
+ * The feed: everything an operator watches happen, oldest first, each row
+ * with an id that only grows (docs/manifest.md, "The feed"). Module state
+ * changes and finished runs enter it by themselves (in the transaction
+ * that makes them); the supervisor adds what only it knows with
+ * manifest_feed_add().
+ *
+ * Kinds: submitted, validating, validated, rejected, archived, restored,
+ * deleted (module state changes; detail: the reason), run (a verdict; the
+ * run's id, uid and verdict), rate_limited, quota_reset, policy_reload,
+ * started, stopped (the supervisor's; uid and detail as it says).
+ */
+#define MANIFEST_KIND_MAX 15
+
+struct manifest_feed_event {
+	int64_t id;
+	int64_t time_ms;
+	char kind[MANIFEST_KIND_MAX + 1];
+	int64_t module_id; /* 0 when no module is concerned */
+	char module_name[MANIFEST_NAME_MAX + 1];
+	int64_t module_version;
+	int64_t run_id; /* 0 when no run is concerned */
+	bool has_uid;
+	uint32_t uid;
+	char verdict[MANIFEST_VERDICT_MAX + 1]; /* kind "run"; else "" */
+	char detail[MANIFEST_REASON_MAX + 1];
+};
+
+/* A zeroed filter selects everything. Borrowed for the call. */
+struct manifest_feed_filter {
+	int64_t after_id; /* rows with a larger id only */
+	int64_t since_ms; /* at or after; 0: any time */
+	const char *kind; /* one kind, or NULL */
+	size_t limit;     /* the newest `limit` (0: all), still oldest first */
+};
+
+typedef int (*manifest_feed_fn)(const struct manifest_feed_event *ev,
+				void *arg);
+
+/* The feed's rows, oldest first. Returns how many, or -1. */
+int manifest_feed(struct manifest *m, const struct manifest_feed_filter *f,
+		  manifest_feed_fn fn, void *arg, struct al_error *err);
+/* Append a supervisor event of `kind` (rate_limited, quota_reset,
+ * policy_reload, started, stopped; any other is EINVAL) now; `uid` < 0:
+ * none; `detail` may be NULL. `id` (may be NULL) gets the new row's id. */
+int manifest_feed_add(struct manifest *m, const char *kind, int64_t uid,
+		      const char *detail, int64_t *id, struct al_error *err);
+
+/* What one uid ran in the current quota windows. */
+struct manifest_usage {
+	uint32_t uid;
+	uint64_t hour;    /* runs started since hour_ms */
+	uint64_t day;     /* runs started since day_ms */
+	int64_t reset_ms; /* its last quota_reset, or 0: runs before it do
+			     not count */
+};
+
+typedef int (*manifest_usage_fn)(const struct manifest_usage *u, void *arg);
+
+/* Runs started per uid since `day_ms` and since `hour_ms` (hour_ms >=
+ * day_ms), every kind of run (validations too), those started before the
+ * uid's last quota reset left out. `uid` < 0: every uid with such runs,
+ * by uid. Returns how many uids, or -1. */
+int manifest_usage(struct manifest *m, int64_t uid, int64_t day_ms,
+		   int64_t hour_ms, manifest_usage_fn fn, void *arg,
+		   struct al_error *err);
+
+/* How many runs ended at or after `since_ms` with each verdict (running
+ * runs are not counted). Up to `max` entries into `out`, their number
+ * into *n. */
+struct manifest_verdict_count {
+	char verdict[MANIFEST_VERDICT_MAX + 1];
+	uint64_t count;
+};
+int manifest_verdict_counts(struct manifest *m, int64_t since_ms,
+			    struct manifest_verdict_count *out, size_t max,
+			    size_t *n, struct al_error *err);
 
 /* ---------------------------------------------------------- consistency */
 

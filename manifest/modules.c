@@ -511,6 +511,54 @@ fail:
 
 /* ---------------------------------------------------------------- finding */
 
+static const char SQL_SET_SYSCALLS[] =
+	"UPDATE modules SET syscalls = ?2 WHERE id = ?1";
+
+int manifest_set_syscalls(struct manifest *m, int64_t id, const char *names,
+			  struct al_error *err)
+{
+	if (db_writable(m, err) < 0)
+		return al_error_prefix(err, "manifest");
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_SET_SYSCALLS, err);
+	if (s == NULL)
+		return al_error_prefix(err, "manifest");
+	sqlite3_bind_int64(s, 1, id);
+	db_bind_text(s, 2, names);
+	if (db_step_done(m, s, "store the learned syscalls", err) < 0)
+		return al_error_prefix(err, "manifest: module %lld",
+				       (long long)id);
+	if (sqlite3_changes(m->db) != 1)
+		return al_error_set(err, ENOENT, "manifest: module %lld: no "
+						 "such module",
+				    (long long)id);
+	return 0;
+}
+
+static const char SQL_GET_SYSCALLS[] =
+	"SELECT syscalls FROM modules WHERE id = ?1";
+
+int manifest_get_syscalls(struct manifest *m, int64_t id, char **out,
+			  struct al_error *err)
+{
+	*out = NULL;
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_GET_SYSCALLS, err);
+	if (s == NULL)
+		return al_error_prefix(err, "manifest");
+	sqlite3_bind_int64(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		return al_error_set(err, ENOENT, "manifest: module %lld: no "
+						 "such module",
+				    (long long)id);
+	if (rc != SQLITE_ROW)
+		return db_error(m, err, "manifest: module %lld: syscalls",
+				(long long)id);
+	const unsigned char *text = sqlite3_column_text(s, 0);
+	if (text && !(*out = strdup((const char *)text)))
+		return al_error_sys(err, ENOMEM, "manifest");
+	return 0;
+}
+
 int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
 		 struct al_error *err)
 {

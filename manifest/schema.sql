@@ -128,3 +128,128 @@ CREATE INDEX runs_started ON runs (started_ms);
 CREATE INDEX runs_verdict ON runs (verdict, id);
 
 PRAGMA user_version = 2;
+
+-- @migration 3: the syscalls a module's validation run learned
+
+-- Names sorted and joined by single spaces; NULL for a module whose
+-- policy does not say `seccomp = learned` (docs/learning.md). Its runtime
+-- runs are held to exactly this list.
+ALTER TABLE modules ADD COLUMN syscalls TEXT;
+
+PRAGMA user_version = 3;
+
+-- @migration 4: the event feed (airlock events), runs by uid (quotas)
+
+-- One row per thing an operator watches happen, in the order it happened:
+-- module state changes and finished runs (copied here by the triggers
+-- below, in the transaction that makes the change), and what only the
+-- supervisor knows (rate-limit refusals, quota resets, policy reloads,
+-- its own start and stop). Append-only, no foreign key: like events, the
+-- feed outlives the rows it tells about. The supervisor streams new rows
+-- to `subscribe`rs by id, so an id is never reused.
+CREATE TABLE feed (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	time_ms INTEGER NOT NULL,
+	kind TEXT NOT NULL CHECK (kind IN
+		('submitted', 'validating', 'validated', 'rejected',
+		 'archived', 'restored', 'deleted', 'run', 'rate_limited',
+		 'quota_reset', 'policy_reload', 'started', 'stopped')),
+	module_id INTEGER,
+	module_name TEXT,
+	module_version INTEGER,
+	run_id INTEGER,
+	uid INTEGER,
+	verdict TEXT,
+	detail TEXT
+);
+CREATE INDEX feed_time ON feed (time_ms);
+CREATE INDEX feed_kind_uid ON feed (kind, uid, time_ms);
+CREATE TRIGGER feed_no_update BEFORE UPDATE ON feed
+BEGIN
+	SELECT RAISE (ABORT, 'the feed is append-only');
+END;
+CREATE TRIGGER feed_no_delete BEFORE DELETE ON feed
+BEGIN
+	SELECT RAISE (ABORT, 'the feed is append-only');
+END;
+
+-- A state change as the feed names it.
+CREATE TRIGGER feed_from_events AFTER INSERT ON events
+BEGIN
+	INSERT INTO feed (time_ms, kind, module_id, module_name,
+		module_version, uid, detail)
+	VALUES (NEW.time_ms,
+		CASE WHEN NEW.to_state = 'staged' THEN 'submitted'
+		     WHEN NEW.to_state = 'validating' THEN 'validating'
+		     WHEN NEW.to_state = 'active' AND NEW.from_state = 'archived'
+			THEN 'restored'
+		     WHEN NEW.to_state = 'active' THEN 'validated'
+		     WHEN NEW.to_state = 'rejected' THEN 'rejected'
+		     WHEN NEW.to_state = 'archived' THEN 'archived'
+		     ELSE 'deleted' END,
+		NEW.module_id, NEW.module_name, NEW.module_version,
+		CASE WHEN NEW.to_state = 'staged' THEN
+			(SELECT submitted_uid FROM modules
+			 WHERE id = NEW.module_id) END,
+		NEW.reason);
+END;
+
+-- A run's verdict, when it has one: finished, interrupted, or recorded
+-- whole.
+CREATE TRIGGER feed_from_run_end AFTER UPDATE OF verdict ON runs
+	WHEN OLD.verdict = 'running' AND NEW.verdict <> 'running'
+BEGIN
+	INSERT INTO feed (time_ms, kind, module_id, module_name,
+		module_version, run_id, uid, verdict, detail)
+	SELECT coalesce(NEW.ended_ms, NEW.started_ms), 'run', m.id, m.name,
+		m.version, NEW.id, NEW.requested_uid, NEW.verdict,
+		nullif(trim(
+			coalesce('exit code ' || NEW.exit_code, '') ||
+			coalesce(' signal ' || NEW.signal, '') ||
+			coalesce(' syscall ' || NEW.syscall, '') ||
+			coalesce(printf(' %.1f ms', NEW.wall_ms), '')), '')
+	FROM modules m WHERE m.id = NEW.module_id;
+END;
+CREATE TRIGGER feed_from_run_record AFTER INSERT ON runs
+	WHEN NEW.verdict <> 'running'
+BEGIN
+	INSERT INTO feed (time_ms, kind, module_id, module_name,
+		module_version, run_id, uid, verdict, detail)
+	SELECT coalesce(NEW.ended_ms, NEW.started_ms), 'run', m.id, m.name,
+		m.version, NEW.id, NEW.requested_uid, NEW.verdict,
+		nullif(trim(
+			coalesce('exit code ' || NEW.exit_code, '') ||
+			coalesce(' signal ' || NEW.signal, '') ||
+			coalesce(' syscall ' || NEW.syscall, '') ||
+			coalesce(printf(' %.1f ms', NEW.wall_ms), '')), '')
+	FROM modules m WHERE m.id = NEW.module_id;
+END;
+
+-- What a manifest already held when it was upgraded, in time order.
+INSERT INTO feed (time_ms, kind, module_id, module_name, module_version,
+	run_id, uid, verdict, detail)
+SELECT t, kind, module_id, module_name, module_version, run_id, uid,
+	verdict, detail FROM (
+	SELECT e.time_ms AS t, 0 AS src, e.id AS k,
+		CASE WHEN e.to_state = 'staged' THEN 'submitted'
+		     WHEN e.to_state = 'validating' THEN 'validating'
+		     WHEN e.to_state = 'active' AND e.from_state = 'archived'
+			THEN 'restored'
+		     WHEN e.to_state = 'active' THEN 'validated'
+		     WHEN e.to_state = 'rejected' THEN 'rejected'
+		     WHEN e.to_state = 'archived' THEN 'archived'
+		     ELSE 'deleted' END AS kind,
+		e.module_id, e.module_name, e.module_version, NULL AS run_id,
+		NULL AS uid, NULL AS verdict, e.reason AS detail
+	FROM events e
+	UNION ALL
+	SELECT coalesce(r.ended_ms, r.started_ms), 1, r.id, 'run', m.id,
+		m.name, m.version, r.id, r.requested_uid, r.verdict, NULL
+	FROM runs r JOIN modules m ON m.id = r.module_id
+	WHERE r.verdict <> 'running')
+ORDER BY t, src, k;
+
+-- Quotas count each uid's runs of the current hour and day.
+CREATE INDEX runs_uid ON runs (requested_uid, started_ms);
+
+PRAGMA user_version = 4;

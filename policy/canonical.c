@@ -100,6 +100,9 @@ static void write_runtime(FILE *f, const struct al_policy *p)
 		}
 	fprintf(f, "%s\ncrash_budget = %llu\n", any ? "" : " none",
 		(unsigned long long)policy_crash_budget(p));
+	/* only when set: every policy without it keeps its hash */
+	if (policy_seccomp_learned(p))
+		fprintf(f, "seccomp = learned\n");
 }
 
 static int write_environment(FILE *f, const struct al_policy *p,

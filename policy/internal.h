@@ -29,6 +29,7 @@ struct al_policy {
 	size_t n_binds;
 	unsigned archive_on; /* bit per enum policy_verdict */
 	uint64_t crash_budget;
+	bool seccomp_learned; /* [runtime] seccomp = learned */
 };
 
 int policy_sys_add(struct al_policy *p, const char *name,

@@ -615,6 +615,15 @@ static int set_crash_budget(struct parse_state *st, const char *v)
 	return get_uint(st, v, 1, 1000000, &st->p->crash_budget);
 }
 
+static int set_runtime_seccomp(struct parse_state *st, const char *v)
+{
+	if (strcmp(v, "policy") != 0 && strcmp(v, "learned") != 0)
+		return fail(st, "expected policy (the allow-list above) or "
+				"learned (what the validation run made)");
+	st->p->seccomp_learned = strcmp(v, "learned") == 0;
+	return 0;
+}
+
 /* ---------------------------------------------------------------- table */
 
 static const struct key keys[] = {
@@ -644,6 +653,7 @@ static const struct key keys[] = {
 	{ "seccomp", "errno", true, set_errno },
 	{ "runtime", "archive_on", false, set_archive_on },
 	{ "runtime", "crash_budget", false, set_crash_budget },
+	{ "runtime", "seccomp", false, set_runtime_seccomp },
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))

@@ -358,6 +358,33 @@ uint64_t policy_crash_budget(const struct al_policy *p)
 	return p->crash_budget;
 }
 
+bool policy_seccomp_learned(const struct al_policy *p)
+{
+	return p->seccomp_learned;
+}
+
+struct al_policy *policy_restrict(const struct al_policy *p,
+				  bool (*keep)(const char *name, void *arg),
+				  void *arg, struct al_error *err)
+{
+	/* the canonical form holds every rule, so parsing it back is a
+	 * copy; name and description are not rules and are carried over */
+	char *text = policy_canonical(p, err);
+	if (!text)
+		return NULL;
+	struct al_policy *q = policy_parse_string(text, p->name, p->name, err);
+	free(text);
+	if (!q)
+		return NULL;
+	snprintf(q->description, sizeof(q->description), "%s", p->description);
+	for (size_t i = q->n_sys; i-- > 0;)
+		if (q->sys[i].action == POLICY_SYS_ALLOW &&
+		    !keep(q->sys[i].name, arg))
+			policy_sys_remove(q, q->sys[i].name);
+	q->seccomp_learned = false;
+	return q;
+}
+
 const char *policy_verdict_name(enum policy_verdict v)
 {
 	return v < POLICY_VERDICT_COUNT ? verdict_names[v] : "?";

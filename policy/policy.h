@@ -149,6 +149,16 @@ const struct policy_bind *policy_bind_at(const struct al_policy *p, size_t i);
  * how many of them. */
 bool policy_archives(const struct al_policy *p, enum policy_verdict v);
 uint64_t policy_crash_budget(const struct al_policy *p);
+/* [runtime] seccomp = learned: a supervisor learns the module's syscalls
+ * in its validation run and holds every later run to exactly those
+ * (docs/learning.md). The allow-list then bounds the validation run. */
+bool policy_seccomp_learned(const struct al_policy *p);
+/* A copy of `p` whose allow-list keeps only the syscalls keep() accepts;
+ * errno entries stay, and the copy is no longer "learned": its list is
+ * final. Caller frees. */
+struct al_policy *policy_restrict(const struct al_policy *p,
+				  bool (*keep)(const char *name, void *arg),
+				  void *arg, struct al_error *err);
 const char *policy_verdict_name(enum policy_verdict v);
 int policy_verdict_parse(const char *name); /* -1 when unknown */
 size_t policy_syscall_count(const struct al_policy *p);

@@ -209,20 +209,49 @@ int cgroup_backend_open(struct cgroup_backend *b, struct al_error *err)
 
 /* ------------------------------------------------------------- sweeping */
 
-/* Whether pid is a live airlock process: a pid now used by something else
- * means the owner is gone. */
-static bool owner_alive(pid_t pid)
+unsigned long long cgroup_process_start(pid_t pid)
 {
-	char link[64], exe[PATH_MAX];
+	char path[64], buf[1024];
+	unsigned long long start = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	al_closep(&fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* the command name may hold spaces and ')': fields follow the last */
+	char *p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		start = strtoull(p + 1, NULL, 10);
+	return start;
+}
+
+void cgroup_run_name(struct sandbox_host *host, char *buf, size_t len)
+{
+	snprintf(buf, len, "run-%d-%llu-%lu", getpid(), host->start_time,
+		 ++host->run_counter);
+}
+
+/* Whether the process that made a run cgroup still lives: the pid in its
+ * name with the start time in its name. Any program linking the sandbox
+ * may own run cgroups, whatever its name. */
+static bool owner_alive(const char *name)
+{
+	int pid;
+	unsigned long long start;
+	unsigned long n;
+	int fields = sscanf(name, "run-%d-%llu-%lu", &pid, &start, &n);
+	if (fields < 2 || pid <= 0)
+		return true; /* not a run cgroup's name: not ours to remove */
 	if (pid == getpid())
 		return true;
-	snprintf(link, sizeof(link), "/proc/%d/exe", pid);
-	ssize_t n = readlink(link, exe, sizeof(exe) - 1);
-	if (n < 0)
-		return errno != ENOENT && errno != ESRCH;
-	exe[n] = '\0';
-	const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
-	return strncmp(base, "airlock", 7) == 0;
+	if (fields == 2) /* run-<pid>-<n>, named before start times were */
+		return kill(pid, 0) == 0 || errno == EPERM;
+	unsigned long long now = cgroup_process_start(pid);
+	return now != 0 && now == start;
 }
 
 /* SIGKILL what is left in a stale run cgroup; its jail's init died with
@@ -257,11 +286,9 @@ static int sweep_base(int base_fd, const char *base,
 	}
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		int owner;
-		unsigned long n;
 		char path[PATH_MAX];
-		if (sscanf(e->d_name, "run-%d-%lu", &owner, &n) != 2 ||
-		    owner_alive(owner) ||
+		if (strncmp(e->d_name, "run-", 4) != 0 ||
+		    owner_alive(e->d_name) ||
 		    snprintf(path, sizeof(path), "%s/%s", base, e->d_name) >=
 			    (int)sizeof(path))
 			continue;

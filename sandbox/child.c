@@ -83,11 +83,12 @@ static void reset_signals(const struct jail_plan *plan)
 }
 
 /* Rootless: nothing privileged can work until the parent has written
- * the uid and gid maps of the new user namespace. */
+ * the uid and gid maps of the new user namespace. Learning: the module
+ * must not start before the parent registered the jail with the learner. */
 static void wait_for_id_maps(const struct jail_plan *plan)
 {
 	char go;
-	if (!plan->userns)
+	if (!plan->userns && !plan->learn)
 		return;
 	if (recv(plan->sync_fd, &go, 1, 0) != 1)
 		_exit(1); /* parent gone, or it reported the failure itself */

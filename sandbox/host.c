@@ -27,6 +27,7 @@ struct sandbox_host *sandbox_host_new(struct al_error *err)
 	host->root = geteuid() == 0;
 	host->uid = geteuid();
 	host->gid = getegid();
+	host->start_time = cgroup_process_start(getpid());
 	host->dev_null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (host->dev_null_fd < 0) {
 		al_error_sys(err, errno, "sandbox: open /dev/null");
@@ -101,8 +102,7 @@ static int check_cgroup(struct sandbox_host *host,
 	struct cgroup_run cg;
 	char name[64];
 	cgroup_run_init(&cg);
-	snprintf(name, sizeof(name), "run-%d-%lu", getpid(),
-		 ++host->run_counter);
+	cgroup_run_name(host, name, sizeof(name));
 	int rc = host->cgroup.ops->create(&host->cgroup, name, limits, &cg,
 					  err);
 	if (rc == 0)

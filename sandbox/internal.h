@@ -121,6 +121,13 @@ int cgroup_read_key(int dir_fd, const char *file, const char *key,
 int cgroup_set_checked(int dir_fd, const char *dir, const char *file,
 		       uint64_t value, struct al_error *err);
 int cgroup_remove_dir(const char *path);
+/* A process's start time (clock ticks since boot, /proc/PID/stat field
+ * 22), or 0 when it is gone: with the pid, it names one process for good,
+ * since a reused pid gets a later start time. */
+unsigned long long cgroup_process_start(pid_t pid);
+/* The next run cgroup's name: run-<pid>-<start>-<n>, which says which
+ * live process owns it (sandbox_host_sweep). */
+void cgroup_run_name(struct sandbox_host *host, char *buf, size_t len);
 /* cgroup_parse.c: where the v1 hierarchy of `controller` is mounted, from
  * the text of /proc/self/mountinfo, and this process's cgroup in it, from
  * the text of /proc/self/cgroup. -1 when not found (or it does not fit). */
@@ -140,6 +147,7 @@ struct sandbox_host {
 	uid_t uid; /* the caller's, mapped to the jail's user when rootless */
 	gid_t gid;
 	unsigned long run_counter;
+	unsigned long long start_time; /* this process's (run cgroup names) */
 	int dev_null_fd;
 };
 
@@ -174,6 +182,7 @@ struct jail_plan {
 	char *const *envp;
 	const struct cgroup_run *cgroup;
 	bool userns; /* rootless: wait for the parent to write the id maps */
+	bool learn;  /* wait until the parent registered the jail (learn.c) */
 };
 
 /* child.c: runs in the clone()d child; never returns. */

@@ -80,6 +80,17 @@ char *sandbox_result_json(const struct sandbox_result *r,
 	}
 	if (r->verdict == SANDBOX_SETUP_ERROR)
 		json_kv_string(&jb, "error", r->error);
+	if (r->learned) {
+		char **names = sandbox_syscalls_names(&r->syscalls);
+		json_key(&jb, "syscalls");
+		json_array_open(&jb);
+		for (size_t i = 0; names && names[i]; i++)
+			json_string(&jb, names[i]);
+		json_array_close(&jb);
+		if (!names)
+			jb.failed = true;
+		free(names);
+	}
 	json_object_close(&jb);
 	if (json_buf_failed(&jb)) {
 		json_buf_free(&jb);

@@ -308,6 +308,7 @@ static void finish(struct sandbox_run *run)
 		capture_read(run, &run->out);
 	if (run->err.fd >= 0)
 		capture_read(run, &run->err);
+	learn_run_end(run);
 	struct cgroup_stats st = { 0 };
 	if (run->cg.n > 0) {
 		run->host->cgroup.ops->stats(&run->host->cgroup, &run->cg, &st);
@@ -381,4 +382,18 @@ bool sandbox_run_step(struct sandbox_run *run)
 	if (run->reaped)
 		finish(run);
 	return run->finished;
+}
+
+void sandbox_run_usage(struct sandbox_run *run, double *elapsed_ms,
+		       uint64_t *memory_bytes)
+{
+	struct cgroup_stats st = { 0 };
+
+	*elapsed_ms = ms_since(&run->t0);
+	*memory_bytes = 0;
+	if (run->cg.n > 0 &&
+	    run->host->cgroup.ops->stats(&run->host->cgroup, &run->cg, &st) ==
+		    0 &&
+	    st.peak_known)
+		*memory_bytes = st.peak_memory;
 }

@@ -31,6 +31,8 @@ struct sandbox_run {
 	char **argv; /* argv and program: one allocation */
 	const char *program;
 	char module_path[PLAN_PATH_MAX];
+	struct sandbox_learner *learner; /* while registered (learn.c) */
+	uint32_t learn_key;
 };
 
 void capture_init(struct capture *c, uint64_t max);
@@ -39,5 +41,10 @@ void unwatch(struct sandbox_run *run, int *fd);
 void kill_init(struct sandbox_run *run);
 /* Mark the run as a setup error and kill what was started. */
 void fail_run(struct sandbox_run *run, const char *msg);
+/* Learning runs (learn.c): register the jail right after clone, before
+ * init may go on (fails the run on error); collect and unregister once
+ * init is reaped (also safe on a run that never registered). */
+int learn_run_begin(struct sandbox_run *run, struct sandbox_learner *l);
+void learn_run_end(struct sandbox_run *run);
 
 #endif

@@ -19,6 +19,10 @@
  *
  *   sandbox_run(host, &spec, &result, &err);               // blocking form
  *
+ *   struct sandbox_learner *l = sandbox_learner_new(&err); // optional, once a
+ *   spec.learner = l;                                      // process (BPF):
+ *   ... r->learned, r->syscalls                            // what it called
+ *
  * Everything the jail does is fixed by the policy; a run either gets every
  * isolation the policy asks for or fails with a setup error that says what
  * was missing. Nothing is ever run with less.
@@ -36,6 +40,13 @@
 struct sandbox_host;
 struct sandbox_filter;
 struct sandbox_run;
+struct sandbox_learner;
+
+/* A set of syscall numbers of this architecture (x86-64: all below 512). */
+#define SANDBOX_SYSCALL_MAX 512
+struct sandbox_syscalls {
+	uint64_t words[SANDBOX_SYSCALL_MAX / 64];
+};
 
 enum sandbox_verdict {
 	SANDBOX_OK,
@@ -61,6 +72,9 @@ struct sandbox_spec {
 	int stdin_fd;
 	int stdout_fd;
 	int stderr_fd;
+	/* Record the syscalls the module makes (sandbox_learner_new());
+	 * NULL for an ordinary run, which never touches BPF. */
+	struct sandbox_learner *learner;
 };
 
 struct sandbox_result {
@@ -84,6 +98,10 @@ struct sandbox_result {
 	size_t stderr_len;
 	bool stderr_truncated;
 	char error[AL_ERROR_MAX]; /* setup_error: what failed and what to do */
+	/* learning runs: the syscalls the module's processes made (not the
+	 * launcher's own setup), whatever the verdict */
+	bool learned;
+	struct sandbox_syscalls syscalls;
 };
 
 /* ------------------------------------------------------------------ host */
@@ -145,6 +163,11 @@ void sandbox_run_cancel(struct sandbox_run *run, const char *why);
 const struct sandbox_result *sandbox_run_result(const struct sandbox_run *run);
 /* The host pid of the jail's init, for status displays. */
 int sandbox_run_pid(const struct sandbox_run *run);
+/* For status displays while it runs: milliseconds since it started, and
+ * the most memory its cgroup has used so far (0 when unknown: no cgroup,
+ * or a kernel without memory.peak / max_usage_in_bytes). */
+void sandbox_run_usage(struct sandbox_run *run, double *elapsed_ms,
+		       uint64_t *memory_bytes);
 /* Kills what is left, removes the cgroup, frees everything. */
 void sandbox_run_free(struct sandbox_run *run);
 
@@ -154,6 +177,40 @@ void sandbox_run_free(struct sandbox_run *run);
 int sandbox_run(struct sandbox_host *host, const struct sandbox_spec *spec,
 		struct sandbox_result *result);
 void sandbox_result_release(struct sandbox_result *result);
+
+/* -------------------------------------------------------------- learning */
+
+/*
+ * The learner: a BPF program (CO-RE, libbpf) on the syscall entry
+ * tracepoint that records the syscalls of each learning run's jail, keyed
+ * by the jail's pid namespace. Loading costs 50-90 ms (BTF and the
+ * verifier), so a process loads it once and passes it in every spec that
+ * should learn; it is attached only while a learning run is live, since
+ * while attached every syscall on the host pays for one map lookup.
+ * Fails with a message saying what is missing (root or CAP_BPF and
+ * CAP_PERFMON; a kernel with BTF). Caller frees.
+ */
+struct sandbox_learner *sandbox_learner_new(struct al_error *err);
+void sandbox_learner_free(struct sandbox_learner *learner);
+/* Milliseconds the load took, and the last attach (for benchmarks). */
+double sandbox_learner_load_ms(const struct sandbox_learner *learner);
+double sandbox_learner_attach_ms(const struct sandbox_learner *learner);
+
+/* Syscall sets: numbers outside 0..SANDBOX_SYSCALL_MAX-1 are ignored. */
+void sandbox_syscalls_add(struct sandbox_syscalls *set, int nr);
+bool sandbox_syscalls_has(const struct sandbox_syscalls *set, int nr);
+size_t sandbox_syscalls_count(const struct sandbox_syscalls *set);
+/* Add a syscall by name; -1 when the name is not a syscall here. */
+int sandbox_syscalls_add_name(struct sandbox_syscalls *set, const char *name,
+			      struct al_error *err);
+/* The names, sorted: a NULL-terminated array in one allocation (caller
+ * frees the array only). NULL when out of memory. */
+char **sandbox_syscalls_names(const struct sandbox_syscalls *set);
+/* The names sorted and joined by single spaces ("" for none), the form
+ * the manifest stores; caller frees. And back: unknown names fail. */
+char *sandbox_syscalls_join(const struct sandbox_syscalls *set);
+int sandbox_syscalls_parse(const char *text, struct sandbox_syscalls *set,
+			   struct al_error *err);
 
 /* ---------------------------------------------------------------- verdict */
 

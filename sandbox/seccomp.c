@@ -43,7 +43,14 @@ static const int allowed_families[] = { AF_UNIX, AF_INET, AF_INET6,
  * policy says, or no module could start. */
 static const char *const init_needs[] = {
 	"sendmsg", "close", "close_range", "vfork", "setsid", "execve",
-	"wait4", "exit", "exit_group", NULL,
+	"wait4", "exit", "exit_group",
+#ifdef __SANITIZE_ADDRESS__
+	/* make SAN=1 only: the sanitizer runtime in init maps memory and
+	 * sets up a signal stack around vfork; a learned allow-list that
+	 * holds only the module's calls would otherwise stop init */
+	"sigaltstack", "mmap", "munmap", "madvise",
+#endif
+	NULL,
 };
 
 static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,

@@ -254,8 +254,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	int child_stdio[3] = { -1, -1, -1 }, sync[2] = { -1, -1 };
 	char name[64];
 
-	snprintf(name, sizeof(name), "run-%d-%lu", getpid(),
-		 ++host->run_counter);
+	cgroup_run_name(host, name, sizeof(name));
 	if (!cgroup_available(run, limits))
 		goto out;
 	if (host->cgroup.ops && host->cgroup.ops->create(&host->cgroup, name,
@@ -281,6 +280,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		.envp = policy_environ(spec->policy),
 		.cgroup = &run->cg,
 		.userns = !host->root,
+		.learn = spec->learner != NULL,
 	};
 	struct stat st;
 	if (module_fd >= 0 && fstat(module_fd, &st) == 0) {
@@ -307,6 +307,9 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	/* the parent keeps no write end: EOF on the pipes means the run is
 	 * gone, not that we still hold a copy */
 	close_child_ends(spec, child_stdio, &sync[1]);
+	if (spec->learner && learn_run_begin(run, spec->learner) == 0 &&
+	    host->root && send(run->sync_fd, "", 1, MSG_NOSIGNAL) != 1)
+		fail_run(run, "jail setup: cannot release the jail's init");
 	if (!host->root && map_ids(run, limits) < 0) {
 		char msg[256];
 		snprintf(msg, sizeof(msg),
@@ -399,6 +402,7 @@ void sandbox_run_free(struct sandbox_run *run)
 		siginfo_t si;
 		(void)waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED | __WALL);
 	}
+	learn_run_end(run);
 	if (run->cg.n > 0)
 		run->host->cgroup.ops->destroy(&run->host->cgroup, &run->cg);
 	cgroup_run_close(&run->cg);

@@ -77,6 +77,7 @@ struct conn {
 	bool read_eof;   /* the peer shut down its side */
 	unsigned pending; /* requests answered later (runs) */
 	uint64_t last_active_ms;
+	bool subscriber; /* events.c streams the feed to it */
 	struct conn *prev, *next;
 };
 
@@ -100,6 +101,10 @@ struct job {
 	struct sandbox_run *run;
 	int64_t run_id;
 	bool cancelled;
+	/* runtime runs under seccomp = learned: the policy cut down to the
+	 * module's learned syscalls, and its filter (learned.c) */
+	struct al_policy *own_policy;
+	struct sandbox_filter *own_filter;
 	struct job *next;
 };
 
@@ -110,6 +115,8 @@ struct quota {
 	unsigned used;  /* runs in that hour */
 	int64_t day;    /* day number, days starting at QUOTA_RESET_HOUR UTC */
 	unsigned day_used;
+	int64_t refused_noted_ms; /* quota.c: the last rate_limited event */
+	unsigned refused_unnoted;  /* refusals since, not in the feed yet */
 };
 
 /* ------------------------------------------------------------- metrics */
@@ -177,6 +184,7 @@ struct supervisor {
 	unsigned nconns;
 	uint64_t conn_serial;
 	struct sup_policy *policies;
+	struct sandbox_learner *learner; /* loaded at the first learning run */
 	struct job *active, *queue_head, *queue_tail;
 	unsigned nactive, nqueued;
 	struct quota quotas[256];
@@ -194,6 +202,7 @@ struct supervisor {
 	int64_t started_unix_ms;
 	bool ready;          /* start-up done, the loop turning */
 	struct http *http;   /* NULL: HTTP off */
+	int64_t feed_cursor; /* events.c: the last feed id streamed */
 };
 
 enum counter {
@@ -271,6 +280,16 @@ void job_free(struct job *job);
 /* Startup repair: modules a crash left staged or validating. */
 void runs_repair(struct supervisor *s);
 
+/* learned.c: policies with [runtime] seccomp = learned. Before a run
+ * starts: a validation learns (spec->learner), a runtime run gets the
+ * policy cut down to the module's stored set (spec->policy, ->filter,
+ * owned by the job). After a successful validation: store the set. */
+int learned_prepare(struct supervisor *s, struct job *job,
+		    struct sandbox_spec *spec, struct al_error *err);
+int learned_store(struct supervisor *s, const struct job *job,
+		  const struct sandbox_result *r, struct al_error *err);
+void learned_job_free(struct job *job);
+
 /* notify.c: send `state` ("READY=1", "STOPPING=1") to systemd's
  * NOTIFY_SOCKET. 1 sent, 0 not under systemd (unset), -1 with `err`. */
 int notify_systemd(const char *state, struct al_error *err);
@@ -295,6 +314,43 @@ int http_start(struct supervisor *s, struct al_error *err);
 void http_run(struct supervisor *s);
 int64_t http_timeout_ms(struct supervisor *s);
 void http_stop(struct supervisor *s);
+/* events.c: the feed (manifest_feed) to `subscribe`rs. */
+/* A supervisor event into the feed (manifest_feed_add); a failure is
+ * logged, never the caller's problem. uid < 0: none. */
+void events_note(struct supervisor *s, const char *kind, int64_t uid,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Stream feed rows written since the last call to every subscriber; a
+ * subscriber whose output is past its bound is dropped. Called once per
+ * loop turn: no query when nobody subscribed. */
+void events_publish(struct supervisor *s);
+/* Bring every subscriber up to date; the newest feed id (a new
+ * subscriber's live stream starts after it). */
+int64_t events_cursor_now(struct supervisor *s);
+/* Make `c` a subscriber, first sending the rows up to s->feed_cursor that
+ * `after`/`since`/`limit` select (limit at most EVENTS_CATCH_UP). Call
+ * events_cursor_now() first and answer the request before. */
+#define EVENTS_CATCH_UP PROTO_CATCH_UP_MAX
+int events_subscribe(struct supervisor *s, struct conn *c, int64_t after,
+		     int64_t since_ms, size_t limit, struct al_error *err);
+
+/* quota.c: per-uid counts that survive a restart (derived from the
+ * manifest's runs), resets, rate-limit events. */
+/* A new entry of the in-memory table: its counts from the manifest. */
+void quota_seed(struct supervisor *s, struct quota *q);
+/* A refusal: counted, and into the feed at most once per uid per
+ * QUOTA_NOTE_MS (the rest summed into the next event). */
+#define QUOTA_NOTE_MS 10000
+void quota_refused(struct supervisor *s, struct quota *q, const char *msg);
+/* Forget what `uid` used in the current windows (admin); an event. */
+int quota_reset(struct supervisor *s, uint32_t uid, uint32_t by,
+		struct al_error *err);
+/* What uid used now: (hour, day). */
+void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
+		 uint64_t *day);
+/* The "quotas" array member: `uid` < 0 every uid that used anything in
+ * the current day window, else that one. */
+int quota_list_json(struct supervisor *s, struct json_buf *jb, int64_t uid,
+		    struct al_error *err);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

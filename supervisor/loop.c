@@ -232,6 +232,7 @@ static void on_signal(struct supervisor *s)
 		if (si.ssi_signo == SIGHUP) {
 			LOG(LOG_INFO, NULL, 0, "SIGHUP: reloading");
 			supervisor_reload(s);
+			events_note(s, "policy_reload", -1, "SIGHUP");
 		} else {
 			begin_stop(s, (int)si.ssi_signo);
 		}
@@ -293,6 +294,8 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 	    sandbox_host_cgroup_mode(s->host), s->cfg.max_active);
 	health_check(s);
 	s->ready = true;
+	events_note(s, "started", -1, "airlockd %s, pid %d", AIRLOCK_VERSION,
+		    (int)getpid());
 	notify("READY=1");
 	while (!(s->stopping && s->nactive == 0)) {
 		int64_t http_ms = http_timeout_ms(s);
@@ -316,6 +319,7 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 		}
 		if (http_due)
 			http_run(s);
+		events_publish(s);
 		conn_sweep_idle(s);
 		/* once: the killed runs end through their own fds, so the
 		 * loop then waits for those, not spinning on a past deadline */
@@ -327,6 +331,8 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 			s->grace_over = true;
 		}
 	}
+	events_note(s, "stopped", -1, "pid %d", (int)getpid());
+	events_publish(s);
 	LOG(LOG_INFO, NULL, 0, "stopped");
 	return 0;
 }
@@ -349,6 +355,7 @@ void supervisor_free(struct supervisor *s)
 	al_closep(&s->tick.fd);
 	al_closep(&s->epfd);
 	manifest_close(s->m);
+	sandbox_learner_free(s->learner);
 	sandbox_host_free(s->host);
 	free(s);
 }

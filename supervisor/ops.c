@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "supervisor/internal.h"
@@ -223,37 +224,79 @@ static void op_show(struct op_ctx *x)
 	conn_send_jb(x->s, x->c, &jb);
 }
 
+/* What is running now: run id, module, who asked, for how long, memory. */
+static void active_json(struct json_buf *jb, struct supervisor *s)
+{
+	json_key(jb, "active");
+	json_array_open(jb);
+	for (struct job *j = s->active; j; j = j->next) {
+		double elapsed = 0;
+		uint64_t memory = 0;
+		if (j->run)
+			sandbox_run_usage(j->run, &elapsed, &memory);
+		json_object_open(jb);
+		json_kv_int(jb, "run", j->run_id);
+		json_kv_string(jb, "module", j->mod.name);
+		json_kv_int(jb, "version", j->mod.version);
+		json_kv_string(jb, "kind",
+			       j->kind == JOB_VALIDATE ? "validate" : "exec");
+		json_kv_uint(jb, "uid", j->uid);
+		json_kv_int(jb, "elapsed_ms", (int64_t)elapsed);
+		json_kv_uint(jb, "memory_bytes", memory);
+		json_object_close(jb);
+	}
+	json_array_close(jb);
+}
+
+static void isolation_json(struct json_buf *jb, const struct supervisor *s)
+{
+	bool userns = strcmp(sandbox_host_privilege_mode(s->host), "root") != 0;
+	struct statvfs vfs;
+
+	json_kv_string(jb, "cgroup", sandbox_host_cgroup_mode(s->host));
+	json_kv_string(jb, "privilege", sandbox_host_privilege_mode(s->host));
+	json_kv_string(jb, "user_namespaces",
+		       userns ? "the jail's only privilege"
+			      : "not needed (root builds the jail)");
+	json_kv_string(jb, "seccomp", "filter with user notification");
+	if (statvfs(s->cfg.state_dir, &vfs) == 0) {
+		json_kv_uint(jb, "state_dir_free_bytes",
+			     (uint64_t)vfs.f_bavail * vfs.f_frsize);
+		json_kv_uint(jb, "state_dir_size_bytes",
+			     (uint64_t)vfs.f_blocks * vfs.f_frsize);
+	}
+}
+
 static void op_status(struct op_ctx *x)
 {
 	struct supervisor *s = x->s;
-	struct manifest_stats st;
 	struct al_error err = { 0 };
 	struct json_buf jb;
+	char t[MANIFEST_TIME_MAX];
+	/* the manifest's clock is the epoch; ours is monotonic */
+	int64_t started = manifest_now_ms() - (now_ms() - s->started_ms);
 
-	if (manifest_stats(s->m, &st, &err) < 0) {
-		reply_manifest_error(x, &err);
-		return;
-	}
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
 	json_kv_string(&jb, "version", AIRLOCK_VERSION);
 	json_kv_int(&jb, "pid", getpid());
 	json_kv_int(&jb, "uptime_ms", now_ms() - s->started_ms);
+	manifest_time_format(started, false, t);
+	json_kv_string(&jb, "started", t);
 	json_kv_string(&jb, "state_dir", s->cfg.state_dir);
-	json_kv_string(&jb, "cgroup", sandbox_host_cgroup_mode(s->host));
-	json_kv_string(&jb, "privilege", sandbox_host_privilege_mode(s->host));
+	isolation_json(&jb, s);
 	json_kv_bool(&jb, "stopping", s->stopping);
 	json_kv_uint(&jb, "active_runs", s->nactive);
 	json_kv_uint(&jb, "max_active", s->cfg.max_active);
 	json_kv_uint(&jb, "queue_depth", s->nqueued);
 	json_kv_uint(&jb, "queue_max", s->cfg.queue_max);
 	json_kv_uint(&jb, "connections", s->nconns);
-	json_key(&jb, "modules");
-	json_object_open(&jb);
-	for (int i = 0; i < MANIFEST_STATE_COUNT; i++)
-		json_kv_uint(&jb, manifest_state_name(i), st.modules[i]);
-	json_object_close(&jb);
-	json_kv_uint(&jb, "runs_recorded", st.runs);
+	active_json(&jb, s);
+	if (report_manifest_json(&jb, s->m, started, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
 	json_key(&jb, "counters");
 	json_object_open(&jb);
 	json_kv_uint(&jb, "runs_total", s->counters[C_RUNS]);
@@ -265,21 +308,172 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "overloaded_total", s->counters[C_OVERLOADED]);
 	json_kv_uint(&jb, "sandbox_timeouts_total", s->counters[C_TIMEOUTS]);
 	json_object_close(&jb);
+	uint64_t hour, day;
+	quota_usage(s, x->c->uid, &hour, &day);
 	json_key(&jb, "quota");
 	json_object_open(&jb);
 	json_kv_uint(&jb, "uid", x->c->uid);
 	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
-	json_kv_uint(&jb, "used", runs_quota_used(s, x->c->uid));
+	json_kv_uint(&jb, "used", hour);
 	json_kv_uint(&jb, "per_day", s->cfg.quota_per_day);
-	json_kv_uint(&jb, "used_today", runs_quota_used_today(s, x->c->uid));
+	json_kv_uint(&jb, "used_today", day);
 	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
 	json_object_close(&jb);
+	if (quota_list_json(s, &jb, -1, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
 	json_key(&jb, "health");
 	json_object_open(&jb);
 	health_json(&jb, s);
 	json_object_close(&jb);
 	json_object_close(&jb);
 	conn_send_jb(s, x->c, &jb);
+}
+
+/* ------------------------------------------------------ events, quotas */
+
+static bool since_of(struct op_ctx *x, int64_t *since_ms)
+{
+	struct al_error err = { 0 };
+
+	*since_ms = 0;
+	if (!x->req->since)
+		return true;
+	if (manifest_time_parse(x->req->since, manifest_now_ms(), since_ms,
+				&err) == 0)
+		return true;
+	reply_error(x, PROTO_E_BAD_REQUEST, "since: %s", err.msg);
+	return false;
+}
+
+static int event_one(const struct manifest_feed_event *ev, void *arg)
+{
+	proto_event_json(arg, ev);
+	return 0;
+}
+
+/* Feed rows, oldest first: the newest "limit" (100; at most 10000)
+ * after "after" and "since". */
+static void op_events(struct op_ctx *x)
+{
+	struct manifest_feed_filter f = {
+		.after_id = x->req->after,
+		.limit = x->req->limit ? (size_t)x->req->limit : 100,
+	};
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	if (f.limit > 10000) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "limit: at most 10000");
+		return;
+	}
+	if (!since_of(x, &f.since_ms))
+		return;
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "events");
+	json_array_open(&jb);
+	if (manifest_feed(x->s->m, &f, event_one, &jb, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_array_close(&jb);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+/* From now on this connection receives every feed row as a line
+ * {"event": {...}}; first the earlier rows "after", "since" and "limit"
+ * select (at most EVENTS_CATCH_UP). */
+static void op_subscribe(struct op_ctx *x)
+{
+	struct al_error err = { 0 };
+	struct json_buf jb;
+	int64_t since;
+
+	if (x->c->subscriber) {
+		reply_error(x, PROTO_E_CONFLICT, "already subscribed");
+		return;
+	}
+	if (x->req->limit > EVENTS_CATCH_UP) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "limit: at most %d earlier events; ask \"events\" "
+			    "for more",
+			    EVENTS_CATCH_UP);
+		return;
+	}
+	if (!since_of(x, &since))
+		return;
+	int64_t cursor = events_cursor_now(x->s); /* the others first */
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_kv_bool(&jb, "subscribed", true);
+	json_kv_int(&jb, "cursor", cursor);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+	if (x->c->src.fd < 0)
+		return;
+	LOG(LOG_INFO, x->rid, 0, "uid %u subscribed to events", x->c->uid);
+	if (events_subscribe(x->s, x->c, x->req->after, since,
+			     (size_t)x->req->limit, &err) < 0)
+		LOG(LOG_WARN, x->rid, 0, "catch-up: %s", err.msg);
+}
+
+static void op_quota_show(struct op_ctx *x)
+{
+	struct supervisor *s = x->s;
+	struct al_error err = { 0 };
+	struct json_buf jb;
+	int64_t now = manifest_now_ms();
+	char t[MANIFEST_TIME_MAX];
+
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
+	json_kv_uint(&jb, "per_day", s->cfg.quota_per_day);
+	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
+	manifest_time_format(report_hour_start(now) + 3600000, false, t);
+	json_kv_string(&jb, "hour_resets", t);
+	manifest_time_format(report_day_start(now, s->cfg.quota_reset_hour) +
+				     86400000,
+			     false, t);
+	json_kv_string(&jb, "day_resets", t);
+	if (quota_list_json(s, &jb, x->req->has_uid ? x->req->uid : -1,
+			    &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_object_close(&jb);
+	conn_send_jb(s, x->c, &jb);
+}
+
+static void op_quota_reset(struct op_ctx *x)
+{
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	if (!x->req->has_uid) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "quota_reset needs \"uid\"");
+		return;
+	}
+	if (quota_reset(x->s, (uint32_t)x->req->uid, x->c->uid, &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_kv_bool(&jb, "reset", true);
+	if (quota_list_json(x->s, &jb, x->req->uid, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
 }
 
 /* The last self-check (run every tick), not a new one: a probe that
@@ -669,6 +863,10 @@ static const struct op {
 	{ "list", PROTO_ROLE_CLIENT, op_list },
 	{ "show", PROTO_ROLE_CLIENT, op_show },
 	{ "runs", PROTO_ROLE_CLIENT, op_runs },
+	{ "events", PROTO_ROLE_CLIENT, op_events },
+	{ "subscribe", PROTO_ROLE_CLIENT, op_subscribe },
+	{ "quota_show", PROTO_ROLE_CLIENT, op_quota_show },
+	{ "quota_reset", PROTO_ROLE_ADMIN, op_quota_reset },
 	{ "archive", PROTO_ROLE_ADMIN, op_archive },
 	{ "restore", PROTO_ROLE_ADMIN, op_restore },
 	{ "cancel", PROTO_ROLE_ADMIN, op_cancel },

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "manifest/manifest.h"
 #include "supervisor/supervisor.h"
 
 static const char *const error_names[PROTO_E_COUNT] = {
@@ -45,7 +46,8 @@ static const struct member {
 	size_t max; /* string bytes, array elements, or largest integer */
 	size_t off; /* offset of the value in struct proto_request */
 	size_t aux; /* M_STRING: offset of the length, or SIZE_MAX;
-		       M_STRINGS: offset of the count */
+		       M_STRINGS: offset of the count;
+		       M_INT: offset of its "given" flag, or SIZE_MAX */
 } members[] = {
 #define R(f) offsetof(struct proto_request, f)
 	{ "op", M_STRING, PROTO_OP_MAX, R(op), SIZE_MAX },
@@ -59,9 +61,12 @@ static const struct member {
 	{ "args", M_STRINGS, PROTO_MAX_ARGS, R(args), R(nargs) },
 	{ "validate_args", M_STRINGS, PROTO_MAX_ARGS, R(validate_args),
 	  R(nvalidate_args) },
-	{ "run", M_INT, INT64_MAX, R(run), SIZE_MAX },
+	{ "run", M_INT, INT64_MAX, R(run), R(has_run) },
 	{ "version", M_INT, INT64_MAX, R(version), SIZE_MAX },
 	{ "limit", M_INT, 100000, R(limit), SIZE_MAX },
+	{ "uid", M_INT, UINT32_MAX - 1, R(uid), R(has_uid) },
+	{ "after", M_INT, INT64_MAX, R(after), SIZE_MAX },
+	{ "since", M_STRING, 64, R(since), SIZE_MAX },
 #undef R
 };
 
@@ -133,8 +138,8 @@ static int decode_member(const struct json_doc *doc, const struct member *m,
 			return bad(err, m->name,
 				   "expected a non-negative integer in range");
 		*FIELD(req, m->off, int64_t) = n->i;
-		if (m->off == offsetof(struct proto_request, run))
-			req->has_run = true;
+		if (m->aux != SIZE_MAX)
+			*FIELD(req, m->aux, bool) = true;
 		return 0;
 	}
 	return bad(err, m->name, "unknown kind");
@@ -202,6 +207,34 @@ void proto_response_error(struct json_buf *jb, const char *id,
 	if (retry_after_ms > 0)
 		json_kv_int(jb, "retry_after_ms", retry_after_ms);
 	json_object_close(jb);
+	json_object_close(jb);
+}
+
+/* ---------------------------------------------------------------- events */
+
+void proto_event_json(struct json_buf *jb,
+		      const struct manifest_feed_event *ev)
+{
+	char t[MANIFEST_TIME_MAX];
+
+	manifest_time_format(ev->time_ms, true, t);
+	json_object_open(jb);
+	json_kv_int(jb, "id", ev->id);
+	json_kv_string(jb, "time", t);
+	json_kv_int(jb, "time_ms", ev->time_ms);
+	json_kv_string(jb, "kind", ev->kind);
+	if (ev->module_name[0]) {
+		json_kv_string(jb, "module", ev->module_name);
+		json_kv_int(jb, "version", ev->module_version);
+	}
+	if (ev->run_id)
+		json_kv_int(jb, "run", ev->run_id);
+	if (ev->has_uid)
+		json_kv_uint(jb, "uid", ev->uid);
+	if (ev->verdict[0])
+		json_kv_string(jb, "verdict", ev->verdict);
+	if (ev->detail[0])
+		json_kv_string(jb, "detail", ev->detail);
 	json_object_close(jb);
 }
 

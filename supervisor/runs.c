@@ -139,6 +139,7 @@ static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
 	*oldest = (struct quota){
 		.uid = uid, .window = hour, .day = day, .in_use = true
 	};
+	quota_seed(s, oldest); /* what it used before a restart counts */
 	return oldest;
 }
 
@@ -191,6 +192,7 @@ int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 
 	if (q && (rc = quota_spent(s, q, msg, len, retry_after_ms))) {
 		s->counters[C_RATE_LIMIT_HITS]++;
+		quota_refused(s, q, msg);
 		return rc;
 	}
 	if (s->nactive >= s->cfg.max_active &&
@@ -220,6 +222,7 @@ void job_free(struct job *job)
 			free(*a);
 	free(job->args);
 	al_closep(&job->stdin_fd);
+	learned_job_free(job);
 	free(job);
 }
 
@@ -289,6 +292,11 @@ static void start(struct supervisor *s, struct job *job)
 	if (manifest_run_begin(s->m, &rs, &job->run_id, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, 0, "%s", err.msg);
 		job->run_id = 0;
+		start_failed(s, job, err.msg);
+		return;
+	}
+	if (learned_prepare(s, job, &spec, &err) < 0) {
+		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", err.msg);
 		start_failed(s, job, err.msg);
 		return;
 	}
@@ -432,9 +440,19 @@ static void finish_validation(struct supervisor *s, struct job *job,
 	struct al_error err = { 0 };
 	char reason[256];
 	bool ok = r->verdict == SANDBOX_OK;
+	char learn_error[AL_ERROR_MAX] = "";
 
 	record(s, job, r);
-	if (ok)
+	if (ok && learned_store(s, job, r, &err) < 0) {
+		ok = false;
+		snprintf(learn_error, sizeof(learn_error), "%s", err.msg);
+		al_error_clear(&err);
+	}
+	if (learn_error[0])
+		snprintf(reason, sizeof(reason), "validation ok (run %lld), "
+			 "but its syscalls were not stored: %.160s",
+			 (long long)job->run_id, learn_error);
+	else if (ok)
 		snprintf(reason, sizeof(reason), "validated (run %lld)",
 			 (long long)job->run_id);
 	else

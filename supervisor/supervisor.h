@@ -136,13 +136,15 @@ const char *proto_error_name(enum proto_error e);
 /* Caller roles, weakest first. */
 enum proto_role {
 	PROTO_ROLE_NONE,
-	PROTO_ROLE_CLIENT, /* submit, exec, status, list, show, runs, health */
-	PROTO_ROLE_ADMIN,  /* also archive, restore, cancel */
+	PROTO_ROLE_CLIENT, /* submit, exec, status, list, show, runs, health,
+			      events, subscribe, quota_show */
+	PROTO_ROLE_ADMIN,  /* also archive, restore, cancel, quota_reset */
 };
 
 #define PROTO_MAX_ARGS 256
 #define PROTO_OP_MAX 31
 #define PROTO_ID_MAX 64
+#define PROTO_CATCH_UP_MAX 100 /* subscribe: earlier events sent first */
 
 /* One request, decoded. Every pointer is borrowed from the json_doc it was
  * decoded from; absent members are NULL / 0 / false. */
@@ -163,8 +165,12 @@ struct proto_request {
 	size_t nvalidate_args;
 	int64_t run;     /* cancel, show a run */
 	int64_t version; /* show, runs */
-	int64_t limit;   /* list, runs */
+	int64_t limit;   /* list, runs, events, subscribe */
 	bool has_run;
+	int64_t uid;     /* quota_show, quota_reset */
+	bool has_uid;
+	int64_t after;   /* events, subscribe: feed rows after this id */
+	const char *since; /* events, subscribe: a time or an age ("1h") */
 };
 
 /*
@@ -184,6 +190,44 @@ void proto_response_ok(struct json_buf *jb, const char *id);
 void proto_response_error(struct json_buf *jb, const char *id,
 			  enum proto_error code, const char *message,
 			  int64_t retry_after_ms);
+
+/* One feed row (manifest_feed()) as the object `events` and `subscribe`
+ * send: id, time, kind, and module, version, run, uid, verdict, detail
+ * when it has them (docs/protocol.md). */
+struct manifest_feed_event;
+void proto_event_json(struct json_buf *jb,
+		      const struct manifest_feed_event *ev);
+
+/* ================================================================ report */
+
+/*
+ * What `airlock status` shows that the manifest alone knows (report.c):
+ * airlockd's status op and the client, when the daemon is down, write the
+ * same members, so one printer serves both.
+ */
+struct manifest;
+
+/* The quota windows: the hour, and the day starting at `reset_hour` UTC,
+ * that `now_ms` (epoch) falls in, as their first millisecond. */
+int64_t report_hour_start(int64_t now_ms);
+int64_t report_day_start(int64_t now_ms, unsigned reset_hour);
+
+/* Members "modules" (count by state), "runs_recorded", "runs_running",
+ * "runs_by_verdict" (runs that ended since `since_ms`) and
+ * "recent_archives" (the last 5 archive events with their reasons) into
+ * an open object. */
+int report_manifest_json(struct json_buf *jb, struct manifest *m,
+			 int64_t since_ms, struct al_error *err);
+
+/* Quota limits as configured (0: none); known false when the daemon is
+ * not there to say. */
+struct report_limits {
+	bool known;
+	unsigned per_hour, per_day, reset_hour;
+};
+/* One element of "quotas": uid, used and left in each window. */
+void report_quota_json(struct json_buf *jb, uint32_t uid, uint64_t hour,
+		       uint64_t day, const struct report_limits *l);
 
 /* ============================================================= daemon */
 

@@ -14,8 +14,77 @@ struct cli_command {
 int cmd_run(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+/* policy learn: argv[0] is "learn" */
+int cmd_policy_learn(int argc, char **argv);
 int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
 int cmd_validate(int argc, char **argv); /* CI: cases against expectations */
-int cmd_client(int argc, char **argv); /* submit, exec, status, archive, ... */
+int cmd_client(int argc, char **argv); /* submit, exec, archive, ... */
+int cmd_status(int argc, char **argv); /* status, top */
+int cmd_ops(int argc, char **argv);    /* quota, events, audit */
+int cmd_doctor(int argc, char **argv);
+
+/* tools/client.c: talking to airlockd. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+struct json_doc;
+struct json_node;
+
+/* --socket, else $AIRLOCK_SOCKET, else the default; --state-dir, else
+ * $AIRLOCK_STATE_DIR, else the default. Borrowed. */
+const char *cli_socket_path(const char *flag);
+const char *cli_state_dir(const char *flag);
+
+/* A connected socket (caller closes), or -1 with err (errnum from
+ * connect: ENOENT, ECONNREFUSED when no daemon answers). */
+int cli_connect(const char *path, struct al_error *err);
+int cli_write_all(int fd, const char *p, size_t len);
+/* One line from fd (without its newline); caller frees *line. */
+int cli_read_line(int fd, char **line, size_t *len, struct al_error *err);
+/* Lines one after the other from a stream (subscribe): bytes read past a
+ * line wait for the next call. */
+struct cli_stream {
+	int fd; /* borrowed */
+	size_t len;
+	char buf[1 << 16];
+};
+/* The next line without its newline; caller frees *line. */
+int cli_stream_next(struct cli_stream *st, char **line, size_t *len,
+		    struct al_error *err);
+/* Connect, send `req` (with descriptor `pass` unless -1), read one line. */
+int cli_round_trip(const char *socket_path, struct json_buf *req, int pass,
+		   char **line, size_t *len, struct al_error *err);
+
+/* One response line, parsed; `ok` is the server's verdict. */
+struct cli_response {
+	char *line; /* owned */
+	size_t len;
+	struct json_doc *doc;
+	const struct json_node *root;
+	bool ok;
+};
+/* Takes `line` (freed by cli_response_free, also on failure). */
+int cli_response_parse(struct cli_response *r, char *line, size_t len,
+		       struct al_error *err);
+void cli_response_free(struct cli_response *r);
+/* Round trip and parse; frees `req`; prints the line with print_json.
+ * -1 with the error printed as "airlock COMMAND: ...". */
+int cli_call(const char *command, const char *socket, struct json_buf *req,
+	     int pass, bool print_json, struct cli_response *r);
+/* "airlock COMMAND: code: message" for an error response. */
+void cli_print_error(const char *command, const struct cli_response *r);
+/* A member's value, or 0 / false. */
+int64_t cli_int(const struct json_doc *doc, const struct json_node *obj,
+		const char *key);
+bool cli_bool(const struct json_doc *doc, const struct json_node *obj,
+	      const char *key);
+
+/* tools/cmd_status.c: the "quotas" array of a status or quota_show
+ * response as a table. */
+#include <stdio.h>
+void cli_print_quotas(FILE *f, const struct cli_response *r);
 
 #endif

@@ -5,7 +5,6 @@
  *   airlock submit FILE [--name N] [--policy P] [--arg A]... [--base64]
  *                                                       [--json]
  *   airlock exec NAME [ARG...]               (--json before NAME)
- *   airlock status [--json]
  *   airlock archive NAME [--reason TEXT] [--json]
  *   airlock restore NAME [--json]
  *   airlock cancel RUN|NAME [--json]   (a running run; NAME's queued runs)
@@ -30,7 +29,6 @@
 #include "supervisor/supervisor.h"
 #include "tools/cli.h"
 
-#define RESPONSE_MAX (256u << 20)
 #define MODULE_MAX (12u << 20) /* base64 of it fits the default request limit */
 
 struct client_opts {
@@ -53,7 +51,7 @@ static void client_usage(FILE *f, const char *command)
 		"usage: airlock submit FILE [--name N] [--policy P] [--arg A]..."
 		" [--base64]\n"
 		"       airlock exec [--json] NAME [ARG...]\n"
-		"       airlock status | archive NAME [--reason R] | restore NAME"
+		"       airlock archive NAME [--reason R] | restore NAME"
 		" | cancel RUN|NAME\n"
 		"\n"
 		"Talk to airlockd over its socket (--socket PATH, else\n"
@@ -116,195 +114,32 @@ static int parse(int argc, char **argv, struct client_opts *o)
 	}
 	o->argc = argc - optind;
 	o->argv = argv + optind;
-	if (!o->socket || !*o->socket)
-		o->socket = getenv("AIRLOCK_SOCKET");
-	if (!o->socket || !*o->socket)
-		o->socket = SUPERVISOR_DEFAULT_SOCKET;
+	o->socket = cli_socket_path(o->socket);
 	return 0;
 }
 
-/* ---------------------------------------------------------- transport */
-
-static int connect_daemon(const char *path, struct al_error *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return al_error_set(err, ENAMETOOLONG, "socket path too long");
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return al_error_sys(err, errno, "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int saved = errno;
-		close(fd);
-		return al_error_sys(err, saved,
-				    "cannot reach airlockd at %s (is it "
-				    "running? --socket, AIRLOCK_SOCKET)",
-				    path);
-	}
-	return fd;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* The line's first bytes with `pass` attached (SCM_RIGHTS), the rest as
- * usual: the daemon takes a descriptor for the line it starts. */
-static int send_with_fd(int fd, const char *p, size_t len, int pass)
-{
-	union {
-		struct cmsghdr align;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cbuf;
-	struct iovec iov = { .iov_base = (void *)p, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov,
-			      .msg_iovlen = 1,
-			      .msg_control = cbuf.b,
-			      .msg_controllen = sizeof(cbuf.b) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	ssize_t n;
-
-	memset(cbuf.b, 0, sizeof(cbuf.b));
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &pass, sizeof(int));
-	do
-		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return -1;
-	return write_all(fd, p + n, len - (size_t)n);
-}
-
-/* Send one request (with `pass`, a descriptor, unless -1), read one
- * response line. Caller frees *line. */
-static int round_trip(const char *socket_path, struct json_buf *req,
-		      int pass, char **line, size_t *len,
-		      struct al_error *err)
-{
-	if (json_buf_failed(req))
-		return al_error_sys(err, ENOMEM, "request");
-	_cleanup_close_ int fd = connect_daemon(socket_path, err);
-	if (fd < 0)
-		return -1;
-	if ((pass >= 0 ? send_with_fd(fd, req->data, req->len, pass)
-		       : write_all(fd, req->data, req->len)) < 0 ||
-	    write_all(fd, "\n", 1) < 0)
-		return al_error_sys(err, errno, "send to airlockd");
-	size_t cap = 65536, used = 0;
-	char *buf = malloc(cap);
-	if (!buf)
-		return al_error_sys(err, ENOMEM, "response");
-	for (;;) {
-		if (used + 1 >= cap) {
-			if (cap >= RESPONSE_MAX) {
-				free(buf);
-				return al_error_set(err, E2BIG,
-						    "response too large");
-			}
-			char *grown = realloc(buf, cap * 2);
-			if (!grown) {
-				free(buf);
-				return al_error_sys(err, ENOMEM, "response");
-			}
-			buf = grown;
-			cap *= 2;
-		}
-		ssize_t n = recv(fd, buf + used, cap - 1 - used, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(buf);
-			return al_error_sys(err, n < 0 ? errno : 0,
-					    "airlockd closed the connection "
-					    "without an answer");
-		}
-		char *nl = memchr(buf + used, '\n', (size_t)n);
-		used += (size_t)n;
-		if (nl) {
-			*nl = '\0';
-			*line = buf;
-			*len = (size_t)(nl - buf);
-			return 0;
-		}
-	}
-}
-
-struct response {
-	char *line;
-	size_t len;
-	struct json_doc *doc;
-	const struct json_node *root;
-	bool ok;
-};
-
-static void response_free(struct response *r)
-{
-	json_doc_free(r->doc);
-	free(r->line);
-}
-
-/* Send, receive, parse. Returns 0 with r->ok saying the server's verdict,
- * or -1 with a message already printed. */
+/* Send, receive, parse; -1 with a message already printed. */
 static int call_fd(const struct client_opts *o, struct json_buf *req,
-		   int pass, struct response *r)
+		   int pass, struct cli_response *r)
 {
-	static const struct json_limits limits = { .max_nodes = 1u << 22,
-						   .max_depth = 16 };
-	struct al_error err = { 0 };
-
-	memset(r, 0, sizeof(*r));
-	if (round_trip(o->socket, req, pass, &r->line, &r->len, &err) < 0 ||
-	    !(r->doc = json_parse(r->line, r->len, &limits, &err))) {
-		fprintf(stderr, "airlock %s: %s\n", o->command, err.msg);
-		json_buf_free(req);
-		response_free(r);
-		return -1;
-	}
-	json_buf_free(req);
-	r->root = json_root(r->doc);
-	const struct json_node *ok = json_get(r->doc, r->root, "ok");
-	r->ok = ok && ok->type == JSON_BOOL && ok->i;
-	if (o->json)
-		printf("%s\n", r->line);
-	return 0;
+	return cli_call(o->command, o->socket, req, pass, o->json, r);
 }
 
 static int call(const struct client_opts *o, struct json_buf *req,
-		struct response *r)
+		struct cli_response *r)
 {
 	return call_fd(o, req, -1, r);
 }
 
-static void print_error(const struct client_opts *o, const struct response *r)
+static void print_error(const struct client_opts *o, const struct cli_response *r)
 {
-	const struct json_node *e = json_get(r->doc, r->root, "error");
-	fprintf(stderr, "airlock %s: %s: %s\n", o->command,
-		json_get_str(r->doc, e, "code", "error"),
-		json_get_str(r->doc, e, "message", "(no message)"));
+	cli_print_error(o->command, r);
 }
 
-static int64_t get_int(const struct json_doc *doc, const struct json_node *obj,
-		       const char *key)
-{
-	const struct json_node *n = json_get(doc, obj, key);
-	return n && n->type == JSON_INT ? n->i : 0;
-}
+#define get_int cli_int
+#define response_free cli_response_free
 
-static void print_module(const struct response *r)
+static void print_module(const struct cli_response *r)
 {
 	const struct json_node *m = json_get(r->doc, r->root, "module");
 	printf("%s version %lld: %s", json_get_str(r->doc, m, "name", "?"),
@@ -316,7 +151,7 @@ static void print_module(const struct response *r)
 	printf("\n");
 }
 
-static void print_result_output(const struct response *r)
+static void print_result_output(const struct cli_response *r)
 {
 	const struct json_node *res = json_get(r->doc, r->root, "result");
 	const struct json_node *out = json_get(r->doc, res, "stdout");
@@ -357,7 +192,7 @@ static char *read_module(const char *path, size_t *len, const char *command)
 static int client_submit(struct client_opts *o)
 {
 	struct json_buf jb;
-	struct response r;
+	struct cli_response r;
 	size_t len;
 	_cleanup_free_ char *content = NULL, *b64 = NULL;
 	_cleanup_close_ int file = -1;
@@ -410,7 +245,7 @@ static int client_submit(struct client_opts *o)
 static int client_exec(struct client_opts *o)
 {
 	struct json_buf jb;
-	struct response r;
+	struct cli_response r;
 
 	if (o->argc < 1)
 		return usage_error(o->command, "give the module's NAME", NULL);
@@ -456,7 +291,7 @@ static int client_simple(struct client_opts *o, const char *op,
 			 const char *what)
 {
 	struct json_buf jb;
-	struct response r;
+	struct cli_response r;
 	uint64_t run = 0;
 
 	if (what && o->argc != 1)
@@ -497,127 +332,6 @@ static int client_simple(struct client_opts *o, const char *op,
 	return rc;
 }
 
-/* ------------------------------------------------------------ status */
-
-static const struct json_node *member(const struct response *r,
-				      const char *obj, const char *key)
-{
-	const struct json_node *o = obj ? json_get(r->doc, r->root, obj)
-					: r->root;
-	return o ? json_get(r->doc, o, key) : NULL;
-}
-
-static long long num(const struct response *r, const char *obj,
-		     const char *key)
-{
-	const struct json_node *n = member(r, obj, key);
-	return n && n->type == JSON_INT ? (long long)n->i : 0;
-}
-
-static const char *str(const struct response *r, const char *obj,
-		       const char *key)
-{
-	const struct json_node *n = member(r, obj, key);
-	return n && n->type == JSON_STRING ? n->str : "?";
-}
-
-/* "n of max", or "n (no limit)" when max is 0. */
-static void of(const char *label, long long n, long long max)
-{
-	if (max)
-		printf("  %-22s %lld of %lld\n", label, n, max);
-	else
-		printf("  %-22s %lld (no limit)\n", label, n);
-}
-
-static void print_status(const struct response *r)
-{
-	long long up = num(r, NULL, "uptime_ms") / 1000;
-	const struct json_node *h = member(r, NULL, "health");
-	const struct json_node *healthy = h ? json_get(r->doc, h, "healthy")
-					    : NULL;
-	const struct json_node *checks = h ? json_get(r->doc, h, "checks")
-					   : NULL;
-
-	printf("daemon\n");
-	printf("  %-22s %s (pid %lld)\n", "version", str(r, NULL, "version"),
-	       num(r, NULL, "pid"));
-	printf("  %-22s %lldd %02lld:%02lld:%02lld\n", "uptime", up / 86400,
-	       up / 3600 % 24, up / 60 % 60, up % 60);
-	printf("  %-22s %s\n", "state directory", str(r, NULL, "state_dir"));
-	printf("  %-22s %s, %s\n", "cgroup, privilege", str(r, NULL, "cgroup"),
-	       str(r, NULL, "privilege"));
-	printf("  %-22s %s\n", "health",
-	       healthy && healthy->type == JSON_BOOL && healthy->i
-		       ? "healthy"
-		       : "UNHEALTHY");
-	for (const struct json_node *n = checks ? json_first(r->doc, checks)
-						: NULL;
-	     n; n = json_next(r->doc, n))
-		if (n->type == JSON_STRING && strcmp(n->str, "ok") != 0)
-			printf("  %-22s %.*s: %s\n", "", (int)n->key_len,
-			       n->key, n->str);
-	const struct json_node *stop = member(r, NULL, "stopping");
-	if (stop && stop->type == JSON_BOOL && stop->i)
-		printf("  %-22s %s\n", "", "stopping: no new runs");
-
-	printf("\nruns\n");
-	of("running", num(r, NULL, "active_runs"), num(r, NULL, "max_active"));
-	of("queued", num(r, NULL, "queue_depth"), num(r, NULL, "queue_max"));
-	printf("  %-22s %lld\n", "recorded", num(r, NULL, "runs_recorded"));
-	printf("  %-22s %lld\n", "connections", num(r, NULL, "connections"));
-
-	printf("\nmodules by state\n");
-	const struct json_node *mods = member(r, NULL, "modules");
-	for (const struct json_node *n = mods ? json_first(r->doc, mods) : NULL;
-	     n; n = json_next(r->doc, n))
-		printf("  %-22.*s %lld\n", (int)n->key_len, n->key,
-		       (long long)n->i);
-
-	static const struct {
-		const char *key, *label;
-	} counters[] = {
-		{ "runs_total", "runs" },
-		{ "validation_failures_total", "validation failures" },
-		{ "auto_archives_total", "auto-archives" },
-		{ "sandbox_timeouts_total", "timeouts" },
-		{ "rate_limit_hits_total", "rate-limited requests" },
-		{ "overloaded_total", "overloaded requests" },
-	};
-	printf("\ncounters (since start)\n");
-	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-		printf("  %-22s %lld\n", counters[i].label,
-		       num(r, "counters", counters[i].key));
-
-	printf("\nquotas (uid %lld)\n", num(r, "quota", "uid"));
-	of("this hour", num(r, "quota", "used"), num(r, "quota", "per_hour"));
-	of("today", num(r, "quota", "used_today"), num(r, "quota", "per_day"));
-	printf("  %-22s %02lld:00 UTC\n", "day starts at",
-	       num(r, "quota", "reset_hour_utc"));
-}
-
-static int client_status(struct client_opts *o)
-{
-	struct json_buf jb;
-	struct response r;
-
-	if (o->argc)
-		return usage_error(o->command, "no arguments expected", NULL);
-	json_buf_init(&jb);
-	json_object_open(&jb);
-	json_kv_string(&jb, "op", "status");
-	json_object_close(&jb);
-	if (call(o, &jb, &r) < 0)
-		return 1;
-	int rc = r.ok ? 0 : 1;
-	if (!o->json && !r.ok)
-		print_error(o, &r);
-	else if (!o->json)
-		print_status(&r);
-	response_free(&r);
-	return rc;
-}
-
 int cmd_client(int argc, char **argv)
 {
 	struct client_opts o = { .command = argv[0] };
@@ -629,8 +343,6 @@ int cmd_client(int argc, char **argv)
 		return client_submit(&o);
 	if (strcmp(o.command, "exec") == 0)
 		return client_exec(&o);
-	if (strcmp(o.command, "status") == 0)
-		return client_status(&o);
 	if (strcmp(o.command, "archive") == 0)
 		return client_simple(&o, "archive", "NAME");
 	if (strcmp(o.command, "restore") == 0)

@@ -627,6 +627,10 @@ static void show_module_text(struct manifest *m,
 	printf("interpreter  %s\n",
 	       mod->interpreter[0] ? mod->interpreter : "-");
 	printf("policy       %s %s\n", mod->policy_name, mod->policy_hash);
+	char *calls = NULL;
+	if (manifest_get_syscalls(m, mod->id, &calls, &err) == 0 && calls)
+		printf("syscalls     learned: %s\n", calls);
+	free(calls);
 	printf("submitted    by uid %u at %s\n", mod->submitted_uid,
 	       when(mod->created_ms, t2));
 	if (manifest_module_path(m, mod, path, sizeof(path), &err) == 0)
@@ -713,6 +717,11 @@ static int show(struct options *o, struct manifest *m, size_t runs,
 			json_string(jb, path);
 		else
 			json_null(jb);
+		/* learned under seccomp = learned (docs/learning.md) */
+		char *calls = NULL;
+		(void)manifest_get_syscalls(m, mod.id, &calls, &err);
+		json_kv_string(jb, "syscalls", calls);
+		free(calls);
 	} else {
 		show_module_text(m, &mod);
 	}

@@ -3,6 +3,8 @@
  * airlock policy show NAME|FILE    the canonical form
  * airlock policy hash NAME|FILE    "sha256:..." of the canonical form
  * airlock policy list              the policies the search path holds
+ * airlock policy learn [--from P] [--suite F] [-- PROGRAM...]
+ *                                  a policy from what runs made (cmd_learn.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,8 @@ static void policy_usage(FILE *f)
 		"       airlock policy show NAME|FILE\n"
 		"       airlock policy hash NAME|FILE\n"
 		"       airlock policy list\n"
+		"       airlock policy learn [--from POLICY] [--suite FILE]\n"
+		"                            [-- PROGRAM [ARG...]]\n"
 		"\n"
 		"NAME is looked up as NAME.policy in %s\n"
 		"(AIRLOCK_POLICY_PATH replaces that list).\n",
@@ -126,6 +130,8 @@ int cmd_policy(int argc, char **argv)
 		return show_or_hash(argc - 2, argv + 2, true);
 	if (strcmp(sub, "list") == 0)
 		return list();
+	if (strcmp(sub, "learn") == 0)
+		return cmd_policy_learn(argc - 1, argv + 1);
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "help") == 0) {
 		policy_usage(stdout);
 		return 0;

@@ -1,6 +1,7 @@
 /*
  * airlock run [--policy NAME] [--memory SIZE] [--timeout DURATION]
- *             [--pids N] [--net none|loopback] [--json] [--] PROGRAM [ARG...]
+ *             [--pids N] [--net none|loopback] [--learn] [--json]
+ *             [--] PROGRAM [ARG...]
  * airlock version
  */
 #include <getopt.h>
@@ -22,6 +23,7 @@ struct run_options {
 	const char *net;
 	const char *limits;
 	bool json;
+	bool learn;
 	char usage_error[256];
 };
 
@@ -43,6 +45,9 @@ static void run_usage(FILE *f)
 		"                     without cgroup limits when there is no\n"
 		"                     cgroup to hold them (rootless)\n"
 		"  --json             capture output; print one JSON result\n"
+		"  --learn            record the syscalls the module makes (BPF;\n"
+		"                     needs root): \"syscalls\" in the JSON\n"
+		"                     result, or one line on stderr\n"
 		"  --version          version and the isolation this host gives\n"
 		"\n"
 		"Exit status: the module's own, 124 timeout, 125 setup error,\n"
@@ -60,6 +65,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		{ "net", required_argument, NULL, 'n' },
 		{ "limits", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "learn", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -77,6 +83,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		case 'n': o->net = optarg; break;
 		case 'l': o->limits = optarg; break;
 		case 'j': o->json = true; break;
+		case 'L': o->learn = true; break;
 		case 'h': run_usage(stdout); exit(0);
 		case 'V': exit(cmd_version(0, NULL));
 		case ':':
@@ -158,6 +165,16 @@ static void report_plain(const struct sandbox_result *r,
 	}
 }
 
+/* Without --json stdout is the module's: the learned set goes to stderr,
+ * in one line a script can pick out. */
+static void report_learned(const struct sandbox_syscalls *set)
+{
+	char *names = sandbox_syscalls_join(set);
+	fprintf(stderr, "airlock: syscalls (%zu): %s\n",
+		sandbox_syscalls_count(set), names ? names : "(out of memory)");
+	free(names);
+}
+
 static int print_json(const struct sandbox_result *r,
 		      const struct al_policy *p, const struct sandbox_host *h)
 {
@@ -197,7 +214,10 @@ int cmd_run(int argc, char **argv)
 	struct sandbox_host *host = sandbox_host_new(&err);
 	struct sandbox_filter *filter =
 		host ? sandbox_filter_compile(policy, &err) : NULL;
-	if (!filter) {
+	struct sandbox_learner *learner =
+		filter && o.learn ? sandbox_learner_new(&err) : NULL;
+	if (!filter || (o.learn && !learner)) {
+		sandbox_filter_free(filter);
 		sandbox_host_free(host);
 		policy_free(policy);
 		return setup_error(&o, err.msg);
@@ -216,6 +236,7 @@ int cmd_run(int argc, char **argv)
 		.stdin_fd = STDIN_FILENO,
 		.stdout_fd = o.json ? -1 : STDOUT_FILENO,
 		.stderr_fd = o.json ? -1 : STDERR_FILENO,
+		.learner = learner,
 	};
 	struct sandbox_result result;
 	sandbox_run(host, &spec, &result);
@@ -225,8 +246,11 @@ int cmd_run(int argc, char **argv)
 			status = 125;
 	} else {
 		report_plain(&result, policy);
+		if (result.learned)
+			report_learned(&result.syscalls);
 	}
 	sandbox_result_release(&result);
+	sandbox_learner_free(learner);
 	sandbox_filter_free(filter);
 	sandbox_host_free(host);
 	policy_free(policy);

@@ -147,7 +147,7 @@ static int parse_options(int argc, char **argv, struct validate_options *o)
 
 /* ---------------------------------------------------------------- setup */
 
-static struct vsuite *load_suite(const char *path, struct al_error *err)
+struct vsuite *vsuite_load(const char *path, struct al_error *err)
 {
 	FILE *f = fopen(path, "re");
 	if (!f) {
@@ -178,10 +178,8 @@ static int apply_override(struct al_policy *p, const struct vsetting *s,
 	return s->value ? set(p, s->value, err) : 0;
 }
 
-/* The case's policy with its overrides; errors name the suite line. */
-static struct al_policy *case_policy(const struct vsuite *s,
-				     const struct vcase *c,
-				     const char *fallback, struct al_error *err)
+struct al_policy *vcase_policy(const struct vsuite *s, const struct vcase *c,
+			       const char *fallback, struct al_error *err)
 {
 	const char *name = c->policy.value ? c->policy.value : fallback;
 	struct al_policy *p = policy_load(name ? name : "default", err);
@@ -226,7 +224,7 @@ static int load_policies(struct validate *v, const char *fallback,
 	for (size_t i = 0; i < s->n; i++) {
 		const struct vcase *c = &s->cases[i];
 		char hash[POLICY_HASH_LEN];
-		struct al_policy *p = case_policy(s, c, fallback, err);
+		struct al_policy *p = vcase_policy(s, c, fallback, err);
 		if (!p)
 			return -1;
 		if (policy_hash(p, hash, err) < 0) {
@@ -267,9 +265,7 @@ static int compile_filters(struct validate *v, struct al_error *err)
 
 /* ----------------------------------------------------------------- runs */
 
-/* The case's stdin: a file of the host, its text in a memfd, or -1
- * (/dev/null in the jail). */
-static int open_stdin(const struct vcase *c, struct al_error *err)
+int vcase_open_stdin(const struct vcase *c, struct al_error *err)
 {
 	if (c->stdin_file.value) {
 		int fd = open(c->stdin_file.value, O_RDONLY | O_CLOEXEC);
@@ -368,7 +364,7 @@ static int start_case(struct validate *v, size_t i, int ep, struct slot *slot,
 	struct al_error why = { 0 };
 	slot->run = NULL;
 	slot->idx = i;
-	int in = open_stdin(c, &why);
+	int in = vcase_open_stdin(c, &why);
 	if (in < 0 && (c->has_stdin || c->stdin_file.value))
 		goto setup_error;
 	struct sandbox_spec spec = {
@@ -531,7 +527,7 @@ static void validate_free(struct validate *v)
 static int prepare(struct validate *v, const struct validate_options *o,
 		   char *const *modules, size_t nmodules, struct al_error *err)
 {
-	v->suite = o->suite ? load_suite(o->suite, err) :
+	v->suite = o->suite ? vsuite_load(o->suite, err) :
 			      vsuite_from_modules(modules, nmodules, err);
 	if (!v->suite || load_policies(v, o->policy, err) < 0)
 		return -1;

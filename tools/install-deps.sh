@@ -32,8 +32,20 @@ have_cmd mkfs.ext4 || add e2fsprogs
 # interpreters the tests run inside the jail, at the paths the jail binds
 [ -x /usr/bin/python3 ] || add python3
 [ -x /usr/bin/ps ] || add procps
-# libFuzzer for the parser fuzzing in make check and make fuzz
+# a real JUnit consumer that reads airlock validate's report in the tests
+/usr/bin/python3 -c 'import junitparser' 2>/dev/null || add python3-junitparser
+# libFuzzer for the parser fuzzing in make check and make fuzz, and the
+# compiler of the learner's BPF program
 have_cmd clang || add clang
+# syscall learning (sandbox/learn.c): libbpf with its static dependencies,
+# bpftool (vmlinux.h, the skeleton), llvm-strip
+have_pc libbpf || add libbpf-dev
+have_pc libelf || add libelf-dev
+have_pc zlib || add zlib1g-dev
+have_cmd bpftool || [ -x /usr/sbin/bpftool ] || add bpftool
+have_cmd llvm-strip || add llvm
+# test_ops.py drives `airlock top` in a terminal
+have_cmd tmux || add tmux
 # test_install.py: systemd-analyze verify, systemd-sysusers and
 # systemd-tmpfiles on the installed unit and entries (the package installs
 # without starting anything); setpriv and unshare come with util-linux

@@ -98,6 +98,18 @@ struct vsuite *vsuite_from_modules(char *const *modules, size_t n,
 				   struct al_error *err);
 void vsuite_free(struct vsuite *suite);
 
+/* ------------------------------------------------ running cases (cmd_validate.c) */
+
+/* Read and parse a suite file. Caller frees with vsuite_free(). */
+struct vsuite *vsuite_load(const char *path, struct al_error *err);
+/* The case's policy (its own, else `fallback`, else default) with its
+ * overrides applied; errors name the suite line. Caller frees. */
+struct al_policy *vcase_policy(const struct vsuite *s, const struct vcase *c,
+			       const char *fallback, struct al_error *err);
+/* The case's stdin: a file of the host, its text in a memfd, or -1
+ * (/dev/null in the jail). Caller closes. */
+int vcase_open_stdin(const struct vcase *c, struct al_error *err);
+
 /* ------------------------------------------------------------- checking */
 
 /* The unmet expectations of one run, one message each, in a fixed order:

@@ -1108,6 +1108,42 @@ def t_killed_cli_cgroup_swept():
     check(not left, f"the next airlock did not remove {left}")
 
 
+def process_start(pid):
+    """Field 22 of /proc/PID/stat: the start time in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+@test("cleanup: the sweep spares a live owner of any name and removes a reused pid's")
+def t_sweep_owner_identity():
+    # run cgroups of a live process whose program is not named airlock*
+    # (a library user) stay; a live pid with another start time is a reused
+    # pid: its cgroup is stale and goes
+    base = next((b for b in airlock_cgroup_bases() if os.path.isdir(b)), None)
+    if base is None:
+        probe_ok("echo", "make the base")
+        base = next((b for b in airlock_cgroup_bases() if os.path.isdir(b)), None)
+    check(base, "no airlock cgroup base")
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        start = process_start(other.pid)
+        live = os.path.join(base, f"run-{other.pid}-{start}-1")
+        reused = os.path.join(base, f"run-{other.pid}-{start + 1}-2")
+        for path in (live, reused):
+            os.mkdir(path)
+        try:
+            probe_ok("echo", "sweep")
+            check(os.path.isdir(live), "the cgroup of a live non-airlock owner was removed")
+            check(not os.path.isdir(reused), "the cgroup of a reused pid was left")
+        finally:
+            for path in (live, reused):
+                if os.path.isdir(path):
+                    os.rmdir(path)
+    finally:
+        other.kill()
+        other.wait()
+
+
 # --- 22. last: nothing left behind ------------------------------------------
 
 @test("cleanup: no run cgroup left behind", root=False)

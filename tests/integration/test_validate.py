@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Integration tests for `airlock validate` (docs/ci.md): suites with
 passing and failing cases of every expectation kind, exit codes, -j1 equal
-to -jN, the JUnit report checked structurally, hostile module output, and
-bad suite files.
+to -jN, the JUnit report checked structurally and read back by a real
+consumer (Debian's python3-junitparser, in a subprocess), hostile module
+output, and bad suite files.
 
     python3 tests/integration/test_validate.py BUILD_DIR [WORD...]
 
@@ -10,7 +11,8 @@ Same contract as test_jail.py: one line per test, "ok - NAME", "not ok -
 NAME" with indented details, or "skip - NAME: reason"; then "N passed, N
 failed, N skipped". With CI=true a skip counts as a failure.
 
-Python 3 standard library only.
+Python 3 standard library only (junitparser is the consumer under test,
+run as /usr/bin/python3).
 """
 
 import json
@@ -268,6 +270,65 @@ def t_junit():
         suite = write_suite(wd, CASES)
         _, _, _, junit, js = run_suite(wd, suite, 4)
         check_junit(junit, load_json(js)["results"])
+
+
+# Run by Debian's python3 (python3-junitparser, tools/install-deps.sh): the
+# report as a JUnit consumer reads it, back as JSON.
+JUNITPARSER = r"""
+import json, sys
+from junitparser import JUnitXml, Failure, Error
+xml = JUnitXml.fromfile(sys.argv[1])
+out = []
+for suite in xml:
+    cases = []
+    for case in suite:
+        results = [{"kind": type(r).__name__, "message": r.message}
+                   for r in case.result]
+        cases.append({"name": case.name, "classname": case.classname,
+                      "time": case.time, "passed": case.is_passed,
+                      "results": results, "system_out": case.system_out,
+                      "system_err": case.system_err})
+    out.append({"name": suite.name, "tests": suite.tests,
+                "failures": suite.failures, "errors": suite.errors,
+                "cases": cases})
+print(json.dumps(out))
+"""
+
+
+@test("JUnit report read by a real consumer (junitparser)")
+def t_junit_consumer():
+    python = "/usr/bin/python3"
+    probe = subprocess.run([python, "-c", "import junitparser"],
+                           capture_output=True)
+    check(probe.returncode == 0,
+          "python3-junitparser is missing (tools/install-deps.sh installs it)")
+    with Workdir() as wd:
+        suite = write_suite(wd, CASES)
+        _, _, _, junit, js = run_suite(wd, suite, 4)
+        results = load_json(js)["results"]
+        status, out, err = harness.run_logged([python, "-c", JUNITPARSER, junit],
+                                              RUN_TIMEOUT)
+        check_eq(status, 0, "junitparser exit status")
+        suites = json.loads(out)
+        check_eq(len(suites), 1, "test suites read")
+        s = suites[0]
+        check_eq(s["tests"], len(results), "tests")
+        check_eq(s["failures"], sum(1 for r in results if not r["passed"]),
+                 "failures")
+        check_eq(s["errors"], 0, "errors")
+        check_eq([c["name"] for c in s["cases"]], [r["name"] for r in results],
+                 "case names, in suite order")
+        for c, r in zip(s["cases"], results):
+            check_eq(c["passed"], r["passed"], f"{r['name']}: passed")
+            check(c["time"] >= 0, f"{r['name']}: time {c['time']}")
+            if r["passed"]:
+                check_eq(c["results"], [], f"{r['name']}: results")
+            else:
+                check_eq(c["results"], [{"kind": "Failure",
+                                         "message": "; ".join(r["failures"])}],
+                         f"{r['name']}: failure read")
+            check_eq(c["system_out"] or "", r["stdout"], f"{r['name']}: system-out")
+            check_eq(c["system_err"] or "", r["stderr"], f"{r['name']}: system-err")
 
 
 HOSTILE = (b"#!/bin/sh\n"

@@ -381,6 +381,18 @@ static int cmd_spin(int argc, char **argv)
 	spin_forever();
 }
 
+/* getppid N: N cheap syscalls that every policy allows (the learning
+ * benchmark's load, and the learning tests' "one extra syscall"). */
+static int cmd_getppid(int argc, char **argv)
+{
+	long n = strtol(argv[0], NULL, 10);
+	long sum = 0;
+	for (long i = 0; i < n; i++)
+		sum += syscall(SYS_getppid);
+	printf("getppid %ld: %s\n", n, n && sum / n != 0 ? "ok" : "none");
+	return 0;
+}
+
 /* The grandchild of `orphan`: escape the session and the usual signals
  * that end a job, tell the probe it is ready, and run for ever. */
 static __attribute__((noreturn)) void become_orphan(int ready_fd)
@@ -1354,6 +1366,7 @@ static const struct command {
 	{ "raise", "SIGNUM", 1, 1, cmd_raise },
 	{ "sleep", "MS", 1, 1, cmd_sleep },
 	{ "spin", "", 0, 0, cmd_spin },
+	{ "getppid", "N", 1, 1, cmd_getppid },
 	{ "orphan", "MARKER", 1, 1, cmd_orphan },
 	{ "forkbomb", "", 0, 0, cmd_forkbomb },
 	{ "alloc", "MB", 1, 1, cmd_alloc },

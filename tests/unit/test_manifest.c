@@ -497,9 +497,50 @@ static void test_migration_from_first_schema(void **state)
 	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
 	assert_int_equal(run.stderr_excerpt_len, 16);
 	assert_int_equal(get(m, 1).submitted_uid, 7);
+	/* migration 3: an old module has no learned syscalls, and can get
+	 * them */
+	char *calls = NULL;
+	assert_int_equal(manifest_get_syscalls(m, 1, &calls, &err), 0);
+	assert_null(calls);
+	assert_int_equal(manifest_set_syscalls(m, 1, "read write", &err), 0);
+	assert_int_equal(manifest_get_syscalls(m, 1, &calls, &err), 0);
+	assert_string_equal(calls, "read write");
+	free(calls);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 	m = open_ro(fx->state);
+	manifest_close(m);
+}
+
+/* The learned syscalls of a module: stored, read back, unknown ids and
+ * read-only handles refused. */
+static void test_learned_syscalls(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module mod = make_module(m, "learner", "x\n",
+						 MANIFEST_ACTIVE);
+	struct al_error err = { 0 };
+	char *calls = (char *)"untouched";
+
+	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
+	assert_null(calls);
+	assert_int_equal(manifest_set_syscalls(m, mod.id, "brk execve",
+					       &err),
+			 0);
+	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
+	assert_string_equal(calls, "brk execve");
+	free(calls);
+	assert_int_equal(manifest_set_syscalls(m, 9999, "read", &err), -1);
+	assert_non_null(strstr(err.msg, "no such module"));
+	assert_int_equal(manifest_get_syscalls(m, 9999, &calls, &err), -1);
+	assert_null(calls);
+	manifest_close(m);
+	m = open_ro(fx->state);
+	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
+	assert_string_equal(calls, "brk execve");
+	free(calls);
+	assert_int_equal(manifest_set_syscalls(m, mod.id, "read", &err), -1);
 	manifest_close(m);
 }
 
@@ -938,6 +979,100 @@ static void test_runs_query_and_interrupted(void **state)
 	m = open_ro(fx->state);
 	assert_int_equal(manifest_run_interrupt(m, id, &err), -1);
 	assert_non_null(strstr(err.msg, "read-only"));
+	manifest_close(m);
+}
+
+struct feed_seen {
+	char kinds[16][MANIFEST_KIND_MAX + 1];
+	struct manifest_feed_event last;
+	size_t n;
+};
+
+static int feed_collect(const struct manifest_feed_event *ev, void *arg)
+{
+	struct feed_seen *f = arg;
+	if (f->n < 16)
+		snprintf(f->kinds[f->n], sizeof(f->kinds[0]), "%s", ev->kind);
+	f->n++;
+	f->last = *ev;
+	return 0;
+}
+
+static int usage_collect(const struct manifest_usage *u, void *arg)
+{
+	*(struct manifest_usage *)arg = *u;
+	return 0;
+}
+
+/* The feed: state changes and verdicts enter it by themselves, in order;
+ * the supervisor's kinds only through manifest_feed_add; quota usage
+ * counts runs per uid and forgets them at a reset. */
+static void test_feed_and_usage(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module a = make_module(m, "a", "a\n", MANIFEST_ACTIVE);
+	struct manifest_run_start s = { .module_id = a.id, .policy_hash = HASH,
+					.uid = 42 };
+	struct manifest_feed_filter all = { 0 }, runs = { .kind = "run" };
+	struct feed_seen f = { 0 };
+	struct manifest_usage u = { 0 };
+	struct manifest_verdict_count v[4];
+	struct al_error err = { 0 };
+	int64_t run, id;
+	size_t nv;
+
+	assert_int_equal(manifest_run_record(m, &s, result("crashed"), &run,
+					     &err), 0);
+	assert_int_equal(manifest_feed(m, &all, feed_collect, &f, &err), 4);
+	assert_string_equal(f.kinds[0], "submitted");
+	assert_string_equal(f.kinds[1], "validating");
+	assert_string_equal(f.kinds[2], "validated");
+	assert_string_equal(f.kinds[3], "run");
+	assert_int_equal(f.last.run_id, run);
+	assert_string_equal(f.last.verdict, "crashed");
+	assert_true(f.last.has_uid && f.last.uid == 42);
+	assert_string_equal(f.last.module_name, "a");
+
+	assert_int_equal(manifest_feed_add(m, "archived", 1, NULL, &id, &err),
+			 -1);
+	assert_int_equal(err.errnum, EINVAL);
+	assert_int_equal(manifest_feed_add(m, "rate_limited", 42, "too many",
+					   &id, &err), 0);
+	assert_true(id > f.last.id);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(manifest_feed(m, &runs, feed_collect, &f, &err), 1);
+	struct manifest_feed_filter newest = { .limit = 1 };
+	assert_int_equal(manifest_feed(m, &newest, feed_collect, &f, &err), 1);
+	assert_string_equal(f.last.kind, "rate_limited");
+	assert_string_equal(f.last.detail, "too many");
+	struct manifest_feed_filter after = { .after_id = id };
+	assert_int_equal(manifest_feed(m, &after, NULL, NULL, &err), 0);
+
+	assert_int_equal(manifest_usage(m, -1, 0, 0, usage_collect, &u, &err),
+			 1);
+	assert_int_equal(u.uid, 42);
+	assert_int_equal(u.day, 1);
+	assert_int_equal(u.hour, 1);
+	assert_int_equal(manifest_verdict_counts(m, 0, v, 4, &nv, &err), 0);
+	assert_int_equal(nv, 1);
+	assert_string_equal(v[0].verdict, "crashed");
+	usleep(2000); /* a reset leaves out runs of its own millisecond too */
+	assert_int_equal(manifest_feed_add(m, "quota_reset", 42, NULL, NULL,
+					   &err), 0);
+	assert_int_equal(manifest_usage(m, 42, 0, 0, NULL, NULL, &err), 0);
+	usleep(50000); /* a recorded run starts wall_ms before it is recorded */
+	assert_int_equal(manifest_run_record(m, &s, result("ok"), NULL, &err),
+			 0);
+	assert_int_equal(manifest_usage(m, 42, 0, 0, usage_collect, &u, &err),
+			 1);
+	assert_int_equal(u.day, 1);
+	assert_true(u.reset_ms > 0);
+	manifest_close(m);
+
+	m = open_ro(fx->state);
+	assert_int_equal(manifest_feed_add(m, "started", -1, NULL, NULL, &err),
+			 -1);
 	manifest_close(m);
 }
 
@@ -1771,10 +1906,12 @@ int main(void)
 		T(test_every_transition),
 		T(test_archive_restore_errors),
 		T(test_activation_supersedes),
+		T(test_learned_syscalls),
 		T(test_shared_content),
 		T(test_bad_submissions),
 		T(test_runs),
 		T(test_runs_query_and_interrupted),
+		T(test_feed_and_usage),
 		T(test_read_only_handle_refuses_writes),
 		T(test_events_are_append_only),
 		T(test_retention),

@@ -230,6 +230,7 @@ static void test_all_keys(void **state)
 	assert_false(policy_archives(p, POLICY_VERDICT_OK));
 	assert_false(policy_archives(p, POLICY_VERDICT_SETUP_ERROR));
 	assert_int_equal(policy_crash_budget(p), 5);
+	assert_true(policy_seccomp_learned(p));
 
 	policy_free(p);
 }
@@ -446,6 +447,10 @@ static const struct bad_file bad_files[] = {
 	  BAD "setup-error-archived.policy:2: [runtime] archive_on: setup_error "
 	      "cannot archive a module: it is the supervisor's failure, not "
 	      "the module's" },
+	{ "bad-runtime-seccomp.policy",
+	  BAD "bad-runtime-seccomp.policy:2: [runtime] seccomp: expected "
+	      "policy (the allow-list above) or learned (what the validation "
+	      "run made)" },
 	{ "crash-budget-zero.policy",
 	  BAD "crash-budget-zero.policy:2: [runtime] crash_budget: invalid "
 	      "number \"0\": expected an integer from 1 to 1000000" },

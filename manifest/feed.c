@@ -1,0 +1,170 @@
+/*
+ * The feed (schema migration 3): what operators watch happen, read back
+ * in id order; the supervisor's own entries; and the per-uid run counts
+ * quotas are derived from.
+ *
+ * Quotas are counted from the runs table rather than kept in the
+ * supervisor's memory only: a restart must not hand every client a fresh
+ * quota, and the rows are already written (in the transaction of each
+ * run's start) so counting them costs no extra write. A reset is a feed
+ * row; runs before a uid's last reset do not count.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "manifest/internal.h"
+
+static const char SQL_FEED[] =
+	"SELECT id, time_ms, kind, module_id, module_name, module_version,"
+	" run_id, uid, verdict, detail FROM ("
+	"  SELECT * FROM feed WHERE id > ?1 AND time_ms >= ?2"
+	"  AND (?3 IS NULL OR kind = ?3) ORDER BY id DESC LIMIT ?4)"
+	" ORDER BY id";
+
+static void feed_from_row(sqlite3_stmt *s, struct manifest_feed_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->id = sqlite3_column_int64(s, 0);
+	ev->time_ms = sqlite3_column_int64(s, 1);
+	db_column_copy(s, 2, ev->kind, sizeof(ev->kind));
+	ev->module_id = sqlite3_column_int64(s, 3);
+	db_column_copy(s, 4, ev->module_name, sizeof(ev->module_name));
+	ev->module_version = sqlite3_column_int64(s, 5);
+	ev->run_id = sqlite3_column_int64(s, 6);
+	ev->has_uid = sqlite3_column_type(s, 7) != SQLITE_NULL;
+	ev->uid = (uint32_t)sqlite3_column_int64(s, 7);
+	db_column_copy(s, 8, ev->verdict, sizeof(ev->verdict));
+	db_column_copy(s, 9, ev->detail, sizeof(ev->detail));
+}
+
+int manifest_feed(struct manifest *m, const struct manifest_feed_filter *f,
+		  manifest_feed_fn fn, void *arg, struct al_error *err)
+{
+	static const struct manifest_feed_filter all = { 0 };
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_FEED, err);
+	struct manifest_feed_event ev;
+	int rc, count = 0;
+
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: feed");
+	if (f == NULL)
+		f = &all;
+	sqlite3_bind_int64(s, 1, f->after_id);
+	sqlite3_bind_int64(s, 2, f->since_ms);
+	db_bind_text(s, 3, f->kind);
+	sqlite3_bind_int64(s, 4, f->limit == 0 ? -1 : (int64_t)f->limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		feed_from_row(s, &ev);
+		count++;
+		if (fn != NULL && fn(&ev, arg) != 0)
+			return count;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(m, err, "manifest: feed");
+	return count;
+}
+
+static const char *const daemon_kinds[] = {
+	"rate_limited", "quota_reset", "policy_reload", "started", "stopped",
+};
+
+int manifest_feed_add(struct manifest *m, const char *kind, int64_t uid,
+		      const char *detail, int64_t *id, struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	char cut[MANIFEST_REASON_MAX + 1];
+	bool known = false;
+
+	for (size_t i = 0; kind != NULL && i < ARRAY_SIZE(daemon_kinds); i++)
+		known |= strcmp(kind, daemon_kinds[i]) == 0;
+	if (!known)
+		return al_error_set(err, EINVAL,
+				    "manifest: feed: \"%s\" is not an event "
+				    "the supervisor adds",
+				    kind ? kind : "(null)");
+	if (db_writable(m, err) < 0)
+		return al_error_prefix(err, "manifest: feed");
+	s = db_stmt(m,
+		    "INSERT INTO feed (time_ms, kind, uid, detail)"
+		    " VALUES (?1, ?2, ?3, ?4)",
+		    err);
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: feed");
+	sqlite3_bind_int64(s, 1, manifest_now_ms());
+	db_bind_text(s, 2, kind);
+	if (uid >= 0)
+		sqlite3_bind_int64(s, 3, uid);
+	db_bind_text(s, 4, text_cut(detail, MANIFEST_REASON_MAX, cut));
+	if (db_step_done(m, s, "manifest: feed: add an event", err) < 0)
+		return -1;
+	if (id != NULL)
+		*id = sqlite3_last_insert_rowid(m->db);
+	return 0;
+}
+
+/* ?1 uid (-1: all), ?2 day start, ?3 hour start. A run started in the
+ * millisecond of a reset is taken as before it. */
+static const char SQL_USAGE[] =
+	"SELECT r.requested_uid, sum(r.started_ms >= ?3), count(*),"
+	" coalesce(q.t, 0)"
+	" FROM runs r LEFT JOIN (SELECT uid, max(time_ms) AS t FROM feed"
+	"  WHERE kind = 'quota_reset' GROUP BY uid) q"
+	"  ON q.uid = r.requested_uid"
+	" WHERE r.started_ms >= ?2 AND r.started_ms > coalesce(q.t, -1)"
+	" AND (?1 < 0 OR r.requested_uid = ?1)"
+	" GROUP BY r.requested_uid ORDER BY r.requested_uid";
+
+int manifest_usage(struct manifest *m, int64_t uid, int64_t day_ms,
+		   int64_t hour_ms, manifest_usage_fn fn, void *arg,
+		   struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_USAGE, err);
+	struct manifest_usage u;
+	int rc, count = 0;
+
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: quota usage");
+	sqlite3_bind_int64(s, 1, uid);
+	sqlite3_bind_int64(s, 2, day_ms);
+	sqlite3_bind_int64(s, 3, hour_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		u.uid = (uint32_t)sqlite3_column_int64(s, 0);
+		u.hour = (uint64_t)sqlite3_column_int64(s, 1);
+		u.day = (uint64_t)sqlite3_column_int64(s, 2);
+		u.reset_ms = sqlite3_column_int64(s, 3);
+		count++;
+		if (fn != NULL && fn(&u, arg) != 0)
+			return count;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(m, err, "manifest: quota usage");
+	return count;
+}
+
+int manifest_verdict_counts(struct manifest *m, int64_t since_ms,
+			    struct manifest_verdict_count *out, size_t max,
+			    size_t *n, struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(
+		m,
+		"SELECT verdict, count(*) FROM runs"
+		" WHERE verdict <> 'running' AND ended_ms >= ?1"
+		" GROUP BY verdict ORDER BY verdict",
+		err);
+	int rc;
+
+	*n = 0;
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: verdict counts");
+	sqlite3_bind_int64(s, 1, since_ms);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == max)
+			continue;
+		db_column_copy(s, 0, out[*n].verdict, sizeof(out[*n].verdict));
+		out[*n].count = (uint64_t)sqlite3_column_int64(s, 1);
+		(*n)++;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(m, err, "manifest: verdict counts");
+	return 0;
+}

@@ -1,0 +1,120 @@
+/*
+ * Learned seccomp policies in the supervisor ([runtime] seccomp = learned,
+ * docs/learning.md).
+ *
+ * A module's validation run learns the syscalls the module makes (the
+ * sandbox's BPF learner, loaded at the first such validation and kept);
+ * the set is stored with the module before it becomes active. Every
+ * runtime run of the module then gets a policy of its own: the policy's
+ * rules with the allow-list cut down to that set, so a call outside it is
+ * a seccomp_violation naming the call, archived if archive_on says so.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "supervisor/internal.h"
+
+/* What any module needs to start and end, whether or not it was seen. */
+static const char *const always[] = { "execve", "exit", "exit_group", NULL };
+
+static bool in_set(const char *name, void *arg)
+{
+	struct sandbox_syscalls *set = arg;
+	struct sandbox_syscalls one = { { 0 } };
+	for (size_t i = 0; always[i]; i++)
+		if (strcmp(always[i], name) == 0)
+			return true;
+	if (sandbox_syscalls_add_name(&one, name, NULL) < 0)
+		return false;
+	for (size_t w = 0; w < SANDBOX_SYSCALL_MAX / 64; w++)
+		if (one.words[w] & set->words[w])
+			return true;
+	return false;
+}
+
+static int learner_get(struct supervisor *s, struct sandbox_learner **out,
+		       struct al_error *err)
+{
+	if (!s->learner) {
+		s->learner = sandbox_learner_new(err);
+		if (!s->learner)
+			return al_error_prefix(err, "policy says seccomp = "
+						    "learned");
+		LOG(LOG_INFO, NULL, 0, "syscall learner loaded (%.1f ms)",
+		    sandbox_learner_load_ms(s->learner));
+	}
+	*out = s->learner;
+	return 0;
+}
+
+/* The module's own policy: its rules, the allow-list its validation run
+ * learned. */
+static int restrict_to_learned(struct supervisor *s, struct job *job,
+			       struct sandbox_spec *spec, struct al_error *err)
+{
+	char *names = NULL;
+	struct sandbox_syscalls set;
+	if (manifest_get_syscalls(s->m, job->mod.id, &names, err) < 0)
+		return -1;
+	if (!names)
+		return al_error_set(err, ENOENT,
+				    "module %s version %lld has no learned "
+				    "syscalls (validated before its policy "
+				    "said seccomp = learned); submit it again",
+				    job->mod.name, (long long)job->mod.version);
+	int rc = sandbox_syscalls_parse(names, &set, err);
+	free(names);
+	if (rc < 0)
+		return al_error_prefix(err, "module %s: learned syscalls",
+				       job->mod.name);
+	job->own_policy = policy_restrict(job->pol->policy, in_set, &set, err);
+	if (!job->own_policy)
+		return -1;
+	job->own_filter = sandbox_filter_compile(job->own_policy, err);
+	if (!job->own_filter)
+		return -1;
+	spec->policy = job->own_policy;
+	spec->filter = job->own_filter;
+	return 0;
+}
+
+int learned_prepare(struct supervisor *s, struct job *job,
+		    struct sandbox_spec *spec, struct al_error *err)
+{
+	if (!policy_seccomp_learned(job->pol->policy))
+		return 0;
+	if (job->kind == JOB_VALIDATE)
+		return learner_get(s, &spec->learner, err);
+	return restrict_to_learned(s, job, spec, err);
+}
+
+int learned_store(struct supervisor *s, const struct job *job,
+		  const struct sandbox_result *r, struct al_error *err)
+{
+	if (job->kind != JOB_VALIDATE ||
+	    !policy_seccomp_learned(job->pol->policy))
+		return 0;
+	if (!r->learned)
+		return al_error_set(err, EIO, "the validation run learned no "
+					      "syscalls");
+	char *names = sandbox_syscalls_join(&r->syscalls);
+	if (!names)
+		return al_error_sys(err, ENOMEM, "learned syscalls");
+	int rc = manifest_set_syscalls(s->m, job->mod.id, names, err);
+	if (rc == 0)
+		LOG(LOG_INFO, job->log_id, job->run_id,
+		    "%s version %lld: learned %zu syscalls", job->mod.name,
+		    (long long)job->mod.version,
+		    sandbox_syscalls_count(&r->syscalls));
+	free(names);
+	return rc;
+}
+
+void learned_job_free(struct job *job)
+{
+	sandbox_filter_free(job->own_filter);
+	policy_free(job->own_policy);
+	job->own_filter = NULL;
+	job->own_policy = NULL;
+}

@@ -1,0 +1,187 @@
+/*
+ * Quotas that survive a restart. Admission (runs.c) counts each uid's
+ * runs in a small in-memory table, the fast path; every entry it creates
+ * is seeded here from the manifest's runs of the current hour and day
+ * (manifest_usage), so a restarted daemon, or a uid whose entry was
+ * evicted, starts from what the uid really used instead of zero. Deriving
+ * beats persisting a counter: the run rows are written anyway, in the
+ * transaction that starts each run, so the count can never disagree with
+ * them and costs no extra write. A reset is a quota_reset feed row; runs
+ * before a uid's last reset do not count.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "supervisor/internal.h"
+
+struct one_usage {
+	uint64_t hour, day;
+};
+
+static int take_usage(const struct manifest_usage *u, void *arg)
+{
+	struct one_usage *o = arg;
+	o->hour = u->hour;
+	o->day = u->day;
+	return 1;
+}
+
+/* From the manifest alone: runs that started, validations included. */
+static int derived(struct supervisor *s, uint32_t uid, struct one_usage *o,
+		   struct al_error *err)
+{
+	int64_t now = manifest_now_ms();
+
+	o->hour = o->day = 0;
+	return manifest_usage(s->m, uid,
+			      report_day_start(now, s->cfg.quota_reset_hour),
+			      report_hour_start(now), take_usage, o, err);
+}
+
+void quota_seed(struct supervisor *s, struct quota *q)
+{
+	struct one_usage o;
+	struct al_error err = { 0 };
+
+	if (derived(s, q->uid, &o, &err) < 0) {
+		/* admission goes on from zero rather than refusing work */
+		LOG(LOG_WARN, NULL, 0, "quota of uid %u: %s", q->uid, err.msg);
+		return;
+	}
+	q->used = (unsigned)o.hour;
+	q->day_used = (unsigned)o.day;
+}
+
+/* The table's entry for uid, if it is current (quota_of in runs.c rolls
+ * windows over when it is next used; a stale one says nothing). */
+static struct quota *live_entry(struct supervisor *s, uint32_t uid)
+{
+	int64_t now = manifest_now_ms();
+	int64_t day = (now - (int64_t)s->cfg.quota_reset_hour * 3600000) /
+		      86400000;
+
+	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
+		struct quota *q = &s->quotas[i];
+		if (q->in_use && q->uid == uid)
+			return q->day == day ? q : NULL;
+	}
+	return NULL;
+}
+
+void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
+		 uint64_t *day)
+{
+	struct quota *q = live_entry(s, uid);
+	struct one_usage o = { 0 };
+	struct al_error err = { 0 };
+
+	if (q) {
+		*hour = q->window == manifest_now_ms() / 3600000 ? q->used : 0;
+		*day = q->day_used;
+		return;
+	}
+	if (derived(s, uid, &o, &err) < 0)
+		LOG(LOG_WARN, NULL, 0, "quota of uid %u: %s", uid, err.msg);
+	*hour = o.hour;
+	*day = o.day;
+}
+
+void quota_refused(struct supervisor *s, struct quota *q, const char *msg)
+{
+	int64_t now = now_ms();
+
+	q->refused_unnoted++;
+	/* each refusal costs a client nothing; a feed row costs a commit:
+	 * at most one per uid per QUOTA_NOTE_MS, the rest summed into it */
+	if (q->refused_noted_ms && now - q->refused_noted_ms < QUOTA_NOTE_MS)
+		return;
+	if (q->refused_unnoted > 1)
+		events_note(s, "rate_limited", q->uid, "%s (%u refusals)", msg,
+			    q->refused_unnoted);
+	else
+		events_note(s, "rate_limited", q->uid, "%s", msg);
+	q->refused_noted_ms = now;
+	q->refused_unnoted = 0;
+}
+
+int quota_reset(struct supervisor *s, uint32_t uid, uint32_t by,
+		struct al_error *err)
+{
+	struct quota *q = live_entry(s, uid);
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "reset by uid %u", by);
+	if (manifest_feed_add(s->m, "quota_reset", uid, detail, NULL, err) < 0)
+		return -1;
+	if (q) {
+		q->used = 0;
+		q->day_used = 0;
+	}
+	LOG(LOG_INFO, NULL, 0, "quota of uid %u %s", uid, detail);
+	return 0;
+}
+
+struct listing {
+	struct supervisor *s;
+	struct json_buf *jb;
+	struct report_limits limits;
+	uint32_t seen[256];
+	size_t nseen;
+};
+
+static void list_one(struct listing *l, uint32_t uid)
+{
+	uint64_t hour, day;
+
+	quota_usage(l->s, uid, &hour, &day);
+	report_quota_json(l->jb, uid, hour, day, &l->limits);
+	if (l->nseen < sizeof(l->seen) / sizeof(l->seen[0]))
+		l->seen[l->nseen++] = uid;
+}
+
+static int list_usage(const struct manifest_usage *u, void *arg)
+{
+	list_one(arg, u->uid);
+	return 0;
+}
+
+int quota_list_json(struct supervisor *s, struct json_buf *jb, int64_t uid,
+		    struct al_error *err)
+{
+	struct listing l = {
+		.s = s,
+		.jb = jb,
+		.limits = { .known = true,
+			    .per_hour = s->cfg.quota_per_hour,
+			    .per_day = s->cfg.quota_per_day,
+			    .reset_hour = s->cfg.quota_reset_hour },
+	};
+	int64_t now = manifest_now_ms();
+
+	json_key(jb, "quotas");
+	json_array_open(jb);
+	if (uid >= 0) {
+		list_one(&l, (uint32_t)uid);
+	} else {
+		if (manifest_usage(s->m, -1,
+				   report_day_start(now, s->cfg.quota_reset_hour),
+				   report_hour_start(now), list_usage, &l,
+				   err) < 0)
+			return -1;
+		/* admitted but not started yet: only the table knows */
+		for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]);
+		     i++) {
+			const struct quota *q = &s->quotas[i];
+			bool seen = false;
+			for (size_t k = 0; k < l.nseen; k++)
+				seen |= l.seen[k] == q->uid;
+			if (q->in_use && !seen && live_entry(s, q->uid) &&
+			    q->day_used)
+				list_one(&l, q->uid);
+		}
+	}
+	json_array_close(jb);
+	return 0;
+}
