@@ -33,6 +33,9 @@ BUILD = None     # set by configure()
 WAIT = 60
 
 UNIT = "usr/lib/systemd/system/airlockd.service"
+# the shipped policies and tests/policies/learning's "learned" (BPF)
+POLICY_PATH = (os.path.join(ROOT, "tests/policies/learning") + ":" +
+               os.path.join(ROOT, "policy/policies"))
 POLICIES = sorted(f for f in os.listdir(os.path.join(ROOT, "policy/policies"))
                   if f.endswith(".policy"))
 
@@ -257,7 +260,8 @@ def hardening_script(unit, rw_paths, argv):
     return "\n".join(lines) + "\n"
 
 
-@test("airlockd under the unit's hardening: submit, exec, auto-archive, restore")
+@test("airlockd under the unit's hardening: submit, exec, learned syscalls (BPF), "
+      "auto-archive, restore, /healthz")
 def t_hardening():
     # systemd is not PID 1 here (a container), so systemd-run cannot start
     # the unit; the script above applies the same restrictions by hand.
@@ -278,7 +282,8 @@ def t_hardening():
         proc = subprocess.Popen(["unshare", "-m", "-i", "sh", "-c", script],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE,
-                                env=dict(os.environ, METRICS_PORT=str(port)))
+                                env=dict(os.environ, METRICS_PORT=str(port),
+                                         AIRLOCK_POLICY_PATH=POLICY_PATH))
         log, ready = [], threading.Event()
 
         def drain():
@@ -313,7 +318,12 @@ def t_hardening():
             with open(mod, "w") as f:
                 f.write("#!/bin/sh\nif [ \"$1\" = crash ]; then kill -SEGV $$; fi\n"
                         "echo fine\n")
-            steps = [(["submit", mod, "--name", "crasher"], 0, "active"),
+            # seccomp = learned: the BPF learner loads under the restrictions
+            probe = os.path.join(ROOT, "build", "probe")
+            steps = [(["submit", probe, "--name", "memfd", "--policy", "learned",
+                       "--arg", "syscall", "--arg", "memfd_create"], 0, "active"),
+                     (["exec", "memfd", "syscall", "memfd_create"], 0, None),
+                     (["submit", mod, "--name", "crasher"], 0, "active"),
                      (["exec", "crasher"], 0, "fine"),
                      (["exec", "crasher", "crash"], None, None),
                      (["exec", "crasher"], None, "archived"),
