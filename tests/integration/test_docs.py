@@ -13,6 +13,7 @@ is compared too.
 Python 3 standard library only.
 """
 
+import functools
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ import sys
 import tempfile
 
 import harness
-from harness import Skip, check, check_eq, run_logged, test
+from harness import Skip, check, check_eq, note, run_logged, test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAN = os.path.join(ROOT, "docs/man")
@@ -185,6 +186,40 @@ def t_alert_catalogue():
               f"{alert}: no 'fires when' or 'what to do'")
     extra = set(rows) - {a for a, _ in rules}
     check(not extra, f"in the handbook but not in docs/alerts.yml: {extra}")
+
+
+@functools.lru_cache(maxsize=None)
+def help_options(command):
+    """The --options `airlock COMMAND --help` names."""
+    status, out, err = run_logged([os.path.join(BUILD, "airlock"), command, "--help"],
+                                  timeout=30)
+    check_eq(status, 0, f"airlock {command} --help exit status")
+    return set(re.findall(r"--[a-z0-9][a-z0-9-]*", (out + err).decode()))
+
+
+@test("the airlock commands the handbook and the alert rules show use options that exist",
+      root=False)
+def t_doc_commands():
+    cmds = set(commands())
+    spans = []
+    text = read("docs/operations.md")
+    spans += re.findall(r"```sh\n(.*?)```", text, re.S)
+    spans += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
+    # alerts.yml: folded descriptions, commands in backticks
+    spans += re.findall(r"`([^`]+)`", re.sub(r"\n\s*", " ", read("docs/alerts.yml")))
+    seen = 0
+    for span in spans:
+        for m in re.finditer(r"(?<![\w/-])airlock\s+([a-z][a-z-]*)([^`|;&)\n]*)", span):
+            sub, rest = m.group(1), m.group(2)
+            if sub not in cmds:
+                continue
+            known = help_options(sub)
+            bad = [o for o in re.findall(r"(?<!\S)--[a-z0-9][a-z0-9-]*", rest)
+                   if o not in known]
+            check(not bad, f"`airlock {sub}{rest}`: airlock {sub} has no {bad}")
+            seen += 1
+    check(seen >= 40, f"only {seen} airlock commands found in the docs")
+    note(f"{seen} airlock commands checked against their --help")
 
 
 def configure(build_dir):
