@@ -34,24 +34,8 @@
 #include <linux/filter.h>
 #include <sys/types.h>
 
+#include "sandbox/jail_msg.h"
 #include "sandbox/sandbox.h"
-
-/* ------------------------------------------------------------- messages */
-
-enum jail_msg_type {
-	JAIL_MSG_ERROR = 1, /* setup failed: errnum + text */
-	JAIL_MSG_LISTENER,  /* carries the seccomp listener (SCM_RIGHTS) */
-	JAIL_MSG_EXEC_FAILED, /* errnum; exit status 126 or 127 */
-	JAIL_MSG_STARTED,   /* the module is running */
-	JAIL_MSG_EXITED,    /* value = the module's wait status */
-};
-
-struct jail_msg {
-	int type;
-	int errnum;
-	int value;
-	char text[480];
-};
 
 /* ---------------------------------------------------------------- cgroups */
 
@@ -141,7 +125,16 @@ struct sandbox_host {
 	gid_t gid;
 	unsigned long run_counter;
 	int dev_null_fd;
+	/* O_PATH of the airlock-init helper, or -1: jails are then forked
+	 * (spawn.c says why the helper is faster) */
+	int init_fd;
+	void *clone_stack; /* init's stack under CLONE_VM, made on first use */
+	size_t clone_stack_size;
 };
+
+/* host.c: init's stack for a CLONE_VM clone (one at a time: the caller is
+ * suspended until init execs); NULL with errno on failure. Top of stack. */
+void *host_clone_stack(struct sandbox_host *host);
 
 /* -------------------------------------------------------------------- filter */
 
@@ -174,6 +167,12 @@ struct jail_plan {
 	char *const *envp;
 	const struct cgroup_run *cgroup;
 	bool userns; /* rootless: wait for the parent to write the id maps */
+	/* Cloned with CLONE_VM | CLONE_VFORK: init shares the suspended
+	 * caller's memory, so it writes nothing of the caller's, and ends by
+	 * exec'ing the helper (init_fd) with init_argv, whose [2] it fills
+	 * with the resolved program. -1 and NULL for a forked init. */
+	int init_fd;
+	char **init_argv;
 };
 
 /* child.c: runs in the clone()d child; never returns. */

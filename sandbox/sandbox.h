@@ -108,6 +108,8 @@ int sandbox_host_sweep(struct sandbox_host *host,
 const char *sandbox_host_cgroup_mode(const struct sandbox_host *host);
 /* Whether the jail runs as real root or inside a user namespace. */
 const char *sandbox_host_privilege_mode(const struct sandbox_host *host);
+/* How init is created: "clone-vm (airlock-init helper)" or "fork". */
+const char *sandbox_host_launch_mode(const struct sandbox_host *host);
 
 /* ---------------------------------------------------------------- filter */
 

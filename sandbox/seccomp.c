@@ -39,11 +39,13 @@ static const int allowed_families[] = { AF_UNIX, AF_INET, AF_INET6,
 					AF_NETLINK };
 
 /* What the jail's init itself does after loading the filter (send the
- * listener, close fds, vfork, execve, reap, exit): allowed whatever the
- * policy says, or no module could start. */
+ * listener, close fds, exec the airlock-init helper, vfork, execve, reap,
+ * exit): allowed whatever the policy says, or no module could start.
+ * execveat is execve from a directory fd: no more than execve of
+ * /proc/self/fd/N, which every policy allows. */
 static const char *const init_needs[] = {
-	"sendmsg", "close", "close_range", "vfork", "setsid", "execve",
-	"wait4", "exit", "exit_group", NULL,
+	"sendmsg", "close", "close_range", "execveat", "vfork", "setsid",
+	"execve", "wait4", "exit", "exit_group", NULL,
 };
 
 static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,

@@ -245,8 +245,9 @@ int cmd_version(int argc, char **argv)
 		return 0;
 	}
 	printf("cgroup: %s\nprivilege: %s\nseccomp: filter with user "
-	       "notification\n",
-	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host));
+	       "notification\nlaunch: %s\n",
+	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host),
+	       sandbox_host_launch_mode(host));
 	sandbox_host_free(host);
 	return 0;
 }
