@@ -196,7 +196,7 @@ int cmd_run(int argc, char **argv)
 		return setup_error(&o, err.msg);
 	struct sandbox_host *host = sandbox_host_new(&err);
 	struct sandbox_filter *filter =
-		host ? sandbox_filter_compile(policy, &err) : NULL;
+		host ? sandbox_filter_compile_cached(policy, &err) : NULL;
 	if (!filter) {
 		sandbox_host_free(host);
 		policy_free(policy);
