@@ -18,7 +18,10 @@
  *            and reaps everything until the module exits, reports the
  *            module's wait status and exits; the kernel then kills whatever
  *            is left in the namespace. Being pid 1, it cannot be signalled
- *            from inside the jail.
+ *            from inside the jail. As root it is cloned with CLONE_VM |
+ *            CLONE_VFORK (spawn.c says why) and, once the filter is in,
+ *            execs the airlock-init helper (init/init.c), which does the
+ *            vfork, the reaping and the report.
  *   module   execve()d by init's vfork child, in a new session, with the
  *            policy's environment and only fds 0, 1, 2.
  *
