@@ -186,13 +186,19 @@ def run_cgroups():
     return found
 
 
-def jail_processes():
+def jail_processes(owner):
+    """Jails' inits (comm airlock-init) in run cgroups of airlockd `owner`
+    (run-OWNERPID-N): other airlock processes on a shared machine are not
+    this test's."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/comm") as f:
-                    if f.read().strip() == "airlock-init":
+                    if f.read().strip() != "airlock-init":
+                        continue
+                with open(f"/proc/{entry}/cgroup") as f:
+                    if f"/run-{owner}-" in f.read():
                         found.append(int(entry))
             except OSError:
                 pass
@@ -759,12 +765,13 @@ def t_sigkill_recovery():
     c = d.connect()
     c.send({"op": "exec", "name": "sleeper", "args": ["20"]})
     wait_for(lambda: d.request({"op": "status"})["active_runs"] == 1, "the run to start")
+    killed = d.proc.pid
     d.proc.send_signal(signal.SIGKILL)
     d.proc.wait(WAIT)
     c.sock.close()
-    wait_for(lambda: not jail_processes(), "jail processes to die")
+    wait_for(lambda: not jail_processes(killed), "jail processes to die")
     d.start()
-    check(not jail_processes(), "jail processes left")
+    check(not jail_processes(killed), "jail processes left")
     wait_for(lambda: not run_cgroups(), "leftover cgroups to be removed")
     runs = d.request({"op": "runs", "name": "sleeper"})["runs"]
     check_eq(runs[0]["verdict"], "interrupted", "the killed run")
@@ -801,7 +808,7 @@ def t_sigterm_grace_over():
                  "the run to start")
         d.proc.send_signal(signal.SIGTERM)
         check_eq(d.proc.wait(WAIT), 0, "airlockd exit status")
-    check(not jail_processes(), "jail processes left")
+    check(not jail_processes(d.proc.pid), "jail processes left")
     p = subprocess.run([AIRLOCK, "runs", "sleeper", "--json", "--state-dir", d.state],
                        capture_output=True, timeout=WAIT)
     runs = json.loads(p.stdout)["runs"]
