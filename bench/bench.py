@@ -160,8 +160,11 @@ def collect(conns):
         for _ in range(due):
             try:
                 answer = c._line()
-                v = (answer.get("result") or {}).get("verdict") \
+                r = answer.get("result") or {}
+                v = r.get("verdict") \
                     or (answer.get("error") or {}).get("code", "?")
+                if v == "setup_error":
+                    v += ": " + r.get("error", "")[:120]
             except (OSError, ValueError) as e:
                 v = f"error: {e}"
             verdicts[v] = verdicts.get(v, 0) + 1
