@@ -348,9 +348,10 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	snprintf(plan.module_jail_path, sizeof(plan.module_jail_path), "%s",
 		 run->module_path);
 	if (host->init_fd >= 0) {
+		/* strings the run owns: the array outlives this frame */
 		run->init_argv = build_init_argv(
 			run, plan.sync_fd,
-			module_fd >= 0 ? plan.module_jail_path : run->program);
+			module_fd >= 0 ? run->module_path : run->program);
 		if (!run->init_argv) {
 			setup_fail(run, 125, "jail setup: out of memory");
 			goto out;
