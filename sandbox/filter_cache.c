@@ -8,7 +8,7 @@
  * boot), one file per key:
  *
  *   sha256(policy hash, libseccomp version, native arch, airlock version,
- *          FILTER_REVISION)
+ *          FILTER_REVISION, the calls every program allows init)
  *
  * The policy hash covers every rule; the rest covers the compiler. The
  * program is loaded into jails as it is read, so the cache is trusted
@@ -83,13 +83,19 @@ static int cache_key(const struct al_policy *policy, char *out, size_t len)
 	if (policy_hash(policy, hash, NULL) < 0)
 		return -1;
 	const struct scmp_version *v = seccomp_version();
-	snprintf(text, sizeof(text), "%s libseccomp-%u.%u.%u arch-%u airlock-%s rev-%d",
-		 hash, v->major, v->minor, v->micro, seccomp_arch_native(),
+	snprintf(text, sizeof(text),
+		 "%s libseccomp-%u.%u.%u arch-%u airlock-%s rev-%d", hash,
+		 v->major, v->minor, v->micro, seccomp_arch_native(),
 		 AIRLOCK_VERSION, FILTER_REVISION);
 	uint8_t digest[SHA256_DIGEST_SIZE];
 	struct sha256_ctx ctx;
 	sha256_init(&ctx);
 	sha256_update(&ctx, strlen(text), (const uint8_t *)text);
+	/* the calls every program allows init: they differ between builds
+	 * (a sanitizer's runtime needs more) and between versions of
+	 * seccomp.c, and a program made with other ones must not be used */
+	for (const char *const *call = seccomp_init_calls(); *call; call++)
+		sha256_update(&ctx, strlen(*call) + 1, (const uint8_t *)*call);
 	sha256_digest(&ctx, sizeof(digest), digest);
 	if (len < 2 * sizeof(digest) + 5)
 		return -1;

@@ -206,6 +206,9 @@ void jail_verify_privileges(const struct jail_plan *plan);
 void jail_setup_network(const struct jail_plan *plan);
 
 /* seccomp.c */
+/* The calls every compiled program allows init (NULL-terminated): part of
+ * what a cached program depends on (filter_cache.c). */
+const char *const *seccomp_init_calls(void);
 /* Load the filter; returns the listener fd. */
 int jail_load_filter(const struct jail_plan *plan);
 /* Name of syscall `nr` for audit arch `arch`, into buf. */

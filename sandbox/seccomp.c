@@ -55,6 +55,11 @@ static const char *const init_needs[] = {
 	NULL,
 };
 
+const char *const *seccomp_init_calls(void)
+{
+	return init_needs;
+}
+
 static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,
 		    struct al_error *err)
 {
