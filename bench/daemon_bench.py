@@ -34,12 +34,12 @@ BWRAP = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
          "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/bin/true"]
 
 
-def start_daemon(build, state, sock):
+def start_daemon(build, state, sock, max_active=4, env=None):
     proc = subprocess.Popen(
         [os.path.join(build, "airlockd"), "--state-dir", state, "--socket",
-         sock, "--max-active", "4", "--quota-per-hour", "0"],
+         sock, "--max-active", str(max_active), "--quota-per-hour", "0"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+        stderr=subprocess.PIPE, env=env)
     # the daemon says when it is ready: read until that line
     for line in proc.stderr:
         if b'"msg":"ready' in line:
@@ -70,7 +70,7 @@ def bwrap_loop(runs, times):
         times.append(time.monotonic() - t0)
 
 
-def measure(label, fn, clients, runs):
+def measure(label, fn, clients, runs, out=print):
     times = []
     threads = [threading.Thread(target=fn, args=(runs, times))
                for _ in range(clients)]
@@ -81,8 +81,8 @@ def measure(label, fn, clients, runs):
         t.join()
     elapsed = time.monotonic() - t0
     rate = clients * runs / elapsed
-    print(f"  {label:<26} {rate:8.1f} runs/s   median "
-          f"{statistics.median(times) * 1000:6.2f} ms per run")
+    out(f"  {label:<26} {rate:8.1f} runs/s   median "
+        f"{statistics.median(times) * 1000:6.2f} ms per run")
     return rate
 
 

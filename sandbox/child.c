@@ -192,12 +192,25 @@ static int find_program(const struct jail_plan *plan)
 	return first_error;
 }
 
+/* Close every fd but 0-2, the sync socket and (for exec'ing the helper)
+ * init_fd: the ranges between them, in order. */
 static void close_other_fds(const struct jail_plan *plan)
 {
-	int keep = plan->sync_fd;
-	if (keep > 3 && syscall(SYS_close_range, 3, keep - 1, 0) < 0)
-		jail_fail(plan, errno, "close_range");
-	if (syscall(SYS_close_range, keep + 1, ~0U, 0) < 0)
+	int keep[2] = { plan->sync_fd, plan->init_fd };
+	if (keep[1] >= 0 && keep[1] < keep[0]) {
+		keep[0] = plan->init_fd;
+		keep[1] = plan->sync_fd;
+	}
+	unsigned int from = 3;
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < 3)
+			continue;
+		if ((unsigned int)keep[i] > from &&
+		    syscall(SYS_close_range, from, keep[i] - 1, 0) < 0)
+			jail_fail(plan, errno, "close_range");
+		from = (unsigned int)keep[i] + 1;
+	}
+	if (syscall(SYS_close_range, from, ~0U, 0) < 0)
 		jail_fail(plan, errno, "close_range");
 }
 
@@ -212,6 +225,22 @@ static void report_exec_failure(const struct jail_plan *plan, int errnum)
 
 /* Shared with the vfork child, which writes its execve errno here. */
 static volatile int exec_errno;
+
+/*
+ * Cloned with CLONE_VM: the rest of init's work (vfork the module, reap,
+ * report) is the helper's, a program of its own, so that the caller gets
+ * its memory back now. The listener went to the parent already; the sync
+ * socket outlives this exec (jail_init_main cleared its close-on-exec; the
+ * helper closes it in the module's copy). execveat on the O_PATH fd: the
+ * helper need not be inside the jail's root.
+ */
+__attribute__((noreturn)) static void exec_helper(const struct jail_plan *plan)
+{
+	plan->init_argv[2] = resolved;
+	syscall(SYS_execveat, plan->init_fd, "", plan->init_argv, plan->envp,
+		AT_EMPTY_PATH);
+	jail_fail(plan, errno, "exec the jail's init helper (airlock-init)");
+}
 
 __attribute__((noreturn)) static void run_module(const struct jail_plan *plan)
 {
@@ -249,7 +278,10 @@ void jail_init_main(const struct jail_plan *plan)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		jail_fail(plan, errno, "prctl(PR_SET_PDEATHSIG)");
 	reset_signals(plan);
-	hide_caller_identity(plan);
+	/* Under CLONE_VM this memory is the caller's own; the helper's exec
+	 * replaces init's image, caller's command line included. */
+	if (plan->init_fd < 0)
+		hide_caller_identity(plan);
 	wait_for_id_maps(plan);
 	join_cgroup(plan);
 	setup_stdio(plan);
@@ -272,9 +304,14 @@ void jail_init_main(const struct jail_plan *plan)
 	int exec_error = find_program(plan);
 	if (exec_error)
 		report_exec_failure(plan, exec_error);
+	/* before the filter, which allows no fcntl of its own */
+	if (plan->init_fd >= 0 && fcntl(plan->sync_fd, F_SETFD, 0) < 0)
+		jail_fail(plan, errno, "init helper: keep the sync socket");
 	int listener = jail_load_filter(plan);
 	struct jail_msg m = { .type = JAIL_MSG_LISTENER };
 	send_msg(plan->sync_fd, &m, listener);
 	close(listener);
+	if (plan->init_fd >= 0)
+		exec_helper(plan);
 	run_module(plan);
 }

@@ -10,12 +10,79 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sandbox/internal.h"
+
+#ifndef AIRLOCK_LIBEXEC_DIR
+#define AIRLOCK_LIBEXEC_DIR "/usr/local/libexec/airlock"
+#endif
+
+/*
+ * The airlock-init helper (sandbox/init/init.c), if it can be trusted: a
+ * regular file owned by root that nobody else may read or write but
+ * anybody may execute. Unreadable to the jail's user is what keeps the
+ * exec'd init non-dumpable; anything else and jails are forked instead.
+ * Looked for beside this program (a build tree), then where make install
+ * puts it.
+ */
+static int open_init_helper(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan cannot follow init onto its own stack under CLONE_VM (it
+	 * warns into the module's stderr): sanitizer builds fork */
+	return -1;
+#endif
+	char self[PATH_MAX], path[PATH_MAX + 32];
+	const char *dirs[2] = { NULL, AIRLOCK_LIBEXEC_DIR };
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		dirs[0] = dirname(self);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		if (!dirs[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/airlock-init", dirs[i]);
+		int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_uid == 0 && (st.st_mode & 0066) == 0 &&
+		    (st.st_mode & 0001))
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+void *host_clone_stack(struct sandbox_host *host)
+{
+	/* init's deepest frames are mount.c's path buffers: a few pages;
+	 * the rest is never touched, so never backed by memory */
+	const size_t size = 1 << 20, guard = 4096;
+	if (!host->clone_stack) {
+		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		if (mprotect(p, guard, PROT_NONE) < 0) {
+			munmap(p, size);
+			return NULL;
+		}
+		host->clone_stack = p;
+		host->clone_stack_size = size;
+	}
+	return (char *)host->clone_stack + host->clone_stack_size;
+}
 
 struct sandbox_host *sandbox_host_new(struct al_error *err)
 {
@@ -28,9 +95,13 @@ struct sandbox_host *sandbox_host_new(struct al_error *err)
 	host->uid = geteuid();
 	host->gid = getegid();
 	host->start_time = cgroup_process_start(getpid());
+	/* rootless runs stay forked: the parent writes the user namespace's
+	 * id maps while init waits, which a suspended parent cannot */
+	host->init_fd = host->root ? open_init_helper() : -1;
 	host->dev_null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (host->dev_null_fd < 0) {
 		al_error_sys(err, errno, "sandbox: open /dev/null");
+		al_closep(&host->init_fd);
 		free(host);
 		return NULL;
 	}
@@ -41,6 +112,7 @@ struct sandbox_host *sandbox_host_new(struct al_error *err)
 	if (host->root) {
 		al_error_set(err, cg_err.errnum, "%s", cg_err.msg);
 		close(host->dev_null_fd);
+		al_closep(&host->init_fd);
 		free(host);
 		return NULL;
 	}
@@ -56,6 +128,9 @@ void sandbox_host_free(struct sandbox_host *host)
 	if (host->cgroup.ops)
 		host->cgroup.ops->free(&host->cgroup);
 	al_closep(&host->dev_null_fd);
+	al_closep(&host->init_fd);
+	if (host->clone_stack)
+		munmap(host->clone_stack, host->clone_stack_size);
 	free(host);
 }
 
@@ -132,4 +207,9 @@ const char *sandbox_host_cgroup_mode(const struct sandbox_host *host)
 const char *sandbox_host_privilege_mode(const struct sandbox_host *host)
 {
 	return host->root ? "root" : "user-namespace";
+}
+
+const char *sandbox_host_launch_mode(const struct sandbox_host *host)
+{
+	return host->init_fd >= 0 ? "clone-vm (airlock-init helper)" : "fork";
 }

@@ -18,7 +18,10 @@
  *            and reaps everything until the module exits, reports the
  *            module's wait status and exits; the kernel then kills whatever
  *            is left in the namespace. Being pid 1, it cannot be signalled
- *            from inside the jail.
+ *            from inside the jail. As root it is cloned with CLONE_VM |
+ *            CLONE_VFORK (spawn.c says why) and, once the filter is in,
+ *            execs the airlock-init helper (init/init.c), which does the
+ *            vfork, the reaping and the report.
  *   module   execve()d by init's vfork child, in a new session, with the
  *            policy's environment and only fds 0, 1, 2.
  *
@@ -34,24 +37,8 @@
 #include <linux/filter.h>
 #include <sys/types.h>
 
+#include "sandbox/jail_msg.h"
 #include "sandbox/sandbox.h"
-
-/* ------------------------------------------------------------- messages */
-
-enum jail_msg_type {
-	JAIL_MSG_ERROR = 1, /* setup failed: errnum + text */
-	JAIL_MSG_LISTENER,  /* carries the seccomp listener (SCM_RIGHTS) */
-	JAIL_MSG_EXEC_FAILED, /* errnum; exit status 126 or 127 */
-	JAIL_MSG_STARTED,   /* the module is running */
-	JAIL_MSG_EXITED,    /* value = the module's wait status */
-};
-
-struct jail_msg {
-	int type;
-	int errnum;
-	int value;
-	char text[480];
-};
 
 /* ---------------------------------------------------------------- cgroups */
 
@@ -149,7 +136,16 @@ struct sandbox_host {
 	unsigned long run_counter;
 	unsigned long long start_time; /* this process's (run cgroup names) */
 	int dev_null_fd;
+	/* O_PATH of the airlock-init helper, or -1: jails are then forked
+	 * (spawn.c says why the helper is faster) */
+	int init_fd;
+	void *clone_stack; /* init's stack under CLONE_VM, made on first use */
+	size_t clone_stack_size;
 };
+
+/* host.c: init's stack for a CLONE_VM clone (one at a time: the caller is
+ * suspended until init execs); NULL with errno on failure. Top of stack. */
+void *host_clone_stack(struct sandbox_host *host);
 
 /* -------------------------------------------------------------------- filter */
 
@@ -183,6 +179,12 @@ struct jail_plan {
 	const struct cgroup_run *cgroup;
 	bool userns; /* rootless: wait for the parent to write the id maps */
 	bool learn;  /* wait until the parent registered the jail (learn.c) */
+	/* Cloned with CLONE_VM | CLONE_VFORK: init shares the suspended
+	 * caller's memory, so it writes nothing of the caller's, and ends by
+	 * exec'ing the helper (init_fd) with init_argv, whose [2] it fills
+	 * with the resolved program. -1 and NULL for a forked init. */
+	int init_fd;
+	char **init_argv;
 };
 
 /* child.c: runs in the clone()d child; never returns. */
@@ -204,6 +206,9 @@ void jail_verify_privileges(const struct jail_plan *plan);
 void jail_setup_network(const struct jail_plan *plan);
 
 /* seccomp.c */
+/* The calls every compiled program allows init (NULL-terminated): part of
+ * what a cached program depends on (filter_cache.c). */
+const char *const *seccomp_init_calls(void);
 /* Load the filter; returns the listener fd. */
 int jail_load_filter(const struct jail_plan *plan);
 /* Name of syscall `nr` for audit arch `arch`, into buf. */

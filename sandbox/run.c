@@ -273,6 +273,11 @@ static void on_notification(struct sandbox_run *run)
 static void reap(struct sandbox_run *run)
 {
 	int status;
+	/* Messages first: the listener's check reads init's /proc entry,
+	 * which is gone once init is reaped. (Init clone'd with CLONE_VFORK
+	 * lets the caller go only at its exec, so a quick module may be over
+	 * before the caller looks at the socket.) */
+	drain_sync(run);
 	pid_t pid = wait4(run->pid, &status, WNOHANG | __WALL, &run->rusage);
 	if (pid != run->pid)
 		return;

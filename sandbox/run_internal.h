@@ -29,6 +29,8 @@ struct sandbox_run {
 	struct rusage rusage;
 	uint64_t cpu_limit_us;
 	char **argv; /* argv and program: one allocation */
+	char **init_argv; /* the helper's, pointing into argv; or NULL */
+	char init_sync_text[16];
 	const char *program;
 	char module_path[PLAN_PATH_MAX];
 	struct sandbox_learner *learner; /* while registered (learn.c) */

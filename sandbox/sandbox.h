@@ -135,6 +135,8 @@ int sandbox_host_check(struct sandbox_host *host,
 const char *sandbox_host_cgroup_mode(const struct sandbox_host *host);
 /* Whether the jail runs as real root or inside a user namespace. */
 const char *sandbox_host_privilege_mode(const struct sandbox_host *host);
+/* How init is created: "clone-vm (airlock-init helper)" or "fork". */
+const char *sandbox_host_launch_mode(const struct sandbox_host *host);
 
 /* ---------------------------------------------------------------- filter */
 
@@ -142,6 +144,11 @@ const char *sandbox_host_privilege_mode(const struct sandbox_host *host);
  * each run only loads it. Caller frees. */
 struct sandbox_filter *sandbox_filter_compile(const struct al_policy *policy,
 					      struct al_error *err);
+/* The same, through a root-only cache of compiled programs shared by
+ * processes (filter_cache.c): for short-lived callers such as the CLI.
+ * Without root, or with an untrusted cache, it just compiles. */
+struct sandbox_filter *sandbox_filter_compile_cached(
+	const struct al_policy *policy, struct al_error *err);
 void sandbox_filter_free(struct sandbox_filter *filter);
 size_t sandbox_filter_instructions(const struct sandbox_filter *filter);
 

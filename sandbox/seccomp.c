@@ -39,11 +39,13 @@ static const int allowed_families[] = { AF_UNIX, AF_INET, AF_INET6,
 					AF_NETLINK };
 
 /* What the jail's init itself does after loading the filter (send the
- * listener, close fds, vfork, execve, reap, exit): allowed whatever the
- * policy says, or no module could start. */
+ * listener, close fds, exec the airlock-init helper, vfork, execve, reap,
+ * exit): allowed whatever the policy says, or no module could start.
+ * execveat is execve from a directory fd: no more than execve of
+ * /proc/self/fd/N, which every policy allows. */
 static const char *const init_needs[] = {
-	"sendmsg", "close", "close_range", "vfork", "setsid", "execve",
-	"wait4", "exit", "exit_group",
+	"sendmsg", "close", "close_range", "execveat", "vfork", "setsid",
+	"execve", "wait4", "exit", "exit_group",
 #ifdef __SANITIZE_ADDRESS__
 	/* make SAN=1 only: the sanitizer runtime in init maps memory and
 	 * sets up a signal stack around vfork; a learned allow-list that
@@ -52,6 +54,11 @@ static const char *const init_needs[] = {
 #endif
 	NULL,
 };
+
+const char *const *seccomp_init_calls(void)
+{
+	return init_needs;
+}
 
 static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,
 		    struct al_error *err)

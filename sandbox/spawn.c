@@ -96,6 +96,28 @@ static int build_argv(struct sandbox_run *run, const char *argv0,
 	return 0;
 }
 
+/* The helper's command line (sandbox/init/init.c): SYNC_FD PATH NAME and
+ * the module's argv; PATH ([2]) is filled in by init once it resolved it. */
+static char **build_init_argv(struct sandbox_run *run, int sync_fd,
+			      const char *name)
+{
+	size_t n = 0;
+	while (run->argv[n])
+		n++;
+	char **v = calloc(n + 5, sizeof(char *));
+	if (!v)
+		return NULL;
+	snprintf(run->init_sync_text, sizeof(run->init_sync_text), "%d",
+		 sync_fd);
+	v[0] = "airlock-init";
+	v[1] = run->init_sync_text;
+	v[2] = NULL;
+	v[3] = (char *)name;
+	for (size_t i = 0; i < n; i++)
+		v[4 + i] = run->argv[i];
+	return v;
+}
+
 static int make_capture(struct sandbox_run *run, struct capture *c,
 			int *child_end)
 {
@@ -121,6 +143,41 @@ static int above_stdio(int fd)
 	int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	close(fd);
 	return moved;
+}
+
+static int init_entry(void *plan)
+{
+	jail_init_main(plan);
+}
+
+/*
+ * With the airlock-init helper: clone(CLONE_VM | CLONE_VFORK), as
+ * posix_spawn does. No page tables are copied and, above all, no page of
+ * the caller is left copy-on-write: after a fork every page the caller
+ * (airlockd: heap, SQLite's cache) or init writes costs a fault, a copy
+ * and a TLB flush on this VM, most of a daemon run's CPU (perf, see
+ * docs/benchmarks.md). The caller is suspended until init execs the
+ * helper or exits; every signal stays blocked meanwhile, so no handler of
+ * the caller's runs in init on the shared memory.
+ */
+static pid_t clone_jail_vm(struct sandbox_host *host, struct jail_plan *plan,
+			   int *pidfd)
+{
+	void *stack = host_clone_stack(host);
+	if (!stack)
+		return -1;
+	sigset_t all, old;
+	sigfillset(&all);
+	if (sigprocmask(SIG_SETMASK, &all, &old) < 0)
+		return -1;
+	pid_t pid = clone(init_entry, stack,
+			  JAIL_NAMESPACES | CLONE_VM | CLONE_VFORK |
+				  CLONE_PIDFD | SIGCHLD,
+			  plan, pidfd);
+	int saved = errno;
+	(void)sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return pid;
 }
 
 static pid_t clone_jail(int *pidfd, bool userns)
@@ -281,6 +338,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		.cgroup = &run->cg,
 		.userns = !host->root,
 		.learn = spec->learner != NULL,
+		.init_fd = -1,
 	};
 	struct stat st;
 	if (module_fd >= 0 && fstat(module_fd, &st) == 0) {
@@ -289,10 +347,28 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	}
 	snprintf(plan.module_jail_path, sizeof(plan.module_jail_path), "%s",
 		 run->module_path);
+	/* a learning run stays forked: init waits for the parent to register
+	 * the jail with the learner, which a suspended parent cannot do */
+	if (host->init_fd >= 0 && !spec->learner) {
+		/* strings the run owns: the array outlives this frame */
+		run->init_argv = build_init_argv(
+			run, plan.sync_fd,
+			module_fd >= 0 ? run->module_path : run->program);
+		if (!run->init_argv) {
+			setup_fail(run, 125, "jail setup: out of memory");
+			goto out;
+		}
+		plan.init_fd = host->init_fd;
+		plan.init_argv = run->init_argv;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &run->t0);
-	run->pid = clone_jail(&run->pidfd, !host->root);
-	if (run->pid == 0)
-		jail_init_main(&plan);
+	if (plan.init_fd >= 0) {
+		run->pid = clone_jail_vm(host, &plan, &run->pidfd);
+	} else {
+		run->pid = clone_jail(&run->pidfd, !host->root);
+		if (run->pid == 0)
+			jail_init_main(&plan);
+	}
 	if (run->pid < 0) {
 		setup_fail(run, 125,
 			   "jail setup: clone3 into new namespaces: %s%s",
@@ -417,6 +493,7 @@ void sandbox_run_free(struct sandbox_run *run)
 	free(run->err.buf);
 	sandbox_result_release(&run->result);
 	free(run->argv);
+	free(run->init_argv);
 	free(run);
 }
 

@@ -213,7 +213,7 @@ int cmd_run(int argc, char **argv)
 		return setup_error(&o, err.msg);
 	struct sandbox_host *host = sandbox_host_new(&err);
 	struct sandbox_filter *filter =
-		host ? sandbox_filter_compile(policy, &err) : NULL;
+		host ? sandbox_filter_compile_cached(policy, &err) : NULL;
 	struct sandbox_learner *learner =
 		filter && o.learn ? sandbox_learner_new(&err) : NULL;
 	if (!filter || (o.learn && !learner)) {
@@ -269,8 +269,9 @@ int cmd_version(int argc, char **argv)
 		return 0;
 	}
 	printf("cgroup: %s\nprivilege: %s\nseccomp: filter with user "
-	       "notification\n",
-	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host));
+	       "notification\nlaunch: %s\n",
+	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host),
+	       sandbox_host_launch_mode(host));
 	sandbox_host_free(host);
 	return 0;
 }

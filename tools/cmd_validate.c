@@ -255,7 +255,7 @@ static int compile_filters(struct validate *v, struct al_error *err)
 {
 	for (size_t k = 0; k < v->npolicies; k++) {
 		struct vpolicy *vp = &v->policies[k];
-		vp->filter = sandbox_filter_compile(vp->policy, err);
+		vp->filter = sandbox_filter_compile_cached(vp->policy, err);
 		if (!vp->filter)
 			return al_error_prefix(err, "policy %s",
 					       policy_name(vp->policy));

@@ -60,6 +60,7 @@ have_cmd curl || add curl
 if [ "${1:-}" = bench ]; then
 	have_cmd bwrap || add bubblewrap
 	have_cmd unshare || add util-linux
+	have_cmd gnuplot || add gnuplot-nox
 fi
 
 [ -z "$need" ] && exit 0

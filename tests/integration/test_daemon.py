@@ -604,6 +604,109 @@ def t_authorization():
     check_eq(d.request({"op": "show", "name": "echo"})["module"]["state"], "active", "state")
 
 
+
+# A module that leaves things behind ("leave") or looks for them ("look"):
+# a file in /tmp, SysV shared memory, a message queue and a semaphore set,
+# a listening abstract unix socket and TCP socket on lo, and a background
+# process in its own session. "leave" checks each exists before it exits
+# and prints what it made; "look" prints what it found.
+LEFTOVERS = b"""#!/usr/bin/env python3
+import ctypes, os, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+KEY, CREAT = 0x41524c4b, 0o1000
+ABSTRACT, PORT = b"\\0airlock-leftover", 47123
+
+def sysv():
+    return {"shm": libc.shmget(KEY, 0, 0) != -1,
+            "msg": libc.msgget(KEY, 0) != -1,
+            "sem": libc.semget(KEY, 0, 0) != -1}
+
+def reachable(family, addr):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.connect(addr)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+def others():
+    me = {os.getpid(), 1}
+    return [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in me]
+
+def look():
+    found = {"tmp": os.path.exists("/tmp/leftover")}
+    found.update(sysv())
+    found["unix"] = reachable(socket.AF_UNIX, ABSTRACT)
+    found["tcp"] = reachable(socket.AF_INET, ("127.0.0.1", PORT))
+    found["proc"] = bool(others())
+    return sorted(k for k, v in found.items() if v)
+
+if sys.argv[1:] == ["leave"]:
+    open("/tmp/leftover", "w").write("x")
+    libc.shmget(KEY, 4096, CREAT | 0o666)
+    libc.msgget(KEY, CREAT | 0o666)
+    libc.semget(KEY, 1, CREAT | 0o666)
+    u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    u.bind(ABSTRACT)
+    u.listen()
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind(("127.0.0.1", PORT))
+    t.listen()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(60)
+        os._exit(0)
+    os.wait()
+    time.sleep(0.2)
+    print("made:", ",".join(look()))
+else:
+    print("found:", ",".join(look()) or "nothing")
+"""
+
+LEFTOVERS_POLICY = """[policy]
+description = the default, and SysV IPC for the leftovers test
+[seccomp]
+allow = @basic-io @file-system @memory @process @credentials
+allow = @signal @time @event @network
+allow = shmget shmat shmdt shmctl msgget msgsnd msgrcv msgctl
+allow = semget semop semtimedop semctl
+"""
+
+
+@test("reuse: nothing a run leaves (tmp file, SysV objects, sockets, process) reaches the next run")
+def t_reuse_clean():
+    policies = tempfile.mkdtemp(prefix="airlock-policies-")
+    try:
+        with open(os.path.join(policies, "leftovers.policy"), "w") as f:
+            f.write(LEFTOVERS_POLICY)
+        d = Daemon(env={"AIRLOCK_POLICY_PATH": policies})
+        check(d.submit("leftovers", LEFTOVERS, policy="leftovers",
+                       args=["look"])["ok"], "submit failed")
+        everything = "proc,msg,sem,shm,tcp,tmp,unix"
+        expected = ",".join(sorted(everything.split(",")))
+        for round_ in range(3):
+            r = d.request({"op": "exec", "name": "leftovers", "args": ["leave"]})
+            check(r.get("ok"), f"leave run failed: {r}")
+            check_eq(r["result"]["stdout"].strip(), f"made: {expected}",
+                     "what the leaving run made (the test must be able to fail)")
+            r = d.request({"op": "exec", "name": "leftovers", "args": ["look"]})
+            check(r.get("ok"), f"look run failed: {r}")
+            check_eq(r["result"]["stdout"].strip(), "found: nothing",
+                     f"what the next run found (round {round_})")
+        # and on the host: nothing of the jails' (the port, the key)
+        host = socket.socket()
+        try:
+            check(host.connect_ex(("127.0.0.1", 47123)) != 0,
+                  "the jail's TCP listener is reachable on the host")
+        finally:
+            host.close()
+    finally:
+        shutil.rmtree(policies, ignore_errors=True)
+
+
 @test("hostile clients: garbage, a 100 MiB line, bad base64, unknown op; still serving")
 def t_hostile():
     d = Daemon()

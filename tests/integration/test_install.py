@@ -55,6 +55,10 @@ EXPECTED = {
     "usr/share/doc/airlock/alerts.yml": 0o644,
 }
 EXPECTED.update({f"usr/share/airlock/policies/{p}": 0o644 for p in POLICIES})
+# the jail's init helper: built on x86-64 only; root's, executable by all,
+# readable by nobody else (sandbox/host.c trusts nothing looser)
+if os.uname().machine == "x86_64":
+    EXPECTED["usr/libexec/airlock/airlock-init"] = 0o711
 
 
 def make(target, destdir, prefix="/usr"):
@@ -121,7 +125,10 @@ def t_install_tree():
         check(not extra, f"installed but not expected: {extra}")
         for path, mode in EXPECTED.items():
             check_eq(oct(found[path]), oct(mode), f"mode of {path}")
-        for name, where in (("airlock", "usr/bin"), ("airlockd", "usr/sbin")):
+        built = [("airlock", "usr/bin"), ("airlockd", "usr/sbin")]
+        if "usr/libexec/airlock/airlock-init" in EXPECTED:
+            built.append(("airlock-init", "usr/libexec/airlock"))
+        for name, where in built:
             with open(os.path.join(BUILD, name), "rb") as a, \
                     open(os.path.join(d, where, name), "rb") as b:
                 check(a.read() == b.read(), f"{where}/{name} differs from {BUILD}/{name}")

@@ -1166,6 +1166,67 @@ def configure(build_dir):
     return (AIRLOCK, PROBE)
 
 
+
+# An allow-everything seccomp program: BPF_RET|BPF_K SECCOMP_RET_ALLOW.
+ALLOW_ALL_BPF = bytes([0x06, 0, 0, 0, 0, 0, 0xff, 0x7f])
+
+
+@test("filter cache: root-only, reused, a tampered or foreign entry is ignored")
+def t_filter_cache():
+    with tempfile.TemporaryDirectory(prefix="airlock-cache-") as top:
+        os.chmod(top, 0o700)
+        env = dict(os.environ, AIRLOCK_CACHE_DIR=top)
+        cache = os.path.join(top, "seccomp")
+        _, r, _ = probe("syscall", "ptrace", env=env)
+        expect(r, "seccomp_violation", 159)
+        entries = os.listdir(cache)
+        check_eq(len(entries), 1, f"cache entries {entries}")
+        path = os.path.join(cache, entries[0])
+        st = os.stat(path)
+        check_eq((st.st_uid, oct(st.st_mode & 0o777)), (0, "0o600"), "entry owner and mode")
+        check_eq(oct(os.stat(cache).st_mode & 0o777), "0o700", "cache directory mode")
+        check_eq(st.st_size % 8, 0, "a whole number of BPF instructions")
+        # reused: the same program comes back from the file
+        mtime = st.st_mtime_ns
+        probe_ok("pids")
+        check_eq(os.stat(path).st_mtime_ns, mtime, "entry rewritten instead of reused")
+        # a group- or other-writable entry is not trusted: its allow-all
+        # program must not reach the jail
+        with open(path, "wb") as f:
+            f.write(ALLOW_ALL_BPF)
+        os.chmod(path, 0o666)
+        _, r, _ = probe("syscall", "ptrace", env=env)
+        expect(r, "seccomp_violation", 159)
+        # nor one owned by another user
+        os.chmod(path, 0o600)
+        os.chown(path, NOBODY, NOBODY)
+        _, r, _ = probe("syscall", "ptrace", env=env)
+        expect(r, "seccomp_violation", 159)
+        # nor a symlink to a root-owned allow-all program
+        os.unlink(path)
+        fake = os.path.join(top, "fake.bpf")
+        with open(fake, "wb") as f:
+            f.write(ALLOW_ALL_BPF)
+        os.chmod(fake, 0o600)
+        os.symlink(fake, path)
+        _, r, _ = probe("syscall", "ptrace", env=env)
+        expect(r, "seccomp_violation", 159)
+        # nor anything in a directory another user could write to
+        os.unlink(path)
+        with open(path, "wb") as f:
+            f.write(ALLOW_ALL_BPF)
+        os.chmod(path, 0o600)
+        os.chmod(cache, 0o777)
+        _, r, _ = probe("syscall", "ptrace", env=env)
+        expect(r, "seccomp_violation", 159)
+        # the control: a trusted entry is what the jail gets (the cache is
+        # as trusted as the binary, so root alone may write it)
+        os.chmod(cache, 0o700)
+        _, r, _ = probe("syscall", "ptrace", env=env)
+        check(r.get("verdict") != "seccomp_violation",
+              f"a trusted entry was not used: {r.get('verdict')}")
+
+
 def main(argv):
     return harness.main(argv, configure)
 
