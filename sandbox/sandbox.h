@@ -168,6 +168,10 @@ bool sandbox_run_step(struct sandbox_run *run);
 void sandbox_run_cancel(struct sandbox_run *run, const char *why);
 /* Valid after sandbox_run_step() returned true; borrowed from the run. */
 const struct sandbox_result *sandbox_run_result(const struct sandbox_run *run);
+/* Move the finished run's result (its output buffers included) into *out;
+ * the caller releases it with sandbox_result_release(). */
+void sandbox_run_take_result(struct sandbox_run *run,
+			     struct sandbox_result *out);
 /* The host pid of the jail's init, for status displays. */
 int sandbox_run_pid(const struct sandbox_run *run);
 /* For status displays while it runs: milliseconds since it started, and

@@ -515,8 +515,14 @@ int sandbox_run(struct sandbox_host *host, const struct sandbox_spec *spec,
 		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
 			sandbox_run_cancel(run, strerror(errno));
 	}
-	*result = run->result;
-	run->result.stdout_data = run->result.stderr_data = NULL;
+	sandbox_run_take_result(run, result);
 	sandbox_run_free(run);
 	return 0;
+}
+
+void sandbox_run_take_result(struct sandbox_run *run,
+			     struct sandbox_result *out)
+{
+	*out = run->result;
+	run->result.stdout_data = run->result.stderr_data = NULL;
 }

@@ -46,6 +46,19 @@ void log_line(int level, const char *func, const char *req, int64_t run,
 /* A loaded policy and its compiled filter, shared by the runs under it.
  * Reload (SIGHUP) marks every entry stale; a stale entry is freed when its
  * last run ends. */
+/* A module's learned rules and their compiled filter (learned.c), kept
+ * with the policy they were cut from: compiled at the module's first exec
+ * under that policy, loaded as they are by the next ones. */
+struct learned_entry {
+	int64_t module_id; /* 0: a free slot */
+	struct al_policy *policy;
+	struct sandbox_filter *filter;
+	unsigned refs;      /* jobs using it now */
+	uint64_t last_used; /* for reuse of the slot: least recent first */
+};
+
+#define LEARNED_CACHE_MAX 32
+
 struct sup_policy {
 	char name[MANIFEST_POLICY_NAME_MAX + 1];
 	struct al_policy *policy;
@@ -53,6 +66,8 @@ struct sup_policy {
 	char hash[POLICY_HASH_LEN];
 	unsigned refs;
 	bool stale;
+	struct learned_entry learned[LEARNED_CACHE_MAX];
+	uint64_t learned_clock;
 	struct sup_policy *next;
 };
 
@@ -102,7 +117,9 @@ struct job {
 	int64_t run_id;
 	bool cancelled;
 	/* runtime runs under seccomp = learned: the policy cut down to the
-	 * module's learned syscalls, and its filter (learned.c) */
+	 * module's learned syscalls and its filter (learned.c), from the
+	 * policy's cache, or the job's own when every slot was in use */
+	struct learned_entry *learned;
 	struct al_policy *own_policy;
 	struct sandbox_filter *own_filter;
 	struct job *next;
@@ -289,6 +306,8 @@ int learned_prepare(struct supervisor *s, struct job *job,
 int learned_store(struct supervisor *s, const struct job *job,
 		  const struct sandbox_result *r, struct al_error *err);
 void learned_job_free(struct job *job);
+/* Free a policy's cached learned rules (it is being released). */
+void learned_cache_free(struct sup_policy *pol);
 
 /* notify.c: send `state` ("READY=1", "STOPPING=1") to systemd's
  * NOTIFY_SOCKET. 1 sent, 0 not under systemd (unset), -1 with `err`. */

@@ -62,6 +62,7 @@ struct sup_policy *policy_get(struct supervisor *s, const char *name,
 
 static void policy_release(struct sup_policy *p)
 {
+	learned_cache_free(p);
 	sandbox_filter_free(p->filter);
 	policy_free(p->policy);
 	free(p);

@@ -85,6 +85,23 @@ bool cli_bool(const struct json_doc *doc, const struct json_node *obj,
 /* tools/cmd_status.c: the "quotas" array of a status or quota_show
  * response as a table. */
 #include <stdio.h>
+#include <signal.h>
+
+/* interrupt.c: SIGINT, SIGTERM, SIGHUP as an fd while jails run, so
+ * they are cancelled and cleaned up, not orphaned (exit 128 + signo). */
+struct cli_interrupt {
+	int fd;       /* a signalfd to poll, or -1 */
+	int signo;    /* the first signal taken, or 0 */
+	sigset_t saved;
+};
+int cli_interrupt_open(struct cli_interrupt *in, struct al_error *err);
+/* Read what arrived; the first signal taken (0: none yet). */
+int cli_interrupt_take(struct cli_interrupt *in);
+/* Close the fd and restore the signal mask (pending signals then act). */
+void cli_interrupt_close(struct cli_interrupt *in);
+/* "interrupted by SIGINT" */
+void cli_interrupt_reason(const struct cli_interrupt *in, char *buf,
+			  size_t len);
 void cli_print_quotas(FILE *f, const struct cli_response *r);
 
 #endif

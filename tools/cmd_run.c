@@ -4,7 +4,9 @@
  *             [--] PROGRAM [ARG...]
  * airlock version
  */
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +203,44 @@ static int setup_error(const struct run_options *o, const char *msg)
 	return 125;
 }
 
+/*
+ * One run, waiting on the run's fd and on SIGINT/SIGTERM/SIGHUP: a signal
+ * cancels the run, which still ends with its jail reaped and its cgroup
+ * removed (tools/interrupt.c). Returns the signal taken, or 0.
+ */
+static int run_interruptible(struct sandbox_host *host,
+			     const struct sandbox_spec *spec,
+			     struct sandbox_result *result)
+{
+	struct cli_interrupt in;
+	struct sandbox_run *run = NULL;
+	struct al_error err = { 0 };
+	memset(result, 0, sizeof(*result));
+	if (cli_interrupt_open(&in, &err) < 0 ||
+	    sandbox_start(host, spec, &run, &err) < 0) {
+		cli_interrupt_close(&in);
+		sandbox_result_setup_error(result, 125, err.msg);
+		return 0;
+	}
+	while (!sandbox_run_step(run)) {
+		struct pollfd pfd[2] = {
+			{ .fd = sandbox_run_fd(run), .events = POLLIN },
+			{ .fd = in.fd, .events = POLLIN },
+		};
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+			sandbox_run_cancel(run, strerror(errno));
+		} else if (pfd[1].revents && cli_interrupt_take(&in)) {
+			char why[64];
+			cli_interrupt_reason(&in, why, sizeof(why));
+			sandbox_run_cancel(run, why);
+		}
+	}
+	sandbox_run_take_result(run, result);
+	sandbox_run_free(run);
+	cli_interrupt_close(&in);
+	return in.signo;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_options o = { 0 };
@@ -239,7 +279,11 @@ int cmd_run(int argc, char **argv)
 		.learner = learner,
 	};
 	struct sandbox_result result;
-	sandbox_run(host, &spec, &result);
+	/* interrupted: the run was cancelled (setup_error, "cancelled: ..."),
+	 * and airlock exits as a process killed by that signal would */
+	int signo = run_interruptible(host, &spec, &result);
+	if (signo)
+		result.exit_status = 128 + signo;
 	int status = result.exit_status;
 	if (o.json) {
 		if (print_json(&result, policy, host) < 0)

@@ -56,6 +56,7 @@ struct validate {
 	struct vreport *reports;
 	struct sandbox_host *host;
 	size_t passed, failed;
+	int interrupted; /* the signal that cancelled the runs, or 0 */
 };
 
 static void validate_usage(FILE *f)
@@ -397,9 +398,32 @@ setup_error:;
 		       0;
 }
 
+/* A signal arrived: cancel what runs (each still ends, is cleaned up and
+ * reported), and report the cases not started as not run. */
+static int interrupt_all(struct validate *v, struct cli_interrupt *in,
+			 struct slot *slots, unsigned jobs, size_t *next)
+{
+	char why[64];
+	cli_interrupt_reason(in, why, sizeof(why));
+	v->interrupted = in->signo;
+	for (unsigned s = 0; s < jobs; s++)
+		if (slots[s].run)
+			sandbox_run_cancel(slots[s].run, why);
+	for (; *next < v->suite->n; (*next)++) {
+		struct sandbox_result r = { 0 };
+		char msg[96];
+		snprintf(msg, sizeof(msg), "not run: %s", why);
+		sandbox_result_setup_error(&r, 125, msg);
+		if (finish_case(v, *next, &r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int run_all(struct validate *v, unsigned jobs, struct al_error *err)
 {
 	size_t n = v->suite->n, next = 0, running = 0;
+	struct cli_interrupt in = { .fd = -1 };
 	if (jobs > n)
 		jobs = (unsigned)n;
 	struct slot *slots = calloc(jobs, sizeof(*slots));
@@ -407,6 +431,13 @@ static int run_all(struct validate *v, unsigned jobs, struct al_error *err)
 	int rc = 0;
 	if (!slots || ep < 0) {
 		rc = al_error_sys(err, slots ? errno : ENOMEM, "epoll");
+		goto out;
+	}
+	/* the signalfd's event carries NULL, a run's its slot */
+	struct epoll_event sev = { .events = EPOLLIN, .data.ptr = NULL };
+	if (cli_interrupt_open(&in, err) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, in.fd, &sev) < 0) {
+		rc = in.fd < 0 ? -1 : al_error_sys(err, errno, "epoll_ctl");
 		goto out;
 	}
 	while (next < n || running > 0) {
@@ -432,6 +463,15 @@ static int run_all(struct validate *v, unsigned jobs, struct al_error *err)
 		}
 		for (int e = 0; e < k; e++) {
 			struct slot *sl = evs[e].data.ptr;
+			if (!sl) {
+				if (cli_interrupt_take(&in) && !v->interrupted &&
+				    interrupt_all(v, &in, slots, jobs, &next) < 0) {
+					rc = al_error_set(err, ENOMEM,
+							  "out of memory");
+					goto out;
+				}
+				continue;
+			}
 			if (!sl->run || !sandbox_run_step(sl->run))
 				continue;
 			epoll_ctl(ep, EPOLL_CTL_DEL, sandbox_run_fd(sl->run),
@@ -454,6 +494,7 @@ out:
 	free(slots);
 	if (ep >= 0)
 		close(ep);
+	cli_interrupt_close(&in);
 	return rc;
 }
 
@@ -565,7 +606,9 @@ int cmd_validate(int argc, char **argv)
 	       v.failed, v.suite->n, total / 1000.0);
 	if (write_reports(&v, &o, junit, json, total, &err) < 0)
 		goto fail;
-	status = v.failed ? EXIT_FAILED : 0;
+	status = v.interrupted ? 128 + v.interrupted :
+		 v.failed     ? EXIT_FAILED :
+				0;
 	goto out;
 fail:
 	fprintf(stderr, "airlock validate: %s\n", err.msg);

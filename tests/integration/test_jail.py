@@ -1079,24 +1079,30 @@ def t_passthrough_timeout():
 
 # --- a killed airlock's cgroup ------------------------------------------------
 
+def start_sleeping_run(options, stderr=subprocess.DEVNULL):
+    """An `airlock run` of a probe sleeping a minute, and its run cgroups
+    once they exist (the probe prints nothing until it wakes up)."""
+    proc = subprocess.Popen([AIRLOCK, "run"] + options + ["--timeout", "60s", "--",
+                                                          PROBE, "sleep", "60000"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=stderr)
+    STARTED.add(proc.pid)
+    deadline = time.monotonic() + 10
+    mine = []
+    while not mine and time.monotonic() < deadline:
+        mine = [p for p in run_cgroups() if run_cgroup_owner(p) == proc.pid]
+        if not mine:
+            exited_within(proc.pid, 0.05)
+    return proc, mine
+
+
 @test("cleanup: a SIGKILLed airlock's run cgroup is removed by the next airlock")
 def t_killed_cli_cgroup_swept():
     # SIGKILL gives airlock no chance to clean up: its jail dies with it
     # (parent-death signal), but the run cgroup stays until the next
     # airlock (or airlockd) sweeps the cgroups of dead owners.
-    proc = subprocess.Popen([AIRLOCK, "run", "--timeout", "30s", "--", PROBE,
-                             "sleep", "20000"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
-    STARTED.add(proc.pid)
+    proc, mine = start_sleeping_run([])
     try:
-        # the probe prints nothing until it wakes up; wait for its cgroup
-        deadline = time.monotonic() + 10
-        mine = []
-        while not mine and time.monotonic() < deadline:
-            mine = [p for p in run_cgroups() if run_cgroup_owner(p) == proc.pid]
-            if not mine:
-                exited_within(proc.pid, 0.05)
         check(mine, "no run cgroup appeared for the running airlock")
     finally:
         proc.kill()
@@ -1106,6 +1112,26 @@ def t_killed_cli_cgroup_swept():
     probe_ok("echo", "sweep")
     left = [p for p in mine if os.path.isdir(p)]
     check(not left, f"the next airlock did not remove {left}")
+
+
+@test("cleanup: SIGINT/SIGTERM to airlock run cancel the jail, remove its cgroup, exit 128+N")
+def t_interrupted_run():
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc, mine = start_sleeping_run(["--json"], stderr=subprocess.PIPE)
+        try:
+            check(mine, "no run cgroup appeared")
+            proc.send_signal(sig)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        check_eq(proc.returncode, 128 + sig, f"{sig.name}: exit status (stderr {err[-300:]!r})")
+        result = json.loads(out)
+        check_eq(result["exit_status"], 128 + sig, f"{sig.name}: exit_status in the JSON")
+        check_eq(result.get("error"), f"cancelled: interrupted by {sig.name}",
+                 f"{sig.name}: error in the JSON")
+        check(not any(os.path.isdir(p) for p in mine), f"{sig.name}: run cgroup left: {mine}")
 
 
 def process_start(pid):

@@ -288,6 +288,12 @@ def t_daemon_learned():
     check(r.get("ok"), f"exec failed: {r}")
     check_eq(r["result"]["verdict"], "ok", "exec within the learned set")
     check_eq(r["archived"], False, "archived after an ok run")
+    # the learned rules are compiled once, then reused: same verdicts
+    r = d.request({"op": "exec", "name": "memfd",
+                   "args": ["syscall", "memfd_create"]})
+    check_eq(r["result"]["verdict"], "ok", "second exec within the learned set")
+    check_eq(sum("learned policy compiled" in l for l in d.log), 1,
+             "learned policy compilations for two execs")
     r = d.request({"op": "exec", "name": "memfd", "args": ["getppid", "1"]})
     check_eq(r["result"]["verdict"], "seccomp_violation", "one extra syscall")
     check_eq(r["result"]["syscall"], "getppid", "the syscall named")

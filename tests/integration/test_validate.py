@@ -19,9 +19,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 import harness
@@ -386,6 +388,57 @@ BAD_SUITES = [
     ("key outside a case", "module = /bin/true\n[case a]\nmodule = /bin/true\n", 1, r"outside any \[case NAME\]"),
     ("no cases", "# nothing\n", None, r"no \[case NAME\] section"),
 ]
+
+
+@test("SIGINT cancels the running cases, reports every case, cleans up, exits 130")
+def t_interrupted():
+    with Workdir() as wd:
+        cases = [(f"sleeper-{i}", f"module = {PROBE}\nargs = sleep 60000\ntimeout = 120s\n",
+                  False, None) for i in range(5)]
+        suite = write_suite(wd, cases)
+        junit = os.path.join(wd.path, "junit.xml")
+        js = os.path.join(wd.path, "results.json")
+        cmd = [AIRLOCK, "validate", "-j2", "--junit", junit, "--json", js, "--suite", suite]
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            # both slots' jails are up once their run cgroups exist
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(own_cgroups(p.pid)) < 2:
+                time.sleep(0.05)
+            check(len(own_cgroups(p.pid)) >= 2, "the two first cases did not start")
+            started = time.monotonic()
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+            took = time.monotonic() - started
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        check_eq(p.returncode, 130, f"exit status (stderr {err[-300:]!r})")
+        check(took < 10, f"took {took:.1f} s to stop after SIGINT")
+        check_eq(own_cgroups(p.pid), [], "run cgroups left behind")
+        results = load_json(js)["results"]
+        errors = [r.get("error") or " ".join(r.get("failures", [])) for r in results]
+        check_eq(len(errors), 5, "cases reported")
+        check_eq(sum("cancelled: interrupted by SIGINT" in e for e in errors), 2,
+                 f"cancelled cases: {errors}")
+        check_eq(sum("not run: interrupted by SIGINT" in e for e in errors), 3,
+                 f"cases not run: {errors}")
+        check(not any(r["passed"] for r in results), "an interrupted case passed")
+        root = ET.parse(junit).getroot()
+        check_eq(len(root.findall(".//testcase")), 5, "JUnit testcases")
+
+
+def own_cgroups(pid):
+    """Run cgroups of airlock process `pid` (run-PID-...) in the pids
+    hierarchy's airlock directory."""
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup/pids"):
+        found += [d for d in dirs if d.startswith(f"run-{pid}-")]
+        if root.count("/") > 8:
+            dirs[:] = []
+    return found
 
 
 @test("bad suite files give FILE:LINE errors and exit 2, running nothing")
