@@ -6,13 +6,20 @@
  * Settings, and why:
  *   journal_mode=WAL   readers never block the writer nor it them, and a
  *                      commit is one append to the log;
- *   synchronous=FULL   every commit is fsynced. NORMAL would survive a
- *                      process crash too, but after a power loss it may
- *                      drop the last commits, and those include the move
- *                      journal: a file already renamed (and its directory
- *                      fsynced) behind a row that forgot the move would
- *                      break "files and rows agree". The cost is one fsync
- *                      per run recorded (bench/manifest_bench.c measures it);
+ *   synchronous=FULL   every commit that changes a module's state or moves
+ *                      a file is fsynced. NORMAL would survive a process
+ *                      crash too, but after a power loss it may drop the
+ *                      last commits, and those include the move journal: a
+ *                      file already renamed (and its directory fsynced)
+ *                      behind a row that forgot the move would break
+ *                      "files and rows agree". Run records alone are
+ *                      written with NORMAL (db_run_commit_light): they
+ *                      survive any crash of the process, and a power loss
+ *                      can only drop the runs since the last fsync (the
+ *                      next state change's or checkpoint's), which touches
+ *                      no file and no module state. It took two fsyncs out
+ *                      of every run the supervisor records, each of which
+ *                      stalled its event loop;
  *   foreign_keys=ON    runs cannot outlive their module row;
  *   busy_timeout       a reader that meets a checkpoint or a WAL recovery
  *                      waits (up to 5 s) instead of failing;
@@ -424,4 +431,14 @@ const char *manifest_state_dir(const struct manifest *m)
 int manifest_schema_version(const struct manifest *m)
 {
 	return m->schema;
+}
+
+int db_sync_light(struct manifest *m, bool light, struct al_error *err)
+{
+	/* only between transactions: inside one the setting cannot change */
+	if (!sqlite3_get_autocommit(m->db))
+		return 0;
+	return db_exec(m, light ? "PRAGMA synchronous = NORMAL" :
+				  "PRAGMA synchronous = FULL",
+		       err);
 }

@@ -76,6 +76,9 @@ int db_step_done(struct manifest *m, sqlite3_stmt *s, const char *what,
 		 struct al_error *err);
 /* Run one statement of static SQL that returns no rows. */
 int db_exec(struct manifest *m, const char *sql, struct al_error *err);
+/* synchronous=NORMAL (light) for a run record's commit, FULL again after
+ * it (db.c says why); nothing inside an open transaction. */
+int db_sync_light(struct manifest *m, bool light, struct al_error *err);
 /* One integer from a statement of static SQL (a PRAGMA, a count). */
 int db_query_int(struct manifest *m, const char *sql, int64_t *out,
 		 struct al_error *err);

@@ -161,7 +161,10 @@ static int insert(struct manifest *m, const char *sql,
 	bind_start(s, st, started);
 	if (r != NULL)
 		bind_result(s, r, ended);
-	if (db_step_done(m, s, "insert the run", err) < 0)
+	if (db_sync_light(m, true, err) < 0)
+		return -1;
+	int rc = db_step_done(m, s, "insert the run", err);
+	if (db_sync_light(m, false, rc < 0 ? NULL : err) < 0 || rc < 0)
 		return -1;
 	if (sqlite3_changes(m->db) == 0)
 		return not_runnable(m, st->module_id, err);
@@ -204,7 +207,10 @@ static int finish(struct manifest *m, int64_t run_id,
 		return -1;
 	bind_result(s, r, r->ended_ms ? r->ended_ms : manifest_now_ms());
 	sqlite3_bind_int64(s, 16, run_id);
-	if (db_step_done(m, s, "update the run", err) < 0)
+	if (db_sync_light(m, true, err) < 0)
+		return -1;
+	int rc = db_step_done(m, s, "update the run", err);
+	if (db_sync_light(m, false, rc < 0 ? NULL : err) < 0 || rc < 0)
 		return -1;
 	if (sqlite3_changes(m->db) == 1)
 		return 0;

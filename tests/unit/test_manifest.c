@@ -39,6 +39,8 @@
 #include <unistd.h>
 
 #include "manifest/manifest.h"
+/* white box: the durability setting of the manifest's own connection */
+#include "manifest/internal.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define HASH                                                                   \
@@ -912,6 +914,44 @@ static void test_runs(void **state)
 	s.policy_hash = "md5:x";
 	assert_int_equal(manifest_run_record(m, &s, &r, &id, &err), -1);
 	assert_int_equal(manifest_runs(m, NULL, NULL, NULL, &err), 1);
+	manifest_close(m);
+}
+
+/* PRAGMA synchronous of the manifest's connection: 1 NORMAL, 2 FULL. */
+static int64_t synchronous_of(struct manifest *m)
+{
+	int64_t v = -1;
+	struct al_error err = { 0 };
+	assert_int_equal(db_query_int(m, "PRAGMA synchronous", &v, &err), 0);
+	return v;
+}
+
+/* Run records commit without an fsync of their own; everything after them
+ * (module states, moves) is fsynced again, success or failure. */
+static void test_run_records_light_then_full(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module act = make_module(m, "a", "a\n",
+						 MANIFEST_ACTIVE);
+	struct manifest_run_start s = { .module_id = act.id,
+					.policy_hash = HASH, .uid = 42 };
+	struct manifest_run_result r = *result("ok");
+	struct al_error err = { 0 };
+	int64_t id;
+
+	assert_int_equal(synchronous_of(m), 2);
+	assert_int_equal(manifest_run_begin(m, &s, &id, &err), 0);
+	assert_int_equal(synchronous_of(m), 2);
+	assert_int_equal(manifest_run_finish(m, id, &r, &err), 0);
+	assert_int_equal(synchronous_of(m), 2);
+	assert_int_equal(manifest_run_record(m, &s, &r, &id, &err), 0);
+	assert_int_equal(synchronous_of(m), 2);
+	assert_int_equal(manifest_run_finish(m, id, &r, &err), -1);
+	assert_int_equal(synchronous_of(m), 2);
+	r.verdict = "exploded";
+	assert_int_equal(manifest_run_record(m, &s, &r, &id, &err), -1);
+	assert_int_equal(synchronous_of(m), 2);
 	manifest_close(m);
 }
 
@@ -1910,6 +1950,7 @@ int main(void)
 		T(test_shared_content),
 		T(test_bad_submissions),
 		T(test_runs),
+		T(test_run_records_light_then_full),
 		T(test_runs_query_and_interrupted),
 		T(test_feed_and_usage),
 		T(test_read_only_handle_refuses_writes),
