@@ -33,9 +33,6 @@ BUILD = None     # set by configure()
 WAIT = 60
 
 UNIT = "usr/lib/systemd/system/airlockd.service"
-# the shipped policies and tests/policies/learning's "learned" (BPF)
-POLICY_PATH = (os.path.join(ROOT, "tests/policies/learning") + ":" +
-               os.path.join(ROOT, "policy/policies"))
 POLICIES = sorted(f for f in os.listdir(os.path.join(ROOT, "policy/policies"))
                   if f.endswith(".policy"))
 
@@ -286,11 +283,17 @@ def t_hardening():
                 "--socket", sock, "--tick", "1s"]
         script = hardening_script(unit, [state, run], argv)
         port = free_port()
+        # the policies inside the tree: the source tree may itself be under
+        # /tmp (a CI checkout), which PrivateTmp hides from the daemon
+        policies = os.path.join(d, "policies")
+        os.mkdir(policies)
+        shutil.copy(os.path.join(ROOT, "tests/policies/learning/learned.policy"), policies)
+        policy_path = policies + ":" + os.path.join(d, "usr/share/airlock/policies")
         proc = subprocess.Popen(["unshare", "-m", "-i", "sh", "-c", script],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE,
                                 env=dict(os.environ, METRICS_PORT=str(port),
-                                         AIRLOCK_POLICY_PATH=POLICY_PATH))
+                                         AIRLOCK_POLICY_PATH=policy_path))
         log, ready = [], threading.Event()
 
         def drain():
