@@ -659,8 +659,7 @@ if sys.argv[1:] == ["leave"]:
         if os.fork() == 0:
             time.sleep(60)
         os._exit(0)
-    os.wait()
-    time.sleep(0.2)
+    os.wait()  # the sleeper was forked before its parent exited: it exists
     print("made:", ",".join(look()))
 else:
     print("found:", ",".join(look()) or "nothing")
