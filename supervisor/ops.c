@@ -137,6 +137,31 @@ static void run_json(struct json_buf *jb, const struct manifest_run *r)
 
 /* ----------------------------------------------------- queries (client) */
 
+/* An ok answer whose member `key` is an array the caller then fills from
+ * the manifest; array_reply_send() sends it, or the manifest's error when
+ * filling it failed (rc < 0). */
+static void array_reply_open(struct op_ctx *x, struct json_buf *jb,
+			     const char *key)
+{
+	json_buf_init(jb);
+	proto_response_ok(jb, x->req->id);
+	json_key(jb, key);
+	json_array_open(jb);
+}
+
+static void array_reply_send(struct op_ctx *x, struct json_buf *jb, int rc,
+			     struct al_error *err)
+{
+	if (rc < 0) {
+		json_buf_free(jb);
+		reply_manifest_error(x, err);
+		return;
+	}
+	json_array_close(jb);
+	json_object_close(jb);
+	conn_send_jb(x->s, x->c, jb);
+}
+
 static int list_one(const struct manifest_module *mod, void *arg)
 {
 	ops_module_json(arg, mod);
@@ -149,18 +174,8 @@ static void op_list(struct op_ctx *x)
 	struct al_error err = { 0 };
 	struct json_buf jb;
 
-	json_buf_init(&jb);
-	proto_response_ok(&jb, x->req->id);
-	json_key(&jb, "modules");
-	json_array_open(&jb);
-	if (manifest_list(x->s->m, &f, list_one, &jb, &err) < 0) {
-		json_buf_free(&jb);
-		reply_manifest_error(x, &err);
-		return;
-	}
-	json_array_close(&jb);
-	json_object_close(&jb);
-	conn_send_jb(x->s, x->c, &jb);
+	array_reply_open(x, &jb, "modules");
+	array_reply_send(x, &jb, manifest_list(x->s->m, &f, list_one, &jb, &err), &err);
 }
 
 static int runs_one(const struct manifest_run *r, void *arg)
@@ -178,18 +193,8 @@ static void op_runs(struct op_ctx *x)
 	struct al_error err = { 0 };
 	struct json_buf jb;
 
-	json_buf_init(&jb);
-	proto_response_ok(&jb, x->req->id);
-	json_key(&jb, "runs");
-	json_array_open(&jb);
-	if (manifest_runs(x->s->m, &f, runs_one, &jb, &err) < 0) {
-		json_buf_free(&jb);
-		reply_manifest_error(x, &err);
-		return;
-	}
-	json_array_close(&jb);
-	json_object_close(&jb);
-	conn_send_jb(x->s, x->c, &jb);
+	array_reply_open(x, &jb, "runs");
+	array_reply_send(x, &jb, manifest_runs(x->s->m, &f, runs_one, &jb, &err), &err);
 }
 
 static void op_show(struct op_ctx *x)
@@ -371,18 +376,8 @@ static void op_events(struct op_ctx *x)
 	}
 	if (!since_of(x, &f.since_ms))
 		return;
-	json_buf_init(&jb);
-	proto_response_ok(&jb, x->req->id);
-	json_key(&jb, "events");
-	json_array_open(&jb);
-	if (manifest_feed(x->s->m, &f, event_one, &jb, &err) < 0) {
-		json_buf_free(&jb);
-		reply_manifest_error(x, &err);
-		return;
-	}
-	json_array_close(&jb);
-	json_object_close(&jb);
-	conn_send_jb(x->s, x->c, &jb);
+	array_reply_open(x, &jb, "events");
+	array_reply_send(x, &jb, manifest_feed(x->s->m, &f, event_one, &jb, &err), &err);
 }
 
 /* From now on this connection receives every feed row as a line
