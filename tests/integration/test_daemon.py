@@ -1058,7 +1058,9 @@ def t_staging_sweep():
     wait_for(lambda: not os.path.exists(paths["b" * 64]) and
              not os.path.exists(paths[".%s.tmp" % ("a" * 64)]), "the sweep")
     check(os.path.exists(paths["c" * 64]), "a fresh file was removed")
-    check(any("removed leftover staging/" in l for l in d.log), "the removal was not logged")
+    # the log line is read by another thread: wait for it, not just look
+    wait_for(lambda: sum("removed leftover staging/" in l for l in d.log) == 2,
+             "both removals to be logged")
     check_eq(d.submit("echo", ECHO)["module"]["state"], "active", "submit after the sweep")
     check_eq(d.airlock("manifest", "check", "--state-dir", d.state)[0], 1,
              "manifest check should still report the fresh stray")
