@@ -204,6 +204,17 @@ const char *sandbox_host_cgroup_mode(const struct sandbox_host *host)
 	return host->cgroup.ops ? host->cgroup.ops->mode : "none";
 }
 
+const char *sandbox_host_cgroup_detail(const struct sandbox_host *host,
+				       char *buf, size_t len)
+{
+	if (!host->cgroup.ops)
+		snprintf(buf, len, "%s", host->cgroup_error);
+	else
+		host->cgroup.ops->describe((struct cgroup_backend *)&host->cgroup,
+					   buf, len);
+	return buf;
+}
+
 const char *sandbox_host_privilege_mode(const struct sandbox_host *host)
 {
 	return host->root ? "root" : "user-namespace";

@@ -76,6 +76,9 @@ struct cgroup_ops {
 	 * and paths are borrowed. Returns how many. */
 	int (*bases)(struct cgroup_backend *b, const int **fds,
 		     const char *const **paths);
+	/* One line for people (airlock doctor): where runs go and with
+	 * which controllers; snprintf's return. */
+	int (*describe)(struct cgroup_backend *b, char *buf, size_t len);
 };
 
 struct cgroup_backend {
@@ -86,9 +89,44 @@ struct cgroup_backend {
 int cgroup_backend_open(struct cgroup_backend *b, struct al_error *err);
 extern const struct cgroup_ops cgroup_v1_ops;
 extern const struct cgroup_ops cgroup_v2_ops;
+extern const struct cgroup_ops cgroup_v2_systemd_ops;
 int cgroup_v1_open(struct cgroup_backend *b, struct al_error *err);
 int cgroup_v2_open(struct cgroup_backend *b, const char *mount,
 		   struct al_error *err);
+/* How the v2 backend gets a cgroup it may build run cgroups under, and
+ * the facts that decide it (cgroup_v2.c explains each way). */
+enum cgroup_v2_way {
+	CGROUP_V2_DELEGATED,
+	CGROUP_V2_SYSTEMD,
+	CGROUP_V2_UNDER_ROOT,
+};
+struct cgroup_v2_facts {
+	bool systemd;   /* systemd manages the tree (/run/systemd/system) */
+	bool root_user; /* euid 0 */
+	bool delegated; /* our cgroup was delegated to us */
+	bool alone;     /* and holds no other process */
+};
+/* NULL and *way set, or why no way fits. Pure. */
+const char *cgroup_v2_choose(const struct cgroup_v2_facts *f,
+			     enum cgroup_v2_way *way);
+/* cgroup_systemd.c: ask the system manager (root) or the caller's user
+ * manager for the transient scope `name` holding this process, with
+ * Delegate=yes, in `slice` (NULL: the default), and wait until it has
+ * started; `via` gets the socket that answered. */
+int cgroup_systemd_start_scope(const char *name, const char *slice,
+			       char *via, size_t via_len,
+			       struct al_error *err);
+struct dbus_conn;
+/* Just the StartTransientUnit call for `name` holding `pid` (no wait):
+ * the unit tests send it to a real bus. */
+int cgroup_systemd_call_start(struct dbus_conn *c, const char *name,
+			      const char *slice, pid_t pid,
+			      struct al_error *err);
+/* The slice of the caller's unit that `own` (a path in the v2 hierarchy)
+ * lies in and the chosen manager owns, copied into out; NULL if none.
+ * Pure. */
+const char *cgroup_systemd_slice(const char *own, bool user, char *out,
+				 size_t len);
 void cgroup_run_init(struct cgroup_run *cg);
 void cgroup_run_close(struct cgroup_run *cg);
 
@@ -124,6 +162,115 @@ int cgroup_v1_path_of(const char *proc_cgroup, const char *controller,
 		      char *out, size_t len);
 /* Whether a v2 directory lists `name` in its cgroup.controllers. */
 bool cgroup_has_controller(const char *dir, const char *name);
+
+/* ------------------------------------------------------------------ D-Bus */
+
+/* dbus.c: the messages the systemd driver sends and reads (it says why
+ * not sd-bus). Little-endian, basic types, bounded. */
+#define DBUS_MAX_MESSAGE (1 << 20)
+#define DBUS_TIMEOUT_S 10
+enum {
+	DBUS_METHOD_CALL = 1,
+	DBUS_METHOD_RETURN = 2,
+	DBUS_ERROR = 3,
+	DBUS_SIGNAL = 4,
+};
+enum {
+	DBUS_FIELD_PATH = 1,
+	DBUS_FIELD_INTERFACE = 2,
+	DBUS_FIELD_MEMBER = 3,
+	DBUS_FIELD_ERROR_NAME = 4,
+	DBUS_FIELD_REPLY_SERIAL = 5,
+	DBUS_FIELD_DESTINATION = 6,
+	DBUS_FIELD_SENDER = 7,
+	DBUS_FIELD_SIGNATURE = 8,
+};
+
+/* A message being written; `failed` once it would pass DBUS_MAX_MESSAGE
+ * or memory ran out (every writer checks it, so callers check once). */
+struct dbus_buf {
+	unsigned char *data;
+	size_t len, cap;
+	bool failed;
+};
+struct dbus_array {
+	size_t len_at, start;
+};
+struct dbus_call {
+	const char *destination; /* NULL on a direct connection */
+	const char *path, *interface, *member;
+	const char *signature; /* of the body; NULL or "" for none */
+};
+/* A message read: every pointer borrows the buffer it was parsed from. */
+struct dbus_msg {
+	uint8_t type;
+	uint32_t serial, reply_serial;
+	const char *path, *interface, *member, *error_name, *signature;
+	const unsigned char *body;
+	size_t body_len, body_offset;
+};
+/* A cursor over received bytes; positions count from the message start,
+ * which is what D-Bus alignment is relative to. */
+struct dbus_rd {
+	const unsigned char *p;
+	size_t len, pos;
+};
+
+void dbus_buf_free(struct dbus_buf *b);
+void dbus_buf_align(struct dbus_buf *b, size_t to);
+void dbus_buf_u8(struct dbus_buf *b, uint8_t v);
+void dbus_buf_u32(struct dbus_buf *b, uint32_t v);
+void dbus_buf_string(struct dbus_buf *b, const char *s);
+void dbus_buf_signature(struct dbus_buf *b, const char *sig);
+struct dbus_array dbus_buf_array_open(struct dbus_buf *b, size_t elem_align);
+void dbus_buf_array_close(struct dbus_buf *b, struct dbus_array a);
+/* Start a method call (header); returns where the body starts. */
+size_t dbus_msg_begin(struct dbus_buf *b, uint32_t serial,
+		      const struct dbus_call *c);
+/* Fill in the body length; -1 when the message could not be written. */
+int dbus_msg_end(struct dbus_buf *b, size_t body_start);
+/* The whole message's length from its first 16 bytes, 0 when it is not
+ * one this code reads (big-endian, wrong version, over the bound). */
+size_t dbus_msg_size(const unsigned char *hdr, size_t len);
+/* Parse one whole message of exactly `len` bytes; -1 when malformed. */
+int dbus_msg_parse(const unsigned char *buf, size_t len, struct dbus_msg *m);
+struct dbus_rd dbus_msg_body(const struct dbus_msg *m,
+			     const unsigned char *buf);
+int dbus_rd_u8(struct dbus_rd *r, uint8_t *out);
+int dbus_rd_u32(struct dbus_rd *r, uint32_t *out);
+int dbus_rd_string(struct dbus_rd *r, const char **out);
+int dbus_rd_signature(struct dbus_rd *r, const char **out);
+
+struct dbus_conn {
+	int fd;
+	bool direct; /* systemd's private socket: no bus daemon, no Hello */
+	uint32_t serial;
+	char address[108];
+	unsigned char *in; /* the last message read */
+	size_t in_len;
+	struct dbus_buf out;
+	/* signals that arrive while a call waits for its reply */
+	void (*on_signal)(struct dbus_conn *c, const struct dbus_msg *m,
+			  void *arg);
+	void *on_signal_arg;
+};
+/* Connect to the socket at `path`, authenticate as our uid and, on a bus,
+ * say Hello. Replies wait at most DBUS_TIMEOUT_S. */
+int dbus_conn_open(struct dbus_conn *c, const char *path, bool direct,
+		   struct al_error *err);
+void dbus_conn_close(struct dbus_conn *c);
+int dbus_conn_send(struct dbus_conn *c, const struct dbus_call *call,
+		   void (*body)(struct dbus_buf *, const void *),
+		   const void *arg, uint32_t *serial, struct al_error *err);
+/* Read the next message into c->in and parse it into m. */
+int dbus_conn_read(struct dbus_conn *c, struct dbus_msg *m,
+		   struct al_error *err);
+/* Send, then wait for the reply (signals meanwhile go to on_signal); an
+ * error reply becomes err with its name and text. */
+int dbus_conn_call(struct dbus_conn *c, const struct dbus_call *call,
+		   void (*body)(struct dbus_buf *, const void *),
+		   const void *arg, struct dbus_msg *reply,
+		   struct al_error *err);
 
 /* ------------------------------------------------------------------- host */
 

@@ -265,6 +265,82 @@ static void on_notification(struct sandbox_run *run)
 	kill_init(run);
 }
 
+/* ------------------------------------------------- usage without cgroup */
+
+/* One process's CPU (its own and its reaped children's, clock ticks) and
+ * peak RSS (kB), from /proc; 0 when it is gone. */
+static void proc_usage(pid_t pid, unsigned long long *ticks,
+		       unsigned long long *hwm_kb)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	al_closep(&fd);
+	if (n > 0) {
+		buf[n] = '\0';
+		/* fields 14-17 (utime stime cutime cstime) follow the last ')' */
+		char *p = strrchr(buf, ')');
+		for (int field = 2; p && field < 14; field++)
+			p = strchr(p + 1, ' ');
+		unsigned long long v[4] = { 0 };
+		if (p && sscanf(p + 1, "%llu %llu %llu %llu", &v[0], &v[1],
+				&v[2], &v[3]) == 4)
+			*ticks += v[0] + v[1] + v[2] + v[3];
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	al_closep(&fd);
+	char *hwm = n > 0 ? (buf[n] = '\0', strstr(buf, "VmHWM:")) : NULL;
+	unsigned long long kb;
+	if (hwm && sscanf(hwm + 6, "%llu", &kb) == 1 && kb > *hwm_kb)
+		*hwm_kb = kb;
+}
+
+/*
+ * Without a cgroup, the run's usage is init's rusage, which covers only
+ * the processes init reaped. At the deadline the rest are killed with the
+ * pid namespace and nobody reaps them, so their usage is read here, from
+ * /proc, just before the kill: init's descendants, breadth first, through
+ * each task's children list (bounded).
+ */
+static void sample_live_usage(struct sandbox_run *run)
+{
+	enum { MAX_PROCS = 4096 };
+	pid_t *queue = malloc(MAX_PROCS * sizeof(*queue));
+	if (!queue)
+		return;
+	size_t head = 0, tail = 0;
+	queue[tail++] = run->pid;
+	unsigned long long ticks = 0, hwm = 0;
+	while (head < tail) {
+		pid_t pid = queue[head++];
+		if (pid != run->pid)
+			proc_usage(pid, &ticks, &hwm);
+		char path[64], buf[4096];
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/children",
+			 (int)pid, (int)pid);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		al_closep(&fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *p = buf, *end; tail < MAX_PROCS; p = end) {
+			long child = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (child > 0)
+				queue[tail++] = (pid_t)child;
+		}
+	}
+	free(queue);
+	long hz = sysconf(_SC_CLK_TCK);
+	run->live_cpu_ms = hz > 0 ? (double)ticks * 1000.0 / (double)hz : 0;
+	run->live_peak_bytes = hwm * 1024;
+}
+
 /* ------------------------------------------------------------- finish */
 
 /* wait4 rather than waitid on the pidfd: its rusage covers init and every
@@ -328,8 +404,11 @@ static void finish(struct sandbox_run *run)
 	if (r->cgroup_limits_missing) {
 		/* the largest single process, not the run's total */
 		r->cpu_ms = timeval_ms(&run->rusage.ru_utime) +
-			    timeval_ms(&run->rusage.ru_stime);
+			    timeval_ms(&run->rusage.ru_stime) +
+			    run->live_cpu_ms;
 		r->peak_memory_bytes = (uint64_t)run->rusage.ru_maxrss * 1024;
+		if (run->live_peak_bytes > r->peak_memory_bytes)
+			r->peak_memory_bytes = run->live_peak_bytes;
 	}
 	/* RLIMIT_CPU is per process, so only a run that used at least the
 	 * limit can have hit it: a necessary condition, on the run's total */
@@ -374,6 +453,8 @@ bool sandbox_run_step(struct sandbox_run *run)
 			drain_sync(run); /* an exit that raced the timer */
 			if (!run->vin.have_status) {
 				run->vin.timed_out = true;
+				if (run->cg.n == 0)
+					sample_live_usage(run);
 				kill_init(run);
 			}
 			unwatch(run, &run->timer_fd);

@@ -27,6 +27,9 @@ struct sandbox_run {
 	bool started, finished, reaped;
 	struct timespec t0;
 	struct rusage rusage;
+	/* no cgroup: what the processes alive at the deadline had used */
+	double live_cpu_ms;
+	uint64_t live_peak_bytes;
 	uint64_t cpu_limit_us;
 	char **argv; /* argv and program: one allocation */
 	char **init_argv; /* the helper's, pointing into argv; or NULL */

@@ -131,8 +131,14 @@ int sandbox_host_sweep(struct sandbox_host *host,
  */
 int sandbox_host_check(struct sandbox_host *host,
 		       const struct al_policy *policy, struct al_error *err);
-/* "v1", "v2": which cgroup hierarchy carries the limits. */
+/* Which cgroup driver carries the limits: "v1" (cgroupfs), "v2" (a
+ * delegated cgroup, or root's own under the root where no systemd runs),
+ * "v2 systemd" (a transient scope asked of systemd), "none". */
 const char *sandbox_host_cgroup_mode(const struct sandbox_host *host);
+/* One line for people: where run cgroups go and with which controllers
+ * (or why there is no cgroup); written into buf, which is returned. */
+const char *sandbox_host_cgroup_detail(const struct sandbox_host *host,
+				       char *buf, size_t len);
 /* Whether the jail runs as real root or inside a user namespace. */
 const char *sandbox_host_privilege_mode(const struct sandbox_host *host);
 /* How init is created: "clone-vm (airlock-init helper)" or "fork". */

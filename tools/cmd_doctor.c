@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/filter.h>
+#include <linux/magic.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -126,48 +128,57 @@ static void check_kernel(struct doctor *d)
 		report(d, "kernel", true, PASS, NULL, "Linux %s", u.release);
 }
 
-/* The sandbox's own probe: what airlock run and airlockd will use. */
+/* What to do when no cgroup driver works here, by what the host is. */
+static const char *cgroup_fix(bool root)
+{
+	struct statfs fs;
+	bool v2 = statfs("/sys/fs/cgroup", &fs) == 0 &&
+		  fs.f_type == CGROUP2_SUPER_MAGIC;
+	bool systemd = access("/run/systemd/system", F_OK) == 0;
+	if (!v2)
+		return "mount the memory and pids controllers (cgroup v1), or "
+		       "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1)";
+	if (systemd && root)
+		return "airlock asks systemd for a delegated scope: check that "
+		       "systemd answers (systemctl status), or run airlock in a "
+		       "unit with Delegate=yes (systemd-run --scope -p "
+		       "Delegate=yes airlock ...)";
+	if (systemd)
+		return "airlock asks this user's systemd manager for a delegated "
+		       "scope: let it run (loginctl enable-linger USER, "
+		       "XDG_RUNTIME_DIR set), or run under systemd-run --user "
+		       "--scope -p Delegate=yes airlock ...";
+	if (root)
+		return "enable memory and pids in /sys/fs/cgroup/"
+		       "cgroup.subtree_control";
+	return "have root delegate a cgroup v2 subtree to this user (chown "
+	       "it) and run airlock alone in it";
+}
+
+/* The sandbox's own probe: what airlock run and airlockd will use (with
+ * systemd, that includes asking it for a scope, which lives as long as
+ * this command). */
 static void check_cgroup(struct doctor *d)
 {
 	struct al_error err = { 0 };
 	struct sandbox_host *host = sandbox_host_new(&err);
-	char controllers[512] = "";
+	char detail[AL_ERROR_MAX];
 
-	if (access("/sys/fs/cgroup/cgroup.controllers", R_OK) == 0) {
-		read_line("/sys/fs/cgroup/cgroup.controllers", controllers,
-			  sizeof(controllers));
-	} else {
-		static const char *const v1[] = { "memory", "pids", "cpu",
-						  "cpuacct", "freezer" };
-		for (size_t i = 0; i < sizeof(v1) / sizeof(v1[0]); i++) {
-			char path[64];
-			snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", v1[i]);
-			if (access(path, F_OK) == 0)
-				snprintf(controllers + strlen(controllers),
-					 sizeof(controllers) -
-						 strlen(controllers),
-					 "%s%s", controllers[0] ? " " : "",
-					 v1[i]);
-		}
-	}
 	if (!host) {
-		report(d, "cgroup", d->root, FAIL,
-		       "mount cgroup v2 (systemd.unified_cgroup_hierarchy=1) "
-		       "with the memory and pids controllers, or delegate a "
-		       "subtree to this user",
-		       "%s", err.msg);
+		report(d, "cgroup", d->root, FAIL, cgroup_fix(d->root), "%s",
+		       err.msg);
 		return;
 	}
 	const char *mode = sandbox_host_cgroup_mode(host);
+	sandbox_host_cgroup_detail(host, detail, sizeof(detail));
 	if (strcmp(mode, "none") == 0)
-		report(d, "cgroup", d->root, FAIL,
-		       "delegate a cgroup subtree to this user (systemd-run "
-		       "--user --scope -p Delegate=yes)",
-		       "none usable without root: only best-effort policies "
-		       "run");
+		report(d, "cgroup", d->root, FAIL, cgroup_fix(d->root),
+		       "none usable without root, so only best-effort policies "
+		       "run: %s",
+		       detail);
 	else
-		report(d, "cgroup", true, PASS, NULL, "%s; controllers: %s",
-		       mode, controllers[0] ? controllers : "?");
+		report(d, "cgroup", true, PASS, NULL, "driver %s: %s", mode,
+		       detail);
 	sandbox_host_free(host);
 }
 

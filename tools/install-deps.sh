@@ -44,6 +44,8 @@ have_pc libelf || add libelf-dev
 have_pc zlib || add zlib1g-dev
 have_cmd bpftool || [ -x /usr/sbin/bpftool ] || add bpftool
 have_cmd llvm-strip || add llvm
+# test_dbus talks to a real dbus-daemon (the systemd driver's D-Bus code)
+have_cmd dbus-daemon || add dbus-daemon
 # test_ops.py drives `airlock top` in a terminal
 have_cmd tmux || add tmux
 # test_install.py: systemd-analyze verify, systemd-sysusers and

@@ -537,6 +537,20 @@ def t_membomb():
     check("alloc: ok" not in r["stdout"], "500 MiB were allocated")
 
 
+@test("limits: TCP socket buffers are held to the memory limit")
+def t_tcp_buffers():
+    # 120 loopback connections written to and never read: unbounded, the
+    # kernel buffers ~350 MiB. v2 charges socket memory to memory.max;
+    # v1 does not, so airlock sets memory.kmem.tcp.limit_in_bytes too.
+    _, r, _ = probe("tcpfill", 120, opts=["--memory", "64M", "--timeout", "30s"])
+    check(r["verdict"] in ("ok", "memory_limit"), f"verdict {r['verdict']}")
+    m = re.search(r"tcpfill: queued (\d+)", r["stdout"])
+    if r["verdict"] == "ok":
+        check(m, f"no count: {excerpt(r['stdout'])}")
+        check(int(m.group(1)) <= 80 * 2**20,
+              f"{int(m.group(1)) >> 20} MiB of TCP buffers under a 64 MiB limit")
+
+
 @test("limits: --memory 128M allows 64 MiB")
 def t_memory_option():
     r = probe_ok("alloc", 64, opts=["--memory", "128M"])
@@ -1042,6 +1056,18 @@ def t_rootless_isolation(rl):
 def t_rootless_timeout(rl):
     _, r, _ = rl.run(["--limits", "best-effort", "--timeout", "500ms"], "spin")
     expect(r, "timeout", 124)
+
+
+@test("rootless: a run killed at the deadline reports the module's usage, not init's")
+@rootless_test
+def t_rootless_timeout_usage(rl):
+    # no cgroup: what the killed module used is read before the kill
+    _, r, _ = rl.run(["--limits", "best-effort", "--timeout", "1s",
+                      "--memory", "512M"], "hog", "200")
+    expect(r, "timeout", 124)
+    check(r["cpu_ms"] >= 400, f"cpu_ms {r['cpu_ms']} for ~1 s of spinning")
+    check(r["peak_memory_bytes"] >= 190 * 2**20,
+          f"peak_memory_bytes {r['peak_memory_bytes']} for 200 MiB touched")
 
 
 # --- 23. a Python module's view --------------------------------------------

@@ -394,12 +394,44 @@ def t_doctor():
                      "seccomp user-notify", "pidfd", "state directory"):
             check(f"PASS  {name}" in text, f"{name} did not pass:\n{text}")
         check("ready: 0 required checks failed" in text, text)
+        # the driver doctor names is the one a run gets, and doctor says
+        # where run cgroups go (not merely what the root offers)
+        status, out, err = harness.run_logged(
+            [td.AIRLOCK, "run", "--json", "--", "/bin/true"], WAIT)
+        mode = json.loads(out)["cgroup"]
+        line = [l for l in text.splitlines() if "PASS  cgroup" in l][0]
+        check(f"driver {mode}: runs under /sys/fs/cgroup/" in line, line)
+        check("airlock" in line, line)
         status, out, err = harness.run_logged(
             [td.AIRLOCK, "doctor", "--json", "--state-dir", tmp], WAIT)
         r = json.loads(out)
         check_eq(r["ok"], True, "ok")
         check(all(c["status"] == "pass" for c in r["checks"]),
               f"checks: {r['checks']}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test("doctor: no cgroup hierarchy at all fails the cgroup check, with a fix")
+def t_doctor_no_cgroup():
+    # an empty tmpfs over /sys/fs/cgroup, in a mount namespace of its own:
+    # neither v1 nor v2 is there (true on either hierarchy)
+    tmp = tempfile.mkdtemp(prefix="airlock-doctor-")
+    try:
+        os.chmod(tmp, 0o750)
+        status, out, err = harness.run_logged(
+            ["unshare", "-m", "sh", "-c",
+             'umount -R -l /sys/fs/cgroup && mount -t tmpfs none /sys/fs/cgroup '
+             '&& exec "$0" doctor --json '
+             '--state-dir "$1"', td.AIRLOCK, tmp], WAIT)
+        check_eq(status, 1, f"doctor exit status ({err.decode()})")
+        r = json.loads(out)
+        check_eq(r["ok"], False, "ok")
+        cg = [c for c in r["checks"] if c["check"] == "cgroup"][0]
+        check_eq(cg["status"], "fail", f"cgroup check: {cg}")
+        check("memory" in cg["detail"], f"detail names the controller: {cg}")
+        check("mount the memory and pids controllers" in (cg["fix"] or ""),
+              f"fix: {cg}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

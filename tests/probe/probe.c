@@ -513,22 +513,89 @@ static int cmd_exec(int argc, char **argv)
 
 /* alloc MB: take memory in 1 MiB steps and touch every page, so the memory
  * limit sees it. Chunks are never freed: the point is to hold them. */
+/* Take and touch MB of memory; 0, or an errno. */
+static int touch_mb(long mb)
+{
+	for (long i = 0; i < mb; i++) {
+		char *chunk = malloc(MIB);
+
+		if (!chunk)
+			return ENOMEM;
+		memset(chunk, 0xa5, MIB);
+		/* the chunk escapes here, so the stores above must happen */
+		__asm__ volatile("" : : "r"(chunk) : "memory");
+	}
+	return 0;
+}
+
 static int cmd_alloc(int argc, char **argv)
 {
 	long mb;
 
 	if (!parse_long(argv[0], 0, LONG_MAX / MIB, &mb))
 		return 2;
-	for (long i = 0; i < mb; i++) {
-		char *chunk = malloc(MIB);
-
-		if (!chunk)
-			return fail("alloc", ENOMEM);
-		memset(chunk, 0xa5, MIB);
-		/* the chunk escapes here, so the stores above must happen */
-		__asm__ volatile("" : : "r"(chunk) : "memory");
-	}
+	if (touch_mb(mb))
+		return fail("alloc", ENOMEM);
 	return okf("alloc", "%ld", mb);
+}
+
+/* hog MB: take MB of memory, then spin until killed (what a run killed at
+ * its deadline used must still be reported). */
+static int cmd_hog(int argc, char **argv)
+{
+	long mb;
+
+	if (!parse_long(argv[0], 0, LONG_MAX / MIB, &mb))
+		return 2;
+	if (touch_mb(mb))
+		return fail("hog", ENOMEM);
+	spin_forever();
+}
+
+/* tcpfill N: N loopback TCP connections whose sender writes until the
+ * kernel takes no more and whose receiver never reads; prints the bytes
+ * the kernel buffered for the run (what a memory limit must bound), then
+ * holds them until killed when a second argument is given. */
+static int cmd_tcpfill(int argc, char **argv)
+{
+	long n;
+	static char chunk[65536];
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	unsigned long long queued = 0;
+
+	if (!parse_long(argv[0], 1, 1000, &n))
+		return 2;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(l, 1024) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sa, &len) < 0)
+		return fail("tcpfill", errno);
+	for (long i = 0; i < n; i++) {
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (c < 0)
+			break;
+		if (connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+		    errno != EINPROGRESS)
+			break;
+		int a = accept(l, NULL, NULL);
+		if (a < 0)
+			break;
+		struct pollfd p = { .fd = c, .events = POLLOUT };
+		/* write until nothing more fits for a while */
+		while (poll(&p, 1, 10) == 1) {
+			ssize_t w = write(c, chunk, sizeof(chunk));
+			if (w <= 0)
+				break;
+			queued += (unsigned long long)w;
+		}
+	}
+	printf("tcpfill: queued %llu\n", queued);
+	fflush(stdout);
+	if (argc > 1)
+		spin_forever();
+	return 0;
 }
 
 /* flood BYTES: output without end, for the output limit. stdout is the
@@ -1370,6 +1437,8 @@ static const struct command {
 	{ "orphan", "MARKER", 1, 1, cmd_orphan },
 	{ "forkbomb", "", 0, 0, cmd_forkbomb },
 	{ "alloc", "MB", 1, 1, cmd_alloc },
+	{ "hog", "MB", 1, 1, cmd_hog },
+	{ "tcpfill", "N [hold]", 1, 2, cmd_tcpfill },
 	{ "flood", "BYTES", 1, 1, cmd_flood },
 	{ "fill", "DIR", 1, 1, cmd_fill },
 	{ "read", "PATH", 1, 1, cmd_read },
