@@ -203,26 +203,20 @@ static int manager_sockets(bool user, char paths[2][108])
 	return 2;
 }
 
-int cgroup_systemd_start_scope(const char *name, const char *slice,
-			       char *via, size_t via_len, struct al_error *err)
+/* An open connection to the manager: root's system manager, anybody
+ * else's own; `via` gets the socket that answered. */
+static int manager_connect(struct dbus_conn *c, char *via, size_t via_len,
+			   struct al_error *err)
 {
 	bool user = geteuid() != 0;
 	char paths[2][108];
 	int n = manager_sockets(user, paths);
 	char tried[AL_ERROR_MAX] = "";
 	for (int i = 0; i < n; i++) {
-		struct dbus_conn c;
 		struct al_error e = { 0 };
-		int rc = dbus_conn_open(&c, paths[i], i == 0, &e);
-		if (rc == 0) {
-			rc = start_scope_on(&c, name, slice, &e);
-			dbus_conn_close(&c);
-			if (rc == 0) {
-				snprintf(via, via_len, "%s", paths[i]);
-				return 0;
-			}
-			/* systemd answered and said no: that is the answer */
-			return al_error_set(err, e.errnum, "%s", e.msg);
+		if (dbus_conn_open(c, paths[i], i == 0, &e) == 0) {
+			snprintf(via, via_len, "%s", paths[i]);
+			return 0;
 		}
 		size_t used = strlen(tried);
 		snprintf(tried + used, sizeof(tried) - used, "%s%.400s",
@@ -231,6 +225,102 @@ int cgroup_systemd_start_scope(const char *name, const char *slice,
 	return al_error_set(err, EHOSTUNREACH,
 			    "cannot reach the systemd %s manager (%s)",
 			    user ? "user" : "system", tried);
+}
+
+int cgroup_systemd_start_scope(const char *name, const char *slice,
+			       char *via, size_t via_len, struct al_error *err)
+{
+	struct dbus_conn c;
+	if (manager_connect(&c, via, via_len, err) < 0)
+		return -1;
+	int rc = start_scope_on(&c, name, slice, err);
+	dbus_conn_close(&c);
+	return rc;
+}
+
+static void two_strings(struct dbus_buf *b, const void *arg)
+{
+	const char *const *s = arg;
+	dbus_buf_string(b, s[0]);
+	dbus_buf_string(b, s[1]);
+}
+
+/* Properties.Get(iface, "Delegate") of `path`: a variant holding a b. */
+static int read_delegate(struct dbus_conn *c, const char *path,
+			 const char *iface, bool *out, struct al_error *err)
+{
+	const char *args[2] = { iface, "Delegate" };
+	const struct dbus_call get = {
+		.destination = c->direct ? NULL : "org.freedesktop.systemd1",
+		.path = path,
+		.interface = "org.freedesktop.DBus.Properties",
+		.member = "Get",
+		.signature = "ss",
+	};
+	struct dbus_msg reply;
+	if (dbus_conn_call(c, &get, two_strings, args, &reply, err) < 0)
+		return -1;
+	struct dbus_rd r = dbus_msg_body(&reply, c->in);
+	const char *type;
+	uint32_t v;
+	if (strcmp(reply.signature, "v") != 0 ||
+	    dbus_rd_signature(&r, &type) < 0 || strcmp(type, "b") != 0 ||
+	    dbus_rd_u32(&r, &v) < 0 || v > 1)
+		return al_error_set(err, EPROTO,
+				    "systemd: %s Delegate is not a boolean",
+				    path);
+	*out = v == 1;
+	return 0;
+}
+
+static const char *unit_interface(const char *unit)
+{
+	size_t n = strlen(unit);
+	if (n > 8 && strcmp(unit + n - 8, ".service") == 0)
+		return "org.freedesktop.systemd1.Service";
+	if (n > 6 && strcmp(unit + n - 6, ".scope") == 0)
+		return "org.freedesktop.systemd1.Scope";
+	return NULL; /* slices and the rest are never delegated */
+}
+
+int cgroup_systemd_unit_delegated(const char *unit, bool *delegated,
+				  struct al_error *err)
+{
+	*delegated = false;
+	const char *iface = unit_interface(unit);
+	if (!iface)
+		return 0;
+	struct dbus_conn c;
+	char via[108];
+	if (manager_connect(&c, via, sizeof(via), err) < 0)
+		return -1;
+	const struct dbus_call get_unit = {
+		.destination = c.direct ? NULL : "org.freedesktop.systemd1",
+		.path = manager_path,
+		.interface = manager_iface,
+		.member = "GetUnit",
+		.signature = "s",
+	};
+	struct dbus_msg reply;
+	const char *path = NULL;
+	int rc = dbus_conn_call(&c, &get_unit, string_body, unit, &reply, err);
+	if (rc == 0) {
+		struct dbus_rd r = dbus_msg_body(&reply, c.in);
+		if (strcmp(reply.signature, "o") != 0 ||
+		    dbus_rd_string(&r, &path) < 0)
+			rc = al_error_set(err, EPROTO,
+					  "systemd: GetUnit answered \"%s\"",
+					  reply.signature);
+	}
+	/* the reply lives in c.in, which the next call reuses */
+	char *copy = rc == 0 ? strdup(path) : NULL;
+	if (rc == 0 && !copy)
+		rc = al_error_sys(err, ENOMEM, "systemd");
+	if (rc == 0)
+		rc = read_delegate(&c, copy, iface, delegated, err);
+	free(copy);
+	dbus_conn_close(&c);
+	return rc;
 }
 
 /*

@@ -135,6 +135,21 @@ static bool delegated_to_us(const char *dir)
 	return access(procs, W_OK) == 0 && access(subtree, W_OK) == 0;
 }
 
+/* systemd before 251 marks no delegated cgroup: ask it about our unit
+ * (the last component of our cgroup). A systemd that does not answer
+ * leaves the choice to the scope asked of it next, which then fails with
+ * the reason. */
+static bool asked_systemd(const char *rel)
+{
+	const char *unit = strrchr(rel, '/');
+	bool delegated = false;
+	struct al_error err = { 0 };
+	if (unit && unit[1] &&
+	    cgroup_systemd_unit_delegated(unit + 1, &delegated, &err) < 0)
+		return false;
+	return delegated;
+}
+
 const char *cgroup_v2_choose(const struct cgroup_v2_facts *f,
 			     enum cgroup_v2_way *way)
 {
@@ -272,8 +287,10 @@ static int v2_setup(struct v2_state *st, const char *mount,
 		.root_user = geteuid() == 0,
 		.alone = alone_in(st->own),
 	};
-	f.delegated = strcmp(rel, "/") != 0 &&
-		      delegated_to_us(st->own);
+	f.delegated = strcmp(rel, "/") != 0 && delegated_to_us(st->own);
+	if (!f.delegated && f.systemd && f.root_user && f.alone &&
+	    strcmp(rel, "/") != 0)
+		f.delegated = asked_systemd(rel);
 	const char *why = cgroup_v2_choose(&f, &st->way);
 	if (why)
 		return al_error_set(err, EACCES, "cgroup v2: %s: %s", st->own,

@@ -117,6 +117,11 @@ int cgroup_systemd_start_scope(const char *name, const char *slice,
 			       char *via, size_t via_len,
 			       struct al_error *err);
 struct dbus_conn;
+/* Whether the manager's unit `unit` (a .service or .scope name) has
+ * Delegate=yes: for systemd older than 251, which does not mark delegated
+ * cgroups with trusted.delegate. */
+int cgroup_systemd_unit_delegated(const char *unit, bool *delegated,
+				  struct al_error *err);
 /* Just the StartTransientUnit call for `name` holding `pid` (no wait):
  * the unit tests send it to a real bus. */
 int cgroup_systemd_call_start(struct dbus_conn *c, const char *name,

@@ -945,6 +945,152 @@ def t_bad_no_program():
     _bad_input([], 125, "program", "program")
 
 
+# --- cgroup drivers: which one, and nothing of the caller's touched ------------
+# Each test holds on every host: the branch for the host it runs on is
+# named in the test, and the v2 branches run in make check-vm's guest
+# (systemd as PID 1, cgroup v2); the v1 ones on the project's CI machines.
+
+def host_cgroup_kind():
+    """('v1' or 'v2', whether systemd manages the tree)."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return ("v2" if v2 else "v1"), os.path.isdir("/run/systemd/system")
+
+
+def own_cgroup_dirs():
+    """The cgroup directories this process is in (v2: one; v1: memory and
+    pids)."""
+    kind, _ = host_cgroup_kind()
+    dirs = []
+    with open("/proc/self/cgroup") as f:
+        lines = [l.rstrip("\n").split(":", 2) for l in f if l.count(":") >= 2]
+    for _, controllers, path in lines:
+        if kind == "v2" and controllers == "":
+            dirs.append("/sys/fs/cgroup" + path.rstrip("/"))
+        elif kind == "v1" and controllers in ("memory", "pids"):
+            dirs.append(f"/sys/fs/cgroup/{controllers}" + path.rstrip("/"))
+    return dirs
+
+
+def subdirs(d):
+    try:
+        return sorted(e for e in os.listdir(d) if os.path.isdir(os.path.join(d, e)))
+    except OSError:
+        return []
+
+
+def airlock_scopes():
+    status, out, _ = harness.run_logged(
+        ["systemctl", "list-units", "--all", "--plain", "--no-legend",
+         "airlock-*.scope"], RUN_TIMEOUT)
+    return [l.split()[0] for l in out.decode().splitlines() if l.strip()]
+
+
+@test("cgroup driver: a run from a shared cgroup leaves that cgroup as it was")
+def t_driver_shared_cgroup():
+    # this suite's own cgroup holds the harness too: like a login shell,
+    # sudo or a CI step, it is not airlock's to restructure
+    kind, systemd = host_cgroup_kind()
+    own = own_cgroup_dirs()
+    before = {d: subdirs(d) for d in own}
+    _, r, _ = run_json(["--", "/bin/true"])
+    expect(r, "ok", 0)
+    want = {"v1": "v1", "v2": "v2 systemd" if systemd else "v2"}[kind]
+    check_eq(r.get("cgroup"), want, "driver")
+    check_eq(own_cgroup_dirs(), own, "the caller's cgroup")
+    for d in own:
+        added = set(subdirs(d)) - set(before[d])
+        if kind == "v2":
+            # nothing made in the caller's cgroup, nothing moved out of it
+            check(not added, f"{d} gained {sorted(added)}")
+        else:
+            # v1: run cgroups live below the caller's, under airlock/
+            check(added <= {"airlock"}, f"{d} gained {sorted(added)}")
+    if kind == "v2" and systemd:
+        # the scope airlock asked for goes away with it
+        left = airlock_scopes()
+        for _ in range(100):
+            if not left:
+                break
+            time.sleep(0.05)
+            left = airlock_scopes()
+        check(not left, f"scopes left behind: {left}")
+
+
+@test("cgroup driver: without systemd, root's runs get limits all the same")
+def t_driver_no_systemd():
+    # /run/systemd hidden in a mount namespace: on v2 the runs go under
+    # the hierarchy root's airlock/ with nothing moved; on v1 nothing
+    # changes (the v1 driver never asks systemd)
+    kind, _ = host_cgroup_kind()
+    hide = ["unshare", "-m", "sh", "-c",
+            '[ -d /run/systemd ] && mount -t tmpfs none /run/systemd; exec "$@"',
+            "sh"]
+    _, r, _ = run_json(["--memory", "64M", "--", PROBE, "alloc", "256"],
+                       wrapper=hide)
+    expect(r, "memory_limit", 137)
+    check_eq(r.get("cgroup"), kind, "driver")
+    if kind == "v2":
+        check(os.path.isdir("/sys/fs/cgroup/airlock"),
+              "no /sys/fs/cgroup/airlock")
+        with open("/sys/fs/cgroup/airlock/cgroup.subtree_control") as f:
+            check("memory" in f.read().split(), "memory not delegated to runs")
+
+
+def in_own_cgroup(name):
+    """A wrapper that runs the command in a fresh cgroup `name` below ours,
+    alone (v1: memory and pids; v2 without systemd), created here."""
+    dirs = [os.path.join(d, name) for d in own_cgroup_dirs()]
+    for d in dirs:
+        os.mkdir(d)
+    script = "".join(f'echo $$ > "{d}/cgroup.procs" && ' for d in dirs)
+    return dirs, ["sh", "-c", script + 'exec "$@"', "sh"]
+
+
+@test("cgroup driver: alone in a cgroup delegated to it, airlock builds inside it")
+def t_driver_delegated():
+    kind, systemd = host_cgroup_kind()
+    if kind == "v2" and systemd:
+        # a Delegate=yes scope; then one whose mark was removed, as systemd
+        # before 251 leaves it (airlock asks systemd); then Delegate=no
+        scope = ["systemd-run", "--scope", "--quiet", "-p", "Delegate=yes", "--"]
+        _, r, _ = run_json(["--memory", "64M", "--", PROBE, "alloc", "256"],
+                           wrapper=scope)
+        expect(r, "memory_limit", 137)
+        check_eq(r.get("cgroup"), "v2", "driver in a delegated scope")
+        unmark = ["python3", "-c",
+                  "import os, sys\n"
+                  "p = '/sys/fs/cgroup' + open('/proc/self/cgroup').read()"
+                  ".split('::')[1].strip()\n"
+                  "os.removexattr(p, 'trusted.delegate')\n"
+                  "os.execv(sys.argv[1], sys.argv[1:])"]
+        _, r, _ = run_json(["--", "/bin/true"], wrapper=scope + unmark)
+        expect(r, "ok", 0)
+        check_eq(r.get("cgroup"), "v2", "driver in an unmarked delegated scope")
+        plain = ["systemd-run", "--scope", "--quiet", "--"]
+        _, r, _ = run_json(["--", "/bin/true"], wrapper=plain)
+        expect(r, "ok", 0)
+        check_eq(r.get("cgroup"), "v2 systemd", "driver in a scope without Delegate")
+        return
+    # v1, or v2 without systemd: a cgroup of its own that the test makes
+    dirs, wrapper = in_own_cgroup(f"t-delegated-{os.getpid()}")
+    try:
+        _, r, _ = run_json(["--memory", "64M", "--", PROBE, "alloc", "256"],
+                           wrapper=wrapper)
+        expect(r, "memory_limit", 137)
+        check_eq(r.get("cgroup"), kind, "driver")
+        if kind == "v1":
+            for d in dirs:
+                check(os.path.isdir(os.path.join(d, "airlock")),
+                      f"the run's cgroup was not made below {d}")
+    finally:
+        for d in dirs:
+            for sub in ("airlock/airlock-self", "airlock", "airlock-self", ""):
+                try:
+                    os.rmdir(os.path.join(d, sub))
+                except OSError:
+                    pass
+
+
 # --- cgroup discovery through libcgroup ---------------------------------------
 
 @test("cgroup v1 discovery: the libcgroup fallback finds the same limits")
