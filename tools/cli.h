@@ -104,4 +104,34 @@ void cli_interrupt_reason(const struct cli_interrupt *in, char *buf,
 			  size_t len);
 void cli_print_quotas(FILE *f, const struct cli_response *r);
 
+/* pty_relay.c: a pty of the module's own where the caller's stdio is a
+ * terminal, relayed by airlock (the file says why). */
+#include <termios.h>
+struct pollfd;
+struct cli_pty {
+	int master, slave; /* -1: no terminal involved */
+	int term_in;       /* the caller's stdin when a terminal, or -1 */
+	int term_out;      /* where the pty's output goes, or -1 */
+	int winch_fd;      /* SIGWINCH as a signalfd */
+	bool raw, mask_saved, in_eof, hung_up;
+	struct termios saved; /* the caller's modes, restored at close */
+	sigset_t saved_mask;
+	char in[4096];
+	size_t in_len, in_off;
+};
+void cli_pty_init(struct cli_pty *p);
+/* Where fd 0, 1 or 2 is a terminal (with json: only 0), put the slave in
+ * stdio[i] and set the pty up like that terminal. */
+int cli_pty_open(struct cli_pty *p, int stdio[3], bool json,
+		 struct al_error *err);
+/* After sandbox_start: drop our copy of the slave. */
+void cli_pty_started(struct cli_pty *p);
+/* Up to 3 entries to poll, and what to do when they are ready. */
+int cli_pty_pollfds(struct cli_pty *p, struct pollfd *pfd);
+void cli_pty_handle(struct cli_pty *p, const struct pollfd *pfd, int n);
+/* The run is over: copy out what the pty still holds. */
+void cli_pty_drain(struct cli_pty *p);
+/* Restore the caller's terminal and signal mask; close everything. */
+void cli_pty_close(struct cli_pty *p);
+
 #endif

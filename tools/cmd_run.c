@@ -209,32 +209,49 @@ static int setup_error(const struct run_options *o, const char *msg)
  * removed (tools/interrupt.c). Returns the signal taken, or 0.
  */
 static int run_interruptible(struct sandbox_host *host,
-			     const struct sandbox_spec *spec,
+			     struct sandbox_spec *spec, bool json,
 			     struct sandbox_result *result)
 {
 	struct cli_interrupt in;
+	struct cli_pty pty;
 	struct sandbox_run *run = NULL;
 	struct al_error err = { 0 };
+	int stdio[3] = { spec->stdin_fd, spec->stdout_fd, spec->stderr_fd };
 	memset(result, 0, sizeof(*result));
-	if (cli_interrupt_open(&in, &err) < 0 ||
-	    sandbox_start(host, spec, &run, &err) < 0) {
+	cli_pty_init(&pty);
+	int rc = cli_interrupt_open(&in, &err);
+	if (rc == 0)
+		rc = cli_pty_open(&pty, stdio, json, &err);
+	if (rc == 0) {
+		spec->stdin_fd = stdio[0];
+		spec->stdout_fd = stdio[1];
+		spec->stderr_fd = stdio[2];
+		rc = sandbox_start(host, spec, &run, &err);
+	}
+	if (rc < 0) {
+		cli_pty_close(&pty);
 		cli_interrupt_close(&in);
 		sandbox_result_setup_error(result, 125, err.msg);
 		return 0;
 	}
+	cli_pty_started(&pty);
 	while (!sandbox_run_step(run)) {
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[5] = {
 			{ .fd = sandbox_run_fd(run), .events = POLLIN },
 			{ .fd = in.fd, .events = POLLIN },
 		};
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+		int n = 2 + cli_pty_pollfds(&pty, pfd + 2);
+		if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR) {
 			sandbox_run_cancel(run, strerror(errno));
 		} else if (pfd[1].revents && cli_interrupt_take(&in)) {
 			char why[64];
 			cli_interrupt_reason(&in, why, sizeof(why));
 			sandbox_run_cancel(run, why);
 		}
+		cli_pty_handle(&pty, pfd + 2, n - 2);
 	}
+	cli_pty_drain(&pty);
+	cli_pty_close(&pty);
 	sandbox_run_take_result(run, result);
 	sandbox_run_free(run);
 	cli_interrupt_close(&in);
@@ -281,7 +298,7 @@ int cmd_run(int argc, char **argv)
 	struct sandbox_result result;
 	/* interrupted: the run was cancelled (setup_error, "cancelled: ..."),
 	 * and airlock exits as a process killed by that signal would */
-	int signo = run_interruptible(host, &spec, &result);
+	int signo = run_interruptible(host, &spec, o.json, &result);
 	if (signo)
 		result.exit_status = 128 + signo;
 	int status = result.exit_status;

@@ -26,6 +26,7 @@ import secrets
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -795,6 +796,98 @@ def t_tiocsti():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def _airlock_on_pty(args, typed=b"", timeout=20, stdout=None):
+    """Run `airlock ARGS` with a pty's slave as stdin, stdout (unless
+    given) and stderr and as its controlling terminal (a user's shell);
+    type `typed` into it. Returns (exit status, what the terminal showed,
+    the slave fd)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    p = subprocess.Popen([AIRLOCK] + list(args), stdin=slave,
+                         stdout=slave if stdout is None else stdout,
+                         stderr=slave, preexec_fn=_own_terminal)
+    STARTED.add(p.pid)
+    shown = b""
+    deadline = time.monotonic() + timeout
+    if typed:
+        time.sleep(0.3)
+        os.write(master, typed)
+    while p.poll() is None and time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            try:
+                shown += os.read(master, 4096)
+            except OSError:
+                break
+    if p.poll() is None:
+        p.kill()
+    status = p.wait()
+    os.set_blocking(master, False)
+    try:
+        shown += os.read(master, 65536)
+    except OSError:
+        pass
+    # the master stays open with the slave: a pty whose master is closed
+    # answers nothing but EIO
+    PTY_MASTERS[slave] = master
+    return status, shown, slave
+
+
+PTY_MASTERS = {}
+
+
+def _close_pty(slave):
+    os.close(slave)
+    os.close(PTY_MASTERS.pop(slave))
+
+
+@test("terminal: the module gets a pty of its own; the caller's is as it was")
+def t_own_pty():
+    slave = None
+    try:
+        # what the caller's terminal looked like before, read on a fresh pty
+        m2, s2 = pty.openpty()
+        fcntl.ioctl(s2, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        before = termios.tcgetattr(s2)
+        os.close(m2)
+        os.close(s2)
+        # stdout to a file: the module's N_NULL discipline silences its pty
+        with tempfile.TemporaryFile() as f:
+            status, shown, slave = _airlock_on_pty(
+                ["run", "--", PROBE, "ttyattack"], stdout=f)
+            f.seek(0)
+            text = f.read().decode("utf-8", "replace") + shown.decode(
+                "utf-8", "replace")
+        check_eq(status, 0, f"exit status ({excerpt(text)})")
+        # the module could do all of it, to its own terminal
+        # (with N_NULL in place, its terminal answers no mode requests)
+        check(re.search(r"ttyattack: .*ldisc ok .*winsize ok .*nonblock ok",
+                        text), f"module saw: {excerpt(text)}")
+        ldisc = struct.unpack("i", fcntl.ioctl(slave, termios.TIOCGETD, b"\0" * 4))[0]
+        check_eq(ldisc, 0, "the caller's line discipline (N_TTY)")
+        check_eq(termios.tcgetattr(slave), before, "the caller's terminal modes")
+        rows, cols, _, _ = struct.unpack(
+            "HHHH", fcntl.ioctl(slave, termios.TIOCGWINSZ, b"\0" * 8))
+        check_eq((rows, cols), (40, 100), "the caller's window size")
+        check(not fcntl.fcntl(slave, fcntl.F_GETFL) & os.O_NONBLOCK,
+              "the caller's terminal was left non-blocking")
+    finally:
+        if slave is not None:
+            _close_pty(slave)
+
+
+@test("terminal: typed input and the window size reach the module's pty")
+def t_pty_relay():
+    status, shown, slave = _airlock_on_pty(
+        ["run", "--", "/bin/sh", "-c", 'stty size; read x; echo "got $x"'],
+        typed=b"hello\r")
+    _close_pty(slave)
+    text = shown.decode("utf-8", "replace")
+    check_eq(status, 0, f"exit status ({excerpt(text)})")
+    check("40 100" in text, f"stty size: {excerpt(text)}")
+    check("got hello" in text, f"the typed line: {excerpt(text)}")
 
 
 # --- 18-19. what the jail inherits ---------------------------------------------

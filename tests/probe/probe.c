@@ -552,6 +552,41 @@ static int cmd_hog(int argc, char **argv)
 	spin_forever();
 }
 
+static const char *tty_result(int err, char buf[ERRNAME_MAX])
+{
+	return err ? errno_name(err, buf) : "ok";
+}
+
+/* ttyattack: what a module could do to the terminal it was handed, on
+ * fd 0: a dead line discipline, echo off, a 1x1 window, input flushed,
+ * the open file description made non-blocking. Prints each result. */
+static int cmd_ttyattack(int argc, char **argv)
+{
+	char e1[ERRNAME_MAX], e2[ERRNAME_MAX], e3[ERRNAME_MAX], e4[ERRNAME_MAX],
+		e5[ERRNAME_MAX];
+	int ldisc = 27; /* N_NULL */
+	struct termios t;
+	struct winsize ws = { .ws_row = 1, .ws_col = 1 };
+	int rc_ldisc = ioctl(0, TIOCSETD, &ldisc) < 0 ? errno : 0;
+	int rc_echo = 0;
+	if (tcgetattr(0, &t) == 0) {
+		t.c_lflag &= ~(tcflag_t)ECHO;
+		rc_echo = tcsetattr(0, TCSANOW, &t) < 0 ? errno : 0;
+	} else {
+		rc_echo = errno;
+	}
+	int rc_ws = ioctl(0, TIOCSWINSZ, &ws) < 0 ? errno : 0;
+	int rc_flush = tcflush(0, TCIFLUSH) < 0 ? errno : 0;
+	int fl = fcntl(0, F_GETFL);
+	int rc_nb = fl < 0 || fcntl(0, F_SETFL, fl | O_NONBLOCK) < 0 ? errno : 0;
+	printf("ttyattack: isatty %d ldisc %s echo %s winsize %s flush %s "
+	       "nonblock %s\n",
+	       isatty(0), tty_result(rc_ldisc, e1), tty_result(rc_echo, e2),
+	       tty_result(rc_ws, e3), tty_result(rc_flush, e4),
+	       tty_result(rc_nb, e5));
+	return 0;
+}
+
 /* tcpfill N: N loopback TCP connections whose sender writes until the
  * kernel takes no more and whose receiver never reads; prints the bytes
  * the kernel buffered for the run (what a memory limit must bound), then
@@ -1438,6 +1473,7 @@ static const struct command {
 	{ "forkbomb", "", 0, 0, cmd_forkbomb },
 	{ "alloc", "MB", 1, 1, cmd_alloc },
 	{ "hog", "MB", 1, 1, cmd_hog },
+	{ "ttyattack", "", 0, 0, cmd_ttyattack },
 	{ "tcpfill", "N [hold]", 1, 2, cmd_tcpfill },
 	{ "flood", "BYTES", 1, 1, cmd_flood },
 	{ "fill", "DIR", 1, 1, cmd_fill },
