@@ -4,6 +4,8 @@
 #                     test probe)
 #   make SAN=1        the same with -fsanitize=address,undefined into build-asan/
 #   make check        install missing packages, build both, run every test
+#   make check-vm     the suite in a booted Debian 12 guest: systemd as PID 1,
+#                     cgroup v2 (tests/vm/, docs/ci.md)
 #   make demo         install missing packages, build, run sample modules
 #   make bench        side-by-side start-up benchmarks (bench/)
 #   make bench-learn  the cost of syscall learning (bench/airlock_learn.c)
@@ -85,7 +87,7 @@ PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o \
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all tests check check-build demo bench bench-learn fuzz install uninstall clean deps format
+.PHONY: all tests check check-vm check-build demo bench bench-learn fuzz install uninstall clean deps format
 
 # The jail's init helper (sandbox/init/init.c): x86-64 only; elsewhere
 # jails are forked and it is not built.
@@ -187,6 +189,13 @@ check: deps
 	$(MAKE) tests
 	$(MAKE) SAN=1 tests
 	FUZZ_SECONDS=30 sh tests/run.sh build build-asan
+
+# A Debian 12 guest under qemu (KVM if the host has it, else TCG): the
+# image is cached in build/vm/, the guest builds its own copy of the
+# checkout and runs make check and the systemd checks (tests/vm/run.sh).
+check-vm:
+	@sh tools/install-deps.sh vm
+	sh tests/vm/run.sh
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

@@ -4,12 +4,26 @@
 #
 #   tools/install-deps.sh          build and test dependencies
 #   tools/install-deps.sh bench    also what the benchmarks compare against
+#   tools/install-deps.sh vm       also what make check-vm needs on the host
+#   tools/install-deps.sh list     print every package of the default mode,
+#                                  installed or not, and install nothing
+#                                  (tests/vm/build-image.sh puts them in the
+#                                  guest image: one list for host and guest)
 set -eu
 
+mode="${1:-}"
 need=""
 add() { need="$need $1"; }
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pc() { have_cmd pkg-config && pkg-config --exists "$1" 2>/dev/null; }
+have_file() { [ -e "$1" ]; }
+have_py() { /usr/bin/python3 -c "import $1" 2>/dev/null; }
+if [ "$mode" = list ]; then
+	# every check fails: the list names every package
+	have_cmd() { false; }
+	have_file() { false; }
+	have_py() { false; }
+fi
 
 have_cmd cc || add gcc
 have_cmd make || add make
@@ -28,21 +42,27 @@ have_cmd promtool || add prometheus
 # the /healthz test puts a state directory on a loop-mounted ext4 image
 have_cmd mkfs.ext4 || add e2fsprogs
 # the static test probe links against glibc's libc.a
-[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || add libc6-dev
+have_file /usr/lib/x86_64-linux-gnu/libc.a || have_file /usr/lib/aarch64-linux-gnu/libc.a || add libc6-dev
 # interpreters the tests run inside the jail, at the paths the jail binds
-[ -x /usr/bin/python3 ] || add python3
-[ -x /usr/bin/ps ] || add procps
+have_file /usr/bin/python3 || add python3
+have_file /usr/bin/ps || add procps
+# test_policy.py runs a Node.js script under the shipped node policy
+have_file /usr/bin/node || add nodejs
 # a real JUnit consumer that reads airlock validate's report in the tests
-/usr/bin/python3 -c 'import junitparser' 2>/dev/null || add python3-junitparser
+have_py junitparser || add python3-junitparser
 # libFuzzer for the parser fuzzing in make check and make fuzz, and the
 # compiler of the learner's BPF program
 have_cmd clang || add clang
+# libFuzzer's runtime: only a Recommends of clang, so a minimal install
+# (--no-install-recommends) lacks it
+have_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ||
+	add libclang-rt-14-dev
 # syscall learning (sandbox/learn.c): libbpf with its static dependencies,
 # bpftool (vmlinux.h, the skeleton), llvm-strip
 have_pc libbpf || add libbpf-dev
 have_pc libelf || add libelf-dev
 have_pc zlib || add zlib1g-dev
-have_cmd bpftool || [ -x /usr/sbin/bpftool ] || add bpftool
+have_cmd bpftool || have_file /usr/sbin/bpftool || add bpftool
 have_cmd llvm-strip || add llvm
 # test_dbus talks to a real dbus-daemon (the systemd driver's D-Bus code)
 have_cmd dbus-daemon || add dbus-daemon
@@ -52,6 +72,8 @@ have_cmd tmux || add tmux
 # systemd-tmpfiles on the installed unit and entries (the package installs
 # without starting anything); setpriv and unshare come with util-linux
 have_cmd systemd-analyze || add systemd
+# systemd-analyze verify runs man for the unit's Documentation= pages
+have_cmd man || add man-db
 have_cmd setpriv || add util-linux
 # test_docs.py renders the man pages; the handbook's commands use jq
 # and curl
@@ -59,10 +81,22 @@ have_cmd groff || add groff-base
 have_cmd jq || add jq
 have_cmd curl || add curl
 
-if [ "${1:-}" = bench ]; then
+if [ "$mode" = bench ]; then
 	have_cmd bwrap || add bubblewrap
 	have_cmd unshare || add util-linux
 	have_cmd gnuplot || add gnuplot-nox
+fi
+# make check-vm: mmdebstrap builds the Debian guest's root, mkfs.ext4 (above)
+# turns it into a disk, qemu boots it
+if [ "$mode" = vm ]; then
+	have_cmd mmdebstrap || add mmdebstrap
+	have_cmd qemu-system-x86_64 || add qemu-system-x86
+	have_cmd qemu-img || add qemu-utils
+fi
+
+if [ "$mode" = list ]; then
+	echo "$need" | tr ' ' '\n' | sed '/^$/d'
+	exit 0
 fi
 
 [ -z "$need" ] && exit 0

@@ -34,6 +34,22 @@ class Skip(Exception):
     ci_exempt = False  # True: CI=true does not turn this skip into a failure
 
 
+class OtherHierarchy(Skip):
+    """A test that can only pass on one cgroup hierarchy, on a host with the
+    other: its twin for this host's hierarchy runs instead, so CI=true does
+    not count this skip (make check runs the v1 tests, make check-vm the v2
+    ones)."""
+
+    ci_exempt = True
+
+
+def cgroup_v2_only():
+    """Whether the host has the unified hierarchy alone at /sys/fs/cgroup
+    (cgroup v2, as under systemd's default); a v1 or hybrid host has a
+    tmpfs there with one mount per v1 controller, which airlock uses."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
 TESTS = []  # (name, function, needs_root), in the order they run
 
 
@@ -120,6 +136,22 @@ def parse_result(status, out):
     check_eq(status, result.get("exit_status"),
              "airlock's exit status vs the JSON exit_status")
     return result
+
+
+def run_cgroups(prefixes):
+    """Run cgroup directories whose names start with one of `prefixes`
+    (e.g. "run-PID-"), anywhere under the cgroup mounts' "airlock"
+    directories: each v1 controller hierarchy under /sys/fs/cgroup/NAME and
+    the v2 hierarchy at /sys/fs/cgroup alike, so the same assertion holds on
+    both (and on a hybrid host)."""
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        if os.path.basename(root) == "airlock":
+            found += [os.path.join(root, d) for d in dirs if d.startswith(prefixes)]
+            dirs[:] = []
+        elif root.count("/") > 10:
+            dirs[:] = []  # deeper than any slice, unit and airlock level
+    return found
 
 
 def report_failure(msg):

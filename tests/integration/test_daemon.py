@@ -184,17 +184,9 @@ def run_prefixes(owners):
 
 
 def run_cgroups(owners=None):
-    """run-* cgroup directories anywhere under the cgroup mounts' airlock
-    directories (both hierarchies), of the airlockd pids `owners`."""
-    prefixes = run_prefixes(owners)
-    found = []
-    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
-        if os.path.basename(root) == "airlock":
-            found += [os.path.join(root, d) for d in dirs if d.startswith(prefixes)]
-            dirs[:] = []
-        elif root.count("/") > 8:
-            dirs[:] = []
-    return found
+    """run-* cgroup directories of the airlockd pids `owners`, on either
+    hierarchy (harness.run_cgroups)."""
+    return harness.run_cgroups(run_prefixes(owners))
 
 
 def jail_processes(owners=None):
@@ -905,16 +897,16 @@ def t_sd_notify():
 # ------------------------------------------- pre-flight, --config, SIGHUP
 
 HALF_CPU = b"[policy]\ndescription = half a CPU\n\n[limits]\ncpus = 0.5\n"
-# airlockd in a mount namespace of its own where the cpu controller's
-# hierarchy is not mounted: a host without that controller
+# cgroup v1: airlockd in a mount namespace of its own where the cpu
+# controller's hierarchy is not mounted: a host without that controller
 NO_CPU_CONTROLLER = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                      'umount /sys/fs/cgroup/cpu && exec "$@"', "sh"]
 
 
-@test("start-up: a policy that needs a controller the host lacks stops airlockd, naming both")
-def t_preflight_refuses():
-    if not os.path.ismount("/sys/fs/cgroup/cpu"):
-        raise harness.Skip("needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu to hide")
+def expect_preflight_refusal(prefix):
+    """airlockd started through `prefix` (a host without the cpu
+    controller) with a policy asking for a CPU quota exits 1 naming the
+    policy and the controller, and starts without that policy."""
     tmp = tempfile.mkdtemp(prefix="airlockd-preflight-")
     try:
         pdir = os.path.join(tmp, "policies")
@@ -922,7 +914,7 @@ def t_preflight_refuses():
         with open(os.path.join(pdir, "halfcpu.policy"), "wb") as f:
             f.write(HALF_CPU)
         sock = os.path.join(tmp, "airlock.sock")
-        p = subprocess.run(NO_CPU_CONTROLLER + [AIRLOCKD, "--state-dir",
+        p = subprocess.run(prefix + [AIRLOCKD, "--state-dir",
                            os.path.join(tmp, "state"), "--socket", sock],
                            capture_output=True, timeout=WAIT,
                            env=dict(os.environ, AIRLOCK_POLICY_PATH=pdir))
@@ -933,10 +925,56 @@ def t_preflight_refuses():
         check("cpu controller" in err, f"the missing controller is not named: {err[-600:]!r}")
         check(not os.path.exists(sock), "the socket was created")
         # the same host without that policy starts: the policy was the reason
-        d = Daemon(prefix=NO_CPU_CONTROLLER)
+        d = Daemon(prefix=prefix)
         check(d.request({"op": "health"})["ok"], "not serving")
+        check_eq(d.stop(), 0, "airlockd exit status")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# cgroup v1 only (hides a v1 mount); the v2 twin is the next test.
+@test("start-up: a policy that needs a controller the host lacks stops airlockd, naming both")
+def t_preflight_refuses():
+    if harness.cgroup_v2_only():
+        raise harness.OtherHierarchy("cgroup v2 host: the v2 twin runs instead")
+    if not os.path.ismount("/sys/fs/cgroup/cpu"):
+        raise harness.Skip("needs the cgroup v1 cpu controller at /sys/fs/cgroup/cpu to hide")
+    expect_preflight_refusal(NO_CPU_CONTROLLER)
+
+
+def remove_cgroup_tree(path):
+    """rmdir a cgroup and everything under it, leaves first (a cgroup
+    directory cannot be removed with anything in it)."""
+    for root, dirs, _ in os.walk(path, topdown=False):
+        for d in dirs:
+            os.rmdir(os.path.join(root, d))
+    os.rmdir(path)
+
+
+# cgroup v2 only; the v1 twin is the test before.
+@test("start-up (cgroup v2): a policy that needs cpu when the cpu controller is not delegated stops airlockd")
+def t_preflight_refuses_v2():
+    if not harness.cgroup_v2_only():
+        raise harness.OtherHierarchy("cgroup v1 host: the v1 twin runs instead")
+    # A parent that delegates memory and pids but not cpu to its child,
+    # the cgroup airlockd is started in: what a unit with
+    # DelegateControllers=memory pids would give it.
+    parent = f"/sys/fs/cgroup/airlock-test-nocpu-{os.getpid()}"
+    os.mkdir(parent)
+    try:
+        with open(os.path.join(parent, "cgroup.subtree_control"), "w") as f:
+            f.write("+memory +pids")
+        leaf = os.path.join(parent, "daemon")
+        os.mkdir(leaf)
+        with open(os.path.join(leaf, "cgroup.controllers")) as f:
+            controllers = f.read().split()
+        check("cpu" not in controllers and "memory" in controllers,
+              f"{leaf} has the controllers {controllers}")
+        expect_preflight_refusal(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', leaf])
+    finally:
+        for d in DAEMONS:
+            d.stop()  # nothing may stay in the tree
+        remove_cgroup_tree(parent)
 
 
 def write_config(path, text, mode=0o600):

@@ -1186,11 +1186,28 @@ def t_driver_delegated():
 
 # --- cgroup discovery through libcgroup ---------------------------------------
 
+# cgroup v1 only (libcgroup knows v1 layouts); the v2 twin follows.
 @test("cgroup v1 discovery: the libcgroup fallback finds the same limits")
 def t_libcgroup_fallback():
+    if harness.cgroup_v2_only():
+        raise harness.OtherHierarchy("cgroup v2 host: the v2 twin runs instead")
     env = dict(os.environ, AIRLOCK_CGROUP_DISCOVERY="libcgroup")
     _, r, _ = probe("alloc", "500", env=env)
     expect(r, "memory_limit", 137)
+    check_eq(r.get("cgroup"), "v1", "cgroup")
+    _, r, _ = probe("echo", "hi", env=env)
+    expect(r, "ok", 0)
+
+
+# cgroup v2 only; the v1 twin is the test before.
+@test("cgroup v2 discovery: the limits apply on the unified hierarchy; the v1 libcgroup switch changes nothing")
+def t_v2_discovery():
+    if not harness.cgroup_v2_only():
+        raise harness.OtherHierarchy("cgroup v1 host: the v1 twin runs instead")
+    env = dict(os.environ, AIRLOCK_CGROUP_DISCOVERY="libcgroup")
+    _, r, _ = probe("alloc", "500", env=env)
+    expect(r, "memory_limit", 137)
+    check_eq(r.get("cgroup"), "v2", "cgroup")
     _, r, _ = probe("echo", "hi", env=env)
     expect(r, "ok", 0)
 
