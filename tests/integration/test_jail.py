@@ -511,6 +511,81 @@ def t_net_interfaces_none():
     check_eq(r["stdout"], "net: ok lo:down\n", "probe net --net none")
 
 
+POLICY_DIR = os.path.join(REPO, "policy", "policies")
+SHIPPED = sorted(f[:-len(".policy")] for f in os.listdir(POLICY_DIR)
+                 if f.endswith(".policy"))
+NETLINK_ROUTE, NETLINK_KOBJECT_UEVENT = 0, 15
+
+
+def _abstract_listener():
+    """A host listener on an abstract AF_UNIX name, reachable from the
+    host (checked), so that a refusal in the jail means isolation."""
+    name = "airlock-test-" + secrets.token_hex(8)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind("\0" + name)
+    s.listen(8)
+    s.setblocking(False)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect("\0" + name)
+    c.close()
+    s.accept()[0].close()
+    return s, name
+
+
+@test("network: uevent netlink denied under every shipped policy, naming socket")
+def t_net_uevent():
+    check(len(SHIPPED) >= 4, f"shipped policies not found in {POLICY_DIR}")
+    for name in SHIPPED:
+        _, r, _ = probe("netlink", NETLINK_KOBJECT_UEVENT, opts=["--policy", name])
+        expect(r, "seccomp_violation", 159)
+        check_eq(r["syscall"], "socket", f"syscall named under {name}")
+    r = probe_ok("netlink", NETLINK_ROUTE)
+    check_eq(r["stdout"], "netlink: ok\n", "NETLINK_ROUTE under default")
+    note("uevent killed under " + " ".join(SHIPPED))
+
+
+@test("network: AF_UNIX socketpair works under --net none")
+def t_net_socketpair_none():
+    for policy in ("default", "python", "node"):
+        r = probe_ok("socketpair", opts=["--policy", policy, "--net", "none"])
+        check_eq(r["stdout"], "socketpair: ok\n", f"socketpair under {policy}")
+
+
+@test("network: --net none with sockets allowed reaches nothing, loopback included")
+def t_net_none_sockets():
+    s = _listener()
+    a, name = _abstract_listener()
+    try:
+        port = s.getsockname()[1]
+        none = ["--policy", "python", "--net", "none"]
+        for args, want in ((("connect", "127.0.0.1", port), "connect: ENETUNREACH"),
+                           (("selfconnect", "127.0.0.1"), "selfconnect: ENETUNREACH"),
+                           (("abstract", name), "abstract: ECONNREFUSED")):
+            _, r, _ = probe(*args, opts=none)
+            check_eq(r["stdout"], want + "\n", f"probe {' '.join(map(str, args))}")
+            expect(r, "exit_nonzero", 1)
+        r = probe_ok("net", opts=none)
+        check_eq(r["stdout"], "net: ok lo:down\n", "interfaces")
+        _accepted_nothing(s)
+        _accepted_nothing(a)
+    finally:
+        s.close()
+        a.close()
+
+
+@test("network: loopback mode reaches its own lo only, not the host's names")
+def t_net_loopback_own():
+    a, name = _abstract_listener()
+    try:
+        r = probe_ok("selfconnect", "127.0.0.1", opts=["--policy", "python"])
+        check_eq(r["stdout"], "selfconnect: ok\n", "a server on the jail's lo")
+        _, r, _ = probe("abstract", name, opts=["--policy", "python"])
+        check_eq(r["stdout"], "abstract: ECONNREFUSED\n", "host abstract name")
+        _accepted_nothing(a)
+    finally:
+        a.close()
+
+
 # --- 8-11. limits ----------------------------------------------------------
 
 @test("limits: fork bomb stopped by the pids limit, nothing survives")
