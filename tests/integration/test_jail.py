@@ -718,6 +718,65 @@ def t_fill_tmp():
     expect(r, "exit_nonzero", 1)
 
 
+# --- 14b. IPC and the calls runtimes make -------------------------------------
+
+@test("ipc: SysV shm, sem and msg work; the host's segment is not visible")
+def t_sysv_private():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = 0x41490000 + secrets.randbelow(0xffff)
+    shm = libc.shmget(key, 4096, 0o1000 | 0o600)  # IPC_CREAT
+    check(shm >= 0, f"host shmget: errno {ctypes.get_errno()}")
+    try:
+        check(libc.shmget(key, 0, 0) == shm, "the host's own segment is not found")
+        r = probe_ok("sysv", key)
+        check_eq(r["stdout"], "sysv: ok\n", f"probe sysv {key:#x}")
+    finally:
+        libc.shmctl(shm, 0, None)  # IPC_RMID
+
+
+RUNTIME_CALLS = r"""
+import errno, os, signal, subprocess
+os.sync()
+os.mkfifo("/tmp/fifo")
+fd = os.open("/tmp/f", os.O_CREAT | os.O_WRONLY)
+os.setxattr(fd, "user.origin", b"airlock")
+assert os.getxattr(fd, "user.origin") == b"airlock"
+p = subprocess.Popen(["sleep", "0.3"])
+pidfd = os.pidfd_open(p.pid)
+signal.pidfd_send_signal(pidfd, signal.SIGSTOP)
+signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+assert p.wait() == 0, "stopped and continued sleep did not finish"
+for call in (lambda: os.setgroups([]), lambda: os.sched_setscheduler(
+        0, os.SCHED_FIFO, os.sched_param(1))):
+    try:
+        call()
+        raise SystemExit("a privileged call succeeded")
+    except PermissionError:
+        pass
+os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+print("runtime calls: ok")
+"""
+
+
+@test("syscalls: sync, mkfifo, user xattrs, pidfd, stop/continue, setgroups EPERM (python)")
+def t_runtime_calls():
+    for policy in ("default", "python"):
+        _, r, _ = run_json(["--policy", policy, "--", "/usr/bin/python3", "-c",
+                            RUNTIME_CALLS])
+        expect(r, "ok", 0)
+        check_eq(r["stdout"], "runtime calls: ok\n", f"under {policy}")
+
+
+@test("syscalls: a shell script stopped with SIGSTOP and continued survives")
+def t_stop_continue():
+    script = ("sleep 1 & p=$!; sleep 0.2; kill -STOP $p; sleep 0.2; "
+              "kill -CONT $p; wait $p && echo resumed")
+    _, r, _ = run_json(["--", "/bin/sh", "-c", script])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "resumed\n", "stdout")
+
+
 # --- 15. escape syscalls ---------------------------------------------------
 
 # probe name → the kernel's name of the syscall the filter must refuse.
@@ -733,11 +792,18 @@ ESCAPES = {
     "process_vm_readv": "process_vm_readv", "socket-packet": "socket",
     "socket-alg": "socket", "swapon": "swapon", "reboot": "reboot",
     "iopl": "iopl", "syslog": "syslog", "fanotify_init": "fanotify_init",
+    # allowed by a group since runtimes call them, but still refused by
+    # the kernel for want of a capability or an rlimit (policy/syscalls.c)
+    "mknod": "mknodat", "sched-fifo": "sched_setscheduler",
+    "xattr-trusted": "fsetxattr",
+    # pidfd_open is allowed; taking init's fds with it is not
+    "pidfd_getfd": "pidfd_getfd",
 }
 
 # Too dangerous to be merely refused with an errno: the filter must kill.
 MUST_KILL = {"ptrace", "mount", "unshare", "keyctl", "bpf", "perf_event_open",
-             "init_module", "kexec_load", "open_by_handle_at", "userfaultfd"}
+             "init_module", "kexec_load", "open_by_handle_at", "userfaultfd",
+             "pidfd_getfd"}
 
 # Refused with ENOSYS so that libc falls back (clone3) or a program takes
 # its plain-syscall path (io_uring).

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/xattr.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
@@ -1365,6 +1366,39 @@ static long try_pidfd_open(void)
 	return syscall(SYS_pidfd_open, 1, 0);
 }
 
+/* Take a copy of one of init's fds (its sync socket to the parent). */
+static long try_pidfd_getfd(void)
+{
+	long pidfd = syscall(SYS_pidfd_open, 1, 0);
+
+	if (pidfd < 0)
+		return pidfd;
+	return syscall(SYS_pidfd_getfd, (int)pidfd, 3, 0);
+}
+
+/* A realtime thread would starve the host's own. */
+static long try_sched_fifo(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+
+	return sched_setscheduler(0, SCHED_FIFO, &sp);
+}
+
+/* trusted.* attributes are the host's administrator's (overlay, LSMs). */
+static long try_xattr_trusted(void)
+{
+	int fd = open("/tmp/probe-xattr", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return fd;
+	long rc = fsetxattr(fd, "trusted.probe", "x", 1, 0);
+	int err = errno;
+	close(fd);
+	unlink("/tmp/probe-xattr");
+	errno = err;
+	return rc;
+}
+
 /*
  * The new mount API reaches what mount(2) does by other syscalls. The
  * arguments of mount_setattr and move_mount are left empty: the filter
@@ -1441,6 +1475,9 @@ static const struct escape {
 	{ "syslog", try_syslog },
 	{ "kcmp", try_kcmp },
 	{ "pidfd_open", try_pidfd_open },
+	{ "pidfd_getfd", try_pidfd_getfd },
+	{ "sched-fifo", try_sched_fifo },
+	{ "xattr-trusted", try_xattr_trusted },
 	{ "mount_setattr", try_mount_setattr },
 	{ "open_tree", try_open_tree },
 	{ "fsopen", try_fsopen },
