@@ -718,6 +718,36 @@ def t_fill_tmp():
     expect(r, "exit_nonzero", 1)
 
 
+@test("disk: /dev/shm is private, writable and stops at ENOSPC within 16 MiB")
+def t_dev_shm():
+    secret = f"/dev/shm/airlock-host-{secrets.token_hex(6)}"
+    with open(secret, "w") as f:
+        f.write("host")
+    try:
+        r = probe_ok("ls", "/dev/shm")
+        check_eq(r["stdout"], "ls: ok\n", "probe ls /dev/shm (the host's files)")
+        _, r, _ = probe("fill", "/dev/shm")
+        line = result_line(r, "fill")
+        check(line.startswith("fill: ENOSPC "), f"probe fill /dev/shm: {line!r}")
+        total = int(line.split()[2])
+        check(0 < total <= TMP_SIZE, f"{total} bytes in /dev/shm, limit {TMP_SIZE}")
+        _, r, _ = run_json(["--", "/usr/bin/python3", "-c",
+                            "import multiprocessing as m; q = m.Queue(); "
+                            "q.put(42); print(q.get(timeout=5))"])
+        expect(r, "ok", 0)
+        check_eq(r["stdout"], "42\n", "multiprocessing.Queue (its semaphore lives in /dev/shm)")
+    finally:
+        os.unlink(secret)
+
+
+@test("disk: the working directory is the writable /tmp")
+def t_workdir():
+    _, r, _ = run_json(["--", "/bin/sh", "-c",
+                        'pwd; echo "{}" > results.json && cat results.json'])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "/tmp\n{}\n", "pwd and a file written to the working directory")
+
+
 # --- 14b. IPC and the calls runtimes make -------------------------------------
 
 @test("ipc: SysV shm, sem and msg work; the host's segment is not visible")
