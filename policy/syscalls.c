@@ -72,7 +72,8 @@ static const char *const group_process[] = {
 	"rseq", "getrlimit", "setrlimit", "prlimit64", "getrusage",
 	"sched_yield", "sched_getaffinity", "sched_setaffinity",
 	"sched_getparam", "sched_getscheduler", "sched_get_priority_max",
-	"sched_get_priority_min", "getpriority", "setpriority", "getcpu",
+	"sched_get_priority_min", "sched_rr_get_interval", "getpriority",
+	"setpriority", "getcpu",
 	/* Realtime and higher priorities need CAP_SYS_NICE or a non-zero
 	 * RLIMIT_RTPRIO / RLIMIT_NICE, and the jail has neither (privs.c sets
 	 * both to 0): a module can only lower its own threads' standing. */

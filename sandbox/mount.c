@@ -36,7 +36,9 @@ static const char *const system_dirs[] = {
  * names a user, a host or a secret. */
 static const char *const etc_entries[] = {
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-	"/etc/nsswitch.conf", "/etc/localtime", "/etc/alternatives", NULL,
+	"/etc/nsswitch.conf", "/etc/localtime", "/etc/alternatives",
+	/* service and protocol names: getservbyname, getaddrinfo("http") */
+	"/etc/services", "/etc/protocols", NULL,
 };
 
 static const char *const dev_nodes[] = {
@@ -158,6 +160,23 @@ static void build_shm(const struct jail_plan *plan)
 		jail_fail(plan, errno, "mount: tmpfs on /dev/shm");
 }
 
+/*
+ * [filesystem] terminal = yes: a devpts instance of the run's own
+ * (newinstance), so openpty() and pty.spawn() work. The host's terminals
+ * are in another instance and cannot be named or opened from here; the
+ * ptys made here belong to the jail's uid, and TIOCSTI on one can only
+ * push input into that pty itself. max bounds the run's share of the
+ * kernel's pty table (the host's own instance keeps its reserve).
+ */
+static void build_pts(const struct jail_plan *plan)
+{
+	if (!plan->limits->terminal)
+		return;
+	if (mount("devpts", STAGE "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620,max=64") < 0)
+		jail_fail(plan, errno, "mount: devpts on /dev/pts");
+}
+
 static void build_dev(const struct jail_plan *plan)
 {
 	char target[64], source[64];
@@ -185,10 +204,16 @@ static void build_dev(const struct jail_plan *plan)
 		if (symlink(links[i][0], links[i][1]) < 0)
 			jail_fail(plan, errno, "mount: symlink %s", links[i][1]);
 	make_dir(plan, STAGE "/dev/shm");
+	if (plan->limits->terminal) {
+		make_dir(plan, STAGE "/dev/pts");
+		if (symlink("pts/ptmx", STAGE "/dev/ptmx") < 0)
+			jail_fail(plan, errno, "mount: symlink /dev/ptmx");
+	}
 	/* no new nodes or files: /dev is read-only once populated */
 	set_attr(plan, STAGE "/dev",
 		 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0);
 	build_shm(plan);
+	build_pts(plan);
 }
 
 /*
@@ -346,6 +371,8 @@ static bool may_be_writable(const struct jail_plan *plan, const char *mnt)
 {
 	if (strcmp(mnt, "/tmp") == 0 || strcmp(mnt, "/proc") == 0 ||
 	    strcmp(mnt, "/dev/shm") == 0)
+		return true;
+	if (plan->limits->terminal && strcmp(mnt, "/dev/pts") == 0)
 		return true;
 	for (size_t i = 0; i < policy_bind_count(plan->policy); i++) {
 		const struct policy_bind *b = policy_bind_at(plan->policy, i);

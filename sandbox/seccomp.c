@@ -44,7 +44,8 @@
  * So AF_UNIX, AF_INET and AF_INET6 are process plumbing in every mode
  * (asyncio's self-pipe, multiprocessing, a test server on loopback). The
  * rest (packet, alg, vsock, bluetooth, ...) is kernel attack surface with
- * no use in a jail. Netlink is filtered by protocol: NETLINK_ROUTE reads
+ * no use in a jail (they fail with EAFNOSUPPORT, below). Netlink is
+ * filtered by protocol: NETLINK_ROUTE reads
  * the jail's own interfaces and addresses (getifaddrs, getaddrinfo's
  * AI_ADDRCONFIG, Node's os.networkInterfaces()) and, without
  * CAP_NET_ADMIN, changes nothing; NETLINK_KOBJECT_UEVENT would hand the
@@ -71,6 +72,25 @@ static const struct socket_rule socket_rules[] = {
 #define ARG_INT_EQ(n, v)                                                       \
 	SCMP_CMP((n), SCMP_CMP_MASKED_EQ, 0xffffffffu, (scmp_datum_t)(v))
 
+/* Families above this are not known to this kernel's headers: the
+ * default action (naming socket) takes them. */
+#define FAMILY_LAST AF_MAX
+
+static bool family_listed(int family)
+{
+	for (const struct socket_rule *r = socket_rules; r->family >= 0; r++)
+		if (r->family == family)
+			return true;
+	return false;
+}
+
+/*
+ * Listed families are allowed (netlink for its one protocol; any other
+ * netlink protocol takes the default action and stops the run). Every
+ * other family fails with EAFNOSUPPORT, the answer of a kernel built
+ * without it: runtimes and test suites probe for AF_CAN, AF_TIPC, AF_ALG
+ * and the like and carry on without them, and nothing is opened.
+ */
 static int add_socket_rules(scmp_filter_ctx ctx, int nr)
 {
 	int rc = 0;
@@ -82,6 +102,11 @@ static int add_socket_rules(scmp_filter_ctx ctx, int nr)
 			     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
 					      ARG_INT_EQ(0, r->family),
 					      ARG_INT_EQ(2, r->protocol));
+	for (int family = 0; rc == 0 && family < FAMILY_LAST; family++)
+		if (!family_listed(family))
+			rc = seccomp_rule_add(ctx,
+					      SCMP_ACT_ERRNO(EAFNOSUPPORT), nr,
+					      1, ARG_INT_EQ(0, family));
 	return rc;
 }
 

@@ -32,6 +32,13 @@ have_cmd mkfs.ext4 || add e2fsprogs
 # interpreters the tests run inside the jail, at the paths the jail binds
 [ -x /usr/bin/python3 ] || add python3
 [ -x /usr/bin/ps ] || add procps
+# make compat and its short form in make check: CPython's own regression
+# tests, numpy for the python program, gcc's OpenMP runtime for the C one
+[ -d /usr/lib/python3.11/test/test_asyncio ] || add libpython3.11-testsuite
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || add python3-numpy
+[ -f /usr/lib/gcc/x86_64-linux-gnu/12/libgomp.a ] || [ -f /usr/lib/gcc/aarch64-linux-gnu/12/libgomp.a ] || add libgcc-12-dev
+# the node program of make compat (the node policy's tests skip without it)
+have_cmd node || add nodejs
 # a real JUnit consumer that reads airlock validate's report in the tests
 /usr/bin/python3 -c 'import junitparser' 2>/dev/null || add python3-junitparser
 # libFuzzer for the parser fuzzing in make check and make fuzz, and the

@@ -956,6 +956,32 @@ def t_tiocsti():
 
 # --- 18-19. what the jail inherits ---------------------------------------------
 
+PTY_CHECK = r"""
+import os
+m, s = os.openpty()
+os.write(s, b"ping\n")
+assert os.read(m, 16) == b"ping\r\n"
+print(os.ttyname(s), sorted(os.listdir("/dev/pts")))
+"""
+
+
+@test("terminal: terminal = yes gives a private /dev/pts; without it there is none")
+def t_private_pts():
+    host_ptys = [p for p in os.listdir("/dev/pts") if p.isdigit()]
+    master, slave = pty.openpty()  # at least one host pty exists
+    try:
+        _, r, _ = run_json(["--policy", "python", "--", "/usr/bin/python3", "-c", PTY_CHECK])
+        expect(r, "ok", 0)
+        check_eq(r["stdout"], "/dev/pts/0 ['0', 'ptmx']\n",
+                 "the jail's ptys (the host's are not there)")
+        _, r, _ = run_json(["--", "/bin/ls", "/dev/pts", "/dev/ptmx"])
+        expect(r, "exit_nonzero", 2)
+        note(f"host had {len(host_ptys) + 1} ptys; the jail saw only its own")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 @test("inheritance: only fds 0 1 2 reach the jail")
 def t_fds():
     fd = os.open("/etc/hostname" if os.path.exists("/etc/hostname") else "/etc/passwd",
