@@ -798,6 +798,16 @@ def t_runtime_calls():
         check_eq(r["stdout"], "runtime calls: ok\n", f"under {policy}")
 
 
+@test("syscalls: strict keeps sockets, SysV IPC, pidfds and priority changes out")
+def t_strict_stays_strict():
+    for args, call in ((("socketpair",), "socketpair"), (("sysv", 1), "shmget"),
+                       (("syscall", "pidfd_open"), "pidfd_open"),
+                       (("syscall", "sched-fifo"), "sched_setscheduler")):
+        _, r, _ = probe(*args, opts=["--policy", "strict"])
+        expect(r, "seccomp_violation", 159)
+        check_eq(r["syscall"], call, f"probe {' '.join(map(str, args))} under strict")
+
+
 @test("syscalls: a shell script stopped with SIGSTOP and continued survives")
 def t_stop_continue():
     script = ("sleep 1 & p=$!; sleep 0.2; kill -STOP $p; sleep 0.2; "
