@@ -60,7 +60,7 @@ MODULES = [
     "test_fcntl", "test_mmap", "test_time", "test_wait4", "test_fork1",
     "test_pathlib", "test_glob", "test_tarfile", "test_zipfile", "test_json",
     "test_csv", "test_sched", "test_fileio", "test_stat", "test_getpass",
-    "test_ioctl", "test_termios", "test_urllib2_localnet", "test_xmlrpc",
+    "test_ioctl", "test_urllib2_localnet", "test_xmlrpc",
     "test_smtplib", "test_ftplib", "test_telnetlib", "test_asynchat",
     "test_asyncore", "test_sys", "test_faulthandler", "test_tracemalloc",
     "test_file", "test_io", "test_genericpath", "test_mailbox", "test_shelve",
