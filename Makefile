@@ -87,7 +87,7 @@ PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o \
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all tests check check-vm check-build demo bench bench-learn fuzz install uninstall clean deps format
+.PHONY: all tests check check-vm check-build compat demo bench bench-learn fuzz install uninstall clean deps format
 
 # The jail's init helper (sandbox/init/init.c): x86-64 only; elsewhere
 # jails are forked and it is not built.
@@ -196,6 +196,15 @@ check: deps
 check-vm:
 	@sh tools/install-deps.sh vm
 	sh tests/vm/run.sh
+
+# False denials: CPython's regression test modules (tests/compat/compat.py
+# MODULES) bare and under the python policy, and the runtime programs of
+# tests/compat/programs/ under their policies; prints the table, fails on
+# a jailed-only failure not in tests/compat/denials.txt. make check runs
+# the short list (tests/integration/test_compat.py).
+compat: deps
+	$(MAKE) all
+	python3 tests/compat/compat.py build $(COMPAT_MODULES)
 
 FUZZ_SECONDS ?= 600
 fuzz: deps

@@ -51,6 +51,9 @@ static void write_limits(FILE *f, const struct policy_limits *l)
 	fprintf(f, "[network]\nmode = %s\n", policy_net_name(l->net));
 	fprintf(f, "[filesystem]\ntmp_size = %llu\n",
 		(unsigned long long)l->tmp_bytes);
+	/* only when asked for: a policy without it keeps its canonical text */
+	if (l->terminal)
+		fprintf(f, "terminal = yes\n");
 }
 
 static int cmp_bind(const void *a, const void *b)

@@ -283,6 +283,14 @@ static int set_tmp_size(struct parse_state *st, const char *v)
 	return get_size(st, v, 1 * MiB, 1 * TiB, &st->p->limits.tmp_bytes);
 }
 
+static int set_terminal(struct parse_state *st, const char *v)
+{
+	if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+		return fail(st, "invalid value \"%s\": expected yes or no", v);
+	st->p->limits.terminal = strcmp(v, "yes") == 0;
+	return 0;
+}
+
 /* Targets inside the jail that belong to the jail itself. */
 static bool reserved_target(const char *jail)
 {
@@ -642,6 +650,7 @@ static const struct key keys[] = {
 	{ "limits", "enforce", false, set_enforce },
 	{ "network", "mode", false, set_net },
 	{ "filesystem", "tmp_size", false, set_tmp_size },
+	{ "filesystem", "terminal", false, set_terminal },
 	{ "filesystem", "bind_ro", true, set_bind_ro },
 	{ "filesystem", "bind_rw", true, set_bind_rw },
 	{ "identity", "uid", false, set_uid },

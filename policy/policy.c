@@ -19,7 +19,7 @@ static const char *const default_env[][2] = {
 /* The groups the default policy allows. */
 static const char *const default_groups[] = {
 	"@basic-io", "@file-system", "@memory", "@process", "@credentials",
-	"@signal", "@time", "@event", "@network", NULL,
+	"@signal", "@time", "@event", "@network", "@ipc", NULL,
 };
 
 static const char *const verdict_names[POLICY_VERDICT_COUNT] = {

@@ -57,6 +57,7 @@ struct policy_limits {
 	uint32_t gid;
 	enum policy_net net;
 	enum policy_limits_mode limits_mode;
+	bool terminal;          /* a private /dev/pts for the run's own ptys */
 };
 
 /* How the seccomp filter treats one syscall named by the policy. */

@@ -22,7 +22,12 @@ static const char *const group_basic_io[] = {
 	 * neither (setsid, no capabilities), so ioctl stays unfiltered. */
 	"ioctl", "pipe", "pipe2", "sendfile", "splice", "tee",
 	"copy_file_range", "fsync", "fdatasync", "sync_file_range",
-	"fadvise64", "readahead", NULL,
+	"fadvise64", "readahead",
+	/* sync, syncfs: write back dirty pages (the host's too, for sync).
+	 * No data crosses and nothing changes but when the host's writeback
+	 * happens; os.sync(), coreutils' sync and test_posix call them, and
+	 * container runtimes allow them. */
+	"sync", "syncfs", NULL,
 };
 
 static const char *const group_file_system[] = {
@@ -36,14 +41,25 @@ static const char *const group_file_system[] = {
 	"utimensat", "futimesat", "flock", "getxattr", "lgetxattr",
 	"fgetxattr", "listxattr", "llistxattr", "flistxattr", "inotify_init",
 	"inotify_init1", "inotify_add_watch", "inotify_rm_watch",
-	"memfd_create", NULL,
+	"memfd_create",
+	/* xattr writes: user.* on the jail's own tmpfs (cp -a, install,
+	 * rsync); trusted.* and security.* need CAP_SYS_ADMIN or CAP_SETFCAP,
+	 * which the jail does not have, and every other mount is read-only. */
+	"setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr",
+	"fremovexattr",
+	/* mknod: FIFOs and sockets (os.mkfifo, mkfifo). A device node needs
+	 * CAP_MKNOD, and /tmp is nodev, so no device can be made or opened. */
+	"mknod", "mknodat", "fchmodat2", NULL,
 };
 
 static const char *const group_memory[] = {
 	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "msync",
 	"mincore", "membarrier", "pkey_alloc", "pkey_free", "pkey_mprotect", "get_mempolicy",
-	"set_mempolicy",
-	NULL,
+	"set_mempolicy", "mbind",
+	/* locking pages: RLIMIT_MEMLOCK is 0 in the jail (privs.c), so these
+	 * fail with EPERM instead of pinning memory past the cgroup's reclaim;
+	 * allowed so that a runtime probing them gets an error, not a kill */
+	"mlock", "mlock2", "munlock", "mlockall", "munlockall", NULL,
 };
 
 static const char *const group_process[] = {
@@ -56,15 +72,31 @@ static const char *const group_process[] = {
 	"rseq", "getrlimit", "setrlimit", "prlimit64", "getrusage",
 	"sched_yield", "sched_getaffinity", "sched_setaffinity",
 	"sched_getparam", "sched_getscheduler", "sched_get_priority_max",
-	"sched_get_priority_min", "getpriority", "setpriority", "getcpu",
-	NULL,
+	"sched_get_priority_min", "sched_rr_get_interval", "getpriority",
+	"setpriority", "getcpu",
+	/* Realtime and higher priorities need CAP_SYS_NICE or a non-zero
+	 * RLIMIT_RTPRIO / RLIMIT_NICE, and the jail has neither (privs.c sets
+	 * both to 0): a module can only lower its own threads' standing. */
+	"sched_setparam", "sched_setscheduler", "sched_getattr",
+	"sched_setattr", "ioprio_get", "ioprio_set",
+	/* pidfd_open, pidfd_send_signal: a pid as an fd (asyncio's child
+	 * watcher, subprocess). Only the run's pid namespace can be named,
+	 * and signalling keeps kill()'s permission checks. */
+	"pidfd_open", "pidfd_send_signal",
+	/* restart_syscall: the kernel's own way back into a sleep that a
+	 * stop (SIGSTOP, then SIGCONT) interrupted; without it every stopped
+	 * and continued program dies. It only resumes what was running. */
+	"restart_syscall", NULL,
 };
 
 static const char *const group_credentials[] = {
 	/* Without capabilities these can only shuffle the jail's own ids. */
 	"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
 	"getgroups", "setuid", "setgid", "setreuid", "setregid", "setresuid",
-	"setresgid", "setfsuid", "setfsgid", "capget", NULL,
+	"setresgid", "setfsuid", "setfsgid", "capget",
+	/* setgroups needs CAP_SETGID (EPERM here); capset can only lower the
+	 * sets, which are empty already. test_posix and test_os probe both. */
+	"setgroups", "capset", NULL,
 };
 
 static const char *const group_signal[] = {
@@ -85,7 +117,10 @@ static const char *const group_time[] = {
 static const char *const group_event[] = {
 	"futex", "select", "pselect6", "poll", "ppoll", "epoll_create",
 	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
-	"epoll_pwait2", "eventfd", "eventfd2", NULL,
+	"epoll_pwait2", "eventfd", "eventfd2",
+	/* futex_waitv: several futexes at once (Wine, newer runtimes); the
+	 * same process-local words futex already reaches */
+	"futex_waitv", NULL,
 };
 
 static const char *const group_network[] = {
@@ -98,6 +133,21 @@ static const char *const group_network[] = {
 	"getsockopt", NULL,
 };
 
+/*
+ * System V IPC and POSIX message queues. Every object lives in the run's
+ * private ipc namespace (CLONE_NEWIPC): the host's segments, semaphores
+ * and queues do not exist in it, and the namespace and everything in it
+ * go with the run. Shared memory pages are charged to the memory cgroup
+ * of the process that touches them, so the memory limit holds.
+ * multiprocessing, PostgreSQL-style shared buffers and test_posix use them.
+ */
+static const char *const group_ipc[] = {
+	"shmget", "shmat", "shmdt", "shmctl", "semget", "semop",
+	"semtimedop", "semctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+	"mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
+	"mq_notify", "mq_getsetattr", NULL,
+};
+
 static const struct policy_group groups[] = {
 	{ "@basic-io", group_basic_io },
 	{ "@file-system", group_file_system },
@@ -108,6 +158,7 @@ static const struct policy_group groups[] = {
 	{ "@time", group_time },
 	{ "@event", group_event },
 	{ "@network", group_network },
+	{ "@ipc", group_ipc },
 };
 
 /*

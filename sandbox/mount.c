@@ -36,7 +36,9 @@ static const char *const system_dirs[] = {
  * names a user, a host or a secret. */
 static const char *const etc_entries[] = {
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
-	"/etc/nsswitch.conf", "/etc/localtime", "/etc/alternatives", NULL,
+	"/etc/nsswitch.conf", "/etc/localtime", "/etc/alternatives",
+	/* service and protocol names: getservbyname, getaddrinfo("http") */
+	"/etc/services", "/etc/protocols", NULL,
 };
 
 static const char *const dev_nodes[] = {
@@ -140,6 +142,41 @@ static void build_etc(const struct jail_plan *plan)
 	make_file(plan, STAGE "/etc/hosts", buf, 0644);
 }
 
+/*
+ * POSIX shared memory and named semaphores (shm_open, sem_open: what
+ * multiprocessing's locks and queues are made of) live in /dev/shm. The
+ * run gets a private tmpfs there, the size of its /tmp: the host's
+ * /dev/shm, where other programs keep theirs, is never shown, and its
+ * pages are charged to the run's memory cgroup like /tmp's, so the two
+ * together cannot exceed the memory limit. noexec: a segment is data.
+ */
+static void build_shm(const struct jail_plan *plan)
+{
+	char opts[128];
+	snprintf(opts, sizeof(opts), "size=%llu,mode=1777,nr_inodes=4096",
+		 (unsigned long long)plan->limits->tmp_bytes);
+	if (mount("tmpfs", STAGE "/dev/shm", "tmpfs",
+		  MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+		jail_fail(plan, errno, "mount: tmpfs on /dev/shm");
+}
+
+/*
+ * [filesystem] terminal = yes: a devpts instance of the run's own
+ * (newinstance), so openpty() and pty.spawn() work. The host's terminals
+ * are in another instance and cannot be named or opened from here; the
+ * ptys made here belong to the jail's uid, and TIOCSTI on one can only
+ * push input into that pty itself. max bounds the run's share of the
+ * kernel's pty table (the host's own instance keeps its reserve).
+ */
+static void build_pts(const struct jail_plan *plan)
+{
+	if (!plan->limits->terminal)
+		return;
+	if (mount("devpts", STAGE "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620,max=64") < 0)
+		jail_fail(plan, errno, "mount: devpts on /dev/pts");
+}
+
 static void build_dev(const struct jail_plan *plan)
 {
 	char target[64], source[64];
@@ -166,9 +203,17 @@ static void build_dev(const struct jail_plan *plan)
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
 		if (symlink(links[i][0], links[i][1]) < 0)
 			jail_fail(plan, errno, "mount: symlink %s", links[i][1]);
+	make_dir(plan, STAGE "/dev/shm");
+	if (plan->limits->terminal) {
+		make_dir(plan, STAGE "/dev/pts");
+		if (symlink("pts/ptmx", STAGE "/dev/ptmx") < 0)
+			jail_fail(plan, errno, "mount: symlink /dev/ptmx");
+	}
 	/* no new nodes or files: /dev is read-only once populated */
 	set_attr(plan, STAGE "/dev",
 		 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, 0);
+	build_shm(plan);
+	build_pts(plan);
 }
 
 /*
@@ -289,10 +334,13 @@ static void enter_root(const struct jail_plan *plan)
 		jail_fail(plan, errno, "mount: pivot_root");
 	if (umount2(".", MNT_DETACH) < 0)
 		jail_fail(plan, errno, "mount: detach the old root");
-	if (chdir("/") < 0)
-		jail_fail(plan, errno, "mount: chdir /");
-	/* Only /tmp stays writable. */
+	/* Only /tmp (and /dev/shm) stay writable. */
 	set_attr(plan, "/", ATTR_RO, 0);
+	/* The module's working directory is the writable /tmp (also its
+	 * HOME): a program that writes results.json or a test's scratch file
+	 * next to itself must not fail on the read-only root. */
+	if (chdir("/tmp") < 0)
+		jail_fail(plan, errno, "mount: chdir /tmp");
 }
 
 void jail_build_root(const struct jail_plan *plan)
@@ -316,12 +364,15 @@ void jail_build_root(const struct jail_plan *plan)
 	enter_root(plan);
 }
 
-/* Mounts that may stay writable: the private /tmp, /proc (its files have
+/* Mounts that may stay writable: the private /tmp and /dev/shm, /proc (its files have
  * their own permissions), the device nodes and the policy's writable
  * binds. Everything else is "ro". */
 static bool may_be_writable(const struct jail_plan *plan, const char *mnt)
 {
-	if (strcmp(mnt, "/tmp") == 0 || strcmp(mnt, "/proc") == 0)
+	if (strcmp(mnt, "/tmp") == 0 || strcmp(mnt, "/proc") == 0 ||
+	    strcmp(mnt, "/dev/shm") == 0)
+		return true;
+	if (plan->limits->terminal && strcmp(mnt, "/dev/pts") == 0)
 		return true;
 	for (size_t i = 0; i < policy_bind_count(plan->policy); i++) {
 		const struct policy_bind *b = policy_bind_at(plan->policy, i);

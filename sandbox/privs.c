@@ -55,6 +55,10 @@ void jail_set_rlimits(const struct jail_plan *plan)
 		set_rlimit(plan, RLIMIT_AS, "address space", l->as_bytes);
 	/* locked memory escapes the cgroup's reclaim */
 	set_rlimit(plan, RLIMIT_MEMLOCK, "locked memory", 0);
+	/* sched_setscheduler and setpriority are allowed: with these at 0 and
+	 * no CAP_SYS_NICE they cannot raise a thread above the host's */
+	set_rlimit(plan, RLIMIT_RTPRIO, "realtime priority", 0);
+	set_rlimit(plan, RLIMIT_NICE, "nice ceiling", 0);
 }
 
 void jail_setup_network(const struct jail_plan *plan)

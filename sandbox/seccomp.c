@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -33,10 +34,81 @@
 	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |           \
 	 CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
 
-/* Address families a module may open: the rest (packet, alg, vsock,
- * bluetooth, ...) are kernel attack surface with no use in a jail. */
-static const int allowed_families[] = { AF_UNIX, AF_INET, AF_INET6,
-					AF_NETLINK };
+/*
+ * What socket() may open, in every network mode. The network
+ * namespace, not the filter, decides what a socket can reach: with mode
+ * none no interface is up (connect and bind to 127.0.0.1 fail with
+ * ENETUNREACH and EADDRNOTAVAIL), with loopback only the jail's own `lo`
+ * is; abstract AF_UNIX names are per network namespace, so the host's are
+ * out of reach in both, and path names resolve in the jail's own mounts.
+ * So AF_UNIX, AF_INET and AF_INET6 are process plumbing in every mode
+ * (asyncio's self-pipe, multiprocessing, a test server on loopback). The
+ * rest (packet, alg, vsock, bluetooth, ...) is kernel attack surface with
+ * no use in a jail (they fail with EAFNOSUPPORT, below). Netlink is
+ * filtered by protocol: NETLINK_ROUTE reads
+ * the jail's own interfaces and addresses (getifaddrs, getaddrinfo's
+ * AI_ADDRCONFIG, Node's os.networkInterfaces()) and, without
+ * CAP_NET_ADMIN, changes nothing; NETLINK_KOBJECT_UEVENT would hand the
+ * host's device events to a root-mode jail (a netns owned by the initial
+ * user namespace receives them), and the audit, xfrm, netfilter and
+ * diagnostic families are host-wide or attack surface, so every other
+ * protocol stops the run, naming socket.
+ */
+struct socket_rule {
+	int family;
+	int protocol; /* -1: any; else the only protocol allowed */
+};
+
+/* The same in both network modes: what a socket can reach is the
+ * namespace's business, and NETLINK_ROUTE is what either mode's programs
+ * read their (jail-own) interfaces with. */
+static const struct socket_rule socket_rules[] = {
+	{ AF_UNIX, -1 }, { AF_INET, -1 }, { AF_INET6, -1 },
+	{ AF_NETLINK, NETLINK_ROUTE }, { -1, -1 },
+};
+
+/* The kernel reads family and protocol as ints: compare the low 32 bits
+ * only, so a module cannot pass a value whose upper half differs. */
+#define ARG_INT_EQ(n, v)                                                       \
+	SCMP_CMP((n), SCMP_CMP_MASKED_EQ, 0xffffffffu, (scmp_datum_t)(v))
+
+/* Families above this are not known to this kernel's headers: the
+ * default action (naming socket) takes them. */
+#define FAMILY_LAST AF_MAX
+
+static bool family_listed(int family)
+{
+	for (const struct socket_rule *r = socket_rules; r->family >= 0; r++)
+		if (r->family == family)
+			return true;
+	return false;
+}
+
+/*
+ * Listed families are allowed (netlink for its one protocol; any other
+ * netlink protocol takes the default action and stops the run). Every
+ * other family fails with EAFNOSUPPORT, the answer of a kernel built
+ * without it: runtimes and test suites probe for AF_CAN, AF_TIPC, AF_ALG
+ * and the like and carry on without them, and nothing is opened.
+ */
+static int add_socket_rules(scmp_filter_ctx ctx, int nr)
+{
+	int rc = 0;
+	for (const struct socket_rule *r = socket_rules;
+	     rc == 0 && r->family >= 0; r++)
+		rc = r->protocol < 0 ?
+			     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+					      ARG_INT_EQ(0, r->family)) :
+			     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
+					      ARG_INT_EQ(0, r->family),
+					      ARG_INT_EQ(2, r->protocol));
+	for (int family = 0; rc == 0 && family < FAMILY_LAST; family++)
+		if (!family_listed(family))
+			rc = seccomp_rule_add(ctx,
+					      SCMP_ACT_ERRNO(EAFNOSUPPORT), nr,
+					      1, ARG_INT_EQ(0, family));
+	return rc;
+}
 
 /* What the jail's init itself does after loading the filter (send the
  * listener, close fds, exec the airlock-init helper, vfork, execve, reap,
@@ -77,17 +149,13 @@ static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
 				      SCMP_A0(SCMP_CMP_MASKED_EQ,
 					      CLONE_NS_FLAGS, 0));
-	else if (strcmp(s->name, "socket") == 0) {
-		rc = 0;
-		for (size_t i = 0; rc == 0 && i < sizeof(allowed_families) /
-							sizeof(int);
-		     i++)
-			/* masked: the kernel reads the family as an int */
-			rc = seccomp_rule_add(
-				ctx, SCMP_ACT_ALLOW, nr, 1,
-				SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffu,
-					(scmp_datum_t)allowed_families[i]));
-	} else
+	else if (strcmp(s->name, "socket") == 0)
+		rc = add_socket_rules(ctx, nr);
+	/* a pair is always AF_UNIX: the jail's own plumbing, nothing else */
+	else if (strcmp(s->name, "socketpair") == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+				      ARG_INT_EQ(0, AF_UNIX));
+	else
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
 	if (rc < 0)
 		return al_error_sys(err, -rc, "seccomp: rule for %s", s->name);

@@ -46,7 +46,12 @@ have_file /usr/lib/x86_64-linux-gnu/libc.a || have_file /usr/lib/aarch64-linux-g
 # interpreters the tests run inside the jail, at the paths the jail binds
 have_file /usr/bin/python3 || add python3
 have_file /usr/bin/ps || add procps
-# test_policy.py runs a Node.js script under the shipped node policy
+# make compat and its short form in make check: CPython's own regression
+# tests, numpy for the python program, gcc's OpenMP runtime for the C one
+have_file /usr/lib/python3.11/test/test_asyncio || add libpython3.11-testsuite
+have_py numpy || add python3-numpy
+have_file /usr/lib/gcc/x86_64-linux-gnu/12/libgomp.a || have_file /usr/lib/gcc/aarch64-linux-gnu/12/libgomp.a || add libgcc-12-dev
+# test_policy.py and make compat run Node.js under the shipped node policy
 have_file /usr/bin/node || add nodejs
 # a real JUnit consumer that reads airlock validate's report in the tests
 have_py junitparser || add python3-junitparser

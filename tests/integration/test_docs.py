@@ -222,6 +222,27 @@ def t_doc_commands():
     note(f"{seen} airlock commands checked against their --help")
 
 
+@test("docs/policy.md lists every syscall group with exactly the calls airlock expands it to",
+      root=False)
+def t_policy_groups():
+    rows = re.findall(r"^\| `(@[a-z-]+)` \| `([a-z0-9_ ]+)` \|", read("docs/policy.md"), re.M)
+    src = read("policy/syscalls.c")
+    code_groups = re.findall(r'\{ "(@[a-z-]+)", group_', src)
+    check_eq(sorted(g for g, _ in rows), sorted(code_groups), "groups in docs/policy.md")
+    for group, calls in rows:
+        with tempfile.NamedTemporaryFile("w", suffix=".policy") as f:
+            f.write(f"[seccomp]\nallow = {group}\n")
+            f.flush()
+            status, out, _ = run_logged([os.path.join(BUILD, "airlock"), "policy", "show",
+                                         f.name], timeout=30)
+        check_eq(status, 0, f"airlock policy show for {group}")
+        allow = re.search(r"^allow = (.*)$", out.decode(), re.M)
+        check(allow, f"no allow line for {group}")
+        check_eq(sorted(calls.split()), sorted(allow.group(1).split()),
+                 f"the calls of {group} in docs/policy.md")
+    note(f"{len(rows)} groups checked")
+
+
 def configure(build_dir):
     global BUILD
     BUILD = os.path.abspath(build_dir)

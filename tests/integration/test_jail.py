@@ -512,6 +512,81 @@ def t_net_interfaces_none():
     check_eq(r["stdout"], "net: ok lo:down\n", "probe net --net none")
 
 
+POLICY_DIR = os.path.join(REPO, "policy", "policies")
+SHIPPED = sorted(f[:-len(".policy")] for f in os.listdir(POLICY_DIR)
+                 if f.endswith(".policy"))
+NETLINK_ROUTE, NETLINK_KOBJECT_UEVENT = 0, 15
+
+
+def _abstract_listener():
+    """A host listener on an abstract AF_UNIX name, reachable from the
+    host (checked), so that a refusal in the jail means isolation."""
+    name = "airlock-test-" + secrets.token_hex(8)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind("\0" + name)
+    s.listen(8)
+    s.setblocking(False)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect("\0" + name)
+    c.close()
+    s.accept()[0].close()
+    return s, name
+
+
+@test("network: uevent netlink denied under every shipped policy, naming socket")
+def t_net_uevent():
+    check(len(SHIPPED) >= 4, f"shipped policies not found in {POLICY_DIR}")
+    for name in SHIPPED:
+        _, r, _ = probe("netlink", NETLINK_KOBJECT_UEVENT, opts=["--policy", name])
+        expect(r, "seccomp_violation", 159)
+        check_eq(r["syscall"], "socket", f"syscall named under {name}")
+    r = probe_ok("netlink", NETLINK_ROUTE)
+    check_eq(r["stdout"], "netlink: ok\n", "NETLINK_ROUTE under default")
+    note("uevent killed under " + " ".join(SHIPPED))
+
+
+@test("network: AF_UNIX socketpair works under --net none")
+def t_net_socketpair_none():
+    for policy in ("default", "python", "node"):
+        r = probe_ok("socketpair", opts=["--policy", policy, "--net", "none"])
+        check_eq(r["stdout"], "socketpair: ok\n", f"socketpair under {policy}")
+
+
+@test("network: --net none with sockets allowed reaches nothing, loopback included")
+def t_net_none_sockets():
+    s = _listener()
+    a, name = _abstract_listener()
+    try:
+        port = s.getsockname()[1]
+        none = ["--policy", "python", "--net", "none"]
+        for args, want in ((("connect", "127.0.0.1", port), "connect: ENETUNREACH"),
+                           (("selfconnect", "127.0.0.1"), "selfconnect: ENETUNREACH"),
+                           (("abstract", name), "abstract: ECONNREFUSED")):
+            _, r, _ = probe(*args, opts=none)
+            check_eq(r["stdout"], want + "\n", f"probe {' '.join(map(str, args))}")
+            expect(r, "exit_nonzero", 1)
+        r = probe_ok("net", opts=none)
+        check_eq(r["stdout"], "net: ok lo:down\n", "interfaces")
+        _accepted_nothing(s)
+        _accepted_nothing(a)
+    finally:
+        s.close()
+        a.close()
+
+
+@test("network: loopback mode reaches its own lo only, not the host's names")
+def t_net_loopback_own():
+    a, name = _abstract_listener()
+    try:
+        r = probe_ok("selfconnect", "127.0.0.1", opts=["--policy", "python"])
+        check_eq(r["stdout"], "selfconnect: ok\n", "a server on the jail's lo")
+        _, r, _ = probe("abstract", name, opts=["--policy", "python"])
+        check_eq(r["stdout"], "abstract: ECONNREFUSED\n", "host abstract name")
+        _accepted_nothing(a)
+    finally:
+        a.close()
+
+
 # --- 8-11. limits ----------------------------------------------------------
 
 @test("limits: fork bomb stopped by the pids limit, nothing survives")
@@ -658,6 +733,105 @@ def t_fill_tmp():
     expect(r, "exit_nonzero", 1)
 
 
+@test("disk: /dev/shm is private, writable and stops at ENOSPC within 16 MiB")
+def t_dev_shm():
+    secret = f"/dev/shm/airlock-host-{secrets.token_hex(6)}"
+    with open(secret, "w") as f:
+        f.write("host")
+    try:
+        r = probe_ok("ls", "/dev/shm")
+        check_eq(r["stdout"], "ls: ok\n", "probe ls /dev/shm (the host's files)")
+        _, r, _ = probe("fill", "/dev/shm")
+        line = result_line(r, "fill")
+        check(line.startswith("fill: ENOSPC "), f"probe fill /dev/shm: {line!r}")
+        total = int(line.split()[2])
+        check(0 < total <= TMP_SIZE, f"{total} bytes in /dev/shm, limit {TMP_SIZE}")
+        _, r, _ = run_json(["--", "/usr/bin/python3", "-c",
+                            "import multiprocessing as m; q = m.Queue(); "
+                            "q.put(42); print(q.get(timeout=5))"])
+        expect(r, "ok", 0)
+        check_eq(r["stdout"], "42\n", "multiprocessing.Queue (its semaphore lives in /dev/shm)")
+    finally:
+        os.unlink(secret)
+
+
+@test("disk: the working directory is the writable /tmp")
+def t_workdir():
+    _, r, _ = run_json(["--", "/bin/sh", "-c",
+                        'pwd; echo "{}" > results.json && cat results.json'])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "/tmp\n{}\n", "pwd and a file written to the working directory")
+
+
+# --- 14b. IPC and the calls runtimes make -------------------------------------
+
+@test("ipc: SysV shm, sem and msg work; the host's segment is not visible")
+def t_sysv_private():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = 0x41490000 + secrets.randbelow(0xffff)
+    shm = libc.shmget(key, 4096, 0o1000 | 0o600)  # IPC_CREAT
+    check(shm >= 0, f"host shmget: errno {ctypes.get_errno()}")
+    try:
+        check(libc.shmget(key, 0, 0) == shm, "the host's own segment is not found")
+        r = probe_ok("sysv", key)
+        check_eq(r["stdout"], "sysv: ok\n", f"probe sysv {key:#x}")
+    finally:
+        libc.shmctl(shm, 0, None)  # IPC_RMID
+
+
+RUNTIME_CALLS = r"""
+import errno, os, signal, subprocess
+os.sync()
+os.mkfifo("/tmp/fifo")
+fd = os.open("/tmp/f", os.O_CREAT | os.O_WRONLY)
+os.setxattr(fd, "user.origin", b"airlock")
+assert os.getxattr(fd, "user.origin") == b"airlock"
+p = subprocess.Popen(["sleep", "0.3"])
+pidfd = os.pidfd_open(p.pid)
+signal.pidfd_send_signal(pidfd, signal.SIGSTOP)
+signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+assert p.wait() == 0, "stopped and continued sleep did not finish"
+for call in (lambda: os.setgroups([]), lambda: os.sched_setscheduler(
+        0, os.SCHED_FIFO, os.sched_param(1))):
+    try:
+        call()
+        raise SystemExit("a privileged call succeeded")
+    except PermissionError:
+        pass
+os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+print("runtime calls: ok")
+"""
+
+
+@test("syscalls: sync, mkfifo, user xattrs, pidfd, stop/continue, setgroups EPERM (python)")
+def t_runtime_calls():
+    for policy in ("default", "python"):
+        _, r, _ = run_json(["--policy", policy, "--", "/usr/bin/python3", "-c",
+                            RUNTIME_CALLS])
+        expect(r, "ok", 0)
+        check_eq(r["stdout"], "runtime calls: ok\n", f"under {policy}")
+
+
+@test("syscalls: strict keeps sockets, SysV IPC, pidfds and priority changes out")
+def t_strict_stays_strict():
+    for args, call in ((("socketpair",), "socketpair"), (("sysv", 1), "shmget"),
+                       (("syscall", "pidfd_open"), "pidfd_open"),
+                       (("syscall", "sched-fifo"), "sched_setscheduler")):
+        _, r, _ = probe(*args, opts=["--policy", "strict"])
+        expect(r, "seccomp_violation", 159)
+        check_eq(r["syscall"], call, f"probe {' '.join(map(str, args))} under strict")
+
+
+@test("syscalls: a shell script stopped with SIGSTOP and continued survives")
+def t_stop_continue():
+    script = ("sleep 1 & p=$!; sleep 0.2; kill -STOP $p; sleep 0.2; "
+              "kill -CONT $p; wait $p && echo resumed")
+    _, r, _ = run_json(["--", "/bin/sh", "-c", script])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "resumed\n", "stdout")
+
+
 # --- 15. escape syscalls ---------------------------------------------------
 
 # probe name → the kernel's name of the syscall the filter must refuse.
@@ -673,11 +847,18 @@ ESCAPES = {
     "process_vm_readv": "process_vm_readv", "socket-packet": "socket",
     "socket-alg": "socket", "swapon": "swapon", "reboot": "reboot",
     "iopl": "iopl", "syslog": "syslog", "fanotify_init": "fanotify_init",
+    # allowed by a group since runtimes call them, but still refused by
+    # the kernel for want of a capability or an rlimit (policy/syscalls.c)
+    "mknod": "mknodat", "sched-fifo": "sched_setscheduler",
+    "xattr-trusted": "fsetxattr",
+    # pidfd_open is allowed; taking init's fds with it is not
+    "pidfd_getfd": "pidfd_getfd",
 }
 
 # Too dangerous to be merely refused with an errno: the filter must kill.
 MUST_KILL = {"ptrace", "mount", "unshare", "keyctl", "bpf", "perf_event_open",
-             "init_module", "kexec_load", "open_by_handle_at", "userfaultfd"}
+             "init_module", "kexec_load", "open_by_handle_at", "userfaultfd",
+             "pidfd_getfd"}
 
 # Refused with ENOSYS so that libc falls back (clone3) or a program takes
 # its plain-syscall path (io_uring).
@@ -891,6 +1072,32 @@ def t_pty_relay():
 
 
 # --- 18-19. what the jail inherits ---------------------------------------------
+
+PTY_CHECK = r"""
+import os
+m, s = os.openpty()
+os.write(s, b"ping\n")
+assert os.read(m, 16) == b"ping\r\n"
+print(os.ttyname(s), sorted(os.listdir("/dev/pts")))
+"""
+
+
+@test("terminal: terminal = yes gives a private /dev/pts; without it there is none")
+def t_private_pts():
+    host_ptys = [p for p in os.listdir("/dev/pts") if p.isdigit()]
+    master, slave = pty.openpty()  # at least one host pty exists
+    try:
+        _, r, _ = run_json(["--policy", "python", "--", "/usr/bin/python3", "-c", PTY_CHECK])
+        expect(r, "ok", 0)
+        check_eq(r["stdout"], "/dev/pts/0 ['0', 'ptmx']\n",
+                 "the jail's ptys (the host's are not there)")
+        _, r, _ = run_json(["--", "/bin/ls", "/dev/pts", "/dev/ptmx"])
+        expect(r, "exit_nonzero", 2)
+        note(f"host had {len(host_ptys) + 1} ptys; the jail saw only its own")
+    finally:
+        os.close(master)
+        os.close(slave)
+
 
 @test("inheritance: only fds 0 1 2 reach the jail")
 def t_fds():

@@ -25,6 +25,7 @@
 #include <linux/io_uring.h>
 #include <linux/kcmp.h>
 #include <linux/keyctl.h>
+#include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/reboot.h>
 #include <net/if.h>
@@ -39,6 +40,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/xattr.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mman.h>
@@ -54,6 +60,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -893,6 +900,118 @@ static int cmd_connect(int argc, char **argv)
 	return err ? fail("connect", err) : ok("connect");
 }
 
+/* socketpair: an AF_UNIX pair carries a byte (asyncio's self-pipe,
+ * multiprocessing's connections). */
+static int cmd_socketpair(int argc, char **argv)
+{
+	int sv[2];
+	char c = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return fail("socketpair", errno);
+	if (write(sv[0], "x", 1) != 1 || read(sv[1], &c, 1) != 1 || c != 'x')
+		return fail("socketpair", errno ? errno : EIO);
+	close(sv[0]);
+	close(sv[1]);
+	return ok("socketpair");
+}
+
+/* netlink PROTO: open a netlink socket of that protocol (15 is
+ * NETLINK_KOBJECT_UEVENT) and, for uevents, join the kernel's group. */
+static int cmd_netlink(int argc, char **argv)
+{
+	long proto;
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+
+	if (!parse_long(argv[0], 0, 31, &proto))
+		return 2;
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, (int)proto);
+	if (fd < 0)
+		return fail("netlink", errno);
+	if (proto == NETLINK_KOBJECT_UEVENT &&
+	    bind(fd, (struct sockaddr *)&nl, sizeof(nl)) < 0)
+		return fail("netlink", errno);
+	close(fd);
+	return ok("netlink");
+}
+
+/* abstract NAME: connect to the abstract AF_UNIX name "\0NAME" (the host's
+ * abstract names belong to the host's network namespace). */
+static int cmd_abstract(int argc, char **argv)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t n = strlen(argv[0]);
+
+	if (n + 1 > sizeof(sun.sun_path))
+		return 2;
+	memcpy(sun.sun_path + 1, argv[0], n);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail("abstract", errno);
+	int rc = connect(fd, (struct sockaddr *)&sun,
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n));
+	int err = rc < 0 ? errno : 0;
+	close(fd);
+	return err ? fail("abstract", err) : ok("abstract");
+}
+
+/* selfconnect ADDR: listen on ADDR (IPv4) port 0 inside the jail and
+ * connect to it: what a loopback test server does. */
+static int cmd_selfconnect(int argc, char **argv)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+
+	if (inet_pton(AF_INET, argv[0], &sin.sin_addr) != 1)
+		return 2;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return fail("selfconnect", errno);
+	if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) < 0)
+		return fail("selfconnect", errno);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+		return fail("selfconnect", errno);
+	close(c);
+	close(l);
+	return ok("selfconnect");
+}
+
+/* sysv KEY: the host's segment with KEY must not exist here; a private
+ * shared-memory segment, semaphore set and message queue work. */
+static int cmd_sysv(int argc, char **argv)
+{
+	long key;
+
+	if (!parse_long(argv[0], 1, INT32_MAX, &key))
+		return 2;
+	if (shmget((key_t)key, 0, 0) >= 0)
+		return fail("sysv", EEXIST); /* the host's segment shows */
+	if (errno != ENOENT)
+		return fail("sysv", errno);
+	int shm = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+	if (shm < 0)
+		return fail("sysv", errno);
+	char *p = shmat(shm, NULL, 0);
+	if (p == (void *)-1)
+		return fail("sysv", errno);
+	p[0] = 'x';
+	if (shmdt(p) < 0 || shmctl(shm, IPC_RMID, NULL) < 0)
+		return fail("sysv", errno);
+	int sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+	struct sembuf up = { .sem_num = 0, .sem_op = 1 };
+	if (sem < 0 || semop(sem, &up, 1) < 0 || semctl(sem, 0, IPC_RMID) < 0)
+		return fail("sysv", errno);
+	int q = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	struct { long type; char text[1]; } m = { 1, { 'x' } };
+	if (q < 0 || msgsnd(q, &m, 1, 0) < 0 ||
+	    msgrcv(q, &m, 1, 0, 0) != 1 || msgctl(q, IPC_RMID, NULL) < 0)
+		return fail("sysv", errno);
+	return ok("sysv");
+}
+
 /* net: the interfaces the jail can see, and whether each is up. */
 static int cmd_net(int argc, char **argv)
 {
@@ -1349,6 +1468,39 @@ static long try_pidfd_open(void)
 	return syscall(SYS_pidfd_open, 1, 0);
 }
 
+/* Take a copy of one of init's fds (its sync socket to the parent). */
+static long try_pidfd_getfd(void)
+{
+	long pidfd = syscall(SYS_pidfd_open, 1, 0);
+
+	if (pidfd < 0)
+		return pidfd;
+	return syscall(SYS_pidfd_getfd, (int)pidfd, 3, 0);
+}
+
+/* A realtime thread would starve the host's own. */
+static long try_sched_fifo(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+
+	return sched_setscheduler(0, SCHED_FIFO, &sp);
+}
+
+/* trusted.* attributes are the host's administrator's (overlay, LSMs). */
+static long try_xattr_trusted(void)
+{
+	int fd = open("/tmp/probe-xattr", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return fd;
+	long rc = fsetxattr(fd, "trusted.probe", "x", 1, 0);
+	int err = errno;
+	close(fd);
+	unlink("/tmp/probe-xattr");
+	errno = err;
+	return rc;
+}
+
 /*
  * The new mount API reaches what mount(2) does by other syscalls. The
  * arguments of mount_setattr and move_mount are left empty: the filter
@@ -1425,6 +1577,9 @@ static const struct escape {
 	{ "syslog", try_syslog },
 	{ "kcmp", try_kcmp },
 	{ "pidfd_open", try_pidfd_open },
+	{ "pidfd_getfd", try_pidfd_getfd },
+	{ "sched-fifo", try_sched_fifo },
+	{ "xattr-trusted", try_xattr_trusted },
 	{ "mount_setattr", try_mount_setattr },
 	{ "open_tree", try_open_tree },
 	{ "fsopen", try_fsopen },
@@ -1488,6 +1643,11 @@ static const struct command {
 	{ "killall", "", 0, 0, cmd_killall },
 	{ "connect", "ADDR PORT", 2, 2, cmd_connect },
 	{ "net", "", 0, 0, cmd_net },
+	{ "socketpair", "", 0, 0, cmd_socketpair },
+	{ "netlink", "PROTO", 1, 1, cmd_netlink },
+	{ "abstract", "NAME", 1, 1, cmd_abstract },
+	{ "selfconnect", "ADDR", 1, 1, cmd_selfconnect },
+	{ "sysv", "KEY", 1, 1, cmd_sysv },
 	{ "hostname", "", 0, 0, cmd_hostname },
 	{ "ids", "", 0, 0, cmd_ids },
 	{ "status", "", 0, 0, cmd_status },

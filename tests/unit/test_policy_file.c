@@ -166,6 +166,7 @@ static void test_all_keys(void **state)
 	assert_int_equal(l->limits_mode, POLICY_LIMITS_BEST_EFFORT);
 	assert_int_equal(l->net, POLICY_NET_NONE);
 	assert_int_equal(l->tmp_bytes, 24 * MiB);
+	assert_true(l->terminal);
 	assert_int_equal(l->uid, 1000);
 	assert_int_equal(l->gid, 1001);
 	assert_string_equal(policy_hostname(p), "box-1.test");
@@ -380,6 +381,9 @@ static const struct bad_file bad_files[] = {
 	  BAD "bad-net.policy:2: [network] mode: invalid value \"internet\": "
 	      "expected none or loopback" },
 	/* [filesystem] */
+	{ "bad-terminal.policy",
+	  BAD "bad-terminal.policy:3: [filesystem] terminal: invalid value "
+	      "\"true\": expected yes or no" },
 	{ "tmp-larger-than-memory.policy",
 	  BAD "tmp-larger-than-memory.policy: [filesystem] tmp_size: 32 MiB is "
 	      "larger than [limits] memory (16 MiB): files in /tmp count "
