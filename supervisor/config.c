@@ -744,7 +744,7 @@ static int check_default_policy(const struct supervisor_config *cfg,
 {
 	if (!cfg->default_memory_mb && !cfg->default_timeout_ms)
 		return 0;
-	struct al_policy *p = policy_load("default", err);
+	struct al_policy *p = policy_load_trusted("default", err);
 	if (!p)
 		return al_error_prefix(err, "policy \"default\"");
 	int rc = supervisor_config_apply_policy(cfg, p, err);
@@ -752,9 +752,33 @@ static int check_default_policy(const struct supervisor_config *cfg,
 	return rc;
 }
 
+/* airlockd works from / (airlockd.c): a relative path would mean
+ * something else after the chdir and on every SIGHUP reread. */
+static int check_absolute(const struct supervisor_config *cfg,
+			  struct al_error *err)
+{
+	const struct {
+		const char *what, *path;
+	} paths[] = {
+		{ "--state-dir (AIRLOCK_STATE_DIR)", cfg->state_dir },
+		{ "--socket (AIRLOCK_SOCKET)", cfg->socket_path },
+		{ "--config", cfg->config_path },
+	};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (paths[i].path && paths[i].path[0] != '/')
+			return al_error_set(err, EINVAL,
+					    "%s: \"%.256s\" is relative: give "
+					    "an absolute path (airlockd works "
+					    "from /)",
+					    paths[i].what, paths[i].path);
+	return 0;
+}
+
 int supervisor_config_check(const struct supervisor_config *cfg,
 			    struct al_error *err)
 {
+	if (check_absolute(cfg, err) < 0)
+		return -1;
 	if (cfg->prom_api_key) {
 		size_t n = strlen(cfg->prom_api_key);
 		bool printable = true;

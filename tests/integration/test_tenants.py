@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Integration tests for a daemon many tenants share (issue 13): each test
+performs an attack a hostile local user or client made in the review and
+checks that airlockd now refuses it. Real local users and groups are
+created for the tests (useradd/groupadd) and removed after each one; the
+hostile clients connect as them (fork, setgid/setuid, connect).
+
+    python3 tests/integration/test_tenants.py BUILD_DIR [WORD...]
+
+Python 3 standard library only.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import harness
+from harness import Failure, check, check_eq, note, test
+
+# The daemon fixture of test_daemon.py; importing it registers that
+# suite's tests too, which this suite does not run.
+import test_daemon
+from test_daemon import Daemon, as_user, expect_error, wait_for, WAIT
+
+del harness.TESTS[:]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHIPPED = os.path.join(ROOT, "policy", "policies")
+ECHO = b"#!/bin/sh\necho \"out:$*\"\n"
+CAT = b"#!/bin/sh\nexec cat\n"
+
+
+# ------------------------------------------------------------ local users
+
+class Users:
+    """Local users (and one group they share) made for one test and
+    removed after it, whatever happens: `with Users("a", "b") as u:` gives
+    u.uid["a"], u.gid (the shared group), u.name["a"]."""
+
+    def __init__(self, *short):
+        tag = f"{os.getpid() % 100000}"
+        self.group = f"alt{tag}"
+        self.name = {s: f"alt{tag}{s}" for s in short}
+        self.uid, self.gid = {}, None
+
+    def __enter__(self):
+        try:
+            subprocess.run(["groupadd", self.group], check=True,
+                           capture_output=True, timeout=WAIT)
+            self.gid = int(subprocess.run(
+                ["getent", "group", self.group], check=True,
+                capture_output=True, timeout=WAIT).stdout.split(b":")[2])
+            for s, n in self.name.items():
+                subprocess.run(["useradd", "-M", "-N", "-g", self.group,
+                                "-s", "/usr/sbin/nologin", n], check=True,
+                               capture_output=True, timeout=WAIT)
+                self.uid[s] = pwd.getpwnam(n).pw_uid
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for n in self.name.values():
+            subprocess.run(["userdel", n], capture_output=True, timeout=WAIT)
+        subprocess.run(["groupdel", self.group], capture_output=True,
+                       timeout=WAIT)
+
+    def daemon_args(self):
+        """What lets these users talk to a daemon: the socket's group and
+        the client group."""
+        return ["--socket-group", self.group, "--allow-group", self.group]
+
+
+def submit_req(name, content, **extra):
+    req = {"op": "submit", "name": name,
+           "content": base64.b64encode(content).decode()}
+    req.update(extra)
+    return req
+
+
+# ============================================== 1. client-chosen policy file
+
+PWN_POLICY = """[policy]
+name = pwn
+[identity]
+uid = 1001
+gid = 42
+[filesystem]
+bind_ro = /etc/shadow
+"""
+
+
+@test("policy names: a pwn.policy planted in airlockd's writable working directory is never loaded")
+def t_policy_planted_in_cwd():
+    with Users("m") as u:
+        cwd = tempfile.mkdtemp(prefix="airlock-cwd-")
+        try:
+            os.chmod(cwd, 0o777)  # a writable directory airlockd is started from
+            path = os.path.join(cwd, "pwn.policy")
+            with open(path, "w") as f:
+                f.write(PWN_POLICY)
+            os.chown(path, u.uid["m"], u.gid)
+            d = Daemon(cwd=cwd, env={"AIRLOCK_POLICY_PATH": SHIPPED},
+                       args=u.daemon_args())
+            check_eq(os.readlink(f"/proc/{d.proc.pid}/cwd"), "/",
+                     "airlockd's working directory")
+            for name in ("pwn.policy", "./pwn.policy", path, "../" + os.path.basename(cwd) + "/pwn.policy"):
+                r = as_user(d.sock, u.uid["m"], u.gid,
+                            [submit_req("shadow", b"#!/bin/sh\ncat /etc/shadow\n",
+                                        policy=name)])[0]
+                expect_error(r, "bad_policy")
+                check("not a path" in r["error"]["message"],
+                      f"policy {name!r}: {r['error']['message']}")
+            # the plain name is looked up in the daemon's directories only
+            r = as_user(d.sock, u.uid["m"], u.gid,
+                        [submit_req("shadow", b"#!/bin/sh\ncat /etc/shadow\n",
+                                    policy="pwn")])[0]
+            check(r.get("ok") is False, f"policy pwn was found: {r}")
+            check("unknown policy" in r["error"]["message"], r["error"]["message"])
+            # a shipped policy still works for the same client
+            r = as_user(d.sock, u.uid["m"], u.gid,
+                        [submit_req("echo", ECHO, policy="strict")])[0]
+            check(r.get("ok"), f"a shipped policy by name: {r}")
+        finally:
+            shutil.rmtree(cwd, ignore_errors=True)
+
+
+@test("policy files: one not root-owned, group/other-writable, or under a user's directory is refused (StrictModes)")
+def t_policy_strict_modes():
+    with Users("m") as u:
+        top = tempfile.mkdtemp(prefix="airlock-pdirs-")
+        try:
+            good = os.path.join(top, "good")      # root's, 0755
+            userdir = os.path.join(top, "user")   # the user's directory
+            os.mkdir(good, 0o755)
+            os.mkdir(userdir, 0o755)
+            os.chown(userdir, u.uid["m"], u.gid)
+            files = {"owned": (good, u.uid["m"], 0o644),
+                     "groupw": (good, 0, 0o664),
+                     "otherw": (good, 0, 0o646),
+                     "inuser": (userdir, 0, 0o644),
+                     "fine": (good, 0, 0o644)}
+            for name, (where, owner, mode) in files.items():
+                p = os.path.join(where, name + ".policy")
+                with open(p, "w") as f:
+                    f.write(f"[policy]\nname = {name}\n")
+                os.chown(p, owner, 0)
+                os.chmod(p, mode)
+            d = Daemon(env={"AIRLOCK_POLICY_PATH": good + ":" + userdir},
+                       args=u.daemon_args())
+            for name, why in (("owned", "owned by uid"), ("groupw", "writable by its group"),
+                              ("otherw", "writable by everyone"), ("inuser", "owned by uid")):
+                r = d.submit("m" + name, ECHO, policy=name)
+                check(r.get("ok") is False, f"policy {name} was loaded: {r}")
+                check("refused" in r["error"]["message"] and why in r["error"]["message"],
+                      f"policy {name}: {r['error']['message']}")
+            check(d.submit("mfine", ECHO, policy="fine").get("ok"),
+                  "a root-owned 0644 policy in a root directory was refused")
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+@test("policy path: airlockd does not look in the source tree next to its binary", root=True)
+def t_policy_no_build_tree():
+    # strict.policy ships in policy/policies beside build/: the CLI finds
+    # it there, the daemon (AIRLOCK_POLICY_PATH unset) must not
+    d = Daemon()
+    d.stop()
+    del d.env["AIRLOCK_POLICY_PATH"]
+    d.start()
+    r = d.submit("s", ECHO, policy="strict")
+    if os.path.exists("/usr/local/share/airlock/policies/strict.policy") or \
+       os.path.exists("/var/lib/airlock/policies/strict.policy"):
+        note("strict.policy is installed on this host: only the message is checked")
+        return
+    check(r.get("ok") is False, f"the daemon found strict in the source tree: {r}")
+    check(SHIPPED not in r["error"]["message"], r["error"]["message"])
+
+
+@test("relative paths: airlockd refuses a relative --state-dir / --socket (it works from /)", root=False)
+def t_relative_paths():
+    tmp = tempfile.mkdtemp(prefix="airlock-rel-")
+    try:
+        for args in (["--state-dir", "state", "--socket", os.path.join(tmp, "s")],
+                     ["--state-dir", os.path.join(tmp, "st"), "--socket", "s.sock"]):
+            p = subprocess.run([test_daemon.AIRLOCKD] + args, cwd=tmp,
+                               capture_output=True, timeout=WAIT)
+            check_eq(p.returncode, 2, f"airlockd {args}")
+            check(b"absolute path" in p.stderr, p.stderr[-300:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ================================================================== runner
+
+def main(argv):
+    return harness.main(argv, test_daemon.configure,
+                        report=test_daemon.report_failure,
+                        after_test=test_daemon.stop_daemons,
+                        root_reason="airlockd builds jails only as root")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
