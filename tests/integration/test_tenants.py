@@ -202,6 +202,86 @@ def t_relative_paths():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ============================================ 4. content_fd, a confused deputy
+
+SECRET = b"#!/bin/sh\necho root-only secret 4f1c\n"
+
+
+@test("content_fd: an O_PATH descriptor of a root-only FIFO is refused, never reopened as root")
+def t_content_fd_opath_fifo():
+    with Users("m") as u:
+        top = tempfile.mkdtemp(prefix="airlock-fifo-")
+        try:
+            os.chmod(top, 0o711)  # the user may pass through, not list
+            fifo = os.path.join(top, "secret.fifo")
+            os.mkfifo(fifo, 0o600)  # root's alone
+            d = Daemon(args=u.daemon_args())
+            stop = threading.Event()
+
+            def feed():  # root writes the secret to whoever opens it
+                while not stop.is_set():
+                    try:
+                        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    except OSError:
+                        time.sleep(0.005)
+                        continue
+                    try:
+                        os.write(fd, SECRET)
+                    except OSError:
+                        pass
+                    os.close(fd)
+            t = threading.Thread(target=feed, daemon=True)
+            t.start()
+            try:
+                def opener_path():
+                    return os.open(fifo, os.O_PATH)
+                r = as_user(d.sock, u.uid["m"], u.gid,
+                            [{"op": "submit", "name": "stolen", "content_fd": True}],
+                            fds={0: opener_path})[0]
+            finally:
+                stop.set()
+                t.join(WAIT)
+            digest = hashlib.sha256(SECRET).hexdigest()
+            check(digest not in json.dumps(r), f"the secret's sha256 came back: {r}")
+            expect_error(r, "bad_request")
+            check("O_PATH" in r["error"]["message"], r["error"]["message"])
+            # an O_PATH descriptor of a file the user may read is refused too,
+            # and a write-only one: only a description open for reading
+            mine = os.path.join(d.tmp, "mine.sh")
+            with open(mine, "wb") as f:
+                f.write(ECHO)
+            os.chmod(mine, 0o644)
+            r = as_user(d.sock, u.uid["m"], u.gid,
+                        [{"op": "submit", "name": "p", "content_fd": True},
+                         {"op": "submit", "name": "w", "content_fd": True},
+                         {"op": "submit", "name": "r", "content_fd": True}],
+                        fds={0: lambda: os.open(mine, os.O_PATH),
+                             1: lambda: os.open("/dev/null", os.O_WRONLY),
+                             2: lambda: os.open(mine, os.O_RDONLY)})
+            expect_error(r[0], "bad_request")
+            expect_error(r[1], "bad_request")
+            check("writing only" in r[1]["error"]["message"], r[1]["error"]["message"])
+            check(r[2].get("ok"), f"a readable descriptor was refused: {r[2]}")
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+@test("content_fd: a blocking pipe whose writer is open is refused at once (read with RWF_NOWAIT, not reopened)")
+def t_content_fd_pipe_blocking():
+    d = Daemon()
+    with d.connect() as c:
+        rfd, wfd = os.pipe()  # blocking, and the writer stays open
+        os.write(wfd, ECHO)
+        test_daemon.send_with_fds(c, {"op": "submit", "name": "open",
+                                      "content_fd": True}, [rfd])
+        r = c.recv()
+        expect_error(r, "bad_request")
+        check("write end" in r["error"]["message"], r["error"]["message"])
+        os.close(rfd)
+        os.close(wfd)
+    check(d.request({"op": "status"}).get("ok"), "the daemon stopped serving")
+
+
 # ================================================================== runner
 
 def main(argv):
