@@ -159,5 +159,9 @@ void format_size(uint64_t bytes, char *buf, size_t len);
  * offending path and the fix. For files and directories the daemon reads
  * as root on behalf of clients. */
 int al_path_trusted(const char *path, uid_t self, struct al_error *err);
+/* The same test of one file already stat'ed (`what` names it in err). */
+struct stat;
+int al_stat_trusted(const char *what, const struct stat *st, uid_t self,
+		    struct al_error *err);
 
 #endif

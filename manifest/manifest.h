@@ -213,6 +213,12 @@ int manifest_find(struct manifest *m, const char *name, int64_t version,
  * under the state directory) into `buf`; a rejected module has none. */
 int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
 			 char *buf, size_t len, struct al_error *err);
+/* 0 if the file at `path` still holds what `mod` records (size and
+ * SHA-256); EBADMSG with a message saying so otherwise. Run before each
+ * start: nothing else re-checks a stored module's content. */
+int manifest_module_verify(const char *path,
+			   const struct manifest_module *mod,
+			   struct al_error *err);
 /* The file to execute for `name`: its active version. `mod` may be NULL.
  * ENOENT when no version is active. */
 int manifest_active_path(struct manifest *m, const char *name,

@@ -9,8 +9,11 @@
  * (staged -> validating) is one transaction with its event.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "manifest/internal.h"
 
@@ -625,6 +628,35 @@ int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
 		return al_error_set(err, ENAMETOOLONG,
 				    "manifest: path of %s/%s is too long",
 				    store_dir_name(d), mod->sha256);
+	return 0;
+}
+
+int manifest_module_verify(const char *path,
+			   const struct manifest_module *mod,
+			   struct al_error *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char got[MANIFEST_SHA256_HEX + 1];
+	uint64_t size;
+	struct stat st;
+
+	if (fd < 0)
+		return al_error_sys(err, errno, "module %s", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return al_error_set(err, EINVAL, "module %s: not a regular file",
+				    path);
+	if (sha256_fd(fd, got, &size) < 0)
+		return al_error_sys(err, errno, "module %s: read", path);
+	if (size != mod->size || strcmp(got, mod->sha256) != 0)
+		return al_error_set(err, EBADMSG,
+				    "module \"%s\" version %lld: its file %s "
+				    "no longer has the content that was "
+				    "validated (sha256 %.12s…, expected "
+				    "%.12s…): refusing to run it; restore it "
+				    "from a backup and check who can write the "
+				    "state directory",
+				    mod->name, (long long)mod->version, path,
+				    got, mod->sha256);
 	return 0;
 }
 

@@ -297,6 +297,14 @@ static void start(struct supervisor *s, struct job *job)
 		start_failed(s, job, err.msg);
 		return;
 	}
+	/* the file is what was validated, not a swapped-in trojan: the state
+	 * directory is root's alone (manifest_open() checks), and this is the
+	 * last look before the jail opens it */
+	if (manifest_module_verify(job->path, &job->mod, &err) < 0) {
+		LOG(LOG_ERROR, job->log_id, job->run_id, "start: %s", err.msg);
+		start_failed(s, job, err.msg);
+		return;
+	}
 	if (learned_prepare(s, job, &spec, &err) < 0) {
 		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", err.msg);
 		start_failed(s, job, err.msg);

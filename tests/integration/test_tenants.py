@@ -36,6 +36,7 @@ del harness.TESTS[:]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHIPPED = os.path.join(ROOT, "policy", "policies")
+LEARNING = os.path.join(ROOT, "tests", "policies", "learning")
 ECHO = b"#!/bin/sh\necho \"out:$*\"\n"
 CAT = b"#!/bin/sh\nexec cat\n"
 
@@ -280,6 +281,77 @@ def t_content_fd_pipe_blocking():
         os.close(rfd)
         os.close(wfd)
     check(d.request({"op": "status"}).get("ok"), "the daemon stopped serving")
+
+
+# ===================================================== 5. the state directory
+
+def start_refused(state, why):
+    """airlockd on `state` must refuse to start, naming `why`."""
+    tmp = tempfile.mkdtemp(prefix="airlock-sock-")
+    try:
+        p = subprocess.run([test_daemon.AIRLOCKD, "--state-dir", state,
+                            "--socket", os.path.join(tmp, "s.sock")],
+                           capture_output=True, timeout=WAIT,
+                           env=dict(os.environ, METRICS_PORT="0"))
+        check_eq(p.returncode, 1, f"airlockd on {state} ({why})")
+        check(b"refused" in p.stderr and why.encode() in p.stderr,
+              f"{why}: {p.stderr[-400:]!r}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test("state directory: one pre-created by another user, or writable by group/other, is refused")
+def t_state_dir_owner():
+    with Users("m") as u:
+        top = tempfile.mkdtemp(prefix="airlock-state-")
+        try:
+            # the docs' old example: a directory under /tmp, made by a user
+            theirs = os.path.join(top, "theirs")
+            os.mkdir(theirs, 0o755)
+            os.chown(theirs, u.uid["m"], u.gid)
+            start_refused(theirs, "owned by uid")
+            check(not os.path.exists(os.path.join(theirs, "manifest.db")),
+                  "airlockd wrote into a state directory it refused")
+            wide = os.path.join(top, "wide")
+            os.mkdir(wide)
+            os.chmod(wide, 0o777)
+            start_refused(wide, "writable by everyone")
+            # root's directory, with a subdirectory or the database of theirs
+            for sub in ("modules", "staging", "archive", "manifest.db"):
+                d = os.path.join(top, "sub-" + sub)
+                os.mkdir(d, 0o750)
+                path = os.path.join(d, sub)
+                if sub.endswith(".db"):
+                    open(path, "wb").close()
+                else:
+                    os.mkdir(path, 0o750)
+                os.chown(path, u.uid["m"], u.gid)
+                start_refused(d, "owned by uid")
+            g = os.path.join(top, "groupw")
+            os.mkdir(g, 0o750)
+            os.mkdir(os.path.join(g, "modules"), 0o770)
+            os.chmod(os.path.join(g, "modules"), 0o770)
+            start_refused(g, "writable by its group")
+        finally:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+@test("state directory: a module file swapped for a trojan is refused at exec (sha256 checked)")
+def t_module_swapped():
+    d = Daemon()
+    r = d.submit("echo", ECHO)
+    check(r.get("ok"), f"submit: {r}")
+    path = os.path.join(d.state, "modules", r["module"]["sha256"])
+    check(os.path.exists(path), f"no {path}")
+    os.chmod(path, 0o755)
+    with open(path, "wb") as f:
+        f.write(b"#!/bin/sh\necho trojan ran\n")
+    os.chmod(path, 0o555)
+    r = d.request({"op": "exec", "name": "echo", "args": ["x"]})
+    res = r.get("result", {})
+    check("trojan" not in json.dumps(r), f"the trojan ran: {r}")
+    check_eq(res.get("verdict"), "setup_error", f"verdict of the swapped module ({r})")
+    check("no longer has the content" in res.get("error", ""), res.get("error"))
 
 
 # ================================================================== runner
