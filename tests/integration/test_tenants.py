@@ -354,6 +354,28 @@ def t_module_swapped():
     check("no longer has the content" in res.get("error", ""), res.get("error"))
 
 
+# ========================== 17. concurrent submissions of identical content
+
+@test("submit: eight concurrent submissions of identical content all validate (none 'replaced')")
+def t_concurrent_identical():
+    # a learning validation keeps init waiting on the daemon (forked, not
+    # vforked), so the daemon serves the next submission while the first
+    # jail is still being built: the window the review hit
+    d = Daemon(args=["--max-active", "8"],
+               env={"AIRLOCK_POLICY_PATH": SHIPPED + ":" + LEARNING})
+    body = b"#!/bin/sh\necho same\n"
+    conns = [d.connect() for _ in range(8)]
+    try:
+        for i, c in enumerate(conns):
+            c.send(submit_req(f"same{i}", body, policy="learned"))
+        answers = [c.recv() for c in conns]
+    finally:
+        for c in conns:
+            c.sock.close()
+    bad = [a for a in answers if not a.get("ok") or a["module"]["state"] != "active"]
+    check(not bad, f"{len(bad)} of 8 identical submissions failed: {bad[:2]}")
+
+
 # ================================================================== runner
 
 def main(argv):
