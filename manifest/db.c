@@ -181,6 +181,24 @@ int db_writable(struct manifest *m, struct al_error *err)
 	return 0;
 }
 
+int db_bind_viewer(sqlite3_stmt *s, int idx, const struct manifest_viewer *v)
+{
+	char gids[MANIFEST_VIEWER_GROUPS * 11 + 2] = ",";
+	size_t used = 1;
+
+	if (v == NULL)
+		return 0; /* both NULL: every row */
+	for (size_t i = 0; i < v->ngids && i < MANIFEST_VIEWER_GROUPS; i++)
+		used += (size_t)snprintf(gids + used, sizeof(gids) - used,
+					 "%u,", v->gids[i]);
+	if (sqlite3_bind_int64(s, idx, v->uid) != SQLITE_OK)
+		return -1;
+	return sqlite3_bind_text(s, idx + 1, gids, -1, SQLITE_TRANSIENT) ==
+			       SQLITE_OK
+		       ? 0
+		       : -1;
+}
+
 int db_bind_text(sqlite3_stmt *s, int idx, const char *text)
 {
 	if (text == NULL)

@@ -145,6 +145,20 @@ struct manifest_module {
 	uint32_t submitted_uid;
 	int64_t created_ms;
 	int64_t updated_ms; /* the last state change */
+	/* the name's owner (the submitter of its first version) and the
+	 * group sharing it, or -1 (docs/protocol.md, "Tenants") */
+	uint32_t owner_uid;
+	int64_t owner_gid;
+};
+
+/* A tenant that sees only the rows of modules it owns: owner_uid is its
+ * uid, or owner_gid one of its groups. Filters take a pointer; NULL
+ * means every row (an admin, the CLI on the host). Borrowed. */
+#define MANIFEST_VIEWER_GROUPS 64
+struct manifest_viewer {
+	uint32_t uid;
+	const uint32_t *gids;
+	size_t ngids; /* at most MANIFEST_VIEWER_GROUPS are looked at */
 };
 
 /* What a submission brings; everything borrowed for the call. */
@@ -156,6 +170,9 @@ struct manifest_submission {
 	const char *policy_name; /* "default" */
 	const char *policy_hash; /* "sha256:<64 hex>" */
 	const char *interpreter; /* "python3", or NULL */
+	/* the owner of a new name (an existing name keeps its own) */
+	uint32_t owner_uid;
+	int64_t owner_gid; /* -1: no group */
 };
 
 /*
@@ -230,6 +247,7 @@ struct manifest_module_filter {
 	const char *name; /* every version of this name */
 	bool by_state;
 	enum manifest_state state;
+	const struct manifest_viewer *viewer; /* NULL: every owner's */
 };
 
 /* Called once per row; the row is borrowed for the call. Return non-zero to
@@ -320,6 +338,7 @@ struct manifest_run_filter {
 	int64_t since_ms;    /* started at or after; 0: any time */
 	const char *verdict; /* one verdict (or "running", "interrupted") */
 	size_t limit;        /* at most this many, newest first; 0: all */
+	const struct manifest_viewer *viewer; /* runs of modules it owns */
 };
 
 typedef int (*manifest_run_fn)(const struct manifest_run *run, void *arg);
@@ -379,6 +398,10 @@ struct manifest_feed_event {
 	uint32_t uid;
 	char verdict[MANIFEST_VERDICT_MAX + 1]; /* kind "run"; else "" */
 	char detail[MANIFEST_REASON_MAX + 1];
+	/* the module's owner while the module row exists: has_owner */
+	bool has_owner;
+	uint32_t owner_uid;
+	int64_t owner_gid; /* -1: none */
 };
 
 /* A zeroed filter selects everything. Borrowed for the call. */
@@ -387,6 +410,9 @@ struct manifest_feed_filter {
 	int64_t since_ms; /* at or after; 0: any time */
 	const char *kind; /* one kind, or NULL */
 	size_t limit;     /* the newest `limit` (0: all), still oldest first */
+	/* rows of modules it owns, and rows of no module that name its uid
+	 * or no uid (the daemon's own); NULL: every row */
+	const struct manifest_viewer *viewer;
 };
 
 typedef int (*manifest_feed_fn)(const struct manifest_feed_event *ev,

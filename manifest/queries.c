@@ -15,6 +15,7 @@
 static const char SQL_LIST[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
 	" WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR state = ?2)"
+	" AND " VIEWER_SEES("?3", "?4", "owner_uid", "owner_gid")
 	" ORDER BY name, version";
 
 int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
@@ -30,6 +31,8 @@ int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		db_bind_text(s, 1, f->name);
 		if (f->by_state)
 			db_bind_text(s, 2, manifest_state_name(f->state));
+		if (db_bind_viewer(s, 3, f->viewer) < 0)
+			return db_error(m, err, "manifest: list modules");
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		module_from_row(s, &mod);

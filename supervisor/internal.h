@@ -81,6 +81,10 @@ struct conn {
 	gid_t gid;
 	pid_t pid;
 	enum proto_role role;
+	/* its gid and supplementary groups at connect (SO_PEERGROUPS): the
+	 * groups through which it may own modules (tenants.c) */
+	uint32_t groups[MANIFEST_VIEWER_GROUPS];
+	size_t ngroups;
 	char *in; /* bytes of the current request line */
 	size_t in_len, in_cap;
 	bool discarding; /* an over-long line: drop to its newline */
@@ -108,6 +112,7 @@ struct job {
 	bool has_req_id;
 	char log_id[32];
 	uid_t uid;
+	bool owner_run; /* exec by an owner: may count toward archive_on */
 	struct manifest_module mod;
 	struct sup_policy *pol;
 	char path[PATH_MAX];
@@ -370,6 +375,26 @@ void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
  * the current day window, else that one. */
 int quota_list_json(struct supervisor *s, struct json_buf *jb, int64_t uid,
 		    struct al_error *err);
+
+/* tenants.c: who owns a module, who may see and change it. */
+bool tenant_owns(const struct conn *c, uint32_t owner_uid, int64_t owner_gid);
+/* an admin, or an owner of `mod` */
+bool tenant_may(const struct conn *c, const struct manifest_module *mod);
+/* NULL for an admin (every row), else `buf` filled with c's identity */
+const struct manifest_viewer *tenant_viewer(const struct conn *c,
+					    struct manifest_viewer *buf);
+bool tenant_sees_event(const struct conn *c,
+		       const struct manifest_feed_event *ev);
+/* The latest version of `name` if c may see it; ENOENT (as for an unknown
+ * name) otherwise. */
+int tenant_find(struct supervisor *s, const struct conn *c, const char *name,
+		struct manifest_module *mod, struct al_error *err);
+/* Fill sub->owner_uid/owner_gid for a submit of `name` by c with the
+ * request's "group" (or NULL); EPERM when the name is another owner's or
+ * c is not in the group, EINVAL for a group on an existing name. */
+int tenant_submit_owner(struct supervisor *s, const struct conn *c,
+			const char *name, const char *group,
+			struct manifest_submission *sub, struct al_error *err);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

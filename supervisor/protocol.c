@@ -67,6 +67,7 @@ static const struct member {
 	{ "uid", M_INT, UINT32_MAX - 1, R(uid), R(has_uid) },
 	{ "after", M_INT, INT64_MAX, R(after), SIZE_MAX },
 	{ "since", M_STRING, 64, R(since), SIZE_MAX },
+	{ "group", M_STRING, 64, R(group), SIZE_MAX },
 #undef R
 };
 

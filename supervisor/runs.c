@@ -488,12 +488,17 @@ static void finish_validation(struct supervisor *s, struct job *job,
 
 struct budget_count {
 	const struct al_policy *policy;
+	const struct manifest_module *mod;
 	uint64_t n;
 };
 
+/* Only owners' runs spend the budget: the owner uid's, and any run of a
+ * group-owned module (its members are owners too). */
 static int count_archiving(const struct manifest_run *run, void *arg)
 {
 	struct budget_count *b = arg;
+	if (run->uid != b->mod->owner_uid && b->mod->owner_gid < 0)
+		return 0;
 	int v = policy_verdict_parse(run->verdict);
 	if (v >= 0 && policy_archives(b->policy, (enum policy_verdict)v))
 		b->n++;
@@ -506,12 +511,13 @@ static bool should_archive(struct supervisor *s, struct job *job,
 			   const struct sandbox_result *r)
 {
 	const struct al_policy *p = job->pol->policy;
-	struct budget_count b = { .policy = p };
+	struct budget_count b = { .policy = p, .mod = &job->mod };
 	struct manifest_run_filter f = { .module_id = job->mod.id,
 					 .since_ms = job->mod.updated_ms };
 	struct al_error err = { 0 };
 
-	if (!policy_archives(p, (enum policy_verdict)r->verdict))
+	if (!job->owner_run ||
+	    !policy_archives(p, (enum policy_verdict)r->verdict))
 		return false;
 	if (manifest_runs(s->m, &f, count_archiving, &b, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);

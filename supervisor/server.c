@@ -136,19 +136,14 @@ static bool in_gids(const gid_t *list, size_t n, gid_t gid)
 
 /* The role the kernel-reported identity earns: uid 0 and members of an
  * admin group are admins, listed uids and groups are clients. */
-static enum proto_role peer_role(const struct supervisor *s, int fd,
-				 const struct ucred *cred)
+static enum proto_role peer_role(const struct supervisor *s,
+				 const struct ucred *cred, const gid_t *groups,
+				 size_t ngroups)
 {
 	const struct supervisor_config *cfg = &s->cfg;
-	gid_t groups[256];
-	socklen_t glen = sizeof(groups);
-	size_t ngroups = 0;
 
 	if (cred->uid == 0)
 		return PROTO_ROLE_ADMIN;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
-		ngroups = glen / sizeof(gid_t);
-	groups[ngroups < 256 ? ngroups++ : 255] = cred->gid;
 	for (size_t i = 0; i < ngroups; i++)
 		if (in_gids(cfg->admin_gids, cfg->n_admin_gids, groups[i]))
 			return PROTO_ROLE_ADMIN;
@@ -199,7 +194,15 @@ void server_accept(struct supervisor *s)
 			close(fd);
 			continue;
 		}
-		enum proto_role role = peer_role(s, fd, &cred);
+		/* the peer's groups as the kernel saw them at connect():
+		 * its role, and the modules it owns through a group */
+		gid_t groups[256];
+		socklen_t glen = sizeof(groups) - sizeof(gid_t);
+		size_t ngroups = 0;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+			ngroups = glen / sizeof(gid_t);
+		groups[ngroups++] = cred.gid;
+		enum proto_role role = peer_role(s, &cred, groups, ngroups);
 		if (role == PROTO_ROLE_NONE) {
 			LOG(LOG_WARN, NULL, 0, "refused uid %u gid %u pid %d",
 			    cred.uid, cred.gid, cred.pid);
@@ -224,6 +227,8 @@ void server_accept(struct supervisor *s)
 		c->gid = cred.gid;
 		c->pid = cred.pid;
 		c->role = role;
+		for (size_t i = 0; i < ngroups && i < MANIFEST_VIEWER_GROUPS; i++)
+			c->groups[c->ngroups++] = groups[i];
 		c->last_active_ms = (uint64_t)now_ms();
 		if (epoll_watch(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {
 			close(fd);

@@ -171,6 +171,7 @@ struct proto_request {
 	bool has_uid;
 	int64_t after;   /* events, subscribe: feed rows after this id */
 	const char *since; /* events, subscribe: a time or an age ("1h") */
+	const char *group; /* submit: the group that shares a new module */
 };
 
 /*

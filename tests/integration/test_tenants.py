@@ -376,6 +376,150 @@ def t_concurrent_identical():
     check(not bad, f"{len(bad)} of 8 identical submissions failed: {bad[:2]}")
 
 
+# ========================================================= 2. module owners
+
+CRASHER = b"#!/bin/sh\nif [ \"$1\" = crash ]; then kill -SEGV $$; fi\necho fine:$1\n"
+
+
+def names_in(rows, key="name"):
+    return {r.get(key) for r in rows}
+
+
+@test("owners: another tenant can neither submit a version of, run, archive, restore nor see a module")
+def t_owner_isolation():
+    with Users("a", "b") as u:
+        d = Daemon(args=u.daemon_args())
+        a = lambda *reqs: as_user(d.sock, u.uid["a"], u.gid, list(reqs))
+        b = lambda *reqs: as_user(d.sock, u.uid["b"], u.gid, list(reqs))
+        r = a(submit_req("secret", ECHO))[0]
+        check(r.get("ok"), f"a's submit: {r}")
+        check_eq(r["module"]["owner_uid"], u.uid["a"], "the module's owner")
+        check(a({"op": "exec", "name": "secret", "args": ["a-input"]})[0].get("ok"), "a's exec")
+        # b tries everything the review did
+        r = b(submit_req("secret", b"#!/bin/sh\necho \"$@\" >&2; exit 7\n"))[0]
+        expect_error(r, "unauthorized")
+        check("another owner" in r["error"]["message"], r["error"]["message"])
+        for op in ({"op": "exec", "name": "secret"}, {"op": "archive", "name": "secret"},
+                   {"op": "restore", "name": "secret"}, {"op": "show", "name": "secret"}):
+            r = b(op)[0]
+            expect_error(r, "not_found")
+            check("secret" in r["error"]["message"] and "another" not in r["error"]["message"],
+                  f"{op['op']}: {r['error']['message']}")
+        check_eq(d.request({"op": "show", "name": "secret"})["module"]["version"], 1,
+                 "versions of a's module after b's attempts")
+        # b's own module, for b's views to show something
+        check(b(submit_req("mine", ECHO))[0].get("ok"), "b's own submit")
+        lb, rb, eb, sb, qb = b({"op": "list"}, {"op": "runs"}, {"op": "events", "limit": 1000},
+                               {"op": "status"}, {"op": "quota_show"})
+        check_eq(names_in(lb["modules"]), {"mine"}, "what b's list shows")
+        check_eq({r["module"] for r in rb["runs"]}, {"mine"}, "what b's runs shows")
+        check("secret" not in json.dumps(eb), f"b's events name a's module: {eb}")
+        check(any(e.get("module") == "mine" or e.get("module_name") == "mine"
+                  for e in eb["events"]) or "mine" in json.dumps(eb), "b's events miss b's module")
+        check_eq({q["uid"] for q in sb["quotas"]}, {u.uid["b"]}, "quota lines in b's status")
+        check_eq({q["uid"] for q in qb["quotas"]}, {u.uid["b"]}, "quota lines in b's quota_show")
+        la = a({"op": "list"})[0]
+        check_eq(names_in(la["modules"]), {"secret"}, "what a's list shows")
+        check_eq(names_in(d.request({"op": "list"})["modules"]), {"secret", "mine"},
+                 "an admin sees every module")
+        # the owner archives and restores its own module
+        ra, rr = a({"op": "archive", "name": "secret"}, {"op": "restore", "name": "secret"})
+        check(ra.get("ok") and rr.get("ok"), f"the owner's archive/restore: {ra} {rr}")
+
+
+@test("owners: an admin's crashing run of a tenant's module does not count toward archive_on")
+def t_owner_archive_on():
+    with Users("a") as u:
+        d = Daemon(args=u.daemon_args())
+        check(as_user(d.sock, u.uid["a"], u.gid, [submit_req("crashy", CRASHER)])[0].get("ok"),
+              "submit")
+        r = d.request({"op": "exec", "name": "crashy", "args": ["crash"]})
+        check_eq(r.get("result", {}).get("verdict"), "crashed", f"root's run ({r})")
+        check_eq(d.request({"op": "show", "name": "crashy"})["module"]["state"], "active",
+                 "state after a non-owner's crash")
+        r = as_user(d.sock, u.uid["a"], u.gid,
+                    [{"op": "exec", "name": "crashy", "args": ["crash"]}])[0]
+        check_eq(r.get("result", {}).get("verdict"), "crashed", f"the owner's run ({r})")
+        check_eq(d.request({"op": "show", "name": "crashy"})["module"]["state"], "archived",
+                 "state after the owner's crash")
+
+
+@test("owners: a module shared with a group is usable by its members, not by others")
+def t_owner_group():
+    with Users("a", "b") as u:
+        outsider = f"{u.group}x"
+        subprocess.run(["useradd", "-M", "-N", "-g", "nogroup", "-s", "/usr/sbin/nologin",
+                        outsider], check=True, capture_output=True, timeout=WAIT)
+        try:
+            ouid = pwd.getpwnam(outsider).pw_uid
+            ogid = pwd.getpwnam(outsider).pw_gid
+            d = Daemon(args=u.daemon_args() + ["--allow-uid", str(ouid)])
+            os.chmod(d.sock, 0o666)  # the kernel's identity, not the file mode, decides
+            r = as_user(d.sock, u.uid["a"], u.gid, [submit_req("team", ECHO, group=u.group)])[0]
+            check(r.get("ok"), f"submit shared with {u.group}: {r}")
+            check_eq(r["module"]["owner_gid"], u.gid, "owner group")
+            r = as_user(d.sock, u.uid["b"], u.gid,
+                        [{"op": "exec", "name": "team", "args": ["b"]},
+                         submit_req("team", ECHO + b"# v2\n")])
+            check_eq(r[0].get("result", {}).get("stdout"), "out:b\n", f"a member's exec: {r[0]}")
+            check(r[1].get("ok"), f"a member's new version: {r[1]}")
+            check_eq(r[1]["module"]["owner_uid"], u.uid["a"], "owner kept by version 2")
+            r = as_user(d.sock, ouid, ogid, [{"op": "exec", "name": "team"},
+                                             submit_req("team", ECHO),
+                                             submit_req("own", ECHO, group=u.group)])
+            expect_error(r[0], "not_found")
+            expect_error(r[1], "unauthorized")
+            expect_error(r[2], "unauthorized")  # not a member: cannot share with it
+        finally:
+            subprocess.run(["userdel", outsider], capture_output=True, timeout=WAIT)
+
+
+def subscribe_as(sock_path, uid, gid, stop_word):
+    """A subscriber as uid/gid in a child; returns (pid, read end): the child
+    writes "ready\n", then every event line up to the first containing
+    stop_word, then exits."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            s = test_daemon.connect_as(sock_path, uid, gid)
+            f = s.makefile("rb")
+            s.sendall(b'{"op":"subscribe"}\n')
+            f.readline()
+            os.write(wfd, b"ready\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                os.write(wfd, line)
+                if stop_word.encode() in line:
+                    break
+        except BaseException as e:
+            os.write(wfd, f"child_error {e!r}\n".encode())
+        os._exit(0)
+    os.close(wfd)
+    return pid, os.fdopen(rfd, "rb")
+
+
+@test("owners: a subscriber is streamed only the events of its own modules")
+def t_owner_subscribe():
+    with Users("a", "b") as u:
+        d = Daemon(args=u.daemon_args())
+        pid, out = subscribe_as(d.sock, u.uid["b"], u.gid, "bmark")
+        try:
+            check_eq(out.readline(), b"ready\n", "the subscriber")
+            as_user(d.sock, u.uid["a"], u.gid, [submit_req("asecret", ECHO),
+                                                {"op": "exec", "name": "asecret"}])
+            as_user(d.sock, u.uid["b"], u.gid, [submit_req("bmark", ECHO)])
+            lines = out.read().decode()
+        finally:
+            out.close()
+            os.waitpid(pid, 0)
+        check("bmark" in lines, f"b's own event did not arrive: {lines[:400]!r}")
+        check("asecret" not in lines, f"b was streamed a's events: {lines[:600]!r}")
+
+
 # ================================================================== runner
 
 def main(argv):
