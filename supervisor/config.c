@@ -38,6 +38,11 @@ void supervisor_config_defaults(struct supervisor_config *cfg)
 		.idle_timeout_ms = 60000,
 		.max_request = 16u << 20,
 		.max_connections = 1024,
+		.max_connections_per_uid = 64,
+		.admin_connections = 8,
+		.queue_max_per_uid = 16,
+		.max_buffered = 512u << 20,
+		.max_buffered_per_uid = 64u << 20,
 		.shutdown_grace_ms = 30000,
 		.log_level = 1,
 		.metrics_port = 9100,
@@ -75,6 +80,12 @@ void supervisor_config_usage(FILE *f)
 		"  --idle-timeout DUR     close silent connections (60s)\n"
 		"  --max-request SIZE     largest request line (16M)\n"
 		"  --max-connections N    (1024)\n"
+		"  --max-connections-per-uid N  one client uid's (64)\n"
+		"  --admin-connections N  of those, kept for admins (8)\n"
+		"  --queue-max-per-uid N  runs one client uid may have queued (16)\n"
+		"  --max-buffered SIZE    request, answer and stdin bytes held\n"
+		"                         for all clients (512M)\n"
+		"  --max-buffered-per-uid SIZE  for one client uid (64M)\n"
 		"  --shutdown-grace DUR   SIGTERM: time runs get to finish (30s)\n"
 		"  --tick DUR             ticker period (SYSTEM_TICK_MS, 30s)\n"
 		"  --log-level LEVEL      debug, info, warn or error (LOG_LEVEL, "
@@ -490,7 +501,28 @@ enum {
 	OPT_LOG_PRETTY,
 	OPT_CONFIG,
 	OPT_METRICS_LISTEN,
+	OPT_CONN_PER_UID,
+	OPT_ADMIN_CONNS,
+	OPT_QUEUE_PER_UID,
+	OPT_MAX_BUFFERED,
+	OPT_MAX_BUFFERED_UID,
 };
+
+/* A buffer budget: at least what one exec answer may take (two captured
+ * streams of 1 MiB, up to six bytes each once escaped to JSON). */
+static int bytes(const char *opt, const char *v, size_t *out,
+		 struct al_error *err)
+{
+	uint64_t n;
+
+	if (parse_size(v, &n, err) < 0)
+		return al_error_prefix(err, "%s", opt);
+	if (n < (16u << 20) || n > (64ull << 30))
+		return al_error_set(err, EINVAL, "%s: between 16M and 64G",
+				    opt);
+	*out = (size_t)n;
+	return 0;
+}
 
 static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 		      struct al_error *err)
@@ -517,6 +549,19 @@ static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 	case OPT_RESET_HOUR: return count(opt, optarg, 0, 23, &cfg->quota_reset_hour, err);
 	case OPT_RETENTION: return count(opt, optarg, 0, 36500, &cfg->retention_days, err);
 	case 'c': return count(opt, optarg, 1, 65536, &cfg->max_connections, err);
+	case OPT_CONN_PER_UID:
+		return count(opt, optarg, 1, 65536,
+			     &cfg->max_connections_per_uid, err);
+	case OPT_ADMIN_CONNS:
+		return count(opt, optarg, 0, 65535, &cfg->admin_connections,
+			     err);
+	case OPT_QUEUE_PER_UID:
+		return count(opt, optarg, 1, 65536, &cfg->queue_max_per_uid,
+			     err);
+	case OPT_MAX_BUFFERED:
+		return bytes(opt, optarg, &cfg->max_buffered, err);
+	case OPT_MAX_BUFFERED_UID:
+		return bytes(opt, optarg, &cfg->max_buffered_per_uid, err);
 	case 'i': return duration_ms(opt, optarg, &cfg->idle_timeout_ms, err);
 	case 'S': return duration_ms(opt, optarg, &cfg->shutdown_grace_ms, err);
 	case 't': return duration_ms(opt, optarg, &cfg->tick_ms, err);
@@ -650,6 +695,15 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "max-request", required_argument, NULL, 'r' },
 		{ "max-connections", required_argument, NULL, 'c' },
+		{ "max-connections-per-uid", required_argument, NULL,
+		  OPT_CONN_PER_UID },
+		{ "admin-connections", required_argument, NULL,
+		  OPT_ADMIN_CONNS },
+		{ "queue-max-per-uid", required_argument, NULL,
+		  OPT_QUEUE_PER_UID },
+		{ "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
+		{ "max-buffered-per-uid", required_argument, NULL,
+		  OPT_MAX_BUFFERED_UID },
 		{ "shutdown-grace", required_argument, NULL, 'S' },
 		{ "tick", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -684,6 +738,16 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 	if (cfg->tick_ms < 100 || cfg->idle_timeout_ms < 100)
 		return al_error_set(err, EINVAL,
 				    "--tick and --idle-timeout: at least 100ms");
+	if (cfg->admin_connections >= cfg->max_connections)
+		return al_error_set(err, EINVAL,
+				    "--admin-connections (%u) must be below "
+				    "--max-connections (%u)",
+				    cfg->admin_connections,
+				    cfg->max_connections);
+	if (cfg->max_buffered_per_uid > cfg->max_buffered)
+		return al_error_set(err, EINVAL,
+				    "--max-buffered-per-uid must not exceed "
+				    "--max-buffered");
 	return metrics_address(cfg, err);
 }
 

@@ -97,6 +97,7 @@ struct conn {
 	unsigned pending; /* requests answered later (runs) */
 	uint64_t last_active_ms;
 	bool subscriber; /* events.c streams the feed to it */
+	size_t charged;  /* bytes of in + out counted for it (bounds.c) */
 	struct conn *prev, *next;
 };
 
@@ -118,6 +119,7 @@ struct job {
 	char path[PATH_MAX];
 	char **args;   /* owned, NULL-terminated */
 	int stdin_fd;  /* a memfd with the request's stdin, or -1 */
+	size_t stdin_len; /* its size: counted in the uid's buffered bytes */
 	struct sandbox_run *run;
 	int64_t run_id;
 	bool cancelled;
@@ -195,6 +197,13 @@ struct health {
 	char socket[160];
 };
 
+/* bounds.c: one connected uid's share of the daemon */
+struct tenant_use {
+	uid_t uid;
+	unsigned conns;
+	size_t buffered; /* its connections' in + out buffers */
+};
+
 struct supervisor {
 	struct supervisor_config cfg;
 	struct sandbox_host *host;
@@ -225,6 +234,10 @@ struct supervisor {
 	bool ready;          /* start-up done, the loop turning */
 	struct http *http;   /* NULL: HTTP off */
 	int64_t feed_cursor; /* events.c: the last feed id streamed */
+	/* bounds.c: what each connected uid holds, and the total */
+	struct tenant_use *uses;
+	size_t nuses, cap_uses;
+	size_t buffered; /* connections' in + out buffers, all uids */
 };
 
 enum counter {
@@ -395,6 +408,22 @@ int tenant_find(struct supervisor *s, const struct conn *c, const char *name,
 int tenant_submit_owner(struct supervisor *s, const struct conn *c,
 			const char *name, const char *group,
 			struct manifest_submission *sub, struct al_error *err);
+
+/* bounds.c: buffered bytes, connections and queue per uid. */
+/* Would `more` bytes for c stay within its uid's and the daemon's budget
+ * (connection buffers and queued stdin)? */
+bool bounds_fits(struct supervisor *s, const struct conn *c, size_t more);
+/* c's buffers now hold `now` bytes: the totals follow. */
+void bounds_recharge(struct supervisor *s, struct conn *c, size_t now);
+/* NULL if a new connection of uid/role may be kept, else why not */
+const char *bounds_accept(struct supervisor *s, uid_t uid,
+			  enum proto_role role);
+void bounds_conn_opened(struct supervisor *s, uid_t uid);
+void bounds_conn_closed(struct supervisor *s, struct conn *c);
+/* New work (a run with stdin_len bytes of stdin) on c: 0, or an error
+ * code with msg. */
+int bounds_admit(struct supervisor *s, const struct conn *c, size_t stdin_len,
+		 char *msg, size_t len);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

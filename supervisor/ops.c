@@ -658,6 +658,7 @@ static int job_stdin(struct job *job, const char *data, size_t len)
 {
 	if (!data)
 		return 0;
+	job->stdin_len = len; /* counted in the uid's buffered bytes */
 	job->stdin_fd = memfd_create("airlock-stdin", MFD_CLOEXEC);
 	if (job->stdin_fd < 0)
 		return -1;
@@ -675,7 +676,10 @@ static bool admitted(struct op_ctx *x)
 {
 	char msg[256];
 	int64_t retry = 0;
-	int code = runs_admit(x->s, x->c->uid, msg, sizeof(msg), &retry);
+	int code = bounds_admit(x->s, x->c, x->req->stdin_len, msg, sizeof(msg));
+
+	if (code == 0)
+		code = runs_admit(x->s, x->c->uid, msg, sizeof(msg), &retry);
 
 	if (code == 0)
 		return true;

@@ -210,8 +210,11 @@ void server_accept(struct supervisor *s)
 			       "this uid is not allowed to use airlockd");
 			continue;
 		}
-		if (s->nconns >= s->cfg.max_connections) {
-			refuse(fd, PROTO_E_OVERLOADED, "too many connections");
+		const char *full = bounds_accept(s, cred.uid, role);
+		if (full) {
+			LOG(LOG_WARN, NULL, 0, "refused uid %u: %s", cred.uid,
+			    full);
+			refuse(fd, PROTO_E_OVERLOADED, full);
 			continue;
 		}
 		struct conn *c = calloc(1, sizeof(*c));
@@ -240,6 +243,7 @@ void server_accept(struct supervisor *s)
 			s->conns->prev = c;
 		s->conns = c;
 		s->nconns++;
+		bounds_conn_opened(s, c->uid);
 		LOG(LOG_DEBUG, NULL, 0, "connection %llu: uid %u pid %d (%s)",
 		    (unsigned long long)c->serial, cred.uid, cred.pid,
 		    role == PROTO_ROLE_ADMIN ? "admin" : "client");

@@ -248,6 +248,13 @@ struct supervisor_config {
 	uint64_t idle_timeout_ms;  /* a silent connection is closed (60000) */
 	size_t max_request;        /* bytes in one request line (16 MiB) */
 	unsigned max_connections;  /* (1024) */
+	/* one client uid's share (bounds.c; admins are exempt but for the
+	 * global byte budget) */
+	unsigned max_connections_per_uid; /* (64) */
+	unsigned admin_connections;       /* of max_connections (8) */
+	unsigned queue_max_per_uid;       /* runs waiting (16) */
+	size_t max_buffered;              /* all clients' bytes (512 MiB) */
+	size_t max_buffered_per_uid;      /* one uid's (64 MiB) */
 	uint64_t shutdown_grace_ms; /* SIGTERM: runs may finish (30000) */
 	/* who may connect: uid 0 is always admin; up to 32 of each */
 	uid_t client_uids[32];

@@ -520,6 +520,142 @@ def t_owner_subscribe():
         check("asecret" not in lines, f"b was streamed a's events: {lines[:600]!r}")
 
 
+# ============================================== 3. one client exhausting all
+
+# 1 MiB of \x01 on each stream: 6 MiB each once escaped to JSON
+FLOOD = (b"#!/bin/sh\nhead -c 1048576 /dev/zero | tr '\\0' '\\1'\n"
+         b"head -c 1048576 /dev/zero | tr '\\0' '\\1' >&2\n")
+
+
+def hold_connections(sock_path, uid, gid, n, lines=b""):
+    """A child as uid/gid that opens n connections, sends `lines` on each
+    and never reads; it writes how many were accepted (no answer waiting
+    at once) to the pipe, then holds them until killed. (pid, count)."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(rfd)
+            socks, accepted = [], 0
+            s0 = test_daemon.connect_as(sock_path, uid, gid)
+            socks.append(s0)
+            for _ in range(n - 1):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(sock_path)
+                socks.append(s)
+            time.sleep(0.5)  # refusals are written at accept
+            for s in socks:
+                s.setblocking(False)
+                try:
+                    refused = s.recv(4096)
+                except BlockingIOError:
+                    refused = None
+                if refused is None:
+                    accepted += 1
+                    if lines:
+                        s.setblocking(True)
+                        s.sendall(lines)
+            os.write(wfd, f"{accepted}\n".encode())
+            time.sleep(3600)
+        except BaseException as e:
+            os.write(wfd, f"-1 {e!r}\n".encode())
+        os._exit(0)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as f:
+        line = f.readline().decode()
+    check(not line.startswith("-1"), f"the holding client failed: {line}")
+    return pid, int(line.split()[0])
+
+
+def release(pid):
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise Failure("no VmHWM")
+
+
+@test("bounds: pipelined execs never read stay within the uid's buffer budget; others are served")
+def t_bounds_non_reader():
+    with Users("a", "b") as u:
+        d = Daemon(args=u.daemon_args() + ["--max-buffered-per-uid", "16M",
+                                           "--max-buffered", "64M", "--max-active", "4"])
+        check(d.submit("flood", FLOOD, policy="default")["ok"], "submit")
+        # a's module too: a may run only what it owns
+        check(as_user(d.sock, u.uid["a"], u.gid, [submit_req("aflood", FLOOD)])[0].get("ok"),
+              "a's submit")
+        before = peak_rss_kib(d.proc.pid)
+        req = json.dumps({"op": "exec", "name": "aflood"}).encode() + b"\n"
+        pid, accepted = hold_connections(d.sock, u.uid["a"], u.gid, 4, req * 30)
+        try:
+            check_eq(accepted, 4, "a's connections accepted")
+            # every run a got admitted ends; then nothing more is coming
+            wait_for(lambda: (lambda st: st["active_runs"] == 0 and st["queue_depth"] == 0)(
+                d.request({"op": "status"})), "a's runs to end", timeout=120)
+            r = as_user(d.sock, u.uid["b"], u.gid, [submit_req("bmod", ECHO),
+                                                    {"op": "exec", "name": "bmod", "args": ["x"]}])
+            check_eq(r[1].get("result", {}).get("stdout"), "out:x\n", f"b's exec: {r}")
+            check(d.request({"op": "status"}).get("ok"), "root's status")
+            peak = peak_rss_kib(d.proc.pid)
+        finally:
+            release(pid)
+        note(f"airlockd peak RSS {before} KiB before, {peak} KiB after 120 unread execs")
+        check(peak - before < 160 * 1024,
+              f"airlockd grew by {(peak - before) // 1024} MiB for one uid's unread answers")
+        check(any("budget spent; dropped" in l or "are unread" in l for l in d.log),
+              "no connection was dropped or refused for unread answers")
+
+
+@test("bounds: one uid's idle connections cannot lock out another uid or root")
+def t_bounds_connections():
+    with Users("a", "b") as u:
+        d = Daemon(args=u.daemon_args() + ["--max-connections", "24",
+                                           "--max-connections-per-uid", "8",
+                                           "--admin-connections", "4"])
+        pid, accepted = hold_connections(d.sock, u.uid["a"], u.gid, 30, b"\n")
+        try:
+            check_eq(accepted, 8, "connections a got of the 30 it opened")
+            pid2, accepted2 = hold_connections(d.sock, u.uid["b"], u.gid, 30, b"\n")
+            try:
+                check_eq(accepted2, 8, "connections b got beside a's")
+                check(d.request({"op": "status"}).get("ok"), "root refused")
+                conns = [d.connect() for _ in range(4)]  # root's reserved slots
+                for c in conns:
+                    check(c.request({"op": "health"}).get("ok"), "an admin slot")
+                for c in conns:
+                    c.sock.close()
+            finally:
+                release(pid2)
+        finally:
+            release(pid)
+        check(any("too many connections from this uid" in l for l in d.log),
+              "the per-uid refusals are not logged")
+
+
+@test("bounds: a uid has at most --queue-max-per-uid runs waiting; another uid still queues")
+def t_bounds_queue_per_uid():
+    with Users("a", "b") as u:
+        d = Daemon(args=u.daemon_args() + ["--max-active", "1", "--queue-max-per-uid", "2"])
+        sleeper = b"#!/bin/sh\nsleep 1\necho done\n"
+        for who in ("a", "b"):
+            check(as_user(d.sock, u.uid[who], u.gid, [submit_req(who + "s", sleeper)])[0].get("ok"),
+                  f"{who}'s submit")
+        # pipelined: all five arrive in one write, before the first ends;
+        # then one answer is read per (empty) request
+        lines = (json.dumps({"op": "exec", "name": "as"}) + "\n").encode() * 5
+        answers = as_user(d.sock, u.uid["a"], u.gid, [lines] + [b""] * 4)
+        codes = sorted(a.get("error", {}).get("code", "ok") for a in answers)
+        check_eq(codes, ["ok", "ok", "ok", "overloaded", "overloaded"],
+                 "a's five pipelined execs (1 running + 2 queued)")
+        r = as_user(d.sock, u.uid["b"], u.gid, [{"op": "exec", "name": "bs"}])[0]
+        check(r.get("ok"), f"b's exec beside a's full queue: {r}")
+
+
 # ================================================================== runner
 
 def main(argv):
