@@ -352,7 +352,8 @@ int http_start(struct supervisor *s, struct al_error *err)
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS * 2,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 16u, MHD_OPTION_END);
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)server_backlog(),
+		MHD_OPTION_END);
 	if (!h->mhd)
 		return al_error_set(err, errno ? errno : EADDRNOTAVAIL,
 				    "HTTP on %s (--metrics-listen, "

@@ -255,6 +255,7 @@ int epoll_modify(struct supervisor *s, struct source *src, uint32_t events);
 
 /* server.c */
 int server_listen(struct supervisor *s, struct al_error *err);
+int server_backlog(void); /* listen(2) backlog: net.core.somaxconn */
 void server_accept(struct supervisor *s);
 void server_unlink(struct supervisor *s);
 

@@ -76,6 +76,22 @@ static int make_parent(const char *path, struct al_error *err)
 	return 0;
 }
 
+/* The system's maximum (net.core.somaxconn), as servers and systemd
+ * sockets use: a fixed 128 made a burst of non-blocking connects fail
+ * with EAGAIN while the loop was busy with a run. */
+int server_backlog(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+	int n = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n > 0 ? n : SOMAXCONN;
+}
+
 int server_listen(struct supervisor *s, struct al_error *err)
 {
 	struct sockaddr_un sa;
@@ -110,7 +126,7 @@ int server_listen(struct supervisor *s, struct al_error *err)
 		if (chown(path, 0, g->gr_gid) < 0)
 			return al_error_sys(err, errno, "chown %s", path);
 	}
-	if (listen(s->listen.fd, 128) < 0)
+	if (listen(s->listen.fd, server_backlog()) < 0)
 		return al_error_sys(err, errno, "listen %s", path);
 	if (epoll_watch(s, &s->listen, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");

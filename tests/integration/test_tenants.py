@@ -16,6 +16,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -654,6 +655,35 @@ def t_bounds_queue_per_uid():
                  "a's five pipelined execs (1 running + 2 queued)")
         r = as_user(d.sock, u.uid["b"], u.gid, [{"op": "exec", "name": "bs"}])[0]
         check(r.get("ok"), f"b's exec beside a's full queue: {r}")
+
+
+# ======================================================= 8. the listen backlog
+
+@test("backlog: 600 non-blocking connects while airlockd is busy all succeed (no EAGAIN)")
+def t_listen_backlog():
+    with open("/proc/sys/net/core/somaxconn") as f:
+        somaxconn = int(f.read())
+    n = min(600, somaxconn - 8)
+    check(n > 200, f"net.core.somaxconn is {somaxconn}: too small to tell 128 apart")
+    d = Daemon()
+    socks = []
+    os.kill(d.proc.pid, signal.SIGSTOP)  # a loop busy elsewhere accepts nothing
+    try:
+        failed = 0
+        for _ in range(n):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(d.sock)
+            except BlockingIOError:
+                failed += 1
+            socks.append(s)
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+        for s in socks:
+            s.close()
+    check_eq(failed, 0, f"connects of {n} refused with EAGAIN")
+    check(d.request({"op": "health"}).get("ok"), "airlockd after the burst")
 
 
 # ================================================================== runner
