@@ -31,6 +31,7 @@ from harness import Failure, check, check_eq, note, test
 # The daemon fixture of test_daemon.py; importing it registers that
 # suite's tests too, which this suite does not run.
 import test_daemon
+import test_metrics
 from test_daemon import Daemon, as_user, expect_error, wait_for, WAIT
 
 del harness.TESTS[:]
@@ -684,6 +685,77 @@ def t_listen_backlog():
             s.close()
     check_eq(failed, 0, f"connects of {n} refused with EAGAIN")
     check(d.request({"op": "health"}).get("ok"), "airlockd after the burst")
+
+
+# ============================================================ 7. slowloris
+
+def http_get(port, path, source="127.0.0.1", timeout=5):
+    """One GET from `source` (a loopback address of our choosing, so that
+    the daemon sees another peer): the status code, or None."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0))
+    try:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        return int(data.split(b" ")[1])
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+@test("http: 32 slowloris connections neither lock others out nor outlive the header deadline")
+def t_http_slowloris():
+    port = test_metrics.free_port()
+    d = Daemon(args=["--metrics-listen", f"127.0.0.1:{port}"])
+    slow, stop = [], threading.Event()
+    for _ in range(32):
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.sendall(b"G")
+            slow.append(c)
+        except OSError:
+            pass
+
+    def drip():  # one header byte per second on each: never idle
+        while not stop.wait(1):
+            for c in slow:
+                try:
+                    c.send(b"E")
+                except OSError:
+                    pass
+    t = threading.Thread(target=drip, daemon=True)
+    t.start()
+    try:
+        started = time.monotonic()
+        # another peer is served at once: one address holds at most 8
+        check_eq(http_get(port, "/healthz", source="127.0.0.2"), 200,
+                 "/healthz from another address during the attack")
+        # and the dripping connections are closed by the deadline, not kept
+        # open by their bytes
+        alive = slow[0]
+        alive.settimeout(15)
+        try:
+            got = alive.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            got = b""
+        lasted = time.monotonic() - started
+        check(lasted < 10, f"a dripping connection lasted {lasted:.1f} s")
+        check(b"200" not in got, f"the slow request was answered: {got[:100]!r}")
+        note(f"a connection sending a byte a second was closed after {lasted:.1f} s")
+        wait_for(lambda: http_get(port, "/healthz") == 200,
+                 "/healthz from the attacker's own address once the deadline cut it")
+    finally:
+        stop.set()
+        t.join(5)
+        for c in slow:
+            c.close()
+    check(any("headers took over" in l for l in d.log), "the deadline is not logged")
 
 
 # ================================================================== runner
