@@ -260,6 +260,22 @@ typedef int (*manifest_module_fn)(const struct manifest_module *mod,
 int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		  manifest_module_fn fn, void *arg, struct al_error *err);
 
+/* What one submitter keeps stored: versions with a file (every state but
+ * rejected) and the sum of their sizes. */
+struct manifest_storage {
+	uint32_t uid;
+	uint64_t bytes;
+	uint64_t versions;
+};
+typedef int (*manifest_storage_fn)(const struct manifest_storage *st,
+				   void *arg);
+/* Per submitting uid (`uid` < 0: every uid that stores something, by
+ * uid; else that one, reported even when it stores nothing). Returns how
+ * many rows, or -1. */
+int manifest_storage_use(struct manifest *m, int64_t uid,
+			 manifest_storage_fn fn, void *arg,
+			 struct al_error *err);
+
 /* ----------------------------------------------------------------- runs */
 
 /* The start of a run; borrowed for the call. */

@@ -45,6 +45,41 @@ int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 	return count;
 }
 
+static const char SQL_STORAGE[] =
+	"SELECT ?1, coalesce(sum(size), 0), count(*) FROM modules"
+	" WHERE ?1 >= 0 AND submitted_uid = ?1 AND state <> 'rejected'"
+	" UNION ALL"
+	" SELECT submitted_uid, sum(size), count(*) FROM modules"
+	" WHERE ?1 < 0 AND state <> 'rejected'"
+	" GROUP BY submitted_uid";
+
+int manifest_storage_use(struct manifest *m, int64_t uid,
+			 manifest_storage_fn fn, void *arg,
+			 struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_STORAGE, err);
+	struct manifest_storage st;
+	int rc, count = 0;
+
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: storage");
+	sqlite3_bind_int64(s, 1, uid);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		/* the first half answers once even for a uid with no rows */
+		if (sqlite3_column_int64(s, 0) < 0)
+			continue;
+		st.uid = (uint32_t)sqlite3_column_int64(s, 0);
+		st.bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		st.versions = (uint64_t)sqlite3_column_int64(s, 2);
+		count++;
+		if (fn != NULL && fn(&st, arg) != 0)
+			return count;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(m, err, "manifest: storage");
+	return count;
+}
+
 /* The newest `limit` (-1: all), returned oldest first. */
 static const char SQL_EVENTS[] =
 	"SELECT id, time_ms, module_id, module_name, module_version,"

@@ -268,5 +268,7 @@ UPDATE modules SET owner_uid = (
 	SELECT first.submitted_uid FROM modules first
 	WHERE first.name = modules.name ORDER BY first.version LIMIT 1);
 CREATE INDEX modules_owner ON modules (owner_uid, name);
+-- Storage quotas sum what each uid keeps stored (docs/protocol.md).
+CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 PRAGMA user_version = 5;

@@ -43,6 +43,9 @@ void supervisor_config_defaults(struct supervisor_config *cfg)
 		.queue_max_per_uid = 16,
 		.max_buffered = 512u << 20,
 		.max_buffered_per_uid = 64u << 20,
+		.store_max_per_uid = 1ull << 30,
+		.store_versions_per_uid = 1000,
+		.store_free_min = 256u << 20,
 		.shutdown_grace_ms = 30000,
 		.log_level = 1,
 		.metrics_port = 9100,
@@ -86,6 +89,9 @@ void supervisor_config_usage(FILE *f)
 		"  --max-buffered SIZE    request, answer and stdin bytes held\n"
 		"                         for all clients (512M)\n"
 		"  --max-buffered-per-uid SIZE  for one client uid (64M)\n"
+		"  --store-max-per-uid SIZE  module bytes one uid may keep (1G)\n"
+		"  --store-versions-per-uid N  versions one uid may keep (1000)\n"
+		"  --store-free-min SIZE  no submit below this free space (256M)\n"
 		"  --shutdown-grace DUR   SIGTERM: time runs get to finish (30s)\n"
 		"  --tick DUR             ticker period (SYSTEM_TICK_MS, 30s)\n"
 		"  --log-level LEVEL      debug, info, warn or error (LOG_LEVEL, "
@@ -506,7 +512,23 @@ enum {
 	OPT_QUEUE_PER_UID,
 	OPT_MAX_BUFFERED,
 	OPT_MAX_BUFFERED_UID,
+	OPT_STORE_MAX,
+	OPT_STORE_VERSIONS,
+	OPT_STORE_FREE,
 };
+
+static int size_in(const char *opt, const char *v, uint64_t min, uint64_t max,
+		   uint64_t *out, struct al_error *err)
+{
+	uint64_t n;
+
+	if (parse_size(v, &n, err) < 0)
+		return al_error_prefix(err, "%s", opt);
+	if (n < min || n > max)
+		return al_error_set(err, EINVAL, "%s: out of range", opt);
+	*out = n;
+	return 0;
+}
 
 /* A buffer budget: at least what one exec answer may take (two captured
  * streams of 1 MiB, up to six bytes each once escaped to JSON). */
@@ -562,6 +584,15 @@ static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 		return bytes(opt, optarg, &cfg->max_buffered, err);
 	case OPT_MAX_BUFFERED_UID:
 		return bytes(opt, optarg, &cfg->max_buffered_per_uid, err);
+	case OPT_STORE_MAX:
+		return size_in(opt, optarg, 1024, UINT64_MAX,
+			       &cfg->store_max_per_uid, err);
+	case OPT_STORE_VERSIONS:
+		return count(opt, optarg, 1, UINT32_MAX,
+			     &cfg->store_versions_per_uid, err);
+	case OPT_STORE_FREE:
+		return size_in(opt, optarg, 0, UINT64_MAX, &cfg->store_free_min,
+			       err);
 	case 'i': return duration_ms(opt, optarg, &cfg->idle_timeout_ms, err);
 	case 'S': return duration_ms(opt, optarg, &cfg->shutdown_grace_ms, err);
 	case 't': return duration_ms(opt, optarg, &cfg->tick_ms, err);
@@ -704,6 +735,10 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 		{ "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
 		{ "max-buffered-per-uid", required_argument, NULL,
 		  OPT_MAX_BUFFERED_UID },
+		{ "store-max-per-uid", required_argument, NULL, OPT_STORE_MAX },
+		{ "store-versions-per-uid", required_argument, NULL,
+		  OPT_STORE_VERSIONS },
+		{ "store-free-min", required_argument, NULL, OPT_STORE_FREE },
 		{ "shutdown-grace", required_argument, NULL, 'S' },
 		{ "tick", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },

@@ -288,6 +288,7 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 				     struct MHD_Connection *conn)
 {
 	struct metrics_quota quotas[sizeof(s->quotas) / sizeof(s->quotas[0])];
+	static struct metrics_storage storage[256]; /* one loop thread */
 	struct metrics_snapshot m = {
 		.version = AIRLOCK_VERSION,
 		.start_time_s = (double)s->started_unix_ms / 1000.0,
@@ -306,6 +307,12 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 		.quota_per_hour = s->cfg.quota_per_hour,
 		.quota_per_day = s->cfg.quota_per_day,
 		.quotas = quotas,
+		.storage = storage,
+		.nstorage = storage_snapshot(s, storage, 256),
+		.store_free_bytes = storage_free_bytes(s),
+		.store_free_min = s->cfg.store_free_min,
+		.store_max_per_uid = s->cfg.store_max_per_uid,
+		.store_versions_per_uid = s->cfg.store_versions_per_uid,
 	};
 	struct manifest_stats st;
 	struct al_error err = {0};

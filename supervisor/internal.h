@@ -157,6 +157,11 @@ struct metrics_histogram {
 	double sum;
 };
 
+struct metrics_storage {
+	uint32_t uid;
+	uint64_t bytes, versions;
+};
+
 struct metrics_quota {
 	uid_t uid;
 	int64_t hour_left, day_left; /* -1: that window has no quota */
@@ -178,6 +183,12 @@ struct metrics_snapshot {
 	unsigned quota_per_hour, quota_per_day; /* 0: none */
 	const struct metrics_quota *quotas;
 	size_t nquotas;
+	/* storage.c: what each submitter keeps, and the state directory's
+	 * free space against the floor */
+	const struct metrics_storage *storage;
+	size_t nstorage;
+	uint64_t store_free_bytes, store_free_min;
+	uint64_t store_max_per_uid, store_versions_per_uid;
 };
 
 /* metrics.c: pure. The Prometheus text exposition format (0.0.4) of `m`
@@ -425,6 +436,17 @@ void bounds_conn_closed(struct supervisor *s, struct conn *c);
  * code with msg. */
 int bounds_admit(struct supervisor *s, const struct conn *c, size_t stdin_len,
 		 char *msg, size_t len);
+
+/* storage.c: storage quotas per submitting uid and a free-space floor. */
+uint64_t storage_free_bytes(const struct supervisor *s);
+/* A submit of `len` bytes by c: 0, or an error code with msg. */
+int storage_admit(struct supervisor *s, const struct conn *c, size_t len,
+		  char *msg, size_t mlen);
+/* "storage": the limits, free space and c's line (an admin: every uid) */
+int storage_json(struct supervisor *s, struct json_buf *jb,
+		 const struct conn *c, struct al_error *err);
+size_t storage_snapshot(struct supervisor *s, struct metrics_storage *out,
+			size_t max);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

@@ -353,6 +353,11 @@ static void op_status(struct op_ctx *x)
 		reply_manifest_error(x, &err);
 		return;
 	}
+	if (storage_json(s, &jb, x->c, &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
 	json_key(&jb, "health");
 	json_object_open(&jb);
 	health_json(&jb, s);
@@ -773,6 +778,12 @@ static void op_submit(struct op_ctx *x)
 	}
 	if (submit_content(x, &content, &len) < 0)
 		return;
+	char full[512];
+	int code = storage_admit(x->s, x->c, len, full, sizeof(full));
+	if (code) {
+		reply_error(x, code, "%s", full);
+		return;
+	}
 	struct sup_policy *pol =
 		policy_get(x->s, req->policy ? req->policy : "default", &err);
 	if (!pol) {

@@ -27,6 +27,7 @@ static const char *const error_names[PROTO_E_COUNT] = {
 	[PROTO_E_SHUTTING_DOWN] = "shutting_down",
 	[PROTO_E_INTERNAL] = "internal",
 	[PROTO_E_CANCELLED] = "cancelled",
+	[PROTO_E_STORAGE_FULL] = "storage_full",
 };
 
 const char *proto_error_name(enum proto_error e)

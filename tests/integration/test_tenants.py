@@ -758,6 +758,56 @@ def t_http_slowloris():
     check(any("headers took over" in l for l in d.log), "the deadline is not logged")
 
 
+# ========================================================= 6. storage quota
+
+@test("storage: per-uid stored bytes and versions, a free-space floor; figures in status and /metrics")
+def t_storage_quota():
+    with Users("a", "b") as u:
+        port = test_metrics.free_port()
+        d = Daemon(args=u.daemon_args() + ["--store-max-per-uid", "64K",
+                                           "--store-versions-per-uid", "3",
+                                           "--metrics-listen", f"127.0.0.1:{port}"],
+                   env={"PROM_API_KEY": test_metrics.KEY})
+        a = lambda *reqs: as_user(d.sock, u.uid["a"], u.gid, list(reqs))
+        big = b"#!/bin/sh\necho big\n#" + b"x" * 40000 + b"\n"
+        r = a(submit_req("big1", big), submit_req("big2", big + b"#2\n"))
+        check(r[0].get("ok"), f"the first 40 KB module: {r[0]}")
+        expect_error(r[1], "storage_full")
+        check("--store-max-per-uid" in r[1]["error"]["message"], r[1]["error"]["message"])
+        # versions: three kept (superseded ones count), the fourth refused
+        r = a(*[submit_req("small", ECHO + b"#%d\n" % i) for i in range(3)])
+        codes = [x.get("error", {}).get("code", "ok") for x in r]
+        check_eq(codes, ["ok", "ok", "storage_full"], "versions 2-4 of a's stored modules")
+        check("--store-versions-per-uid" in r[2]["error"]["message"], r[2]["error"]["message"])
+        # another uid is unaffected
+        check(as_user(d.sock, u.uid["b"], u.gid, [submit_req("bmod", ECHO)])[0].get("ok"),
+              "b's submit")
+        st = a({"op": "status"})[0]["storage"]
+        check_eq([(x["uid"], x["versions"]) for x in st["uids"]], [(u.uid["a"], 3)],
+                 "a's storage line in its status (its own only)")
+        check(st["uids"][0]["bytes"] > 40000 and st["max_bytes_per_uid"] == 65536,
+              f"storage figures: {st}")
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\nx-api-key: {test_metrics.KEY}\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        page = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            page += chunk
+        c.close()
+        text = page.decode()
+        check(f'airlock_stored_versions{{uid="{u.uid["a"]}"}} 3' in text,
+              "airlock_stored_versions for a missing from /metrics")
+        check("airlock_state_dir_free_bytes" in text, "no free-space gauge")
+    # the free-space floor: above what the disk has, every submit is refused
+    d2 = Daemon(args=["--store-free-min", "1000000T"])
+    r = d2.submit("any", ECHO)
+    expect_error(r, "storage_full")
+    check("--store-free-min" in r["error"]["message"], r["error"]["message"])
+
+
 # ================================================================== runner
 
 def main(argv):
