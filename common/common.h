@@ -8,7 +8,10 @@
  *   - parse_size() / parse_duration(): the size and duration strings of the
  *     command line, the environment and policy files.
  *
- * Nothing here touches the operating system beyond malloc.
+ *   - al_path_trusted(): may root act on this path (StrictModes)?
+ *
+ * Nothing here touches the operating system beyond malloc, except
+ * al_path_trusted() (stat(2) of a path and its directories).
  */
 #ifndef AIRLOCK_COMMON_H
 #define AIRLOCK_COMMON_H
@@ -17,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define AIRLOCK_VERSION "0.1.0"
 
@@ -146,5 +150,18 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 
 /* Format a byte count for people: "64 MiB", "1.5 GiB", "512 B". */
 void format_size(uint64_t bytes, char *buf, size_t len);
+
+/* --------------------------------------------------------------- trust */
+
+/* 0 if `path` (resolved) and every directory above it are owned by root
+ * or `self` and not writable by group or other (a root-owned sticky
+ * directory such as /tmp is fine above it); else -1 with err naming the
+ * offending path and the fix. For files and directories the daemon reads
+ * as root on behalf of clients. */
+int al_path_trusted(const char *path, uid_t self, struct al_error *err);
+/* The same test of one file already stat'ed (`what` names it in err). */
+struct stat;
+int al_stat_trusted(const char *what, const struct stat *st, uid_t self,
+		    struct al_error *err);
 
 #endif

@@ -29,6 +29,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +181,24 @@ int db_writable(struct manifest *m, struct al_error *err)
 	return 0;
 }
 
+int db_bind_viewer(sqlite3_stmt *s, int idx, const struct manifest_viewer *v)
+{
+	char gids[MANIFEST_VIEWER_GROUPS * 11 + 2] = ",";
+	size_t used = 1;
+
+	if (v == NULL)
+		return 0; /* both NULL: every row */
+	for (size_t i = 0; i < v->ngids && i < MANIFEST_VIEWER_GROUPS; i++)
+		used += (size_t)snprintf(gids + used, sizeof(gids) - used,
+					 "%u,", v->gids[i]);
+	if (sqlite3_bind_int64(s, idx, v->uid) != SQLITE_OK)
+		return -1;
+	return sqlite3_bind_text(s, idx + 1, gids, -1, SQLITE_TRANSIENT) ==
+			       SQLITE_OK
+		       ? 0
+		       : -1;
+}
+
 int db_bind_text(sqlite3_stmt *s, int idx, const char *text)
 {
 	if (text == NULL)
@@ -316,10 +335,49 @@ static int writer_settings(struct manifest *m, struct al_error *err)
 	return 0;
 }
 
+/*
+ * The writer acts as root on what the state directory holds: a directory
+ * another user created (or may write), or a subdirectory or database file
+ * of theirs, would let them read every module and swap in a trojan. Every
+ * part must be root's (or the writer's own uid's) and not group/other-
+ * writable, checked after the directories are made (so a pre-created one
+ * is caught) and before anything is read from them.
+ */
+static int check_owned(struct manifest *m, struct al_error *err)
+{
+	static const char *const files[] = { DB_NAME, DB_NAME "-wal",
+					     DB_NAME "-shm" };
+	struct stat st;
+	char what[PATH_MAX + 16];
+
+	for (int d = 0; d < STORE_DIRS; d++) {
+		snprintf(what, sizeof(what), "%s/%s", m->state_dir,
+			 store_dir_name(d));
+		if (fstat(m->store_fd[d], &st) < 0)
+			return al_error_sys(err, errno, "%s", what);
+		if (al_stat_trusted(what, &st, geteuid(), err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(what, sizeof(what), "%s/%s", m->state_dir, files[i]);
+		if (fstatat(m->dir_fd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return al_error_sys(err, errno, "%s", what);
+		}
+		if (al_stat_trusted(what, &st, geteuid(), err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int open_read_write(struct manifest *m, struct al_error *err)
 {
 	if (make_dirs(m->state_dir, 0750, err) < 0)
 		return -1;
+	if (al_path_trusted(m->state_dir, geteuid(), err) < 0)
+		return al_error_prefix(err, "state directory %s refused",
+				       m->state_dir);
 	m->dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->dir_fd < 0)
 		return al_error_sys(err, errno, "%s", m->state_dir);
@@ -328,8 +386,12 @@ static int open_read_write(struct manifest *m, struct al_error *err)
 		return al_error_sys(err, errno,
 				    "state directory %s is not writable",
 				    m->state_dir);
-	if (take_writer_lock(m, err) < 0 || store_open(m, true, err) < 0 ||
-	    create_db_file(m, err) < 0 || db_connect(m, err) < 0 ||
+	if (take_writer_lock(m, err) < 0 || store_open(m, true, err) < 0)
+		return -1;
+	if (check_owned(m, err) < 0)
+		return al_error_prefix(err, "state directory %s refused",
+				       m->state_dir);
+	if (create_db_file(m, err) < 0 || db_connect(m, err) < 0 ||
 	    db_exec(m, "PRAGMA foreign_keys = ON", err) < 0)
 		return -1;
 	/* the schema check comes first: it is what tells a corrupt or

@@ -15,11 +15,20 @@
 #include "manifest/internal.h"
 
 static const char SQL_FEED[] =
-	"SELECT id, time_ms, kind, module_id, module_name, module_version,"
-	" run_id, uid, verdict, detail FROM ("
-	"  SELECT * FROM feed WHERE id > ?1 AND time_ms >= ?2"
-	"  AND (?3 IS NULL OR kind = ?3) ORDER BY id DESC LIMIT ?4)"
-	" ORDER BY id";
+	"SELECT f.id, f.time_ms, f.kind, f.module_id, f.module_name,"
+	" f.module_version, f.run_id, f.uid, f.verdict, f.detail,"
+	" f.owner_uid, f.owner_gid FROM ("
+	"  SELECT feed.*, mo.owner_uid AS owner_uid,"
+	"  mo.owner_gid AS owner_gid FROM feed"
+	"  LEFT JOIN modules mo ON mo.id = feed.module_id"
+	"  WHERE feed.id > ?1 AND feed.time_ms >= ?2"
+	"  AND (?3 IS NULL OR feed.kind = ?3)"
+	"  AND (?5 IS NULL"
+	"   OR (feed.module_id IS NULL AND (feed.uid IS NULL OR feed.uid = ?5))"
+	"   OR (mo.id IS NOT NULL AND "
+	VIEWER_SEES("?5", "?6", "mo.owner_uid", "mo.owner_gid") "))"
+	"  ORDER BY feed.id DESC LIMIT ?4) f"
+	" ORDER BY f.id";
 
 static void feed_from_row(sqlite3_stmt *s, struct manifest_feed_event *ev)
 {
@@ -35,6 +44,11 @@ static void feed_from_row(sqlite3_stmt *s, struct manifest_feed_event *ev)
 	ev->uid = (uint32_t)sqlite3_column_int64(s, 7);
 	db_column_copy(s, 8, ev->verdict, sizeof(ev->verdict));
 	db_column_copy(s, 9, ev->detail, sizeof(ev->detail));
+	ev->has_owner = sqlite3_column_type(s, 10) != SQLITE_NULL;
+	ev->owner_uid = (uint32_t)sqlite3_column_int64(s, 10);
+	ev->owner_gid = sqlite3_column_type(s, 11) == SQLITE_NULL
+				? -1
+				: sqlite3_column_int64(s, 11);
 }
 
 int manifest_feed(struct manifest *m, const struct manifest_feed_filter *f,
@@ -53,6 +67,8 @@ int manifest_feed(struct manifest *m, const struct manifest_feed_filter *f,
 	sqlite3_bind_int64(s, 2, f->since_ms);
 	db_bind_text(s, 3, f->kind);
 	sqlite3_bind_int64(s, 4, f->limit == 0 ? -1 : (int64_t)f->limit);
+	if (db_bind_viewer(s, 5, f->viewer) < 0)
+		return db_error(m, err, "manifest: feed");
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		feed_from_row(s, &ev);
 		count++;

@@ -95,6 +95,14 @@ int db_writable(struct manifest *m, struct al_error *err);
 
 /* Bind a string or NULL. */
 int db_bind_text(sqlite3_stmt *s, int idx, const char *text);
+/* A viewer as two parameters: idx its uid (NULL: no viewer, every row),
+ * idx + 1 its groups as ",g1,g2," for the VIEWER_SEES() test. */
+int db_bind_viewer(sqlite3_stmt *s, int idx, const struct manifest_viewer *v);
+/* SQL: may viewer ?U (groups ?G) see rows of a module whose owner columns
+ * are OWNER_UID and OWNER_GID? */
+#define VIEWER_SEES(U, G, OWNER_UID, OWNER_GID)                               \
+	"(" U " IS NULL OR " OWNER_UID " = " U " OR instr(" G ", ',' || "   \
+	OWNER_GID " || ',') > 0)"
 /* Copy a text column into buf (cut to fit; "" for NULL). */
 void db_column_copy(sqlite3_stmt *s, int col, char *buf, size_t len);
 
@@ -204,7 +212,7 @@ int event_append(struct manifest *m, const struct manifest_module *mod,
 #define MODULE_COLUMNS                                                         \
 	"id, name, version, sha256, size, interpreter, policy_name, "         \
 	"policy_hash, state, state_reason, submitted_uid, created_ms, "       \
-	"updated_ms"
+	"updated_ms, owner_uid, owner_gid"
 void module_from_row(sqlite3_stmt *s, struct manifest_module *out);
 /* Module `id` without the "manifest: " prefix; ENOENT when unknown. */
 int module_get(struct manifest *m, int64_t id, struct manifest_module *out,

@@ -145,6 +145,20 @@ struct manifest_module {
 	uint32_t submitted_uid;
 	int64_t created_ms;
 	int64_t updated_ms; /* the last state change */
+	/* the name's owner (the submitter of its first version) and the
+	 * group sharing it, or -1 (docs/protocol.md, "Tenants") */
+	uint32_t owner_uid;
+	int64_t owner_gid;
+};
+
+/* A tenant that sees only the rows of modules it owns: owner_uid is its
+ * uid, or owner_gid one of its groups. Filters take a pointer; NULL
+ * means every row (an admin, the CLI on the host). Borrowed. */
+#define MANIFEST_VIEWER_GROUPS 64
+struct manifest_viewer {
+	uint32_t uid;
+	const uint32_t *gids;
+	size_t ngids; /* at most MANIFEST_VIEWER_GROUPS are looked at */
 };
 
 /* What a submission brings; everything borrowed for the call. */
@@ -156,6 +170,9 @@ struct manifest_submission {
 	const char *policy_name; /* "default" */
 	const char *policy_hash; /* "sha256:<64 hex>" */
 	const char *interpreter; /* "python3", or NULL */
+	/* the owner of a new name (an existing name keeps its own) */
+	uint32_t owner_uid;
+	int64_t owner_gid; /* -1: no group */
 };
 
 /*
@@ -213,6 +230,12 @@ int manifest_find(struct manifest *m, const char *name, int64_t version,
  * under the state directory) into `buf`; a rejected module has none. */
 int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
 			 char *buf, size_t len, struct al_error *err);
+/* 0 if the file at `path` still holds what `mod` records (size and
+ * SHA-256); EBADMSG with a message saying so otherwise. Run before each
+ * start: nothing else re-checks a stored module's content. */
+int manifest_module_verify(const char *path,
+			   const struct manifest_module *mod,
+			   struct al_error *err);
 /* The file to execute for `name`: its active version. `mod` may be NULL.
  * ENOENT when no version is active. */
 int manifest_active_path(struct manifest *m, const char *name,
@@ -224,6 +247,7 @@ struct manifest_module_filter {
 	const char *name; /* every version of this name */
 	bool by_state;
 	enum manifest_state state;
+	const struct manifest_viewer *viewer; /* NULL: every owner's */
 };
 
 /* Called once per row; the row is borrowed for the call. Return non-zero to
@@ -235,6 +259,22 @@ typedef int (*manifest_module_fn)(const struct manifest_module *mod,
  * -1. */
 int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		  manifest_module_fn fn, void *arg, struct al_error *err);
+
+/* What one submitter keeps stored: versions with a file (every state but
+ * rejected) and the sum of their sizes. */
+struct manifest_storage {
+	uint32_t uid;
+	uint64_t bytes;
+	uint64_t versions;
+};
+typedef int (*manifest_storage_fn)(const struct manifest_storage *st,
+				   void *arg);
+/* Per submitting uid (`uid` < 0: every uid that stores something, by
+ * uid; else that one, reported even when it stores nothing). Returns how
+ * many rows, or -1. */
+int manifest_storage_use(struct manifest *m, int64_t uid,
+			 manifest_storage_fn fn, void *arg,
+			 struct al_error *err);
 
 /* ----------------------------------------------------------------- runs */
 
@@ -314,6 +354,7 @@ struct manifest_run_filter {
 	int64_t since_ms;    /* started at or after; 0: any time */
 	const char *verdict; /* one verdict (or "running", "interrupted") */
 	size_t limit;        /* at most this many, newest first; 0: all */
+	const struct manifest_viewer *viewer; /* runs of modules it owns */
 };
 
 typedef int (*manifest_run_fn)(const struct manifest_run *run, void *arg);
@@ -373,6 +414,10 @@ struct manifest_feed_event {
 	uint32_t uid;
 	char verdict[MANIFEST_VERDICT_MAX + 1]; /* kind "run"; else "" */
 	char detail[MANIFEST_REASON_MAX + 1];
+	/* the module's owner while the module row exists: has_owner */
+	bool has_owner;
+	uint32_t owner_uid;
+	int64_t owner_gid; /* -1: none */
 };
 
 /* A zeroed filter selects everything. Borrowed for the call. */
@@ -381,6 +426,9 @@ struct manifest_feed_filter {
 	int64_t since_ms; /* at or after; 0: any time */
 	const char *kind; /* one kind, or NULL */
 	size_t limit;     /* the newest `limit` (0: all), still oldest first */
+	/* rows of modules it owns, and rows of no module that name its uid
+	 * or no uid (the daemon's own); NULL: every row */
+	const struct manifest_viewer *viewer;
 };
 
 typedef int (*manifest_feed_fn)(const struct manifest_feed_event *ev,

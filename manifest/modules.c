@@ -9,8 +9,11 @@
  * (staged -> validating) is one transaction with its event.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "manifest/internal.h"
 
@@ -131,6 +134,10 @@ void module_from_row(sqlite3_stmt *s, struct manifest_module *out)
 	out->submitted_uid = (uint32_t)sqlite3_column_int64(s, 10);
 	out->created_ms = sqlite3_column_int64(s, 11);
 	out->updated_ms = sqlite3_column_int64(s, 12);
+	out->owner_uid = (uint32_t)sqlite3_column_int64(s, 13);
+	out->owner_gid = sqlite3_column_type(s, 14) == SQLITE_NULL
+				 ? -1
+				 : sqlite3_column_int64(s, 14);
 }
 
 /* One module row from `s` (bound by the caller); ENOENT when none. */
@@ -237,11 +244,17 @@ static const char SQL_NEXT_VERSION[] =
 	" UNION ALL"
 	" SELECT max(module_version) FROM events WHERE module_name = ?1)";
 
+/* A name keeps the owner of its versions: the submission's owner counts
+ * only for a name's first version. */
 static const char SQL_MODULE_ADD[] =
 	"INSERT INTO modules (name, version, sha256, size, interpreter,"
 	" policy_name, policy_hash, state, submitted_uid, created_ms,"
-	" updated_ms)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', ?8, ?9, ?9)";
+	" updated_ms, owner_uid, owner_gid)"
+	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', ?8, ?9, ?9,"
+	"  coalesce(o.owner_uid, ?10), CASE WHEN o.owner_uid IS NULL"
+	"  THEN ?11 ELSE o.owner_gid END"
+	" FROM (SELECT NULL) LEFT JOIN (SELECT owner_uid, owner_gid FROM"
+	"  modules WHERE name = ?1 ORDER BY version DESC LIMIT 1) o";
 
 static const char SQL_JOURNAL_DROP_STAGE[] = "DELETE FROM moves WHERE id = ?1";
 
@@ -275,6 +288,9 @@ static int insert_module(struct manifest *m,
 	db_bind_text(add, 7, sub->policy_hash);
 	sqlite3_bind_int64(add, 8, sub->uid);
 	sqlite3_bind_int64(add, 9, now);
+	sqlite3_bind_int64(add, 10, sub->owner_uid);
+	if (sub->owner_gid >= 0)
+		sqlite3_bind_int64(add, 11, sub->owner_gid);
 	if (db_step_done(m, add, "insert the module", err) < 0)
 		return -1;
 	*id = sqlite3_last_insert_rowid(m->db);
@@ -625,6 +641,35 @@ int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
 		return al_error_set(err, ENAMETOOLONG,
 				    "manifest: path of %s/%s is too long",
 				    store_dir_name(d), mod->sha256);
+	return 0;
+}
+
+int manifest_module_verify(const char *path,
+			   const struct manifest_module *mod,
+			   struct al_error *err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char got[MANIFEST_SHA256_HEX + 1];
+	uint64_t size;
+	struct stat st;
+
+	if (fd < 0)
+		return al_error_sys(err, errno, "module %s", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return al_error_set(err, EINVAL, "module %s: not a regular file",
+				    path);
+	if (sha256_fd(fd, got, &size) < 0)
+		return al_error_sys(err, errno, "module %s: read", path);
+	if (size != mod->size || strcmp(got, mod->sha256) != 0)
+		return al_error_set(err, EBADMSG,
+				    "module \"%s\" version %lld: its file %s "
+				    "no longer has the content that was "
+				    "validated (sha256 %.12s…, expected "
+				    "%.12s…): refusing to run it; restore it "
+				    "from a backup and check who can write the "
+				    "state directory",
+				    mod->name, (long long)mod->version, path,
+				    got, mod->sha256);
 	return 0;
 }
 

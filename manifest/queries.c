@@ -15,6 +15,7 @@
 static const char SQL_LIST[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
 	" WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR state = ?2)"
+	" AND " VIEWER_SEES("?3", "?4", "owner_uid", "owner_gid")
 	" ORDER BY name, version";
 
 int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
@@ -30,6 +31,8 @@ int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		db_bind_text(s, 1, f->name);
 		if (f->by_state)
 			db_bind_text(s, 2, manifest_state_name(f->state));
+		if (db_bind_viewer(s, 3, f->viewer) < 0)
+			return db_error(m, err, "manifest: list modules");
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		module_from_row(s, &mod);
@@ -39,6 +42,41 @@ int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 	}
 	if (rc != SQLITE_DONE)
 		return db_error(m, err, "manifest: list modules");
+	return count;
+}
+
+static const char SQL_STORAGE[] =
+	"SELECT ?1, coalesce(sum(size), 0), count(*) FROM modules"
+	" WHERE ?1 >= 0 AND submitted_uid = ?1 AND state <> 'rejected'"
+	" UNION ALL"
+	" SELECT submitted_uid, sum(size), count(*) FROM modules"
+	" WHERE ?1 < 0 AND state <> 'rejected'"
+	" GROUP BY submitted_uid";
+
+int manifest_storage_use(struct manifest *m, int64_t uid,
+			 manifest_storage_fn fn, void *arg,
+			 struct al_error *err)
+{
+	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_STORAGE, err);
+	struct manifest_storage st;
+	int rc, count = 0;
+
+	if (s == NULL)
+		return al_error_prefix(err, "manifest: storage");
+	sqlite3_bind_int64(s, 1, uid);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		/* the first half answers once even for a uid with no rows */
+		if (sqlite3_column_int64(s, 0) < 0)
+			continue;
+		st.uid = (uint32_t)sqlite3_column_int64(s, 0);
+		st.bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		st.versions = (uint64_t)sqlite3_column_int64(s, 2);
+		count++;
+		if (fn != NULL && fn(&st, arg) != 0)
+			return count;
+	}
+	if (rc != SQLITE_DONE)
+		return db_error(m, err, "manifest: storage");
 	return count;
 }
 

@@ -320,6 +320,7 @@ static const char SQL_RUNS[] =
 	" FROM runs r JOIN modules m ON m.id = r.module_id"
 	" WHERE (?1 IS NULL OR m.name = ?1) AND (?2 = 0 OR r.module_id = ?2)"
 	" AND r.started_ms >= ?3 AND (?4 IS NULL OR r.verdict = ?4)"
+	" AND " VIEWER_SEES("?6", "?7", "m.owner_uid", "m.owner_gid")
 	" ORDER BY r.id DESC LIMIT ?5";
 
 int manifest_runs(struct manifest *m, const struct manifest_run_filter *f,
@@ -339,6 +340,8 @@ int manifest_runs(struct manifest *m, const struct manifest_run_filter *f,
 	sqlite3_bind_int64(s, 3, f->since_ms);
 	db_bind_text(s, 4, f->verdict);
 	sqlite3_bind_int64(s, 5, f->limit == 0 ? -1 : (int64_t)f->limit);
+	if (db_bind_viewer(s, 6, f->viewer) < 0)
+		return db_error(m, err, "manifest: runs");
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		run_from_row(s, &run);
 		count++;

@@ -253,3 +253,22 @@ ORDER BY t, src, k;
 CREATE INDEX runs_uid ON runs (requested_uid, started_ms);
 
 PRAGMA user_version = 4;
+
+-- @migration 5: module owners (tenants)
+
+-- Every version of a name has one owner: the uid that submitted its first
+-- version, and optionally a group whose members share the module (submit
+-- with "group"). Only they (and admins) submit new versions, archive,
+-- restore and run it, and only they see its rows (docs/protocol.md,
+-- "Tenants"). Rows from before owners existed belong to the uid that
+-- submitted the name's first version.
+ALTER TABLE modules ADD COLUMN owner_uid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE modules ADD COLUMN owner_gid INTEGER;
+UPDATE modules SET owner_uid = (
+	SELECT first.submitted_uid FROM modules first
+	WHERE first.name = modules.name ORDER BY first.version LIMIT 1);
+CREATE INDEX modules_owner ON modules (owner_uid, name);
+-- Storage quotas sum what each uid keeps stored (docs/protocol.md).
+CREATE INDEX modules_submitter ON modules (submitted_uid, state);
+
+PRAGMA user_version = 5;

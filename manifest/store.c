@@ -109,6 +109,27 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* staging/<sha256> already holds exactly that content. A second
+ * submission of the same bytes keeps that file rather than renaming a new
+ * inode over it: a jail being built for the first may be holding the file
+ * by its identity (sandbox/mount.c checks device and inode), and would
+ * otherwise fail as "replaced" although nothing changed. */
+static bool staged_already(int dir, const char *sha256, size_t len)
+{
+	_cleanup_close_ int fd = openat(dir, sha256,
+					O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char got[MANIFEST_SHA256_HEX + 1];
+	uint64_t size;
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != len ||
+	    (st.st_mode & 07777) != MODULE_FILE_MODE)
+		return false;
+	return sha256_fd(fd, got, &size) == 0 && size == len &&
+	       strcmp(got, sha256) == 0;
+}
+
 int store_write(struct manifest *m, const char *sha256, const void *content,
 		size_t len, struct al_error *err)
 {
@@ -116,6 +137,8 @@ int store_write(struct manifest *m, const char *sha256, const void *content,
 	char tmp[80];
 	int fd;
 
+	if (staged_already(dir, sha256, len))
+		return 0;
 	store_temp_name(sha256, tmp);
 	fd = openat(dir, tmp,
 		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,

@@ -1,6 +1,7 @@
 /*
  * Finding policies: a path, or a name looked up in the search path.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
@@ -18,16 +19,18 @@
 #define STATE_POLICY_DIR "/var/lib/airlock/policies"
 #define SUFFIX ".policy"
 
-const char *policy_search_path(char *buf, size_t len)
+/* with_tree: also the source tree next to the binary, for a CLI run from
+ * build/; never for the daemon, where that tree may be anyone's. */
+static const char *search_path(char *buf, size_t len, bool with_tree)
 {
 	const char *env = getenv("AIRLOCK_POLICY_PATH");
 	if (env && *env) {
 		snprintf(buf, len, "%s", env);
 		return buf;
 	}
-	/* the source tree, for a binary run from build/ or build-asan/ */
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	ssize_t n = with_tree ? readlink("/proc/self/exe", exe, sizeof(exe) - 1)
+			      : -1;
 	char tree[PATH_MAX + 32] = "";
 	if (n > 0) {
 		exe[n] = '\0';
@@ -40,6 +43,27 @@ const char *policy_search_path(char *buf, size_t len)
 	snprintf(buf, len, "%s:%s%s", AIRLOCK_POLICY_DIR, STATE_POLICY_DIR,
 		 tree);
 	return buf;
+}
+
+const char *policy_search_path(char *buf, size_t len)
+{
+	return search_path(buf, len, true);
+}
+
+const char *policy_trusted_search_path(char *buf, size_t len)
+{
+	return search_path(buf, len, false);
+}
+
+bool policy_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63 || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+			return false;
+	return true;
 }
 
 static bool is_path(const char *s)
@@ -72,10 +96,11 @@ static void name_of(const char *path, char *out, size_t len)
 		out[n - k] = '\0';
 }
 
-static bool find_in_path(const char *name, char *out, size_t len)
+static bool find_in(const char *path, const char *name, char *out,
+		    size_t len)
 {
 	char search[8192];
-	policy_search_path(search, sizeof(search));
+	snprintf(search, sizeof(search), "%s", path);
 	char *save = NULL;
 	for (char *dir = strtok_r(search, ":", &save); dir;
 	     dir = strtok_r(NULL, ":", &save)) {
@@ -97,16 +122,17 @@ struct al_policy *policy_load(const char *what, struct al_error *err)
 		al_error_set(err, EINVAL, "invalid policy name \"%s\"", what);
 		return NULL;
 	}
-	if (find_in_path(what, path, sizeof(path)))
+	char search[8192];
+	policy_search_path(search, sizeof(search));
+	if (find_in(search, what, path, sizeof(path)))
 		return load_path(path, what, err);
 	if (strcmp(what, "default") == 0)
 		return policy_new_default(err);
-	char search[8192];
 	al_error_set(err, ENOENT,
 		     "unknown policy \"%s\": no %s" SUFFIX " in %s (give a "
 		     "path to use a file elsewhere; 'airlock policy list' "
 		     "shows what there is)",
-		     what, what, policy_search_path(search, sizeof(search)));
+		     what, what, search);
 	return NULL;
 }
 
@@ -115,12 +141,13 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int policy_list(void (*fn)(const char *name, const char *path, void *arg),
-		void *arg)
+static int list_in(const char *path,
+		   void (*fn)(const char *name, const char *path, void *arg),
+		   void *arg)
 {
 	char search[8192], *names[512];
 	int count = 0;
-	policy_search_path(search, sizeof(search));
+	snprintf(search, sizeof(search), "%s", path);
 	char *save = NULL;
 	for (char *dir = strtok_r(search, ":", &save); dir && count < 512;
 	     dir = strtok_r(NULL, ":", &save)) {
@@ -145,10 +172,64 @@ int policy_list(void (*fn)(const char *name, const char *path, void *arg),
 	}
 	qsort(names, (size_t)count, sizeof(names[0]), cmp_str);
 	for (int i = 0; i < count; i++) {
-		char path[PATH_MAX];
-		if (find_in_path(names[i], path, sizeof(path)))
-			fn(names[i], path, arg);
+		char file[PATH_MAX];
+		if (find_in(path, names[i], file, sizeof(file)))
+			fn(names[i], file, arg);
 		free(names[i]);
 	}
 	return count;
+}
+
+int policy_list(void (*fn)(const char *name, const char *path, void *arg),
+		void *arg)
+{
+	char search[8192];
+	return list_in(policy_search_path(search, sizeof(search)), fn, arg);
+}
+
+int policy_list_trusted(void (*fn)(const char *name, const char *path,
+				   void *arg),
+			void *arg)
+{
+	char search[8192];
+	return list_in(policy_trusted_search_path(search, sizeof(search)), fn,
+		       arg);
+}
+
+/*
+ * For the daemon, which loads policies as root on a client's word: the
+ * name must be a plain name (never a path, never relative to any working
+ * directory), found only in the trusted search path, and the file and
+ * every directory above it root's alone (al_path_trusted()), or a local
+ * user could plant a policy that binds host files into the jail.
+ */
+struct al_policy *policy_load_trusted(const char *name, struct al_error *err)
+{
+	char search[8192], path[PATH_MAX];
+
+	if (!policy_name_valid(name)) {
+		al_error_set(err, EINVAL,
+			     "invalid policy name \"%.64s\": give a name of "
+			     "letters, digits, '-' and '_' (the daemon looks "
+			     "it up in its own policy directories, never a "
+			     "path)",
+			     name);
+		return NULL;
+	}
+	policy_trusted_search_path(search, sizeof(search));
+	if (!find_in(search, name, path, sizeof(path))) {
+		if (strcmp(name, "default") == 0)
+			return policy_new_default(err);
+		al_error_set(err, ENOENT,
+			     "unknown policy \"%s\": no %s" SUFFIX " in %s "
+			     "('airlock policy list' on the daemon's host "
+			     "shows what there is)",
+			     name, name, search);
+		return NULL;
+	}
+	if (al_path_trusted(path, geteuid(), err) < 0) {
+		al_error_prefix(err, "policy \"%s\" refused", name);
+		return NULL;
+	}
+	return load_path(path, name, err);
 }

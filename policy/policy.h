@@ -122,6 +122,23 @@ const char *policy_search_path(char *buf, size_t len);
 int policy_list(void (*fn)(const char *name, const char *path, void *arg),
 		void *arg);
 
+/*
+ * The daemon's lookup (a client's word, loaded as root): `name` must pass
+ * policy_name_valid(); it is looked up in policy_trusted_search_path()
+ * only (no source tree), and the file found, with every directory above
+ * it, must be root-owned and not group/other-writable (al_path_trusted()).
+ * "default" is built in when no file of that name exists.
+ */
+struct al_policy *policy_load_trusted(const char *name, struct al_error *err);
+/* $AIRLOCK_POLICY_PATH if set, else the installed and state policy
+ * directories: policy_search_path() without the source tree. */
+const char *policy_trusted_search_path(char *buf, size_t len);
+int policy_list_trusted(void (*fn)(const char *name, const char *path,
+				   void *arg),
+			void *arg);
+/* Letters, digits, '-' and '_', 1 to 63, not starting with '-'. */
+bool policy_name_valid(const char *name);
+
 /* Overrides from strings as a user types them ("128M", "2s", "none"); on
  * error the policy is unchanged and err names the setting. */
 int policy_set_memory(struct al_policy *p, const char *value,

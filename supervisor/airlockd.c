@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "supervisor/supervisor.h"
 
@@ -49,6 +50,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	raise_fd_limit();
+	/* nothing the daemon does may depend on where it was started: a
+	 * writable working directory must not be where it looks for files */
+	if (chdir("/") < 0) {
+		perror("airlockd: chdir /");
+		supervisor_config_release(&cfg);
+		return 1;
+	}
 	struct supervisor *s = supervisor_new(&cfg, &err);
 	if (!s) {
 		fprintf(stderr, "airlockd: %s\n", err.msg);

@@ -38,6 +38,14 @@ void supervisor_config_defaults(struct supervisor_config *cfg)
 		.idle_timeout_ms = 60000,
 		.max_request = 16u << 20,
 		.max_connections = 1024,
+		.max_connections_per_uid = 64,
+		.admin_connections = 8,
+		.queue_max_per_uid = 16,
+		.max_buffered = 512u << 20,
+		.max_buffered_per_uid = 64u << 20,
+		.store_max_per_uid = 1ull << 30,
+		.store_versions_per_uid = 1000,
+		.store_free_min = 256u << 20,
 		.shutdown_grace_ms = 30000,
 		.log_level = 1,
 		.metrics_port = 9100,
@@ -75,6 +83,15 @@ void supervisor_config_usage(FILE *f)
 		"  --idle-timeout DUR     close silent connections (60s)\n"
 		"  --max-request SIZE     largest request line (16M)\n"
 		"  --max-connections N    (1024)\n"
+		"  --max-connections-per-uid N  one client uid's (64)\n"
+		"  --admin-connections N  of those, kept for admins (8)\n"
+		"  --queue-max-per-uid N  runs one client uid may have queued (16)\n"
+		"  --max-buffered SIZE    request, answer and stdin bytes held\n"
+		"                         for all clients (512M)\n"
+		"  --max-buffered-per-uid SIZE  for one client uid (64M)\n"
+		"  --store-max-per-uid SIZE  module bytes one uid may keep (1G)\n"
+		"  --store-versions-per-uid N  versions one uid may keep (1000)\n"
+		"  --store-free-min SIZE  no submit below this free space (256M)\n"
 		"  --shutdown-grace DUR   SIGTERM: time runs get to finish (30s)\n"
 		"  --tick DUR             ticker period (SYSTEM_TICK_MS, 30s)\n"
 		"  --log-level LEVEL      debug, info, warn or error (LOG_LEVEL, "
@@ -490,7 +507,44 @@ enum {
 	OPT_LOG_PRETTY,
 	OPT_CONFIG,
 	OPT_METRICS_LISTEN,
+	OPT_CONN_PER_UID,
+	OPT_ADMIN_CONNS,
+	OPT_QUEUE_PER_UID,
+	OPT_MAX_BUFFERED,
+	OPT_MAX_BUFFERED_UID,
+	OPT_STORE_MAX,
+	OPT_STORE_VERSIONS,
+	OPT_STORE_FREE,
 };
+
+static int size_in(const char *opt, const char *v, uint64_t min, uint64_t max,
+		   uint64_t *out, struct al_error *err)
+{
+	uint64_t n;
+
+	if (parse_size(v, &n, err) < 0)
+		return al_error_prefix(err, "%s", opt);
+	if (n < min || n > max)
+		return al_error_set(err, EINVAL, "%s: out of range", opt);
+	*out = n;
+	return 0;
+}
+
+/* A buffer budget: at least what one exec answer may take (two captured
+ * streams of 1 MiB, up to six bytes each once escaped to JSON). */
+static int bytes(const char *opt, const char *v, size_t *out,
+		 struct al_error *err)
+{
+	uint64_t n;
+
+	if (parse_size(v, &n, err) < 0)
+		return al_error_prefix(err, "%s", opt);
+	if (n < (16u << 20) || n > (64ull << 30))
+		return al_error_set(err, EINVAL, "%s: between 16M and 64G",
+				    opt);
+	*out = (size_t)n;
+	return 0;
+}
 
 static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 		      struct al_error *err)
@@ -517,6 +571,28 @@ static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 	case OPT_RESET_HOUR: return count(opt, optarg, 0, 23, &cfg->quota_reset_hour, err);
 	case OPT_RETENTION: return count(opt, optarg, 0, 36500, &cfg->retention_days, err);
 	case 'c': return count(opt, optarg, 1, 65536, &cfg->max_connections, err);
+	case OPT_CONN_PER_UID:
+		return count(opt, optarg, 1, 65536,
+			     &cfg->max_connections_per_uid, err);
+	case OPT_ADMIN_CONNS:
+		return count(opt, optarg, 0, 65535, &cfg->admin_connections,
+			     err);
+	case OPT_QUEUE_PER_UID:
+		return count(opt, optarg, 1, 65536, &cfg->queue_max_per_uid,
+			     err);
+	case OPT_MAX_BUFFERED:
+		return bytes(opt, optarg, &cfg->max_buffered, err);
+	case OPT_MAX_BUFFERED_UID:
+		return bytes(opt, optarg, &cfg->max_buffered_per_uid, err);
+	case OPT_STORE_MAX:
+		return size_in(opt, optarg, 1024, UINT64_MAX,
+			       &cfg->store_max_per_uid, err);
+	case OPT_STORE_VERSIONS:
+		return count(opt, optarg, 1, UINT32_MAX,
+			     &cfg->store_versions_per_uid, err);
+	case OPT_STORE_FREE:
+		return size_in(opt, optarg, 0, UINT64_MAX, &cfg->store_free_min,
+			       err);
 	case 'i': return duration_ms(opt, optarg, &cfg->idle_timeout_ms, err);
 	case 'S': return duration_ms(opt, optarg, &cfg->shutdown_grace_ms, err);
 	case 't': return duration_ms(opt, optarg, &cfg->tick_ms, err);
@@ -650,6 +726,19 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 		{ "idle-timeout", required_argument, NULL, 'i' },
 		{ "max-request", required_argument, NULL, 'r' },
 		{ "max-connections", required_argument, NULL, 'c' },
+		{ "max-connections-per-uid", required_argument, NULL,
+		  OPT_CONN_PER_UID },
+		{ "admin-connections", required_argument, NULL,
+		  OPT_ADMIN_CONNS },
+		{ "queue-max-per-uid", required_argument, NULL,
+		  OPT_QUEUE_PER_UID },
+		{ "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
+		{ "max-buffered-per-uid", required_argument, NULL,
+		  OPT_MAX_BUFFERED_UID },
+		{ "store-max-per-uid", required_argument, NULL, OPT_STORE_MAX },
+		{ "store-versions-per-uid", required_argument, NULL,
+		  OPT_STORE_VERSIONS },
+		{ "store-free-min", required_argument, NULL, OPT_STORE_FREE },
 		{ "shutdown-grace", required_argument, NULL, 'S' },
 		{ "tick", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -684,6 +773,16 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 	if (cfg->tick_ms < 100 || cfg->idle_timeout_ms < 100)
 		return al_error_set(err, EINVAL,
 				    "--tick and --idle-timeout: at least 100ms");
+	if (cfg->admin_connections >= cfg->max_connections)
+		return al_error_set(err, EINVAL,
+				    "--admin-connections (%u) must be below "
+				    "--max-connections (%u)",
+				    cfg->admin_connections,
+				    cfg->max_connections);
+	if (cfg->max_buffered_per_uid > cfg->max_buffered)
+		return al_error_set(err, EINVAL,
+				    "--max-buffered-per-uid must not exceed "
+				    "--max-buffered");
 	return metrics_address(cfg, err);
 }
 
@@ -744,7 +843,7 @@ static int check_default_policy(const struct supervisor_config *cfg,
 {
 	if (!cfg->default_memory_mb && !cfg->default_timeout_ms)
 		return 0;
-	struct al_policy *p = policy_load("default", err);
+	struct al_policy *p = policy_load_trusted("default", err);
 	if (!p)
 		return al_error_prefix(err, "policy \"default\"");
 	int rc = supervisor_config_apply_policy(cfg, p, err);
@@ -752,9 +851,33 @@ static int check_default_policy(const struct supervisor_config *cfg,
 	return rc;
 }
 
+/* airlockd works from / (airlockd.c): a relative path would mean
+ * something else after the chdir and on every SIGHUP reread. */
+static int check_absolute(const struct supervisor_config *cfg,
+			  struct al_error *err)
+{
+	const struct {
+		const char *what, *path;
+	} paths[] = {
+		{ "--state-dir (AIRLOCK_STATE_DIR)", cfg->state_dir },
+		{ "--socket (AIRLOCK_SOCKET)", cfg->socket_path },
+		{ "--config", cfg->config_path },
+	};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (paths[i].path && paths[i].path[0] != '/')
+			return al_error_set(err, EINVAL,
+					    "%s: \"%.256s\" is relative: give "
+					    "an absolute path (airlockd works "
+					    "from /)",
+					    paths[i].what, paths[i].path);
+	return 0;
+}
+
 int supervisor_config_check(const struct supervisor_config *cfg,
 			    struct al_error *err)
 {
+	if (check_absolute(cfg, err) < 0)
+		return -1;
 	if (cfg->prom_api_key) {
 		size_t n = strlen(cfg->prom_api_key);
 		bool printable = true;

@@ -62,6 +62,7 @@ void conn_close(struct supervisor *s, struct conn *c)
 	al_closep(&c->src.fd);
 	al_closep(&c->line_fd);
 	runs_forget_conn(s, c);
+	bounds_conn_closed(s, c); /* its buffers are freed after this turn */
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -103,9 +104,23 @@ static void flush(struct supervisor *s, struct conn *c)
 		free(c->out);
 		c->out = NULL;
 		c->out_len = c->out_off = c->out_cap = 0;
+		bounds_recharge(s, c, c->in_cap);
 	}
 	update_interest(s, c);
 	maybe_finish(s, c);
+}
+
+/* A buffer of `cap` bytes must hold `need`: doubled when the budgets
+ * allow that, else just `need`; 0 when even that is over budget. */
+static size_t grown_cap(struct supervisor *s, const struct conn *c,
+			size_t cap, size_t need)
+{
+	size_t want = cap ? cap : 4096;
+	while (want < need)
+		want *= 2;
+	if (bounds_fits(s, c, want - cap))
+		return want;
+	return bounds_fits(s, c, need - cap) ? need : 0;
 }
 
 void conn_send(struct supervisor *s, struct conn *c, const char *line)
@@ -127,9 +142,16 @@ void conn_send(struct supervisor *s, struct conn *c, const char *line)
 		c->out_off = 0;
 	}
 	if (c->out_len + len + 1 > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 4096;
-		while (cap < c->out_len + len + 1)
-			cap *= 2;
+		size_t cap = grown_cap(s, c, c->out_cap, c->out_len + len + 1);
+		if (!cap) {
+			LOG(LOG_WARN, NULL, 0,
+			    "connection %llu (uid %u): %zu bytes of answers "
+			    "unread and the uid's or daemon's buffer budget "
+			    "spent; dropped",
+			    (unsigned long long)c->serial, c->uid, backlog(c));
+			conn_close(s, c);
+			return;
+		}
 		char *grown = realloc(c->out, cap);
 		if (!grown) {
 			conn_close(s, c);
@@ -137,6 +159,7 @@ void conn_send(struct supervisor *s, struct conn *c, const char *line)
 		}
 		c->out = grown;
 		c->out_cap = cap;
+		bounds_recharge(s, c, c->in_cap + c->out_cap);
 	}
 	memcpy(c->out + c->out_len, line, len);
 	c->out[c->out_len + len] = '\n';
@@ -168,19 +191,29 @@ void conn_request_done(struct supervisor *s, struct conn *c)
 	maybe_finish(s, c);
 }
 
-static void too_large(struct supervisor *s, struct conn *c)
+/* The line being read is dropped to its newline: longer than
+ * --max-request (too_large), or more than the buffer budget allows
+ * (overloaded). */
+static void too_large(struct supervisor *s, struct conn *c,
+		      enum proto_error code)
 {
-	char msg[128];
+	char msg[160];
 	struct json_buf jb;
 
-	snprintf(msg, sizeof(msg), "request line longer than %zu bytes",
-		 s->cfg.max_request);
-	json_buf_init(&jb);
-	proto_response_error(&jb, NULL, PROTO_E_TOO_LARGE, msg, 0);
-	conn_send_jb(s, c, &jb);
+	if (code == PROTO_E_TOO_LARGE)
+		snprintf(msg, sizeof(msg), "request line longer than %zu bytes",
+			 s->cfg.max_request);
+	else
+		snprintf(msg, sizeof(msg), "request line dropped: the uid's or "
+					   "the daemon's buffer budget is spent "
+					   "(--max-buffered-per-uid); try later");
 	free(c->in);
 	c->in = NULL;
 	c->in_len = c->in_cap = 0;
+	bounds_recharge(s, c, c->out_cap);
+	json_buf_init(&jb);
+	proto_response_error(&jb, NULL, code, msg, 0);
+	conn_send_jb(s, c, &jb);
 	c->discarding = true;
 	al_closep(&c->line_fd);
 	c->line_fd_error = NULL;
@@ -192,18 +225,21 @@ static int append(struct supervisor *s, struct conn *c, const char *p,
 	if (c->discarding)
 		return 0;
 	if (c->in_len + n > s->cfg.max_request) {
-		too_large(s, c);
+		too_large(s, c, PROTO_E_TOO_LARGE);
 		return 0;
 	}
 	if (c->in_len + n + 1 > c->in_cap) {
-		size_t cap = c->in_cap ? c->in_cap : 4096;
-		while (cap < c->in_len + n + 1)
-			cap *= 2;
+		size_t cap = grown_cap(s, c, c->in_cap, c->in_len + n + 1);
+		if (!cap) {
+			too_large(s, c, PROTO_E_OVERLOADED);
+			return 0;
+		}
 		char *grown = realloc(c->in, cap);
 		if (!grown)
 			return -1;
 		c->in = grown;
 		c->in_cap = cap;
+		bounds_recharge(s, c, c->in_cap + c->out_cap);
 	}
 	memcpy(c->in + c->in_len, p, n);
 	c->in_len += n;
@@ -251,6 +287,7 @@ static void line_done(struct supervisor *s, struct conn *c)
 		free(c->in);
 		c->in = NULL;
 		c->in_cap = 0;
+		bounds_recharge(s, c, c->out_cap);
 	}
 }
 

@@ -9,12 +9,17 @@
  *   - a regular file is read with pread() from offset 0 (the client's
  *     offset is left alone); a file on FUSE is refused, since its reads
  *     wait on a process the client may control;
- *   - a pipe or FIFO is reopened through /proc/self/fd with O_NONBLOCK: a
- *     new open file description, so the client cannot make our reads
- *     block by clearing O_NONBLOCK on the one it shares with us. It is
- *     read to end of file, which must already be there: the module is
- *     written and the write end closed before the request is sent;
- *     otherwise the request is refused (EAGAIN), never waited for;
+ *   - only the open file description the client passed is read, never a
+ *     reopened path: reopening /proc/self/fd/N opens the object again
+ *     with the daemon's (root's) rights, so an O_PATH descriptor of a
+ *     root-only FIFO or file would let a client read what it cannot
+ *     (a confused deputy). O_PATH and write-only descriptors are refused;
+ *   - a pipe or FIFO is read with preadv2(RWF_NOWAIT): non-blocking per
+ *     call, whatever O_NONBLOCK the client sets on the description it
+ *     shares with us. It is read to end of file, which must already be
+ *     there: the module is written and the write end closed before the
+ *     request is sent; otherwise the request is refused (EAGAIN), never
+ *     waited for;
  *   - anything else is refused;
  *   - at most `max` bytes either way (E2BIG past that).
  */
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -56,9 +62,10 @@ static int read_bounded(int fd, bool positional, size_t first_cap, size_t max,
 			buf = grown;
 			cap = grown_cap;
 		}
+		struct iovec iov = { buf + used, cap - used };
 		ssize_t n = positional ? pread(fd, buf + used, cap - used,
 					       (off_t)used)
-				       : read(fd, buf + used, cap - used);
+				       : preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -112,16 +119,15 @@ static int from_file(int fd, const struct stat *st, size_t max,
 static int from_pipe(int fd, size_t max, unsigned char **out, size_t *len,
 		     struct al_error *err)
 {
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	_cleanup_close_ int own = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (own < 0)
-		return al_error_sys(err, errno, "content_fd: reopen the pipe");
-	if (read_bounded(own, false, 65536, max, out, len) == 0)
+	if (read_bounded(fd, false, 65536, max, out, len) == 0)
 		return 0;
 	if (errno == E2BIG)
 		return too_large(err, max);
+	if (errno == EOPNOTSUPP)
+		return al_error_set(err, EOPNOTSUPP,
+				    "content_fd: this kernel cannot read a "
+				    "pipe without blocking (RWF_NOWAIT): send "
+				    "a regular file or the content instead");
 	if (errno == EAGAIN)
 		return al_error_set(err, EAGAIN,
 				    "content_fd: the pipe is not finished: "
@@ -134,7 +140,19 @@ int content_from_fd(int fd, size_t max, unsigned char **out, size_t *len,
 		    struct al_error *err)
 {
 	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
 
+	if (fl < 0)
+		return al_error_sys(err, errno, "content_fd: F_GETFL");
+	if (fl & O_PATH)
+		return al_error_set(err, EBADF,
+				    "content_fd: an O_PATH descriptor is "
+				    "refused: open the module for reading and "
+				    "pass that descriptor");
+	if ((fl & O_ACCMODE) == O_WRONLY)
+		return al_error_set(err, EBADF,
+				    "content_fd: the descriptor is open for "
+				    "writing only: pass one open for reading");
 	if (fstat(fd, &st) < 0)
 		return al_error_sys(err, errno, "content_fd: fstat");
 	if (S_ISREG(st.st_mode))

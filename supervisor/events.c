@@ -73,7 +73,7 @@ static int publish_one(const struct manifest_feed_event *ev, void *arg)
 
 	for (struct conn *c = s->conns, *next; c; c = next) {
 		next = c->next; /* send_event may close c */
-		if (c->subscriber && c->src.fd >= 0)
+		if (c->subscriber && c->src.fd >= 0 && tenant_sees_event(c, ev))
 			send_event(s, c, ev);
 	}
 	s->feed_cursor = ev->id;
@@ -150,10 +150,12 @@ int events_subscribe(struct supervisor *s, struct conn *c, int64_t after,
 {
 	int sndbuf = SUBSCRIBER_SNDBUF;
 	struct catch_up cu = { .s = s, .c = c };
+	struct manifest_viewer v;
 	struct manifest_feed_filter f = {
 		.after_id = after,
 		.since_ms = since_ms,
 		.limit = limit ? limit : EVENTS_CATCH_UP,
+		.viewer = tenant_viewer(c, &v),
 	};
 
 	/* what the kernel holds for a reader that stopped reading counts

@@ -15,9 +15,15 @@
  *
  * Bounds, so a hostile or slow client costs little and stalls nothing:
  * at most HTTP_MAX_CONNECTIONS connections (more are closed as soon as
- * they are accepted), each closed after HTTP_IDLE_S seconds of silence
- * and given HTTP_CONN_MEMORY bytes for its request (longer header blocks
- * get 431 from MHD).
+ * they are accepted), at most HTTP_MAX_PER_PEER of them from one address,
+ * each closed after HTTP_IDLE_S seconds of silence and given
+ * HTTP_CONN_MEMORY bytes for its request (longer header blocks get 431
+ * from MHD). A request's headers must be complete within
+ * HTTP_HEADER_DEADLINE_MS of the connection's start or of the previous
+ * answer: an idle timeout alone let a client that sends one header byte
+ * every few seconds (slowloris) hold a slot for ever, and 32 of them kept
+ * /healthz and /metrics from everyone. Past the deadline the connection's
+ * socket is shut down and MHD closes it at its next run.
  *
  * The connection bound is ours, not MHD_OPTION_CONNECTION_LIMIT: at its
  * own limit MHD takes the listening socket out of its epoll set and puts
@@ -32,7 +38,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "supervisor/internal.h"
@@ -40,8 +48,20 @@
 #define HTTP_MAX_CONNECTIONS 32
 #define HTTP_IDLE_S	     10
 #define HTTP_CONN_MEMORY     (32u << 10)
+#define HTTP_MAX_PER_PEER    8
+#define HTTP_HEADER_DEADLINE_MS 5000
 /* /healthz re-runs the self-check (a manifest write) at most this often */
 #define HEALTH_FRESH_MS 1000
+
+/* One open HTTP connection: whose, and since when it owes headers. */
+struct http_peer {
+	struct MHD_Connection *conn;
+	struct sockaddr_storage addr;
+	int64_t since_ms;  /* start, or the end of its last request */
+	bool headers_done; /* the current request's headers are in */
+	bool cut;          /* shut down for missing its deadline */
+	struct http_peer *prev, *next;
+};
 
 struct http {
 	struct source src; /* fd: MHD's epoll fd, not ours to close */
@@ -49,6 +69,7 @@ struct http {
 	char addr[64];
 	char last_error[160]; /* MHD's last log line, for start-up errors */
 	unsigned nconns;      /* HTTP connections open */
+	struct http_peer *peers;
 };
 
 /* MHD's diagnostics into our log (connection-level problems are the
@@ -66,16 +87,77 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	LOG(LOG_DEBUG, NULL, 0, "http: %s", line);
 }
 
+/* The same host: the address without the port. */
+static bool same_host(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return false;
+}
+
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
 				     socklen_t len)
 {
 	struct http *h = cls;
+	unsigned same = 0;
 
-	if (h->nconns < HTTP_MAX_CONNECTIONS)
+	if (h->nconns >= HTTP_MAX_CONNECTIONS) {
+		LOG(LOG_DEBUG, NULL, 0,
+		    "http: %u connections open: refused one", h->nconns);
+		return MHD_NO;
+	}
+	for (const struct http_peer *p = h->peers; p && addr; p = p->next)
+		same += same_host((const struct sockaddr *)&p->addr, addr);
+	if (same < HTTP_MAX_PER_PEER)
 		return MHD_YES;
-	LOG(LOG_DEBUG, NULL, 0, "http: %u connections open: refused one",
-	    h->nconns);
+	LOG(LOG_DEBUG, NULL, 0, "http: %u connections from one address: "
+				"refused one", same);
 	return MHD_NO;
+}
+
+static void peer_add(struct http *h, struct MHD_Connection *conn,
+		     void **socket_ctx)
+{
+	struct http_peer *p = calloc(1, sizeof(*p));
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn,
+					MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	*socket_ctx = p;
+	if (!p)
+		return; /* untracked: the idle timeout still ends it */
+	p->conn = conn;
+	p->since_ms = now_ms();
+	if (ci && ci->client_addr) {
+		socklen_t n = ci->client_addr->sa_family == AF_INET6
+				      ? sizeof(struct sockaddr_in6)
+				      : sizeof(struct sockaddr_in);
+		memcpy(&p->addr, ci->client_addr, n);
+	}
+	p->next = h->peers;
+	if (h->peers)
+		h->peers->prev = p;
+	h->peers = p;
+}
+
+static void peer_drop(struct http *h, struct http_peer *p)
+{
+	if (!p)
+		return;
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		h->peers = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	free(p);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn,
@@ -84,10 +166,62 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 {
 	struct http *h = cls;
 
-	if (what == MHD_CONNECTION_NOTIFY_STARTED)
+	if (what == MHD_CONNECTION_NOTIFY_STARTED) {
 		h->nconns++;
-	else if (what == MHD_CONNECTION_NOTIFY_CLOSED && h->nconns)
-		h->nconns--;
+		peer_add(h, conn, socket_ctx);
+	} else if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (h->nconns)
+			h->nconns--;
+		peer_drop(h, *socket_ctx);
+		*socket_ctx = NULL;
+	}
+}
+
+static struct http_peer *peer_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* A request answered: the next one owes its headers from now. */
+static void on_completed(void *cls, struct MHD_Connection *conn,
+			 void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct http_peer *p = peer_of(conn);
+
+	if (p) {
+		p->headers_done = false;
+		p->since_ms = now_ms();
+	}
+}
+
+/* Shut down the sockets of connections past their header deadline (MHD
+ * owns the fds: it sees the end and closes them); the next deadline in
+ * ms from now, or -1 when none is pending. */
+static int64_t enforce_deadlines(struct http *h)
+{
+	int64_t now = now_ms(), next = -1;
+
+	for (struct http_peer *p = h->peers; p; p = p->next) {
+		if (p->headers_done || p->cut)
+			continue;
+		int64_t left = p->since_ms + HTTP_HEADER_DEADLINE_MS - now;
+		if (left > 0) {
+			next = next < 0 || left < next ? left : next;
+			continue;
+		}
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			p->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && ci->connect_fd >= 0)
+			(void)shutdown(ci->connect_fd, SHUT_RDWR);
+		p->cut = true;
+		LOG(LOG_INFO, NULL, 0,
+		    "http: a request's headers took over %d ms: connection "
+		    "closed",
+		    HTTP_HEADER_DEADLINE_MS);
+	}
+	return next;
 }
 
 /* Text answer; `body` is copied. */
@@ -154,6 +288,7 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 				     struct MHD_Connection *conn)
 {
 	struct metrics_quota quotas[sizeof(s->quotas) / sizeof(s->quotas[0])];
+	static struct metrics_storage storage[256]; /* one loop thread */
 	struct metrics_snapshot m = {
 		.version = AIRLOCK_VERSION,
 		.start_time_s = (double)s->started_unix_ms / 1000.0,
@@ -172,6 +307,12 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 		.quota_per_hour = s->cfg.quota_per_hour,
 		.quota_per_day = s->cfg.quota_per_day,
 		.quotas = quotas,
+		.storage = storage,
+		.nstorage = storage_snapshot(s, storage, 256),
+		.store_free_bytes = storage_free_bytes(s),
+		.store_free_min = s->cfg.store_free_min,
+		.store_max_per_uid = s->cfg.store_max_per_uid,
+		.store_versions_per_uid = s->cfg.store_versions_per_uid,
 	};
 	struct manifest_stats st;
 	struct al_error err = {0};
@@ -308,6 +449,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		*upload_size = 0; /* not reached: bodies are refused below */
 		return r->serve(s, conn);
 	}
+	struct http_peer *peer = peer_of(conn);
+	if (peer)
+		peer->headers_done = true; /* MHD calls us once they are in */
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (strcmp(url, routes[i].path) == 0)
 			r = &routes[i];
@@ -349,10 +493,12 @@ int http_start(struct supervisor *s, struct al_error *err)
 		MHD_OPTION_SOCK_ADDR,
 		(const struct sockaddr *)&cfg->metrics_addr,
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS * 2,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 16u, MHD_OPTION_END);
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)server_backlog(),
+		MHD_OPTION_END);
 	if (!h->mhd)
 		return al_error_set(err, errno ? errno : EADDRNOTAVAIL,
 				    "HTTP on %s (--metrics-listen, "
@@ -378,7 +524,10 @@ int http_start(struct supervisor *s, struct al_error *err)
 
 void http_run(struct supervisor *s)
 {
-	if (s->http && s->http->mhd && MHD_run(s->http->mhd) != MHD_YES)
+	if (!s->http || !s->http->mhd)
+		return;
+	(void)enforce_deadlines(s->http);
+	if (MHD_run(s->http->mhd) != MHD_YES)
 		LOG(LOG_WARN, NULL, 0, "http: MHD_run failed");
 }
 
@@ -386,10 +535,17 @@ int64_t http_timeout_ms(struct supervisor *s)
 {
 	MHD_UNSIGNED_LONG_LONG t;
 
-	if (!s->http || !s->http->mhd ||
-	    MHD_get_timeout(s->http->mhd, &t) != MHD_YES)
+	if (!s->http || !s->http->mhd)
 		return -1;
-	return t > 60000 ? 60000 : (int64_t)t;
+	/* wake for the nearest header deadline too: a connection that
+	 * sends nothing more would otherwise not be looked at again */
+	int64_t deadline = enforce_deadlines(s->http);
+	int64_t mhd = MHD_get_timeout(s->http->mhd, &t) != MHD_YES ? -1
+		      : t > 60000				   ? 60000
+								   : (int64_t)t;
+	if (deadline >= 0 && (mhd < 0 || deadline < mhd))
+		return deadline;
+	return mhd;
 }
 
 void http_stop(struct supervisor *s)

@@ -81,6 +81,10 @@ struct conn {
 	gid_t gid;
 	pid_t pid;
 	enum proto_role role;
+	/* its gid and supplementary groups at connect (SO_PEERGROUPS): the
+	 * groups through which it may own modules (tenants.c) */
+	uint32_t groups[MANIFEST_VIEWER_GROUPS];
+	size_t ngroups;
 	char *in; /* bytes of the current request line */
 	size_t in_len, in_cap;
 	bool discarding; /* an over-long line: drop to its newline */
@@ -93,6 +97,7 @@ struct conn {
 	unsigned pending; /* requests answered later (runs) */
 	uint64_t last_active_ms;
 	bool subscriber; /* events.c streams the feed to it */
+	size_t charged;  /* bytes of in + out counted for it (bounds.c) */
 	struct conn *prev, *next;
 };
 
@@ -108,11 +113,13 @@ struct job {
 	bool has_req_id;
 	char log_id[32];
 	uid_t uid;
+	bool owner_run; /* exec by an owner: may count toward archive_on */
 	struct manifest_module mod;
 	struct sup_policy *pol;
 	char path[PATH_MAX];
 	char **args;   /* owned, NULL-terminated */
 	int stdin_fd;  /* a memfd with the request's stdin, or -1 */
+	size_t stdin_len; /* its size: counted in the uid's buffered bytes */
 	struct sandbox_run *run;
 	int64_t run_id;
 	bool cancelled;
@@ -150,6 +157,11 @@ struct metrics_histogram {
 	double sum;
 };
 
+struct metrics_storage {
+	uint32_t uid;
+	uint64_t bytes, versions;
+};
+
 struct metrics_quota {
 	uid_t uid;
 	int64_t hour_left, day_left; /* -1: that window has no quota */
@@ -171,6 +183,12 @@ struct metrics_snapshot {
 	unsigned quota_per_hour, quota_per_day; /* 0: none */
 	const struct metrics_quota *quotas;
 	size_t nquotas;
+	/* storage.c: what each submitter keeps, and the state directory's
+	 * free space against the floor */
+	const struct metrics_storage *storage;
+	size_t nstorage;
+	uint64_t store_free_bytes, store_free_min;
+	uint64_t store_max_per_uid, store_versions_per_uid;
 };
 
 /* metrics.c: pure. The Prometheus text exposition format (0.0.4) of `m`
@@ -188,6 +206,13 @@ struct health {
 	bool manifest_ok, socket_ok;
 	char manifest[AL_ERROR_MAX];
 	char socket[160];
+};
+
+/* bounds.c: one connected uid's share of the daemon */
+struct tenant_use {
+	uid_t uid;
+	unsigned conns;
+	size_t buffered; /* its connections' in + out buffers */
 };
 
 struct supervisor {
@@ -220,6 +245,10 @@ struct supervisor {
 	bool ready;          /* start-up done, the loop turning */
 	struct http *http;   /* NULL: HTTP off */
 	int64_t feed_cursor; /* events.c: the last feed id streamed */
+	/* bounds.c: what each connected uid holds, and the total */
+	struct tenant_use *uses;
+	size_t nuses, cap_uses;
+	size_t buffered; /* connections' in + out buffers, all uids */
 };
 
 enum counter {
@@ -237,6 +266,7 @@ int epoll_modify(struct supervisor *s, struct source *src, uint32_t events);
 
 /* server.c */
 int server_listen(struct supervisor *s, struct al_error *err);
+int server_backlog(void); /* listen(2) backlog: net.core.somaxconn */
 void server_accept(struct supervisor *s);
 void server_unlink(struct supervisor *s);
 
@@ -370,6 +400,53 @@ void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
  * the current day window, else that one. */
 int quota_list_json(struct supervisor *s, struct json_buf *jb, int64_t uid,
 		    struct al_error *err);
+
+/* tenants.c: who owns a module, who may see and change it. */
+bool tenant_owns(const struct conn *c, uint32_t owner_uid, int64_t owner_gid);
+/* an admin, or an owner of `mod` */
+bool tenant_may(const struct conn *c, const struct manifest_module *mod);
+/* NULL for an admin (every row), else `buf` filled with c's identity */
+const struct manifest_viewer *tenant_viewer(const struct conn *c,
+					    struct manifest_viewer *buf);
+bool tenant_sees_event(const struct conn *c,
+		       const struct manifest_feed_event *ev);
+/* The latest version of `name` if c may see it; ENOENT (as for an unknown
+ * name) otherwise. */
+int tenant_find(struct supervisor *s, const struct conn *c, const char *name,
+		struct manifest_module *mod, struct al_error *err);
+/* Fill sub->owner_uid/owner_gid for a submit of `name` by c with the
+ * request's "group" (or NULL); EPERM when the name is another owner's or
+ * c is not in the group, EINVAL for a group on an existing name. */
+int tenant_submit_owner(struct supervisor *s, const struct conn *c,
+			const char *name, const char *group,
+			struct manifest_submission *sub, struct al_error *err);
+
+/* bounds.c: buffered bytes, connections and queue per uid. */
+/* Would `more` bytes for c stay within its uid's and the daemon's budget
+ * (connection buffers and queued stdin)? */
+bool bounds_fits(struct supervisor *s, const struct conn *c, size_t more);
+/* c's buffers now hold `now` bytes: the totals follow. */
+void bounds_recharge(struct supervisor *s, struct conn *c, size_t now);
+/* NULL if a new connection of uid/role may be kept, else why not */
+const char *bounds_accept(struct supervisor *s, uid_t uid,
+			  enum proto_role role);
+void bounds_conn_opened(struct supervisor *s, uid_t uid);
+void bounds_conn_closed(struct supervisor *s, struct conn *c);
+/* New work (a run with stdin_len bytes of stdin) on c: 0, or an error
+ * code with msg. */
+int bounds_admit(struct supervisor *s, const struct conn *c, size_t stdin_len,
+		 char *msg, size_t len);
+
+/* storage.c: storage quotas per submitting uid and a free-space floor. */
+uint64_t storage_free_bytes(const struct supervisor *s);
+/* A submit of `len` bytes by c: 0, or an error code with msg. */
+int storage_admit(struct supervisor *s, const struct conn *c, size_t len,
+		  char *msg, size_t mlen);
+/* "storage": the limits, free space and c's line (an admin: every uid) */
+int storage_json(struct supervisor *s, struct json_buf *jb,
+		 const struct conn *c, struct al_error *err);
+size_t storage_snapshot(struct supervisor *s, struct metrics_storage *out,
+			size_t max);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

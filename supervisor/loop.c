@@ -357,5 +357,6 @@ void supervisor_free(struct supervisor *s)
 	manifest_close(s->m);
 	sandbox_learner_free(s->learner);
 	sandbox_host_free(s->host);
+	free(s->uses);
 	free(s);
 }

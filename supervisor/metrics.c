@@ -127,6 +127,42 @@ static void quotas(FILE *f, const struct metrics_snapshot *m)
 	}
 }
 
+static void storage(FILE *f, const struct metrics_snapshot *m)
+{
+	gauge(f, "airlock_state_dir_free_bytes",
+	      "Free space of the state directory's file system.",
+	      (double)m->store_free_bytes);
+	gauge(f, "airlock_store_free_min_bytes",
+	      "Free space below which submissions are refused "
+	      "(--store-free-min).",
+	      (double)m->store_free_min);
+	gauge(f, "airlock_store_limit_bytes",
+	      "Module bytes one uid may keep stored (--store-max-per-uid).",
+	      (double)m->store_max_per_uid);
+	gauge(f, "airlock_store_limit_versions",
+	      "Versions one uid may keep stored (--store-versions-per-uid).",
+	      (double)m->store_versions_per_uid);
+	static const struct {
+		const char *name, *help;
+		bool bytes;
+	} per_uid[] = {
+		{ "airlock_stored_bytes",
+		  "Bytes of module versions with a file, by submitting uid.",
+		  true },
+		{ "airlock_stored_versions",
+		  "Module versions with a file, by submitting uid.", false },
+	};
+	for (size_t k = 0; k < sizeof(per_uid) / sizeof(per_uid[0]); k++) {
+		family(f, per_uid[k].name, "gauge", per_uid[k].help);
+		for (size_t i = 0; i < m->nstorage; i++)
+			fprintf(f, "%s{uid=\"%u\"} %llu\n", per_uid[k].name,
+				(unsigned)m->storage[i].uid,
+				(unsigned long long)(per_uid[k].bytes
+							     ? m->storage[i].bytes
+							     : m->storage[i].versions));
+	}
+}
+
 int metrics_render(FILE *f, const struct metrics_snapshot *m)
 {
 	family(f, "airlock_build_info", "gauge",
@@ -178,6 +214,7 @@ int metrics_render(FILE *f, const struct metrics_snapshot *m)
 	counter(f, "airlock_overloaded_total",
 		"Runs refused because the run queue was full.", m->overloaded);
 	quotas(f, m);
+	storage(f, m);
 	histogram(f, m->durations);
 	return ferror(f) ? -1 : 0;
 }

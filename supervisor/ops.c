@@ -70,6 +70,11 @@ void ops_module_json(struct json_buf *jb, const struct manifest_module *mod)
 	json_kv_string(jb, "policy_hash", mod->policy_hash);
 	json_kv_string(jb, "reason", mod->reason);
 	json_kv_uint(jb, "submitted_uid", mod->submitted_uid);
+	json_kv_uint(jb, "owner_uid", mod->owner_uid);
+	if (mod->owner_gid >= 0)
+		json_kv_int(jb, "owner_gid", mod->owner_gid);
+	else
+		json_kv_null(jb, "owner_gid");
 	manifest_time_format(mod->updated_ms, true, t);
 	json_kv_string(jb, "updated", t);
 	json_object_close(jb);
@@ -170,7 +175,11 @@ static int list_one(const struct manifest_module *mod, void *arg)
 
 static void op_list(struct op_ctx *x)
 {
-	struct manifest_module_filter f = { .name = x->req->name };
+	struct manifest_viewer v;
+	struct manifest_module_filter f = {
+		.name = x->req->name,
+		.viewer = tenant_viewer(x->c, &v),
+	};
 	struct al_error err = { 0 };
 	struct json_buf jb;
 
@@ -186,9 +195,11 @@ static int runs_one(const struct manifest_run *r, void *arg)
 
 static void op_runs(struct op_ctx *x)
 {
+	struct manifest_viewer v;
 	struct manifest_run_filter f = {
 		.name = x->req->name,
 		.limit = x->req->limit ? (size_t)x->req->limit : 50,
+		.viewer = tenant_viewer(x->c, &v),
 	};
 	struct al_error err = { 0 };
 	struct json_buf jb;
@@ -208,7 +219,9 @@ static void op_show(struct op_ctx *x)
 		return;
 	}
 	if (manifest_find(x->s->m, x->req->name, x->req->version, &mod,
-			  &err) < 0) {
+			  &err) < 0 ||
+	    (!tenant_may(x->c, &mod) &&
+	     tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0)) {
 		reply_manifest_error(x, &err);
 		return;
 	}
@@ -229,12 +242,16 @@ static void op_show(struct op_ctx *x)
 	conn_send_jb(x->s, x->c, &jb);
 }
 
-/* What is running now: run id, module, who asked, for how long, memory. */
-static void active_json(struct json_buf *jb, struct supervisor *s)
+/* What is running now: run id, module, who asked, for how long, memory;
+ * a client sees its own runs and those of modules it owns. */
+static void active_json(struct json_buf *jb, struct supervisor *s,
+			const struct conn *c)
 {
 	json_key(jb, "active");
 	json_array_open(jb);
 	for (struct job *j = s->active; j; j = j->next) {
+		if (j->uid != c->uid && !tenant_may(c, &j->mod))
+			continue;
 		double elapsed = 0;
 		uint64_t memory = 0;
 		if (j->run)
@@ -272,6 +289,13 @@ static void isolation_json(struct json_buf *jb, const struct supervisor *s)
 	}
 }
 
+/* Whose quota lines a caller sees: an admin what it asked (-1: all), a
+ * client its own only. */
+static int64_t quota_scope(const struct op_ctx *x, int64_t asked)
+{
+	return x->c->role == PROTO_ROLE_ADMIN ? asked : (int64_t)x->c->uid;
+}
+
 static void op_status(struct op_ctx *x)
 {
 	struct supervisor *s = x->s;
@@ -296,7 +320,7 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "queue_depth", s->nqueued);
 	json_kv_uint(&jb, "queue_max", s->cfg.queue_max);
 	json_kv_uint(&jb, "connections", s->nconns);
-	active_json(&jb, s);
+	active_json(&jb, s, x->c);
 	if (report_manifest_json(&jb, s->m, started, &err) < 0) {
 		json_buf_free(&jb);
 		reply_manifest_error(x, &err);
@@ -324,7 +348,12 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "used_today", day);
 	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
 	json_object_close(&jb);
-	if (quota_list_json(s, &jb, -1, &err) < 0) {
+	if (quota_list_json(s, &jb, quota_scope(x, -1), &err) < 0) {
+		json_buf_free(&jb);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	if (storage_json(s, &jb, x->c, &err) < 0) {
 		json_buf_free(&jb);
 		reply_manifest_error(x, &err);
 		return;
@@ -363,9 +392,11 @@ static int event_one(const struct manifest_feed_event *ev, void *arg)
  * after "after" and "since". */
 static void op_events(struct op_ctx *x)
 {
+	struct manifest_viewer v;
 	struct manifest_feed_filter f = {
 		.after_id = x->req->after,
 		.limit = x->req->limit ? (size_t)x->req->limit : 100,
+		.viewer = tenant_viewer(x->c, &v),
 	};
 	struct al_error err = { 0 };
 	struct json_buf jb;
@@ -436,7 +467,8 @@ static void op_quota_show(struct op_ctx *x)
 				     86400000,
 			     false, t);
 	json_kv_string(&jb, "day_resets", t);
-	if (quota_list_json(s, &jb, x->req->has_uid ? x->req->uid : -1,
+	if (quota_list_json(s, &jb,
+			    quota_scope(x, x->req->has_uid ? x->req->uid : -1),
 			    &err) < 0) {
 		json_buf_free(&jb);
 		reply_manifest_error(x, &err);
@@ -509,8 +541,14 @@ static void op_archive(struct op_ctx *x)
 	struct al_error err = { 0 };
 	char reason[MANIFEST_REASON_MAX + 1];
 
+	struct manifest_module mod;
+
 	if (!x->req->name) {
 		reply_error(x, PROTO_E_BAD_REQUEST, "archive needs \"name\"");
+		return;
+	}
+	if (tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0) {
+		reply_manifest_error(x, &err);
 		return;
 	}
 	snprintf(reason, sizeof(reason), "archived by uid %u%s%s", x->c->uid,
@@ -529,8 +567,14 @@ static void op_restore(struct op_ctx *x)
 {
 	struct al_error err = { 0 };
 
+	struct manifest_module mod;
+
 	if (!x->req->name) {
 		reply_error(x, PROTO_E_BAD_REQUEST, "restore needs \"name\"");
+		return;
+	}
+	if (tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0) {
+		reply_manifest_error(x, &err);
 		return;
 	}
 	if (manifest_restore(x->s->m, x->req->name, &err) < 0) {
@@ -619,6 +663,7 @@ static int job_stdin(struct job *job, const char *data, size_t len)
 {
 	if (!data)
 		return 0;
+	job->stdin_len = len; /* counted in the uid's buffered bytes */
 	job->stdin_fd = memfd_create("airlock-stdin", MFD_CLOEXEC);
 	if (job->stdin_fd < 0)
 		return -1;
@@ -636,7 +681,10 @@ static bool admitted(struct op_ctx *x)
 {
 	char msg[256];
 	int64_t retry = 0;
-	int code = runs_admit(x->s, x->c->uid, msg, sizeof(msg), &retry);
+	int code = bounds_admit(x->s, x->c, x->req->stdin_len, msg, sizeof(msg));
+
+	if (code == 0)
+		code = runs_admit(x->s, x->c->uid, msg, sizeof(msg), &retry);
 
 	if (code == 0)
 		return true;
@@ -730,6 +778,12 @@ static void op_submit(struct op_ctx *x)
 	}
 	if (submit_content(x, &content, &len) < 0)
 		return;
+	char full[512];
+	int code = storage_admit(x->s, x->c, len, full, sizeof(full));
+	if (code) {
+		reply_error(x, code, "%s", full);
+		return;
+	}
 	struct sup_policy *pol =
 		policy_get(x->s, req->policy ? req->policy : "default", &err);
 	if (!pol) {
@@ -750,6 +804,16 @@ static void op_submit(struct op_ctx *x)
 		.policy_hash = pol->hash,
 		.interpreter = interp[0] ? interp : NULL,
 	};
+	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub,
+				&err) < 0) {
+		policy_put(x->s, pol);
+		reply_error(x, err.errnum == EPERM	   ? PROTO_E_UNAUTHORIZED
+			       : err.errnum == EINVAL ||
+					 err.errnum == ENOENT ? PROTO_E_BAD_REQUEST
+							      : PROTO_E_INTERNAL,
+			    "%s", err.msg);
+		return;
+	}
 	struct job *job = job_new(x, JOB_VALIDATE);
 	if (!job) {
 		policy_put(x->s, pol);
@@ -795,6 +859,10 @@ static void op_exec(struct op_ctx *x)
 		reply_error(x, PROTO_E_BAD_REQUEST, "exec needs \"name\"");
 		return;
 	}
+	if (tenant_find(x->s, x->c, req->name, &mod, &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
 	if (manifest_active_path(x->s->m, req->name, &mod, path, sizeof(path),
 				 &err) < 0) {
 		struct manifest_module latest;
@@ -833,6 +901,9 @@ static void op_exec(struct op_ctx *x)
 	}
 	job->pol = pol;
 	job->mod = mod;
+	/* an admin's run of another's module tells nothing about its owner's
+	 * use: it does not count toward archive_on */
+	job->owner_run = tenant_owns(x->c, mod.owner_uid, mod.owner_gid);
 	snprintf(job->path, sizeof(job->path), "%s", path);
 	if (job_args(job, req->args, req->nargs) < 0 ||
 	    job_stdin(job, req->stdin_data, req->stdin_len) < 0) {
@@ -862,8 +933,9 @@ static const struct op {
 	{ "subscribe", PROTO_ROLE_CLIENT, op_subscribe },
 	{ "quota_show", PROTO_ROLE_CLIENT, op_quota_show },
 	{ "quota_reset", PROTO_ROLE_ADMIN, op_quota_reset },
-	{ "archive", PROTO_ROLE_ADMIN, op_archive },
-	{ "restore", PROTO_ROLE_ADMIN, op_restore },
+	/* owners and admins: tenant_find() in the op */
+	{ "archive", PROTO_ROLE_CLIENT, op_archive },
+	{ "restore", PROTO_ROLE_CLIENT, op_restore },
 	{ "cancel", PROTO_ROLE_ADMIN, op_cancel },
 };
 

@@ -27,6 +27,7 @@ static const char *const error_names[PROTO_E_COUNT] = {
 	[PROTO_E_SHUTTING_DOWN] = "shutting_down",
 	[PROTO_E_INTERNAL] = "internal",
 	[PROTO_E_CANCELLED] = "cancelled",
+	[PROTO_E_STORAGE_FULL] = "storage_full",
 };
 
 const char *proto_error_name(enum proto_error e)
@@ -67,6 +68,7 @@ static const struct member {
 	{ "uid", M_INT, UINT32_MAX - 1, R(uid), R(has_uid) },
 	{ "after", M_INT, INT64_MAX, R(after), SIZE_MAX },
 	{ "since", M_STRING, 64, R(since), SIZE_MAX },
+	{ "group", M_STRING, 64, R(group), SIZE_MAX },
 #undef R
 };
 

@@ -25,11 +25,12 @@ struct sup_policy *policy_get(struct supervisor *s, const char *name,
 			p->refs++;
 			return p;
 		}
-	/* clients name shipped or installed policies, never host paths */
-	if (strchr(name, '/') || strlen(name) > MANIFEST_POLICY_NAME_MAX ||
-	    !name[0]) {
+	/* clients name shipped or installed policies, never host paths:
+	 * policy_load_trusted() refuses anything but a plain name */
+	if (strlen(name) > MANIFEST_POLICY_NAME_MAX || !policy_name_valid(name)) {
 		al_error_set(err, EINVAL,
-			     "policy \"%.64s\": give a policy name, not a path",
+			     "policy \"%.64s\": give a policy name (letters, "
+			     "digits, '-', '_'), not a path",
 			     name);
 		return NULL;
 	}
@@ -39,7 +40,7 @@ struct sup_policy *policy_get(struct supervisor *s, const char *name,
 		return NULL;
 	}
 	snprintf(p->name, sizeof(p->name), "%s", name);
-	p->policy = policy_load(name, err);
+	p->policy = policy_load_trusted(name, err);
 	/* SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS change the default policy
 	 * only: a named policy's limits are what its author chose. Applied
 	 * before hashing, so runs record the limits they ran under. */
@@ -296,6 +297,14 @@ static void start(struct supervisor *s, struct job *job)
 		start_failed(s, job, err.msg);
 		return;
 	}
+	/* the file is what was validated, not a swapped-in trojan: the state
+	 * directory is root's alone (manifest_open() checks), and this is the
+	 * last look before the jail opens it */
+	if (manifest_module_verify(job->path, &job->mod, &err) < 0) {
+		LOG(LOG_ERROR, job->log_id, job->run_id, "start: %s", err.msg);
+		start_failed(s, job, err.msg);
+		return;
+	}
 	if (learned_prepare(s, job, &spec, &err) < 0) {
 		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", err.msg);
 		start_failed(s, job, err.msg);
@@ -479,12 +488,17 @@ static void finish_validation(struct supervisor *s, struct job *job,
 
 struct budget_count {
 	const struct al_policy *policy;
+	const struct manifest_module *mod;
 	uint64_t n;
 };
 
+/* Only owners' runs spend the budget: the owner uid's, and any run of a
+ * group-owned module (its members are owners too). */
 static int count_archiving(const struct manifest_run *run, void *arg)
 {
 	struct budget_count *b = arg;
+	if (run->uid != b->mod->owner_uid && b->mod->owner_gid < 0)
+		return 0;
 	int v = policy_verdict_parse(run->verdict);
 	if (v >= 0 && policy_archives(b->policy, (enum policy_verdict)v))
 		b->n++;
@@ -497,12 +511,13 @@ static bool should_archive(struct supervisor *s, struct job *job,
 			   const struct sandbox_result *r)
 {
 	const struct al_policy *p = job->pol->policy;
-	struct budget_count b = { .policy = p };
+	struct budget_count b = { .policy = p, .mod = &job->mod };
 	struct manifest_run_filter f = { .module_id = job->mod.id,
 					 .since_ms = job->mod.updated_ms };
 	struct al_error err = { 0 };
 
-	if (!policy_archives(p, (enum policy_verdict)r->verdict))
+	if (!job->owner_run ||
+	    !policy_archives(p, (enum policy_verdict)r->verdict))
 		return false;
 	if (manifest_runs(s->m, &f, count_archiving, &b, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);

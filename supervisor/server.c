@@ -76,6 +76,22 @@ static int make_parent(const char *path, struct al_error *err)
 	return 0;
 }
 
+/* The system's maximum (net.core.somaxconn), as servers and systemd
+ * sockets use: a fixed 128 made a burst of non-blocking connects fail
+ * with EAGAIN while the loop was busy with a run. */
+int server_backlog(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+	int n = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n > 0 ? n : SOMAXCONN;
+}
+
 int server_listen(struct supervisor *s, struct al_error *err)
 {
 	struct sockaddr_un sa;
@@ -110,7 +126,7 @@ int server_listen(struct supervisor *s, struct al_error *err)
 		if (chown(path, 0, g->gr_gid) < 0)
 			return al_error_sys(err, errno, "chown %s", path);
 	}
-	if (listen(s->listen.fd, 128) < 0)
+	if (listen(s->listen.fd, server_backlog()) < 0)
 		return al_error_sys(err, errno, "listen %s", path);
 	if (epoll_watch(s, &s->listen, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");
@@ -136,19 +152,14 @@ static bool in_gids(const gid_t *list, size_t n, gid_t gid)
 
 /* The role the kernel-reported identity earns: uid 0 and members of an
  * admin group are admins, listed uids and groups are clients. */
-static enum proto_role peer_role(const struct supervisor *s, int fd,
-				 const struct ucred *cred)
+static enum proto_role peer_role(const struct supervisor *s,
+				 const struct ucred *cred, const gid_t *groups,
+				 size_t ngroups)
 {
 	const struct supervisor_config *cfg = &s->cfg;
-	gid_t groups[256];
-	socklen_t glen = sizeof(groups);
-	size_t ngroups = 0;
 
 	if (cred->uid == 0)
 		return PROTO_ROLE_ADMIN;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
-		ngroups = glen / sizeof(gid_t);
-	groups[ngroups < 256 ? ngroups++ : 255] = cred->gid;
 	for (size_t i = 0; i < ngroups; i++)
 		if (in_gids(cfg->admin_gids, cfg->n_admin_gids, groups[i]))
 			return PROTO_ROLE_ADMIN;
@@ -199,7 +210,15 @@ void server_accept(struct supervisor *s)
 			close(fd);
 			continue;
 		}
-		enum proto_role role = peer_role(s, fd, &cred);
+		/* the peer's groups as the kernel saw them at connect():
+		 * its role, and the modules it owns through a group */
+		gid_t groups[256];
+		socklen_t glen = sizeof(groups) - sizeof(gid_t);
+		size_t ngroups = 0;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+			ngroups = glen / sizeof(gid_t);
+		groups[ngroups++] = cred.gid;
+		enum proto_role role = peer_role(s, &cred, groups, ngroups);
 		if (role == PROTO_ROLE_NONE) {
 			LOG(LOG_WARN, NULL, 0, "refused uid %u gid %u pid %d",
 			    cred.uid, cred.gid, cred.pid);
@@ -207,8 +226,11 @@ void server_accept(struct supervisor *s)
 			       "this uid is not allowed to use airlockd");
 			continue;
 		}
-		if (s->nconns >= s->cfg.max_connections) {
-			refuse(fd, PROTO_E_OVERLOADED, "too many connections");
+		const char *full = bounds_accept(s, cred.uid, role);
+		if (full) {
+			LOG(LOG_WARN, NULL, 0, "refused uid %u: %s", cred.uid,
+			    full);
+			refuse(fd, PROTO_E_OVERLOADED, full);
 			continue;
 		}
 		struct conn *c = calloc(1, sizeof(*c));
@@ -224,6 +246,8 @@ void server_accept(struct supervisor *s)
 		c->gid = cred.gid;
 		c->pid = cred.pid;
 		c->role = role;
+		for (size_t i = 0; i < ngroups && i < MANIFEST_VIEWER_GROUPS; i++)
+			c->groups[c->ngroups++] = groups[i];
 		c->last_active_ms = (uint64_t)now_ms();
 		if (epoll_watch(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {
 			close(fd);
@@ -235,6 +259,7 @@ void server_accept(struct supervisor *s)
 			s->conns->prev = c;
 		s->conns = c;
 		s->nconns++;
+		bounds_conn_opened(s, c->uid);
 		LOG(LOG_DEBUG, NULL, 0, "connection %llu: uid %u pid %d (%s)",
 		    (unsigned long long)c->serial, cred.uid, cred.pid,
 		    role == PROTO_ROLE_ADMIN ? "admin" : "client");

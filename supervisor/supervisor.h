@@ -128,6 +128,7 @@ enum proto_error {
 	PROTO_E_SHUTTING_DOWN,
 	PROTO_E_INTERNAL,
 	PROTO_E_CANCELLED, /* a queued run removed by an admin's cancel */
+	PROTO_E_STORAGE_FULL, /* submit: storage quota or free-space floor */
 	PROTO_E_COUNT,
 };
 
@@ -171,6 +172,7 @@ struct proto_request {
 	bool has_uid;
 	int64_t after;   /* events, subscribe: feed rows after this id */
 	const char *since; /* events, subscribe: a time or an age ("1h") */
+	const char *group; /* submit: the group that shares a new module */
 };
 
 /*
@@ -247,6 +249,18 @@ struct supervisor_config {
 	uint64_t idle_timeout_ms;  /* a silent connection is closed (60000) */
 	size_t max_request;        /* bytes in one request line (16 MiB) */
 	unsigned max_connections;  /* (1024) */
+	/* one client uid's share (bounds.c; admins are exempt but for the
+	 * global byte budget) */
+	unsigned max_connections_per_uid; /* (64) */
+	unsigned admin_connections;       /* of max_connections (8) */
+	unsigned queue_max_per_uid;       /* runs waiting (16) */
+	size_t max_buffered;              /* all clients' bytes (512 MiB) */
+	size_t max_buffered_per_uid;      /* one uid's (64 MiB) */
+	/* storage.c: what one submitting uid may keep stored, and the free
+	 * space below which no submit is taken */
+	uint64_t store_max_per_uid;       /* bytes (1 GiB) */
+	unsigned store_versions_per_uid;  /* versions with a file (1000) */
+	uint64_t store_free_min;          /* bytes (256 MiB) */
 	uint64_t shutdown_grace_ms; /* SIGTERM: runs may finish (30000) */
 	/* who may connect: uid 0 is always admin; up to 32 of each */
 	uid_t client_uids[32];

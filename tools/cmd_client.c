@@ -2,7 +2,8 @@
  * The daemon's clients: one request line to airlockd, one response line
  * back (docs/protocol.md).
  *
- *   airlock submit FILE [--name N] [--policy P] [--arg A]... [--base64]
+ *   airlock submit FILE [--name N] [--policy P] [--group G] [--arg A]...
+ *                  [--base64]
  *                                                       [--json]
  *   airlock exec NAME [ARG...]               (--json before NAME)
  *   airlock archive NAME [--reason TEXT] [--json]
@@ -36,6 +37,7 @@ struct client_opts {
 	const char *socket;
 	const char *name;
 	const char *policy;
+	const char *group; /* submit: share a new module with this group */
 	const char *reason;
 	const char *vargs[PROTO_MAX_ARGS];
 	size_t nvargs;
@@ -48,8 +50,8 @@ struct client_opts {
 static void client_usage(FILE *f, const char *command)
 {
 	fprintf(f,
-		"usage: airlock submit FILE [--name N] [--policy P] [--arg A]..."
-		" [--base64]\n"
+		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
+		" [--arg A]... [--base64]\n"
 		"       airlock exec [--json] NAME [ARG...]\n"
 		"       airlock archive NAME [--reason R] | restore NAME"
 		" | cancel RUN|NAME\n"
@@ -58,6 +60,8 @@ static void client_usage(FILE *f, const char *command)
 		"$AIRLOCK_SOCKET, else " SUPERVISOR_DEFAULT_SOCKET ").\n"
 		"  --json   print the server's response line as it is\n"
 		"  --arg A  (submit) an argument for the validation run\n"
+		"  --group G (submit) a new module's owner group: its members\n"
+		"           may run, update, archive and restore it too\n"
 		"  --base64 (submit) send the content in the request instead of\n"
 		"           passing the open FILE to airlockd\n");
 	(void)command;
@@ -76,6 +80,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "socket", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "policy", required_argument, NULL, 'p' },
+		{ "group", required_argument, NULL, 'g' },
 		{ "reason", required_argument, NULL, 'r' },
 		{ "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
@@ -94,6 +99,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 's': o->socket = optarg; break;
 		case 'n': o->name = optarg; break;
 		case 'p': o->policy = optarg; break;
+		case 'g': o->group = optarg; break;
 		case 'r': o->reason = optarg; break;
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
@@ -217,6 +223,8 @@ static int client_submit(struct client_opts *o)
 	json_kv_string(&jb, "name", o->name ? o->name : basename(copy));
 	if (o->policy)
 		json_kv_string(&jb, "policy", o->policy);
+	if (o->group)
+		json_kv_string(&jb, "group", o->group);
 	json_key(&jb, "validate_args");
 	json_array_open(&jb);
 	for (size_t i = 0; i < o->nvargs; i++)

@@ -508,9 +508,64 @@ static void test_migration_from_first_schema(void **state)
 	assert_int_equal(manifest_get_syscalls(m, 1, &calls, &err), 0);
 	assert_string_equal(calls, "read write");
 	free(calls);
+	/* migration 5: the name's first submitter owns it, no group */
+	assert_int_equal(get(m, 1).owner_uid, 7);
+	assert_int_equal(get(m, 1).owner_gid, -1);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 	m = open_ro(fx->state);
+	manifest_close(m);
+}
+
+static int count_module(const struct manifest_module *mod, void *arg)
+{
+	(void)mod;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Owners: a name keeps the owner of its first version whoever submits the
+ * next, and a viewer sees only the modules and runs it owns. */
+static void test_owners(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct al_error err = { 0 };
+	struct manifest_module mod;
+	struct manifest_submission sub = { .name = "owned", .content = "a\n",
+					   .len = 2, .uid = 1001,
+					   .policy_name = "default",
+					   .policy_hash = HASH,
+					   .owner_uid = 1001,
+					   .owner_gid = 500 };
+
+	assert_int_equal(manifest_stage(m, &sub, &mod, &err), 0);
+	assert_int_equal(mod.owner_uid, 1001);
+	assert_int_equal(mod.owner_gid, 500);
+	sub.content = "b\n";
+	sub.uid = sub.owner_uid = 1002;
+	sub.owner_gid = -1;
+	assert_int_equal(manifest_stage(m, &sub, &mod, &err), 0);
+	assert_int_equal(mod.version, 2);
+	assert_int_equal(mod.owner_uid, 1001);
+	assert_int_equal(mod.owner_gid, 500);
+	sub.name = "other";
+	assert_int_equal(manifest_stage(m, &sub, &mod, &err), 0);
+	assert_int_equal(mod.owner_uid, 1002);
+
+	uint32_t groups[] = { 7, 500 };
+	struct manifest_viewer owner = { .uid = 1001 },
+			       member = { .uid = 9, .gids = groups, .ngids = 2 },
+			       stranger = { .uid = 1003, .gids = groups, .ngids = 1 };
+	struct manifest_module_filter f = { .viewer = &owner };
+	int n = 0;
+	assert_int_equal(manifest_list(m, &f, count_module, &n, &err), 2);
+	f.viewer = &member;
+	assert_int_equal(manifest_list(m, &f, NULL, NULL, &err), 2);
+	f.viewer = &stranger;
+	assert_int_equal(manifest_list(m, &f, NULL, NULL, &err), 0);
+	f.viewer = NULL;
+	assert_int_equal(manifest_list(m, &f, NULL, NULL, &err), 3);
 	manifest_close(m);
 }
 
@@ -1449,7 +1504,7 @@ static void test_full_disk(void **state)
 					   .policy_name = "default",
 					   .policy_hash = HASH };
 
-	if (getuid() != 0 || !mount_tmpfs(fx, "300k"))
+	if (getuid() != 0 || !mount_tmpfs(fx, "360k"))
 		skip_because("cannot mount a tmpfs (needs root)");
 	assert_non_null(big);
 	memset(big, '#', big_len);
@@ -1939,6 +1994,7 @@ int main(void)
 		T(test_one_writer),
 		T(test_read_only_needs_a_manifest),
 		T(test_migration_from_first_schema),
+		T(test_owners),
 		T(test_newer_schema_refused),
 		T(test_corrupt_database),
 		T(test_foreign_database),
