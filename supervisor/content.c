@@ -36,6 +36,28 @@
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
+/*
+ * One non-blocking read of a pipe the client shares with us. Kernels
+ * before 6.x refuse RWF_NOWAIT on pipes (EOPNOTSUPP); there, splice with
+ * SPLICE_F_NONBLOCK moves what is there into a pipe of our own (made on
+ * first use, non-blocking), which is then read: neither step can wait on
+ * the client, whatever it does to the description meanwhile.
+ */
+static ssize_t read_pipe_nowait(int fd, void *buf, size_t len, int relay[2])
+{
+	struct iovec iov = { buf, len };
+	ssize_t n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+	if (n >= 0 || errno != EOPNOTSUPP)
+		return n;
+	if (relay[0] < 0 && pipe2(relay, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	n = splice(fd, NULL, relay[1], NULL, len < 65536 ? len : 65536,
+		   SPLICE_F_NONBLOCK);
+	if (n <= 0)
+		return n;
+	return read(relay[0], buf, (size_t)n);
+}
+
 /* Read `fd` to end of file into a buffer of at most max + 1 bytes
  * (positional: pread from 0). 0, or -1 with errno. Caller frees *out. */
 static int read_bounded(int fd, bool positional, size_t first_cap, size_t max,
@@ -43,49 +65,51 @@ static int read_bounded(int fd, bool positional, size_t first_cap, size_t max,
 {
 	size_t cap = first_cap < max ? first_cap + 1 : max + 1, used = 0;
 	unsigned char *buf = malloc(cap);
+	int relay[2] = { -1, -1 };
+	int rc = -1, saved = 0;
 
 	if (!buf)
 		return -1;
 	for (;;) {
 		if (used == cap) {
-			if (cap > max) {
-				free(buf);
-				errno = E2BIG;
-				return -1;
-			}
+			saved = E2BIG;
+			if (cap > max)
+				goto out;
 			size_t grown_cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
 			unsigned char *grown = realloc(buf, grown_cap);
-			if (!grown) {
-				free(buf);
-				return -1;
-			}
+			saved = ENOMEM;
+			if (!grown)
+				goto out;
 			buf = grown;
 			cap = grown_cap;
 		}
-		struct iovec iov = { buf + used, cap - used };
 		ssize_t n = positional ? pread(fd, buf + used, cap - used,
 					       (off_t)used)
-				       : preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+				       : read_pipe_nowait(fd, buf + used,
+							  cap - used, relay);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			int saved = errno;
-			free(buf);
-			errno = saved;
-			return -1;
-		}
+		saved = errno;
+		if (n < 0)
+			goto out;
 		if (n == 0)
 			break;
 		used += (size_t)n;
 	}
-	if (used > max) {
-		free(buf);
-		errno = E2BIG;
-		return -1;
-	}
+	saved = E2BIG;
+	if (used > max)
+		goto out;
 	*out = buf;
+	buf = NULL;
 	*len = used;
-	return 0;
+	rc = 0;
+out:
+	free(buf);
+	al_closep(&relay[0]);
+	al_closep(&relay[1]);
+	if (rc < 0)
+		errno = saved;
+	return rc;
 }
 
 static int too_large(struct al_error *err, size_t max)
