@@ -1007,7 +1007,12 @@ def t_preflight_refuses_v2():
         # airlockd alone in it builds there (it would ask systemd for a
         # scope with every controller otherwise)
         os.setxattr(leaf, "trusted.delegate", b"1")
-        expect_preflight_refusal(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', leaf])
+        # into the leaf, then airlockd (an error names its errno)
+        move = ("import os, sys\n"
+                "with open(sys.argv[1] + '/cgroup.procs', 'w') as f:\n"
+                "    f.write(str(os.getpid()))\n"
+                "os.execv(sys.argv[2], sys.argv[2:])\n")
+        expect_preflight_refusal([sys.executable, "-c", move, leaf])
     finally:
         for d in DAEMONS:
             d.stop()  # nothing may stay in the tree

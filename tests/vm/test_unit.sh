@@ -54,6 +54,10 @@ if ! { make -s -j2 BUILD=build-unit PREFIX=/usr all &&
 	exit 1
 fi
 
+# The default policy's 3 s would end the sleepers below as timeouts; an
+# operator's /etc/default/airlock (read by the unit) gives it longer.
+echo SANDBOX_TIMEOUT_MS=60000 >/etc/default/airlock
+
 name="the installed unit has OOMPolicy=continue, Type=notify, Delegate=yes"
 got=$(systemctl show -p OOMPolicy -p Type -p Delegate airlockd | sort | tr '\n' ' ')
 if [ "$got" = "Delegate=yes OOMPolicy=continue Type=notify " ]; then ok "$name"; else not_ok "$name" "got: $got"; fi
@@ -130,6 +134,25 @@ if [ "$(answer .result.verdict)" = memory_limit ] && systemctl is-active -q airl
 else
 	not_ok "$name" "answer $(cat "$work/exec.json" "$work/exec.err"); pid $pid -> $(main_pid); $(systemctl is-active airlockd)"
 fi
+
+# The control: the same module under systemd's default OOMPolicy=stop
+# takes the daemon down, so the check above can tell the setting's worth.
+name="control: with OOMPolicy=stop in a drop-in the same module stops airlockd"
+mkdir -p /run/systemd/system/airlockd.service.d
+printf '[Service]\nOOMPolicy=stop\n' >/run/systemd/system/airlockd.service.d/oom.conf
+systemctl daemon-reload
+systemctl restart airlockd
+pid=$(main_pid)
+airlock exec --json hog hog >"$work/exec.json" 2>"$work/exec.err"
+sleep 2
+if [ "$(main_pid)" != "$pid" ] || ! systemctl is-active -q airlockd; then
+	ok "$name"
+	echo "   airlockd: $(systemctl is-active airlockd), pid $pid -> $(main_pid), answer $(answer .result.verdict)"
+else
+	not_ok "$name" "airlockd stayed up (pid $pid); answer $(cat "$work/exec.json" "$work/exec.err")"
+fi
+rm -rf /run/systemd/system/airlockd.service.d
+systemctl daemon-reload
 
 systemctl stop airlockd
 rm -rf "$work"
