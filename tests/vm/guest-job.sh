@@ -15,6 +15,11 @@
 #             under the real systemd
 # /mnt/out/parts names the parts to run (tests/vm/run.sh's VM_PARTS).
 set -u
+# Run a copy: sh reads a script as it goes, and the share is the live
+# checkout, which may be edited while the guest works.
+if [ "$0" != /run/guest-job.sh ]; then
+	cp "$0" /run/guest-job.sh && exec sh /run/guest-job.sh
+fi
 out=/mnt/out
 src=/mnt/src
 work=/srv/airlock
