@@ -2,7 +2,7 @@
 # make check-vm: boot the Debian 12 guest (systemd, cgroup v2) and run the
 # suite there (tests/vm/guest-job.sh), then print what it found.
 #
-#   tests/vm/run.sh     VM_TIMEOUT=seconds (default 2400)
+#   tests/vm/run.sh     VM_TIMEOUT=seconds (default 3600)
 #                       VM_PARTS="login service unit" (default: all three)
 #
 # Files: build/vm/out/ holds the guest's logs (console.log, the kernel and
@@ -13,7 +13,7 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 vm="$top/build/vm"
 out="$vm/out"
-timeout=${VM_TIMEOUT:-2400}
+timeout=${VM_TIMEOUT:-3600}
 t0=$(date +%s)
 img=$(sh "$top/tests/vm/build-image.sh" "$vm")
 t_image=$(($(date +%s) - t0))
