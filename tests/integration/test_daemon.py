@@ -999,17 +999,23 @@ def t_preflight_refuses_v2():
             f.write("+memory +pids")
         leaf = os.path.join(parent, "daemon")
         os.mkdir(leaf)
+        # each start gets a fresh cgroup below `leaf` (airlockd leaves the
+        # one it ran in restructured: airlock-self, airlock), given memory
+        # and pids only, and marked delegated as systemd marks a Delegate=
+        # unit's cgroup, so airlockd alone in it builds there (it would ask
+        # systemd for a scope with every controller otherwise)
+        with open(os.path.join(leaf, "cgroup.subtree_control"), "w") as f:
+            f.write("+memory +pids")
         with open(os.path.join(leaf, "cgroup.controllers")) as f:
             controllers = f.read().split()
         check("cpu" not in controllers and "memory" in controllers,
               f"{leaf} has the controllers {controllers}")
-        # marked delegated, as systemd marks a Delegate= unit's cgroup:
-        # airlockd alone in it builds there (it would ask systemd for a
-        # scope with every controller otherwise)
-        os.setxattr(leaf, "trusted.delegate", b"1")
-        # into the leaf, then airlockd (an error names its errno)
+        # into a new marked cgroup, then airlockd (an error names its errno)
         move = ("import os, sys\n"
-                "with open(sys.argv[1] + '/cgroup.procs', 'w') as f:\n"
+                "d = os.path.join(sys.argv[1], 'start-%d' % os.getpid())\n"
+                "os.mkdir(d)\n"
+                "os.setxattr(d, 'trusted.delegate', b'1')\n"
+                "with open(d + '/cgroup.procs', 'w') as f:\n"
                 "    f.write(str(os.getpid()))\n"
                 "os.execv(sys.argv[2], sys.argv[2:])\n")
         expect_preflight_refusal([sys.executable, "-c", move, leaf])
