@@ -1014,7 +1014,7 @@ def _airlock_on_pty(args, typed=b"", timeout=20, stdout=None):
     shown = b""
     deadline = time.monotonic() + timeout
     if typed:
-        time.sleep(0.3)
+        # typed ahead: it waits in the terminal until airlock reads it
         os.write(master, typed)
     while p.poll() is None and time.monotonic() < deadline:
         r, _, _ = select.select([master], [], [], 0.1)
