@@ -154,6 +154,21 @@ def run_cgroups(prefixes):
     return found
 
 
+def within_one_quota_hour(seconds=120):
+    """Start a quota test where it cannot cross an hour boundary.
+
+    airlockd's hourly quota windows are aligned to the clock (UTC hours),
+    so a test that counts runs up to rate_limited would see its counts
+    reset if the hour turned mid-test. When fewer than SECONDS are left in
+    this hour, wait for the next one to begin; the wait is the boundary
+    itself, not a guess at how long the test takes to settle."""
+    import time
+    left = 3600 - time.time() % 3600
+    if left < seconds:
+        note(f"waiting {left:.0f} s for the next quota hour")
+        time.sleep(left + 0.5)
+
+
 def report_failure(msg):
     """The indented details under "not ok": what failed, then the last
     commands the test ran (LOG.runs entries: cmd, status, stdout, stderr)

@@ -463,6 +463,7 @@ def t_cancel_queued():
 
 @test("admission: per-uid quota answers rate_limited with retry_after_ms")
 def t_rate_limited():
+    harness.within_one_quota_hour()
     d = Daemon(args=["--quota-per-hour", "2"])
     check(d.submit("echo", ECHO)["ok"], "submit failed")  # 1
     check(d.request({"op": "exec", "name": "echo"})["ok"], "exec failed")  # 2

@@ -169,6 +169,7 @@ def t_routes():
 @test("/metrics: counters, gauges and the histogram follow real runs")
 def t_values():
     require_promtool()
+    harness.within_one_quota_hour()
     m = Metrics(args=["--quota-per-hour", "8"],
                 env={"SANDBOX_TIMEOUT_MS": "300"})
     d = m.d

@@ -131,6 +131,7 @@ def t_status_down():
 
 @test("quota: counts survive a restart; rate_limited at the same point; events")
 def t_quota_restart():
+    harness.within_one_quota_hour()
     d = Daemon(args=["--quota-per-hour", "4"])
     check(d.submit("hello", ECHO)["ok"], "submit")       # 1: validation
     exec_ok(d, "hello")                                   # 2
@@ -154,6 +155,7 @@ def t_quota_restart():
 
 @test("quota: reset is admin only, forgets the use, is an event and survives a restart")
 def t_quota_reset():
+    harness.within_one_quota_hour()
     d = Daemon(args=["--quota-per-hour", "2",
                      "--allow-uid", str(td.NOBODY)])
     os.chmod(d.sock, 0o666)
