@@ -474,6 +474,7 @@ def t_rate_limited():
 
 @test("admission: --quota-per-day answers rate_limited until QUOTA_RESET_HOUR")
 def t_daily_quota():
+    harness.within_one_quota_hour()
     d = Daemon(args=["--quota-per-day", "2"], env={"QUOTA_RESET_HOUR": "5"})
     check(d.submit("echo", ECHO)["ok"], "submit failed")  # 1
     check(d.request({"op": "exec", "name": "echo"})["ok"], "exec failed")  # 2
