@@ -398,7 +398,7 @@ def t_auto_archive():
 # in, the jail's denial would become a quiet error, the run ok and the
 # module never archived.
 HIDER = b"""#!/usr/bin/python3
-import ctypes, sys
+import ctypes, platform, sys
 if sys.argv[1:] != ["hide"]:
     print("fine")
     sys.exit(0)
@@ -408,8 +408,9 @@ class Insn(ctypes.Structure):
                 ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
 class Prog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
-# ld nr; jeq ptrace (101) ? errno EPERM : allow
-insns = (Insn * 4)((0x20, 0, 0, 0), (0x15, 0, 1, 101),
+# ld nr; jeq ptrace ? errno EPERM : allow
+ptrace_nr = {"x86_64": 101, "aarch64": 117}[platform.machine()]
+insns = (Insn * 4)((0x20, 0, 0, 0), (0x15, 0, 1, ptrace_nr),
                    (0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7fff0000))
 prog = Prog(4, insns)
 rc = libc.prctl(22, 2, ctypes.byref(prog), 0, 0)

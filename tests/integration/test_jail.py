@@ -950,6 +950,9 @@ def t_self_sandbox():
 
 
 def _abi_works_on_host(abi):
+    """Whether the kernel has this entry: outside a jail, the probe's call
+    returns (ENOSYS too: x32 off, still seen by seccomp) rather than dying
+    (int 0x80 without IA32 emulation) or not being made (not x86-64)."""
     out = subprocess.run([PROBE, "foreign", abi], capture_output=True,
                          text=True).stdout
     return out.startswith(f"foreign {abi}: ok") or out == f"foreign {abi}: ENOSYS\n"
@@ -960,7 +963,7 @@ def t_foreign_abi():
     tried = 0
     for abi, prefix in (("int80", "i386"), ("x32", "x32")):
         if not _abi_works_on_host(abi):
-            note(f"{abi}: the kernel has no such entry (the host's probe died)")
+            note(f"{abi}: not on this machine (the host's probe died or made no call)")
             continue
         tried += 1
         for args in ((abi,), (abi, "child")):
@@ -970,7 +973,8 @@ def t_foreign_abi():
                   f"{what}: the call ran: {excerpt(r.get('stdout'))}")
             expect(r, "seccomp_violation", 159)
             check_eq(r.get("syscall"), f"{prefix}:getpid", f"{what}: the call named")
-    check(tried > 0, "neither ABI could be tried on this kernel")
+    if not tried:
+        raise Skip("neither ABI exists on this machine (x86-64 only)")
 
 
 # --- 16. identity ------------------------------------------------------------

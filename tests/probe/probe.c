@@ -1742,15 +1742,16 @@ static long foreign_getpid(const char *abi)
 	return syscall(__X32_SYSCALL_BIT | __NR_getpid);
 #else
 	(void)abi;
-	errno = ENOSYS;
+	errno = ENOSYS; /* not reached: cmd_foreign says "none" */
 	return -1;
 #endif
 }
 
 /* foreign int80|x32 [child]: "foreign ABI: ok PID" or "foreign ABI:
- * ERRNAME". With "child", a forked child makes the call and the probe
- * exits 0 whatever became of it ("foreign ABI: child exit N" or "child
- * signal N"): a kill that only the child saw would hide the call. */
+ * ERRNAME" ("foreign ABI: none" on a machine that is not x86-64). With
+ * "child", a forked child makes the call and the probe exits 0 whatever
+ * became of it ("foreign ABI: child exit N" or "child signal N"): a kill
+ * that only the child saw would hide the call. */
 static int cmd_foreign(int argc, char **argv)
 {
 	char name[32];
@@ -1759,6 +1760,10 @@ static int cmd_foreign(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "child"))
 		return 2;
 	snprintf(name, sizeof(name), "foreign %s", argv[0]);
+#ifndef __x86_64__
+	printf("%s: none\n", name);
+	return 1;
+#endif
 	if (argc == 1) {
 		long rc = foreign_getpid(argv[0]);
 		if (rc < 0)
