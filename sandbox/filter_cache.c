@@ -33,7 +33,7 @@
 
 /* Bump whenever seccomp.c builds programs differently (rules, default
  * action, attributes): old entries then stop matching. */
-#define FILTER_REVISION 4
+#define FILTER_REVISION 5
 
 #define CACHE_DEFAULT_DIR "/run/airlock"
 

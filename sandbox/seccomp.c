@@ -9,15 +9,27 @@
  * blocks and the parent, holding the listener, learns the syscall's number
  * before it kills the run, so the verdict can name it. Should the parent
  * die, the kernel fails notified calls with ENOSYS: closed, not open.
+ * Calls through another ABI (i386's int $0x80, x32) are notified too,
+ * named after their ABI: a kill would end only the thread that made one,
+ * and a module that forked first would never hear of it.
+ *
+ * A notification is the weakest action that stops a call, so the module
+ * must not add filters of its own: the kernel takes the most restrictive
+ * action of all a process's filters, and one answering ERRNO or TRAP
+ * would turn every denial into a quiet error. Installing a filter is
+ * refused under every policy (below, with the terminal requests).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <stddef.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <linux/netlink.h>
@@ -162,6 +174,80 @@ static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,
 	return 0;
 }
 
+/*
+ * Refusals that hold whatever the policy allows, checked by a few
+ * instructions ahead of the policy's program (libseccomp cannot express
+ * "the low 32 bits differ", which allowing every other request needs,
+ * and its allow-all rule for a call would swallow conditional ones):
+ *
+ * - installing a seccomp filter: prctl(PR_SET_SECCOMP) and
+ *   seccomp(SECCOMP_SET_MODE_FILTER) fail with EINVAL, the answer of a
+ *   kernel without CONFIG_SECCOMP_FILTER, which programs that sandbox
+ *   themselves (man-db, libseccomp users) take as "no filters here" and
+ *   carry on. Strict mode is refused by the kernel itself once a filter
+ *   is in, and seccomp()'s queries (SECCOMP_GET_ACTION_AVAIL,
+ *   SECCOMP_GET_NOTIF_SIZES) are left to the policy;
+ * - terminal requests no module needs: TIOCSETD (a line discipline of
+ *   the module's choosing, and the kernel autoloads rare ones as modules:
+ *   n_hdlc, n_gsm and the like, a known attack surface), TIOCSTI (typing
+ *   into a terminal's input) and TIOCLINUX (a virtual console's selection
+ *   and paste) fail with EPERM, so a program that probes them carries on.
+ *
+ * The kernel reads all three arguments as ints: only the low 32 bits are
+ * compared. Calls of another ABI go on to the policy's program, whose
+ * architecture check takes them.
+ */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define ARG_LOW(n) (offsetof(struct seccomp_data, args[n]) + 4)
+#else
+#define ARG_LOW(n) offsetof(struct seccomp_data, args[n])
+#endif
+
+enum {
+	R_ARCH, R_IS_NATIVE, R_NR, R_IS_IOCTL, R_IS_PRCTL, R_IS_SECCOMP,
+	R_IOCTL_CMD, R_TIOCSETD, R_TIOCSTI, R_TIOCLINUX,
+	R_PRCTL_OPTION, R_PR_SET_SECCOMP,
+	R_SECCOMP_OP, R_SET_MODE_FILTER,
+	R_EPERM, R_EINVAL,
+	R_LEN /* the policy's program starts here */
+};
+
+/* a jump from instruction `from` to `to`, both within the refusals or
+ * R_LEN (the policy's program) */
+#define TO(from, to) ((__u8)((to) - (from) - 1))
+#define LOAD(what) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (what))
+#define IF_EQ(at, value, then, otherwise)                                      \
+	[at] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (value), TO(at, then),      \
+			TO(at, otherwise))
+
+static void fixed_refusals(struct sock_filter out[R_LEN])
+{
+	const struct sock_filter prog[R_LEN] = {
+		[R_ARCH] = LOAD(offsetof(struct seccomp_data, arch)),
+		IF_EQ(R_IS_NATIVE, seccomp_arch_native(), R_NR, R_LEN),
+		[R_NR] = LOAD(offsetof(struct seccomp_data, nr)),
+		IF_EQ(R_IS_IOCTL, __NR_ioctl, R_IOCTL_CMD, R_IS_PRCTL),
+		IF_EQ(R_IS_PRCTL, __NR_prctl, R_PRCTL_OPTION, R_IS_SECCOMP),
+		IF_EQ(R_IS_SECCOMP, __NR_seccomp, R_SECCOMP_OP, R_LEN),
+		[R_IOCTL_CMD] = LOAD(ARG_LOW(1)),
+		IF_EQ(R_TIOCSETD, TIOCSETD, R_EPERM, R_TIOCSTI),
+		IF_EQ(R_TIOCSTI, TIOCSTI, R_EPERM, R_TIOCLINUX),
+		IF_EQ(R_TIOCLINUX, TIOCLINUX, R_EPERM, R_LEN),
+		[R_PRCTL_OPTION] = LOAD(ARG_LOW(0)),
+		IF_EQ(R_PR_SET_SECCOMP, PR_SET_SECCOMP, R_EINVAL, R_LEN),
+		[R_SECCOMP_OP] = LOAD(ARG_LOW(0)),
+		IF_EQ(R_SET_MODE_FILTER, SECCOMP_SET_MODE_FILTER, R_EINVAL,
+		      R_LEN),
+		[R_EPERM] = BPF_STMT(BPF_RET | BPF_K,
+				     SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		[R_EINVAL] = BPF_STMT(BPF_RET | BPF_K,
+				      SECCOMP_RET_ERRNO |
+					      (EINVAL & SECCOMP_RET_DATA)),
+	};
+	memcpy(out, prog, sizeof(prog));
+}
+
+/* The policy's program from libseccomp, after the fixed refusals. */
 static int export_program(scmp_filter_ctx ctx, struct sandbox_filter *f,
 			  struct al_error *err)
 {
@@ -175,21 +261,23 @@ static int export_program(scmp_filter_ctx ctx, struct sandbox_filter *f,
 	}
 	off_t size = lseek(fd, 0, SEEK_END);
 	if (size <= 0 || size % sizeof(struct sock_filter) != 0 ||
-	    size / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+	    size / sizeof(struct sock_filter) > BPF_MAXINSNS - R_LEN) {
 		close(fd);
 		return al_error_set(err, EINVAL,
 				    "seccomp: exported program has an invalid "
 				    "size (%lld bytes)",
 				    (long long)size);
 	}
-	f->insns = malloc((size_t)size);
-	if (!f->insns || pread(fd, f->insns, (size_t)size, 0) != size) {
+	f->insns = malloc(R_LEN * sizeof(struct sock_filter) + (size_t)size);
+	if (!f->insns ||
+	    pread(fd, f->insns + R_LEN, (size_t)size, 0) != size) {
 		close(fd);
 		return al_error_sys(err, f->insns ? errno : ENOMEM,
 				    "seccomp: read exported program");
 	}
 	close(fd);
-	f->len = (unsigned short)(size / sizeof(struct sock_filter));
+	fixed_refusals(f->insns);
+	f->len = (unsigned short)(R_LEN + size / sizeof(struct sock_filter));
 	return 0;
 }
 
@@ -229,9 +317,14 @@ struct sandbox_filter *sandbox_filter_compile(const struct al_policy *policy,
 		return NULL;
 	}
 	/* A binary tree of syscall numbers instead of a linear list: fewer
-	 * instructions run per syscall of the module. Other architectures
-	 * (x32, i386 via int 0x80) hit the kill-process bad-arch action. */
+	 * instructions run per syscall of the module. Other ABIs (x32, i386
+	 * through int $0x80) are notified like any denied call: libseccomp's
+	 * default there kills the calling thread alone, which a module that
+	 * made the call in a child or a thread would survive unseen. */
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	if (rc == 0)
+		rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
+				      SCMP_ACT_NOTIFY);
 	if (rc == 0)
 		rc = build_rules(ctx, policy, err) < 0 ? -EINVAL : 0;
 	if (rc == 0)
@@ -276,12 +369,40 @@ int jail_load_filter(const struct jail_plan *plan)
 	return fd;
 }
 
+/* The ABI a notified call came through, when it is not the native one:
+ * its name for the verdict's prefix, and libseccomp's token for it. */
+static const char *foreign_abi(uint32_t *arch, int nr)
+{
+	if (*arch == SCMP_ARCH_NATIVE)
+		*arch = seccomp_arch_native();
+#ifdef __X32_SYSCALL_BIT
+	/* x32 calls come in as x86_64 with this bit in the number */
+	if (*arch == SCMP_ARCH_X86_64 && (nr & __X32_SYSCALL_BIT)) {
+		*arch = SCMP_ARCH_X32;
+		return "x32";
+	}
+#endif
+	if (*arch == seccomp_arch_native())
+		return NULL;
+	switch (*arch) {
+	case SCMP_ARCH_X86:
+		return "i386";
+	case SCMP_ARCH_ARM:
+		return "arm";
+	default:
+		return "foreign";
+	}
+}
+
 void seccomp_syscall_name(uint32_t arch, int nr, char *buf, size_t len)
 {
+	const char *abi = foreign_abi(&arch, nr);
 	char *name = seccomp_syscall_resolve_num_arch(arch, nr);
 	if (name)
-		snprintf(buf, len, "%s", name);
+		snprintf(buf, len, "%s%s%s", abi ? abi : "", abi ? ":" : "",
+			 name);
 	else
-		snprintf(buf, len, "syscall_%d", nr);
+		snprintf(buf, len, "%s%ssyscall_%d", abi ? abi : "",
+			 abi ? ":" : "", nr);
 	free(name);
 }

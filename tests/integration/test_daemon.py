@@ -393,6 +393,45 @@ def t_auto_archive():
     check_eq(r["result"]["stdout"], "fine\n", "stdout after restore")
 
 
+# A module that, given "hide", stacks a filter of its own failing ptrace
+# with EPERM (prctl PR_SET_SECCOMP) and then calls ptrace: were the filter
+# in, the jail's denial would become a quiet error, the run ok and the
+# module never archived.
+HIDER = b"""#!/usr/bin/python3
+import ctypes, platform, sys
+if sys.argv[1:] != ["hide"]:
+    print("fine")
+    sys.exit(0)
+libc = ctypes.CDLL(None, use_errno=True)
+class Insn(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
+                ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+# ld nr; jeq ptrace ? errno EPERM : allow
+ptrace_nr = {"x86_64": 101, "aarch64": 117}[platform.machine()]
+insns = (Insn * 4)((0x20, 0, 0, 0), (0x15, 0, 1, ptrace_nr),
+                   (0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7fff0000))
+prog = Prog(4, insns)
+rc = libc.prctl(22, 2, ctypes.byref(prog), 0, 0)
+print("filter", "installed" if rc == 0 else "refused", ctypes.get_errno(), flush=True)
+libc.ptrace(0, 0, 0, 0)
+print("ptrace failed quietly", ctypes.get_errno(), flush=True)
+"""
+
+
+@test("auto-archive: a module hiding ptrace behind a filter of its own is archived")
+def t_hidden_denial_archived():
+    d = Daemon()
+    check(d.submit("hider", HIDER)["ok"], "submit failed")
+    r = d.request({"op": "exec", "name": "hider", "args": ["hide"]})
+    check(r["ok"], f"exec failed: {r}")
+    check_eq(r["result"]["stdout"], "filter refused 22\n", "the module's own filter")
+    check_eq(r["result"]["verdict"], "seccomp_violation", "verdict")
+    check_eq(r["result"]["syscall"], "ptrace", "syscall")
+    check_eq(r["archived"], True, "archived flag")
+
+
 @test("admission: MAX_ACTIVE_GENERATIONS=2, ten sleepers never more than two at once")
 def t_concurrency():
     d = Daemon(env={"MAX_ACTIVE_GENERATIONS": "2"})

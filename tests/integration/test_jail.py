@@ -915,6 +915,68 @@ for _name, _kernel in ESCAPES.items():
 test("escape syscall clone3")(_escape_test("clone3", "clone3"))
 
 
+@test("seccomp: a filter of the module's own cannot hide its denied calls")
+def t_own_filter():
+    # An ERRNO filter stacked on the jail's would outrank its user
+    # notification: ptrace, unshare and keyctl would fail quietly and the
+    # run end ok. Installing it must fail, and the call stop the run.
+    for how in ("prctl", "seccomp"):
+        for call in ("ptrace", "unshare", "keyctl"):
+            _, r, _ = probe("ownfilter", how, call)
+            what = f"ownfilter {how} {call}"
+            check_eq(r.get("stdout"), f"ownfilter {how}: EINVAL\n",
+                     f"{what}: installing the filter")
+            expect(r, "seccomp_violation", 159)
+            check_eq(r.get("syscall"), call, f"{what}: the call named")
+
+
+@test("seccomp: a program that sandboxes itself with libseccomp is told EINVAL and carries on")
+def t_self_sandbox():
+    src = os.path.join(MODULES, "self_sandbox.c")
+    with tempfile.TemporaryDirectory(prefix="airlock-selfsb-") as d:
+        os.chmod(d, 0o755)
+        exe = os.path.join(d, "self_sandbox")
+        cc = subprocess.run(["cc", "-O1", "-o", exe, src, "-lseccomp"],
+                            capture_output=True, text=True)
+        check_eq(cc.returncode, 0, f"cc: {excerpt(cc.stderr)}")
+        host = subprocess.run([exe], capture_output=True, text=True)
+        check_eq(host.stdout.split()[-1:], ["ok"], "the filter loads outside a jail")
+        # (strict leaves seccomp and prctl out altogether)
+        for policy in ("default", "python"):
+            _, r, _ = run_json(["--policy", policy, "--", exe])
+            expect(r, "ok", 0)
+            check(re.fullmatch(r"self_sandbox: api \d+ load EINVAL\n", r["stdout"]),
+                  f"under {policy}: {excerpt(r['stdout'])}")
+
+
+def _abi_works_on_host(abi):
+    """Whether the kernel has this entry: outside a jail, the probe's call
+    returns (ENOSYS too: x32 off, still seen by seccomp) rather than dying
+    (int 0x80 without IA32 emulation) or not being made (not x86-64)."""
+    out = subprocess.run([PROBE, "foreign", abi], capture_output=True,
+                         text=True).stdout
+    return out.startswith(f"foreign {abi}: ok") or out == f"foreign {abi}: ENOSYS\n"
+
+
+@test("seccomp: calls through int 0x80 and the x32 bit are seccomp violations, from a child too")
+def t_foreign_abi():
+    tried = 0
+    for abi, prefix in (("int80", "i386"), ("x32", "x32")):
+        if not _abi_works_on_host(abi):
+            note(f"{abi}: not on this machine (the host's probe died or made no call)")
+            continue
+        tried += 1
+        for args in ((abi,), (abi, "child")):
+            _, r, _ = probe("foreign", *args)
+            what = "probe foreign " + " ".join(args)
+            check("ok" not in (r.get("stdout") or ""),
+                  f"{what}: the call ran: {excerpt(r.get('stdout'))}")
+            expect(r, "seccomp_violation", 159)
+            check_eq(r.get("syscall"), f"{prefix}:getpid", f"{what}: the call named")
+    if not tried:
+        raise Skip("neither ABI exists on this machine (x86-64 only)")
+
+
 # --- 16. identity ------------------------------------------------------------
 
 @test("identity: no capabilities, no_new_privs, seccomp filter, not root")
@@ -1055,7 +1117,8 @@ def t_own_pty():
         before = termios.tcgetattr(s2)
         os.close(m2)
         os.close(s2)
-        # stdout to a file: the module's N_NULL discipline silences its pty
+        # stdout to a file: had the module's N_NULL discipline been set,
+        # it would silence its pty
         with tempfile.TemporaryFile() as f:
             status, shown, slave = _airlock_on_pty(
                 ["run", "--", PROBE, "ttyattack"], stdout=f)
@@ -1063,9 +1126,9 @@ def t_own_pty():
             text = f.read().decode("utf-8", "replace") + shown.decode(
                 "utf-8", "replace")
         check_eq(status, 0, f"exit status ({excerpt(text)})")
-        # the module could do all of it, to its own terminal
-        # (with N_NULL in place, its terminal answers no mode requests)
-        check(re.search(r"ttyattack: .*ldisc ok .*winsize ok .*nonblock ok",
+        # the module could do all of it, to its own terminal, but for the
+        # line discipline (t_tty_requests)
+        check(re.search(r"ttyattack: .*ldisc EPERM .*winsize ok .*nonblock ok",
                         text), f"module saw: {excerpt(text)}")
         ldisc = struct.unpack("i", fcntl.ioctl(slave, termios.TIOCGETD, b"\0" * 4))[0]
         check_eq(ldisc, 0, "the caller's line discipline (N_TTY)")
@@ -1090,6 +1153,85 @@ def t_pty_relay():
     check_eq(status, 0, f"exit status ({excerpt(text)})")
     check("40 100" in text, f"stty size: {excerpt(text)}")
     check("got hello" in text, f"the typed line: {excerpt(text)}")
+
+
+TTY_REFUSED = "ttyioctl: setd EPERM sti EPERM linux EPERM\n"
+TTY_WINSIZE = "ttyioctl winsize: ok\n"
+
+# A policy whose allow-list has no ioctl at all: the three requests are
+# still refused with EPERM (not a kill), ahead of the policy's rules,
+# and every other request is the policy's (a violation).
+NO_IOCTL_POLICY = """\
+[seccomp]
+allow = @basic-io @file-system @memory @process @credentials @signal @time
+allow = @event @network @ipc !ioctl
+"""
+
+
+@test("terminal: TIOCSETD, TIOCSTI and TIOCLINUX fail with EPERM on the module's terminal and its own pty")
+def t_tty_requests():
+    # on the pty `airlock run` gives the module for the caller's terminal
+    with tempfile.NamedTemporaryFile("w", suffix=".policy") as f:
+        f.write(NO_IOCTL_POLICY)
+        f.flush()
+        for policy, status, shows in (("default", 0, TTY_REFUSED + TTY_WINSIZE),
+                                      ("strict", 0, TTY_REFUSED + TTY_WINSIZE),
+                                      (f.name, 159, TTY_REFUSED)):
+            name = os.path.basename(policy)
+            got, shown, slave = _airlock_on_pty(
+                ["run", "--policy", policy, "--", PROBE, "ttyioctl", "0"])
+            _close_pty(slave)
+            text = shown.decode("utf-8", "replace").replace("\r\n", "\n")
+            check_eq(got, status, f"exit status under {name} ({excerpt(text)})")
+            check(shows in text, f"under {name}: {excerpt(text)}")
+            if status == 159:
+                check("syscall ioctl" in text, f"under {name}: {excerpt(text)}")
+    # on a pty the module opens itself (and makes its controlling
+    # terminal, on which TIOCSTI would need no privilege)
+    _, r, _ = probe("ttyioctl", "pty", opts=["--policy", "python"])
+    expect(r, "ok", 0)
+    check_eq(r.get("stdout"), TTY_REFUSED + TTY_WINSIZE, "its own pty")
+
+
+# A terminal program's everyday requests on a pty of its own.
+PTY_PROGRAM = r"""
+import os, pty, termios, tty, struct, fcntl
+m, s = os.openpty()
+fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+mode = termios.tcgetattr(s)
+tty.setraw(s)
+termios.tcsetattr(s, termios.TCSANOW, mode)
+ldisc = struct.unpack("i", fcntl.ioctl(s, termios.TIOCGETD, b"\0" * 4))[0]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv("/bin/stty", ["stty", "-a"])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, st = os.waitpid(pid, 0)
+print("ldisc", ldisc, "stty", os.waitstatus_to_exitcode(st),
+      "speed" in out.decode(), "echo" in out.decode())
+"""
+
+
+@test("terminal: stty, python's pty and termios still work")
+def t_tty_programs():
+    status, shown, slave = _airlock_on_pty(
+        ["run", "--", "/bin/sh", "-c",
+         "stty -a && stty -echo && stty echo && stty rows 30 cols 90 && stty size"])
+    _close_pty(slave)
+    text = shown.decode("utf-8", "replace")
+    check_eq(status, 0, f"exit status ({excerpt(text)})")
+    check("speed" in text and "30 90" in text, f"stty: {excerpt(text)}")
+    _, r, _ = run_json(["--policy", "python", "--", "/usr/bin/python3", "-c", PTY_PROGRAM])
+    expect(r, "ok", 0)
+    check_eq(r["stdout"], "ldisc 0 stty 0 True True\n", "python pty, termios, stty -a")
 
 
 # --- 18-19. what the jail inherits ---------------------------------------------

@@ -22,16 +22,19 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/bpf.h>
+#include <linux/filter.h>
 #include <linux/io_uring.h>
 #include <linux/kcmp.h>
 #include <linux/keyctl.h>
 #include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/reboot.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -839,6 +842,71 @@ static int cmd_stdin(int argc, char **argv)
 	return 0;
 }
 
+/* Open a pty of the module's own (the jail's devpts, `terminal = yes`);
+ * returns the slave's fd, the master's in *master, or -1. The slave is
+ * opened without O_NOCTTY: a module without a terminal (a session leader
+ * since init's setsid) makes it its controlling one, on which TIOCSTI
+ * needs no privilege. */
+static int open_own_pty(int *master)
+{
+	*master = posix_openpt(O_RDWR | O_NOCTTY);
+	if (*master < 0)
+		return -1;
+	int slave = -1;
+	char *name = grantpt(*master) == 0 && unlockpt(*master) == 0 ?
+			     ptsname(*master) :
+			     NULL;
+	if (name)
+		slave = open(name, O_RDWR);
+	if (slave < 0) {
+		int saved = errno;
+		close(*master);
+		errno = saved;
+	}
+	return slave;
+}
+
+/* ttyioctl FD|pty: the terminal requests no module needs and the kernel
+ * should not be asked, on fd FD (the module's terminal) or on a pty the
+ * module opens itself: TIOCSETD (with N_TTY, so that nothing is loaded
+ * even where it is allowed; rarer disciplines are autoloaded as kernel
+ * modules), TIOCSTI and TIOCLINUX; then a window-size read, which must
+ * keep working. Two lines, "ttyioctl: setd R sti R linux R" and
+ * "ttyioctl winsize: R", each out before the next request is made. */
+static int cmd_ttyioctl(int argc, char **argv)
+{
+	char e1[ERRNAME_MAX], e2[ERRNAME_MAX], e3[ERRNAME_MAX], e4[ERRNAME_MAX];
+	long fd = -1;
+	int master = -1;
+	(void)argc;
+	if (strcmp(argv[0], "pty") == 0) {
+		/* closing the master of one's controlling terminal hangs up
+		 * the session, and that is not what is being tested */
+		signal(SIGHUP, SIG_IGN);
+		fd = open_own_pty(&master);
+		if (fd < 0)
+			return fail("ttyioctl", errno);
+	} else if (!parse_long(argv[0], 0, INT_MAX, &fd)) {
+		return 2;
+	}
+	int ldisc = 0; /* N_TTY */
+	char c = 'x';
+	char linux_req[2] = { 12, 0 }; /* TIOCL_GETSHIFTSTATE: a read */
+	struct winsize ws;
+	int rc_setd = ioctl((int)fd, TIOCSETD, &ldisc) < 0 ? errno : 0;
+	int rc_sti = ioctl((int)fd, TIOCSTI, &c) < 0 ? errno : 0;
+	int rc_linux = ioctl((int)fd, TIOCLINUX, linux_req) < 0 ? errno : 0;
+	printf("ttyioctl: setd %s sti %s linux %s\n", tty_result(rc_setd, e1),
+	       tty_result(rc_sti, e2), tty_result(rc_linux, e3));
+	int rc_ws = ioctl((int)fd, TIOCGWINSZ, &ws) < 0 ? errno : 0;
+	printf("ttyioctl winsize: %s\n", tty_result(rc_ws, e4));
+	if (master >= 0) {
+		close((int)fd);
+		close(master);
+	}
+	return 0;
+}
+
 /* tiocsti [FD]: push a character into the input queue of the terminal
  * behind FD; on a shared terminal, commands typed into the caller's shell. */
 static int cmd_tiocsti(int argc, char **argv)
@@ -1607,6 +1675,118 @@ static int cmd_syscall(int argc, char **argv)
 	return 2;
 }
 
+/* ----------------------------------------------- filters and other ABIs */
+
+/* A filter of the module's own that fails ptrace, unshare and keyctl with
+ * EPERM and allows the rest. Stacked on the jail's, its ERRNO would
+ * outrank the jail's user notification (the kernel takes the most
+ * restrictive action of all filters): the denied calls would fail
+ * quietly instead of ending the run. HOW: prctl or seccomp. */
+static int install_own_filter(const char *how)
+{
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ptrace, 3, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_keyctl, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+	};
+	struct sock_fprog prog = {
+		.len = sizeof(insns) / sizeof(insns[0]),
+		.filter = insns,
+	};
+	if (strcmp(how, "prctl") == 0)
+		return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+/* ownfilter prctl|seccomp NAME: install that filter, then try the
+ * escape syscall NAME (as `syscall NAME`) and exit 0 whatever it
+ * answered, as a module hiding its denied calls would. Two lines:
+ * "ownfilter HOW: ok|ERRNAME" and "syscall NAME: ok|ERRNAME". */
+static int cmd_ownfilter(int argc, char **argv)
+{
+	char name[64];
+	(void)argc;
+	if (strcmp(argv[0], "prctl") && strcmp(argv[0], "seccomp"))
+		return 2;
+	snprintf(name, sizeof(name), "ownfilter %s", argv[0]);
+	if (install_own_filter(argv[0]) < 0)
+		fail(name, errno);
+	else
+		ok(name);
+	return cmd_syscall(1, argv + 1) == 2 ? 2 : 0;
+}
+
+/* getpid through another ABI a 64-bit x86 process can reach: "int80"
+ * (the i386 entry; getpid is 20 there) or "x32" (the x32 bit in the
+ * number). */
+static long foreign_getpid(const char *abi)
+{
+#ifdef __x86_64__
+	if (strcmp(abi, "int80") == 0) {
+		long rc = 20;
+		/* the i386 entry clobbers r8-r11 */
+		__asm__ volatile("int $0x80"
+				 : "+a"(rc)
+				 :
+				 : "r8", "r9", "r10", "r11", "memory");
+		if (rc < 0 && rc > -4096) {
+			errno = (int)-rc;
+			return -1;
+		}
+		return rc;
+	}
+	return syscall(__X32_SYSCALL_BIT | __NR_getpid);
+#else
+	(void)abi;
+	errno = ENOSYS; /* not reached: cmd_foreign says "none" */
+	return -1;
+#endif
+}
+
+/* foreign int80|x32 [child]: "foreign ABI: ok PID" or "foreign ABI:
+ * ERRNAME" ("foreign ABI: none" on a machine that is not x86-64). With
+ * "child", a forked child makes the call and the probe exits 0 whatever
+ * became of it ("foreign ABI: child exit N" or "child signal N"): a kill
+ * that only the child saw would hide the call. */
+static int cmd_foreign(int argc, char **argv)
+{
+	char name[32];
+	if (strcmp(argv[0], "int80") && strcmp(argv[0], "x32"))
+		return 2;
+	if (argc > 1 && strcmp(argv[1], "child"))
+		return 2;
+	snprintf(name, sizeof(name), "foreign %s", argv[0]);
+#ifndef __x86_64__
+	printf("%s: none\n", name);
+	return 1;
+#endif
+	if (argc == 1) {
+		long rc = foreign_getpid(argv[0]);
+		if (rc < 0)
+			return fail(name, errno);
+		printf("%s: ok %ld\n", name, rc);
+		return 0;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		return fail(name, errno);
+	if (pid == 0)
+		_exit(foreign_getpid(argv[0]) < 0 ? 1 : 0);
+	int st;
+	if (waitpid(pid, &st, 0) < 0)
+		return fail(name, errno);
+	if (WIFSIGNALED(st))
+		printf("%s: child signal %d\n", name, WTERMSIG(st));
+	else
+		printf("%s: child exit %d\n", name, WEXITSTATUS(st));
+	return 0;
+}
+
 /* ------------------------------------------------------------- dispatch */
 
 static const struct command {
@@ -1655,7 +1835,10 @@ static const struct command {
 	{ "env", "", 0, 0, cmd_env },
 	{ "stdin", "", 0, 0, cmd_stdin },
 	{ "tiocsti", "[FD]", 0, 1, cmd_tiocsti },
+	{ "ttyioctl", "FD|pty", 1, 1, cmd_ttyioctl },
 	{ "syscall", "NAME", 1, 1, cmd_syscall },
+	{ "ownfilter", "prctl|seccomp NAME", 2, 2, cmd_ownfilter },
+	{ "foreign", "int80|x32 [child]", 1, 2, cmd_foreign },
 	{ "exec", "PATH [ARG...]", 1, -1, cmd_exec },
 };
 
