@@ -24,6 +24,7 @@ import pty
 import re
 import secrets
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -1552,6 +1553,79 @@ def t_rootless_timeout_usage(rl):
     check(r["cpu_ms"] >= 400, f"cpu_ms {r['cpu_ms']} for ~3 s of touching and spinning")
     check(r["peak_memory_bytes"] >= 95 * 2**20,
           f"peak_memory_bytes {r['peak_memory_bytes']} for 100 MiB touched")
+
+
+# What a debugger would open in init, which holds a copy of the caller's
+# memory: each must be refused (EACCES) when init is non-dumpable.
+INIT_PROC_FILES = [("read", "/proc/1/environ"), ("read", "/proc/1/maps"),
+                   ("read", "/proc/1/auxv"), ("ls", "/proc/1/fd"),
+                   ("ls", "/proc/1/root/"), ("ls", "/proc/1/cwd/")]
+
+
+def secret_policy(directory, extra=""):
+    """A policy whose description is a fresh secret: the caller parses it
+    into its memory, the module is never given it."""
+    secret = "airlock-caller-secret-" + secrets.token_hex(8)
+    path = os.path.join(directory, "secret.policy")
+    with open(path, "w") as f:
+        f.write(f"[policy]\nname = secret\ndescription = {secret}\n{extra}")
+    os.chmod(path, 0o644)
+    return path, secret
+
+
+def check_init_closed(run):
+    """run(opts, *probe_args) → (status, result, stderr); a secret policy's
+    description must stay in the caller: /proc/1/mem and the rest of init's
+    /proc entries are closed to the module."""
+    policy, secret = run.policy
+    _, r, _ = run(["--policy", policy], "procmem", "1", secret.encode().hex())
+    check_eq(r.get("stdout"), "procmem: EACCES\n",
+             "opening init's memory (ok found: the caller's secret was read)")
+    for cmd, path in INIT_PROC_FILES:
+        _, r, _ = run(["--policy", policy], cmd, path)
+        check_eq(r.get("stdout"), f"{cmd}: EACCES\n", path)
+    # the parent is outside the pid namespace: nothing names it
+    _, r, _ = run(["--policy", policy], "pids")
+    check_eq(r.get("stdout"), "pids: ok 1 2\n", "processes seen")
+
+
+@test("rootless: init's memory, environment and fds are closed to the module")
+@rootless_test
+def t_rootless_init_memory(rl):
+    def run(opts, *args):
+        return rl.run(opts, *args)
+    run.policy = secret_policy(rl.dir, "[limits]\nenforce = best-effort\n")
+    try:
+        check_init_closed(run)
+    finally:
+        os.unlink(run.policy[0])
+
+
+SUID_DUMPABLE = "/proc/sys/fs/suid_dumpable"
+
+
+@test("root: init stays non-dumpable with fs.suid_dumpable = 1")
+def t_init_nondumpable_suid_dumpable():
+    # With 1 ("debug") a change of uid, and the exec of an unreadable
+    # program, both leave a process dumpable: init must clear it itself.
+    need_file(PROBE)
+    with open(SUID_DUMPABLE) as f:
+        saved = f.read().strip()
+    d = tempfile.mkdtemp(prefix="airlock-dumpable-")
+    try:
+        with open(SUID_DUMPABLE, "w") as f:
+            f.write("1")
+        status, out, _ = run_airlock(["version"])
+        check(b"launch: fork" in out,
+              f"the init helper is used although it would be dumpable: {excerpt(out)}")
+        def run(opts, *args):
+            return probe(*args, opts=opts)
+        run.policy = secret_policy(d)
+        check_init_closed(run)
+    finally:
+        with open(SUID_DUMPABLE, "w") as f:
+            f.write(saved)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # --- 23. a Python module's view --------------------------------------------
