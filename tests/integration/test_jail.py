@@ -1601,6 +1601,40 @@ def t_rootless_init_memory(rl):
         os.unlink(run.policy[0])
 
 
+@test("rootless: the caller's own bind sources work, a symlink on the path is refused")
+@rootless_test
+def t_rootless_bind_symlink(rl):
+    mine = os.path.join(rl.dir, "mine")
+    try:
+        for rel in ("data", "other"):
+            os.makedirs(os.path.join(mine, rel), mode=0o755)
+            with open(os.path.join(mine, rel, "file"), "w") as f:
+                f.write(rel + "\n")
+        for root, dirs, files in os.walk(mine):
+            for name in [root] + [os.path.join(root, x) for x in files]:
+                os.chown(name, ROOTLESS_UID, ROOTLESS_UID)
+                os.chmod(name, 0o755 if name == root else 0o644)
+        policy = os.path.join(rl.dir, "binds.policy")
+        with open(policy, "w") as f:
+            f.write(f"[limits]\nenforce = best-effort\n[filesystem]\n"
+                    f"bind_ro = {mine}/data:/data/in\n")
+        _, r, _ = rl.run(["--policy", policy], "cat", "/data/in/file")
+        expect(r, "ok", 0)
+        check_eq(r.get("stdout"), "data\n", "the bound file")
+        shutil.rmtree(os.path.join(mine, "data"))
+        os.symlink(os.path.join(mine, "other"), os.path.join(mine, "data"))
+        _, r, _ = rl.run(["--policy", policy], "cat", "/data/in/file")
+        expect(r, "setup_error", 125)
+        error = r.get("error") or ""
+        want = f"{mine}/data is a symbolic link"
+        check(want in error and policy in error and "bind_ro" in error,
+              f"error {error!r} does not name the policy, key and {want!r}")
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        if os.path.exists(os.path.join(rl.dir, "binds.policy")):
+            os.unlink(os.path.join(rl.dir, "binds.policy"))
+
+
 SUID_DUMPABLE = "/proc/sys/fs/suid_dumpable"
 
 
