@@ -411,6 +411,71 @@ static void build_binds(const struct jail_plan *plan, const int fds[MAX_BINDS])
 	}
 }
 
+/*
+ * A new proc still shows the host itself: its boot command line, boot id,
+ * kernel configuration and symbols, every lock, key and timer of the
+ * machine, its disks, interrupts and loaded modules. Masked as container
+ * runtimes mask them: files under an empty read-only /dev/null, directories
+ * under an empty read-only tmpfs, and the kernel's tunables read-only. What
+ * programs read (status, stat, cpuinfo, meminfo, self/) stays; the list is
+ * in docs/jail.md, "What /proc shows".
+ */
+static const char *const proc_readonly[] = {
+	"sys", "bus", "fs", "irq", NULL,
+};
+
+static const char *const proc_masked_dirs[] = {
+	"acpi", "asound", "scsi", NULL,
+};
+
+static const char *const proc_masked_files[] = {
+	"cmdline", "sys/kernel/random/boot_id", "config.gz", "kallsyms",
+	"kcore", "keys", "key-users", "locks", "timer_list", "timer_stats",
+	"sched_debug", "latency_stats", "sysrq-trigger", "interrupts",
+	"modules", "partitions", "diskstats", "swaps", NULL,
+};
+
+static bool proc_entry(const struct jail_plan *plan, char *buf, size_t len,
+		       const char *name)
+{
+	struct stat st;
+	if (snprintf(buf, len, STAGE "/proc/%s", name) >= (int)len)
+		jail_fail(plan, ENAMETOOLONG, "mount: path too long: %s", name);
+	return lstat(buf, &st) == 0; /* absent from this kernel: nothing shown */
+}
+
+static void mask_proc(const struct jail_plan *plan)
+{
+	char target[128];
+	/* the tunables first: the boot id mask then lands on the new mount */
+	for (size_t i = 0; proc_readonly[i]; i++)
+		if (proc_entry(plan, target, sizeof(target), proc_readonly[i])) {
+			if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+				jail_fail(plan, errno, "mount: bind %s", target);
+			set_attr(plan, target, ATTR_RO | MOUNT_ATTR_NOEXEC,
+				 AT_RECURSIVE);
+		}
+	for (size_t i = 0; proc_masked_dirs[i]; i++)
+		if (proc_entry(plan, target, sizeof(target),
+			       proc_masked_dirs[i]) &&
+		    mount("airlock", target, "tmpfs",
+			  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "size=4k,nr_inodes=2,mode=0555") < 0)
+			jail_fail(plan, errno, "mount: mask %s", target);
+	/* /dev/null reads as empty; a read-only bind of it takes no writes
+	 * anywhere (nodev would make opening it fail instead) */
+	for (size_t i = 0; proc_masked_files[i]; i++)
+		if (proc_entry(plan, target, sizeof(target),
+			       proc_masked_files[i])) {
+			if (mount("/dev/null", target, NULL, MS_BIND, NULL) < 0)
+				jail_fail(plan, errno, "mount: mask %s", target);
+			set_attr(plan, target,
+				 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					 MOUNT_ATTR_NOEXEC,
+				 0);
+		}
+}
+
 static void build_tmp_and_proc(const struct jail_plan *plan)
 {
 	char opts[128];
@@ -426,6 +491,7 @@ static void build_tmp_and_proc(const struct jail_plan *plan)
 	if (mount("proc", STAGE "/proc", "proc",
 		  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		jail_fail(plan, errno, "mount: proc");
+	mask_proc(plan);
 }
 
 static void enter_root(const struct jail_plan *plan)

@@ -474,6 +474,85 @@ def t_host_processes():
         stop_victim(victim)
 
 
+# --- 6b. what /proc tells about the host -------------------------------------
+
+# Host facts a new proc still shows (sandbox/mount.c, mask_proc): each must
+# read as empty or be refused inside the jail.
+PROC_MASKED = ["cmdline", "sys/kernel/random/boot_id", "config.gz", "kallsyms",
+               "kcore", "keys", "key-users", "locks", "timer_list", "timer_stats",
+               "sched_debug", "latency_stats", "sysrq-trigger", "interrupts",
+               "modules", "partitions", "diskstats", "swaps"]
+PROC_MASKED_DIRS = ["acpi", "asound", "scsi"]
+PROC_READONLY = ["sys", "bus", "fs", "irq"]
+
+# Each path → the bytes read, or the errno name; directories → their entries.
+PROC_READER = r"""
+import errno, json, os, sys
+seen = {}
+for path in sys.argv[1:]:
+    try:
+        if os.path.isdir(path):
+            seen[path] = sorted(os.listdir(path))
+        else:
+            with open(path, "rb") as f:
+                seen[path] = len(f.read())
+    except OSError as e:
+        seen[path] = errno.errorcode.get(e.errno, str(e.errno))
+print(json.dumps(seen))
+"""
+
+
+@test("/proc: host facts read as empty or are refused; status, cpuinfo, meminfo still work")
+def t_proc_masked():
+    files = [f"/proc/{n}" for n in PROC_MASKED if os.path.exists(f"/proc/{n}")]
+    dirs = [f"/proc/{n}" for n in PROC_MASKED_DIRS if os.path.isdir(f"/proc/{n}")]
+    needed = ["/proc/self/status", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat"]
+    _, r, _ = run_json(["--", "python3", "-c", PROC_READER] + files + dirs + needed)
+    expect(r, "ok", 0)
+    try:
+        seen = json.loads(r["stdout"])
+    except ValueError:
+        raise Failure(f"the reader printed {excerpt(r.get('stdout'))}")
+    check("/proc/cmdline" in files, "the host has no /proc/cmdline to test with")
+    for path in files:
+        check(seen.get(path) in (0, "EACCES"),
+              f"{path} shows the host: {seen.get(path)!r} (0 bytes or EACCES expected)")
+    for path in dirs:
+        check(seen.get(path) in ([], "EACCES"), f"{path} lists {seen.get(path)!r}")
+    for path in needed:
+        check(isinstance(seen.get(path), int) and seen[path] > 0,
+              f"{path} is unreadable in the jail: {seen.get(path)!r}")
+    note(f"masked here: {len(files)} files, {len(dirs)} directories")
+    # the kernel's tunables are read-only mounts, whatever their modes say
+    r = probe_ok("cat", "/proc/self/mountinfo")
+    mounts = {line.split()[4]: line.split()[5].split(",")
+              for line in r["stdout"].splitlines()}
+    for name in PROC_READONLY:
+        if os.path.exists(f"/proc/{name}"):
+            check("ro" in mounts.get(f"/proc/{name}", []),
+                  f"/proc/{name} is not a read-only mount: {mounts.get(f'/proc/{name}')}")
+
+
+@test("/proc: a Python program counting CPUs and using a process pool still works")
+def t_proc_python_pool():
+    code = ("import multiprocessing, os, json\n"
+            "def sq(x): return x * x\n"
+            "if __name__ == '__main__':\n"
+            "    with multiprocessing.Pool(2) as p: r = p.map(sq, range(8))\n"
+            "    print(json.dumps({'cpus': os.cpu_count(), 'mp': multiprocessing.cpu_count(),"
+            " 'affinity': len(os.sched_getaffinity(0)), 'r': r,"
+            " 'load': len(os.getloadavg())}))\n")
+    _, r, _ = run_json(["--", "python3", "-c", code])
+    expect(r, "ok", 0)
+    try:
+        seen = json.loads(r["stdout"])
+    except ValueError:
+        raise Failure(f"python printed {excerpt(r.get('stdout'))}")
+    check_eq(seen.get("cpus"), os.cpu_count(), "os.cpu_count()")
+    check_eq(seen.get("mp"), os.cpu_count(), "multiprocessing.cpu_count()")
+    check_eq(seen.get("r"), [x * x for x in range(8)], "Pool.map")
+
+
 # --- 7. network ------------------------------------------------------------
 
 def _listener():
@@ -1633,6 +1712,16 @@ def t_rootless_bind_symlink(rl):
         shutil.rmtree(mine, ignore_errors=True)
         if os.path.exists(os.path.join(rl.dir, "binds.policy")):
             os.unlink(os.path.join(rl.dir, "binds.policy"))
+
+
+@test("rootless: /proc's host facts are masked too")
+@rootless_test
+def t_rootless_proc_masked(rl):
+    for name in ("cmdline", "sys/kernel/random/boot_id", "kallsyms", "key-users"):
+        if os.path.exists(f"/proc/{name}"):
+            _, r, _ = rl.run(["--limits", "best-effort"], "read", f"/proc/{name}")
+            check(r.get("stdout") in ("read: ok 0\n", "read: EACCES\n"),
+                  f"/proc/{name} shows the host: {excerpt(r.get('stdout'))}")
 
 
 SUID_DUMPABLE = "/proc/sys/fs/suid_dumpable"
