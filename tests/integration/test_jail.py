@@ -111,6 +111,17 @@ def probe_ok(*args, **kw):
     return r
 
 
+def python_json(code, *args):
+    """Run `python3 -c CODE ARGS` in a jail, expect it to succeed, return
+    the JSON it printed."""
+    _, r, _ = run_json(["--", "python3", "-c", code] + list(args))
+    expect(r, "ok", 0)
+    try:
+        return json.loads(r["stdout"])
+    except ValueError:
+        raise Failure(f"python printed {excerpt(r.get('stdout'))}")
+
+
 def require_contained():
     """Tests that unleash something on purpose (a fork bomb, kill(-1), a
     daemon) would hurt the host if the jail were broken. Before them, check
@@ -507,12 +518,7 @@ def t_proc_masked():
     files = [f"/proc/{n}" for n in PROC_MASKED if os.path.exists(f"/proc/{n}")]
     dirs = [f"/proc/{n}" for n in PROC_MASKED_DIRS if os.path.isdir(f"/proc/{n}")]
     needed = ["/proc/self/status", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat"]
-    _, r, _ = run_json(["--", "python3", "-c", PROC_READER] + files + dirs + needed)
-    expect(r, "ok", 0)
-    try:
-        seen = json.loads(r["stdout"])
-    except ValueError:
-        raise Failure(f"the reader printed {excerpt(r.get('stdout'))}")
+    seen = python_json(PROC_READER, *(files + dirs + needed))
     check("/proc/cmdline" in files, "the host has no /proc/cmdline to test with")
     for path in files:
         check(seen.get(path) in (0, "EACCES"),
@@ -542,12 +548,7 @@ def t_proc_python_pool():
             "    print(json.dumps({'cpus': os.cpu_count(), 'mp': multiprocessing.cpu_count(),"
             " 'affinity': len(os.sched_getaffinity(0)), 'r': r,"
             " 'load': len(os.getloadavg())}))\n")
-    _, r, _ = run_json(["--", "python3", "-c", code])
-    expect(r, "ok", 0)
-    try:
-        seen = json.loads(r["stdout"])
-    except ValueError:
-        raise Failure(f"python printed {excerpt(r.get('stdout'))}")
+    seen = python_json(code)
     check_eq(seen.get("cpus"), os.cpu_count(), "os.cpu_count()")
     check_eq(seen.get("mp"), os.cpu_count(), "multiprocessing.cpu_count()")
     check_eq(seen.get("r"), [x * x for x in range(8)], "Pool.map")
@@ -1758,12 +1759,7 @@ def t_python_view():
     code = ("import json, os; print(json.dumps({'home': os.path.exists('/home'), "
             "'root': os.path.exists('/root'), 'HOME': os.environ.get('HOME'), "
             "'expanduser': os.path.expanduser('~')}, sort_keys=True))")
-    _, r, _ = run_json(["--", "python3", "-c", code])
-    expect(r, "ok", 0)
-    try:
-        seen = json.loads(r["stdout"])
-    except ValueError:
-        raise Failure(f"python printed {excerpt(r['stdout'])}")
+    seen = python_json(code)
     check_eq(seen, {"home": False, "root": False, "HOME": "/tmp", "expanduser": "/tmp"},
              "what python sees")
 
