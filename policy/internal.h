@@ -30,6 +30,8 @@ struct al_policy {
 	unsigned archive_on; /* bit per enum policy_verdict */
 	uint64_t crash_budget;
 	bool seccomp_learned; /* [runtime] seccomp = learned */
+	char *file; /* the file it was read from; NULL if none */
+	uid_t file_owner;
 };
 
 int policy_sys_add(struct al_policy *p, const char *name,
@@ -42,6 +44,8 @@ int policy_group_apply(struct al_policy *p, const char *group, bool remove,
 		       struct al_error *err);
 int policy_env_set(struct al_policy *p, const char *name, const char *value,
 		   struct al_error *err);
+/* Where the policy came from (file may be NULL); -1 when out of memory. */
+int policy_set_file(struct al_policy *p, const char *file, uid_t owner);
 int policy_bind_add(struct al_policy *p, const char *host, const char *jail,
 		    bool writable, struct al_error *err);
 

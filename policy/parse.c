@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "policy/internal.h"
 
@@ -860,5 +861,13 @@ struct al_policy *policy_parse_file(FILE *f, const char *filename,
 		p = policy_parse_string(text, filename, name, err);
 	}
 	free(text);
+	/* a memory stream has no owner: then the policy has no file either */
+	struct stat st;
+	if (p && fstat(fileno(f), &st) == 0 &&
+	    policy_set_file(p, filename, st.st_uid) < 0) {
+		al_error_sys(err, ENOMEM, "%s", filename);
+		policy_free(p);
+		p = NULL;
+	}
 	return p;
 }

@@ -206,6 +206,7 @@ void policy_free(struct al_policy *p)
 		free(p->binds[i].jail);
 	}
 	free(p->binds);
+	free(p->file);
 	free(p);
 }
 
@@ -348,6 +349,27 @@ const struct policy_bind *policy_bind_at(const struct al_policy *p, size_t i)
 	return i < p->n_binds ? &p->binds[i] : NULL;
 }
 
+int policy_set_file(struct al_policy *p, const char *file, uid_t owner)
+{
+	char *copy = file ? strdup(file) : NULL;
+	if (file && !copy)
+		return -1;
+	free(p->file);
+	p->file = copy;
+	p->file_owner = owner;
+	return 0;
+}
+
+const char *policy_file(const struct al_policy *p)
+{
+	return p->file;
+}
+
+uid_t policy_file_owner(const struct al_policy *p)
+{
+	return p->file ? p->file_owner : 0;
+}
+
 bool policy_archives(const struct al_policy *p, enum policy_verdict v)
 {
 	return v < POLICY_VERDICT_COUNT && (p->archive_on & (1u << v));
@@ -377,6 +399,11 @@ struct al_policy *policy_restrict(const struct al_policy *p,
 	if (!q)
 		return NULL;
 	snprintf(q->description, sizeof(q->description), "%s", p->description);
+	if (policy_set_file(q, p->file, p->file_owner) < 0) {
+		al_error_sys(err, ENOMEM, "policy");
+		policy_free(q);
+		return NULL;
+	}
 	for (size_t i = q->n_sys; i-- > 0;)
 		if (q->sys[i].action == POLICY_SYS_ALLOW &&
 		    !keep(q->sys[i].name, arg))

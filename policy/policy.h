@@ -163,6 +163,11 @@ char *const *policy_environ(const struct al_policy *p);
 const char *policy_path(const struct al_policy *p);
 size_t policy_bind_count(const struct al_policy *p);
 const struct policy_bind *policy_bind_at(const struct al_policy *p, size_t i);
+/* The file the policy was read from (NULL for the built-in default) and
+ * its owner (0 without a file). The owner may bind paths through its own
+ * directories: it wrote the bind list anyway (docs/jail.md, "Binds"). */
+const char *policy_file(const struct al_policy *p);
+uid_t policy_file_owner(const struct al_policy *p);
 /* Runtime rules for the supervisor: which verdicts archive a module, after
  * how many of them. */
 bool policy_archives(const struct al_policy *p, enum policy_verdict v);

@@ -64,6 +64,25 @@ static int open_init_helper(void)
 	return -1;
 }
 
+/*
+ * The helper runs non-dumpable only because the kernel gives a program its
+ * user may not read the fs.suid_dumpable setting at exec: 0 (or 2, dumps
+ * for root only) keeps the module out of its memory, 1 ("debug") would
+ * not. Read at each run, since an administrator may change it; with 1,
+ * jails are forked and init makes itself non-dumpable (privs.c).
+ */
+bool host_helper_usable(const struct sandbox_host *host)
+{
+	char value[8] = "";
+	if (host->init_fd < 0)
+		return false;
+	int fd = open("/proc/sys/fs/suid_dumpable", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, value, sizeof(value) - 1);
+	if (fd >= 0)
+		close(fd);
+	return n > 0 && value[0] != '1';
+}
+
 void *host_clone_stack(struct sandbox_host *host)
 {
 	/* init's deepest frames are mount.c's path buffers: a few pages;
@@ -222,5 +241,6 @@ const char *sandbox_host_privilege_mode(const struct sandbox_host *host)
 
 const char *sandbox_host_launch_mode(const struct sandbox_host *host)
 {
-	return host->init_fd >= 0 ? "clone-vm (airlock-init helper)" : "fork";
+	return host_helper_usable(host) ? "clone-vm (airlock-init helper)" :
+					  "fork";
 }

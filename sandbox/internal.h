@@ -298,6 +298,8 @@ struct sandbox_host {
 /* host.c: init's stack for a CLONE_VM clone (one at a time: the caller is
  * suspended until init execs); NULL with errno on failure. Top of stack. */
 void *host_clone_stack(struct sandbox_host *host);
+/* May this run use the airlock-init helper (host.c)? */
+bool host_helper_usable(const struct sandbox_host *host);
 
 /* -------------------------------------------------------------------- filter */
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -266,18 +267,121 @@ static void make_parents(const struct jail_plan *plan, char *path)
 
 #define MAX_BINDS 32
 
+static void bind_fail(const struct jail_plan *plan, const struct policy_bind *b,
+		      int errnum, const char *what, const char *component)
+{
+	const char *file = policy_file(plan->policy);
+	jail_fail(plan, errnum, "mount: %s = %s (policy %s): %s %s",
+		  b->writable ? "bind_rw" : "bind_ro", b->host,
+		  file ? file : policy_name(plan->policy), component, what);
+}
+
+/*
+ * A directory on a bind source's path decides what its name leads to: its
+ * owner, or anyone who may write it, can rename an entry or put another
+ * one there. So each must be owned by root or by the policy file's owner
+ * (who wrote the bind list anyway), and not writable by group or others
+ * unless sticky (/tmp: others add entries there, but cannot rename or
+ * remove root's; the next component's owner is checked in turn). Rootless,
+ * init resolves with the caller's own rights (the user namespace maps no
+ * other uid, so ownership cannot be told apart either): nothing reached
+ * is beyond what the caller can open anyway.
+ */
+static void check_dir(const struct jail_plan *plan, const struct policy_bind *b,
+		      int fd, const char *component)
+{
+	struct stat st;
+	char what[160];
+	if (plan->userns)
+		return;
+	if (fstat(fd, &st) < 0)
+		bind_fail(plan, b, errno, "cannot be read", component);
+	uid_t owner = policy_file_owner(plan->policy);
+	if (st.st_uid != 0 && st.st_uid != owner) {
+		snprintf(what, sizeof(what),
+			 "is owned by uid %u, not root or the policy file's "
+			 "owner (uid %u): bind a path whose directories are "
+			 "root's",
+			 (unsigned)st.st_uid, (unsigned)owner);
+		bind_fail(plan, b, EPERM, what, component);
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+		snprintf(what, sizeof(what),
+			 "is writable by %s (mode %04o): chmod go-w it",
+			 st.st_mode & S_IWOTH ? "everyone" : "its group",
+			 (unsigned)(st.st_mode & 07777));
+		bind_fail(plan, b, EPERM, what, component);
+	}
+}
+
+/* One name in a directory, never through a symlink (openat2 on 5.6 and
+ * later; the same, component by component, with O_NOFOLLOW before). */
+static int open_component(int dirfd, const char *name)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_BENEATH,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	return fd;
+}
+
+/*
+ * Resolve a bind source as init (root, in a copy of the host's mounts)
+ * without following any symlink: a user who owns a directory on the path
+ * could otherwise swap the next component for a link to a file that only
+ * root can reach. The walk holds each directory open while it checks it
+ * and opens the next name in it, so what is checked is what is resolved;
+ * the last descriptor is what gets mounted. The parser already refused
+ * relative paths and "." or ".." components.
+ */
+static int open_bind_source(const struct jail_plan *plan,
+			    const struct policy_bind *b)
+{
+	char path[PLAN_PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s", b->host) >= (int)sizeof(path))
+		bind_fail(plan, b, ENAMETOOLONG, "is too long", "the path");
+	int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		bind_fail(plan, b, errno, "cannot be opened", "/");
+	check_dir(plan, b, dir, "/");
+	for (char *name = path + 1; *name;) {
+		char *slash = strchr(name, '/');
+		if (slash)
+			*slash = '\0';
+		int fd = open_component(dir, name);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0)
+			bind_fail(plan, b, errno, "cannot be opened", path);
+		close(dir);
+		if (S_ISLNK(st.st_mode))
+			bind_fail(plan, b, ELOOP,
+				  "is a symbolic link: name the path it "
+				  "leads to, if that is meant",
+				  path);
+		if (!slash)
+			return fd;
+		if (!S_ISDIR(st.st_mode))
+			bind_fail(plan, b, ENOTDIR, "is not a directory", path);
+		check_dir(plan, b, fd, path);
+		*slash = '/';
+		name = slash + 1;
+		dir = fd;
+	}
+	return dir; /* the source is "/" itself */
+}
+
 /* Open every bind source before the stage covers the host's /tmp. */
 static void open_binds(const struct jail_plan *plan, int fds[MAX_BINDS])
 {
 	size_t n = policy_bind_count(plan->policy);
 	if (n > MAX_BINDS)
 		jail_fail(plan, E2BIG, "mount: more than %d binds", MAX_BINDS);
-	for (size_t i = 0; i < n; i++) {
-		const struct policy_bind *b = policy_bind_at(plan->policy, i);
-		fds[i] = open(b->host, O_PATH | O_CLOEXEC);
-		if (fds[i] < 0)
-			jail_fail(plan, errno, "mount: bind source %s", b->host);
-	}
+	for (size_t i = 0; i < n; i++)
+		fds[i] = open_bind_source(plan, policy_bind_at(plan->policy, i));
 }
 
 /* The policy's extra binds: read-only ones with nosuid and nodev, like
@@ -307,6 +411,71 @@ static void build_binds(const struct jail_plan *plan, const int fds[MAX_BINDS])
 	}
 }
 
+/*
+ * A new proc still shows the host itself: its boot command line, boot id,
+ * kernel configuration and symbols, every lock, key and timer of the
+ * machine, its disks, interrupts and loaded modules. Masked as container
+ * runtimes mask them: files under an empty read-only /dev/null, directories
+ * under an empty read-only tmpfs, and the kernel's tunables read-only. What
+ * programs read (status, stat, cpuinfo, meminfo, self/) stays; the list is
+ * in docs/jail.md, "What /proc shows".
+ */
+static const char *const proc_readonly[] = {
+	"sys", "bus", "fs", "irq", NULL,
+};
+
+static const char *const proc_masked_dirs[] = {
+	"acpi", "asound", "scsi", NULL,
+};
+
+static const char *const proc_masked_files[] = {
+	"cmdline", "sys/kernel/random/boot_id", "config.gz", "kallsyms",
+	"kcore", "keys", "key-users", "locks", "timer_list", "timer_stats",
+	"sched_debug", "latency_stats", "sysrq-trigger", "interrupts",
+	"modules", "partitions", "diskstats", "swaps", NULL,
+};
+
+static bool proc_entry(const struct jail_plan *plan, char *buf, size_t len,
+		       const char *name)
+{
+	struct stat st;
+	if (snprintf(buf, len, STAGE "/proc/%s", name) >= (int)len)
+		jail_fail(plan, ENAMETOOLONG, "mount: path too long: %s", name);
+	return lstat(buf, &st) == 0; /* absent from this kernel: nothing shown */
+}
+
+static void mask_proc(const struct jail_plan *plan)
+{
+	char target[128];
+	/* the tunables first: the boot id mask then lands on the new mount */
+	for (size_t i = 0; proc_readonly[i]; i++)
+		if (proc_entry(plan, target, sizeof(target), proc_readonly[i])) {
+			if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+				jail_fail(plan, errno, "mount: bind %s", target);
+			set_attr(plan, target, ATTR_RO | MOUNT_ATTR_NOEXEC,
+				 AT_RECURSIVE);
+		}
+	for (size_t i = 0; proc_masked_dirs[i]; i++)
+		if (proc_entry(plan, target, sizeof(target),
+			       proc_masked_dirs[i]) &&
+		    mount("airlock", target, "tmpfs",
+			  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "size=4k,nr_inodes=2,mode=0555") < 0)
+			jail_fail(plan, errno, "mount: mask %s", target);
+	/* /dev/null reads as empty; a read-only bind of it takes no writes
+	 * anywhere (nodev would make opening it fail instead) */
+	for (size_t i = 0; proc_masked_files[i]; i++)
+		if (proc_entry(plan, target, sizeof(target),
+			       proc_masked_files[i])) {
+			if (mount("/dev/null", target, NULL, MS_BIND, NULL) < 0)
+				jail_fail(plan, errno, "mount: mask %s", target);
+			set_attr(plan, target,
+				 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					 MOUNT_ATTR_NOEXEC,
+				 0);
+		}
+}
+
 static void build_tmp_and_proc(const struct jail_plan *plan)
 {
 	char opts[128];
@@ -322,6 +491,7 @@ static void build_tmp_and_proc(const struct jail_plan *plan)
 	if (mount("proc", STAGE "/proc", "proc",
 		  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		jail_fail(plan, errno, "mount: proc");
+	mask_proc(plan);
 }
 
 static void enter_root(const struct jail_plan *plan)

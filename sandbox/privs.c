@@ -120,6 +120,15 @@ void jail_drop_privileges(const struct jail_plan *plan)
 	/* no setuid or file-capability execve can give any of it back */
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		jail_fail(plan, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+	/* init holds a copy of the caller's memory (airlock validate: every
+	 * case's expected output; airlockd: its heap) and runs as the
+	 * module's uid. A change of uid leaves it dumpable when none happens
+	 * on the host (rootless: the caller's uid throughout) or when
+	 * fs.suid_dumpable is 1; non-dumpable, the module may not open
+	 * /proc/1/mem, environ, maps, fd/ or ptrace it. After the uid change,
+	 * which resets the flag. The module's own execve sets its own. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		jail_fail(plan, errno, "prctl(PR_SET_DUMPABLE)");
 	/* A change of credentials clears the parent-death signal: set it
 	 * again, then make sure the parent did not die in between. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -183,6 +192,8 @@ void jail_verify_privileges(const struct jail_plan *plan)
 		jail_fail(plan, EPERM, "verify: uid or gid 0 inside the jail");
 	if (!field_is(status, "NoNewPrivs:", "1"))
 		jail_fail(plan, EPERM, "verify: no_new_privs is not set");
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+		jail_fail(plan, EPERM, "verify: init is still dumpable");
 	if (!plan->userns && !field_is(status, "Groups:", "\n"))
 		jail_fail(plan, EPERM, "verify: supplementary groups remain");
 }

@@ -349,7 +349,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		 run->module_path);
 	/* a learning run stays forked: init waits for the parent to register
 	 * the jail with the learner, which a suspended parent cannot do */
-	if (host->init_fd >= 0 && !spec->learner) {
+	if (host_helper_usable(host) && !spec->learner) {
 		/* strings the run owns: the array outlives this frame */
 		run->init_argv = build_init_argv(
 			run, plan.sync_fd,

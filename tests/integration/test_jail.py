@@ -24,6 +24,7 @@ import pty
 import re
 import secrets
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -108,6 +109,17 @@ def probe_ok(*args, **kw):
     _, r, _ = probe(*args, **kw)
     expect(r, "ok", 0)
     return r
+
+
+def python_json(code, *args):
+    """Run `python3 -c CODE ARGS` in a jail, expect it to succeed, return
+    the JSON it printed."""
+    _, r, _ = run_json(["--", "python3", "-c", code] + list(args))
+    expect(r, "ok", 0)
+    try:
+        return json.loads(r["stdout"])
+    except ValueError:
+        raise Failure(f"python printed {excerpt(r.get('stdout'))}")
 
 
 def require_contained():
@@ -471,6 +483,75 @@ def t_host_processes():
               f"host process {victim.pid} was killed from the jail")
     finally:
         stop_victim(victim)
+
+
+# --- 6b. what /proc tells about the host -------------------------------------
+
+# Host facts a new proc still shows (sandbox/mount.c, mask_proc): each must
+# read as empty or be refused inside the jail.
+PROC_MASKED = ["cmdline", "sys/kernel/random/boot_id", "config.gz", "kallsyms",
+               "kcore", "keys", "key-users", "locks", "timer_list", "timer_stats",
+               "sched_debug", "latency_stats", "sysrq-trigger", "interrupts",
+               "modules", "partitions", "diskstats", "swaps"]
+PROC_MASKED_DIRS = ["acpi", "asound", "scsi"]
+PROC_READONLY = ["sys", "bus", "fs", "irq"]
+
+# Each path → the bytes read, or the errno name; directories → their entries.
+PROC_READER = r"""
+import errno, json, os, sys
+seen = {}
+for path in sys.argv[1:]:
+    try:
+        if os.path.isdir(path):
+            seen[path] = sorted(os.listdir(path))
+        else:
+            with open(path, "rb") as f:
+                seen[path] = len(f.read())
+    except OSError as e:
+        seen[path] = errno.errorcode.get(e.errno, str(e.errno))
+print(json.dumps(seen))
+"""
+
+
+@test("/proc: host facts read as empty or are refused; status, cpuinfo, meminfo still work")
+def t_proc_masked():
+    files = [f"/proc/{n}" for n in PROC_MASKED if os.path.exists(f"/proc/{n}")]
+    dirs = [f"/proc/{n}" for n in PROC_MASKED_DIRS if os.path.isdir(f"/proc/{n}")]
+    needed = ["/proc/self/status", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat"]
+    seen = python_json(PROC_READER, *(files + dirs + needed))
+    check("/proc/cmdline" in files, "the host has no /proc/cmdline to test with")
+    for path in files:
+        check(seen.get(path) in (0, "EACCES"),
+              f"{path} shows the host: {seen.get(path)!r} (0 bytes or EACCES expected)")
+    for path in dirs:
+        check(seen.get(path) in ([], "EACCES"), f"{path} lists {seen.get(path)!r}")
+    for path in needed:
+        check(isinstance(seen.get(path), int) and seen[path] > 0,
+              f"{path} is unreadable in the jail: {seen.get(path)!r}")
+    note(f"masked here: {len(files)} files, {len(dirs)} directories")
+    # the kernel's tunables are read-only mounts, whatever their modes say
+    r = probe_ok("cat", "/proc/self/mountinfo")
+    mounts = {line.split()[4]: line.split()[5].split(",")
+              for line in r["stdout"].splitlines()}
+    for name in PROC_READONLY:
+        if os.path.exists(f"/proc/{name}"):
+            check("ro" in mounts.get(f"/proc/{name}", []),
+                  f"/proc/{name} is not a read-only mount: {mounts.get(f'/proc/{name}')}")
+
+
+@test("/proc: a Python program counting CPUs and using a process pool still works")
+def t_proc_python_pool():
+    code = ("import multiprocessing, os, json\n"
+            "def sq(x): return x * x\n"
+            "if __name__ == '__main__':\n"
+            "    with multiprocessing.Pool(2) as p: r = p.map(sq, range(8))\n"
+            "    print(json.dumps({'cpus': os.cpu_count(), 'mp': multiprocessing.cpu_count(),"
+            " 'affinity': len(os.sched_getaffinity(0)), 'r': r,"
+            " 'load': len(os.getloadavg())}))\n")
+    seen = python_json(code)
+    check_eq(seen.get("cpus"), os.cpu_count(), "os.cpu_count()")
+    check_eq(seen.get("mp"), os.cpu_count(), "multiprocessing.cpu_count()")
+    check_eq(seen.get("r"), [x * x for x in range(8)], "Pool.map")
 
 
 # --- 7. network ------------------------------------------------------------
@@ -1696,6 +1777,123 @@ def t_rootless_timeout_usage(rl):
           f"peak_memory_bytes {r['peak_memory_bytes']} for 100 MiB touched")
 
 
+# What a debugger would open in init, which holds a copy of the caller's
+# memory: each must be refused (EACCES) when init is non-dumpable.
+INIT_PROC_FILES = [("read", "/proc/1/environ"), ("read", "/proc/1/maps"),
+                   ("read", "/proc/1/auxv"), ("ls", "/proc/1/fd"),
+                   ("ls", "/proc/1/root/"), ("ls", "/proc/1/cwd/")]
+
+
+def secret_policy(directory, extra=""):
+    """A policy whose description is a fresh secret: the caller parses it
+    into its memory, the module is never given it."""
+    secret = "airlock-caller-secret-" + secrets.token_hex(8)
+    path = os.path.join(directory, "secret.policy")
+    with open(path, "w") as f:
+        f.write(f"[policy]\nname = secret\ndescription = {secret}\n{extra}")
+    os.chmod(path, 0o644)
+    return path, secret
+
+
+def check_init_closed(run):
+    """run(opts, *probe_args) → (status, result, stderr); a secret policy's
+    description must stay in the caller: /proc/1/mem and the rest of init's
+    /proc entries are closed to the module."""
+    policy, secret = run.policy
+    _, r, _ = run(["--policy", policy], "procmem", "1", secret.encode().hex())
+    check_eq(r.get("stdout"), "procmem: EACCES\n",
+             "opening init's memory (ok found: the caller's secret was read)")
+    for cmd, path in INIT_PROC_FILES:
+        _, r, _ = run(["--policy", policy], cmd, path)
+        check_eq(r.get("stdout"), f"{cmd}: EACCES\n", path)
+    # the parent is outside the pid namespace: nothing names it
+    _, r, _ = run(["--policy", policy], "pids")
+    check_eq(r.get("stdout"), "pids: ok 1 2\n", "processes seen")
+
+
+@test("rootless: init's memory, environment and fds are closed to the module")
+@rootless_test
+def t_rootless_init_memory(rl):
+    def run(opts, *args):
+        return rl.run(opts, *args)
+    run.policy = secret_policy(rl.dir, "[limits]\nenforce = best-effort\n")
+    try:
+        check_init_closed(run)
+    finally:
+        os.unlink(run.policy[0])
+
+
+@test("rootless: the caller's own bind sources work, a symlink on the path is refused")
+@rootless_test
+def t_rootless_bind_symlink(rl):
+    mine = os.path.join(rl.dir, "mine")
+    try:
+        for rel in ("data", "other"):
+            os.makedirs(os.path.join(mine, rel), mode=0o755)
+            with open(os.path.join(mine, rel, "file"), "w") as f:
+                f.write(rel + "\n")
+        for root, dirs, files in os.walk(mine):
+            for name in [root] + [os.path.join(root, x) for x in files]:
+                os.chown(name, ROOTLESS_UID, ROOTLESS_UID)
+                os.chmod(name, 0o755 if name == root else 0o644)
+        policy = os.path.join(rl.dir, "binds.policy")
+        with open(policy, "w") as f:
+            f.write(f"[limits]\nenforce = best-effort\n[filesystem]\n"
+                    f"bind_ro = {mine}/data:/data/in\n")
+        _, r, _ = rl.run(["--policy", policy], "cat", "/data/in/file")
+        expect(r, "ok", 0)
+        check_eq(r.get("stdout"), "data\n", "the bound file")
+        shutil.rmtree(os.path.join(mine, "data"))
+        os.symlink(os.path.join(mine, "other"), os.path.join(mine, "data"))
+        _, r, _ = rl.run(["--policy", policy], "cat", "/data/in/file")
+        expect(r, "setup_error", 125)
+        error = r.get("error") or ""
+        want = f"{mine}/data is a symbolic link"
+        check(want in error and policy in error and "bind_ro" in error,
+              f"error {error!r} does not name the policy, key and {want!r}")
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+        if os.path.exists(os.path.join(rl.dir, "binds.policy")):
+            os.unlink(os.path.join(rl.dir, "binds.policy"))
+
+
+@test("rootless: /proc's host facts are masked too")
+@rootless_test
+def t_rootless_proc_masked(rl):
+    for name in ("cmdline", "sys/kernel/random/boot_id", "kallsyms", "key-users"):
+        if os.path.exists(f"/proc/{name}"):
+            _, r, _ = rl.run(["--limits", "best-effort"], "read", f"/proc/{name}")
+            check(r.get("stdout") in ("read: ok 0\n", "read: EACCES\n"),
+                  f"/proc/{name} shows the host: {excerpt(r.get('stdout'))}")
+
+
+SUID_DUMPABLE = "/proc/sys/fs/suid_dumpable"
+
+
+@test("root: init stays non-dumpable with fs.suid_dumpable = 1")
+def t_init_nondumpable_suid_dumpable():
+    # With 1 ("debug") a change of uid, and the exec of an unreadable
+    # program, both leave a process dumpable: init must clear it itself.
+    need_file(PROBE)
+    with open(SUID_DUMPABLE) as f:
+        saved = f.read().strip()
+    d = tempfile.mkdtemp(prefix="airlock-dumpable-")
+    try:
+        with open(SUID_DUMPABLE, "w") as f:
+            f.write("1")
+        status, out, _ = run_airlock(["version"])
+        check(b"launch: fork" in out,
+              f"the init helper is used although it would be dumpable: {excerpt(out)}")
+        def run(opts, *args):
+            return probe(*args, opts=opts)
+        run.policy = secret_policy(d)
+        check_init_closed(run)
+    finally:
+        with open(SUID_DUMPABLE, "w") as f:
+            f.write(saved)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # --- 23. a Python module's view --------------------------------------------
 
 @test("python -c: no host /home or /root, HOME=/tmp")
@@ -1703,12 +1901,7 @@ def t_python_view():
     code = ("import json, os; print(json.dumps({'home': os.path.exists('/home'), "
             "'root': os.path.exists('/root'), 'HOME': os.environ.get('HOME'), "
             "'expanduser': os.path.expanduser('~')}, sort_keys=True))")
-    _, r, _ = run_json(["--", "python3", "-c", code])
-    expect(r, "ok", 0)
-    try:
-        seen = json.loads(r["stdout"])
-    except ValueError:
-        raise Failure(f"python printed {excerpt(r['stdout'])}")
+    seen = python_json(code)
     check_eq(seen, {"home": False, "root": False, "HOME": "/tmp", "expanduser": "/tmp"},
              "what python sees")
 

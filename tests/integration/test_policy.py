@@ -27,6 +27,7 @@ Python 3 standard library only; the framework is the one of test_jail.py.
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 
@@ -372,6 +373,102 @@ def t_bind_missing():
         error = r.get("error") or ""
         check(missing in error, f"error {error!r} does not name {missing}")
         note(f"error: {error}")
+
+
+# An unprivileged uid with no account: the owner of a directory on a bind
+# path, who tries to make root's bind show a file only root may read.
+BIND_USER = 12345
+
+
+class BindTree:
+    """DIR (root's, 0755) holding secret/file (in a 0700 root directory),
+    home/ and home/data/file owned by BIND_USER, and open/ (root's, 0777,
+    not sticky) with open/data/file."""
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="airlock-binds-")
+        os.chmod(self.dir, 0o755)
+        self.secret = self.make("secret/file", "root only\n")
+        os.chmod(os.path.dirname(self.secret), 0o700)
+        self.data = os.path.dirname(self.make("home/data/file", "shared\n"))
+        for path in (self.data, os.path.dirname(self.data)):
+            os.chown(path, BIND_USER, BIND_USER)
+        self.open_data = os.path.dirname(self.make("open/data/file", "open\n"))
+        os.chmod(os.path.dirname(self.open_data), 0o777)
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def make(self, rel, text):
+        path = os.path.join(self.dir, rel)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
+        return path
+
+    def swap_for_symlink(self):
+        """What BIND_USER can do in their own directory: data/file becomes
+        a link to the file in the directory only root may enter (itself
+        readable: its directory is what protects it)."""
+        link = os.path.join(self.data, "file")
+        os.unlink(link)
+        os.symlink(self.secret, link)
+        os.lchown(link, BIND_USER, BIND_USER)
+
+
+def bind_policy(directory, name, source, owner=0):
+    path = write_policy(directory, name,
+                        f"[filesystem]\nbind_ro = {source}:/data/in\n")
+    os.chown(path, owner, owner)
+    return path
+
+
+def expect_bind_refused(r, policy, component, why):
+    """setup_error naming the policy file, the key and the component."""
+    expect(r, "setup_error", 125)
+    check("root only" not in (r.get("stdout") or ""),
+          "the root-only file was shown to the module")
+    error = r.get("error") or ""
+    for part in (policy, "bind_ro", component + " " + why):
+        check(part in error, f"error {error!r} does not say {part!r}")
+    note(f"error: {error}")
+
+
+@test("binds: a path through another user's directory or a world-writable one is refused")
+def t_bind_untrusted_dir():
+    with BindTree() as t:
+        # the source itself may be anyone's: it is what is shown
+        policy = bind_policy(t.dir, "leaf", os.path.dirname(t.data))
+        r = run_json(["--policy", policy, "--", "cat", "/data/in/data/file"])
+        expect(r, "ok", 0)
+        check_eq(r.get("stdout"), "shared\n", "the bound file")
+        policy = bind_policy(t.dir, "theirs", t.data + "/file")
+        r = run_json(["--policy", policy, "--", "cat", "/data/in"])
+        expect_bind_refused(r, policy, os.path.dirname(t.data),
+                            f"is owned by uid {BIND_USER}")
+        t.swap_for_symlink()
+        r = run_json(["--policy", policy, "--", "cat", "/data/in"])
+        expect_bind_refused(r, policy, os.path.dirname(t.data),
+                            f"is owned by uid {BIND_USER}")
+        policy = bind_policy(t.dir, "open", t.open_data)
+        r = run_json(["--policy", policy, "--", "cat", "/data/in/file"])
+        expect_bind_refused(r, policy, os.path.dirname(t.open_data),
+                            "is writable by everyone")
+
+
+@test("binds: the policy's owner binds through their own directory, never through a symlink")
+def t_bind_symlink_swap():
+    with BindTree() as t:
+        home = os.path.dirname(t.data)
+        policy = bind_policy(home, "mine", t.data + "/file", owner=BIND_USER)
+        r = run_json(["--policy", policy, "--", "cat", "/data/in"])
+        expect(r, "ok", 0)
+        check_eq(r.get("stdout"), "shared\n", "the bound file")
+        t.swap_for_symlink()
+        r = run_json(["--policy", policy, "--", "cat", "/data/in"])
+        expect_bind_refused(r, policy, t.data + "/file", "is a symbolic link")
 
 
 # --- 6. a bad --policy --------------------------------------------------------
