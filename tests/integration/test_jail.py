@@ -1285,9 +1285,11 @@ termios.tcsetattr(s, termios.TCSANOW, mode)
 ldisc = struct.unpack("i", fcntl.ioctl(s, termios.TIOCGETD, b"\0" * 4))[0]
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv("/bin/stty", ["stty", "-a"])
+    # stty stays on the terminal until told to go: a pty's master may
+    # answer EIO before the last output of a closed slave is read
+    os.execv("/bin/sh", ["sh", "-c", "stty -a && read x"])
 out = b""
-while True:
+while not (b"echo" in out and out.endswith(b"\n")):
     try:
         chunk = os.read(fd, 4096)
     except OSError:
@@ -1295,6 +1297,7 @@ while True:
     if not chunk:
         break
     out += chunk
+os.write(fd, b"\n")
 _, st = os.waitpid(pid, 0)
 print("ldisc", ldisc, "stty", os.waitstatus_to_exitcode(st),
       "speed" in out.decode(), "echo" in out.decode())
