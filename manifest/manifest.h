@@ -559,6 +559,19 @@ int manifest_staging_sweep(struct manifest *m, int64_t min_age_ms,
 			   void (*fn)(const char *path, void *arg), void *arg,
 			   struct al_error *err);
 
+/* ----------------------------------------------------------------- JSON */
+
+/*
+ * The one JSON object of a module version and of a run (docs/manifest.md,
+ * "JSON"), appended to `jb` as a value: airlockd's answers and the CLI's
+ * --json views both write these. Borrow their arguments.
+ */
+void manifest_module_json(struct json_buf *jb,
+			  const struct manifest_module *module);
+void manifest_run_json(struct json_buf *jb, const struct manifest_run *run);
+void manifest_event_json(struct json_buf *jb,
+			 const struct manifest_event *event);
+
 /* ----------------------------------------------------------------- time */
 
 /* Milliseconds since the epoch, now. */

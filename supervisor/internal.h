@@ -289,9 +289,6 @@ int content_from_fd(int fd, size_t max, unsigned char **out, size_t *len,
  * that came with it (ops takes the fd it uses; conn closes the rest) */
 void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		  size_t len);
-void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
-		     const struct sup_policy *pol);
-void ops_module_json(struct json_buf *jb, const struct manifest_module *mod);
 
 /* runs.c */
 struct sup_policy *policy_get(struct supervisor *s, const char *name,

@@ -315,6 +315,16 @@ static void start(struct supervisor *s, struct job *job)
 		start_failed(s, job, err.msg);
 		return;
 	}
+	if (sandbox_run_step(job->run)) {
+		/* over before it began (the jail never opened): there is no
+		 * fd to watch, so finish it here */
+		const struct sandbox_result *r = sandbox_run_result(job->run);
+		if (job->kind == JOB_VALIDATE)
+			finish_validation(s, job, r);
+		else
+			finish_exec(s, job, r);
+		return;
+	}
 	job->src.fd = sandbox_run_fd(job->run);
 	if (epoll_watch(s, &job->src, EPOLLIN) < 0) {
 		sandbox_run_cancel(job->run, "epoll_ctl failed");
@@ -435,10 +445,10 @@ static void answer(struct supervisor *s, struct job *job,
 	}
 	json_kv_int(&jb, "run", job->run_id);
 	json_key(&jb, "module");
-	ops_module_json(&jb, &job->mod);
+	manifest_module_json(&jb, &job->mod);
 	json_kv_bool(&jb, "archived", archived);
 	json_key(&jb, "result");
-	ops_result_json(&jb, r, job->pol);
+	sandbox_result_write(&jb, r, job->pol->policy, s->host);
 	json_object_close(&jb);
 	conn_send_jb(s, c, &jb);
 	conn_request_done(s, c);

@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Integration tests for the result contract (issue 14, "Contract
+defects"): one module seen through `airlock run --json`, `airlock exec
+--json` (airlockd) and `airlock validate`'s JSON report must give the same
+object; validate records a missing module and goes on; quotas, stdin,
+policy lookup and the smaller defects of that list.
+
+    python3 tests/integration/test_contract.py BUILD_DIR [WORD...]
+
+Python 3 standard library only.
+"""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+
+import harness
+from harness import Failure, check, check_eq, note, test
+
+# The daemon fixture of test_daemon.py; importing it registers that
+# suite's tests too, which this suite does not run.
+import test_daemon
+from test_daemon import Daemon, as_user, expect_error, wait_for, WAIT
+
+del harness.TESTS[:]
+
+# One module, one behaviour per argument; validated (no argument) ok.
+MODES = b"""#!/bin/sh
+case "$1" in
+ok) echo hello; echo warn >&2 ;;
+crash) kill -SEGV $$ ;;
+forkbomb) while :; do sleep 100 & done 2>/dev/null ;;
+memory) a=xxxxxxxxxxxxxxxx; while :; do a="$a$a"; done ;;
+timeout) sleep 30 ;;
+esac
+"""
+# Small limits so the limit cases end fast; the same policy, by name, in
+# all three paths (the daemon finds it in its policy directory, the CLI
+# through AIRLOCK_POLICY_PATH).
+CONTRACT_POLICY = "[limits]\ntimeout = 1s\npids = 16\nmemory = 32M\n"
+
+# mode -> the verdict all three paths must agree on
+# (crash last: it archives the module in the daemon)
+CASES = [("ok", "ok"), ("forkbomb", "exit_nonzero"),
+         ("memory", "memory_limit"), ("timeout", "timeout"),
+         ("crash", "crashed")]
+
+# Members whose values belong to one run (its timing and usage): compared
+# by type only. Every other member must be equal in all three objects.
+RUN_SPECIFIC = {"wall_ms", "cpu_ms", "peak_memory_bytes"}
+# Members validate's JSON report adds around the result (the case's own).
+VALIDATE_CASE_MEMBERS = {"name", "passed", "failures"}
+
+
+class Workdir:
+    """A root-owned directory (0755: the daemon trusts policy directories
+    only when no one but root can write them) removed afterwards."""
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix="airlock-contract-")
+        os.chmod(self.path, 0o755)
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def file(self, name, data, mode=0o644):
+        path = os.path.join(self.path, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode())
+        os.chmod(path, mode)
+        return path
+
+
+def airlock(args, env=None, timeout=WAIT):
+    """airlock ARGS → (status, stdout text, stderr text)."""
+    status, out, err = harness.run_logged(
+        [test_daemon.AIRLOCK] + list(args), timeout,
+        env=dict(os.environ, **(env or {})))
+    return status, out.decode(), err.decode()
+
+
+def run_with_stdin(cmd, data, env, timeout=WAIT):
+    """Like harness.run_logged, with `data` on stdin."""
+    entry = {"cmd": list(cmd), "status": None, "stdout": b"", "stderr": b""}
+    harness.LOG.runs.append(entry)
+    p = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout,
+                       env=env)
+    entry.update(status=p.returncode, stdout=p.stdout, stderr=p.stderr)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def compare_results(objs, what):
+    """objs: {path name: result dict}. Same members; equal values except
+    RUN_SPECIFIC (same type there)."""
+    names = list(objs)
+    first = objs[names[0]]
+    for other in names[1:]:
+        o = objs[other]
+        check_eq(sorted(o), sorted(first),
+                 f"{what}: members of {other} vs {names[0]}")
+        for k in first:
+            if k in RUN_SPECIFIC:
+                check(type(o[k]) is type(first[k]),
+                      f"{what}: {k} is {o[k]!r} in {other}, "
+                      f"{first[k]!r} in {names[0]}")
+            else:
+                check_eq(o[k], first[k], f"{what}: {k} of {other} vs {names[0]}")
+
+
+# =================================================================== tests
+
+@test("contract: one result object through airlock run --json, airlock exec --json and validate's JSON")
+def t_one_result():
+    with Workdir() as w:
+        pdir = os.path.join(w.path, "policies")
+        os.makedirs(pdir)
+        os.chmod(pdir, 0o755)
+        w.file("policies/contract.policy", CONTRACT_POLICY)
+        module = w.file("modes.sh", MODES, 0o755)
+        env = {"AIRLOCK_POLICY_PATH": pdir}
+        d = Daemon(env=env)
+        got = d.submit("modes", MODES, policy="contract")
+        check_eq(got.get("module", {}).get("state"), "active", f"submit: {got}")
+
+        suite = "".join(f"[case {mode}]\nmodule = {module}\nargs = {mode}\n"
+                        f"policy = contract\nverdict = {verdict}\n\n"
+                        for mode, verdict in CASES)
+        suite_path = w.file("suite.ini", suite)
+        report = os.path.join(w.path, "report.json")
+        status, _, err = airlock(["validate", "-j1", "--json", report,
+                                  "--suite", suite_path], env=env, timeout=120)
+        check_eq(status, 0, f"validate: every case as expected ({err})")
+        with open(report) as f:
+            validated = {c["name"]: c for c in json.load(f)["results"]}
+
+        sock = {"AIRLOCK_SOCKET": d.sock}
+        for mode, verdict in CASES:
+            status, out, _ = airlock(["run", "--json", "--policy", "contract",
+                                      module, mode], env=env)
+            ran = harness.parse_result(status, out.encode())
+            xstatus, xout, _ = airlock(["exec", "--json", "modes", mode],
+                                       env=sock)
+            answer = json.loads(xout)
+            check(answer.get("ok"), f"exec {mode}: {answer}")
+            execd = answer["result"]
+            check_eq(xstatus, execd["exit_status"], f"exec {mode}: exit status")
+            case = {k: v for k, v in validated[mode].items()
+                    if k not in VALIDATE_CASE_MEMBERS}
+            check_eq(ran["verdict"], verdict, f"{mode}: verdict")
+            compare_results({"airlock run": ran, "airlock exec": execd,
+                             "validate": case}, mode)
+            if mode == "crash":
+                check_eq(execd["signal"], "SIGSEGV", "signal, by name")
+            if mode == "forkbomb":
+                check(execd["pids_limit_hits"] >= 1, "pids_limit_hits")
+            if mode == "memory":
+                check(execd["oom_kills"] >= 1, "oom_kills")
+        note("compared every member but " + ", ".join(sorted(RUN_SPECIFIC)) +
+             " (validate's own: " + ", ".join(sorted(VALIDATE_CASE_MEMBERS)) + ")")
+
+
+@test("contract: module and run records are the same in airlock list/runs --json and the daemon's answers")
+def t_one_module_record():
+    d = Daemon()
+    d.submit("greet", b"#!/bin/sh\necho hi\n")
+    d.request({"op": "exec", "name": "greet"})
+    listed = d.request({"op": "list", "name": "greet"})["modules"]
+    runs = d.request({"op": "runs", "name": "greet"})["runs"]
+    status, out, _ = airlock(["list", "--json", "--state-dir", d.state])
+    check_eq(status, 0, "airlock list")
+    cli_mods = [m for m in json.loads(out)["modules"] if m["name"] == "greet"]
+    check_eq(cli_mods, listed, "module records: airlock list --json vs op list")
+    status, out, _ = airlock(["runs", "greet", "--json", "--state-dir", d.state])
+    check_eq(status, 0, "airlock runs")
+    check_eq(json.loads(out)["runs"], runs, "run records: airlock runs --json vs op runs")
+
+
+@test("validate: a missing or non-executable module is recorded (setup_error 127/126) and the suite goes on")
+def t_validate_missing_module():
+    with Workdir() as w:
+        w.file("noexec.sh", b"#!/bin/sh\necho never\n", 0o644)
+        w.file("hello.sh", b"#!/bin/sh\necho hello\n", 0o755)
+        suite = w.file("suite.ini", """
+[case first-good]
+module = ./hello.sh
+stdout = hello\\n
+
+[case missing]
+module = ./no-such-module.sh
+verdict = setup_error
+
+[case not-executable]
+module = ./noexec.sh
+verdict = setup_error
+
+[case missing-but-expected-ok]
+module = ./also-missing.sh
+
+[case last-good]
+module = ./hello.sh
+stdout = hello\\n
+""")
+        junit = os.path.join(w.path, "junit.xml")
+        report = os.path.join(w.path, "report.json")
+        status, out, err = airlock(["validate", "-j2", "--junit", junit,
+                                    "--json", report, "--suite", suite])
+        check_eq(status, 1, f"validate's exit status (one case failed): {err}")
+        check("epoll_ctl" not in err, f"aborted: {err}")
+        check("4 passed, 1 failed, 5 cases" in out, f"summary: {out}")
+        with open(report) as f:
+            doc = json.load(f)
+        res = {c["name"]: c for c in doc["results"]}
+        check_eq(list(res), ["first-good", "missing", "not-executable",
+                             "missing-but-expected-ok", "last-good"],
+                 "every case in the JSON report, in suite order")
+        for name, code in (("missing", 127), ("not-executable", 126),
+                           ("missing-but-expected-ok", 127)):
+            check_eq(res[name]["verdict"], "setup_error", f"{name}: verdict")
+            check_eq(res[name]["exit_status"], code, f"{name}: exit_status")
+            check(res[name]["error"], f"{name}: no error message")
+        check("no-such-module.sh" in res["missing"]["error"],
+              f"the message names the module: {res['missing']['error']}")
+        check(res["missing"]["passed"] and res["not-executable"]["passed"],
+              "expected setup_error cases pass")
+        check(not res["missing-but-expected-ok"]["passed"], "the ok case fails")
+        check_eq(res["last-good"]["stdout"], "hello\n", "the case after them ran")
+        check_eq((doc["passed"], doc["errors"]), (4, 1),
+                 "passed and errors (setup_error where ok was expected)")
+        cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+        check_eq(len(cases), 5, "JUnit testcases")
+        check(cases["missing-but-expected-ok"].find("error") is not None,
+              "JUnit: the unexpected setup error is an <error>")
+        for name in ("first-good", "missing", "not-executable", "last-good"):
+            check(cases[name].find("error") is None and
+                  cases[name].find("failure") is None, f"JUnit: {name} passed")
+
+
+# ================================================================== runner
+
+def main(argv):
+    return harness.main(argv, test_daemon.configure,
+                        report=test_daemon.report_failure,
+                        after_test=test_daemon.stop_daemons,
+                        root_reason="airlockd builds jails only as root")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
