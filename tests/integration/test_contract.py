@@ -247,6 +247,63 @@ stdout = hello\\n
                   cases[name].find("failure") is None, f"JUnit: {name} passed")
 
 
+NOBODY = 65534
+
+
+def quota_lines(answer):
+    return {q["uid"]: q for q in answer["quotas"]}
+
+
+@test("quota: quota show, status and top agree on two uids' use (the listing does not re-enter its own query)")
+def t_quota_two_uids():
+    d = Daemon(["--allow-uid", str(NOBODY), "--quota-per-hour", "8"])
+    os.chmod(d.sock, 0o666)  # the kernel's peer uid, not the mode, decides
+    d.submit("mine", b"#!/bin/sh\necho root\n")            # uid 0: 1 run
+    for _ in range(2):                                        # uid 0: 3 runs
+        check(d.request({"op": "exec", "name": "mine"})["ok"], "exec as root")
+    theirs = base64.b64encode(b"#!/bin/sh\necho nobody\n").decode()
+    answers = as_user(d.sock, NOBODY, NOBODY,
+                      [{"op": "submit", "name": "theirs", "content": theirs}] +
+                      [{"op": "exec", "name": "theirs"}] * 4)  # 5 runs
+    check(all(a.get("ok") for a in answers), f"nobody's runs: {answers}")
+    want = {0: 3, NOBODY: 5}
+    # a restart empties the admission table: every line now comes from the
+    # manifest's listing (the path that re-entered its own statement)
+    d.stop()
+    d.start()
+    os.chmod(d.sock, 0o666)
+
+    shown = quota_lines(d.request({"op": "quota_show"}))
+    status = quota_lines(d.request({"op": "status"}))
+    for uid, used in want.items():
+        one = quota_lines(d.request({"op": "quota_show", "uid": uid}))[uid]
+        for what, lines in (("quota_show", shown), ("status", status)):
+            check(uid in lines, f"{what}: no line for uid {uid}: {lines}")
+            check_eq(lines[uid]["hour_used"], used, f"{what}: uid {uid} hour_used")
+            check_eq(lines[uid]["day_used"], used, f"{what}: uid {uid} day_used")
+            check_eq(lines[uid]["hour_left"], 8 - used, f"{what}: uid {uid} hour_left")
+        check_eq(one["hour_used"], used, f"quota_show uid {uid}")
+    check_eq(sorted(shown), sorted(want), "uids listed")
+
+    for cmd in (("quota", "show"), ("status",)):
+        _, out, _ = d.airlock(*cmd, check_status=0)
+        for uid, used in want.items():
+            check(any(line.split()[:1] == [str(uid)] and
+                      f"{used} of 8 ({8 - used} left)" in line
+                      for line in out.splitlines()),
+                  f"airlock {' '.join(cmd)}: uid {uid} {used} of 8: {out}")
+    # the ninth run of uid 65534 answers rate_limited exactly when the
+    # listing says none are left
+    answers = as_user(d.sock, NOBODY, NOBODY, [{"op": "exec", "name": "theirs"}] * 4)
+    check_eq([a.get("ok") for a in answers], [True, True, True, False],
+             "nobody's 6th-9th runs")
+    expect_error(answers[3], "rate_limited")
+    left = quota_lines(d.request({"op": "quota_show"}))
+    check_eq((left[NOBODY]["hour_used"], left[NOBODY]["hour_left"]), (8, 0),
+             "uid 65534 at its quota")
+    check_eq(left[0]["hour_used"], 3, "uid 0 unchanged")
+
+
 # ================================================================== runner
 
 def main(argv):
