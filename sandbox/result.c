@@ -58,9 +58,18 @@ void sandbox_result_write(struct json_buf *jb, const struct sandbox_result *r,
 	json_kv_bool(jb, "stderr_truncated", r->stderr_truncated);
 	json_kv_int(jb, "exit_status", r->exit_status);
 	if (policy) {
+		const struct policy_limits *l = policy_limits(policy);
 		json_kv_string(jb, "policy", policy_name(policy));
 		if (policy_hash(policy, hash, NULL) == 0)
 			json_kv_string(jb, "policy_hash", hash);
+		/* the limits in force, so a verdict can be explained by
+		 * whoever reads only this object (airlock exec) */
+		json_key(jb, "limits");
+		json_object_open(jb);
+		json_kv_uint(jb, "timeout_ms", l->timeout_us / 1000);
+		json_kv_uint(jb, "memory_bytes", l->memory_bytes);
+		json_kv_uint(jb, "pids", l->pids);
+		json_object_close(jb);
 	}
 	if (host) {
 		json_kv_string(jb, "cgroup", sandbox_host_cgroup_mode(host));

@@ -119,20 +119,27 @@ def compare_results(objs, what):
                 check_eq(o[k], first[k], f"{what}: {k} of {other} vs {names[0]}")
 
 
+def modes_daemon(w):
+    """A daemon with the contract policy in its policy directory and MODES
+    submitted as "modes": (daemon, MODES's host path, the CLI's env)."""
+    pdir = os.path.join(w.path, "policies")
+    os.makedirs(pdir)
+    os.chmod(pdir, 0o755)
+    w.file("policies/contract.policy", CONTRACT_POLICY)
+    module = w.file("modes.sh", MODES, 0o755)
+    env = {"AIRLOCK_POLICY_PATH": pdir}
+    d = Daemon(env=env)
+    got = d.submit("modes", MODES, policy="contract")
+    check_eq(got.get("module", {}).get("state"), "active", f"submit: {got}")
+    return d, module, env
+
+
 # =================================================================== tests
 
 @test("contract: one result object through airlock run --json, airlock exec --json and validate's JSON")
 def t_one_result():
     with Workdir() as w:
-        pdir = os.path.join(w.path, "policies")
-        os.makedirs(pdir)
-        os.chmod(pdir, 0o755)
-        w.file("policies/contract.policy", CONTRACT_POLICY)
-        module = w.file("modes.sh", MODES, 0o755)
-        env = {"AIRLOCK_POLICY_PATH": pdir}
-        d = Daemon(env=env)
-        got = d.submit("modes", MODES, policy="contract")
-        check_eq(got.get("module", {}).get("state"), "active", f"submit: {got}")
+        d, module, env = modes_daemon(w)
 
         suite = "".join(f"[case {mode}]\nmodule = {module}\nargs = {mode}\n"
                         f"policy = contract\nverdict = {verdict}\n\n"
@@ -302,6 +309,51 @@ def t_quota_two_uids():
     check_eq((left[NOBODY]["hour_used"], left[NOBODY]["hour_left"]), (8, 0),
              "uid 65534 at its quota")
     check_eq(left[0]["hour_used"], 3, "uid 0 unchanged")
+
+
+@test("exec stdin: a pipe reaches the module; over 1 MiB or not UTF-8 is refused with nothing run; --no-stdin sends none")
+def t_exec_stdin():
+    d = Daemon()
+    check(d.submit("cat", b"#!/bin/sh\nexec cat\n")["ok"], "submit")
+    env = dict(os.environ, AIRLOCK_SOCKET=d.sock)
+    cmd = [test_daemon.AIRLOCK, "exec", "cat"]
+    status, out, err = run_with_stdin(cmd, b"abc\n", env)
+    check_eq((status, out), (0, "abc\n"), f"echo abc | airlock exec cat ({err})")
+    status, out, _ = run_with_stdin(cmd, "\u00e9t\u00e9\n".encode(), env)
+    check_eq((status, out), (0, "\u00e9t\u00e9\n"), "UTF-8 text")
+    big = b"x" * (1 << 20)
+    status, out, _ = run_with_stdin(cmd, big, env)
+    check_eq((status, len(out)), (0, 1 << 20), "exactly 1 MiB passes")
+    runs = len(d.request({"op": "runs", "name": "cat", "limit": 100})["runs"])
+    status, out, err = run_with_stdin(cmd, big + b"x", env)
+    check_eq(status, 125, "1 MiB + 1 byte: refused")
+    check("larger than 1 MiB" in err and "nothing was run" in err, f"message: {err!r}")
+    status, out, err = run_with_stdin(cmd, b"\xff\xfe binary", env)
+    check_eq(status, 125, "not UTF-8: refused")
+    check("not UTF-8" in err, f"message: {err!r}")
+    check_eq(len(d.request({"op": "runs", "name": "cat", "limit": 100})["runs"]),
+             runs, "a refused stdin ran nothing")
+    status, out, _ = run_with_stdin(cmd[:2] + ["--no-stdin", "cat"], b"abc\n", env)
+    check_eq((status, out), (0, ""), "--no-stdin")
+    status, out, _ = run_with_stdin(cmd[:2] + ["--json", "cat"], b"json\n", env)
+    check_eq(json.loads(out)["result"]["stdout"], "json\n", "--json with stdin")
+
+
+@test("exec explains a verdict in the words airlock run uses (crash, timeout, memory)")
+def t_exec_explains():
+    with Workdir() as w:
+        d, module, env = modes_daemon(w)
+        for mode, word in (("timeout", "timeout"), ("memory", "memory_limit"),
+                           ("crash", "crashed")):
+            _, _, rerr = airlock(["run", "--policy", "contract", module, mode], env=env)
+            _, _, xerr = airlock(["exec", "modes", mode], env={"AIRLOCK_SOCKET": d.sock})
+            explain = [l for l in rerr.splitlines() if l.startswith(f"airlock: {word}: ")]
+            check_eq(len(explain), 1, f"airlock run {mode}: one explanation line in {rerr!r}")
+            line = explain[0]
+            if mode == "timeout":  # "killed after N ms (limit 1000 ms)"
+                line = line.split(" killed after ")[0]
+                check("(limit 1000 ms)" in xerr, f"exec: the limit: {xerr!r}")
+            check(line in xerr, f"exec {mode}: {line!r} not in {xerr!r}")
 
 
 # ================================================================== runner

@@ -131,6 +131,7 @@ class Daemon:
     def airlock(self, *args, check_status=None):
         """Run the airlock client against this daemon: (status, out, err)."""
         p = subprocess.run([AIRLOCK] + list(args), capture_output=True,
+                           stdin=subprocess.DEVNULL,  # exec would send a pipe
                            timeout=WAIT, env=dict(os.environ, AIRLOCK_SOCKET=self.sock))
         if check_status is not None and p.returncode != check_status:
             raise Failure(f"airlock {' '.join(args)}: exit {p.returncode}, "
