@@ -356,6 +356,45 @@ def t_exec_explains():
             check(line in xerr, f"exec {mode}: {line!r} not in {xerr!r}")
 
 
+@test("policies: airlockd looks names up in STATE_DIR/policies (its --state-dir), trusted only when root's alone")
+def t_state_dir_policies():
+    with Workdir() as w:
+        state = os.path.join(w.path, "state")
+        pdir = os.path.join(state, "policies")
+        os.makedirs(pdir)
+        os.chmod(state, 0o755)
+        os.chmod(pdir, 0o755)
+        w.file("state/policies/mine.policy", "[limits]\ntimeout = 1500ms\n")
+        # AIRLOCK_POLICY_PATH empty: the default search path
+        d = Daemon(env={"AIRLOCK_POLICY_PATH": ""}, state=state)
+        got = d.submit("m", b"#!/bin/sh\necho hi\n", policy="mine")
+        check(got.get("ok"), f"submit under STATE_DIR/policies/mine.policy: {got}")
+        check_eq((got["result"]["policy"], got["result"]["limits"]["timeout_ms"]),
+                 ("mine", 1500), "the state directory's policy is the one in force")
+        got = d.submit("m2", b"#!/bin/sh\necho hi\n", policy="nope")
+        expect_error(got, "bad_policy")
+        msg = got["error"]["message"]
+        check(pdir in msg and "/var/lib/airlock/policies" not in msg,
+              f"the search path is this daemon's: {msg}")
+        check("mine" in msg and "default" in msg, f"names what it accepts: {msg}")
+        # #13's rule holds in the state directory too (checked when a
+        # policy is loaded: at start and on SIGHUP)
+        os.chmod(pdir, 0o777)
+        try:
+            d.stop()
+            d.start()
+            got = d.submit("m3", b"#!/bin/sh\necho hi\n", policy="mine")
+            expect_error(got, "bad_policy")
+            check(pdir in got["error"]["message"] and "chmod go-w" in got["error"]["message"],
+                  f"refusal names the directory and the fix: {got}")
+            got = d.submit("m4", b"#!/bin/sh\necho hi\n", policy="nope")
+            expect_error(got, "bad_policy")
+            check("mine" not in got["error"]["message"].split("accepts")[1],
+                  f"a policy the daemon refuses is not suggested: {got}")
+        finally:
+            os.chmod(pdir, 0o755)
+
+
 # ================================================================== runner
 
 def main(argv):
