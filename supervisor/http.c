@@ -353,8 +353,8 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 
 /* Liveness: this answer itself shows the loop turns; the manifest must
  * take a write (health.c, at most once a second however often a probe
- * asks) and the socket must still be ours (not checked while draining,
- * when it is closed on purpose). */
+ * asks) and the socket must still be ours; while draining it is 503
+ * "draining" whatever the checks say. */
 static enum MHD_Result serve_healthz(struct supervisor *s,
 				     struct MHD_Connection *conn)
 {
@@ -363,11 +363,12 @@ static enum MHD_Result serve_healthz(struct supervisor *s,
 	if (now_ms() - s->health.checked_ms >= HEALTH_FRESH_MS)
 		health_check(s);
 	const struct health *h = &s->health;
-	bool socket_ok = h->socket_ok || s->stopping;
-	bool ok = h->manifest_ok && socket_ok;
+	/* draining is not healthy for a balancer or a probe: 503, saying
+	 * so (the check lines follow as usual) */
+	bool ok = h->manifest_ok && h->socket_ok && !s->stopping;
 	snprintf(body, sizeof(body), "%s\nloop: ok\nmanifest: %s\nsocket: %s\n",
-		 ok ? "ok" : "unhealthy", h->manifest,
-		 h->socket_ok ? "ok" : h->socket);
+		 s->stopping ? "draining" : ok ? "ok" : "unhealthy",
+		 h->manifest, h->socket_ok ? "ok" : h->socket);
 	return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 		     TEXT, body);
 }

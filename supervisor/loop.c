@@ -216,11 +216,9 @@ static void begin_stop(struct supervisor *s, int sig)
 	LOG(LOG_INFO, NULL, 0,
 	    "%s: stopping; %u runs may finish within %llu ms", strsignal(sig),
 	    s->nactive, (unsigned long long)s->cfg.shutdown_grace_ms);
-	if (s->listen.fd >= 0) {
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen.fd, NULL);
-		al_closep(&s->listen.fd);
-		server_unlink(s);
-	}
+	/* the socket stays open while draining: "airlock status" must say
+	 * so rather than "not running"; submit and exec are refused
+	 * (shutting_down) and it is closed when the last run has ended */
 	runs_drop_queue(s);
 }
 

@@ -383,6 +383,27 @@ static void retire(struct supervisor *s, struct job *job)
 	job_release(s, job);
 }
 
+/* Killed because the shutdown grace ran out: the module did nothing
+ * wrong, the run was interrupted (as after a crash of ours). Recorded
+ * "interrupted" and answered so, never as a verdict of the module. */
+static bool interrupted(const struct supervisor *s, const struct job *job)
+{
+	return job->cancelled && s->stopping;
+}
+
+static void answer_interrupted(struct supervisor *s, struct job *job)
+{
+	char msg[192];
+
+	snprintf(msg, sizeof(msg),
+		 "run %lld was killed when airlockd stopped (its shutdown "
+		 "grace of %llu ms ran out); recorded interrupted: run it "
+		 "again",
+		 (long long)job->run_id,
+		 (unsigned long long)s->cfg.shutdown_grace_ms);
+	answer_error(s, job, PROTO_E_INTERRUPTED, msg);
+}
+
 static void record(struct supervisor *s, struct job *job,
 		   const struct sandbox_result *r)
 {
@@ -407,11 +428,8 @@ static void record(struct supervisor *s, struct job *job,
 	metrics_observe(&s->durations, r->wall_ms / 1000.0);
 	if (r->verdict == SANDBOX_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
-	/* killed because the shutdown grace ran out: the module did nothing
-	 * wrong, the run was interrupted (as after a crash of ours) */
-	bool interrupted = job->cancelled && s->stopping;
 	if (job->run_id &&
-	    (interrupted ?
+	    (interrupted(s, job) ?
 		     manifest_run_interrupt(s->m, job->run_id, &err) :
 		     manifest_run_finish(s->m, job->run_id, &mr, &err)) < 0)
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
@@ -489,6 +507,8 @@ static void finish_validation(struct supervisor *s, struct job *job,
 	    manifest_get(s->m, job->mod.id, &job->mod, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
 		answer_error(s, job, PROTO_E_INTERNAL, err.msg);
+	} else if (interrupted(s, job)) {
+		answer_interrupted(s, job);
 	} else {
 		answer(s, job, r, ok, proto_error_name(PROTO_E_REJECTED),
 		       reason, false);
@@ -561,7 +581,10 @@ static void finish_exec(struct supervisor *s, struct job *job,
 			(void)manifest_get(s->m, job->mod.id, &job->mod, &err);
 		}
 	}
-	answer(s, job, r, true, NULL, NULL, archived);
+	if (interrupted(s, job))
+		answer_interrupted(s, job);
+	else
+		answer(s, job, r, true, NULL, NULL, archived);
 	retire(s, job);
 }
 

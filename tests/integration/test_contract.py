@@ -395,6 +395,23 @@ def t_state_dir_policies():
             os.chmod(pdir, 0o755)
 
 
+@test("shutdown: a run killed at the grace's end is answered interrupted, as the manifest records it")
+def t_grace_interrupted():
+    d = Daemon(args=["--shutdown-grace", "300ms"])
+    check(d.submit("sleeper", b"#!/bin/sh\nsleep \"${1:-0}\"\n")["ok"], "submit")
+    with d.connect() as c:
+        c.send({"op": "exec", "name": "sleeper", "id": "x", "args": ["20"]})
+        wait_for(lambda: any("running sleeper" in l for l in d.log), "the run to start")
+        d.proc.send_signal(signal.SIGTERM)
+        answer = c.recv()
+    check_eq(d.proc.wait(WAIT), 0, "airlockd exit status")
+    expect_error(answer, "interrupted")
+    check_eq(answer.get("id"), "x", "the request id")
+    check("shutdown grace" in answer["error"]["message"], f"message: {answer}")
+    status, out, _ = airlock(["runs", "sleeper", "--json", "--state-dir", d.state])
+    check_eq(json.loads(out)["runs"][0]["verdict"], "interrupted", "the run's record")
+
+
 # ================================================================== runner
 
 def main(argv):
