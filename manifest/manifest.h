@@ -183,6 +183,12 @@ struct manifest_submission {
  */
 int manifest_stage(struct manifest *m, const struct manifest_submission *sub,
 		   struct manifest_module *out, struct al_error *err);
+/* 1 with *out filled when the name's active version already holds this
+ * content (SHA-256 and size) under the same policy name and hash: a
+ * resubmission that changes nothing; 0 when not; -1 with err. */
+int manifest_find_same(struct manifest *m,
+		       const struct manifest_submission *sub,
+		       struct manifest_module *out, struct al_error *err);
 
 /*
  * Move module `id` to `to` if the transition table allows it (an illegal

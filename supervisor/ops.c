@@ -675,6 +675,39 @@ static int submit_content(struct op_ctx *x, unsigned char **out,
 	return 0;
 }
 
+/* The same content under the same policy as the name's active version
+ * (and the caller one of its owners): answer that version as it is, with
+ * "unchanged": true; no new version, no run, no quota spent. */
+static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
+			       size_t len, const struct sup_policy *pol)
+{
+	struct manifest_module mod;
+	struct al_error err = { 0 };
+	struct manifest_submission sub = {
+		.name = x->req->name,
+		.content = content,
+		.len = len,
+		.policy_name = pol->name,
+		.policy_hash = pol->hash,
+	};
+	struct json_buf jb;
+
+	if (manifest_find_same(x->s->m, &sub, &mod, &err) <= 0 ||
+	    !tenant_may(x->c, &mod))
+		return false; /* errors too: the ordinary path reports them */
+	LOG(LOG_INFO, x->rid, 0, "submit %s: the same as version %lld; unchanged",
+	    mod.name, (long long)mod.version);
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "module");
+	manifest_module_json(&jb, &mod);
+	json_kv_bool(&jb, "unchanged", true);
+	json_kv_bool(&jb, "archived", false);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+	return true;
+}
+
 static void op_submit(struct op_ctx *x)
 {
 	const struct proto_request *req = x->req;
@@ -692,16 +725,21 @@ static void op_submit(struct op_ctx *x)
 	}
 	if (submit_content(x, &content, &len) < 0)
 		return;
-	char full[512];
-	int code = storage_admit(x->s, x->c, len, full, sizeof(full));
-	if (code) {
-		reply_error(x, code, "%s", full);
-		return;
-	}
 	struct sup_policy *pol =
 		policy_get(x->s, req->policy ? req->policy : "default", &err);
 	if (!pol) {
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
+		return;
+	}
+	if (answered_unchanged(x, content, len, pol)) {
+		policy_put(x->s, pol);
+		return;
+	}
+	char full[512];
+	int code = storage_admit(x->s, x->c, len, full, sizeof(full));
+	if (code) {
+		policy_put(x->s, pol);
+		reply_error(x, code, "%s", full);
 		return;
 	}
 	if (!admitted(x)) {

@@ -261,6 +261,9 @@ static int client_submit(struct client_opts *o)
 			print_error(o, &r);
 		if (json_get(r.doc, r.root, "module"))
 			print_module(&r);
+		if (cli_bool(r.doc, r.root, "unchanged"))
+			printf("unchanged: the active version already has this "
+			       "content and policy; nothing was run\n");
 		if (!r.ok)
 			print_result_output(&r);
 	}

@@ -412,6 +412,29 @@ def t_grace_interrupted():
     check_eq(json.loads(out)["runs"][0]["verdict"], "interrupted", "the run's record")
 
 
+@test("submit: identical content and policy answers the active version, unchanged (no version, no run)")
+def t_resubmit_identical():
+    d = Daemon()
+    first = d.submit("same", b"#!/bin/sh\necho one\n")
+    check_eq(first["module"]["version"], 1, "first submit")
+    again = d.submit("same", b"#!/bin/sh\necho one\n")
+    check(again.get("ok") and again.get("unchanged") is True, f"resubmit: {again}")
+    check_eq(again["module"], first["module"], "the existing version, as it was")
+    check("result" not in again, "no run, so no result")
+    check_eq(len(d.request({"op": "list", "name": "same"})["modules"]), 1, "versions")
+    check_eq(len(d.request({"op": "runs", "name": "same"})["runs"]), 1, "runs")
+    path = os.path.join(d.tmp, "same")
+    with open(path, "wb") as f:
+        f.write(b"#!/bin/sh\necho one\n")
+    _, out, _ = d.airlock("submit", path, check_status=0)
+    check("same version 1: active" in out and "unchanged" in out, f"airlock submit: {out}")
+    # a change of content or of policy is a new version
+    check_eq(d.submit("same", b"#!/bin/sh\necho two\n")["module"]["version"], 2,
+             "new content")
+    check_eq(d.submit("same", b"#!/bin/sh\necho two\n", policy="python")["module"]["version"],
+             3, "same content, another policy")
+
+
 # ================================================================== runner
 
 def main(argv):
