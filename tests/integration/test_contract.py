@@ -435,6 +435,27 @@ def t_resubmit_identical():
              3, "same content, another policy")
 
 
+@test("durations: a bare number (--timeout 5) is refused as ambiguous everywhere; 5s and 0 are fine")
+def t_duration_units():
+    status, out, _ = airlock(["run", "--json", "--timeout", "5", "/bin/true"])
+    r = harness.parse_result(status, out.encode())
+    check_eq((status, r["verdict"]), (125, "setup_error"), "--timeout 5")
+    check("needs a unit (5ms or 5s?)" in r["error"], f"message: {r['error']}")
+    status, out, _ = airlock(["run", "--json", "--timeout", "5s", "/bin/true"])
+    check_eq(status, 0, "--timeout 5s")
+    check_eq(harness.parse_result(status, out.encode())["limits"]["timeout_ms"], 5000,
+             "5s in force")
+    with Workdir() as w:
+        suite = w.file("s.ini", "[case c]\nmodule = /bin/true\ntimeout = 300\n")
+        status, _, err = airlock(["validate", "--suite", suite])
+        check_eq(status, 2, "a suite with timeout = 300")
+        check("needs a unit (300ms or 300s?)" in err, f"validate: {err}")
+    p = subprocess.run([test_daemon.AIRLOCKD, "--tick", "1000", "--state-dir", "/nonexistent/x",
+                        "--socket", "/nonexistent/s"], capture_output=True, timeout=WAIT)
+    check_eq(p.returncode, 2, "airlockd --tick 1000")
+    check(b"needs a unit (1000ms or 1000s?)" in p.stderr, f"airlockd: {p.stderr!r}")
+
+
 # ================================================================== runner
 
 def main(argv):
