@@ -65,6 +65,10 @@ struct sandbox_spec {
 	/* A host path (contains '/'): bound read-only into the jail and run;
 	 * or a bare name looked up on the jail's PATH. */
 	const char *program;
+	/* For a host path: the module's file name inside the jail
+	 * (/module/NAME, its $0 and what tracebacks show), sanitized to
+	 * [A-Za-z0-9._-]; NULL: the host file's own name. */
+	const char *program_name;
 	char *const *args; /* arguments after argv[0]; NULL-terminated or NULL */
 	/* The module's standard streams: an fd of the caller's (duplicated
 	 * into the jail), or -1: stdin from /dev/null, stdout and stderr

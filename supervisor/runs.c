@@ -282,6 +282,7 @@ static void start(struct supervisor *s, struct job *job)
 		.policy = job->pol->policy,
 		.filter = job->pol->filter,
 		.program = job->path,
+		.program_name = job->mod.name, /* not the store's <sha256> */
 		.args = job->args,
 		.stdin_fd = job->stdin_fd,
 		.stdout_fd = -1,

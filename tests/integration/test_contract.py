@@ -456,6 +456,34 @@ def t_duration_units():
     check(b"needs a unit (1000ms or 1000s?)" in p.stderr, f"airlockd: {p.stderr!r}")
 
 
+@test("module name: inside the jail the module is /module/NAME (its name, not its sha256), sanitized")
+def t_module_name_in_jail():
+    d = Daemon()
+    me = b"#!/bin/sh\necho \"$0\"\nls /module\n"
+    got = d.submit("report.sh", me)
+    check(got.get("ok"), f"submit: {got}")
+    check_eq(got["result"]["stdout"], "/module/report.sh\nreport.sh\n",
+             "the validation run's $0 and /module")
+    got = d.request({"op": "exec", "name": "report.sh"})
+    check_eq(got["result"]["stdout"], "/module/report.sh\nreport.sh\n", "exec's $0")
+    check(got["module"]["sha256"] not in got["result"]["stdout"], "no sha256 shown")
+    # a traceback names the file as the author named it
+    py = b"#!/usr/bin/env python3\nraise SystemExit(open('/nonexistent'))\n"
+    got = d.submit("tool.py", py, policy="python")
+    check('File "/module/tool.py"' in got["result"]["stderr"],
+          f"traceback: {got['result']['stderr']!r}")
+    # a host file name the CLI passes through is made one plain name
+    with Workdir() as w:
+        odd = w.file("odd name;$(x).sh", me, 0o755)
+        status, out, _ = airlock(["run", odd])
+        check_eq((status, out), (0, "/module/odd_name___x_.sh\nodd_name___x_.sh\n"),
+                 "a host name with spaces and shell characters")
+        hidden = w.file("..sh", me, 0o755)
+        status, out, _ = airlock(["run", hidden])
+        check_eq((status, out), (0, "/module/module..sh\nmodule..sh\n"),
+                 "a name starting with a dot")
+
+
 # ================================================================== runner
 
 def main(argv):
