@@ -469,6 +469,42 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return MHD_YES;
 }
 
+static unsigned listen_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+int http_check_address(const struct supervisor_config *cfg,
+		       struct al_error *err)
+{
+	char addr[96];
+	int one = 1;
+
+	if (!cfg->metrics_addr_len)
+		return 0;
+	supervisor_format_listen(&cfg->metrics_addr, addr, sizeof(addr));
+	_cleanup_close_ int fd = socket(cfg->metrics_addr.ss_family,
+					SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return al_error_sys(err, errno, "HTTP on %s: socket", addr);
+	/* as libmicrohttpd will: so this probe leaves nothing in the way */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (cfg->metrics_addr.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				 sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&cfg->metrics_addr,
+		 (socklen_t)cfg->metrics_addr_len) < 0)
+		return al_error_sys(err, errno,
+				    "HTTP on %s: cannot bind port %u (another "
+				    "program listens there? --metrics-listen "
+				    "ADDR:PORT or METRICS_PORT picks another; "
+				    "0 turns HTTP off)",
+				    addr, listen_port(&cfg->metrics_addr));
+	return 0;
+}
+
 int http_start(struct supervisor *s, struct al_error *err)
 {
 	const struct supervisor_config *cfg = &s->cfg;

@@ -356,6 +356,10 @@ void supervisor_reload(struct supervisor *s);
  * our loop. Start binds the address of cfg.metrics_addr (nothing when
  * HTTP is off); run is called when its source is readable or its
  * timeout passed; timeout_ms is -1 (none) or the ms until it is due. */
+/* Bind the metrics address once and let go, before anything is made: a
+ * port in use stops start-up with a message naming it. */
+int http_check_address(const struct supervisor_config *cfg,
+		       struct al_error *err);
 int http_start(struct supervisor *s, struct al_error *err);
 void http_run(struct supervisor *s);
 int64_t http_timeout_ms(struct supervisor *s);

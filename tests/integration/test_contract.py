@@ -484,6 +484,58 @@ def t_module_name_in_jail():
                  "a name starting with a dot")
 
 
+@test("start-up: with the metrics port taken airlockd names that port and leaves nothing it made")
+def t_metrics_port_taken():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with Workdir() as w:
+            state = os.path.join(w.path, "fresh-state")
+            sock = os.path.join(w.path, "fresh-run", "airlock.sock")
+            for how in (["--metrics-listen", f"127.0.0.1:{port}"], []):
+                p = subprocess.run([test_daemon.AIRLOCKD, "--state-dir", state,
+                                    "--socket", sock] + how,
+                                   capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL,
+                                   env=dict(os.environ, METRICS_PORT=str(port),
+                                            AIRLOCK_POLICY_PATH=test_daemon.SHIPPED_POLICIES))
+                err = p.stderr.decode()
+                check_eq(p.returncode, 1, f"airlockd {how}: exit status ({err})")
+                check(f"127.0.0.1:{port}" in err and f"port {port}" in err and
+                      "port 0" not in err, f"names the port: {err!r}")
+                check(not os.path.exists(state), "the state directory it made is gone")
+                check(not os.path.exists(os.path.dirname(sock)), "the socket directory too")
+            # a failure after the state directory was made: a live socket
+            live = socket.socket(socket.AF_UNIX)
+            live_path = os.path.join(w.path, "live.sock")
+            live.bind(live_path)
+            live.listen()
+            try:
+                p = subprocess.run([test_daemon.AIRLOCKD, "--state-dir", state,
+                                    "--socket", live_path],
+                                   capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL,
+                                   env=dict(os.environ, METRICS_PORT="0",
+                                            AIRLOCK_POLICY_PATH=test_daemon.SHIPPED_POLICIES))
+            finally:
+                live.close()
+            check_eq(p.returncode, 1, f"a live socket: {p.stderr[-300:]!r}")
+            check(not os.path.exists(state), "the state directory made before it failed is gone")
+            # a state directory that was there is left as it was
+            os.makedirs(state, mode=0o700)
+            marker = os.path.join(state, "keep")
+            open(marker, "w").close()
+            p = subprocess.run([test_daemon.AIRLOCKD, "--state-dir", state, "--socket", sock,
+                                "--metrics-listen", f"127.0.0.1:{port}"],
+                               capture_output=True, timeout=WAIT, stdin=subprocess.DEVNULL,
+                               env=dict(os.environ,
+                                        AIRLOCK_POLICY_PATH=test_daemon.SHIPPED_POLICIES))
+            check_eq(p.returncode, 1, "exit status")
+            check(os.path.exists(marker), "a state directory it did not make is kept")
+    finally:
+        taken.close()
+
+
 # ================================================================== runner
 
 def main(argv):
