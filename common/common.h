@@ -113,6 +113,9 @@ void json_key(struct json_buf *jb, const char *key);
  */
 void json_string_n(struct json_buf *jb, const char *s, size_t n);
 void json_string(struct json_buf *jb, const char *s); /* NULL → null */
+/* Whether s[0..n) is well-formed UTF-8 (as json_string_n() would keep it
+ * unchanged); NUL bytes count as valid. */
+bool json_utf8_valid(const char *s, size_t n);
 void json_int(struct json_buf *jb, int64_t v);
 void json_uint(struct json_buf *jb, uint64_t v);
 /* Fixed-point with `decimals` digits after the point; NaN/inf → null. */

@@ -215,6 +215,19 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+bool json_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n;) {
+		size_t len = u[i] < 0x80 ? 1 : utf8_seq_len(u + i, n - i);
+		if (len == 0)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
 /* The two-character escapes JSON defines, or NULL. */
 static const char *short_escape(unsigned char c)
 {

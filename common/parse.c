@@ -26,7 +26,7 @@
 #define SIZE_FORM "a number with an optional unit K, M, G or T (e.g. 64M)"
 #define FRACTION_FORM "a fraction needs a unit K, M, G or T (e.g. 1.5G)"
 #define DURATION_FORM                                                          \
-	"a number with an optional unit us, ms, s, m or h (e.g. 200ms, 3s)"
+	"a number with a unit us, ms, s, m or h (e.g. 200ms, 3s)"
 
 typedef unsigned __int128 u128;
 
@@ -45,11 +45,10 @@ struct duration_unit {
 	uint64_t us;
 };
 
-/* "" is the plain number: milliseconds. */
+/* No "": a bare number is refused (parse_duration_us). */
 static const struct duration_unit duration_units[] = {
 	{ "us", 1 },
 	{ "ms", 1000 },
-	{ "", 1000 },
 	{ "s", 1000000 },
 	{ "m", UINT64_C(60) * 1000000 },
 	{ "h", UINT64_C(3600) * 1000000 },
@@ -206,11 +205,25 @@ int parse_duration_us(const char *s, uint64_t *out, struct al_error *err)
 	uint64_t v;
 	size_t i;
 
-	if (scan_decimal(s, &d)) {
+	bool number = scan_decimal(s, &d);
+	if (number) {
 		for (i = 0; i < ARRAY_SIZE(duration_units); i++)
 			if (strcmp(d.end, duration_units[i].suffix) == 0)
 				unit = &duration_units[i];
 	}
+	bool bare = number && unit == NULL && *d.end == '\0';
+	/* a bare number is ambiguous (milliseconds? seconds?): refused,
+	 * except 0, which is the same in every unit */
+	if (bare && !d.has_frac && !d.whole_overflow && d.whole == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (bare)
+		return al_error_set(err, EINVAL,
+				    "invalid duration \"%s\": a number needs a "
+				    "unit (%sms or %ss?): us, ms, s, m or h",
+				    quote_input(s, q), quote_input(s, q),
+				    quote_input(s, q));
 	if (unit == NULL)
 		return al_error_set(err, EINVAL,
 				    "invalid duration \"%s\": expected %s",

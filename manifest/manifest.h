@@ -183,6 +183,12 @@ struct manifest_submission {
  */
 int manifest_stage(struct manifest *m, const struct manifest_submission *sub,
 		   struct manifest_module *out, struct al_error *err);
+/* 1 with *out filled when the name's active version already holds this
+ * content (SHA-256 and size) under the same policy name and hash: a
+ * resubmission that changes nothing; 0 when not; -1 with err. */
+int manifest_find_same(struct manifest *m,
+		       const struct manifest_submission *sub,
+		       struct manifest_module *out, struct al_error *err);
 
 /*
  * Move module `id` to `to` if the transition table allows it (an illegal
@@ -558,6 +564,19 @@ int manifest_check(struct manifest *m, manifest_problem_fn fn, void *arg,
 int manifest_staging_sweep(struct manifest *m, int64_t min_age_ms,
 			   void (*fn)(const char *path, void *arg), void *arg,
 			   struct al_error *err);
+
+/* ----------------------------------------------------------------- JSON */
+
+/*
+ * The one JSON object of a module version and of a run (docs/manifest.md,
+ * "JSON"), appended to `jb` as a value: airlockd's answers and the CLI's
+ * --json views both write these. Borrow their arguments.
+ */
+void manifest_module_json(struct json_buf *jb,
+			  const struct manifest_module *module);
+void manifest_run_json(struct json_buf *jb, const struct manifest_run *run);
+void manifest_event_json(struct json_buf *jb,
+			 const struct manifest_event *event);
 
 /* ----------------------------------------------------------------- time */
 

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -340,6 +341,26 @@ int manifest_stage(struct manifest *m, const struct manifest_submission *sub,
 		return al_error_prefix(err, "manifest: stage module \"%s\"",
 				       quoted(sub->name, q));
 	return 0;
+}
+
+int manifest_find_same(struct manifest *m,
+		       const struct manifest_submission *sub,
+		       struct manifest_module *out, struct al_error *err)
+{
+	char sha[MANIFEST_SHA256_HEX + 1], path[PATH_MAX];
+	struct al_error e = { 0 };
+
+	if (manifest_active_path(m, sub->name, out, path, sizeof(path), &e) < 0) {
+		if (e.errnum == ENOENT)
+			return 0;
+		if (err)
+			*err = e;
+		return -1;
+	}
+	sha256_hex(sub->content, sub->len, sha);
+	return strcmp(out->sha256, sha) == 0 && out->size == sub->len &&
+	       strcmp(out->policy_name, sub->policy_name) == 0 &&
+	       strcmp(out->policy_hash, sub->policy_hash) == 0;
 }
 
 /* ---------------------------------------------------------- transitions */

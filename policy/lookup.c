@@ -16,8 +16,28 @@
 #ifndef AIRLOCK_POLICY_DIR
 #define AIRLOCK_POLICY_DIR "/usr/local/share/airlock/policies"
 #endif
-#define STATE_POLICY_DIR "/var/lib/airlock/policies"
+#define DEFAULT_STATE_DIR "/var/lib/airlock"
 #define SUFFIX ".policy"
+
+/* The state directory whose policies/ is searched: airlockd's --state-dir
+ * (policy_set_state_dir), else $AIRLOCK_STATE_DIR, else the default, as
+ * every command finds the state directory. */
+static char state_dir[PATH_MAX];
+
+void policy_set_state_dir(const char *dir)
+{
+	snprintf(state_dir, sizeof(state_dir), "%s", dir ? dir : "");
+}
+
+static const char *state_policy_dir(char *buf, size_t len)
+{
+	const char *dir = state_dir[0] ? state_dir : getenv("AIRLOCK_STATE_DIR");
+	if (!dir || !*dir)
+		dir = DEFAULT_STATE_DIR;
+	snprintf(buf, len, "%s%spolicies", dir,
+		 dir[strlen(dir) - 1] == '/' ? "" : "/");
+	return buf;
+}
 
 /* with_tree: also the source tree next to the binary, for a CLI run from
  * build/; never for the daemon, where that tree may be anyone's. */
@@ -40,8 +60,9 @@ static const char *search_path(char *buf, size_t len, bool with_tree)
 		if (realpath(joined, real))
 			snprintf(tree, sizeof(tree), ":%s", real);
 	}
-	snprintf(buf, len, "%s:%s%s", AIRLOCK_POLICY_DIR, STATE_POLICY_DIR,
-		 tree);
+	char state[PATH_MAX + 16];
+	snprintf(buf, len, "%s:%s%s", AIRLOCK_POLICY_DIR,
+		 state_policy_dir(state, sizeof(state)), tree);
 	return buf;
 }
 
@@ -196,6 +217,35 @@ int policy_list_trusted(void (*fn)(const char *name, const char *path,
 		       arg);
 }
 
+struct names {
+	char *buf;
+	size_t len, used;
+};
+
+static void add_trusted(const char *name, const char *path, void *arg)
+{
+	struct names *n = arg;
+	if (al_path_trusted(path, geteuid(), NULL) < 0 || n->used >= n->len)
+		return; /* one the daemon would refuse: not worth naming */
+	int w = snprintf(n->buf + n->used, n->len - n->used, "%s%s",
+			 n->used ? ", " : "", name);
+	n->used = w < 0 ? n->len : n->used + (size_t)w;
+}
+
+/* The names policy_load_trusted() would load, "default" always among
+ * them (it is built in): "default, python, strict". */
+static void trusted_names(char *buf, size_t len)
+{
+	struct names n = { .buf = buf, .len = len };
+	char search[8192], path[PATH_MAX];
+
+	buf[0] = '\0';
+	if (!find_in(policy_trusted_search_path(search, sizeof(search)),
+		     "default", path, sizeof(path)))
+		n.used = (size_t)snprintf(buf, len, "default");
+	policy_list_trusted(add_trusted, &n);
+}
+
 /*
  * For the daemon, which loads policies as root on a client's word: the
  * name must be a plain name (never a path, never relative to any working
@@ -220,11 +270,14 @@ struct al_policy *policy_load_trusted(const char *name, struct al_error *err)
 	if (!find_in(search, name, path, sizeof(path))) {
 		if (strcmp(name, "default") == 0)
 			return policy_new_default(err);
+		char have[512];
+		trusted_names(have, sizeof(have));
 		al_error_set(err, ENOENT,
-			     "unknown policy \"%s\": no %s" SUFFIX " in %s "
-			     "('airlock policy list' on the daemon's host "
-			     "shows what there is)",
-			     name, name, search);
+			     "unknown policy \"%s\": no %s" SUFFIX " in %s; "
+			     "this daemon accepts %s (an operator adds one as "
+			     "a root-owned file, not group/other-writable, in "
+			     "one of those directories)",
+			     name, name, search, have);
 		return NULL;
 	}
 	if (al_path_trusted(path, geteuid(), err) < 0) {

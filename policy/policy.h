@@ -116,6 +116,9 @@ struct al_policy *policy_load(const char *name_or_path, struct al_error *err);
 /* The directories searched for policy names, ':'-separated:
  * $AIRLOCK_POLICY_PATH if set, else the installed policy directory, the
  * state directory's policies/ and the source tree next to the binary. */
+/* The state directory is policy_set_state_dir()'s (airlockd passes its
+ * --state-dir; copied), else $AIRLOCK_STATE_DIR, else /var/lib/airlock. */
+void policy_set_state_dir(const char *dir);
 const char *policy_search_path(char *buf, size_t len);
 /* Call fn for each NAME.policy in the search path (first one of a name
  * wins); returns how many. */

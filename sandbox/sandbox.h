@@ -65,6 +65,10 @@ struct sandbox_spec {
 	/* A host path (contains '/'): bound read-only into the jail and run;
 	 * or a bare name looked up on the jail's PATH. */
 	const char *program;
+	/* For a host path: the module's file name inside the jail
+	 * (/module/NAME, its $0 and what tracebacks show), sanitized to
+	 * [A-Za-z0-9._-]; NULL: the host file's own name. */
+	const char *program_name;
 	char *const *args; /* arguments after argv[0]; NULL-terminated or NULL */
 	/* The module's standard streams: an fd of the caller's (duplicated
 	 * into the jail), or -1: stdin from /dev/null, stdout and stderr
@@ -235,7 +239,16 @@ const char *sandbox_verdict_name(enum sandbox_verdict v);
 /* Fill a setup_error result (exit 125, or 126/127 given `exit_status`). */
 void sandbox_result_setup_error(struct sandbox_result *result, int exit_status,
 				const char *message);
-/* The JSON object of DESIGN.md for one result. Caller frees. */
+/* The JSON object of DESIGN.md for one result, appended to `jb` as a
+ * value (an answer's "result" member); policy and host may be NULL (their
+ * members are then left out). The one encoder of a result: the CLI, the
+ * daemon and validate's report all use it. */
+struct json_buf;
+void sandbox_result_write(struct json_buf *jb,
+			  const struct sandbox_result *result,
+			  const struct al_policy *policy,
+			  const struct sandbox_host *host);
+/* The same object as a text of its own. Caller frees. */
 char *sandbox_result_json(const struct sandbox_result *result,
 			  const struct al_policy *policy,
 			  const struct sandbox_host *host);

@@ -401,6 +401,32 @@ out:
 	al_closep(&sync[0]);
 }
 
+/* /module/NAME inside the jail, NAME the spec's program_name or the host
+ * file's own name, as tracebacks and $0 show it. Sanitized: anything but
+ * [A-Za-z0-9._-] becomes '_', and a name that would be empty, "." or ".."
+ * (or start with '.', hidden) is prefixed, so it is always one plain file
+ * name under /module. */
+static void jail_module_path(struct sandbox_run *run,
+			     const struct sandbox_spec *spec)
+{
+	const char *name = spec->program_name;
+	char clean[128];
+	size_t n = 0;
+
+	if (!name || !*name)
+		name = strrchr(spec->program, '/') + 1;
+	for (; *name && n + 1 < sizeof(clean); name++) {
+		char c = *name;
+		bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+			     c == '-';
+		clean[n++] = plain ? c : '_';
+	}
+	clean[n] = '\0';
+	snprintf(run->module_path, sizeof(run->module_path), "/module/%s%s",
+		 n == 0 || clean[0] == '.' ? "module" : "", clean);
+}
+
 int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
 		  struct sandbox_run **out, struct al_error *err)
 {
@@ -425,9 +451,7 @@ int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
 		module_fd = above_stdio(open_module(run, spec->program));
 		if (module_fd < 0)
 			return 0;
-		const char *base = strrchr(spec->program, '/') + 1;
-		snprintf(run->module_path, sizeof(run->module_path),
-			 "/module/%s", *base ? base : "module");
+		jail_module_path(run, spec);
 		argv0 = run->module_path;
 	}
 	if (build_argv(run, argv0, spec->program, spec->args) < 0)

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "policy/policy.h"
 #include "supervisor/supervisor.h"
 
 #define EXIT_USAGE 2
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
 		supervisor_config_release(&cfg);
 		return 0;
 	}
+	/* STATE_DIR/policies is this daemon's, whatever the default is */
+	policy_set_state_dir(cfg.state_dir);
 	raise_fd_limit();
 	/* nothing the daemon does may depend on where it was started: a
 	 * writable working directory must not be where it looks for files */

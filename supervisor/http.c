@@ -353,8 +353,8 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 
 /* Liveness: this answer itself shows the loop turns; the manifest must
  * take a write (health.c, at most once a second however often a probe
- * asks) and the socket must still be ours (not checked while draining,
- * when it is closed on purpose). */
+ * asks) and the socket must still be ours; while draining it is 503
+ * "draining" whatever the checks say. */
 static enum MHD_Result serve_healthz(struct supervisor *s,
 				     struct MHD_Connection *conn)
 {
@@ -363,11 +363,12 @@ static enum MHD_Result serve_healthz(struct supervisor *s,
 	if (now_ms() - s->health.checked_ms >= HEALTH_FRESH_MS)
 		health_check(s);
 	const struct health *h = &s->health;
-	bool socket_ok = h->socket_ok || s->stopping;
-	bool ok = h->manifest_ok && socket_ok;
+	/* draining is not healthy for a balancer or a probe: 503, saying
+	 * so (the check lines follow as usual) */
+	bool ok = h->manifest_ok && h->socket_ok && !s->stopping;
 	snprintf(body, sizeof(body), "%s\nloop: ok\nmanifest: %s\nsocket: %s\n",
-		 ok ? "ok" : "unhealthy", h->manifest,
-		 h->socket_ok ? "ok" : h->socket);
+		 s->stopping ? "draining" : ok ? "ok" : "unhealthy",
+		 h->manifest, h->socket_ok ? "ok" : h->socket);
 	return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 		     TEXT, body);
 }
@@ -466,6 +467,42 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return r->serve(s, conn);
 	*req_cls = (void *)r;
 	return MHD_YES;
+}
+
+static unsigned listen_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+int http_check_address(const struct supervisor_config *cfg,
+		       struct al_error *err)
+{
+	char addr[96];
+	int one = 1;
+
+	if (!cfg->metrics_addr_len)
+		return 0;
+	supervisor_format_listen(&cfg->metrics_addr, addr, sizeof(addr));
+	_cleanup_close_ int fd = socket(cfg->metrics_addr.ss_family,
+					SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return al_error_sys(err, errno, "HTTP on %s: socket", addr);
+	/* as libmicrohttpd will: so this probe leaves nothing in the way */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (cfg->metrics_addr.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				 sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&cfg->metrics_addr,
+		 (socklen_t)cfg->metrics_addr_len) < 0)
+		return al_error_sys(err, errno,
+				    "HTTP on %s: cannot bind port %u (another "
+				    "program listens there? --metrics-listen "
+				    "ADDR:PORT or METRICS_PORT picks another; "
+				    "0 turns HTTP off)",
+				    addr, listen_port(&cfg->metrics_addr));
+	return 0;
 }
 
 int http_start(struct supervisor *s, struct al_error *err)

@@ -289,9 +289,6 @@ int content_from_fd(int fd, size_t max, unsigned char **out, size_t *len,
  * that came with it (ops takes the fd it uses; conn closes the rest) */
 void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		  size_t len);
-void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
-		     const struct sup_policy *pol);
-void ops_module_json(struct json_buf *jb, const struct manifest_module *mod);
 
 /* runs.c */
 struct sup_policy *policy_get(struct supervisor *s, const char *name,
@@ -359,6 +356,10 @@ void supervisor_reload(struct supervisor *s);
  * our loop. Start binds the address of cfg.metrics_addr (nothing when
  * HTTP is off); run is called when its source is readable or its
  * timeout passed; timeout_ms is -1 (none) or the ms until it is due. */
+/* Bind the metrics address once and let go, before anything is made: a
+ * port in use stops start-up with a message naming it. */
+int http_check_address(const struct supervisor_config *cfg,
+		       struct al_error *err);
 int http_start(struct supervisor *s, struct al_error *err);
 void http_run(struct supervisor *s);
 int64_t http_timeout_ms(struct supervisor *s);

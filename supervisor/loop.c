@@ -53,12 +53,14 @@
  * kill the rest (the next start marks them interrupted), exit 0.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,10 +125,28 @@ static int ticker_open(struct supervisor *s, struct al_error *err)
 	return 0;
 }
 
+static int remove_one(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0)
+		LOG(LOG_WARN, NULL, 0, "remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Depth first, never following a link out of the tree. */
+static void remove_made_tree(const char *dir)
+{
+	(void)nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 				  struct al_error *err)
 {
 	struct supervisor *s = calloc(1, sizeof(*s));
+	struct stat st;
+	bool made_state = false;
 
 	if (!s) {
 		al_error_sys(err, ENOMEM, "airlockd");
@@ -148,8 +168,16 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		al_error_prefix(err, "sandbox host");
 		goto fail;
 	}
-	if (preflight_policies(s, err) < 0)
+	if (preflight_policies(s, err) < 0 || http_check_address(cfg, err) < 0)
 		goto fail;
+	made_state = stat(cfg->state_dir, &st) < 0 && errno == ENOENT;
+	char sock_dir[PATH_MAX];
+	snprintf(sock_dir, sizeof(sock_dir), "%s", cfg->socket_path);
+	char *slash = strrchr(sock_dir, '/');
+	if (slash && slash != sock_dir)
+		*slash = '\0';
+	bool made_sock_dir = slash && slash != sock_dir &&
+			     stat(sock_dir, &st) < 0 && errno == ENOENT;
 	s->m = manifest_open(cfg->state_dir, MANIFEST_READ_WRITE, err);
 	if (!s->m)
 		goto fail;
@@ -162,11 +190,20 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		goto fail;
 	}
 	if (signals_open(s, err) < 0 || ticker_open(s, err) < 0 ||
-	    server_listen(s, err) < 0 || http_start(s, err) < 0)
+	    server_listen(s, err) < 0 || http_start(s, err) < 0) {
+		supervisor_free(s); /* closes and unlinks the socket */
+		if (made_sock_dir)
+			(void)rmdir(sock_dir);
+		s = NULL;
 		goto fail;
+	}
 	return s;
 fail:
 	supervisor_free(s);
+	/* a start that failed leaves no state directory behind that it made
+	 * itself (one that was there before is never touched) */
+	if (made_state)
+		remove_made_tree(cfg->state_dir);
 	return NULL;
 }
 
@@ -216,11 +253,9 @@ static void begin_stop(struct supervisor *s, int sig)
 	LOG(LOG_INFO, NULL, 0,
 	    "%s: stopping; %u runs may finish within %llu ms", strsignal(sig),
 	    s->nactive, (unsigned long long)s->cfg.shutdown_grace_ms);
-	if (s->listen.fd >= 0) {
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen.fd, NULL);
-		al_closep(&s->listen.fd);
-		server_unlink(s);
-	}
+	/* the socket stays open while draining: "airlock status" must say
+	 * so rather than "not running"; submit and exec are refused
+	 * (shutting_down) and it is closed when the last run has ended */
 	runs_drop_queue(s);
 }
 

@@ -54,92 +54,6 @@ static void reply_manifest_error(struct op_ctx *x, const struct al_error *err)
 	reply_error(x, code, "%s", err->msg);
 }
 
-/* ------------------------------------------------------------ encoders */
-
-void ops_module_json(struct json_buf *jb, const struct manifest_module *mod)
-{
-	char t[MANIFEST_TIME_MAX];
-
-	json_object_open(jb);
-	json_kv_string(jb, "name", mod->name);
-	json_kv_int(jb, "version", mod->version);
-	json_kv_string(jb, "state", manifest_state_name(mod->state));
-	json_kv_string(jb, "sha256", mod->sha256);
-	json_kv_uint(jb, "size", mod->size);
-	json_kv_string(jb, "policy", mod->policy_name);
-	json_kv_string(jb, "policy_hash", mod->policy_hash);
-	json_kv_string(jb, "reason", mod->reason);
-	json_kv_uint(jb, "submitted_uid", mod->submitted_uid);
-	json_kv_uint(jb, "owner_uid", mod->owner_uid);
-	if (mod->owner_gid >= 0)
-		json_kv_int(jb, "owner_gid", mod->owner_gid);
-	else
-		json_kv_null(jb, "owner_gid");
-	manifest_time_format(mod->updated_ms, true, t);
-	json_kv_string(jb, "updated", t);
-	json_object_close(jb);
-}
-
-void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
-		     const struct sup_policy *pol)
-{
-	json_object_open(jb);
-	json_kv_string(jb, "verdict", sandbox_verdict_name(r->verdict));
-	json_kv_int(jb, "exit_status", r->exit_status);
-	if (r->exit_code >= 0)
-		json_kv_int(jb, "exit_code", r->exit_code);
-	else
-		json_kv_null(jb, "exit_code");
-	if (r->signal)
-		json_kv_int(jb, "signal", r->signal);
-	else
-		json_kv_null(jb, "signal");
-	json_kv_string(jb, "syscall", r->syscall[0] ? r->syscall : NULL);
-	json_key(jb, "wall_ms");
-	json_double(jb, r->wall_ms, 1);
-	json_key(jb, "cpu_ms");
-	json_double(jb, r->cpu_ms, 1);
-	json_kv_uint(jb, "peak_memory_bytes", r->peak_memory_bytes);
-	json_key(jb, "stdout");
-	json_string_n(jb, r->stdout_data ? r->stdout_data : "", r->stdout_len);
-	json_key(jb, "stderr");
-	json_string_n(jb, r->stderr_data ? r->stderr_data : "", r->stderr_len);
-	json_kv_bool(jb, "stdout_truncated", r->stdout_truncated);
-	json_kv_bool(jb, "stderr_truncated", r->stderr_truncated);
-	if (r->verdict == SANDBOX_SETUP_ERROR)
-		json_kv_string(jb, "error", r->error);
-	if (pol) {
-		json_kv_string(jb, "policy", pol->name);
-		json_kv_string(jb, "policy_hash", pol->hash);
-	}
-	json_object_close(jb);
-}
-
-static void run_json(struct json_buf *jb, const struct manifest_run *r)
-{
-	char t[MANIFEST_TIME_MAX];
-
-	json_object_open(jb);
-	json_kv_int(jb, "id", r->id);
-	json_kv_string(jb, "module", r->module_name);
-	json_kv_int(jb, "version", r->module_version);
-	json_kv_string(jb, "verdict", r->verdict);
-	json_kv_int(jb, "started_ms", r->started_ms);
-	json_kv_int(jb, "ended_ms", r->ended_ms);
-	manifest_time_format(r->started_ms, true, t);
-	json_kv_string(jb, "started", t);
-	if (r->has_exit_code)
-		json_kv_int(jb, "exit_code", r->exit_code);
-	if (r->signal)
-		json_kv_int(jb, "signal", r->signal);
-	if (r->has_usage) {
-		json_key(jb, "wall_ms");
-		json_double(jb, r->wall_ms, 1);
-	}
-	json_kv_uint(jb, "uid", r->uid);
-	json_object_close(jb);
-}
-
 /* ----------------------------------------------------- queries (client) */
 
 /* An ok answer whose member `key` is an array the caller then fills from
@@ -169,7 +83,7 @@ static void array_reply_send(struct op_ctx *x, struct json_buf *jb, int rc,
 
 static int list_one(const struct manifest_module *mod, void *arg)
 {
-	ops_module_json(arg, mod);
+	manifest_module_json(arg, mod);
 	return 0;
 }
 
@@ -189,7 +103,7 @@ static void op_list(struct op_ctx *x)
 
 static int runs_one(const struct manifest_run *r, void *arg)
 {
-	run_json(arg, r);
+	manifest_run_json(arg, r);
 	return 0;
 }
 
@@ -229,7 +143,7 @@ static void op_show(struct op_ctx *x)
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
 	json_key(&jb, "module");
-	ops_module_json(&jb, &mod);
+	manifest_module_json(&jb, &mod);
 	json_key(&jb, "runs");
 	json_array_open(&jb);
 	if (manifest_runs(x->s->m, &f, runs_one, &jb, &err) < 0) {
@@ -531,7 +445,7 @@ static void reply_module(struct op_ctx *x, const char *name)
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
 	json_key(&jb, "module");
-	ops_module_json(&jb, &mod);
+	manifest_module_json(&jb, &mod);
 	json_object_close(&jb);
 	conn_send_jb(x->s, x->c, &jb);
 }
@@ -761,6 +675,39 @@ static int submit_content(struct op_ctx *x, unsigned char **out,
 	return 0;
 }
 
+/* The same content under the same policy as the name's active version
+ * (and the caller one of its owners): answer that version as it is, with
+ * "unchanged": true; no new version, no run, no quota spent. */
+static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
+			       size_t len, const struct sup_policy *pol)
+{
+	struct manifest_module mod;
+	struct al_error err = { 0 };
+	struct manifest_submission sub = {
+		.name = x->req->name,
+		.content = content,
+		.len = len,
+		.policy_name = pol->name,
+		.policy_hash = pol->hash,
+	};
+	struct json_buf jb;
+
+	if (manifest_find_same(x->s->m, &sub, &mod, &err) <= 0 ||
+	    !tenant_may(x->c, &mod))
+		return false; /* errors too: the ordinary path reports them */
+	LOG(LOG_INFO, x->rid, 0, "submit %s: the same as version %lld; unchanged",
+	    mod.name, (long long)mod.version);
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "module");
+	manifest_module_json(&jb, &mod);
+	json_kv_bool(&jb, "unchanged", true);
+	json_kv_bool(&jb, "archived", false);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+	return true;
+}
+
 static void op_submit(struct op_ctx *x)
 {
 	const struct proto_request *req = x->req;
@@ -778,16 +725,21 @@ static void op_submit(struct op_ctx *x)
 	}
 	if (submit_content(x, &content, &len) < 0)
 		return;
-	char full[512];
-	int code = storage_admit(x->s, x->c, len, full, sizeof(full));
-	if (code) {
-		reply_error(x, code, "%s", full);
-		return;
-	}
 	struct sup_policy *pol =
 		policy_get(x->s, req->policy ? req->policy : "default", &err);
 	if (!pol) {
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
+		return;
+	}
+	if (answered_unchanged(x, content, len, pol)) {
+		policy_put(x->s, pol);
+		return;
+	}
+	char full[512];
+	int code = storage_admit(x->s, x->c, len, full, sizeof(full));
+	if (code) {
+		policy_put(x->s, pol);
+		reply_error(x, code, "%s", full);
 		return;
 	}
 	if (!admitted(x)) {

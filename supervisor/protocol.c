@@ -28,6 +28,7 @@ static const char *const error_names[PROTO_E_COUNT] = {
 	[PROTO_E_INTERNAL] = "internal",
 	[PROTO_E_CANCELLED] = "cancelled",
 	[PROTO_E_STORAGE_FULL] = "storage_full",
+	[PROTO_E_INTERRUPTED] = "interrupted",
 };
 
 const char *proto_error_name(enum proto_error e)

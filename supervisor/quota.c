@@ -70,6 +70,14 @@ static struct quota *live_entry(struct supervisor *s, uint32_t uid)
 	return NULL;
 }
 
+/* What the admission table counts for a live entry: the runs admitted,
+ * started or not (the manifest knows only those that started). */
+static void entry_usage(const struct quota *q, uint64_t *hour, uint64_t *day)
+{
+	*hour = q->window == manifest_now_ms() / 3600000 ? q->used : 0;
+	*day = q->day_used;
+}
+
 void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
 		 uint64_t *day)
 {
@@ -78,8 +86,7 @@ void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
 	struct al_error err = { 0 };
 
 	if (q) {
-		*hour = q->window == manifest_now_ms() / 3600000 ? q->used : 0;
-		*day = q->day_used;
+		entry_usage(q, hour, day);
 		return;
 	}
 	if (derived(s, uid, &o, &err) < 0)
@@ -131,19 +138,35 @@ struct listing {
 	size_t nseen;
 };
 
-static void list_one(struct listing *l, uint32_t uid)
+static void list_line(struct listing *l, uint32_t uid, uint64_t hour,
+		      uint64_t day)
 {
-	uint64_t hour, day;
-
-	quota_usage(l->s, uid, &hour, &day);
 	report_quota_json(l->jb, uid, hour, day, &l->limits);
 	if (l->nseen < sizeof(l->seen) / sizeof(l->seen[0]))
 		l->seen[l->nseen++] = uid;
 }
 
+static void list_one(struct listing *l, uint32_t uid)
+{
+	uint64_t hour, day;
+
+	quota_usage(l->s, uid, &hour, &day);
+	list_line(l, uid, hour, day);
+}
+
+/* Called from inside manifest_usage()'s listing: it must not query the
+ * usage again (that would re-enter the listing's own cached statement
+ * and reset it mid-walk), so a uid the table does not know takes the
+ * row it was handed. */
 static int list_usage(const struct manifest_usage *u, void *arg)
 {
-	list_one(arg, u->uid);
+	struct listing *l = arg;
+	struct quota *q = live_entry(l->s, u->uid);
+	uint64_t hour = u->hour, day = u->day;
+
+	if (q)
+		entry_usage(q, &hour, &day);
+	list_line(l, u->uid, hour, day);
 	return 0;
 }
 

@@ -282,6 +282,7 @@ static void start(struct supervisor *s, struct job *job)
 		.policy = job->pol->policy,
 		.filter = job->pol->filter,
 		.program = job->path,
+		.program_name = job->mod.name, /* not the store's <sha256> */
 		.args = job->args,
 		.stdin_fd = job->stdin_fd,
 		.stdout_fd = -1,
@@ -313,6 +314,16 @@ static void start(struct supervisor *s, struct job *job)
 	if (sandbox_start(s->host, &spec, &job->run, &err) < 0) {
 		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", err.msg);
 		start_failed(s, job, err.msg);
+		return;
+	}
+	if (sandbox_run_step(job->run)) {
+		/* over before it began (the jail never opened): there is no
+		 * fd to watch, so finish it here */
+		const struct sandbox_result *r = sandbox_run_result(job->run);
+		if (job->kind == JOB_VALIDATE)
+			finish_validation(s, job, r);
+		else
+			finish_exec(s, job, r);
 		return;
 	}
 	job->src.fd = sandbox_run_fd(job->run);
@@ -373,6 +384,27 @@ static void retire(struct supervisor *s, struct job *job)
 	job_release(s, job);
 }
 
+/* Killed because the shutdown grace ran out: the module did nothing
+ * wrong, the run was interrupted (as after a crash of ours). Recorded
+ * "interrupted" and answered so, never as a verdict of the module. */
+static bool interrupted(const struct supervisor *s, const struct job *job)
+{
+	return job->cancelled && s->stopping;
+}
+
+static void answer_interrupted(struct supervisor *s, struct job *job)
+{
+	char msg[192];
+
+	snprintf(msg, sizeof(msg),
+		 "run %lld was killed when airlockd stopped (its shutdown "
+		 "grace of %llu ms ran out); recorded interrupted: run it "
+		 "again",
+		 (long long)job->run_id,
+		 (unsigned long long)s->cfg.shutdown_grace_ms);
+	answer_error(s, job, PROTO_E_INTERRUPTED, msg);
+}
+
 static void record(struct supervisor *s, struct job *job,
 		   const struct sandbox_result *r)
 {
@@ -397,11 +429,8 @@ static void record(struct supervisor *s, struct job *job,
 	metrics_observe(&s->durations, r->wall_ms / 1000.0);
 	if (r->verdict == SANDBOX_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
-	/* killed because the shutdown grace ran out: the module did nothing
-	 * wrong, the run was interrupted (as after a crash of ours) */
-	bool interrupted = job->cancelled && s->stopping;
 	if (job->run_id &&
-	    (interrupted ?
+	    (interrupted(s, job) ?
 		     manifest_run_interrupt(s->m, job->run_id, &err) :
 		     manifest_run_finish(s->m, job->run_id, &mr, &err)) < 0)
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
@@ -435,10 +464,10 @@ static void answer(struct supervisor *s, struct job *job,
 	}
 	json_kv_int(&jb, "run", job->run_id);
 	json_key(&jb, "module");
-	ops_module_json(&jb, &job->mod);
+	manifest_module_json(&jb, &job->mod);
 	json_kv_bool(&jb, "archived", archived);
 	json_key(&jb, "result");
-	ops_result_json(&jb, r, job->pol);
+	sandbox_result_write(&jb, r, job->pol->policy, s->host);
 	json_object_close(&jb);
 	conn_send_jb(s, c, &jb);
 	conn_request_done(s, c);
@@ -479,6 +508,8 @@ static void finish_validation(struct supervisor *s, struct job *job,
 	    manifest_get(s->m, job->mod.id, &job->mod, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
 		answer_error(s, job, PROTO_E_INTERNAL, err.msg);
+	} else if (interrupted(s, job)) {
+		answer_interrupted(s, job);
 	} else {
 		answer(s, job, r, ok, proto_error_name(PROTO_E_REJECTED),
 		       reason, false);
@@ -551,7 +582,10 @@ static void finish_exec(struct supervisor *s, struct job *job,
 			(void)manifest_get(s->m, job->mod.id, &job->mod, &err);
 		}
 	}
-	answer(s, job, r, true, NULL, NULL, archived);
+	if (interrupted(s, job))
+		answer_interrupted(s, job);
+	else
+		answer(s, job, r, true, NULL, NULL, archived);
 	retire(s, job);
 }
 

@@ -129,6 +129,7 @@ enum proto_error {
 	PROTO_E_INTERNAL,
 	PROTO_E_CANCELLED, /* a queued run removed by an admin's cancel */
 	PROTO_E_STORAGE_FULL, /* submit: storage quota or free-space floor */
+	PROTO_E_INTERRUPTED, /* killed at the end of the shutdown grace */
 	PROTO_E_COUNT,
 };
 

@@ -23,6 +23,26 @@ int cmd_status(int argc, char **argv); /* status, top */
 int cmd_ops(int argc, char **argv);    /* quota, events, audit */
 int cmd_doctor(int argc, char **argv);
 
+/* tools/explain.c: the line saying why a run ended, when it was not the
+ * module's own exit (nothing for ok and exit_nonzero), as "airlock run"
+ * and "airlock exec" print it. Members as in the result object (limits
+ * from its "limits"); a limit of 0 is not known. */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/common.h"
+
+struct cli_verdict {
+	const char *verdict;
+	const char *signal; /* "SIGSEGV", or NULL */
+	const char *syscall;
+	const char *error;
+	double wall_ms;
+	uint64_t timeout_ms;
+	uint64_t memory_bytes;
+};
+void cli_explain_verdict(FILE *f, const struct cli_verdict *v);
+
 /* tools/client.c: talking to airlockd. */
 #include <stdbool.h>
 #include <stddef.h>

@@ -31,6 +31,10 @@
 #include "tools/cli.h"
 
 #define MODULE_MAX (12u << 20) /* base64 of it fits the default request limit */
+/* exec's stdin travels in the request line as a JSON string: 1 MiB,
+ * escaped (at most 6 bytes a byte), stays well under the default 16 MiB
+ * line limit, and matches the 1 MiB the jail captures of each stream */
+#define EXEC_STDIN_MAX (1u << 20)
 
 struct client_opts {
 	const char *command;
@@ -43,6 +47,7 @@ struct client_opts {
 	size_t nvargs;
 	bool json;
 	bool base64; /* submit: content in the line, not the file's fd */
+	bool no_stdin; /* exec: do not read stdin even when it is a pipe */
 	int argc;
 	char **argv; /* positional arguments */
 };
@@ -52,7 +57,7 @@ static void client_usage(FILE *f, const char *command)
 	fprintf(f,
 		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
 		" [--arg A]... [--base64]\n"
-		"       airlock exec [--json] NAME [ARG...]\n"
+		"       airlock exec [--json] [--no-stdin] NAME [ARG...] [< INPUT]\n"
 		"       airlock archive NAME [--reason R] | restore NAME"
 		" | cancel RUN|NAME\n"
 		"\n"
@@ -63,7 +68,10 @@ static void client_usage(FILE *f, const char *command)
 		"  --group G (submit) a new module's owner group: its members\n"
 		"           may run, update, archive and restore it too\n"
 		"  --base64 (submit) send the content in the request instead of\n"
-		"           passing the open FILE to airlockd\n");
+		"           passing the open FILE to airlockd\n"
+		"  --no-stdin (exec) do not send stdin; without it a pipe or file\n"
+		"           on stdin (UTF-8 text, at most 1 MiB) is the module's\n"
+		"           stdin (a terminal never is)\n");
 	(void)command;
 }
 
@@ -85,6 +93,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "base64", no_argument, NULL, 'b' },
+		{ "no-stdin", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -103,6 +112,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'r': o->reason = optarg; break;
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
+		case 'N': o->no_stdin = true; break;
 		case 'a':
 			if (o->nvargs == PROTO_MAX_ARGS)
 				return usage_error(o->command, "too many --arg",
@@ -157,7 +167,8 @@ static void print_module(const struct cli_response *r)
 	printf("\n");
 }
 
-static void print_result_output(const struct cli_response *r)
+/* The module's captured stdout and stderr, to ours. */
+static void print_output(const struct cli_response *r)
 {
 	const struct json_node *res = json_get(r->doc, r->root, "result");
 	const struct json_node *out = json_get(r->doc, res, "stdout");
@@ -166,7 +177,14 @@ static void print_result_output(const struct cli_response *r)
 		fwrite(out->str, 1, out->len, stdout);
 	if (errs && errs->type == JSON_STRING)
 		fwrite(errs->str, 1, errs->len, stderr);
+}
+
+static void print_result_output(const struct cli_response *r)
+{
+	const struct json_node *res = json_get(r->doc, r->root, "result");
 	const char *setup = json_get_str(r->doc, res, "error", NULL);
+
+	print_output(r);
 	if (setup)
 		fprintf(stderr, "airlock: setup_error: %s\n", setup);
 }
@@ -243,6 +261,9 @@ static int client_submit(struct client_opts *o)
 			print_error(o, &r);
 		if (json_get(r.doc, r.root, "module"))
 			print_module(&r);
+		if (cli_bool(r.doc, r.root, "unchanged"))
+			printf("unchanged: the active version already has this "
+			       "content and policy; nothing was run\n");
 		if (!r.ok)
 			print_result_output(&r);
 	}
@@ -250,13 +271,90 @@ static int client_submit(struct client_opts *o)
 	return rc;
 }
 
+/* exec's stdin: a pipe or a regular file on fd 0 is read whole and sent
+ * (a terminal, /dev/null or a socket is not: the module then reads
+ * nothing, as from /dev/null). Returns 0 with *data NULL when there is
+ * none, -1 with a message printed when it cannot be sent. */
+static int read_exec_stdin(const struct client_opts *o, char **data,
+			   size_t *len)
+{
+	struct stat st;
+
+	*data = NULL;
+	*len = 0;
+	if (o->no_stdin || fstat(0, &st) < 0 ||
+	    !(S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode)))
+		return 0;
+	char *buf = malloc(EXEC_STDIN_MAX + 1);
+	if (!buf) {
+		fprintf(stderr, "airlock exec: stdin: out of memory\n");
+		return -1;
+	}
+	size_t n = 0;
+	while (n <= EXEC_STDIN_MAX) {
+		ssize_t got = read(0, buf + n, EXEC_STDIN_MAX + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			fprintf(stderr, "airlock exec: stdin: %s\n",
+				strerror(errno));
+			free(buf);
+			return -1;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	const char *bad = n > EXEC_STDIN_MAX ?
+				  "is larger than 1 MiB, the most exec sends "
+				  "(it travels in the request line)" :
+			  !json_utf8_valid(buf, n) ?
+				  "is not UTF-8 text (the protocol's stdin is "
+				  "a JSON string); encode binary input, e.g. "
+				  "with base64" :
+				  NULL;
+	if (bad) {
+		fprintf(stderr, "airlock exec: stdin %s; nothing was run "
+				"(--no-stdin sends none)\n",
+			bad);
+		free(buf);
+		return -1;
+	}
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+/* Why the run ended, as "airlock run" says it. */
+static void explain_result(const struct cli_response *r)
+{
+	const struct json_node *res = json_get(r->doc, r->root, "result");
+	const struct json_node *wall = json_get(r->doc, res, "wall_ms");
+	const struct json_node *lim = json_get(r->doc, res, "limits");
+
+	cli_explain_verdict(stderr, &(struct cli_verdict){
+		.verdict = json_get_str(r->doc, res, "verdict", "?"),
+		.signal = json_get_str(r->doc, res, "signal", NULL),
+		.syscall = json_get_str(r->doc, res, "syscall", NULL),
+		.error = json_get_str(r->doc, res, "error", NULL),
+		.wall_ms = wall && (wall->type == JSON_NUMBER ||
+				   wall->type == JSON_INT) ? wall->d : 0,
+		.timeout_ms = (uint64_t)get_int(r->doc, lim, "timeout_ms"),
+		.memory_bytes = (uint64_t)get_int(r->doc, lim, "memory_bytes"),
+	});
+}
+
 static int client_exec(struct client_opts *o)
 {
 	struct json_buf jb;
 	struct cli_response r;
+	_cleanup_free_ char *in = NULL;
+	size_t in_len;
 
 	if (o->argc < 1)
 		return usage_error(o->command, "give the module's NAME", NULL);
+	if (read_exec_stdin(o, &in, &in_len) < 0)
+		return CLI_EXIT_USAGE;
 	json_buf_init(&jb);
 	json_object_open(&jb);
 	json_kv_string(&jb, "op", "exec");
@@ -266,6 +364,10 @@ static int client_exec(struct client_opts *o)
 	for (int i = 1; i < o->argc; i++)
 		json_string(&jb, o->argv[i]);
 	json_array_close(&jb);
+	if (in && in_len) {
+		json_key(&jb, "stdin");
+		json_string_n(&jb, in, in_len);
+	}
 	json_object_close(&jb);
 	if (call(o, &jb, &r) < 0)
 		return CLI_EXIT_USAGE;
@@ -274,14 +376,10 @@ static int client_exec(struct client_opts *o)
 		const struct json_node *res = json_get(r.doc, r.root, "result");
 		rc = (int)get_int(r.doc, res, "exit_status");
 		if (!o->json) {
-			print_result_output(&r);
+			print_output(&r);
+			explain_result(&r);
 			const struct json_node *a =
 				json_get(r.doc, r.root, "archived");
-			const char *verdict =
-				json_get_str(r.doc, res, "verdict", "?");
-			if (strcmp(verdict, "ok") != 0 &&
-			    strcmp(verdict, "exit_nonzero") != 0)
-				fprintf(stderr, "airlock exec: %s\n", verdict);
 			if (a && a->type == JSON_BOOL && a->i)
 				fprintf(stderr,
 					"airlock exec: %s was archived after "

@@ -262,92 +262,6 @@ static const char *when(int64_t ms, char buf[MANIFEST_TIME_MAX])
 	return buf;
 }
 
-static void json_time(struct json_buf *jb, const char *key, int64_t ms)
-{
-	char buf[MANIFEST_TIME_MAX];
-
-	json_key(jb, key);
-	if (ms == 0) {
-		json_null(jb);
-		return;
-	}
-	manifest_time_format(ms, true, buf);
-	json_string(jb, buf);
-}
-
-/* "" is null: the optional text members. */
-static void json_kv_text(struct json_buf *jb, const char *key, const char *s)
-{
-	json_kv_string(jb, key, s && *s ? s : NULL);
-}
-
-static void json_module(struct json_buf *jb, const struct manifest_module *m)
-{
-	json_object_open(jb);
-	json_kv_int(jb, "id", m->id);
-	json_kv_string(jb, "name", m->name);
-	json_kv_int(jb, "version", m->version);
-	json_kv_string(jb, "state", manifest_state_name(m->state));
-	json_kv_text(jb, "reason", m->reason);
-	json_kv_string(jb, "sha256", m->sha256);
-	json_kv_uint(jb, "size", m->size);
-	json_kv_text(jb, "interpreter", m->interpreter);
-	json_kv_string(jb, "policy", m->policy_name);
-	json_kv_string(jb, "policy_hash", m->policy_hash);
-	json_kv_uint(jb, "submitted_uid", m->submitted_uid);
-	json_time(jb, "created", m->created_ms);
-	json_time(jb, "updated", m->updated_ms);
-	json_object_close(jb);
-}
-
-static void json_run(struct json_buf *jb, const struct manifest_run *r)
-{
-	json_object_open(jb);
-	json_kv_int(jb, "id", r->id);
-	json_kv_string(jb, "module", r->module_name);
-	json_kv_int(jb, "version", r->module_version);
-	json_kv_int(jb, "module_id", r->module_id);
-	json_time(jb, "started", r->started_ms);
-	json_time(jb, "ended", r->ended_ms);
-	json_kv_string(jb, "verdict", r->verdict);
-	if (r->has_exit_code)
-		json_kv_int(jb, "exit_code", r->exit_code);
-	else
-		json_kv_null(jb, "exit_code");
-	if (r->signal > 0)
-		json_kv_int(jb, "signal", r->signal);
-	else
-		json_kv_null(jb, "signal");
-	json_kv_text(jb, "syscall", r->syscall);
-	json_key(jb, "wall_ms");
-	r->has_usage ? json_double(jb, r->wall_ms, 1) : json_null(jb);
-	json_key(jb, "cpu_ms");
-	r->has_usage ? json_double(jb, r->cpu_ms, 1) : json_null(jb);
-	json_key(jb, "peak_memory_bytes");
-	r->has_usage ? json_uint(jb, r->peak_memory_bytes) : json_null(jb);
-	json_kv_bool(jb, "stdout_truncated", r->stdout_truncated);
-	json_kv_bool(jb, "stderr_truncated", r->stderr_truncated);
-	json_kv_string(jb, "policy_hash", r->policy_hash);
-	json_kv_uint(jb, "uid", r->uid);
-	json_key(jb, "stderr_excerpt");
-	json_string_n(jb, r->stderr_excerpt, r->stderr_excerpt_len);
-	json_object_close(jb);
-}
-
-static void json_event(struct json_buf *jb, const struct manifest_event *e)
-{
-	json_object_open(jb);
-	json_kv_int(jb, "id", e->id);
-	json_time(jb, "time", e->time_ms);
-	json_kv_int(jb, "module_id", e->module_id);
-	json_kv_string(jb, "module", e->module_name);
-	json_kv_int(jb, "version", e->module_version);
-	json_kv_text(jb, "from", e->from_state);
-	json_kv_string(jb, "to", e->to_state);
-	json_kv_text(jb, "reason", e->reason);
-	json_object_close(jb);
-}
-
 /* Print and free a finished JSON text; 1 when it could not be built. */
 static int json_print(const struct options *o, struct json_buf *jb)
 {
@@ -376,7 +290,7 @@ static int module_row(const struct manifest_module *m, void *arg)
 	char version[24], size[32], uid[16], t[MANIFEST_TIME_MAX], sha[13];
 
 	if (k->jb != NULL) {
-		json_module(k->jb, m);
+		manifest_module_json(k->jb, m);
 		return 0;
 	}
 	snprintf(version, sizeof(version), "%lld", (long long)m->version);
@@ -414,7 +328,7 @@ static int run_row(const struct manifest_run *r, void *arg)
 		t[MANIFEST_TIME_MAX];
 
 	if (k->jb != NULL) {
-		json_run(k->jb, r);
+		manifest_run_json(k->jb, r);
 		return 0;
 	}
 	snprintf(id, sizeof(id), "%lld", (long long)r->id);
@@ -452,7 +366,7 @@ static int event_row(const struct manifest_event *e, void *arg)
 	char t[MANIFEST_TIME_MAX];
 
 	if (k->jb != NULL) {
-		json_event(k->jb, e);
+		manifest_event_json(k->jb, e);
 		return 0;
 	}
 	table_row(k->t, (const char *const[]){
@@ -710,7 +624,7 @@ static int show(struct options *o, struct manifest *m, size_t runs,
 	if (o->json) {
 		json_object_open(jb);
 		json_key(jb, "module");
-		json_module(jb, &mod);
+		manifest_module_json(jb, &mod);
 		json_key(jb, "file");
 		if (manifest_module_path(m, &mod, path, sizeof(path),
 					 &err) == 0)

@@ -137,34 +137,19 @@ static void report_plain(const struct sandbox_result *r,
 			 const struct al_policy *p)
 {
 	const struct policy_limits *l = policy_limits(p);
-	switch (r->verdict) {
-	case SANDBOX_OK:
-	case SANDBOX_EXIT_NONZERO:
-		return;
-	case SANDBOX_TIMEOUT:
-		fprintf(stderr, "airlock: timeout: killed after %.0f ms (limit %llu ms)\n",
-			r->wall_ms, (unsigned long long)(l->timeout_us / 1000));
-		return;
-	case SANDBOX_MEMORY_LIMIT: {
-		char size[32];
-		format_size(l->memory_bytes, size, sizeof(size));
-		fprintf(stderr, "airlock: memory_limit: killed at the %s limit\n",
-			size);
-		return;
-	}
-	case SANDBOX_SECCOMP_VIOLATION:
-		fprintf(stderr, "airlock: seccomp_violation: the policy denies "
-				"the syscall %s\n",
-			r->syscall);
-		return;
-	case SANDBOX_CRASHED:
-		fprintf(stderr, "airlock: crashed: killed by signal %d (%s)\n",
-			r->signal, strsignal(r->signal));
-		return;
-	case SANDBOX_SETUP_ERROR:
-		fprintf(stderr, "airlock: %s\n", r->error);
-		return;
-	}
+	char sig[32] = "";
+
+	if (r->signal > 0 && sigabbrev_np(r->signal))
+		snprintf(sig, sizeof(sig), "SIG%s", sigabbrev_np(r->signal));
+	cli_explain_verdict(stderr, &(struct cli_verdict){
+		.verdict = sandbox_verdict_name(r->verdict),
+		.signal = sig[0] ? sig : NULL,
+		.syscall = r->syscall,
+		.error = r->error,
+		.wall_ms = r->wall_ms,
+		.timeout_ms = l->timeout_us / 1000,
+		.memory_bytes = l->memory_bytes,
+	});
 }
 
 /* Without --json stdout is the module's: the learned set goes to stderr,

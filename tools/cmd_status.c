@@ -207,19 +207,22 @@ static void print_daemon(FILE *f, const struct cli_response *r)
 	const struct json_node *checks = h ? json_get(r->doc, h, "checks")
 					   : NULL;
 
+	bool draining = cli_bool(r->doc, r->root, "stopping");
 	duration_text(num(r, NULL, "uptime_ms"), up, sizeof(up));
 	fprintf(f, "airlockd %s, pid %lld, up %s (since %s), %s\n",
 		str(r, NULL, "version"), num(r, NULL, "pid"), up,
 		str(r, NULL, "started"),
-		cli_bool(r->doc, h, "healthy") ? "healthy" : "UNHEALTHY");
+		draining ? "DRAINING"
+		: cli_bool(r->doc, h, "healthy") ? "healthy" : "UNHEALTHY");
 	for (const struct json_node *n = checks ? json_first(r->doc, checks)
 						: NULL;
 	     n; n = json_next(r->doc, n))
 		if (n->type == JSON_STRING && strcmp(n->str, "ok") != 0)
 			fprintf(f, "  %-20.*s %s\n", (int)n->key_len, n->key,
 				n->str);
-	if (cli_bool(r->doc, r->root, "stopping"))
-		fprintf(f, "  %-20s %s\n", "stopping", "no new runs");
+	if (draining)
+		fprintf(f, "  %-20s %s\n", "draining",
+			"stopping: no new runs; the running ones may finish");
 	fprintf(f, "  %-20s cgroup %s, %s; user namespaces: %s\n", "isolation",
 		str(r, NULL, "cgroup"), str(r, NULL, "privilege"),
 		str(r, NULL, "user_namespaces"));

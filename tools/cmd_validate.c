@@ -382,6 +382,14 @@ static int start_case(struct validate *v, size_t i, int ep, struct slot *slot,
 		close(in);
 	if (rc < 0)
 		goto setup_error;
+	if (sandbox_run_step(slot->run)) {
+		/* over before it began (module missing: 127, not executable:
+		 * 126): there is no fd to watch; record it, go on */
+		int f = finish_case(v, i, sandbox_run_result(slot->run));
+		sandbox_run_free(slot->run);
+		slot->run = NULL;
+		return f < 0 ? al_error_set(err, ENOMEM, "out of memory") : 0;
+	}
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = slot };
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, sandbox_run_fd(slot->run), &ev) < 0) {
 		sandbox_run_free(slot->run);

@@ -131,6 +131,7 @@ class Daemon:
     def airlock(self, *args, check_status=None):
         """Run the airlock client against this daemon: (status, out, err)."""
         p = subprocess.run([AIRLOCK] + list(args), capture_output=True,
+                           stdin=subprocess.DEVNULL,  # exec would send a pipe
                            timeout=WAIT, env=dict(os.environ, AIRLOCK_SOCKET=self.sock))
         if check_status is not None and p.returncode != check_status:
             raise Failure(f"airlock {' '.join(args)}: exit {p.returncode}, "
@@ -356,6 +357,9 @@ def t_example_client():
     client = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           "..", "..", "docs", "client.py")
     for version, extra in ((1, []), (2, ["--base64"])):
+        if version == 2:  # identical content would answer version 1, unchanged
+            with open(path, "ab") as f:
+                f.write(b"# version 2\n")
         p = subprocess.run([sys.executable, client, "--socket", d.sock] + extra +
                            [path, "a", "b"],
                            capture_output=True, timeout=WAIT, env=dict(os.environ))
@@ -479,8 +483,8 @@ def t_cancel_queued():
         c.send({"op": "exec", "id": "run", "name": "sleeper", "args": ["1"]})
         wait_for(lambda: d.request({"op": "status"})["active_runs"] == 1, "the run to start")
         c.send({"op": "exec", "id": "q1", "name": "sleeper", "args": ["0"]})
-        c.send({"op": "submit", "id": "q2", "name": "sleeper",
-                "content": base64.b64encode(SLEEPER).decode()})
+        c.send({"op": "submit", "id": "q2", "name": "sleeper",  # a new version
+                "content": base64.b64encode(SLEEPER + b"# v2\n").decode()})
         wait_for(lambda: d.request({"op": "status"})["queue_depth"] == 2, "two queued")
         status, out, err = d.airlock("cancel", "sleeper", check_status=0)
         check("2 queued runs of sleeper cancelled" in out, f"airlock cancel printed {out!r}")

@@ -243,6 +243,22 @@ def t_policy_groups():
     note(f"{len(rows)} groups checked")
 
 
+@test("the README's and handbook's airlockd commands name only groups something creates",
+      root=False)
+def t_groups_created():
+    sysusers = re.findall(r"^g\s+(\S+)", read("tools/systemd/airlock.sysusers"), re.M)
+    check(sysusers, "tools/systemd/airlock.sysusers creates no group")
+    for doc in ("README.md", "docs/operations.md"):
+        text = read(doc)
+        made = set(sysusers) | set(re.findall(r"groupadd\s+(?:--system\s+)?([A-Za-z0-9_.-]+)", text))
+        named = re.findall(r"--(?:allow|admin|socket)-group[ =]+([A-Za-z0-9_.-]+)",
+                           text.replace("\\\n", " "))
+        check(named, f"{doc} names no group")
+        for group in named:
+            check(group in made, f"{doc}: group {group} is named but nothing creates "
+                                 f"it (sysusers: {sysusers}; groupadd in {doc}: {sorted(made)})")
+
+
 def configure(build_dir):
     global BUILD
     BUILD = os.path.abspath(build_dir)

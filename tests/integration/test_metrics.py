@@ -313,7 +313,7 @@ def t_healthz_unwritable():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@test("/ready: 200 while serving, 503 while draining on SIGTERM (/healthz stays 200)")
+@test("/ready and /healthz: 200 while serving, 503 \"draining\" while draining on SIGTERM; status says draining")
 def t_ready_drain():
     m = Metrics(env={"SANDBOX_TIMEOUT_MS": "20000"},
                 args=["--shutdown-grace", "20s"])
@@ -329,7 +329,16 @@ def t_ready_drain():
         wait_for(lambda: m.get("/ready")[0] == 503, "/ready 503")
         status, _, body = m.get("/ready")
         check("draining" in body, f"/ready body {body!r}")
-        check_eq(m.get("/healthz")[0], 200, "/healthz while draining")
+        status, _, body = m.get("/healthz")
+        check_eq(status, 503, "/healthz while draining")
+        check(body.startswith("draining\n"), f"/healthz body {body!r}")
+        # the socket still answers: status says draining, not "not running"
+        answer = d.request({"op": "status"})
+        check(answer.get("stopping") is True, f"status while draining: {answer}")
+        expect_error(d.request({"op": "exec", "name": "multi"}), "shutting_down")
+        _, out, _ = d.airlock("status")
+        check("DRAINING" in out and "NOT RUNNING" not in out,
+              f"airlock status while draining: {out}")
         check_eq(samples(m.scrape())["airlock_ready"], 0.0, "airlock_ready")
         r = c.recv()
         check(r["ok"] and r["result"]["verdict"] == "ok",

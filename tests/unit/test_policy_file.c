@@ -307,7 +307,7 @@ struct bad_file {
 	"duplicate key: each setting appears once (only list keys may repeat)"
 #define SIZE_FORM "a number with an optional unit K, M, G or T (e.g. 64M)"
 #define DURATION_FORM                                                          \
-	"a number with an optional unit us, ms, s, m or h (e.g. 200ms, 3s)"
+	"a number with a unit us, ms, s, m or h (e.g. 200ms, 3s)"
 #define BAD_BIND                                                               \
 	"expected HOST[:JAIL] with absolute paths without . or .. parts"
 
