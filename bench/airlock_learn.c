@@ -52,9 +52,9 @@ static double run_module(struct sandbox_host *host, struct sandbox_spec *spec)
 	double t0 = now_ms();
 	sandbox_run(host, spec, &r);
 	double ms = now_ms() - t0;
-	if (r.verdict != SANDBOX_OK) {
+	if (r.verdict != AL_VERDICT_OK) {
 		fprintf(stderr, "airlock_learn: run ended %s %s\n",
-			sandbox_verdict_name(r.verdict), r.error);
+			al_verdict_name(r.verdict), r.error);
 		exit(1);
 	}
 	sandbox_result_release(&r);

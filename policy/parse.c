@@ -594,15 +594,15 @@ static int set_default_action(struct parse_state *st, const char *v)
 
 static int archive_token(struct parse_state *st, const char *t)
 {
-	int v = policy_verdict_parse(t);
+	int v = al_verdict_parse(t);
 	if (v < 0)
 		return fail(st, "unknown verdict \"%s\": expected crashed, "
 				"timeout, memory_limit, seccomp_violation or "
 				"exit_nonzero",
 			    t);
-	if (v == POLICY_VERDICT_OK || v == POLICY_VERDICT_SETUP_ERROR)
+	if (v == AL_VERDICT_OK || v == AL_VERDICT_SETUP_ERROR)
 		return fail(st, "%s cannot archive a module: %s", t,
-			    v == POLICY_VERDICT_OK ?
+			    v == AL_VERDICT_OK ?
 				    "it is a success" :
 				    "it is the supervisor's failure, not the "
 				    "module's");

@@ -22,11 +22,6 @@ static const char *const default_groups[] = {
 	"@signal", "@time", "@event", "@network", "@ipc", NULL,
 };
 
-static const char *const verdict_names[POLICY_VERDICT_COUNT] = {
-	"ok", "exit_nonzero", "crashed", "timeout", "memory_limit",
-	"seccomp_violation", "setup_error",
-};
-
 static void default_limits(struct policy_limits *l)
 {
 	*l = (struct policy_limits){
@@ -182,8 +177,8 @@ struct al_policy *policy_new_default(struct al_error *err)
 	snprintf(p->name, sizeof(p->name), "default");
 	snprintf(p->hostname, sizeof(p->hostname), "airlock");
 	default_limits(&p->limits);
-	p->archive_on = (1u << POLICY_VERDICT_CRASHED) |
-			(1u << POLICY_VERDICT_SECCOMP_VIOLATION);
+	p->archive_on = (1u << AL_VERDICT_CRASHED) |
+			(1u << AL_VERDICT_SECCOMP_VIOLATION);
 	p->crash_budget = 1;
 	if (add_defaults(p, err) < 0) {
 		policy_free(p);
@@ -348,9 +343,9 @@ const struct policy_bind *policy_bind_at(const struct al_policy *p, size_t i)
 	return i < p->n_binds ? &p->binds[i] : NULL;
 }
 
-bool policy_archives(const struct al_policy *p, enum policy_verdict v)
+bool policy_archives(const struct al_policy *p, enum al_verdict v)
 {
-	return v < POLICY_VERDICT_COUNT && (p->archive_on & (1u << v));
+	return v < AL_VERDICT_COUNT && (p->archive_on & (1u << v));
 }
 
 uint64_t policy_crash_budget(const struct al_policy *p)
@@ -383,19 +378,6 @@ struct al_policy *policy_restrict(const struct al_policy *p,
 			policy_sys_remove(q, q->sys[i].name);
 	q->seccomp_learned = false;
 	return q;
-}
-
-const char *policy_verdict_name(enum policy_verdict v)
-{
-	return v < POLICY_VERDICT_COUNT ? verdict_names[v] : "?";
-}
-
-int policy_verdict_parse(const char *name)
-{
-	for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
-		if (strcmp(verdict_names[v], name) == 0)
-			return v;
-	return -1;
 }
 
 const char *policy_net_name(enum policy_net net)

@@ -79,19 +79,6 @@ struct policy_bind {
 	bool writable;
 };
 
-/* The verdicts a policy's runtime rules name (same order as the sandbox's
- * enum sandbox_verdict). */
-enum policy_verdict {
-	POLICY_VERDICT_OK,
-	POLICY_VERDICT_EXIT_NONZERO,
-	POLICY_VERDICT_CRASHED,
-	POLICY_VERDICT_TIMEOUT,
-	POLICY_VERDICT_MEMORY_LIMIT,
-	POLICY_VERDICT_SECCOMP_VIOLATION,
-	POLICY_VERDICT_SETUP_ERROR,
-	POLICY_VERDICT_COUNT,
-};
-
 /* The default policy. Caller frees with policy_free(). */
 struct al_policy *policy_new_default(struct al_error *err);
 void policy_free(struct al_policy *p);
@@ -165,7 +152,7 @@ size_t policy_bind_count(const struct al_policy *p);
 const struct policy_bind *policy_bind_at(const struct al_policy *p, size_t i);
 /* Runtime rules for the supervisor: which verdicts archive a module, after
  * how many of them. */
-bool policy_archives(const struct al_policy *p, enum policy_verdict v);
+bool policy_archives(const struct al_policy *p, enum al_verdict v);
 uint64_t policy_crash_budget(const struct al_policy *p);
 /* [runtime] seccomp = learned: a supervisor learns the module's syscalls
  * in its validation run and holds every later run to exactly those
@@ -177,8 +164,6 @@ bool policy_seccomp_learned(const struct al_policy *p);
 struct al_policy *policy_restrict(const struct al_policy *p,
 				  bool (*keep)(const char *name, void *arg),
 				  void *arg, struct al_error *err);
-const char *policy_verdict_name(enum policy_verdict v);
-int policy_verdict_parse(const char *name); /* -1 when unknown */
 size_t policy_syscall_count(const struct al_policy *p);
 const struct policy_syscall *policy_syscall_at(const struct al_policy *p,
 					       size_t i);

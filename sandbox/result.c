@@ -36,7 +36,7 @@ char *sandbox_result_json(const struct sandbox_result *r,
 
 	json_buf_init(&jb);
 	json_object_open(&jb);
-	json_kv_string(&jb, "verdict", sandbox_verdict_name(r->verdict));
+	json_kv_string(&jb, "verdict", al_verdict_name(r->verdict));
 	if (r->exit_code >= 0)
 		json_kv_int(&jb, "exit_code", r->exit_code);
 	else
@@ -78,7 +78,7 @@ char *sandbox_result_json(const struct sandbox_result *r,
 		json_string(&jb, "cpu_quota");
 		json_array_close(&jb);
 	}
-	if (r->verdict == SANDBOX_SETUP_ERROR)
+	if (r->verdict == AL_VERDICT_SETUP_ERROR)
 		json_kv_string(&jb, "error", r->error);
 	if (r->learned) {
 		char **names = sandbox_syscalls_names(&r->syscalls);

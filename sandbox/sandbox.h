@@ -48,16 +48,6 @@ struct sandbox_syscalls {
 	uint64_t words[SANDBOX_SYSCALL_MAX / 64];
 };
 
-enum sandbox_verdict {
-	SANDBOX_OK,
-	SANDBOX_EXIT_NONZERO,
-	SANDBOX_CRASHED,      /* killed by a signal of its own doing */
-	SANDBOX_TIMEOUT,      /* wall clock or CPU time limit */
-	SANDBOX_MEMORY_LIMIT, /* killed by the cgroup's OOM killer */
-	SANDBOX_SECCOMP_VIOLATION,
-	SANDBOX_SETUP_ERROR, /* ours, or a module that cannot be executed */
-};
-
 /* What to run. Everything is borrowed for the duration of sandbox_start(). */
 struct sandbox_spec {
 	const struct al_policy *policy;
@@ -78,7 +68,7 @@ struct sandbox_spec {
 };
 
 struct sandbox_result {
-	enum sandbox_verdict verdict;
+	enum al_verdict verdict;
 	int exit_status; /* what `airlock run` exits with (DESIGN.md) */
 	int exit_code;   /* the module's own, or -1 when it did not exit */
 	int signal;      /* the signal that ended it, or 0 */
@@ -231,7 +221,6 @@ int sandbox_syscalls_parse(const char *text, struct sandbox_syscalls *set,
 
 /* ---------------------------------------------------------------- verdict */
 
-const char *sandbox_verdict_name(enum sandbox_verdict v);
 /* Fill a setup_error result (exit 125, or 126/127 given `exit_status`). */
 void sandbox_result_setup_error(struct sandbox_result *result, int exit_status,
 				const char *message);

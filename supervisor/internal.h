@@ -145,8 +145,8 @@ struct quota {
 
 /* ------------------------------------------------------------- metrics */
 
-/* Every verdict of sandbox.h, in its order. */
-#define METRICS_VERDICTS (SANDBOX_SETUP_ERROR + 1)
+/* Every verdict (common.h). */
+#define METRICS_VERDICTS AL_VERDICT_COUNT
 /* airlock_run_duration_seconds: upper bounds from 1 ms to 30 s, then +Inf */
 #define METRICS_BUCKETS 15
 

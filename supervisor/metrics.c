@@ -198,7 +198,7 @@ int metrics_render(FILE *f, const struct metrics_snapshot *m)
 	       "Runs ended since start (validations and execs), by verdict.");
 	for (int v = 0; v < METRICS_VERDICTS; v++)
 		fprintf(f, "airlock_runs_total{verdict=\"%s\"} %llu\n",
-			sandbox_verdict_name((enum sandbox_verdict)v),
+			al_verdict_name(v),
 			(unsigned long long)m->verdicts[v]);
 	counter(f, "airlock_sandbox_timeouts_total",
 		"Runs stopped at their policy's time limit.", m->timeouts);

@@ -84,7 +84,7 @@ void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
 		     const struct sup_policy *pol)
 {
 	json_object_open(jb);
-	json_kv_string(jb, "verdict", sandbox_verdict_name(r->verdict));
+	json_kv_string(jb, "verdict", al_verdict_name(r->verdict));
 	json_kv_int(jb, "exit_status", r->exit_status);
 	if (r->exit_code >= 0)
 		json_kv_int(jb, "exit_code", r->exit_code);
@@ -106,7 +106,7 @@ void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
 	json_string_n(jb, r->stderr_data ? r->stderr_data : "", r->stderr_len);
 	json_kv_bool(jb, "stdout_truncated", r->stdout_truncated);
 	json_kv_bool(jb, "stderr_truncated", r->stderr_truncated);
-	if (r->verdict == SANDBOX_SETUP_ERROR)
+	if (r->verdict == AL_VERDICT_SETUP_ERROR)
 		json_kv_string(jb, "error", r->error);
 	if (pol) {
 		json_kv_string(jb, "policy", pol->name);

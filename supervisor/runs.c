@@ -261,7 +261,7 @@ static void finish_exec(struct supervisor *s, struct job *job,
 static void start_failed(struct supervisor *s, struct job *job,
 			 const char *msg)
 {
-	struct sandbox_result r = { .verdict = SANDBOX_SETUP_ERROR };
+	struct sandbox_result r = { .verdict = AL_VERDICT_SETUP_ERROR };
 
 	sandbox_result_setup_error(&r, 125, msg);
 	if (job->kind == JOB_VALIDATE)
@@ -378,7 +378,7 @@ static void record(struct supervisor *s, struct job *job,
 {
 	struct al_error err = { 0 };
 	struct manifest_run_result mr = {
-		.verdict = sandbox_verdict_name(r->verdict),
+		.verdict = al_verdict_name(r->verdict),
 		.exit_code = r->exit_code,
 		.signal = r->signal,
 		.syscall = r->syscall[0] ? r->syscall : NULL,
@@ -395,7 +395,7 @@ static void record(struct supervisor *s, struct job *job,
 	if ((unsigned)r->verdict < METRICS_VERDICTS)
 		s->verdicts[r->verdict]++;
 	metrics_observe(&s->durations, r->wall_ms / 1000.0);
-	if (r->verdict == SANDBOX_TIMEOUT)
+	if (r->verdict == AL_VERDICT_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
 	/* killed because the shutdown grace ran out: the module did nothing
 	 * wrong, the run was interrupted (as after a crash of ours) */
@@ -407,7 +407,7 @@ static void record(struct supervisor *s, struct job *job,
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
 	LOG(LOG_INFO, job->log_id, job->run_id,
 	    "%s version %lld: %s (exit status %d, %.1f ms)", job->mod.name,
-	    (long long)job->mod.version, sandbox_verdict_name(r->verdict),
+	    (long long)job->mod.version, al_verdict_name(r->verdict),
 	    r->exit_status, r->wall_ms);
 }
 
@@ -449,7 +449,7 @@ static void finish_validation(struct supervisor *s, struct job *job,
 {
 	struct al_error err = { 0 };
 	char reason[256];
-	bool ok = r->verdict == SANDBOX_OK;
+	bool ok = r->verdict == AL_VERDICT_OK;
 	char learn_error[AL_ERROR_MAX] = "";
 
 	record(s, job, r);
@@ -467,10 +467,10 @@ static void finish_validation(struct supervisor *s, struct job *job,
 			 (long long)job->run_id);
 	else
 		snprintf(reason, sizeof(reason), "validation %s (run %lld)%s%.160s",
-			 sandbox_verdict_name(r->verdict),
+			 al_verdict_name(r->verdict),
 			 (long long)job->run_id,
-			 r->verdict == SANDBOX_SETUP_ERROR ? ": " : "",
-			 r->verdict == SANDBOX_SETUP_ERROR ? r->error : "");
+			 r->verdict == AL_VERDICT_SETUP_ERROR ? ": " : "",
+			 r->verdict == AL_VERDICT_SETUP_ERROR ? r->error : "");
 	if (!ok)
 		s->counters[C_VALIDATION_FAILURES]++;
 	if (manifest_set_state(s->m, job->mod.id,
@@ -499,8 +499,8 @@ static int count_archiving(const struct manifest_run *run, void *arg)
 	struct budget_count *b = arg;
 	if (run->uid != b->mod->owner_uid && b->mod->owner_gid < 0)
 		return 0;
-	int v = policy_verdict_parse(run->verdict);
-	if (v >= 0 && policy_archives(b->policy, (enum policy_verdict)v))
+	int v = al_verdict_parse(run->verdict);
+	if (v >= 0 && policy_archives(b->policy, v))
 		b->n++;
 	return 0;
 }
@@ -517,7 +517,7 @@ static bool should_archive(struct supervisor *s, struct job *job,
 	struct al_error err = { 0 };
 
 	if (!job->owner_run ||
-	    !policy_archives(p, (enum policy_verdict)r->verdict))
+	    !policy_archives(p, r->verdict))
 		return false;
 	if (manifest_runs(s->m, &f, count_archiving, &b, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
@@ -536,7 +536,7 @@ static void finish_exec(struct supervisor *s, struct job *job,
 	record(s, job, r);
 	if (should_archive(s, job, r)) {
 		snprintf(reason, sizeof(reason), "auto-archived: %s in run %lld",
-			 sandbox_verdict_name(r->verdict),
+			 al_verdict_name(r->verdict),
 			 (long long)job->run_id);
 		if (manifest_set_state(s->m, job->mod.id, MANIFEST_ARCHIVED,
 				       reason, &err) < 0) {

@@ -138,31 +138,33 @@ static void report_plain(const struct sandbox_result *r,
 {
 	const struct policy_limits *l = policy_limits(p);
 	switch (r->verdict) {
-	case SANDBOX_OK:
-	case SANDBOX_EXIT_NONZERO:
+	case AL_VERDICT_OK:
+	case AL_VERDICT_EXIT_NONZERO:
 		return;
-	case SANDBOX_TIMEOUT:
+	case AL_VERDICT_TIMEOUT:
 		fprintf(stderr, "airlock: timeout: killed after %.0f ms (limit %llu ms)\n",
 			r->wall_ms, (unsigned long long)(l->timeout_us / 1000));
 		return;
-	case SANDBOX_MEMORY_LIMIT: {
+	case AL_VERDICT_MEMORY_LIMIT: {
 		char size[32];
 		format_size(l->memory_bytes, size, sizeof(size));
 		fprintf(stderr, "airlock: memory_limit: killed at the %s limit\n",
 			size);
 		return;
 	}
-	case SANDBOX_SECCOMP_VIOLATION:
+	case AL_VERDICT_SECCOMP_VIOLATION:
 		fprintf(stderr, "airlock: seccomp_violation: the policy denies "
 				"the syscall %s\n",
 			r->syscall);
 		return;
-	case SANDBOX_CRASHED:
+	case AL_VERDICT_CRASHED:
 		fprintf(stderr, "airlock: crashed: killed by signal %d (%s)\n",
 			r->signal, strsignal(r->signal));
 		return;
-	case SANDBOX_SETUP_ERROR:
+	case AL_VERDICT_SETUP_ERROR:
 		fprintf(stderr, "airlock: %s\n", r->error);
+		return;
+	case AL_VERDICT_COUNT: /* not a verdict */
 		return;
 	}
 }

@@ -331,8 +331,8 @@ static int finish_case(struct validate *v, size_t i,
 		return -1;
 	rep->done = true;
 	rep->passed = rep->failures.n == 0;
-	rep->error = !rep->passed && r->verdict == SANDBOX_SETUP_ERROR &&
-		     c->verdict != SANDBOX_SETUP_ERROR;
+	rep->error = !rep->passed && r->verdict == AL_VERDICT_SETUP_ERROR &&
+		     c->verdict != AL_VERDICT_SETUP_ERROR;
 	struct vbuf line = { 0 };
 	vbuf_puts(&line, rep->passed ? "PASS " : "FAIL ");
 	vbuf_escape(&line, c->name, strlen(c->name), 200);

@@ -263,7 +263,7 @@ static int set_net(struct sstate *st, const char *v)
 
 static int set_verdict(struct sstate *st, const char *v)
 {
-	int vd = policy_verdict_parse(v);
+	int vd = al_verdict_parse(v);
 	if (vd < 0)
 		return sfail(st, "unknown verdict \"%s\": expected ok, "
 				"exit_nonzero, crashed, timeout, memory_limit, "
@@ -710,7 +710,7 @@ struct vsuite *vsuite_from_modules(char *const *modules, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		struct vcase *c = &s->cases[i];
 		c->exit_code = -1;
-		c->verdict = SANDBOX_OK;
+		c->verdict = AL_VERDICT_OK;
 		c->name = strdup(modules[i]);
 		c->module.value = strdup(modules[i]);
 		s->n++;

@@ -69,8 +69,8 @@ static void test_render(void **state)
 		.nquotas = 1,
 	};
 	m.modules[MANIFEST_ACTIVE] = 3;
-	m.verdicts[SANDBOX_OK] = 12;
-	m.verdicts[SANDBOX_TIMEOUT] = 7;
+	m.verdicts[AL_VERDICT_OK] = 12;
+	m.verdicts[AL_VERDICT_TIMEOUT] = 7;
 	metrics_observe(&h, 0.0004);
 	metrics_observe(&h, 0.001); /* on a bound: that bucket */
 	metrics_observe(&h, 0.003);

@@ -223,13 +223,13 @@ static void test_all_keys(void **state)
 	assert_int_equal(policy_syscall_count(p), 7);
 
 	/* [runtime] */
-	assert_true(policy_archives(p, POLICY_VERDICT_TIMEOUT));
-	assert_true(policy_archives(p, POLICY_VERDICT_MEMORY_LIMIT));
-	assert_false(policy_archives(p, POLICY_VERDICT_CRASHED));
-	assert_false(policy_archives(p, POLICY_VERDICT_SECCOMP_VIOLATION));
-	assert_false(policy_archives(p, POLICY_VERDICT_EXIT_NONZERO));
-	assert_false(policy_archives(p, POLICY_VERDICT_OK));
-	assert_false(policy_archives(p, POLICY_VERDICT_SETUP_ERROR));
+	assert_true(policy_archives(p, AL_VERDICT_TIMEOUT));
+	assert_true(policy_archives(p, AL_VERDICT_MEMORY_LIMIT));
+	assert_false(policy_archives(p, AL_VERDICT_CRASHED));
+	assert_false(policy_archives(p, AL_VERDICT_SECCOMP_VIOLATION));
+	assert_false(policy_archives(p, AL_VERDICT_EXIT_NONZERO));
+	assert_false(policy_archives(p, AL_VERDICT_OK));
+	assert_false(policy_archives(p, AL_VERDICT_SETUP_ERROR));
 	assert_int_equal(policy_crash_budget(p), 5);
 	assert_true(policy_seccomp_learned(p));
 
