@@ -193,3 +193,11 @@ void learn_run_end(struct sandbox_run *run)
 	learner_release(l);
 	run->learner = NULL;
 }
+
+void sandbox_learn_floor(struct sandbox_syscalls *set)
+{
+	static const char *const floor_names[] = { "execve", "exit",
+						   "exit_group" };
+	for (size_t i = 0; i < ARRAY_SIZE(floor_names); i++)
+		(void)sandbox_syscalls_add_name(set, floor_names[i], NULL);
+}

@@ -202,6 +202,13 @@ void sandbox_learner_free(struct sandbox_learner *learner);
 /* Milliseconds the load took, and the last attach (for benchmarks). */
 double sandbox_learner_load_ms(const struct sandbox_learner *learner);
 double sandbox_learner_attach_ms(const struct sandbox_learner *learner);
+/* Add the learned allow-list's floor to `set`: what any module needs
+ * whether or not its learning run saw it, the exec that starts it (made
+ * by init's vfork child, whose pre-exec calls are not learned when the
+ * exec is the first thing it does) and the two ways to end. Both users of
+ * a learned set (the supervisor's runtime policy, airlock learn's policy
+ * file) add it. */
+void sandbox_learn_floor(struct sandbox_syscalls *set);
 
 /* Syscall sets: numbers outside 0..SANDBOX_SYSCALL_MAX-1 are ignored. */
 void sandbox_syscalls_add(struct sandbox_syscalls *set, int nr);
