@@ -260,7 +260,11 @@ enum counter {
 	C_TIMEOUTS,
 };
 
-int64_t now_ms(void);     /* CLOCK_MONOTONIC */
+/* The loop's clock: al_monotonic_ms() in whole milliseconds. */
+static inline int64_t now_ms(void)
+{
+	return (int64_t)al_monotonic_ms();
+}
 int epoll_watch(struct supervisor *s, struct source *src, uint32_t events);
 int epoll_modify(struct supervisor *s, struct source *src, uint32_t events);
 

@@ -65,13 +65,6 @@
 
 #include "supervisor/internal.h"
 
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int epoll_watch(struct supervisor *s, struct source *src, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };

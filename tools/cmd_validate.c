@@ -542,13 +542,6 @@ static FILE *open_report(const char *path, struct al_error *err)
 	return f;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void validate_free(struct validate *v)
 {
 	for (size_t i = 0; v->reports && i < v->suite->n; i++)
@@ -598,10 +591,10 @@ int cmd_validate(int argc, char **argv)
 		goto fail;
 	/* a reader that goes away must not kill us with jails running */
 	signal(SIGPIPE, SIG_IGN);
-	double t0 = now_ms();
+	double t0 = al_monotonic_ms();
 	if (run_all(&v, o.jobs, &err) < 0)
 		goto fail;
-	double total = now_ms() - t0;
+	double total = al_monotonic_ms() - t0;
 	printf("%zu passed, %zu failed, %zu cases in %.2f s\n", v.passed,
 	       v.failed, v.suite->n, total / 1000.0);
 	if (write_reports(&v, &o, junit, json, total, &err) < 0)
