@@ -135,9 +135,9 @@ struct job {
 struct quota {
 	uid_t uid;
 	bool in_use;
-	int64_t window; /* hour number since the epoch */
+	int64_t window; /* report_hour_start() of the hour it counts */
 	unsigned used;  /* runs in that hour */
-	int64_t day;    /* day number, days starting at QUOTA_RESET_HOUR UTC */
+	int64_t day;    /* report_day_start() of the day it counts */
 	unsigned day_used;
 	int64_t refused_noted_ms; /* quota.c: the last rate_limited event */
 	unsigned refused_unnoted;  /* refusals since, not in the feed yet */

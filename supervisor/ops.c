@@ -461,10 +461,10 @@ static void op_quota_show(struct op_ctx *x)
 	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
 	json_kv_uint(&jb, "per_day", s->cfg.quota_per_day);
 	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
-	manifest_time_format(report_hour_start(now) + 3600000, false, t);
+	manifest_time_format(report_hour_start(now) + AL_HOUR_MS, false, t);
 	json_kv_string(&jb, "hour_resets", t);
 	manifest_time_format(report_day_start(now, s->cfg.quota_reset_hour) +
-				     86400000,
+				     AL_DAY_MS,
 			     false, t);
 	json_kv_string(&jb, "day_resets", t);
 	if (quota_list_json(s, &jb,

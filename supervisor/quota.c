@@ -59,8 +59,7 @@ void quota_seed(struct supervisor *s, struct quota *q)
 static struct quota *live_entry(struct supervisor *s, uint32_t uid)
 {
 	int64_t now = manifest_now_ms();
-	int64_t day = (now - (int64_t)s->cfg.quota_reset_hour * 3600000) /
-		      86400000;
+	int64_t day = report_day_start(now, s->cfg.quota_reset_hour);
 
 	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
 		struct quota *q = &s->quotas[i];
@@ -78,7 +77,9 @@ void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
 	struct al_error err = { 0 };
 
 	if (q) {
-		*hour = q->window == manifest_now_ms() / 3600000 ? q->used : 0;
+		*hour = q->window == report_hour_start(manifest_now_ms()) ?
+				q->used :
+				0;
 		*day = q->day_used;
 		return;
 	}

@@ -106,17 +106,11 @@ void policies_free(struct supervisor *s)
 
 /* ----------------------------------------------------------- admission */
 
-/* The daily window: days since the epoch, each starting at
- * QUOTA_RESET_HOUR UTC. */
-static int64_t day_of(const struct supervisor *s, int64_t now)
-{
-	return (now - (int64_t)s->cfg.quota_reset_hour * 3600000) / 86400000;
-}
-
 static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
 {
 	int64_t now = manifest_now_ms();
-	int64_t hour = now / 3600000, day = day_of(s, now);
+	int64_t hour = report_hour_start(now);
+	int64_t day = report_day_start(now, s->cfg.quota_reset_hour);
 	struct quota *oldest = &s->quotas[0];
 
 	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
@@ -164,7 +158,7 @@ static int quota_spent(struct supervisor *s, const struct quota *q,
 	int64_t now = manifest_now_ms();
 
 	if (s->cfg.quota_per_hour && q->used >= s->cfg.quota_per_hour) {
-		*retry_after_ms = (now / 3600000 + 1) * 3600000 - now;
+		*retry_after_ms = report_hour_start(now) + AL_HOUR_MS - now;
 		snprintf(msg, len,
 			 "uid %u used its %u runs of this hour; retry in %lld s",
 			 q->uid, s->cfg.quota_per_hour,
@@ -172,9 +166,9 @@ static int quota_spent(struct supervisor *s, const struct quota *q,
 		return PROTO_E_RATE_LIMITED;
 	}
 	if (s->cfg.quota_per_day && q->day_used >= s->cfg.quota_per_day) {
-		int64_t reset = (day_of(s, now) + 1) * 86400000 +
-				(int64_t)s->cfg.quota_reset_hour * 3600000;
-		*retry_after_ms = reset - now;
+		*retry_after_ms =
+			report_day_start(now, s->cfg.quota_reset_hour) +
+			AL_DAY_MS - now;
 		snprintf(msg, len,
 			 "uid %u used its %u runs of this day (it resets at "
 			 "%02u:00 UTC); retry in %lld s",

@@ -210,7 +210,8 @@ void proto_event_json(struct json_buf *jb,
 struct manifest;
 
 /* The quota windows: the hour, and the day starting at `reset_hour` UTC,
- * that `now_ms` (epoch) falls in, as their first millisecond. */
+ * that `now_ms` (epoch) falls in, as their first millisecond; each ends
+ * AL_HOUR_MS or AL_DAY_MS later. The one place that arithmetic lives. */
 int64_t report_hour_start(int64_t now_ms);
 int64_t report_day_start(int64_t now_ms, unsigned reset_hour);
 

@@ -56,7 +56,7 @@ static int offline_status(const struct status_opts *o, const char *why,
 {
 	const char *dir = cli_state_dir(o->state_dir);
 	struct manifest *m = manifest_open(dir, MANIFEST_READ_ONLY, err);
-	int64_t now = manifest_now_ms(), since = now - 86400000;
+	int64_t now = manifest_now_ms(), since = now - AL_DAY_MS;
 	uint64_t reset_hour = 0;
 	struct json_buf jb;
 	struct statvfs vfs;
