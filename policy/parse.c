@@ -300,7 +300,7 @@ static bool reserved_target(const char *jail)
 	};
 	if (strcmp(jail, "/") == 0)
 		return true;
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
 		size_t n = strlen(reserved[i]);
 		if (strncmp(jail, reserved[i], n) == 0 &&
 		    (jail[n] == '\0' || jail[n] == '/'))
@@ -530,12 +530,10 @@ static int errno_token(struct parse_state *st, const char *t)
 	name[colon - t] = '\0';
 	if (known_syscall(st, name) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]);
-	     i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(errno_names); i++) {
 		if (strcmp(colon + 1, errno_names[i].name) != 0)
 			continue;
-		if (st->n_errnos >= (int)(sizeof(st->errnos) /
-					  sizeof(st->errnos[0])))
+		if (st->n_errnos >= (int)ARRAY_SIZE(st->errnos))
 			return fail(st, "too many entries: at most 64");
 		snprintf(st->errnos[st->n_errnos].name,
 			 sizeof(st->errnos[0].name), "%s", name);
@@ -665,7 +663,7 @@ static const struct key keys[] = {
 	{ "runtime", "seccomp", false, set_runtime_seccomp },
 };
 
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+#define N_KEYS ARRAY_SIZE(keys)
 
 static bool known_section(const char *section)
 {

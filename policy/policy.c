@@ -159,8 +159,7 @@ static int add_defaults(struct al_policy *p, struct al_error *err)
 		if (policy_sys_add(p, s->name, s->action, s->errnum, err) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < sizeof(default_env) / sizeof(default_env[0]);
-	     i++)
+	for (size_t i = 0; i < ARRAY_SIZE(default_env); i++)
 		if (policy_env_set(p, default_env[i][0], default_env[i][1],
 				   err) < 0)
 			return -1;

@@ -236,7 +236,7 @@ int supervisor_config_from_env(struct supervisor_config *cfg,
 
 static bool known_var(const char *name)
 {
-	for (size_t i = 0; i < sizeof(known_vars) / sizeof(known_vars[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(known_vars); i++)
 		if (strcmp(known_vars[i], name) == 0)
 			return true;
 	return false;
@@ -863,7 +863,7 @@ static int check_absolute(const struct supervisor_config *cfg,
 		{ "--socket (AIRLOCK_SOCKET)", cfg->socket_path },
 		{ "--config", cfg->config_path },
 	};
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
 		if (paths[i].path && paths[i].path[0] != '/')
 			return al_error_set(err, EINVAL,
 					    "%s: \"%.256s\" is relative: give "

@@ -152,7 +152,7 @@ static void storage(FILE *f, const struct metrics_snapshot *m)
 		{ "airlock_stored_versions",
 		  "Module versions with a file, by submitting uid.", false },
 	};
-	for (size_t k = 0; k < sizeof(per_uid) / sizeof(per_uid[0]); k++) {
+	for (size_t k = 0; k < ARRAY_SIZE(per_uid); k++) {
 		family(f, per_uid[k].name, "gauge", per_uid[k].help);
 		for (size_t i = 0; i < m->nstorage; i++)
 			fprintf(f, "%s{uid=\"%u\"} %llu\n", per_uid[k].name,

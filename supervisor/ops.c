@@ -959,7 +959,7 @@ void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		return;
 	}
 	const struct op *op = NULL;
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
 		if (strcmp(ops[i].name, req.op) == 0)
 			op = &ops[i];
 	bool takes_fd = op && op->fn == op_submit && req.content_fd;

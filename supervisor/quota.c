@@ -61,7 +61,7 @@ static struct quota *live_entry(struct supervisor *s, uint32_t uid)
 	int64_t now = manifest_now_ms();
 	int64_t day = report_day_start(now, s->cfg.quota_reset_hour);
 
-	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
 		struct quota *q = &s->quotas[i];
 		if (q->in_use && q->uid == uid)
 			return q->day == day ? q : NULL;
@@ -138,7 +138,7 @@ static void list_one(struct listing *l, uint32_t uid)
 
 	quota_usage(l->s, uid, &hour, &day);
 	report_quota_json(l->jb, uid, hour, day, &l->limits);
-	if (l->nseen < sizeof(l->seen) / sizeof(l->seen[0]))
+	if (l->nseen < ARRAY_SIZE(l->seen))
 		l->seen[l->nseen++] = uid;
 }
 
@@ -172,8 +172,7 @@ int quota_list_json(struct supervisor *s, struct json_buf *jb, int64_t uid,
 				   err) < 0)
 			return -1;
 		/* admitted but not started yet: only the table knows */
-		for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]);
-		     i++) {
+		for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
 			const struct quota *q = &s->quotas[i];
 			bool seen = false;
 			for (size_t k = 0; k < l.nseen; k++)

@@ -42,7 +42,7 @@ static void warn_fixed(const struct supervisor_config *cur,
 		{ "DATABASE_URL",
 		  !same_str(cur->database_url, next->database_url) },
 	};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		if (fixed[i].changed) {
 			size_t n = strlen(names);
 			snprintf(names + n, sizeof(names) - n, "%s%s",

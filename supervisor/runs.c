@@ -113,7 +113,7 @@ static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
 	int64_t day = report_day_start(now, s->cfg.quota_reset_hour);
 	struct quota *oldest = &s->quotas[0];
 
-	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
 		struct quota *q = &s->quotas[i];
 		if (q->in_use && q->uid == uid) {
 			if (q->window != hour) {

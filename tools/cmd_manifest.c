@@ -25,7 +25,6 @@
 #include "manifest/manifest.h"
 #include "tools/cli.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define RUNS_LIMIT_DEFAULT 50
 #define SHOW_RUNS_DEFAULT 10
 #define SHOW_EVENTS_DEFAULT 20

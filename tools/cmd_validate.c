@@ -202,7 +202,7 @@ struct al_policy *vcase_policy(const struct vsuite *s, const struct vcase *c,
 		{ &c->pids, "pids", policy_set_pids },
 		{ &c->net, "net", policy_set_net },
 	};
-	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(o); i++) {
 		if (apply_override(p, o[i].s, o[i].set, err) < 0) {
 			al_error_prefix(err, "%s:%d: [case %s] %s", s->filename,
 					o[i].s->line, c->name, o[i].key);

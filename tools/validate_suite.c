@@ -387,7 +387,7 @@ static const struct key {
 	{ "max_memory", false, set_max_memory },
 };
 
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+#define N_KEYS ARRAY_SIZE(keys)
 
 static struct vcase *find_case(struct vsuite *s, const char *name)
 {

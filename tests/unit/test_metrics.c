@@ -175,7 +175,7 @@ static void test_listen(void **state)
 		"[127.0.0.1]:80", ":80",
 		"1.2.3.4:80x",	  "[::1:80",
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		memset(&err, 0, sizeof(err));
 		if (supervisor_parse_listen("--metrics-listen", bad[i], &ss,
 					    &len, &err) == 0)

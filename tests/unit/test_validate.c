@@ -19,8 +19,6 @@
 #include "tools/validate_report.c"
 #include "tools/validate_suite.c"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 static struct vsuite *parse(const char *text, struct al_error *err)
 {
 	return vsuite_parse(text, strlen(text), "dir/s.ini", err);
