@@ -264,8 +264,8 @@ static void snapshot_quotas(struct supervisor *s, struct metrics_quota *out,
 			continue;
 		uid_t uid = s->quotas[i].uid;
 		/* these roll the uid's windows over first */
-		unsigned hour = runs_quota_used(s, uid);
-		unsigned day = runs_quota_used_today(s, uid);
+		unsigned hour = quota_used_hour(s, uid);
+		unsigned day = quota_used_today(s, uid);
 		out[*n] = (struct metrics_quota){
 			.uid = uid,
 			.hour_left = -1,

@@ -297,12 +297,17 @@ void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
 		     const struct sup_policy *pol);
 void ops_module_json(struct json_buf *jb, const struct manifest_module *mod);
 
+/* policy_cache.c: the policy of that name, loaded once and shared
+ * (a reference the caller puts back); NULL with err for a name that is
+ * not a plain policy name or a policy that does not load or compile. */
+struct sup_policy *sup_policy_get(struct supervisor *s, const char *name,
+				  struct al_error *err);
+void sup_policy_put(struct supervisor *s, struct sup_policy *p);
+/* SIGHUP: every entry stale, freed once no run holds it. */
+void sup_policy_reload_all(struct supervisor *s);
+void sup_policy_free_all(struct supervisor *s);
+
 /* runs.c */
-struct sup_policy *policy_get(struct supervisor *s, const char *name,
-			      struct al_error *err);
-void policy_put(struct supervisor *s, struct sup_policy *p);
-void policies_reload(struct supervisor *s);
-void policies_free(struct supervisor *s);
 /* Whether `uid` may start a run now: 0, or a protocol error code with a
  * message (and for rate_limited, when to retry). */
 int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
@@ -325,8 +330,6 @@ void runs_drop_queue(struct supervisor *s);
 void runs_cancel_all(struct supervisor *s, const char *why);
 /* Free every job now (exit): sandbox_run_free() kills what is left. */
 void runs_free_all(struct supervisor *s);
-unsigned runs_quota_used(struct supervisor *s, uid_t uid);
-unsigned runs_quota_used_today(struct supervisor *s, uid_t uid);
 void job_free(struct job *job);
 /* Startup repair: modules a crash left staged or validating. */
 void runs_repair(struct supervisor *s);
@@ -388,12 +391,18 @@ int events_subscribe(struct supervisor *s, struct conn *c, int64_t after,
 
 /* quota.c: per-uid counts that survive a restart (derived from the
  * manifest's runs), resets, rate-limit events. */
-/* A new entry of the in-memory table: its counts from the manifest. */
-void quota_seed(struct supervisor *s, struct quota *q);
-/* A refusal: counted, and into the feed at most once per uid per
- * QUOTA_NOTE_MS (the rest summed into the next event). */
+/* Whether uid's quota lets it start a run now: 0 with *q its entry (NULL
+ * when no quota is set), or PROTO_E_RATE_LIMITED with a message and when
+ * to retry (the refusal is counted and, at most once per uid per
+ * QUOTA_NOTE_MS, an event). */
 #define QUOTA_NOTE_MS 10000
-void quota_refused(struct supervisor *s, struct quota *q, const char *msg);
+int quota_admit(struct supervisor *s, uid_t uid, struct quota **q, char *msg,
+		size_t len, int64_t *retry_after_ms);
+/* The run was admitted: one more in each window (q may be NULL). */
+void quota_charge(struct quota *q);
+/* What the table says uid used this hour and today (0 if not in it). */
+unsigned quota_used_hour(struct supervisor *s, uid_t uid);
+unsigned quota_used_today(struct supervisor *s, uid_t uid);
 /* Forget what `uid` used in the current windows (admin); an event. */
 int quota_reset(struct supervisor *s, uint32_t uid, uint32_t by,
 		struct al_error *err);

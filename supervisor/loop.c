@@ -36,9 +36,9 @@
  *
  * A request: conn.c frames a line, ops.c parses it (json.c, protocol.c),
  * checks the op's role in the dispatch table and answers at once, except
- * submit and exec, which become jobs: runs.c admits them (at most
- * MAX_ACTIVE_GENERATIONS running, a bounded queue, per-uid hourly and
- * daily quotas), starts them, and on the run's end records the verdict,
+ * submit and exec, which become jobs: runs.c admits them (per-uid hourly
+ * and daily quotas, quota.c; at most MAX_ACTIVE_GENERATIONS running, a
+ * bounded queue), starts them (policies from policy_cache.c), and on the run's end records the verdict,
  * moves the module (validating -> active|rejected, or active -> archived
  * on a verdict the policy's archive_on lists) and answers the client if
  * it is still there.
@@ -338,7 +338,7 @@ void supervisor_free(struct supervisor *s)
 	while (s->conns)
 		conn_close(s, s->conns);
 	conn_sweep_idle(s);
-	policies_free(s);
+	sup_policy_free_all(s);
 	http_stop(s);
 	if (s->listen.fd >= 0) {
 		al_closep(&s->listen.fd);

@@ -785,13 +785,13 @@ static void op_submit(struct op_ctx *x)
 		return;
 	}
 	struct sup_policy *pol =
-		policy_get(x->s, req->policy ? req->policy : "default", &err);
+		sup_policy_get(x->s, req->policy ? req->policy : "default", &err);
 	if (!pol) {
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
 	}
 	if (!admitted(x)) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		return;
 	}
 	interpreter_of(content, len, interp, sizeof(interp));
@@ -806,7 +806,7 @@ static void op_submit(struct op_ctx *x)
 	};
 	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub,
 				&err) < 0) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		reply_error(x, err.errnum == EPERM	   ? PROTO_E_UNAUTHORIZED
 			       : err.errnum == EINVAL ||
 					 err.errnum == ENOENT ? PROTO_E_BAD_REQUEST
@@ -816,7 +816,7 @@ static void op_submit(struct op_ctx *x)
 	}
 	struct job *job = job_new(x, JOB_VALIDATE);
 	if (!job) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		reply_error(x, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
@@ -884,18 +884,18 @@ static void op_exec(struct op_ctx *x)
 		reply_manifest_error(x, &err);
 		return;
 	}
-	struct sup_policy *pol = policy_get(x->s, mod.policy_name, &err);
+	struct sup_policy *pol = sup_policy_get(x->s, mod.policy_name, &err);
 	if (!pol) {
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
 	}
 	if (!admitted(x)) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		return;
 	}
 	struct job *job = job_new(x, JOB_EXEC);
 	if (!job) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		reply_error(x, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}

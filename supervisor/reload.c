@@ -123,7 +123,7 @@ void supervisor_reload(struct supervisor *s)
 		    s->cfg.max_active, s->cfg.queue_max, s->cfg.quota_per_hour,
 		    s->cfg.quota_per_day);
 	}
-	policies_reload(s);
+	sup_policy_reload_all(s);
 	if (preflight_policies(s, &err) < 0)
 		LOG(LOG_ERROR, NULL, 0, "reload: %s", err.msg);
 	runs_start_queued(s);

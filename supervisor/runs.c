@@ -1,7 +1,6 @@
 /*
- * Runs: admission (at most max_active jails, a bounded queue, per-uid
- * hourly and daily quotas, the day starting at QUOTA_RESET_HOUR UTC),
- * starting jails, and what a run's end means: record the verdict, move
+ * Runs: admission (the uid's quota, quota.c; at most max_active jails and
+ * a bounded queue), starting jails, and what a run's end means: record the verdict, move
  * the module (validation: active or rejected; runtime: to
  * archive/ on a verdict the policy's archive_on lists, once the policy's
  * crash budget is spent), answer the client if it is still there.
@@ -15,182 +14,16 @@
 
 #include "supervisor/internal.h"
 
-/* ------------------------------------------------------------ policies */
-
-struct sup_policy *policy_get(struct supervisor *s, const char *name,
-			      struct al_error *err)
-{
-	for (struct sup_policy *p = s->policies; p; p = p->next)
-		if (!p->stale && strcmp(p->name, name) == 0) {
-			p->refs++;
-			return p;
-		}
-	/* clients name shipped or installed policies, never host paths:
-	 * policy_load_trusted() refuses anything but a plain name */
-	if (strlen(name) > MANIFEST_POLICY_NAME_MAX || !policy_name_valid(name)) {
-		al_error_set(err, EINVAL,
-			     "policy \"%.64s\": give a policy name (letters, "
-			     "digits, '-', '_'), not a path",
-			     name);
-		return NULL;
-	}
-	struct sup_policy *p = calloc(1, sizeof(*p));
-	if (!p) {
-		al_error_sys(err, ENOMEM, "policy");
-		return NULL;
-	}
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	p->policy = policy_load_trusted(name, err);
-	/* SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS change the default policy
-	 * only: a named policy's limits are what its author chose. Applied
-	 * before hashing, so runs record the limits they ran under. */
-	if (p->policy && strcmp(name, "default") == 0 &&
-	    supervisor_config_apply_policy(&s->cfg, p->policy, err) < 0) {
-		policy_free(p->policy);
-		p->policy = NULL;
-	}
-	if (!p->policy || policy_hash(p->policy, p->hash, err) < 0 ||
-	    !(p->filter = sandbox_filter_compile(p->policy, err))) {
-		policy_free(p->policy);
-		free(p);
-		return NULL;
-	}
-	p->refs = 1;
-	p->next = s->policies;
-	s->policies = p;
-	return p;
-}
-
-static void policy_release(struct sup_policy *p)
-{
-	learned_cache_free(p);
-	sandbox_filter_free(p->filter);
-	policy_free(p->policy);
-	free(p);
-}
-
-void policy_put(struct supervisor *s, struct sup_policy *pol)
-{
-	if (!pol || --pol->refs || !pol->stale)
-		return;
-	for (struct sup_policy **pp = &s->policies; *pp; pp = &(*pp)->next)
-		if (*pp == pol) {
-			*pp = pol->next;
-			break;
-		}
-	policy_release(pol);
-}
-
-void policies_reload(struct supervisor *s)
-{
-	for (struct sup_policy **pp = &s->policies; *pp;) {
-		struct sup_policy *p = *pp;
-		p->stale = true;
-		if (p->refs == 0) {
-			*pp = p->next;
-			policy_release(p);
-		} else {
-			pp = &p->next;
-		}
-	}
-}
-
-void policies_free(struct supervisor *s)
-{
-	while (s->policies) {
-		struct sup_policy *p = s->policies;
-		s->policies = p->next;
-		policy_release(p);
-	}
-}
-
 /* ----------------------------------------------------------- admission */
-
-static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
-{
-	int64_t now = manifest_now_ms();
-	int64_t hour = report_hour_start(now);
-	int64_t day = report_day_start(now, s->cfg.quota_reset_hour);
-	struct quota *oldest = &s->quotas[0];
-
-	for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
-		struct quota *q = &s->quotas[i];
-		if (q->in_use && q->uid == uid) {
-			if (q->window != hour) {
-				q->window = hour;
-				q->used = 0;
-			}
-			if (q->day != day) {
-				q->day = day;
-				q->day_used = 0;
-			}
-			return q;
-		}
-		if (!q->in_use ||
-		    (oldest->in_use && q->window < oldest->window))
-			oldest = q;
-	}
-	if (!create)
-		return NULL;
-	*oldest = (struct quota){
-		.uid = uid, .window = hour, .day = day, .in_use = true
-	};
-	quota_seed(s, oldest); /* what it used before a restart counts */
-	return oldest;
-}
-
-unsigned runs_quota_used(struct supervisor *s, uid_t uid)
-{
-	struct quota *q = quota_of(s, uid, false);
-	return q ? q->used : 0;
-}
-
-unsigned runs_quota_used_today(struct supervisor *s, uid_t uid)
-{
-	struct quota *q = quota_of(s, uid, false);
-	return q ? q->day_used : 0;
-}
-
-/* Whether `q` is spent: the protocol error, else 0. */
-static int quota_spent(struct supervisor *s, const struct quota *q,
-		       char *msg, size_t len, int64_t *retry_after_ms)
-{
-	int64_t now = manifest_now_ms();
-
-	if (s->cfg.quota_per_hour && q->used >= s->cfg.quota_per_hour) {
-		*retry_after_ms = report_hour_start(now) + AL_HOUR_MS - now;
-		snprintf(msg, len,
-			 "uid %u used its %u runs of this hour; retry in %lld s",
-			 q->uid, s->cfg.quota_per_hour,
-			 (long long)(*retry_after_ms / 1000 + 1));
-		return PROTO_E_RATE_LIMITED;
-	}
-	if (s->cfg.quota_per_day && q->day_used >= s->cfg.quota_per_day) {
-		*retry_after_ms =
-			report_day_start(now, s->cfg.quota_reset_hour) +
-			AL_DAY_MS - now;
-		snprintf(msg, len,
-			 "uid %u used its %u runs of this day (it resets at "
-			 "%02u:00 UTC); retry in %lld s",
-			 q->uid, s->cfg.quota_per_day, s->cfg.quota_reset_hour,
-			 (long long)(*retry_after_ms / 1000 + 1));
-		return PROTO_E_RATE_LIMITED;
-	}
-	return 0;
-}
 
 int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 	       int64_t *retry_after_ms)
 {
-	bool quota = s->cfg.quota_per_hour || s->cfg.quota_per_day;
-	struct quota *q = quota ? quota_of(s, uid, true) : NULL;
-	int rc;
+	struct quota *q;
+	int rc = quota_admit(s, uid, &q, msg, len, retry_after_ms);
 
-	if (q && (rc = quota_spent(s, q, msg, len, retry_after_ms))) {
-		s->counters[C_RATE_LIMIT_HITS]++;
-		quota_refused(s, q, msg);
+	if (rc)
 		return rc;
-	}
 	if (s->nactive >= s->cfg.max_active &&
 	    s->nqueued >= s->cfg.queue_max) {
 		s->counters[C_OVERLOADED]++;
@@ -198,10 +31,7 @@ int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 			 s->nactive, s->nqueued);
 		return PROTO_E_OVERLOADED;
 	}
-	if (q) {
-		q->used++;
-		q->day_used++;
-	}
+	quota_charge(q);
 	return 0;
 }
 
@@ -224,7 +54,7 @@ void job_free(struct job *job)
 
 static void job_release(struct supervisor *s, struct job *job)
 {
-	policy_put(s, job->pol);
+	sup_policy_put(s, job->pol);
 	job->pol = NULL;
 	job_free(job);
 }
