@@ -86,7 +86,7 @@ static char *read_config(const char *path, struct al_error *err)
 {
 	struct stat st;
 	char *text = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0) {
 		al_error_sys(err, errno, "--config %s", path);
@@ -140,7 +140,6 @@ static char *read_config(const char *path, struct al_error *err)
 		text = NULL;
 	}
 out:
-	close(fd);
 	return text;
 }
 

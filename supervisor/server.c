@@ -45,12 +45,11 @@ static int replace_stale(const char *path, const struct sockaddr_un *sa,
 				    "%s exists and is not a socket; remove it "
 				    "or choose another --socket",
 				    path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return al_error_sys(err, errno, "socket");
 	int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
 	int saved = errno;
-	close(fd);
 	if (rc == 0)
 		return al_error_set(err, EADDRINUSE,
 				    "another airlockd is answering on %s", path);
