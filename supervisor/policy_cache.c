@@ -22,7 +22,8 @@ struct sup_policy *sup_policy_get(struct supervisor *s, const char *name,
 		}
 	/* clients name shipped or installed policies, never host paths:
 	 * policy_load_trusted() refuses anything but a plain name */
-	if (strlen(name) > MANIFEST_POLICY_NAME_MAX || !policy_name_valid(name)) {
+	if (strlen(name) > MANIFEST_POLICY_NAME_MAX ||
+	    !policy_name_valid(name)) {
 		al_error_set(err, EINVAL,
 			     "policy \"%.64s\": give a policy name (letters, "
 			     "digits, '-', '_'), not a path",

@@ -24,7 +24,8 @@
 #define FIELD(f)                                                               \
 	offsetof(struct supervisor_config, f),                                 \
 		sizeof(((struct supervisor_config *)0)->f)
-#define LIST(f, n) FIELD(f), .count_offset = offsetof(struct supervisor_config, n)
+#define LIST(f, n)                                                             \
+	FIELD(f), .count_offset = offsetof(struct supervisor_config, n)
 #define MiB (UINT64_C(1) << 20)
 
 /* clang-format off */
@@ -172,9 +173,9 @@ static int parse_level(const char *name, const char *v, int *out,
 			*out = (int)i;
 			return 0;
 		}
-	return al_error_set(err, EINVAL,
-			    "%s: \"%.64s\": expected debug, info, warn or error",
-			    name, v);
+	return al_error_set(
+		err, EINVAL,
+		"%s: \"%.64s\": expected debug, info, warn or error", name, v);
 }
 
 static int add_id(const struct supervisor_setting *s, const char *opt,
@@ -263,16 +264,12 @@ static int setting_apply(const struct supervisor_setting *s, const char *name,
 	uint64_t n;
 
 	switch (s->kind) {
-	case SET_STRING:
-		*(const char **)field(cfg, s) = v;
-		return 0;
+	case SET_STRING: *(const char **)field(cfg, s) = v; return 0;
 	case SET_CONFIG:
 		return 0; /* read before the rest: supervisor_config_file_arg */
 	case SET_UIDS:
-	case SET_GIDS:
-		return add_id(s, name, v, cfg, err);
-	case SET_LEVEL:
-		return parse_level(name, v, field(cfg, s), err);
+	case SET_GIDS: return add_id(s, name, v, cfg, err);
+	case SET_LEVEL: return parse_level(name, v, field(cfg, s), err);
 	case SET_BOOL:
 		if (!v || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
 			*(bool *)field(cfg, s) = true;
@@ -327,8 +324,9 @@ int supervisor_setting_format(const struct supervisor_setting *s,
 	switch (s->kind) {
 	case SET_STRING:
 		return snprintf(buf, len, "%s",
-				*(const char *const *)p ? *(const char *const *)p
-							: "");
+				*(const char *const *)p
+					? *(const char *const *)p
+					: "");
 	case SET_LEVEL: {
 		int l = *(const int *)p;
 		return snprintf(buf, len, "%s",
@@ -343,8 +341,7 @@ int supervisor_setting_format(const struct supervisor_setting *s,
 	case SET_SIZE:
 		return snprintf(buf, len, "%llu",
 				(unsigned long long)load_uint(p, s->size));
-	default:
-		return snprintf(buf, len, "%s", "");
+	default: return snprintf(buf, len, "%s", "");
 	}
 }
 
@@ -393,8 +390,8 @@ int supervisor_settings_apply_args(struct supervisor_config *cfg, int argc,
 				continue;
 			longopts[n++] = (struct option){
 				s->flag,
-				s->kind == SET_BOOL ? no_argument :
-						      required_argument,
+				s->kind == SET_BOOL ? no_argument
+						    : required_argument,
 				NULL, OPT_BASE + (int)i
 			};
 		}
@@ -464,10 +461,9 @@ static void usage_row(FILE *f, const struct supervisor_setting *s,
 		      bool var_only)
 {
 	char head[64], help[512];
-	int n = var_only ?
-			snprintf(head, sizeof(head), "  %s", s->var) :
-			snprintf(head, sizeof(head), "  --%s%s%s", s->flag,
-				 s->arg ? " " : "", s->arg ? s->arg : "");
+	int n = var_only ? snprintf(head, sizeof(head), "  %s", s->var)
+			 : snprintf(head, sizeof(head), "  --%s%s%s", s->flag,
+				    s->arg ? " " : "", s->arg ? s->arg : "");
 	int k = snprintf(help, sizeof(help), "%s", s->help);
 	if (!var_only && (s->var || s->def))
 		snprintf(help + k, sizeof(help) - (size_t)k, " (%s%s%s%s)",

@@ -28,8 +28,8 @@ static const char *const not_settings[] = { "NOTIFY_SOCKET",
 #define ENTRIES_MAX 128
 
 struct entry {
-	char name[64];  /* "max-active" or "MAX_ACTIVE_GENERATIONS" */
-	char head[512]; /* the line after .TP, de-roffed */
+	char name[64];   /* "max-active" or "MAX_ACTIVE_GENERATIONS" */
+	char head[512];  /* the line after .TP, de-roffed */
 	char text[2048]; /* the whole entry, de-roffed, one line */
 	bool env;
 };
@@ -104,9 +104,10 @@ static void page_parse(char *text, struct page *pg)
 	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
 		char plain[512];
 		if (strncmp(line, ".SH ", 4) == 0) {
-			sect = strcmp(line + 4, "OPTIONS") == 0     ? OPTIONS :
-			       strcmp(line + 4, "ENVIRONMENT") == 0 ? ENVIRONMENT :
-								      OTHER;
+			sect = strcmp(line + 4, "OPTIONS") == 0 ? OPTIONS
+			       : strcmp(line + 4, "ENVIRONMENT") == 0
+				       ? ENVIRONMENT
+				       : OTHER;
 			cur = NULL;
 			continue;
 		}
@@ -129,7 +130,8 @@ static void page_parse(char *text, struct page *pg)
 			memset(cur, 0, sizeof(*cur));
 			cur->env = sect == ENVIRONMENT;
 			snprintf(cur->head, sizeof(cur->head), "%s", plain);
-			entry_name(plain, cur->env, cur->name, sizeof(cur->name));
+			entry_name(plain, cur->env, cur->name,
+				   sizeof(cur->name));
 		}
 		if (cur)
 			append(cur->text, sizeof(cur->text), plain);
@@ -204,7 +206,8 @@ static int page_check(char *text)
 		}
 		if (s->var) {
 			e = page_find(&pg, s->var, true);
-			supervisor_setting_format(s, &cfg, value, sizeof(value));
+			supervisor_setting_format(s, &cfg, value,
+						  sizeof(value));
 			snprintf(want, sizeof(want), "(%s)", value);
 			if (!e) {
 				printf("# ENVIRONMENT has no %s\n", s->var);
@@ -222,8 +225,8 @@ static int page_check(char *text)
 		const struct entry *e = &pg.e[k];
 		bool known = !e->env && strcmp(e->name, "help") == 0;
 		for (size_t i = 0; i < supervisor_settings_count; i++) {
-			const char *n = e->env ? supervisor_settings[i].var :
-						 supervisor_settings[i].flag;
+			const char *n = e->env ? supervisor_settings[i].var
+					       : supervisor_settings[i].flag;
 			known |= n && strcmp(n, e->name) == 0;
 		}
 		for (size_t i = 0; e->env && i < ARRAY_SIZE(not_settings); i++)
@@ -323,8 +326,9 @@ static void flags_and_variables(void **state)
 	struct al_error err = { 0 };
 	(void)state;
 
-	char *args[] = { "airlockd", "--tick", "2s", "--default-memory",
-			 "128M", "--log-pretty", "--allow-uid", "1000", NULL };
+	char *args[] = { "airlockd",         "--tick", "2s",
+			 "--default-memory", "128M",   "--log-pretty",
+			 "--allow-uid",      "1000",   NULL };
 	supervisor_config_defaults(&cfg);
 	assert_int_equal(supervisor_config_from_args(&cfg, 8, args, &err), 0);
 	assert_int_equal(cfg.tick_ms, 2000);
