@@ -510,7 +510,7 @@ int http_start(struct supervisor *s, struct al_error *err)
 	if (!info)
 		return al_error_set(err, EINVAL, "HTTP: no epoll fd from MHD");
 	h->src.fd = info->epoll_fd;
-	if (epoll_watch(s, &h->src, EPOLLIN) < 0)
+	if (loop_watch(s, &h->src, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl (http)");
 	if (!cfg->prom_api_key)
 		LOG(LOG_WARN, NULL, 0,

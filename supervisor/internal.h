@@ -43,9 +43,6 @@ void log_line(int level, const char *func, const char *req, int64_t run,
 
 /* ------------------------------------------------------------ policies */
 
-/* A loaded policy and its compiled filter, shared by the runs under it.
- * Reload (SIGHUP) marks every entry stale; a stale entry is freed when its
- * last run ends. */
 /* A module's learned rules and their compiled filter (learned.c), kept
  * with the policy they were cut from: compiled at the module's first exec
  * under that policy, loaded as they are by the next ones. */
@@ -59,6 +56,9 @@ struct learned_entry {
 
 #define LEARNED_CACHE_MAX 32
 
+/* A loaded policy and its compiled filter, shared by the runs under it
+ * (policy_cache.c). Reload (SIGHUP) marks every entry stale; a stale
+ * entry is freed when its last run ends. */
 struct sup_policy {
 	char name[MANIFEST_POLICY_NAME_MAX + 1];
 	struct al_policy *policy;
@@ -265,8 +265,10 @@ static inline int64_t now_ms(void)
 {
 	return (int64_t)al_monotonic_ms();
 }
-int epoll_watch(struct supervisor *s, struct source *src, uint32_t events);
-int epoll_modify(struct supervisor *s, struct source *src, uint32_t events);
+/* loop.c: add src (its fd) to the loop's epoll set, or change the events
+ * it waits for; epoll_ctl's result. */
+int loop_watch(struct supervisor *s, struct source *src, uint32_t events);
+int loop_modify(struct supervisor *s, struct source *src, uint32_t events);
 
 /* server.c */
 int server_listen(struct supervisor *s, struct al_error *err);

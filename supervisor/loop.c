@@ -13,8 +13,8 @@
  *            those are blocked, SIGPIPE ignored;
  *   tick     a timerfd every SYSTEM_TICK_MS: retention, stale cgroups,
  *            the health self-check (health.c: the manifest answers, the
- *            socket file is still ours); stray staging/ files are not
- *            cleaned yet (the manifest offers no call that deletes them);
+ *            socket file is still ours) and stray staging/ files
+ *            (sweep.c, also at start);
  *   conn     one per client: bounded input buffer cut into NDJSON lines,
  *            bounded output buffer; EPOLLOUT only while output waits;
  *   job      one per run in progress: sandbox_run_fd(), the run's own
@@ -65,13 +65,13 @@
 
 #include "supervisor/internal.h"
 
-int epoll_watch(struct supervisor *s, struct source *src, uint32_t events)
+int loop_watch(struct supervisor *s, struct source *src, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, src->fd, &ev);
 }
 
-int epoll_modify(struct supervisor *s, struct source *src, uint32_t events)
+int loop_modify(struct supervisor *s, struct source *src, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 	return epoll_ctl(s->epfd, EPOLL_CTL_MOD, src->fd, &ev);
@@ -93,7 +93,7 @@ static int signals_open(struct supervisor *s, struct al_error *err)
 	s->signal.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s->signal.fd < 0)
 		return al_error_sys(err, errno, "signalfd");
-	if (epoll_watch(s, &s->signal, EPOLLIN) < 0)
+	if (loop_watch(s, &s->signal, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");
 	return 0;
 }
@@ -111,7 +111,7 @@ static int ticker_open(struct supervisor *s, struct al_error *err)
 	its.it_value = its.it_interval;
 	if (timerfd_settime(s->tick.fd, 0, &its, NULL) < 0)
 		return al_error_sys(err, errno, "timerfd_settime");
-	if (epoll_watch(s, &s->tick, EPOLLIN) < 0)
+	if (loop_watch(s, &s->tick, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");
 	return 0;
 }

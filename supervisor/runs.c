@@ -140,7 +140,7 @@ static void start(struct supervisor *s, struct job *job)
 		return;
 	}
 	job->src.fd = sandbox_run_fd(job->run);
-	if (epoll_watch(s, &job->src, EPOLLIN) < 0) {
+	if (loop_watch(s, &job->src, EPOLLIN) < 0) {
 		sandbox_run_cancel(job->run, "epoll_ctl failed");
 		LOG(LOG_ERROR, job->log_id, job->run_id, "epoll_ctl: %s",
 		    strerror(errno));

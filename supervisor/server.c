@@ -127,7 +127,7 @@ int server_listen(struct supervisor *s, struct al_error *err)
 	}
 	if (listen(s->listen.fd, server_backlog()) < 0)
 		return al_error_sys(err, errno, "listen %s", path);
-	if (epoll_watch(s, &s->listen, EPOLLIN) < 0)
+	if (loop_watch(s, &s->listen, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");
 	return 0;
 }
@@ -248,7 +248,7 @@ void server_accept(struct supervisor *s)
 		for (size_t i = 0; i < ngroups && i < MANIFEST_VIEWER_GROUPS; i++)
 			c->groups[c->ngroups++] = groups[i];
 		c->last_active_ms = (uint64_t)now_ms();
-		if (epoll_watch(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {
+		if (loop_watch(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {
 			close(fd);
 			free(c);
 			continue;

@@ -12,7 +12,7 @@ struct cli_command {
 };
 
 int cmd_run(int argc, char **argv);
-int cmd_version(int argc, char **argv);
+int cmd_version(int argc, char **argv); /* cmd_version.c */
 int cmd_policy(int argc, char **argv);
 /* policy learn: argv[0] is "learn" */
 int cmd_policy_learn(int argc, char **argv);
@@ -20,7 +20,7 @@ int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
 int cmd_validate(int argc, char **argv); /* CI: cases against expectations */
 int cmd_client(int argc, char **argv); /* submit, exec, archive, ... */
 int cmd_status(int argc, char **argv); /* status, top */
-int cmd_ops(int argc, char **argv);    /* quota, events, audit */
+int cmd_operator(int argc, char **argv); /* quota, events, audit */
 int cmd_doctor(int argc, char **argv);
 
 /* tools/client.c: talking to airlockd. */

@@ -319,22 +319,3 @@ int cmd_run(int argc, char **argv)
 	policy_free(policy);
 	return status;
 }
-
-int cmd_version(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	struct al_error err = { 0 };
-	printf("airlock %s\n", AIRLOCK_VERSION);
-	struct sandbox_host *host = sandbox_host_new(&err);
-	if (!host) {
-		printf("isolation: unavailable: %s\n", err.msg);
-		return 0;
-	}
-	printf("cgroup: %s\nprivilege: %s\nseccomp: filter with user "
-	       "notification\nlaunch: %s\n",
-	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host),
-	       sandbox_host_launch_mode(host));
-	sandbox_host_free(host);
-	return 0;
-}
