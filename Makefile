@@ -80,7 +80,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard tools/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 # supervisor/: the daemon's library (everything but its main), and the
-# protocol codec, the one part of it the airlock client links (DESIGN.md).
+# protocol codec, the one part of it the airlock client links (docs/design.md).
 SUP_SRC := $(filter-out supervisor/airlockd.c,$(wildcard supervisor/*.c))
 SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
 PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o \

@@ -1,5 +1,5 @@
 /*
- * The policy object: defaults from DESIGN.md, the mutators the file parser
+ * The policy object: defaults from docs/design.md, the mutators the file parser
  * and the command line use, and the getters the jail reads.
  */
 #include <errno.h>

@@ -4,7 +4,7 @@
  * Lifecycle:
  *
  *   struct al_policy *p = policy_load("strict", &err); // a name or a path
- *   struct al_policy *p = policy_new_default(&err);   // DESIGN.md defaults
+ *   struct al_policy *p = policy_new_default(&err);   // the design's defaults
  *   policy_set_memory(p, "128M", &err);                // command-line overrides
  *   policy_hash(p, hash, &err);                        // identity of the rules
  *   ... sandbox_start() reads it through the getters below ...
@@ -40,7 +40,7 @@ enum policy_limits_mode {
 	POLICY_LIMITS_BEST_EFFORT,
 };
 
-/* Numeric limits and identity; every field has a DESIGN.md default. */
+/* Numeric limits and identity; every field has a docs/design.md default. */
 struct policy_limits {
 	uint64_t memory_bytes;  /* cgroup memory limit, swap excluded */
 	uint64_t timeout_us;    /* wall clock, enforced by the parent */

@@ -1,4 +1,4 @@
-/* The JSON result object of DESIGN.md ("airlock run --json"). */
+/* The JSON result object of docs/design.md ("airlock run --json"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -69,7 +69,7 @@ struct sandbox_spec {
 
 struct sandbox_result {
 	enum al_verdict verdict;
-	int exit_status; /* what `airlock run` exits with (DESIGN.md) */
+	int exit_status; /* what `airlock run` exits with (docs/design.md) */
 	int exit_code;   /* the module's own, or -1 when it did not exit */
 	int signal;      /* the signal that ended it, or 0 */
 	char syscall[64]; /* the denied call, for seccomp_violation */
@@ -231,7 +231,7 @@ int sandbox_syscalls_parse(const char *text, struct sandbox_syscalls *set,
 /* Fill a setup_error result (exit 125, or 126/127 given `exit_status`). */
 void sandbox_result_setup_error(struct sandbox_result *result, int exit_status,
 				const char *message);
-/* The JSON object of DESIGN.md for one result. Caller frees. */
+/* The JSON object of docs/design.md for one result. Caller frees. */
 char *sandbox_result_json(const struct sandbox_result *result,
 			  const struct al_policy *policy,
 			  const struct sandbox_host *host);

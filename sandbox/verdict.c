@@ -1,5 +1,5 @@
 /*
- * Verdicts and exit statuses (DESIGN.md, "airlock run"), decided from what
+ * Verdicts and exit statuses (docs/design.md, "airlock run"), decided from what
  * the parent saw. Pure code: unit-tested in tests/unit/test_verdict.c.
  *
  * Supervisor failures and module failures stay apart: setup_error is ours

@@ -5,7 +5,7 @@
  * over a verdict that has not happened yet is 0 rather than absent.
  *
  * Pure: no daemon state, no system calls but the FILE * it writes to, so
- * tests/unit/test_metrics.c feeds it snapshots. Names: DESIGN.md,
+ * tests/unit/test_metrics.c feeds it snapshots. Names: docs/design.md,
  * "Metrics"; meanings: docs/metrics.md.
  */
 #include <stdio.h>

@@ -350,7 +350,7 @@ int supervisor_settings_apply_args(struct supervisor_config *cfg, int argc,
  * or flag and the form expected; airlockd exits 2 on any. Strings are
  * borrowed from the environment and argv. */
 void supervisor_config_defaults(struct supervisor_config *cfg);
-/* The environment variables of DESIGN.md, "Configuration". */
+/* The environment variables of docs/design.md, "Configuration". */
 int supervisor_config_from_env(struct supervisor_config *cfg,
 			       struct al_error *err);
 /* --config FILE: the same variables as NAME=VALUE lines ('#' comments,

@@ -2,7 +2,8 @@
 #ifndef AIRLOCK_CLI_H
 #define AIRLOCK_CLI_H
 
-/* Usage errors and setup errors share 125 with `airlock run` (DESIGN.md). */
+/* Usage errors and setup errors share 125 with `airlock run`
+ * (docs/design.md). */
 #define CLI_EXIT_USAGE 125
 
 struct cli_command {

@@ -79,7 +79,7 @@ def daemon_variables():
     return sorted(names)
 
 
-# DESIGN.md, "Configuration": the variables operators already use
+# docs/design.md, "Configuration": the variables operators already use
 DESIGN_VARIABLES = ["SANDBOX_MEM_MB", "SANDBOX_TIMEOUT_MS", "SYSTEM_TICK_MS",
                     "MAX_ACTIVE_GENERATIONS", "ARCHIVE_RETENTION_DAYS",
                     "METRICS_PORT", "PROM_API_KEY", "LOG_LEVEL", "LOG_PRETTY",

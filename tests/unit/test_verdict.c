@@ -1,6 +1,6 @@
 /*
  * Unit tests for the verdict classifier and the JSON result: every verdict
- * of DESIGN.md, its exit status, and the precedence between causes (a run
+ * of docs/design.md, its exit status, and the precedence between causes (a run
  * we killed for a seccomp violation is not a timeout, an OOM kill is not a
  * crash, a module that finished just before its deadline is not a timeout).
  */
