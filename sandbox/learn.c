@@ -166,7 +166,7 @@ int learn_run_begin(struct sandbox_run *run, struct sandbox_learner *l)
 	run->learn_key = key;
 	return 0;
 fail:
-	fail_run(run, err.msg);
+	run_fail(run, err.msg);
 	return -1;
 }
 
