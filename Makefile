@@ -9,6 +9,7 @@
 #   make demo         install missing packages, build, run sample modules
 #   make bench        side-by-side start-up benchmarks (bench/)
 #   make bench-learn  the cost of syscall learning (bench/airlock_learn.c)
+#   make format-check the lines that differ from .clang-format (fails if any)
 #   make install      PREFIX=/usr/local DESTDIR=
 
 PREFIX ?= /usr/local
@@ -79,7 +80,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard tools/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 # supervisor/: the daemon's library (everything but its main), and the
-# protocol codec, the one part of it the airlock client links (DESIGN.md).
+# protocol codec, the one part of it the airlock client links (docs/design.md).
 SUP_SRC := $(filter-out supervisor/airlockd.c,$(wildcard supervisor/*.c))
 SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
 PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o \
@@ -87,7 +88,7 @@ PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o \
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all tests check check-vm check-build compat demo bench bench-learn fuzz install uninstall clean deps format
+.PHONY: all tests check check-vm check-build compat demo bench bench-learn fuzz install uninstall clean deps format format-check
 
 # The jail's init helper (sandbox/init/init.c): x86-64 only; elsewhere
 # jails are forked and it is not built.
@@ -276,10 +277,20 @@ uninstall:
 		$(DESTDIR)$(PREFIX)/share/airlock $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(PREFIX)/libexec/airlock
 
+FORMAT_SRC = $(LIB_SRC) $(CLI_SRC) $(SUP_SRC) supervisor/airlockd.c \
+	$(UNIT_SRC) tests/probe/probe.c $(wildcard */*.h)
+
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(SUP_SRC) supervisor/airlockd.c \
-		$(UNIT_SRC) tests/probe/probe.c \
-		$(wildcard */*.h)
+	clang-format -i $(FORMAT_SRC)
+
+# Counts the lines clang-format would change and fails if there are any;
+# not part of make check until the tree has been reformatted once.
+format-check:
+	@n=0; for f in $(FORMAT_SRC); do \
+		d=$$(clang-format --style=file "$$f" | diff "$$f" - | grep -c '^<'); \
+		[ "$$d" -eq 0 ] || echo "$$f: $$d lines differ"; \
+		n=$$((n + d)); \
+	done; echo "format-check: $$n lines differ from .clang-format"; [ "$$n" -eq 0 ]
 
 clean:
 	rm -rf build build-asan build-fuzz build-perf

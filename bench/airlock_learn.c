@@ -27,13 +27,6 @@
 #include "policy/policy.h"
 #include "sandbox/sandbox.h"
 
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 static int by_value(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -49,12 +42,12 @@ static double pct(double *v, int n, double p)
 static double run_module(struct sandbox_host *host, struct sandbox_spec *spec)
 {
 	struct sandbox_result r;
-	double t0 = now_ms();
+	double t0 = al_monotonic_ms();
 	sandbox_run(host, spec, &r);
-	double ms = now_ms() - t0;
-	if (r.verdict != SANDBOX_OK) {
+	double ms = al_monotonic_ms() - t0;
+	if (r.verdict != AL_VERDICT_OK) {
 		fprintf(stderr, "airlock_learn: run ended %s %s\n",
-			sandbox_verdict_name(r.verdict), r.error);
+			al_verdict_name(r.verdict), r.error);
 		exit(1);
 	}
 	sandbox_result_release(&r);
@@ -63,10 +56,10 @@ static double run_module(struct sandbox_host *host, struct sandbox_spec *spec)
 
 static double loop_ms(long calls)
 {
-	double t0 = now_ms();
+	double t0 = al_monotonic_ms();
 	for (long i = 0; i < calls; i++)
 		(void)syscall(SYS_getppid);
-	return now_ms() - t0;
+	return al_monotonic_ms() - t0;
 }
 
 /* A learning run of a sleeping module: while it is live the program is
@@ -118,10 +111,10 @@ int main(int argc, char **argv)
 	struct sandbox_host *host = policy ? sandbox_host_new(&err) : NULL;
 	struct sandbox_filter *filter =
 		host ? sandbox_filter_compile(policy, &err) : NULL;
-	double t0 = now_ms();
+	double t0 = al_monotonic_ms();
 	struct sandbox_learner *learner =
 		filter ? sandbox_learner_new(&err) : NULL;
-	double load_ms = now_ms() - t0;
+	double load_ms = al_monotonic_ms() - t0;
 	double *plain = calloc((size_t)rounds, sizeof(double));
 	double *learn = calloc((size_t)rounds, sizeof(double));
 	double *attach = calloc((size_t)rounds, sizeof(double));

@@ -36,14 +36,6 @@
 	"0123456789abcdef0123456789abcdef"
 #define TMPFS_MAGIC 0x01021994
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int by_value(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -89,15 +81,15 @@ static void bench_record(struct manifest *m, int64_t module, int n,
 	struct manifest_run_start s = { .module_id = module,
 					.policy_hash = HASH, .uid = 1000 };
 	struct al_error err = { 0 };
-	double start = now_ms();
+	double start = al_monotonic_ms();
 
 	for (int i = 0; i < n; i++) {
-		double t = now_ms();
+		double t = al_monotonic_ms();
 		if (manifest_run_record(m, &s, &result, NULL, &err) < 0)
 			die("record", &err);
-		ms[i] = now_ms() - t;
+		ms[i] = al_monotonic_ms() - t;
 	}
-	report("record", ms, n, now_ms() - start);
+	report("record", ms, n, al_monotonic_ms() - start);
 }
 
 static void bench_begin_finish(struct manifest *m, int64_t module, int n,
@@ -106,17 +98,17 @@ static void bench_begin_finish(struct manifest *m, int64_t module, int n,
 	struct manifest_run_start s = { .module_id = module,
 					.policy_hash = HASH, .uid = 1000 };
 	struct al_error err = { 0 };
-	double start = now_ms();
+	double start = al_monotonic_ms();
 	int64_t id;
 
 	for (int i = 0; i < n; i++) {
-		double t = now_ms();
+		double t = al_monotonic_ms();
 		if (manifest_run_begin(m, &s, &id, &err) < 0 ||
 		    manifest_run_finish(m, id, &result, &err) < 0)
 			die("begin+end", &err);
-		ms[i] = now_ms() - t;
+		ms[i] = al_monotonic_ms() - t;
 	}
-	report("begin+end", ms, n, now_ms() - start);
+	report("begin+end", ms, n, al_monotonic_ms() - start);
 }
 
 static void bench_read(const char *dir, int n, double *ms)
@@ -124,33 +116,33 @@ static void bench_read(const char *dir, int n, double *ms)
 	struct al_error err = { 0 };
 	struct manifest *r = manifest_open(dir, MANIFEST_READ_ONLY, &err);
 	struct manifest_run_filter f = { .limit = 50 };
-	double start = now_ms();
+	double start = al_monotonic_ms();
 
 	if (r == NULL)
 		die("open read-only", &err);
 	for (int i = 0; i < n; i++) {
-		double t = now_ms();
+		double t = al_monotonic_ms();
 		if (manifest_runs(r, &f, NULL, NULL, &err) != 50)
 			die("read", &err);
-		ms[i] = now_ms() - t;
+		ms[i] = al_monotonic_ms() - t;
 	}
-	report("read", ms, n, now_ms() - start);
+	report("read", ms, n, al_monotonic_ms() - start);
 	manifest_close(r);
 }
 
 static void bench_moves(struct manifest *m, int n, double *ms)
 {
 	struct al_error err = { 0 };
-	double start = now_ms();
+	double start = al_monotonic_ms();
 
 	for (int i = 0; i < n; i++) {
-		double t = now_ms();
+		double t = al_monotonic_ms();
 		if (manifest_archive(m, "bench", "bench", &err) < 0 ||
 		    manifest_restore(m, "bench", &err) < 0)
 			die("archive+restore", &err);
-		ms[i] = now_ms() - t;
+		ms[i] = al_monotonic_ms() - t;
 	}
-	report("move", ms, n, now_ms() - start);
+	report("move", ms, n, al_monotonic_ms() - start);
 }
 
 static const char *fs_name(const char *dir)

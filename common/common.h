@@ -9,9 +9,13 @@
  *     command line, the environment and policy files.
  *
  *   - al_path_trusted(): may root act on this path (StrictModes)?
+ *   - enum al_verdict: how a run ended, the one list the jail, policies,
+ *     the manifest and the command line name;
+ *   - al_monotonic_ms(), AL_HOUR_MS, AL_DAY_MS, ARRAY_SIZE().
  *
  * Nothing here touches the operating system beyond malloc, except
- * al_path_trusted() (stat(2) of a path and its directories).
+ * al_path_trusted() (stat(2) of a path and its directories) and
+ * al_monotonic_ms() (the clock).
  */
 #ifndef AIRLOCK_COMMON_H
 #define AIRLOCK_COMMON_H
@@ -23,6 +27,42 @@
 #include <sys/types.h>
 
 #define AIRLOCK_VERSION "0.1.0"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ------------------------------------------------------------------ time */
+
+#define AL_HOUR_MS INT64_C(3600000)
+#define AL_DAY_MS INT64_C(86400000)
+
+/* CLOCK_MONOTONIC in milliseconds, with the fraction: for durations and
+ * deadlines, never for dates (manifest_now_ms() is the wall clock). */
+double al_monotonic_ms(void);
+
+/* -------------------------------------------------------------- verdicts */
+
+/*
+ * How a run ended (docs/design.md, "airlock run"). setup_error is ours (or
+ * a module that cannot be executed at all); every other verdict is the
+ * module's own doing. Policies' archive_on is a bit per verdict; the
+ * manifest stores the names, and adds "running" and "interrupted" for runs
+ * that have no verdict (yet).
+ */
+enum al_verdict {
+	AL_VERDICT_OK,
+	AL_VERDICT_EXIT_NONZERO,
+	AL_VERDICT_CRASHED,      /* killed by a signal of its own doing */
+	AL_VERDICT_TIMEOUT,      /* wall clock or CPU time limit */
+	AL_VERDICT_MEMORY_LIMIT, /* killed by the cgroup's OOM killer */
+	AL_VERDICT_SECCOMP_VIOLATION,
+	AL_VERDICT_SETUP_ERROR, /* ours, or a module that cannot be executed */
+	AL_VERDICT_COUNT,
+};
+
+/* "ok", "exit_nonzero", ...; "setup_error" for a value out of range. */
+const char *al_verdict_name(enum al_verdict v);
+/* The verdict of that name, or -1 when there is none. */
+int al_verdict_parse(const char *name);
 
 /* ---------------------------------------------------------------- errors */
 

@@ -14,8 +14,6 @@
 
 #include "common/common.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 /* Fraction digits that take part in the result; 10^19 still fits in a
  * uint64_t, and later digits are worth less than 1e-19 of the unit. */
 #define FRAC_DIGITS_MAX 19

@@ -540,13 +540,11 @@ out:
 
 static int fsync_path(const char *path, int flags)
 {
-	int fd = open(path, flags | O_CLOEXEC), rc;
+	_cleanup_close_ int fd = open(path, flags | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
+	return fsync(fd);
 }
 
 /* Copy every page in one step: one read transaction, one consistent

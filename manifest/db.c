@@ -358,7 +358,7 @@ static int check_owned(struct manifest *m, struct al_error *err)
 		if (al_stat_trusted(what, &st, geteuid(), err) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(what, sizeof(what), "%s/%s", m->state_dir, files[i]);
 		if (fstatat(m->dir_fd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)

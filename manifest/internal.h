@@ -20,8 +20,6 @@
 
 #include "manifest/manifest.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 /* The three directories of the store, and "no file" (a rejected or
  * deleted module). */
 enum store_dir {

@@ -12,7 +12,6 @@
 
 #include "manifest/internal.h"
 
-#define MS_PER_DAY INT64_C(86400000)
 
 static const char SQL_EXPIRED_MODULE[] =
 	"SELECT id, sha256 FROM modules"
@@ -46,7 +45,7 @@ static int retention(struct manifest *m, unsigned days, int64_t now_ms,
 		     struct manifest_removed *removed, struct al_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *runs = NULL;
-	int64_t cutoff = now_ms - (int64_t)days * MS_PER_DAY, id = 0;
+	int64_t cutoff = now_ms - (int64_t)days * AL_DAY_MS, id = 0;
 	char sha256[MANIFEST_SHA256_HEX + 1], reason[96];
 	int rc;
 

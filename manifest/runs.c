@@ -14,19 +14,6 @@
 
 #include "manifest/internal.h"
 
-static const char *const verdicts[] = {
-	"ok",      "exit_nonzero", "crashed",    "timeout",
-	"memory_limit", "seccomp_violation", "setup_error",
-};
-
-static bool valid_verdict(const char *v)
-{
-	for (size_t i = 0; v != NULL && i < ARRAY_SIZE(verdicts); i++)
-		if (strcmp(v, verdicts[i]) == 0)
-			return true;
-	return false;
-}
-
 static int check_start(const struct manifest_run_start *s,
 		       struct al_error *err)
 {
@@ -40,7 +27,7 @@ static int check_start(const struct manifest_run_start *s,
 static int check_result(const struct manifest_run_result *r,
 			struct al_error *err)
 {
-	if (!valid_verdict(r->verdict))
+	if (al_verdict_parse(r->verdict) < 0)
 		return al_error_set(err, EINVAL,
 				    "invalid verdict: expected ok, "
 				    "exit_nonzero, crashed, timeout, "

@@ -71,15 +71,15 @@ static bool parse_age(const char *s, int64_t now_ms, int64_t *out)
 	static const struct {
 		char unit;
 		int64_t ms;
-	} units[] = { { 's', 1000 }, { 'm', 60000 }, { 'h', 3600000 },
-		      { 'd', 86400000 } };
+	} units[] = { { 's', 1000 }, { 'm', 60000 }, { 'h', AL_HOUR_MS },
+		      { 'd', AL_DAY_MS } };
 	int64_t n = 0;
 	const char *p = s;
 
 	if (*p < '0' || *p > '9')
 		return false;
 	for (; *p >= '0' && *p <= '9'; p++) {
-		if (n > INT64_MAX / 10 / 86400000)
+		if (n > INT64_MAX / 10 / AL_DAY_MS)
 			return false;
 		n = n * 10 + (*p - '0');
 	}

@@ -96,9 +96,9 @@ static void write_runtime(FILE *f, const struct al_policy *p)
 {
 	fprintf(f, "[runtime]\narchive_on =");
 	bool any = false;
-	for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
-		if (policy_archives(p, (enum policy_verdict)v)) {
-			fprintf(f, " %s", policy_verdict_name(v));
+	for (int v = 0; v < AL_VERDICT_COUNT; v++)
+		if (policy_archives(p, v)) {
+			fprintf(f, " %s", al_verdict_name(v));
 			any = true;
 		}
 	fprintf(f, "%s\ncrash_budget = %llu\n", any ? "" : " none",

@@ -27,7 +27,7 @@ struct al_policy {
 	size_t n_sys;
 	struct policy_bind *binds;
 	size_t n_binds;
-	unsigned archive_on; /* bit per enum policy_verdict */
+	unsigned archive_on; /* bit per enum al_verdict */
 	uint64_t crash_budget;
 	bool seccomp_learned; /* [runtime] seccomp = learned */
 	char *file; /* the file it was read from; NULL if none */

@@ -301,7 +301,7 @@ static bool reserved_target(const char *jail)
 	};
 	if (strcmp(jail, "/") == 0)
 		return true;
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
 		size_t n = strlen(reserved[i]);
 		if (strncmp(jail, reserved[i], n) == 0 &&
 		    (jail[n] == '\0' || jail[n] == '/'))
@@ -531,12 +531,10 @@ static int errno_token(struct parse_state *st, const char *t)
 	name[colon - t] = '\0';
 	if (known_syscall(st, name) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]);
-	     i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(errno_names); i++) {
 		if (strcmp(colon + 1, errno_names[i].name) != 0)
 			continue;
-		if (st->n_errnos >= (int)(sizeof(st->errnos) /
-					  sizeof(st->errnos[0])))
+		if (st->n_errnos >= (int)ARRAY_SIZE(st->errnos))
 			return fail(st, "too many entries: at most 64");
 		snprintf(st->errnos[st->n_errnos].name,
 			 sizeof(st->errnos[0].name), "%s", name);
@@ -595,15 +593,15 @@ static int set_default_action(struct parse_state *st, const char *v)
 
 static int archive_token(struct parse_state *st, const char *t)
 {
-	int v = policy_verdict_parse(t);
+	int v = al_verdict_parse(t);
 	if (v < 0)
 		return fail(st, "unknown verdict \"%s\": expected crashed, "
 				"timeout, memory_limit, seccomp_violation or "
 				"exit_nonzero",
 			    t);
-	if (v == POLICY_VERDICT_OK || v == POLICY_VERDICT_SETUP_ERROR)
+	if (v == AL_VERDICT_OK || v == AL_VERDICT_SETUP_ERROR)
 		return fail(st, "%s cannot archive a module: %s", t,
-			    v == POLICY_VERDICT_OK ?
+			    v == AL_VERDICT_OK ?
 				    "it is a success" :
 				    "it is the supervisor's failure, not the "
 				    "module's");
@@ -666,7 +664,7 @@ static const struct key keys[] = {
 	{ "runtime", "seccomp", false, set_runtime_seccomp },
 };
 
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+#define N_KEYS ARRAY_SIZE(keys)
 
 static bool known_section(const char *section)
 {

@@ -1,5 +1,5 @@
 /*
- * The policy object: defaults from DESIGN.md, the mutators the file parser
+ * The policy object: defaults from docs/design.md, the mutators the file parser
  * and the command line use, and the getters the jail reads.
  */
 #include <errno.h>
@@ -20,11 +20,6 @@ static const char *const default_env[][2] = {
 static const char *const default_groups[] = {
 	"@basic-io", "@file-system", "@memory", "@process", "@credentials",
 	"@signal", "@time", "@event", "@network", "@ipc", NULL,
-};
-
-static const char *const verdict_names[POLICY_VERDICT_COUNT] = {
-	"ok", "exit_nonzero", "crashed", "timeout", "memory_limit",
-	"seccomp_violation", "setup_error",
 };
 
 static void default_limits(struct policy_limits *l)
@@ -164,8 +159,7 @@ static int add_defaults(struct al_policy *p, struct al_error *err)
 		if (policy_sys_add(p, s->name, s->action, s->errnum, err) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < sizeof(default_env) / sizeof(default_env[0]);
-	     i++)
+	for (size_t i = 0; i < ARRAY_SIZE(default_env); i++)
 		if (policy_env_set(p, default_env[i][0], default_env[i][1],
 				   err) < 0)
 			return -1;
@@ -182,8 +176,8 @@ struct al_policy *policy_new_default(struct al_error *err)
 	snprintf(p->name, sizeof(p->name), "default");
 	snprintf(p->hostname, sizeof(p->hostname), "airlock");
 	default_limits(&p->limits);
-	p->archive_on = (1u << POLICY_VERDICT_CRASHED) |
-			(1u << POLICY_VERDICT_SECCOMP_VIOLATION);
+	p->archive_on = (1u << AL_VERDICT_CRASHED) |
+			(1u << AL_VERDICT_SECCOMP_VIOLATION);
 	p->crash_budget = 1;
 	if (add_defaults(p, err) < 0) {
 		policy_free(p);
@@ -370,9 +364,9 @@ uid_t policy_file_owner(const struct al_policy *p)
 	return p->file ? p->file_owner : 0;
 }
 
-bool policy_archives(const struct al_policy *p, enum policy_verdict v)
+bool policy_archives(const struct al_policy *p, enum al_verdict v)
 {
-	return v < POLICY_VERDICT_COUNT && (p->archive_on & (1u << v));
+	return v < AL_VERDICT_COUNT && (p->archive_on & (1u << v));
 }
 
 uint64_t policy_crash_budget(const struct al_policy *p)
@@ -410,19 +404,6 @@ struct al_policy *policy_restrict(const struct al_policy *p,
 			policy_sys_remove(q, q->sys[i].name);
 	q->seccomp_learned = false;
 	return q;
-}
-
-const char *policy_verdict_name(enum policy_verdict v)
-{
-	return v < POLICY_VERDICT_COUNT ? verdict_names[v] : "?";
-}
-
-int policy_verdict_parse(const char *name)
-{
-	for (int v = 0; v < POLICY_VERDICT_COUNT; v++)
-		if (strcmp(verdict_names[v], name) == 0)
-			return v;
-	return -1;
 }
 
 const char *policy_net_name(enum policy_net net)

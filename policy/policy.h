@@ -4,7 +4,7 @@
  * Lifecycle:
  *
  *   struct al_policy *p = policy_load("strict", &err); // a name or a path
- *   struct al_policy *p = policy_new_default(&err);   // DESIGN.md defaults
+ *   struct al_policy *p = policy_new_default(&err);   // the design's defaults
  *   policy_set_memory(p, "128M", &err);                // command-line overrides
  *   policy_hash(p, hash, &err);                        // identity of the rules
  *   ... sandbox_start() reads it through the getters below ...
@@ -40,7 +40,7 @@ enum policy_limits_mode {
 	POLICY_LIMITS_BEST_EFFORT,
 };
 
-/* Numeric limits and identity; every field has a DESIGN.md default. */
+/* Numeric limits and identity; every field has a docs/design.md default. */
 struct policy_limits {
 	uint64_t memory_bytes;  /* cgroup memory limit, swap excluded */
 	uint64_t timeout_us;    /* wall clock, enforced by the parent */
@@ -77,19 +77,6 @@ struct policy_bind {
 	char *host;
 	char *jail;
 	bool writable;
-};
-
-/* The verdicts a policy's runtime rules name (same order as the sandbox's
- * enum sandbox_verdict). */
-enum policy_verdict {
-	POLICY_VERDICT_OK,
-	POLICY_VERDICT_EXIT_NONZERO,
-	POLICY_VERDICT_CRASHED,
-	POLICY_VERDICT_TIMEOUT,
-	POLICY_VERDICT_MEMORY_LIMIT,
-	POLICY_VERDICT_SECCOMP_VIOLATION,
-	POLICY_VERDICT_SETUP_ERROR,
-	POLICY_VERDICT_COUNT,
 };
 
 /* The default policy. Caller frees with policy_free(). */
@@ -173,7 +160,7 @@ const char *policy_file(const struct al_policy *p);
 uid_t policy_file_owner(const struct al_policy *p);
 /* Runtime rules for the supervisor: which verdicts archive a module, after
  * how many of them. */
-bool policy_archives(const struct al_policy *p, enum policy_verdict v);
+bool policy_archives(const struct al_policy *p, enum al_verdict v);
 uint64_t policy_crash_budget(const struct al_policy *p);
 /* [runtime] seccomp = learned: a supervisor learns the module's syscalls
  * in its validation run and holds every later run to exactly those
@@ -185,8 +172,6 @@ bool policy_seccomp_learned(const struct al_policy *p);
 struct al_policy *policy_restrict(const struct al_policy *p,
 				  bool (*keep)(const char *name, void *arg),
 				  void *arg, struct al_error *err);
-const char *policy_verdict_name(enum policy_verdict v);
-int policy_verdict_parse(const char *name); /* -1 when unknown */
 size_t policy_syscall_count(const struct al_policy *p);
 const struct policy_syscall *policy_syscall_at(const struct al_policy *p,
 					       size_t i);

@@ -182,7 +182,7 @@ static const struct policy_syscall default_errno[] = {
 
 const struct policy_group *policy_group_find(const char *name)
 {
-	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(groups); i++)
 		if (strcmp(groups[i].name, name) == 0)
 			return &groups[i];
 	return NULL;
@@ -190,7 +190,7 @@ const struct policy_group *policy_group_find(const char *name)
 
 size_t policy_group_count(void)
 {
-	return sizeof(groups) / sizeof(groups[0]);
+	return ARRAY_SIZE(groups);
 }
 
 const struct policy_group *policy_group_at(size_t i)
@@ -200,7 +200,7 @@ const struct policy_group *policy_group_at(size_t i)
 
 size_t policy_default_errno_count(void)
 {
-	return sizeof(default_errno) / sizeof(default_errno[0]);
+	return ARRAY_SIZE(default_errno);
 }
 
 const struct policy_syscall *policy_default_errno_at(size_t i)

@@ -278,12 +278,15 @@ static int sweep_base(int base_fd, const char *base,
 		      void (*fn)(const char *, int, int, void *), void *arg)
 {
 	int removed = 0;
-	int fd = dup(base_fd);
+	/* a copy for the DIR stream to own, close-on-exec like every fd; it
+	 * shares base_fd's offset, which the last sweep left at the end */
+	int fd = fcntl(base_fd, F_DUPFD_CLOEXEC, 0);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	if (!d) {
 		al_closep(&fd);
 		return 0;
 	}
+	rewinddir(d);
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		char path[PATH_MAX];

@@ -285,7 +285,7 @@ static int parse_field(struct dbus_rd *r, struct dbus_msg *m)
 	if (code == DBUS_FIELD_REPLY_SERIAL)
 		m->reply_serial = u;
 	/* sender, destination, fds: not needed */
-	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
 		if (strings[i].code == code && s)
 			*(const char **)((char *)m + strings[i].offset) = s;
 	return 0;

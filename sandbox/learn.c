@@ -38,13 +38,6 @@ struct sandbox_learner {
 _Static_assert(sizeof(struct learn_bits) == sizeof(struct sandbox_syscalls),
 	       "the BPF bitmap and the syscall set have one layout");
 
-static double now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
 /* libbpf's own diagnostics: kept (the first warning) for the error
  * message instead of printed, so a failed load says one clear thing. */
 static char libbpf_last[256];
@@ -74,13 +67,13 @@ struct sandbox_learner *sandbox_learner_new(struct al_error *err)
 		al_error_sys(err, ENOMEM, "syscall learning");
 		return NULL;
 	}
-	double t0 = now_ms();
+	double t0 = al_monotonic_ms();
 	libbpf_last[0] = '\0';
 	libbpf_print_fn_t old = libbpf_set_print(libbpf_print);
 	l->skel = learn_bpf__open_and_load();
 	int saved = errno ? errno : EINVAL;
 	libbpf_set_print(old);
-	l->load_ms = now_ms() - t0;
+	l->load_ms = al_monotonic_ms() - t0;
 	if (!l->skel) {
 		bool perm = saved == EPERM || saved == EACCES;
 		al_error_set(err, saved,
@@ -121,9 +114,9 @@ static int learner_hold(struct sandbox_learner *l, struct al_error *err)
 {
 	if (l->live++ > 0)
 		return 0;
-	double t0 = now_ms();
+	double t0 = al_monotonic_ms();
 	l->link = bpf_program__attach(l->skel->progs.learn_sys_enter);
-	l->attach_ms = now_ms() - t0;
+	l->attach_ms = al_monotonic_ms() - t0;
 	if (!l->link) {
 		int saved = errno;
 		l->live--;
@@ -173,7 +166,7 @@ int learn_run_begin(struct sandbox_run *run, struct sandbox_learner *l)
 	run->learn_key = key;
 	return 0;
 fail:
-	fail_run(run, err.msg);
+	run_fail(run, err.msg);
 	return -1;
 }
 
@@ -192,4 +185,12 @@ void learn_run_end(struct sandbox_run *run)
 	(void)bpf_map__delete_elem(l->skel->maps.jails, &key, sizeof(key), 0);
 	learner_release(l);
 	run->learner = NULL;
+}
+
+void sandbox_learn_floor(struct sandbox_syscalls *set)
+{
+	static const char *const floor_names[] = { "execve", "exit",
+						   "exit_group" };
+	for (size_t i = 0; i < ARRAY_SIZE(floor_names); i++)
+		(void)sandbox_syscalls_add_name(set, floor_names[i], NULL);
 }

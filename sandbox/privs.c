@@ -184,7 +184,7 @@ void jail_verify_privileges(const struct jail_plan *plan)
 	status[n] = '\0';
 	static const char *const sets[] = { "CapInh:", "CapPrm:", "CapEff:",
 					    "CapBnd:", "CapAmb:" };
-	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(sets); i++)
 		if (!field_is(status, sets[i], "0000000000000000"))
 			jail_fail(plan, EPERM, "verify: %s is not empty",
 				  sets[i]);

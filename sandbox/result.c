@@ -1,5 +1,5 @@
 /*
- * The JSON result object of DESIGN.md: the one encoder of a run's result,
+ * The JSON result object of docs/design.md: the one encoder of a run's result,
  * written by "airlock run --json", by airlockd's submit and exec answers
  * ("result") and by "airlock validate"'s JSON report, so the three agree
  * member for member (tests/integration/test_contract.py compares them).
@@ -39,7 +39,7 @@ void sandbox_result_write(struct json_buf *jb, const struct sandbox_result *r,
 	char hash[POLICY_HASH_LEN] = "";
 
 	json_object_open(jb);
-	json_kv_string(jb, "verdict", sandbox_verdict_name(r->verdict));
+	json_kv_string(jb, "verdict", al_verdict_name(r->verdict));
 	if (r->exit_code >= 0)
 		json_kv_int(jb, "exit_code", r->exit_code);
 	else
@@ -88,7 +88,7 @@ void sandbox_result_write(struct json_buf *jb, const struct sandbox_result *r,
 		json_string(jb, "cpu_quota");
 	}
 	json_array_close(jb);
-	if (r->verdict == SANDBOX_SETUP_ERROR)
+	if (r->verdict == AL_VERDICT_SETUP_ERROR)
 		json_kv_string(jb, "error", r->error);
 	if (r->learned) {
 		char **names = sandbox_syscalls_names(&r->syscalls);

@@ -44,13 +44,13 @@ void capture_init(struct capture *c, uint64_t max)
 	*c = (struct capture){ .fd = -1, .max = max };
 }
 
-int watch(struct sandbox_run *run, int fd, enum watch_tag tag)
+int run_watch(struct sandbox_run *run, int fd, enum watch_tag tag)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
 	return epoll_ctl(run->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-void unwatch(struct sandbox_run *run, int *fd)
+void run_unwatch(struct sandbox_run *run, int *fd)
 {
 	if (*fd < 0)
 		return;
@@ -58,20 +58,20 @@ void unwatch(struct sandbox_run *run, int *fd)
 	al_closep(fd);
 }
 
-void kill_init(struct sandbox_run *run)
+void run_kill_init(struct sandbox_run *run)
 {
 	if (run->pidfd >= 0 && !run->reaped)
 		(void)syscall(SYS_pidfd_send_signal, run->pidfd, SIGKILL, NULL,
 			      0);
 }
 
-void fail_run(struct sandbox_run *run, const char *msg)
+void run_fail(struct sandbox_run *run, const char *msg)
 {
 	if (!run->vin.setup_failed)
 		snprintf(run->result.error, sizeof(run->result.error), "%s",
 			 msg);
 	run->vin.setup_failed = true;
-	kill_init(run);
+	run_kill_init(run);
 }
 
 /* ------------------------------------------------------------ output */
@@ -109,7 +109,7 @@ static void capture_read(struct sandbox_run *run, struct capture *c)
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {
-			unwatch(run, &c->fd);
+			run_unwatch(run, &c->fd);
 			return;
 		}
 		if (dst == sink)
@@ -171,14 +171,14 @@ static bool filter_confirmed(struct sandbox_run *run)
 static void on_listener(struct sandbox_run *run, int fd)
 {
 	if (fd < 0) {
-		fail_run(run, "jail setup: the seccomp listener did not arrive");
+		run_fail(run, "jail setup: the seccomp listener did not arrive");
 		return;
 	}
 	run->notify_fd = fd;
-	if (watch(run, fd, TAG_NOTIFY) < 0)
-		fail_run(run, "jail setup: cannot watch the seccomp listener");
+	if (run_watch(run, fd, TAG_NOTIFY) < 0)
+		run_fail(run, "jail setup: cannot watch the seccomp listener");
 	else if (!filter_confirmed(run))
-		fail_run(run, "jail setup: the kernel does not report seccomp "
+		run_fail(run, "jail setup: the kernel does not report seccomp "
 			      "filter mode with no_new_privs for the jail");
 }
 
@@ -211,7 +211,7 @@ static void on_message(struct sandbox_run *run, const struct jail_msg *m,
 		run->vin.status = m->value;
 		break;
 	default:
-		fail_run(run, "jail setup: unknown message from the jail");
+		run_fail(run, "jail setup: unknown message from the jail");
 	}
 	al_closep(&fd);
 }
@@ -225,7 +225,7 @@ static void drain_sync(struct sandbox_run *run)
 		if (rc < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (rc <= 0) {
-			unwatch(run, &run->sync_fd);
+			run_unwatch(run, &run->sync_fd);
 			return;
 		}
 		on_message(run, &m, fd);
@@ -241,7 +241,7 @@ static void on_notification(struct sandbox_run *run)
 	memset(&req, 0, sizeof(req));
 	if (ioctl(run->notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
 		if (errno != EINTR && errno != ENOENT)
-			unwatch(run, &run->notify_fd);
+			run_unwatch(run, &run->notify_fd);
 		return;
 	}
 	if (run->vin.seccomp_denied || run->vin.setup_failed)
@@ -257,12 +257,12 @@ static void on_notification(struct sandbox_run *run)
 			 "jail setup: the jail's init made a call the filter "
 			 "denies (%s)",
 			 name);
-		fail_run(run, msg);
+		run_fail(run, msg);
 		return;
 	}
 	snprintf(run->result.syscall, sizeof(run->result.syscall), "%s", name);
 	run->vin.seccomp_denied = true;
-	kill_init(run);
+	run_kill_init(run);
 }
 
 /* ------------------------------------------------- usage without cgroup */
@@ -444,7 +444,7 @@ bool sandbox_run_step(struct sandbox_run *run)
 			if (ev[i].events & EPOLLIN)
 				on_notification(run);
 			else
-				unwatch(run, &run->notify_fd);
+				run_unwatch(run, &run->notify_fd);
 			break;
 		case TAG_TIMER: {
 			uint64_t ticks;
@@ -455,9 +455,9 @@ bool sandbox_run_step(struct sandbox_run *run)
 				run->vin.timed_out = true;
 				if (run->cg.n == 0)
 					sample_live_usage(run);
-				kill_init(run);
+				run_kill_init(run);
 			}
-			unwatch(run, &run->timer_fd);
+			run_unwatch(run, &run->timer_fd);
 			break;
 		}
 		case TAG_PID:

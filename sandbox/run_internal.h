@@ -41,11 +41,14 @@ struct sandbox_run {
 };
 
 void capture_init(struct capture *c, uint64_t max);
-int watch(struct sandbox_run *run, int fd, enum watch_tag tag);
-void unwatch(struct sandbox_run *run, int *fd);
-void kill_init(struct sandbox_run *run);
+/* run.c: add fd to the run's own epoll set, tagged; take it out and
+ * close it. */
+int run_watch(struct sandbox_run *run, int fd, enum watch_tag tag);
+void run_unwatch(struct sandbox_run *run, int *fd);
+/* SIGKILL the jail's init (the whole pid namespace ends with it). */
+void run_kill_init(struct sandbox_run *run);
 /* Mark the run as a setup error and kill what was started. */
-void fail_run(struct sandbox_run *run, const char *msg);
+void run_fail(struct sandbox_run *run, const char *msg);
 /* Learning runs (learn.c): register the jail right after clone, before
  * init may go on (fails the run on error); collect and unregister once
  * init is reaped (also safe on a run that never registered). */

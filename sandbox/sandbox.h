@@ -48,16 +48,6 @@ struct sandbox_syscalls {
 	uint64_t words[SANDBOX_SYSCALL_MAX / 64];
 };
 
-enum sandbox_verdict {
-	SANDBOX_OK,
-	SANDBOX_EXIT_NONZERO,
-	SANDBOX_CRASHED,      /* killed by a signal of its own doing */
-	SANDBOX_TIMEOUT,      /* wall clock or CPU time limit */
-	SANDBOX_MEMORY_LIMIT, /* killed by the cgroup's OOM killer */
-	SANDBOX_SECCOMP_VIOLATION,
-	SANDBOX_SETUP_ERROR, /* ours, or a module that cannot be executed */
-};
-
 /* What to run. Everything is borrowed for the duration of sandbox_start(). */
 struct sandbox_spec {
 	const struct al_policy *policy;
@@ -82,8 +72,8 @@ struct sandbox_spec {
 };
 
 struct sandbox_result {
-	enum sandbox_verdict verdict;
-	int exit_status; /* what `airlock run` exits with (DESIGN.md) */
+	enum al_verdict verdict;
+	int exit_status; /* what `airlock run` exits with (docs/design.md) */
 	int exit_code;   /* the module's own, or -1 when it did not exit */
 	int signal;      /* the signal that ended it, or 0 */
 	char syscall[64]; /* the denied call, for seccomp_violation */
@@ -216,6 +206,13 @@ void sandbox_learner_free(struct sandbox_learner *learner);
 /* Milliseconds the load took, and the last attach (for benchmarks). */
 double sandbox_learner_load_ms(const struct sandbox_learner *learner);
 double sandbox_learner_attach_ms(const struct sandbox_learner *learner);
+/* Add the learned allow-list's floor to `set`: what any module needs
+ * whether or not its learning run saw it, the exec that starts it (made
+ * by init's vfork child, whose pre-exec calls are not learned when the
+ * exec is the first thing it does) and the two ways to end. Both users of
+ * a learned set (the supervisor's runtime policy, airlock learn's policy
+ * file) add it. */
+void sandbox_learn_floor(struct sandbox_syscalls *set);
 
 /* Syscall sets: numbers outside 0..SANDBOX_SYSCALL_MAX-1 are ignored. */
 void sandbox_syscalls_add(struct sandbox_syscalls *set, int nr);
@@ -235,11 +232,10 @@ int sandbox_syscalls_parse(const char *text, struct sandbox_syscalls *set,
 
 /* ---------------------------------------------------------------- verdict */
 
-const char *sandbox_verdict_name(enum sandbox_verdict v);
 /* Fill a setup_error result (exit 125, or 126/127 given `exit_status`). */
 void sandbox_result_setup_error(struct sandbox_result *result, int exit_status,
 				const char *message);
-/* The JSON object of DESIGN.md for one result, appended to `jb` as a
+/* The JSON object of docs/design.md for one result, appended to `jb` as a
  * value (an answer's "result" member); policy and host may be NULL (their
  * members are then left out). The one encoder of a result: the CLI, the
  * daemon and validate's report all use it. */

@@ -225,13 +225,13 @@ static int arm_deadline(struct sandbox_run *run, uint64_t timeout_us)
 	};
 	if (timerfd_settime(run->timer_fd, 0, &its, NULL) < 0)
 		return -1;
-	if (watch(run, run->pidfd, TAG_PID) < 0 ||
-	    watch(run, run->sync_fd, TAG_SYNC) < 0 ||
-	    watch(run, run->timer_fd, TAG_TIMER) < 0)
+	if (run_watch(run, run->pidfd, TAG_PID) < 0 ||
+	    run_watch(run, run->sync_fd, TAG_SYNC) < 0 ||
+	    run_watch(run, run->timer_fd, TAG_TIMER) < 0)
 		return -1;
-	if (run->out.fd >= 0 && watch(run, run->out.fd, TAG_OUT) < 0)
+	if (run->out.fd >= 0 && run_watch(run, run->out.fd, TAG_OUT) < 0)
 		return -1;
-	if (run->err.fd >= 0 && watch(run, run->err.fd, TAG_ERR) < 0)
+	if (run->err.fd >= 0 && run_watch(run, run->err.fd, TAG_ERR) < 0)
 		return -1;
 	return 0;
 }
@@ -385,17 +385,17 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	close_child_ends(spec, child_stdio, &sync[1]);
 	if (spec->learner && learn_run_begin(run, spec->learner) == 0 &&
 	    host->root && send(run->sync_fd, "", 1, MSG_NOSIGNAL) != 1)
-		fail_run(run, "jail setup: cannot release the jail's init");
+		run_fail(run, "jail setup: cannot release the jail's init");
 	if (!host->root && map_ids(run, limits) < 0) {
 		char msg[256];
 		snprintf(msg, sizeof(msg),
 			 "jail setup: map the caller's uid and gid into the "
 			 "user namespace: %s",
 			 strerror(errno));
-		fail_run(run, msg);
+		run_fail(run, msg);
 	}
 	if (arm_deadline(run, limits->timeout_us) < 0)
-		fail_run(run, "jail setup: cannot watch the run");
+		run_fail(run, "jail setup: cannot watch the run");
 out:
 	close_child_ends(spec, child_stdio, &sync[1]);
 	al_closep(&sync[0]);
@@ -483,7 +483,7 @@ void sandbox_run_cancel(struct sandbox_run *run, const char *why)
 	if (run->finished)
 		return;
 	snprintf(msg, sizeof(msg), "cancelled: %s", why);
-	fail_run(run, msg);
+	run_fail(run, msg);
 }
 
 void sandbox_result_release(struct sandbox_result *r)
@@ -498,7 +498,7 @@ void sandbox_run_free(struct sandbox_run *run)
 	if (!run)
 		return;
 	if (run->pidfd >= 0 && !run->reaped) {
-		kill_init(run);
+		run_kill_init(run);
 		siginfo_t si;
 		(void)waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED | __WALL);
 	}

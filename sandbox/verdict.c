@@ -1,5 +1,5 @@
 /*
- * Verdicts and exit statuses (DESIGN.md, "airlock run"), decided from what
+ * Verdicts and exit statuses (docs/design.md, "airlock run"), decided from what
  * the parent saw. Pure code: unit-tested in tests/unit/test_verdict.c.
  *
  * Supervisor failures and module failures stay apart: setup_error is ours
@@ -20,38 +20,17 @@
 #define EXIT_NOT_EXECUTABLE 126
 #define EXIT_NOT_FOUND 127
 
-const char *sandbox_verdict_name(enum sandbox_verdict v)
-{
-	switch (v) {
-	case SANDBOX_OK:
-		return "ok";
-	case SANDBOX_EXIT_NONZERO:
-		return "exit_nonzero";
-	case SANDBOX_CRASHED:
-		return "crashed";
-	case SANDBOX_TIMEOUT:
-		return "timeout";
-	case SANDBOX_MEMORY_LIMIT:
-		return "memory_limit";
-	case SANDBOX_SECCOMP_VIOLATION:
-		return "seccomp_violation";
-	case SANDBOX_SETUP_ERROR:
-		return "setup_error";
-	}
-	return "setup_error";
-}
-
 void sandbox_result_setup_error(struct sandbox_result *r, int exit_status,
 				const char *message)
 {
-	r->verdict = SANDBOX_SETUP_ERROR;
+	r->verdict = AL_VERDICT_SETUP_ERROR;
 	r->exit_status = exit_status ? exit_status : EXIT_SETUP;
 	r->exit_code = -1;
 	r->signal = 0;
 	snprintf(r->error, sizeof(r->error), "%s", message);
 }
 
-static void set(struct sandbox_result *r, enum sandbox_verdict v,
+static void set(struct sandbox_result *r, enum al_verdict v,
 		int exit_code, int sig, int exit_status)
 {
 	r->verdict = v;
@@ -66,25 +45,25 @@ static void classify_status(const struct verdict_input *in,
 	int st = in->status;
 	if (WIFEXITED(st)) {
 		int code = WEXITSTATUS(st);
-		set(r, code == 0 ? SANDBOX_OK : SANDBOX_EXIT_NONZERO, code, 0,
+		set(r, code == 0 ? AL_VERDICT_OK : AL_VERDICT_EXIT_NONZERO, code, 0,
 		    code);
 		return;
 	}
 	int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
 	if (sig == SIGKILL && in->oom_kills > 0)
-		set(r, SANDBOX_MEMORY_LIMIT, -1, SIGKILL, 128 + SIGKILL);
+		set(r, AL_VERDICT_MEMORY_LIMIT, -1, SIGKILL, 128 + SIGKILL);
 	else if (sig == SIGXCPU || (sig == SIGKILL && in->cpu_limit_hit))
 		/* RLIMIT_CPU: the CPU-time half of the time limit (SIGKILL
 		 * once the module ignored SIGXCPU to the hard limit) */
-		set(r, SANDBOX_TIMEOUT, -1, sig, EXIT_TIMEOUT);
+		set(r, AL_VERDICT_TIMEOUT, -1, sig, EXIT_TIMEOUT);
 	else
-		set(r, SANDBOX_CRASHED, -1, sig, 128 + sig);
+		set(r, AL_VERDICT_CRASHED, -1, sig, 128 + sig);
 }
 
 void verdict_classify(const struct verdict_input *in, struct sandbox_result *r)
 {
 	if (in->setup_failed) {
-		set(r, SANDBOX_SETUP_ERROR, -1, 0, EXIT_SETUP);
+		set(r, AL_VERDICT_SETUP_ERROR, -1, 0, EXIT_SETUP);
 		return;
 	}
 	if (in->exec_errno) {
@@ -93,16 +72,16 @@ void verdict_classify(const struct verdict_input *in, struct sandbox_result *r)
 					     in->exec_errno == ELOOP
 				     ? EXIT_NOT_FOUND
 				     : EXIT_NOT_EXECUTABLE;
-		set(r, SANDBOX_SETUP_ERROR, -1, 0, status);
+		set(r, AL_VERDICT_SETUP_ERROR, -1, 0, status);
 		return;
 	}
 	/* We killed it for these two, so its own status says nothing. */
 	if (in->seccomp_denied) {
-		set(r, SANDBOX_SECCOMP_VIOLATION, -1, SIGSYS, 128 + SIGSYS);
+		set(r, AL_VERDICT_SECCOMP_VIOLATION, -1, SIGSYS, 128 + SIGSYS);
 		return;
 	}
 	if (in->timed_out && !in->have_status) {
-		set(r, SANDBOX_TIMEOUT, -1, SIGKILL, EXIT_TIMEOUT);
+		set(r, AL_VERDICT_TIMEOUT, -1, SIGKILL, EXIT_TIMEOUT);
 		return;
 	}
 	if (in->have_status) {
@@ -111,10 +90,10 @@ void verdict_classify(const struct verdict_input *in, struct sandbox_result *r)
 	}
 	/* init died without reporting: only the OOM killer does that. */
 	if (in->oom_kills > 0) {
-		set(r, SANDBOX_MEMORY_LIMIT, -1, SIGKILL, 128 + SIGKILL);
+		set(r, AL_VERDICT_MEMORY_LIMIT, -1, SIGKILL, 128 + SIGKILL);
 		return;
 	}
-	set(r, SANDBOX_SETUP_ERROR, -1, 0, EXIT_SETUP);
+	set(r, AL_VERDICT_SETUP_ERROR, -1, 0, EXIT_SETUP);
 	if (!r->error[0])
 		snprintf(r->error, sizeof(r->error),
 			 "the jail's init ended without reporting the module's "

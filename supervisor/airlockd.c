@@ -2,9 +2,10 @@
  * airlockd --state-dir DIR --socket PATH [OPTIONS]
  *
  * The supervisor in the foreground (systemd style), logging JSON lines to
- * stderr. Configuration (defaults, environment, flags) is
- * supervisor/config.c; docs/man/airlockd.8 lists it. Under systemd
- * (Type=notify) it sends READY=1 and STOPPING=1 to NOTIFY_SOCKET.
+ * stderr. Configuration (defaults, environment, flags) is one table,
+ * supervisor/settings.c, read by config.c; docs/man/airlockd.8 lists it.
+ * Under systemd (Type=notify) it sends READY=1 and STOPPING=1 to
+ * NOTIFY_SOCKET.
  *
  * Exit status: 0 after a clean stop, 1 when start-up or the loop fails,
  * 2 for a bad option or environment variable.

@@ -1,7 +1,9 @@
 /*
- * airlockd's configuration, in three layers (DESIGN.md, "Configuration"):
- * built-in defaults, then the environment variables operators already
- * use, then command-line flags. Every value is checked here, before the
+ * airlockd's configuration, in three layers (docs/design.md,
+ * "Configuration"): built-in defaults, then the environment variables
+ * operators already use, then command-line flags; what each setting is,
+ * its bounds and default, is its row in settings.c. This file reads the
+ * --config file and checks what needs the whole picture. Every value is checked here, before the
  * daemon touches anything: a bad one is an error naming the variable or
  * flag and the form expected, and airlockd exits 2.
  *
@@ -12,99 +14,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
 #include "supervisor/supervisor.h"
-
-void supervisor_config_defaults(struct supervisor_config *cfg)
-{
-	*cfg = (struct supervisor_config){
-		.state_dir = "/var/lib/airlock",
-		.socket_path = SUPERVISOR_DEFAULT_SOCKET,
-		.max_active = 5,
-		.queue_max = 64,
-		.tick_ms = 30000,
-		.retention_days = 30,
-		.idle_timeout_ms = 60000,
-		.max_request = 16u << 20,
-		.max_connections = 1024,
-		.max_connections_per_uid = 64,
-		.admin_connections = 8,
-		.queue_max_per_uid = 16,
-		.max_buffered = 512u << 20,
-		.max_buffered_per_uid = 64u << 20,
-		.store_max_per_uid = 1ull << 30,
-		.store_versions_per_uid = 1000,
-		.store_free_min = 256u << 20,
-		.shutdown_grace_ms = 30000,
-		.log_level = 1,
-		.metrics_port = 9100,
-	};
-}
-
-void supervisor_config_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: airlockd [OPTIONS]\n"
-		"\n"
-		"  --state-dir DIR        state directory (default "
-		"/var/lib/airlock;\n"
-		"                         AIRLOCK_STATE_DIR)\n"
-		"  --socket PATH          listening socket (default " SUPERVISOR_DEFAULT_SOCKET
-		";\n"
-		"                         AIRLOCK_SOCKET)\n"
-		"  --socket-group GROUP   group owning the socket (mode 0660)\n"
-		"  --allow-uid UID|USER   a client uid (repeatable)\n"
-		"  --allow-group GROUP    a client group (repeatable)\n"
-		"  --admin-group GROUP    an admin group (repeatable); uid 0 is\n"
-		"                         always admin\n"
-		"  --max-active N         concurrent runs (MAX_ACTIVE_GENERATIONS, 5)\n"
-		"  --queue-max N          runs waiting beyond those (64)\n"
-		"  --quota-per-hour N     runs per uid per hour (0: no quota)\n"
-		"  --quota-per-day N      runs per uid per day (0: no quota)\n"
-		"  --quota-reset-hour H   hour (UTC) the daily quota resets\n"
-		"                         (QUOTA_RESET_HOUR, 0)\n"
-		"  --default-memory SIZE  memory of the default policy\n"
-		"                         (SANDBOX_MEM_MB; the policy's 64M)\n"
-		"  --default-timeout DUR  timeout of the default policy\n"
-		"                         (SANDBOX_TIMEOUT_MS; the policy's 3s)\n"
-		"  --retention-days N     keep archived modules and runs N days\n"
-		"                         (ARCHIVE_RETENTION_DAYS, 30; 0: forever)\n"
-		"  --idle-timeout DUR     close silent connections (60s)\n"
-		"  --max-request SIZE     largest request line (16M)\n"
-		"  --max-connections N    (1024)\n"
-		"  --max-connections-per-uid N  one client uid's (64)\n"
-		"  --admin-connections N  of those, kept for admins (8)\n"
-		"  --queue-max-per-uid N  runs one client uid may have queued (16)\n"
-		"  --max-buffered SIZE    request, answer and stdin bytes held\n"
-		"                         for all clients (512M)\n"
-		"  --max-buffered-per-uid SIZE  for one client uid (64M)\n"
-		"  --store-max-per-uid SIZE  module bytes one uid may keep (1G)\n"
-		"  --store-versions-per-uid N  versions one uid may keep (1000)\n"
-		"  --store-free-min SIZE  no submit below this free space (256M)\n"
-		"  --shutdown-grace DUR   SIGTERM: time runs get to finish (30s)\n"
-		"  --tick DUR             ticker period (SYSTEM_TICK_MS, 30s)\n"
-		"  --log-level LEVEL      debug, info, warn or error (LOG_LEVEL, "
-		"info)\n"
-		"  --log-pretty           indented log lines (LOG_PRETTY, false)\n"
-		"  --metrics-listen ADDR:PORT\n"
-		"                         HTTP for /metrics, /healthz, /ready\n"
-		"                         (127.0.0.1:METRICS_PORT, 9100; [::1]:PORT\n"
-		"                         for IPv6; METRICS_PORT=0: no HTTP)\n"
-		"  --config FILE          NAME=VALUE lines of the variables above;\n"
-		"                         over the environment, under the flags;\n"
-		"                         SIGHUP reads it again\n");
-}
 
 /* ---------------------------------------------------------- environment */
 
@@ -141,88 +59,15 @@ static const char *var_get(struct var_source *src, const char *name)
 	return NULL;
 }
 
-/* 1 and *out set, 0 when unset or empty, -1 with err naming `name`. */
-static int env_uint(struct var_source *src, const char *name, uint64_t min,
-		    uint64_t max, uint64_t *out, struct al_error *err)
+static const char *var_lookup(const char *name, void *arg)
 {
-	const char *v = var_get(src, name);
-	if (!v || !*v)
-		return 0;
-	if (parse_uint(v, min, max, out, err) < 0)
-		return al_error_prefix(err, "%s", name);
-	return 1;
+	return var_get(arg, name);
 }
-
-static int parse_level(const char *name, const char *v, int *out,
-		       struct al_error *err)
-{
-	static const char *const levels[] = { "debug", "info", "warn",
-					      "error" };
-	for (size_t i = 0; i < 4; i++)
-		if (strcasecmp(v, levels[i]) == 0) {
-			*out = (int)i;
-			return 0;
-		}
-	return al_error_set(err, EINVAL,
-			    "%s: \"%.64s\": expected debug, info, warn or error",
-			    name, v);
-}
-
-/* One unsigned variable into a field of any unsigned width. */
-#define ENV_UINT(name, min, max, field)                                        \
-	do {                                                                   \
-		uint64_t v_;                                                   \
-		int rc_ = env_uint(src, name, min, max, &v_, err);                  \
-		if (rc_ < 0)                                                   \
-			return -1;                                             \
-		if (rc_)                                                       \
-			(field) = v_;                                          \
-	} while (0)
-
-/* The names a --config file may set: those of DESIGN.md. */
-static const char *const known_vars[] = {
-	"AIRLOCK_STATE_DIR", "AIRLOCK_SOCKET", "MAX_ACTIVE_GENERATIONS",
-	"SYSTEM_TICK_MS", "ARCHIVE_RETENTION_DAYS", "SANDBOX_MEM_MB",
-	"SANDBOX_TIMEOUT_MS", "QUOTA_RESET_HOUR", "METRICS_PORT",
-	"LOG_LEVEL", "LOG_PRETTY", "PROM_API_KEY", "DATABASE_URL",
-};
 
 static int apply_vars(struct supervisor_config *cfg, struct var_source *src,
 		      struct al_error *err)
 {
-	const char *s;
-
-	if ((s = var_get(src, "AIRLOCK_STATE_DIR")) && *s)
-		cfg->state_dir = s;
-	if ((s = var_get(src, "AIRLOCK_SOCKET")) && *s)
-		cfg->socket_path = s;
-	ENV_UINT("MAX_ACTIVE_GENERATIONS", 1, 4096, cfg->max_active);
-	ENV_UINT("SYSTEM_TICK_MS", 100, 86400000, cfg->tick_ms);
-	ENV_UINT("ARCHIVE_RETENTION_DAYS", 0, 36500, cfg->retention_days);
-	/* the policy's own bounds: 4M to 1T, 1ms to 24h */
-	ENV_UINT("SANDBOX_MEM_MB", 4, 1u << 20, cfg->default_memory_mb);
-	ENV_UINT("SANDBOX_TIMEOUT_MS", 1, 86400000, cfg->default_timeout_ms);
-	ENV_UINT("QUOTA_RESET_HOUR", 0, 23, cfg->quota_reset_hour);
-	ENV_UINT("METRICS_PORT", 0, 65535, cfg->metrics_port);
-	if ((s = var_get(src, "LOG_LEVEL")) && *s &&
-	    parse_level("LOG_LEVEL", s, &cfg->log_level, err) < 0)
-		return -1;
-	if ((s = var_get(src, "LOG_PRETTY")) && *s) {
-		if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
-			cfg->log_pretty = true;
-		else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
-			cfg->log_pretty = false;
-		else
-			return al_error_set(err, EINVAL,
-					    "LOG_PRETTY: \"%.64s\": expected "
-					    "true or false",
-					    s);
-	}
-	if ((s = var_get(src, "PROM_API_KEY")) && *s)
-		cfg->prom_api_key = s;
-	if ((s = var_get(src, "DATABASE_URL")) && *s)
-		cfg->database_url = s;
-	return 0;
+	return supervisor_settings_apply_vars(cfg, var_lookup, src, err);
 }
 
 int supervisor_config_from_env(struct supervisor_config *cfg,
@@ -234,14 +79,6 @@ int supervisor_config_from_env(struct supervisor_config *cfg,
 
 /* ------------------------------------------------------------ the file */
 
-static bool known_var(const char *name)
-{
-	for (size_t i = 0; i < sizeof(known_vars) / sizeof(known_vars[0]); i++)
-		if (strcmp(known_vars[i], name) == 0)
-			return true;
-	return false;
-}
-
 /* Read the whole file, refusing what an operator would not mean: not a
  * regular file, writable by others than its owner, owned by someone else
  * than root or us, or too large to be a configuration. */
@@ -249,7 +86,7 @@ static char *read_config(const char *path, struct al_error *err)
 {
 	struct stat st;
 	char *text = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0) {
 		al_error_sys(err, errno, "--config %s", path);
@@ -303,7 +140,6 @@ static char *read_config(const char *path, struct al_error *err)
 		text = NULL;
 	}
 out:
-	close(fd);
 	return text;
 }
 
@@ -332,7 +168,7 @@ static int parse_line(struct var_source *src, char *line, unsigned lineno,
 				    lineno);
 	*eq = '\0';
 	char *name = trim(p), *value = trim(eq + 1);
-	if (!known_var(name))
+	if (!supervisor_setting_var(name))
 		return al_error_set(err, EINVAL,
 				    "%s:%u: unknown variable \"%.64s\" (airlockd(8) "
 				    "lists those a configuration file may set)",
@@ -433,195 +269,6 @@ void supervisor_config_release(struct supervisor_config *cfg)
 
 /* ------------------------------------------------------------- flags */
 
-static int add_id(const char *opt, const char *v, bool group, uint32_t *list,
-		  size_t *n, struct al_error *err)
-{
-	uint64_t id;
-
-	if (*n >= 32)
-		return al_error_set(err, E2BIG, "%s: at most 32", opt);
-	if (parse_uint(v, 0, UINT32_MAX - 1, &id, NULL) == 0) {
-		list[(*n)++] = (uint32_t)id;
-		return 0;
-	}
-	if (group) {
-		struct group *g = getgrnam(v);
-		if (!g)
-			return al_error_set(err, ENOENT, "%s: no group %s", opt,
-					    v);
-		list[(*n)++] = g->gr_gid;
-	} else {
-		struct passwd *pw = getpwnam(v);
-		if (!pw)
-			return al_error_set(err, ENOENT, "%s: no user %s", opt,
-					    v);
-		list[(*n)++] = pw->pw_uid;
-	}
-	return 0;
-}
-
-static int duration_ms(const char *opt, const char *v, uint64_t *out,
-		       struct al_error *err)
-{
-	uint64_t us;
-	if (parse_duration_us(v, &us, err) < 0)
-		return al_error_prefix(err, "%s", opt);
-	*out = us / 1000;
-	return 0;
-}
-
-static int count(const char *opt, const char *v, uint64_t min, uint64_t max,
-		 unsigned *out, struct al_error *err)
-{
-	uint64_t n;
-	if (parse_uint(v, min, max, &n, err) < 0)
-		return al_error_prefix(err, "%s", opt);
-	*out = (unsigned)n;
-	return 0;
-}
-
-/* --default-memory SIZE: whole MiB, as SANDBOX_MEM_MB holds. */
-static int memory_mb(const char *opt, const char *v, uint64_t *out,
-		     struct al_error *err)
-{
-	uint64_t bytes;
-	if (parse_size(v, &bytes, err) < 0)
-		return al_error_prefix(err, "%s", opt);
-	if (bytes % (1u << 20) || bytes < (4u << 20) ||
-	    bytes > ((uint64_t)1 << 40))
-		return al_error_set(err, EINVAL,
-				    "%s: %s: expected whole megabytes from 4M "
-				    "to 1T",
-				    opt, v);
-	*out = bytes >> 20;
-	return 0;
-}
-
-enum {
-	OPT_QUOTA_DAY = 256,
-	OPT_RESET_HOUR,
-	OPT_MEMORY,
-	OPT_TIMEOUT,
-	OPT_RETENTION,
-	OPT_LOG_LEVEL,
-	OPT_LOG_PRETTY,
-	OPT_CONFIG,
-	OPT_METRICS_LISTEN,
-	OPT_CONN_PER_UID,
-	OPT_ADMIN_CONNS,
-	OPT_QUEUE_PER_UID,
-	OPT_MAX_BUFFERED,
-	OPT_MAX_BUFFERED_UID,
-	OPT_STORE_MAX,
-	OPT_STORE_VERSIONS,
-	OPT_STORE_FREE,
-};
-
-static int size_in(const char *opt, const char *v, uint64_t min, uint64_t max,
-		   uint64_t *out, struct al_error *err)
-{
-	uint64_t n;
-
-	if (parse_size(v, &n, err) < 0)
-		return al_error_prefix(err, "%s", opt);
-	if (n < min || n > max)
-		return al_error_set(err, EINVAL, "%s: out of range", opt);
-	*out = n;
-	return 0;
-}
-
-/* A buffer budget: at least what one exec answer may take (two captured
- * streams of 1 MiB, up to six bytes each once escaped to JSON). */
-static int bytes(const char *opt, const char *v, size_t *out,
-		 struct al_error *err)
-{
-	uint64_t n;
-
-	if (parse_size(v, &n, err) < 0)
-		return al_error_prefix(err, "%s", opt);
-	if (n < (16u << 20) || n > (64ull << 30))
-		return al_error_set(err, EINVAL, "%s: between 16M and 64G",
-				    opt);
-	*out = (size_t)n;
-	return 0;
-}
-
-static int one_option(int c, const char *opt, struct supervisor_config *cfg,
-		      struct al_error *err)
-{
-	uint64_t v;
-
-	switch (c) {
-	case 'd': cfg->state_dir = optarg; return 0;
-	case 's': cfg->socket_path = optarg; return 0;
-	case 'g': cfg->socket_group = optarg; return 0;
-	case 'u':
-		return add_id(opt, optarg, false, cfg->client_uids,
-			      &cfg->n_client_uids, err);
-	case 'G':
-		return add_id(opt, optarg, true, cfg->client_gids,
-			      &cfg->n_client_gids, err);
-	case 'A':
-		return add_id(opt, optarg, true, cfg->admin_gids,
-			      &cfg->n_admin_gids, err);
-	case 'a': return count(opt, optarg, 1, 4096, &cfg->max_active, err);
-	case 'q': return count(opt, optarg, 0, 65536, &cfg->queue_max, err);
-	case 'Q': return count(opt, optarg, 0, UINT32_MAX, &cfg->quota_per_hour, err);
-	case OPT_QUOTA_DAY: return count(opt, optarg, 0, UINT32_MAX, &cfg->quota_per_day, err);
-	case OPT_RESET_HOUR: return count(opt, optarg, 0, 23, &cfg->quota_reset_hour, err);
-	case OPT_RETENTION: return count(opt, optarg, 0, 36500, &cfg->retention_days, err);
-	case 'c': return count(opt, optarg, 1, 65536, &cfg->max_connections, err);
-	case OPT_CONN_PER_UID:
-		return count(opt, optarg, 1, 65536,
-			     &cfg->max_connections_per_uid, err);
-	case OPT_ADMIN_CONNS:
-		return count(opt, optarg, 0, 65535, &cfg->admin_connections,
-			     err);
-	case OPT_QUEUE_PER_UID:
-		return count(opt, optarg, 1, 65536, &cfg->queue_max_per_uid,
-			     err);
-	case OPT_MAX_BUFFERED:
-		return bytes(opt, optarg, &cfg->max_buffered, err);
-	case OPT_MAX_BUFFERED_UID:
-		return bytes(opt, optarg, &cfg->max_buffered_per_uid, err);
-	case OPT_STORE_MAX:
-		return size_in(opt, optarg, 1024, UINT64_MAX,
-			       &cfg->store_max_per_uid, err);
-	case OPT_STORE_VERSIONS:
-		return count(opt, optarg, 1, UINT32_MAX,
-			     &cfg->store_versions_per_uid, err);
-	case OPT_STORE_FREE:
-		return size_in(opt, optarg, 0, UINT64_MAX, &cfg->store_free_min,
-			       err);
-	case 'i': return duration_ms(opt, optarg, &cfg->idle_timeout_ms, err);
-	case 'S': return duration_ms(opt, optarg, &cfg->shutdown_grace_ms, err);
-	case 't': return duration_ms(opt, optarg, &cfg->tick_ms, err);
-	case OPT_MEMORY: return memory_mb(opt, optarg, &cfg->default_memory_mb, err);
-	case OPT_TIMEOUT:
-		if (duration_ms(opt, optarg, &v, err) < 0)
-			return -1;
-		if (v < 1 || v > 86400000)
-			return al_error_set(err, EINVAL,
-					    "%s: from 1ms to 24h", opt);
-		cfg->default_timeout_ms = v;
-		return 0;
-	case OPT_LOG_LEVEL: return parse_level(opt, optarg, &cfg->log_level, err);
-	case OPT_LOG_PRETTY: cfg->log_pretty = true; return 0;
-	case OPT_CONFIG: return 0; /* read before the flags: config_file_arg */
-	case OPT_METRICS_LISTEN: cfg->metrics_listen = optarg; return 0;
-	case 'r':
-		if (parse_size(optarg, &v, err) < 0)
-			return al_error_prefix(err, "%s", opt);
-		if (v < 1024 || v > (1u << 30))
-			return al_error_set(err, EINVAL,
-					    "%s: between 1K and 1G", opt);
-		cfg->max_request = (size_t)v;
-		return 0;
-	case ':': return al_error_set(err, EINVAL, "%s needs a value", opt);
-	default: return al_error_set(err, EINVAL, "unknown option %s", opt);
-	}
-}
-
 int supervisor_parse_listen(const char *what, const char *v,
 			    struct sockaddr_storage *out, socklen_t *len,
 			    struct al_error *err)
@@ -708,71 +355,10 @@ static int metrics_address(struct supervisor_config *cfg,
 int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 				char **argv, struct al_error *err)
 {
-	static const struct option longopts[] = {
-		{ "state-dir", required_argument, NULL, 'd' },
-		{ "socket", required_argument, NULL, 's' },
-		{ "socket-group", required_argument, NULL, 'g' },
-		{ "allow-uid", required_argument, NULL, 'u' },
-		{ "allow-group", required_argument, NULL, 'G' },
-		{ "admin-group", required_argument, NULL, 'A' },
-		{ "max-active", required_argument, NULL, 'a' },
-		{ "queue-max", required_argument, NULL, 'q' },
-		{ "quota-per-hour", required_argument, NULL, 'Q' },
-		{ "quota-per-day", required_argument, NULL, OPT_QUOTA_DAY },
-		{ "quota-reset-hour", required_argument, NULL, OPT_RESET_HOUR },
-		{ "default-memory", required_argument, NULL, OPT_MEMORY },
-		{ "default-timeout", required_argument, NULL, OPT_TIMEOUT },
-		{ "retention-days", required_argument, NULL, OPT_RETENTION },
-		{ "idle-timeout", required_argument, NULL, 'i' },
-		{ "max-request", required_argument, NULL, 'r' },
-		{ "max-connections", required_argument, NULL, 'c' },
-		{ "max-connections-per-uid", required_argument, NULL,
-		  OPT_CONN_PER_UID },
-		{ "admin-connections", required_argument, NULL,
-		  OPT_ADMIN_CONNS },
-		{ "queue-max-per-uid", required_argument, NULL,
-		  OPT_QUEUE_PER_UID },
-		{ "max-buffered", required_argument, NULL, OPT_MAX_BUFFERED },
-		{ "max-buffered-per-uid", required_argument, NULL,
-		  OPT_MAX_BUFFERED_UID },
-		{ "store-max-per-uid", required_argument, NULL, OPT_STORE_MAX },
-		{ "store-versions-per-uid", required_argument, NULL,
-		  OPT_STORE_VERSIONS },
-		{ "store-free-min", required_argument, NULL, OPT_STORE_FREE },
-		{ "shutdown-grace", required_argument, NULL, 'S' },
-		{ "tick", required_argument, NULL, 't' },
-		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-		{ "log-pretty", no_argument, NULL, OPT_LOG_PRETTY },
-		{ "config", required_argument, NULL, OPT_CONFIG },
-		{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c, idx;
-	char name[40];
+	int rc = supervisor_settings_apply_args(cfg, argc, argv, err);
 
-	opterr = 0;
-	optind = 0; /* a full rescan: SIGHUP reads the flags again */
-	while ((idx = -1, c = getopt_long(argc, argv, ":h", longopts, &idx)) !=
-	       -1) {
-		/* errors name the flag, not its value */
-		const char *opt = optind > 0 ? argv[optind - 1] : "?";
-		if (idx >= 0 && c != ':' && c != '?') {
-			snprintf(name, sizeof(name), "--%s",
-				 longopts[idx].name);
-			opt = name;
-		}
-		if (c == 'h')
-			return 1;
-		if (one_option(c, opt, cfg, err) < 0)
-			return -1;
-	}
-	if (optind < argc)
-		return al_error_set(err, EINVAL, "unexpected argument %s",
-				    argv[optind]);
-	if (cfg->tick_ms < 100 || cfg->idle_timeout_ms < 100)
-		return al_error_set(err, EINVAL,
-				    "--tick and --idle-timeout: at least 100ms");
+	if (rc != 0)
+		return rc;
 	if (cfg->admin_connections >= cfg->max_connections)
 		return al_error_set(err, EINVAL,
 				    "--admin-connections (%u) must be below "
@@ -863,7 +449,7 @@ static int check_absolute(const struct supervisor_config *cfg,
 		{ "--socket (AIRLOCK_SOCKET)", cfg->socket_path },
 		{ "--config", cfg->config_path },
 	};
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
 		if (paths[i].path && paths[i].path[0] != '/')
 			return al_error_set(err, EINVAL,
 					    "%s: \"%.256s\" is relative: give "

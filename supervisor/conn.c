@@ -49,7 +49,7 @@ static void update_interest(struct supervisor *s, struct conn *c)
 		ev |= EPOLLIN | EPOLLRDHUP;
 	if (backlog(c))
 		ev |= EPOLLOUT;
-	(void)epoll_modify(s, &c->src, ev);
+	(void)loop_modify(s, &c->src, ev);
 }
 
 void conn_close(struct supervisor *s, struct conn *c)

@@ -259,13 +259,13 @@ static void snapshot_quotas(struct supervisor *s, struct metrics_quota *out,
 	*n = 0;
 	if (!s->cfg.quota_per_hour && !s->cfg.quota_per_day)
 		return;
-	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
 		if (!s->quotas[i].in_use)
 			continue;
 		uid_t uid = s->quotas[i].uid;
 		/* these roll the uid's windows over first */
-		unsigned hour = runs_quota_used(s, uid);
-		unsigned day = runs_quota_used_today(s, uid);
+		unsigned hour = quota_used_hour(s, uid);
+		unsigned day = quota_used_today(s, uid);
 		out[*n] = (struct metrics_quota){
 			.uid = uid,
 			.hour_left = -1,
@@ -287,7 +287,7 @@ static void snapshot_quotas(struct supervisor *s, struct metrics_quota *out,
 static enum MHD_Result serve_metrics(struct supervisor *s,
 				     struct MHD_Connection *conn)
 {
-	struct metrics_quota quotas[sizeof(s->quotas) / sizeof(s->quotas[0])];
+	struct metrics_quota quotas[ARRAY_SIZE(s->quotas)];
 	static struct metrics_storage storage[256]; /* one loop thread */
 	struct metrics_snapshot m = {
 		.version = AIRLOCK_VERSION,
@@ -453,7 +453,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	struct http_peer *peer = peer_of(conn);
 	if (peer)
 		peer->headers_done = true; /* MHD calls us once they are in */
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++)
 		if (strcmp(url, routes[i].path) == 0)
 			r = &routes[i];
 	if (!r)
@@ -547,7 +547,7 @@ int http_start(struct supervisor *s, struct al_error *err)
 	if (!info)
 		return al_error_set(err, EINVAL, "HTTP: no epoll fd from MHD");
 	h->src.fd = info->epoll_fd;
-	if (epoll_watch(s, &h->src, EPOLLIN) < 0)
+	if (loop_watch(s, &h->src, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl (http)");
 	if (!cfg->prom_api_key)
 		LOG(LOG_WARN, NULL, 0,

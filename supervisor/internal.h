@@ -43,9 +43,6 @@ void log_line(int level, const char *func, const char *req, int64_t run,
 
 /* ------------------------------------------------------------ policies */
 
-/* A loaded policy and its compiled filter, shared by the runs under it.
- * Reload (SIGHUP) marks every entry stale; a stale entry is freed when its
- * last run ends. */
 /* A module's learned rules and their compiled filter (learned.c), kept
  * with the policy they were cut from: compiled at the module's first exec
  * under that policy, loaded as they are by the next ones. */
@@ -59,6 +56,9 @@ struct learned_entry {
 
 #define LEARNED_CACHE_MAX 32
 
+/* A loaded policy and its compiled filter, shared by the runs under it
+ * (policy_cache.c). Reload (SIGHUP) marks every entry stale; a stale
+ * entry is freed when its last run ends. */
 struct sup_policy {
 	char name[MANIFEST_POLICY_NAME_MAX + 1];
 	struct al_policy *policy;
@@ -135,9 +135,9 @@ struct job {
 struct quota {
 	uid_t uid;
 	bool in_use;
-	int64_t window; /* hour number since the epoch */
+	int64_t window; /* report_hour_start() of the hour it counts */
 	unsigned used;  /* runs in that hour */
-	int64_t day;    /* day number, days starting at QUOTA_RESET_HOUR UTC */
+	int64_t day;    /* report_day_start() of the day it counts */
 	unsigned day_used;
 	int64_t refused_noted_ms; /* quota.c: the last rate_limited event */
 	unsigned refused_unnoted;  /* refusals since, not in the feed yet */
@@ -145,8 +145,8 @@ struct quota {
 
 /* ------------------------------------------------------------- metrics */
 
-/* Every verdict of sandbox.h, in its order. */
-#define METRICS_VERDICTS (SANDBOX_SETUP_ERROR + 1)
+/* Every verdict (common.h). */
+#define METRICS_VERDICTS AL_VERDICT_COUNT
 /* airlock_run_duration_seconds: upper bounds from 1 ms to 30 s, then +Inf */
 #define METRICS_BUCKETS 15
 
@@ -260,9 +260,15 @@ enum counter {
 	C_TIMEOUTS,
 };
 
-int64_t now_ms(void);     /* CLOCK_MONOTONIC */
-int epoll_watch(struct supervisor *s, struct source *src, uint32_t events);
-int epoll_modify(struct supervisor *s, struct source *src, uint32_t events);
+/* The loop's clock: al_monotonic_ms() in whole milliseconds. */
+static inline int64_t now_ms(void)
+{
+	return (int64_t)al_monotonic_ms();
+}
+/* loop.c: add src (its fd) to the loop's epoll set, or change the events
+ * it waits for; epoll_ctl's result. */
+int loop_watch(struct supervisor *s, struct source *src, uint32_t events);
+int loop_modify(struct supervisor *s, struct source *src, uint32_t events);
 
 /* server.c */
 int server_listen(struct supervisor *s, struct al_error *err);
@@ -290,12 +296,17 @@ int content_from_fd(int fd, size_t max, unsigned char **out, size_t *len,
 void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		  size_t len);
 
+/* policy_cache.c: the policy of that name, loaded once and shared
+ * (a reference the caller puts back); NULL with err for a name that is
+ * not a plain policy name or a policy that does not load or compile. */
+struct sup_policy *sup_policy_get(struct supervisor *s, const char *name,
+				  struct al_error *err);
+void sup_policy_put(struct supervisor *s, struct sup_policy *p);
+/* SIGHUP: every entry stale, freed once no run holds it. */
+void sup_policy_reload_all(struct supervisor *s);
+void sup_policy_free_all(struct supervisor *s);
+
 /* runs.c */
-struct sup_policy *policy_get(struct supervisor *s, const char *name,
-			      struct al_error *err);
-void policy_put(struct supervisor *s, struct sup_policy *p);
-void policies_reload(struct supervisor *s);
-void policies_free(struct supervisor *s);
 /* Whether `uid` may start a run now: 0, or a protocol error code with a
  * message (and for rate_limited, when to retry). */
 int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
@@ -318,8 +329,6 @@ void runs_drop_queue(struct supervisor *s);
 void runs_cancel_all(struct supervisor *s, const char *why);
 /* Free every job now (exit): sandbox_run_free() kills what is left. */
 void runs_free_all(struct supervisor *s);
-unsigned runs_quota_used(struct supervisor *s, uid_t uid);
-unsigned runs_quota_used_today(struct supervisor *s, uid_t uid);
 void job_free(struct job *job);
 /* Startup repair: modules a crash left staged or validating. */
 void runs_repair(struct supervisor *s);
@@ -385,12 +394,18 @@ int events_subscribe(struct supervisor *s, struct conn *c, int64_t after,
 
 /* quota.c: per-uid counts that survive a restart (derived from the
  * manifest's runs), resets, rate-limit events. */
-/* A new entry of the in-memory table: its counts from the manifest. */
-void quota_seed(struct supervisor *s, struct quota *q);
-/* A refusal: counted, and into the feed at most once per uid per
- * QUOTA_NOTE_MS (the rest summed into the next event). */
+/* Whether uid's quota lets it start a run now: 0 with *q its entry (NULL
+ * when no quota is set), or PROTO_E_RATE_LIMITED with a message and when
+ * to retry (the refusal is counted and, at most once per uid per
+ * QUOTA_NOTE_MS, an event). */
 #define QUOTA_NOTE_MS 10000
-void quota_refused(struct supervisor *s, struct quota *q, const char *msg);
+int quota_admit(struct supervisor *s, uid_t uid, struct quota **q, char *msg,
+		size_t len, int64_t *retry_after_ms);
+/* The run was admitted: one more in each window (q may be NULL). */
+void quota_charge(struct quota *q);
+/* What the table says uid used this hour and today (0 if not in it). */
+unsigned quota_used_hour(struct supervisor *s, uid_t uid);
+unsigned quota_used_today(struct supervisor *s, uid_t uid);
 /* Forget what `uid` used in the current windows (admin); an event. */
 int quota_reset(struct supervisor *s, uint32_t uid, uint32_t by,
 		struct al_error *err);

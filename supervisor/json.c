@@ -158,10 +158,10 @@ static int string(struct parser *p, const char **out, size_t *out_len)
 			continue;
 		}
 		size_t k;
-		for (k = 0; k < sizeof(simple) / sizeof(simple[0]); k++)
+		for (k = 0; k < ARRAY_SIZE(simple); k++)
 			if (simple[k][0] == e)
 				break;
-		if (k == sizeof(simple) / sizeof(simple[0]))
+		if (k == ARRAY_SIZE(simple))
 			return fail(p, "unknown escape");
 		d->arena[d->used++] = simple[k][1];
 	}
@@ -424,6 +424,6 @@ const char *json_type_name(enum json_type t)
 	static const char *const names[] = { "null",   "boolean", "integer",
 					     "number", "string",  "array",
 					     "object" };
-	return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t]
+	return (unsigned)t < ARRAY_SIZE(names) ? names[t]
 							      : "?";
 }

@@ -19,16 +19,10 @@
 
 #include "supervisor/internal.h"
 
-/* What any module needs to start and end, whether or not it was seen. */
-static const char *const always[] = { "execve", "exit", "exit_group", NULL };
-
 static bool in_set(const char *name, void *arg)
 {
 	struct sandbox_syscalls *set = arg;
 	struct sandbox_syscalls one = { { 0 } };
-	for (size_t i = 0; always[i]; i++)
-		if (strcmp(always[i], name) == 0)
-			return true;
 	if (sandbox_syscalls_add_name(&one, name, NULL) < 0)
 		return false;
 	for (size_t w = 0; w < SANDBOX_SYSCALL_MAX / 64; w++)
@@ -73,6 +67,7 @@ static int build_learned(struct supervisor *s, const struct job *job,
 	if (rc < 0)
 		return al_error_prefix(err, "module %s: learned syscalls",
 				       job->mod.name);
+	sandbox_learn_floor(&set);
 	*policy = policy_restrict(job->pol->policy, in_set, &set, err);
 	if (!*policy)
 		return -1;

@@ -13,8 +13,8 @@
  *            those are blocked, SIGPIPE ignored;
  *   tick     a timerfd every SYSTEM_TICK_MS: retention, stale cgroups,
  *            the health self-check (health.c: the manifest answers, the
- *            socket file is still ours); stray staging/ files are not
- *            cleaned yet (the manifest offers no call that deletes them);
+ *            socket file is still ours) and stray staging/ files
+ *            (sweep.c, also at start);
  *   conn     one per client: bounded input buffer cut into NDJSON lines,
  *            bounded output buffer; EPOLLOUT only while output waits;
  *   job      one per run in progress: sandbox_run_fd(), the run's own
@@ -36,9 +36,9 @@
  *
  * A request: conn.c frames a line, ops.c parses it (json.c, protocol.c),
  * checks the op's role in the dispatch table and answers at once, except
- * submit and exec, which become jobs: runs.c admits them (at most
- * MAX_ACTIVE_GENERATIONS running, a bounded queue, per-uid hourly and
- * daily quotas), starts them, and on the run's end records the verdict,
+ * submit and exec, which become jobs: runs.c admits them (per-uid hourly
+ * and daily quotas, quota.c; at most MAX_ACTIVE_GENERATIONS running, a
+ * bounded queue), starts them (policies from policy_cache.c), and on the run's end records the verdict,
  * moves the module (validating -> active|rejected, or active -> archived
  * on a verdict the policy's archive_on lists) and answers the client if
  * it is still there.
@@ -67,20 +67,13 @@
 
 #include "supervisor/internal.h"
 
-int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int epoll_watch(struct supervisor *s, struct source *src, uint32_t events)
+int loop_watch(struct supervisor *s, struct source *src, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, src->fd, &ev);
 }
 
-int epoll_modify(struct supervisor *s, struct source *src, uint32_t events)
+int loop_modify(struct supervisor *s, struct source *src, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = src };
 	return epoll_ctl(s->epfd, EPOLL_CTL_MOD, src->fd, &ev);
@@ -102,7 +95,7 @@ static int signals_open(struct supervisor *s, struct al_error *err)
 	s->signal.fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (s->signal.fd < 0)
 		return al_error_sys(err, errno, "signalfd");
-	if (epoll_watch(s, &s->signal, EPOLLIN) < 0)
+	if (loop_watch(s, &s->signal, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");
 	return 0;
 }
@@ -120,7 +113,7 @@ static int ticker_open(struct supervisor *s, struct al_error *err)
 	its.it_value = its.it_interval;
 	if (timerfd_settime(s->tick.fd, 0, &its, NULL) < 0)
 		return al_error_sys(err, errno, "timerfd_settime");
-	if (epoll_watch(s, &s->tick, EPOLLIN) < 0)
+	if (loop_watch(s, &s->tick, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");
 	return 0;
 }
@@ -380,7 +373,7 @@ void supervisor_free(struct supervisor *s)
 	while (s->conns)
 		conn_close(s, s->conns);
 	conn_sweep_idle(s);
-	policies_free(s);
+	sup_policy_free_all(s);
 	http_stop(s);
 	if (s->listen.fd >= 0) {
 		al_closep(&s->listen.fd);

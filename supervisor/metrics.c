@@ -5,7 +5,7 @@
  * over a verdict that has not happened yet is 0 rather than absent.
  *
  * Pure: no daemon state, no system calls but the FILE * it writes to, so
- * tests/unit/test_metrics.c feeds it snapshots. Names: DESIGN.md,
+ * tests/unit/test_metrics.c feeds it snapshots. Names: docs/design.md,
  * "Metrics"; meanings: docs/metrics.md.
  */
 #include <stdio.h>
@@ -152,7 +152,7 @@ static void storage(FILE *f, const struct metrics_snapshot *m)
 		{ "airlock_stored_versions",
 		  "Module versions with a file, by submitting uid.", false },
 	};
-	for (size_t k = 0; k < sizeof(per_uid) / sizeof(per_uid[0]); k++) {
+	for (size_t k = 0; k < ARRAY_SIZE(per_uid); k++) {
 		family(f, per_uid[k].name, "gauge", per_uid[k].help);
 		for (size_t i = 0; i < m->nstorage; i++)
 			fprintf(f, "%s{uid=\"%u\"} %llu\n", per_uid[k].name,
@@ -198,7 +198,7 @@ int metrics_render(FILE *f, const struct metrics_snapshot *m)
 	       "Runs ended since start (validations and execs), by verdict.");
 	for (int v = 0; v < METRICS_VERDICTS; v++)
 		fprintf(f, "airlock_runs_total{verdict=\"%s\"} %llu\n",
-			sandbox_verdict_name((enum sandbox_verdict)v),
+			al_verdict_name(v),
 			(unsigned long long)m->verdicts[v]);
 	counter(f, "airlock_sandbox_timeouts_total",
 		"Runs stopped at their policy's time limit.", m->timeouts);

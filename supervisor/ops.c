@@ -375,10 +375,10 @@ static void op_quota_show(struct op_ctx *x)
 	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
 	json_kv_uint(&jb, "per_day", s->cfg.quota_per_day);
 	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
-	manifest_time_format(report_hour_start(now) + 3600000, false, t);
+	manifest_time_format(report_hour_start(now) + AL_HOUR_MS, false, t);
 	json_kv_string(&jb, "hour_resets", t);
 	manifest_time_format(report_day_start(now, s->cfg.quota_reset_hour) +
-				     86400000,
+				     AL_DAY_MS,
 			     false, t);
 	json_kv_string(&jb, "day_resets", t);
 	if (quota_list_json(s, &jb,
@@ -726,24 +726,24 @@ static void op_submit(struct op_ctx *x)
 	if (submit_content(x, &content, &len) < 0)
 		return;
 	struct sup_policy *pol =
-		policy_get(x->s, req->policy ? req->policy : "default", &err);
+		sup_policy_get(x->s, req->policy ? req->policy : "default", &err);
 	if (!pol) {
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
 	}
 	if (answered_unchanged(x, content, len, pol)) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		return;
 	}
 	char full[512];
 	int code = storage_admit(x->s, x->c, len, full, sizeof(full));
 	if (code) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		reply_error(x, code, "%s", full);
 		return;
 	}
 	if (!admitted(x)) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		return;
 	}
 	interpreter_of(content, len, interp, sizeof(interp));
@@ -758,7 +758,7 @@ static void op_submit(struct op_ctx *x)
 	};
 	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub,
 				&err) < 0) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		reply_error(x, err.errnum == EPERM	   ? PROTO_E_UNAUTHORIZED
 			       : err.errnum == EINVAL ||
 					 err.errnum == ENOENT ? PROTO_E_BAD_REQUEST
@@ -768,7 +768,7 @@ static void op_submit(struct op_ctx *x)
 	}
 	struct job *job = job_new(x, JOB_VALIDATE);
 	if (!job) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		reply_error(x, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
@@ -836,18 +836,18 @@ static void op_exec(struct op_ctx *x)
 		reply_manifest_error(x, &err);
 		return;
 	}
-	struct sup_policy *pol = policy_get(x->s, mod.policy_name, &err);
+	struct sup_policy *pol = sup_policy_get(x->s, mod.policy_name, &err);
 	if (!pol) {
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
 	}
 	if (!admitted(x)) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		return;
 	}
 	struct job *job = job_new(x, JOB_EXEC);
 	if (!job) {
-		policy_put(x->s, pol);
+		sup_policy_put(x->s, pol);
 		reply_error(x, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
@@ -911,7 +911,7 @@ void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		return;
 	}
 	const struct op *op = NULL;
-	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
 		if (strcmp(ops[i].name, req.op) == 0)
 			op = &ops[i];
 	bool takes_fd = op && op->fn == op_submit && req.content_fd;

@@ -169,8 +169,7 @@ int proto_request_decode(const struct json_doc *doc,
 	for (const struct json_node *n = json_first(doc, root); n;
 	     n = json_next(doc, n)) {
 		const struct member *m = NULL;
-		for (size_t k = 0; k < sizeof(members) / sizeof(members[0]);
-		     k++)
+		for (size_t k = 0; k < ARRAY_SIZE(members); k++)
 			if (strlen(members[k].name) == n->key_len &&
 			    memcmp(members[k].name, n->key, n->key_len) == 0)
 				m = &members[k];

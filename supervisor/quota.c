@@ -1,6 +1,8 @@
 /*
- * Quotas that survive a restart. Admission (runs.c) counts each uid's
- * runs in a small in-memory table, the fast path; every entry it creates
+ * Per-uid quotas, hourly and daily (the day starting at QUOTA_RESET_HOUR
+ * UTC), that survive a restart. Admission (runs_admit() asks
+ * quota_admit()) counts each uid's runs in a small in-memory table, the
+ * fast path; every entry it creates
  * is seeded here from the manifest's runs of the current hour and day
  * (manifest_usage), so a restarted daemon, or a uid whose entry was
  * evicted, starts from what the uid really used instead of zero. Deriving
@@ -40,7 +42,8 @@ static int derived(struct supervisor *s, uint32_t uid, struct one_usage *o,
 			      report_hour_start(now), take_usage, o, err);
 }
 
-void quota_seed(struct supervisor *s, struct quota *q)
+/* A new entry of the table: its counts from the manifest. */
+static void quota_seed(struct supervisor *s, struct quota *q)
 {
 	struct one_usage o;
 	struct al_error err = { 0 };
@@ -54,15 +57,14 @@ void quota_seed(struct supervisor *s, struct quota *q)
 	q->day_used = (unsigned)o.day;
 }
 
-/* The table's entry for uid, if it is current (quota_of in runs.c rolls
+/* The table's entry for uid, if it is current (quota_of() rolls
  * windows over when it is next used; a stale one says nothing). */
 static struct quota *live_entry(struct supervisor *s, uint32_t uid)
 {
 	int64_t now = manifest_now_ms();
-	int64_t day = (now - (int64_t)s->cfg.quota_reset_hour * 3600000) /
-		      86400000;
+	int64_t day = report_day_start(now, s->cfg.quota_reset_hour);
 
-	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
 		struct quota *q = &s->quotas[i];
 		if (q->in_use && q->uid == uid)
 			return q->day == day ? q : NULL;
@@ -74,7 +76,7 @@ static struct quota *live_entry(struct supervisor *s, uint32_t uid)
  * started or not (the manifest knows only those that started). */
 static void entry_usage(const struct quota *q, uint64_t *hour, uint64_t *day)
 {
-	*hour = q->window == manifest_now_ms() / 3600000 ? q->used : 0;
+	*hour = q->window == report_hour_start(manifest_now_ms()) ? q->used : 0;
 	*day = q->day_used;
 }
 
@@ -95,7 +97,10 @@ void quota_usage(struct supervisor *s, uint32_t uid, uint64_t *hour,
 	*day = o.day;
 }
 
-void quota_refused(struct supervisor *s, struct quota *q, const char *msg)
+/* A refusal: counted, and into the feed at most once per uid per
+ * QUOTA_NOTE_MS (the rest summed into the next event). */
+static void quota_refused(struct supervisor *s, struct quota *q,
+			  const char *msg)
 {
 	int64_t now = now_ms();
 
@@ -111,6 +116,106 @@ void quota_refused(struct supervisor *s, struct quota *q, const char *msg)
 		events_note(s, "rate_limited", q->uid, "%s", msg);
 	q->refused_noted_ms = now;
 	q->refused_unnoted = 0;
+}
+
+/* uid's entry, its windows rolled over to now; with `create`, a new one
+ * if it has none (in a free slot, else the one counted least recently),
+ * seeded from the manifest. */
+static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
+{
+	int64_t now = manifest_now_ms();
+	int64_t hour = report_hour_start(now);
+	int64_t day = report_day_start(now, s->cfg.quota_reset_hour);
+	struct quota *oldest = &s->quotas[0];
+
+	for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
+		struct quota *q = &s->quotas[i];
+		if (q->in_use && q->uid == uid) {
+			if (q->window != hour) {
+				q->window = hour;
+				q->used = 0;
+			}
+			if (q->day != day) {
+				q->day = day;
+				q->day_used = 0;
+			}
+			return q;
+		}
+		if (!q->in_use ||
+		    (oldest->in_use && q->window < oldest->window))
+			oldest = q;
+	}
+	if (!create)
+		return NULL;
+	*oldest = (struct quota){
+		.uid = uid, .window = hour, .day = day, .in_use = true
+	};
+	quota_seed(s, oldest); /* what it used before a restart counts */
+	return oldest;
+}
+
+unsigned quota_used_hour(struct supervisor *s, uid_t uid)
+{
+	struct quota *q = quota_of(s, uid, false);
+	return q ? q->used : 0;
+}
+
+unsigned quota_used_today(struct supervisor *s, uid_t uid)
+{
+	struct quota *q = quota_of(s, uid, false);
+	return q ? q->day_used : 0;
+}
+
+/* Whether `q` is spent: the protocol error, else 0. */
+static int quota_spent(struct supervisor *s, const struct quota *q,
+		       char *msg, size_t len, int64_t *retry_after_ms)
+{
+	int64_t now = manifest_now_ms();
+
+	if (s->cfg.quota_per_hour && q->used >= s->cfg.quota_per_hour) {
+		*retry_after_ms = report_hour_start(now) + AL_HOUR_MS - now;
+		snprintf(msg, len,
+			 "uid %u used its %u runs of this hour; retry in %lld s",
+			 q->uid, s->cfg.quota_per_hour,
+			 (long long)(*retry_after_ms / 1000 + 1));
+		return PROTO_E_RATE_LIMITED;
+	}
+	if (s->cfg.quota_per_day && q->day_used >= s->cfg.quota_per_day) {
+		*retry_after_ms =
+			report_day_start(now, s->cfg.quota_reset_hour) +
+			AL_DAY_MS - now;
+		snprintf(msg, len,
+			 "uid %u used its %u runs of this day (it resets at "
+			 "%02u:00 UTC); retry in %lld s",
+			 q->uid, s->cfg.quota_per_day, s->cfg.quota_reset_hour,
+			 (long long)(*retry_after_ms / 1000 + 1));
+		return PROTO_E_RATE_LIMITED;
+	}
+	return 0;
+}
+
+int quota_admit(struct supervisor *s, uid_t uid, struct quota **out,
+		char *msg, size_t len, int64_t *retry_after_ms)
+{
+	bool quota = s->cfg.quota_per_hour || s->cfg.quota_per_day;
+	struct quota *q = quota ? quota_of(s, uid, true) : NULL;
+	int rc;
+
+	*out = q;
+	if (q && (rc = quota_spent(s, q, msg, len, retry_after_ms))) {
+		s->counters[C_RATE_LIMIT_HITS]++;
+		quota_refused(s, q, msg);
+		return rc;
+	}
+	return 0;
+}
+
+void quota_charge(struct quota *q)
+{
+	if (q) {
+		q->used++;
+		q->day_used++;
+	}
 }
 
 int quota_reset(struct supervisor *s, uint32_t uid, uint32_t by,
@@ -142,7 +247,7 @@ static void list_line(struct listing *l, uint32_t uid, uint64_t hour,
 		      uint64_t day)
 {
 	report_quota_json(l->jb, uid, hour, day, &l->limits);
-	if (l->nseen < sizeof(l->seen) / sizeof(l->seen[0]))
+	if (l->nseen < ARRAY_SIZE(l->seen))
 		l->seen[l->nseen++] = uid;
 }
 
@@ -194,8 +299,7 @@ int quota_list_json(struct supervisor *s, struct json_buf *jb, int64_t uid,
 				   err) < 0)
 			return -1;
 		/* admitted but not started yet: only the table knows */
-		for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]);
-		     i++) {
+		for (size_t i = 0; i < ARRAY_SIZE(s->quotas); i++) {
 			const struct quota *q = &s->quotas[i];
 			bool seen = false;
 			for (size_t k = 0; k < l.nseen; k++)

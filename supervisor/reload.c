@@ -42,7 +42,7 @@ static void warn_fixed(const struct supervisor_config *cur,
 		{ "DATABASE_URL",
 		  !same_str(cur->database_url, next->database_url) },
 	};
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		if (fixed[i].changed) {
 			size_t n = strlen(names);
 			snprintf(names + n, sizeof(names) - n, "%s%s",
@@ -123,7 +123,7 @@ void supervisor_reload(struct supervisor *s)
 		    s->cfg.max_active, s->cfg.queue_max, s->cfg.quota_per_hour,
 		    s->cfg.quota_per_day);
 	}
-	policies_reload(s);
+	sup_policy_reload_all(s);
 	if (preflight_policies(s, &err) < 0)
 		LOG(LOG_ERROR, NULL, 0, "reload: %s", err.msg);
 	runs_start_queued(s);

@@ -9,18 +9,15 @@
 #include "manifest/manifest.h"
 #include "supervisor/supervisor.h"
 
-#define HOUR_MS 3600000
-#define DAY_MS 86400000
-
 int64_t report_hour_start(int64_t now_ms)
 {
-	return now_ms / HOUR_MS * HOUR_MS;
+	return now_ms / AL_HOUR_MS * AL_HOUR_MS;
 }
 
 int64_t report_day_start(int64_t now_ms, unsigned reset_hour)
 {
-	int64_t shift = (int64_t)reset_hour * HOUR_MS;
-	return (now_ms - shift) / DAY_MS * DAY_MS + shift;
+	int64_t shift = (int64_t)reset_hour * AL_HOUR_MS;
+	return (now_ms - shift) / AL_DAY_MS * AL_DAY_MS + shift;
 }
 
 static int archive_one(const struct manifest_feed_event *ev, void *arg)

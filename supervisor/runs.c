@@ -1,7 +1,6 @@
 /*
- * Runs: admission (at most max_active jails, a bounded queue, per-uid
- * hourly and daily quotas, the day starting at QUOTA_RESET_HOUR UTC),
- * starting jails, and what a run's end means: record the verdict, move
+ * Runs: admission (the uid's quota, quota.c; at most max_active jails and
+ * a bounded queue), starting jails, and what a run's end means: record the verdict, move
  * the module (validation: active or rejected; runtime: to
  * archive/ on a verdict the policy's archive_on lists, once the policy's
  * crash budget is spent), answer the client if it is still there.
@@ -15,188 +14,16 @@
 
 #include "supervisor/internal.h"
 
-/* ------------------------------------------------------------ policies */
-
-struct sup_policy *policy_get(struct supervisor *s, const char *name,
-			      struct al_error *err)
-{
-	for (struct sup_policy *p = s->policies; p; p = p->next)
-		if (!p->stale && strcmp(p->name, name) == 0) {
-			p->refs++;
-			return p;
-		}
-	/* clients name shipped or installed policies, never host paths:
-	 * policy_load_trusted() refuses anything but a plain name */
-	if (strlen(name) > MANIFEST_POLICY_NAME_MAX || !policy_name_valid(name)) {
-		al_error_set(err, EINVAL,
-			     "policy \"%.64s\": give a policy name (letters, "
-			     "digits, '-', '_'), not a path",
-			     name);
-		return NULL;
-	}
-	struct sup_policy *p = calloc(1, sizeof(*p));
-	if (!p) {
-		al_error_sys(err, ENOMEM, "policy");
-		return NULL;
-	}
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	p->policy = policy_load_trusted(name, err);
-	/* SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS change the default policy
-	 * only: a named policy's limits are what its author chose. Applied
-	 * before hashing, so runs record the limits they ran under. */
-	if (p->policy && strcmp(name, "default") == 0 &&
-	    supervisor_config_apply_policy(&s->cfg, p->policy, err) < 0) {
-		policy_free(p->policy);
-		p->policy = NULL;
-	}
-	if (!p->policy || policy_hash(p->policy, p->hash, err) < 0 ||
-	    !(p->filter = sandbox_filter_compile(p->policy, err))) {
-		policy_free(p->policy);
-		free(p);
-		return NULL;
-	}
-	p->refs = 1;
-	p->next = s->policies;
-	s->policies = p;
-	return p;
-}
-
-static void policy_release(struct sup_policy *p)
-{
-	learned_cache_free(p);
-	sandbox_filter_free(p->filter);
-	policy_free(p->policy);
-	free(p);
-}
-
-void policy_put(struct supervisor *s, struct sup_policy *pol)
-{
-	if (!pol || --pol->refs || !pol->stale)
-		return;
-	for (struct sup_policy **pp = &s->policies; *pp; pp = &(*pp)->next)
-		if (*pp == pol) {
-			*pp = pol->next;
-			break;
-		}
-	policy_release(pol);
-}
-
-void policies_reload(struct supervisor *s)
-{
-	for (struct sup_policy **pp = &s->policies; *pp;) {
-		struct sup_policy *p = *pp;
-		p->stale = true;
-		if (p->refs == 0) {
-			*pp = p->next;
-			policy_release(p);
-		} else {
-			pp = &p->next;
-		}
-	}
-}
-
-void policies_free(struct supervisor *s)
-{
-	while (s->policies) {
-		struct sup_policy *p = s->policies;
-		s->policies = p->next;
-		policy_release(p);
-	}
-}
-
 /* ----------------------------------------------------------- admission */
-
-/* The daily window: days since the epoch, each starting at
- * QUOTA_RESET_HOUR UTC. */
-static int64_t day_of(const struct supervisor *s, int64_t now)
-{
-	return (now - (int64_t)s->cfg.quota_reset_hour * 3600000) / 86400000;
-}
-
-static struct quota *quota_of(struct supervisor *s, uid_t uid, bool create)
-{
-	int64_t now = manifest_now_ms();
-	int64_t hour = now / 3600000, day = day_of(s, now);
-	struct quota *oldest = &s->quotas[0];
-
-	for (size_t i = 0; i < sizeof(s->quotas) / sizeof(s->quotas[0]); i++) {
-		struct quota *q = &s->quotas[i];
-		if (q->in_use && q->uid == uid) {
-			if (q->window != hour) {
-				q->window = hour;
-				q->used = 0;
-			}
-			if (q->day != day) {
-				q->day = day;
-				q->day_used = 0;
-			}
-			return q;
-		}
-		if (!q->in_use ||
-		    (oldest->in_use && q->window < oldest->window))
-			oldest = q;
-	}
-	if (!create)
-		return NULL;
-	*oldest = (struct quota){
-		.uid = uid, .window = hour, .day = day, .in_use = true
-	};
-	quota_seed(s, oldest); /* what it used before a restart counts */
-	return oldest;
-}
-
-unsigned runs_quota_used(struct supervisor *s, uid_t uid)
-{
-	struct quota *q = quota_of(s, uid, false);
-	return q ? q->used : 0;
-}
-
-unsigned runs_quota_used_today(struct supervisor *s, uid_t uid)
-{
-	struct quota *q = quota_of(s, uid, false);
-	return q ? q->day_used : 0;
-}
-
-/* Whether `q` is spent: the protocol error, else 0. */
-static int quota_spent(struct supervisor *s, const struct quota *q,
-		       char *msg, size_t len, int64_t *retry_after_ms)
-{
-	int64_t now = manifest_now_ms();
-
-	if (s->cfg.quota_per_hour && q->used >= s->cfg.quota_per_hour) {
-		*retry_after_ms = (now / 3600000 + 1) * 3600000 - now;
-		snprintf(msg, len,
-			 "uid %u used its %u runs of this hour; retry in %lld s",
-			 q->uid, s->cfg.quota_per_hour,
-			 (long long)(*retry_after_ms / 1000 + 1));
-		return PROTO_E_RATE_LIMITED;
-	}
-	if (s->cfg.quota_per_day && q->day_used >= s->cfg.quota_per_day) {
-		int64_t reset = (day_of(s, now) + 1) * 86400000 +
-				(int64_t)s->cfg.quota_reset_hour * 3600000;
-		*retry_after_ms = reset - now;
-		snprintf(msg, len,
-			 "uid %u used its %u runs of this day (it resets at "
-			 "%02u:00 UTC); retry in %lld s",
-			 q->uid, s->cfg.quota_per_day, s->cfg.quota_reset_hour,
-			 (long long)(*retry_after_ms / 1000 + 1));
-		return PROTO_E_RATE_LIMITED;
-	}
-	return 0;
-}
 
 int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 	       int64_t *retry_after_ms)
 {
-	bool quota = s->cfg.quota_per_hour || s->cfg.quota_per_day;
-	struct quota *q = quota ? quota_of(s, uid, true) : NULL;
-	int rc;
+	struct quota *q;
+	int rc = quota_admit(s, uid, &q, msg, len, retry_after_ms);
 
-	if (q && (rc = quota_spent(s, q, msg, len, retry_after_ms))) {
-		s->counters[C_RATE_LIMIT_HITS]++;
-		quota_refused(s, q, msg);
+	if (rc)
 		return rc;
-	}
 	if (s->nactive >= s->cfg.max_active &&
 	    s->nqueued >= s->cfg.queue_max) {
 		s->counters[C_OVERLOADED]++;
@@ -204,10 +31,7 @@ int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 			 s->nactive, s->nqueued);
 		return PROTO_E_OVERLOADED;
 	}
-	if (q) {
-		q->used++;
-		q->day_used++;
-	}
+	quota_charge(q);
 	return 0;
 }
 
@@ -230,7 +54,7 @@ void job_free(struct job *job)
 
 static void job_release(struct supervisor *s, struct job *job)
 {
-	policy_put(s, job->pol);
+	sup_policy_put(s, job->pol);
 	job->pol = NULL;
 	job_free(job);
 }
@@ -261,7 +85,7 @@ static void finish_exec(struct supervisor *s, struct job *job,
 static void start_failed(struct supervisor *s, struct job *job,
 			 const char *msg)
 {
-	struct sandbox_result r = { .verdict = SANDBOX_SETUP_ERROR };
+	struct sandbox_result r = { .verdict = AL_VERDICT_SETUP_ERROR };
 
 	sandbox_result_setup_error(&r, 125, msg);
 	if (job->kind == JOB_VALIDATE)
@@ -327,7 +151,7 @@ static void start(struct supervisor *s, struct job *job)
 		return;
 	}
 	job->src.fd = sandbox_run_fd(job->run);
-	if (epoll_watch(s, &job->src, EPOLLIN) < 0) {
+	if (loop_watch(s, &job->src, EPOLLIN) < 0) {
 		sandbox_run_cancel(job->run, "epoll_ctl failed");
 		LOG(LOG_ERROR, job->log_id, job->run_id, "epoll_ctl: %s",
 		    strerror(errno));
@@ -410,7 +234,7 @@ static void record(struct supervisor *s, struct job *job,
 {
 	struct al_error err = { 0 };
 	struct manifest_run_result mr = {
-		.verdict = sandbox_verdict_name(r->verdict),
+		.verdict = al_verdict_name(r->verdict),
 		.exit_code = r->exit_code,
 		.signal = r->signal,
 		.syscall = r->syscall[0] ? r->syscall : NULL,
@@ -427,7 +251,7 @@ static void record(struct supervisor *s, struct job *job,
 	if ((unsigned)r->verdict < METRICS_VERDICTS)
 		s->verdicts[r->verdict]++;
 	metrics_observe(&s->durations, r->wall_ms / 1000.0);
-	if (r->verdict == SANDBOX_TIMEOUT)
+	if (r->verdict == AL_VERDICT_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
 	if (job->run_id &&
 	    (interrupted(s, job) ?
@@ -436,7 +260,7 @@ static void record(struct supervisor *s, struct job *job,
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
 	LOG(LOG_INFO, job->log_id, job->run_id,
 	    "%s version %lld: %s (exit status %d, %.1f ms)", job->mod.name,
-	    (long long)job->mod.version, sandbox_verdict_name(r->verdict),
+	    (long long)job->mod.version, al_verdict_name(r->verdict),
 	    r->exit_status, r->wall_ms);
 }
 
@@ -478,7 +302,7 @@ static void finish_validation(struct supervisor *s, struct job *job,
 {
 	struct al_error err = { 0 };
 	char reason[256];
-	bool ok = r->verdict == SANDBOX_OK;
+	bool ok = r->verdict == AL_VERDICT_OK;
 	char learn_error[AL_ERROR_MAX] = "";
 
 	record(s, job, r);
@@ -496,10 +320,10 @@ static void finish_validation(struct supervisor *s, struct job *job,
 			 (long long)job->run_id);
 	else
 		snprintf(reason, sizeof(reason), "validation %s (run %lld)%s%.160s",
-			 sandbox_verdict_name(r->verdict),
+			 al_verdict_name(r->verdict),
 			 (long long)job->run_id,
-			 r->verdict == SANDBOX_SETUP_ERROR ? ": " : "",
-			 r->verdict == SANDBOX_SETUP_ERROR ? r->error : "");
+			 r->verdict == AL_VERDICT_SETUP_ERROR ? ": " : "",
+			 r->verdict == AL_VERDICT_SETUP_ERROR ? r->error : "");
 	if (!ok)
 		s->counters[C_VALIDATION_FAILURES]++;
 	if (manifest_set_state(s->m, job->mod.id,
@@ -530,8 +354,8 @@ static int count_archiving(const struct manifest_run *run, void *arg)
 	struct budget_count *b = arg;
 	if (run->uid != b->mod->owner_uid && b->mod->owner_gid < 0)
 		return 0;
-	int v = policy_verdict_parse(run->verdict);
-	if (v >= 0 && policy_archives(b->policy, (enum policy_verdict)v))
+	int v = al_verdict_parse(run->verdict);
+	if (v >= 0 && policy_archives(b->policy, v))
 		b->n++;
 	return 0;
 }
@@ -548,7 +372,7 @@ static bool should_archive(struct supervisor *s, struct job *job,
 	struct al_error err = { 0 };
 
 	if (!job->owner_run ||
-	    !policy_archives(p, (enum policy_verdict)r->verdict))
+	    !policy_archives(p, r->verdict))
 		return false;
 	if (manifest_runs(s->m, &f, count_archiving, &b, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
@@ -567,7 +391,7 @@ static void finish_exec(struct supervisor *s, struct job *job,
 	record(s, job, r);
 	if (should_archive(s, job, r)) {
 		snprintf(reason, sizeof(reason), "auto-archived: %s in run %lld",
-			 sandbox_verdict_name(r->verdict),
+			 al_verdict_name(r->verdict),
 			 (long long)job->run_id);
 		if (manifest_set_state(s->m, job->mod.id, MANIFEST_ARCHIVED,
 				       reason, &err) < 0) {

@@ -45,12 +45,11 @@ static int replace_stale(const char *path, const struct sockaddr_un *sa,
 				    "%s exists and is not a socket; remove it "
 				    "or choose another --socket",
 				    path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return al_error_sys(err, errno, "socket");
 	int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
 	int saved = errno;
-	close(fd);
 	if (rc == 0)
 		return al_error_set(err, EADDRINUSE,
 				    "another airlockd is answering on %s", path);
@@ -128,7 +127,7 @@ int server_listen(struct supervisor *s, struct al_error *err)
 	}
 	if (listen(s->listen.fd, server_backlog()) < 0)
 		return al_error_sys(err, errno, "listen %s", path);
-	if (epoll_watch(s, &s->listen, EPOLLIN) < 0)
+	if (loop_watch(s, &s->listen, EPOLLIN) < 0)
 		return al_error_sys(err, errno, "epoll_ctl");
 	return 0;
 }
@@ -249,7 +248,7 @@ void server_accept(struct supervisor *s)
 		for (size_t i = 0; i < ngroups && i < MANIFEST_VIEWER_GROUPS; i++)
 			c->groups[c->ngroups++] = groups[i];
 		c->last_active_ms = (uint64_t)now_ms();
-		if (epoll_watch(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {
+		if (loop_watch(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {
 			close(fd);
 			free(c);
 			continue;

@@ -211,7 +211,8 @@ void proto_event_json(struct json_buf *jb,
 struct manifest;
 
 /* The quota windows: the hour, and the day starting at `reset_hour` UTC,
- * that `now_ms` (epoch) falls in, as their first millisecond. */
+ * that `now_ms` (epoch) falls in, as their first millisecond; each ends
+ * AL_HOUR_MS or AL_DAY_MS later. The one place that arithmetic lives. */
 int64_t report_hour_start(int64_t now_ms);
 int64_t report_day_start(int64_t now_ms, unsigned reset_hour);
 
@@ -293,12 +294,64 @@ struct supervisor_config {
 	char **argv;
 };
 
+/*
+ * supervisor/settings.c: every setting of airlockd is one row of
+ * supervisor_settings[], from which the defaults, --help, the --config
+ * whitelist, the environment reader and the flags come. A row has a flag
+ * (--NAME), a variable, or both; its field in struct supervisor_config is
+ * given by offset and size.
+ */
+enum supervisor_setting_kind {
+	SET_STRING, /* borrowed const char * */
+	SET_UINT,   /* an unsigned field of any width, in [min, max] */
+	SET_MS,     /* milliseconds: --flag takes a duration, the variable ms */
+	SET_MIB,    /* MiB: --flag takes a size in whole MiB, the variable MiB */
+	SET_SIZE,   /* bytes: a size */
+	SET_LEVEL,  /* int: debug 0, info 1, warn 2, error 3 */
+	SET_BOOL,   /* --flag alone sets it; the variable: true/false/1/0 */
+	SET_UIDS,   /* a repeatable flag: users (names or numbers) into a list */
+	SET_GIDS,   /* groups, the same */
+	SET_CONFIG, /* --config FILE: read before the rest */
+};
+
+struct supervisor_setting {
+	const char *flag; /* "max-active" for --max-active; NULL: none */
+	const char *var;  /* "MAX_ACTIVE_GENERATIONS"; NULL: none */
+	enum supervisor_setting_kind kind;
+	size_t offset, size; /* its field */
+	uint64_t min, max;   /* numbers, in the field's unit */
+	size_t count_offset; /* lists: the size_t counting the entries */
+	const char *arg;     /* the flag's value in --help: "N", "SIZE" */
+	const char *def;     /* the default, as the flag (else the variable)
+			      * takes it; NULL: unset */
+	const char *range;   /* what an out-of-range flag value is told */
+	const char *help;    /* one line for --help */
+};
+extern const struct supervisor_setting supervisor_settings[];
+extern const size_t supervisor_settings_count;
+/* The row of variable `name`, or NULL (a --config file may set only
+ * those). */
+const struct supervisor_setting *supervisor_setting_var(const char *name);
+/* The field's value in the variable's form ("30000" for SYSTEM_TICK_MS,
+ * "info" for LOG_LEVEL); snprintf's return. */
+int supervisor_setting_format(const struct supervisor_setting *s,
+			      const struct supervisor_config *cfg, char *buf,
+			      size_t len);
+/* Every row's variable that get() returns non-empty, into cfg. */
+int supervisor_settings_apply_vars(struct supervisor_config *cfg,
+				   const char *(*get)(const char *name,
+						      void *arg),
+				   void *arg, struct al_error *err);
+/* Every flag of argv into cfg: 0, 1 for --help, -1 with err. */
+int supervisor_settings_apply_args(struct supervisor_config *cfg, int argc,
+				   char **argv, struct al_error *err);
+
 /* supervisor/config.c: defaults, then the environment, then flags, then
  * the checks that need the whole picture. Every error names the variable
  * or flag and the form expected; airlockd exits 2 on any. Strings are
  * borrowed from the environment and argv. */
 void supervisor_config_defaults(struct supervisor_config *cfg);
-/* The environment variables of DESIGN.md, "Configuration". */
+/* The environment variables of docs/design.md, "Configuration". */
 int supervisor_config_from_env(struct supervisor_config *cfg,
 			       struct al_error *err);
 /* --config FILE: the same variables as NAME=VALUE lines ('#' comments,

@@ -19,9 +19,9 @@ static const struct cli_command commands[] = {
 	{ "exec", cmd_client, "run an active module through airlockd" },
 	{ "status", cmd_status, "airlockd's state: runs, queue, modules, quotas" },
 	{ "top", cmd_status, "airlock status, redrawn live until q" },
-	{ "events", cmd_ops, "the event feed, or --follow it live" },
-	{ "quota", cmd_ops, "quota use by uid (show), or reset one (admin)" },
-	{ "audit", cmd_ops, "modules and runs held to an edited policy" },
+	{ "events", cmd_operator, "the event feed, or --follow it live" },
+	{ "quota", cmd_operator, "quota use by uid (show), or reset one (admin)" },
+	{ "audit", cmd_operator, "modules and runs held to an edited policy" },
 	{ "doctor", cmd_doctor, "check this host for what airlock needs" },
 	{ "archive", cmd_client, "archive a module (admin)" },
 	{ "restore", cmd_client, "restore an archived module (admin)" },
@@ -32,7 +32,7 @@ static const struct cli_command commands[] = {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: airlock COMMAND [OPTIONS] [ARGS]\n\ncommands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\n'airlock COMMAND --help' describes each command.\n");
 }
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(name, "--version") == 0)
 		name = "version";
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "airlock: unknown command \"%s\"\n", name);

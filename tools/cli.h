@@ -2,7 +2,8 @@
 #ifndef AIRLOCK_CLI_H
 #define AIRLOCK_CLI_H
 
-/* Usage errors and setup errors share 125 with `airlock run` (DESIGN.md). */
+/* Usage errors and setup errors share 125 with `airlock run`
+ * (docs/design.md). */
 #define CLI_EXIT_USAGE 125
 
 struct cli_command {
@@ -12,7 +13,7 @@ struct cli_command {
 };
 
 int cmd_run(int argc, char **argv);
-int cmd_version(int argc, char **argv);
+int cmd_version(int argc, char **argv); /* cmd_version.c */
 int cmd_policy(int argc, char **argv);
 /* policy learn: argv[0] is "learn" */
 int cmd_policy_learn(int argc, char **argv);
@@ -20,7 +21,7 @@ int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
 int cmd_validate(int argc, char **argv); /* CI: cases against expectations */
 int cmd_client(int argc, char **argv); /* submit, exec, archive, ... */
 int cmd_status(int argc, char **argv); /* status, top */
-int cmd_ops(int argc, char **argv);    /* quota, events, audit */
+int cmd_operator(int argc, char **argv); /* quota, events, audit */
 int cmd_doctor(int argc, char **argv);
 
 /* tools/explain.c: the line saying why a run ended, when it was not the

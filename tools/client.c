@@ -39,18 +39,15 @@ int cli_connect(const char *path, struct al_error *err)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return al_error_set(err, ENAMETOOLONG, "socket path too long");
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return al_error_sys(err, errno, "socket");
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int saved = errno;
-		close(fd);
-		return al_error_sys(err, saved,
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return al_error_sys(err, errno,
 				    "cannot reach airlockd at %s (is it "
 				    "running? --socket, AIRLOCK_SOCKET)",
 				    path);
-	}
-	return fd;
+	return steal_fd(&fd);
 }
 
 int cli_write_all(int fd, const char *p, size_t len)

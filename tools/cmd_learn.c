@@ -81,18 +81,18 @@ static int learn_one(struct learn_ctx *x, const char *name,
 	size_t fresh = r.learned ? learned_add(&x->learned, &r.syscalls, copy) :
 				   0;
 	fprintf(stderr, "learn: %s: %s, %zu syscalls (%zu new)%s%s\n", name,
-		sandbox_verdict_name(r.verdict),
+		al_verdict_name(r.verdict),
 		sandbox_syscalls_count(&r.syscalls), fresh,
-		r.verdict == SANDBOX_SECCOMP_VIOLATION ? ", denied " :
-		r.verdict == SANDBOX_SETUP_ERROR       ? ": " :
+		r.verdict == AL_VERDICT_SECCOMP_VIOLATION ? ", denied " :
+		r.verdict == AL_VERDICT_SETUP_ERROR       ? ": " :
 							 "",
-		r.verdict == SANDBOX_SECCOMP_VIOLATION ? r.syscall :
-		r.verdict == SANDBOX_SETUP_ERROR       ? r.error :
+		r.verdict == AL_VERDICT_SECCOMP_VIOLATION ? r.syscall :
+		r.verdict == AL_VERDICT_SETUP_ERROR       ? r.error :
 							 "");
 	/* the base policy denied something, or nothing ran: the set is not
 	 * what the module needs */
-	if (r.verdict == SANDBOX_SECCOMP_VIOLATION ||
-	    r.verdict == SANDBOX_SETUP_ERROR || !r.learned)
+	if (r.verdict == AL_VERDICT_SECCOMP_VIOLATION ||
+	    r.verdict == AL_VERDICT_SETUP_ERROR || !r.learned)
 		x->status = EXIT_RUN_FAILED;
 	sandbox_result_release(&r);
 	return 0;

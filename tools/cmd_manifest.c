@@ -25,7 +25,6 @@
 #include "manifest/manifest.h"
 #include "tools/cli.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define RUNS_LIMIT_DEFAULT 50
 #define SHOW_RUNS_DEFAULT 10
 #define SHOW_EVENTS_DEFAULT 20
@@ -430,17 +429,11 @@ static int cmd_list(struct options *o)
 
 /* ----------------------------------------------------------------- runs */
 
+/* A verdict, or one of the two states of a run that has none. */
 static bool known_verdict(const char *v)
 {
-	static const char *const verdicts[] = {
-		"ok",	    "exit_nonzero",	 "crashed",
-		"timeout",  "memory_limit",	 "seccomp_violation",
-		"setup_error", "running", "interrupted",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(verdicts); i++)
-		if (strcmp(v, verdicts[i]) == 0)
-			return true;
-	return false;
+	return al_verdict_parse(v) >= 0 || strcmp(v, "running") == 0 ||
+	       strcmp(v, "interrupted") == 0;
 }
 
 static int parse_count(const struct options *o, const char *opt,

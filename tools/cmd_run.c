@@ -142,7 +142,7 @@ static void report_plain(const struct sandbox_result *r,
 	if (r->signal > 0 && sigabbrev_np(r->signal))
 		snprintf(sig, sizeof(sig), "SIG%s", sigabbrev_np(r->signal));
 	cli_explain_verdict(stderr, &(struct cli_verdict){
-		.verdict = sandbox_verdict_name(r->verdict),
+		.verdict = al_verdict_name(r->verdict),
 		.signal = sig[0] ? sig : NULL,
 		.syscall = r->syscall,
 		.error = r->error,
@@ -301,23 +301,4 @@ int cmd_run(int argc, char **argv)
 	sandbox_host_free(host);
 	policy_free(policy);
 	return status;
-}
-
-int cmd_version(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	struct al_error err = { 0 };
-	printf("airlock %s\n", AIRLOCK_VERSION);
-	struct sandbox_host *host = sandbox_host_new(&err);
-	if (!host) {
-		printf("isolation: unavailable: %s\n", err.msg);
-		return 0;
-	}
-	printf("cgroup: %s\nprivilege: %s\nseccomp: filter with user "
-	       "notification\nlaunch: %s\n",
-	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host),
-	       sandbox_host_launch_mode(host));
-	sandbox_host_free(host);
-	return 0;
 }

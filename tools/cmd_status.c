@@ -56,7 +56,7 @@ static int offline_status(const struct status_opts *o, const char *why,
 {
 	const char *dir = cli_state_dir(o->state_dir);
 	struct manifest *m = manifest_open(dir, MANIFEST_READ_ONLY, err);
-	int64_t now = manifest_now_ms(), since = now - 86400000;
+	int64_t now = manifest_now_ms(), since = now - AL_DAY_MS;
 	uint64_t reset_hour = 0;
 	struct json_buf jb;
 	struct statvfs vfs;
@@ -171,7 +171,7 @@ static void size_text(uint64_t bytes, char *buf, size_t len)
 	double v = (double)bytes;
 	size_t u = 0;
 
-	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
 		v /= 1024;
 		u++;
 	}
@@ -314,8 +314,7 @@ static void print_manifest(FILE *f, const struct cli_response *r,
 		fprintf(f, "\nsince start\n");
 		counts_line(f, r, "runs by verdict",
 			    get(r, NULL, "runs_by_verdict"));
-		for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]);
-		     i++)
+		for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
 			fprintf(f, "  %-20s %lld\n", counters[i].label,
 				num(r, c, counters[i].key));
 	} else {

@@ -202,7 +202,7 @@ struct al_policy *vcase_policy(const struct vsuite *s, const struct vcase *c,
 		{ &c->pids, "pids", policy_set_pids },
 		{ &c->net, "net", policy_set_net },
 	};
-	for (size_t i = 0; i < sizeof(o) / sizeof(o[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(o); i++) {
 		if (apply_override(p, o[i].s, o[i].set, err) < 0) {
 			al_error_prefix(err, "%s:%d: [case %s] %s", s->filename,
 					o[i].s->line, c->name, o[i].key);
@@ -331,8 +331,8 @@ static int finish_case(struct validate *v, size_t i,
 		return -1;
 	rep->done = true;
 	rep->passed = rep->failures.n == 0;
-	rep->error = !rep->passed && r->verdict == SANDBOX_SETUP_ERROR &&
-		     c->verdict != SANDBOX_SETUP_ERROR;
+	rep->error = !rep->passed && r->verdict == AL_VERDICT_SETUP_ERROR &&
+		     c->verdict != AL_VERDICT_SETUP_ERROR;
 	struct vbuf line = { 0 };
 	vbuf_puts(&line, rep->passed ? "PASS " : "FAIL ");
 	vbuf_escape(&line, c->name, strlen(c->name), 200);
@@ -550,13 +550,6 @@ static FILE *open_report(const char *path, struct al_error *err)
 	return f;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void validate_free(struct validate *v)
 {
 	for (size_t i = 0; v->reports && i < v->suite->n; i++)
@@ -606,10 +599,10 @@ int cmd_validate(int argc, char **argv)
 		goto fail;
 	/* a reader that goes away must not kill us with jails running */
 	signal(SIGPIPE, SIG_IGN);
-	double t0 = now_ms();
+	double t0 = al_monotonic_ms();
 	if (run_all(&v, o.jobs, &err) < 0)
 		goto fail;
-	double total = now_ms() - t0;
+	double total = al_monotonic_ms() - t0;
 	printf("%zu passed, %zu failed, %zu cases in %.2f s\n", v.passed,
 	       v.failed, v.suite->n, total / 1000.0);
 	if (write_reports(&v, &o, junit, json, total, &err) < 0)

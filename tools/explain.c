@@ -2,7 +2,7 @@
  * The one line that says why a run ended when it was not the module's own
  * exit: "airlock run" prints it after the module's output passed through,
  * "airlock exec" after the output the daemon captured. One wording for
- * both, from the members of the result object (DESIGN.md).
+ * both, from the members of the result object (docs/design.md).
  */
 #include <signal.h>
 #include <stdio.h>

@@ -6,11 +6,6 @@
 
 #include "tools/learn.h"
 
-/* What any module needs whether or not a run saw it: the exec that starts
- * it (made by init's vfork child, whose pre-exec calls are not learned
- * when the exec is the first thing it does) and the two ways to end. */
-static const char *const always[] = { "execve", "exit", "exit_group", NULL };
-
 size_t learned_add(struct learned *l, const struct sandbox_syscalls *set,
 		   const char *run)
 {
@@ -39,8 +34,7 @@ static bool base_fails_with_errno(const struct al_policy *p, const char *name)
 static void write_allow(FILE *f, const struct learned *l)
 {
 	struct sandbox_syscalls all = l->set;
-	for (size_t i = 0; always[i]; i++)
-		(void)sandbox_syscalls_add_name(&all, always[i], NULL);
+	sandbox_learn_floor(&all);
 	char **names = sandbox_syscalls_names(&all);
 	for (size_t i = 0; names && names[i]; i++) {
 		if (base_fails_with_errno(l->base, names[i]))

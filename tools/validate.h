@@ -67,7 +67,7 @@ struct vcase {
 	struct vsetting policy;     /* NULL: the command line's --policy */
 	struct vsetting timeout, memory, pids, net;
 	/* expectations; with neither verdict nor exit_code, verdict ok */
-	int verdict;   /* enum sandbox_verdict, or -1 */
+	int verdict;   /* enum al_verdict, or -1 */
 	int exit_code; /* 0..255, or -1 */
 	struct vstream_expect out, err;
 	bool has_max_wall;

@@ -15,23 +15,23 @@
 
 void vdescribe_result(const struct sandbox_result *r, char *buf, size_t len)
 {
-	const char *v = sandbox_verdict_name(r->verdict);
+	const char *v = al_verdict_name(r->verdict);
 	const char *sig = r->signal ? sigabbrev_np(r->signal) : NULL;
 	switch (r->verdict) {
-	case SANDBOX_EXIT_NONZERO:
+	case AL_VERDICT_EXIT_NONZERO:
 		snprintf(buf, len, "%s (exit code %d)", v, r->exit_code);
 		break;
-	case SANDBOX_CRASHED:
+	case AL_VERDICT_CRASHED:
 		if (sig)
 			snprintf(buf, len, "%s (SIG%s)", v, sig);
 		else
 			snprintf(buf, len, "%s (signal %d)", v, r->signal);
 		break;
-	case SANDBOX_SECCOMP_VIOLATION:
+	case AL_VERDICT_SECCOMP_VIOLATION:
 		snprintf(buf, len, "%s (%s)", v,
 			 r->syscall[0] ? r->syscall : "unknown syscall");
 		break;
-	case SANDBOX_SETUP_ERROR:
+	case AL_VERDICT_SETUP_ERROR:
 		snprintf(buf, len, "%s (%s)", v, r->error);
 		break;
 	default:
@@ -58,14 +58,14 @@ static int check_verdict(const struct vcase *c, const struct sandbox_result *r,
 {
 	int want = c->verdict;
 	if (want < 0 && c->exit_code < 0)
-		want = SANDBOX_OK;
+		want = AL_VERDICT_OK;
 	if (want < 0 || (int)r->verdict == want)
 		return 0;
 	char got[AL_ERROR_MAX + 64];
 	vdescribe_result(r, got, sizeof(got));
 	struct vbuf b = { 0 };
 	vbuf_printf(&b, "expected verdict %s, got ",
-		    sandbox_verdict_name((enum sandbox_verdict)want));
+		    al_verdict_name(want));
 	vbuf_escape(&b, got, strlen(got), 2 * QUOTE_MAX);
 	return add(f, &b);
 }

@@ -263,7 +263,7 @@ static int set_net(struct sstate *st, const char *v)
 
 static int set_verdict(struct sstate *st, const char *v)
 {
-	int vd = policy_verdict_parse(v);
+	int vd = al_verdict_parse(v);
 	if (vd < 0)
 		return sfail(st, "unknown verdict \"%s\": expected ok, "
 				"exit_nonzero, crashed, timeout, memory_limit, "
@@ -387,7 +387,7 @@ static const struct key {
 	{ "max_memory", false, set_max_memory },
 };
 
-#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+#define N_KEYS ARRAY_SIZE(keys)
 
 static struct vcase *find_case(struct vsuite *s, const char *name)
 {
@@ -710,7 +710,7 @@ struct vsuite *vsuite_from_modules(char *const *modules, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		struct vcase *c = &s->cases[i];
 		c->exit_code = -1;
-		c->verdict = SANDBOX_OK;
+		c->verdict = AL_VERDICT_OK;
 		c->name = strdup(modules[i]);
 		c->module.value = strdup(modules[i]);
 		s->n++;

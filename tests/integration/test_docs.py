@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The man pages (docs/man/*) against groff and against the code: each page
 renders without a warning, airlock(1) names every command of tools/airlock.c's
-command table, airlockd(8) every option and environment variable that
-supervisor/config.c reads, and the operations handbook's configuration table
+command table, airlockd(8) every option and environment variable of
+supervisor/settings.c's table (tests/unit/test_settings.c checks the defaults too), and the operations handbook's configuration table
 every variable as well.
 
     python3 tests/integration/test_docs.py BUILD_DIR [WORD...]
@@ -58,27 +58,28 @@ def commands():
     return names
 
 
+# supervisor/settings.c: one row per setting, { "flag" or NULL, "VAR" or NULL, SET_...
+SETTING_ROW = re.compile(r'\{\s*(NULL|"[a-z][a-z-]*")\s*,\s*(NULL|"[A-Z][A-Z0-9_]*")\s*,\s*SET_')
+
+
+def setting_rows():
+    rows = [(f.strip('"') if f != "NULL" else None, v.strip('"') if v != "NULL" else None)
+            for f, v in SETTING_ROW.findall(read("supervisor/settings.c"))]
+    check(len(rows) >= 20, f"too few settings found in supervisor/settings.c: {rows}")
+    return rows
+
+
 def daemon_options():
-    src = read("supervisor/config.c")
-    opts = re.findall(r'\{\s*"([a-z][a-z-]*)"\s*,\s*(?:required|no|optional)_argument', src)
-    check(len(opts) >= 15, f"too few options found in supervisor/config.c: {opts}")
-    return opts
+    return [f for f, _ in setting_rows() if f]
 
 
 def daemon_variables():
-    src = read("supervisor/config.c")
-    # read with getenv() or through the config file's lookup, or named in
-    # a table of variable names
-    names = set(re.findall(
-        r'(?:getenv|var_get\(\s*\w+\s*,|ENV_UINT|env_uint)\(?\s*"([A-Z][A-Z0-9_]*)"', src))
-    for table in re.findall(r"\[\]\s*=\s*\{([^}]*)\}", src):
-        if re.search(r'"[A-Z][A-Z0-9]*_[A-Z0-9_]+"', table):
-            names |= set(re.findall(r'"([A-Z][A-Z0-9_]*)"', table))
-    check(len(names) >= 10, f"too few variables found in supervisor/config.c: {names}")
+    names = {v for _, v in setting_rows() if v}
+    check(len(names) >= 10, f"too few variables found in supervisor/settings.c: {names}")
     return sorted(names)
 
 
-# DESIGN.md, "Configuration": the variables operators already use
+# docs/design.md, "Configuration": the variables operators already use
 DESIGN_VARIABLES = ["SANDBOX_MEM_MB", "SANDBOX_TIMEOUT_MS", "SYSTEM_TICK_MS",
                     "MAX_ACTIVE_GENERATIONS", "ARCHIVE_RETENTION_DAYS",
                     "METRICS_PORT", "PROM_API_KEY", "LOG_LEVEL", "LOG_PRETTY",
@@ -131,7 +132,7 @@ def t_airlock_commands():
     check_eq(sorted(listed), sorted(commands()), "commands in airlock --help")
 
 
-@test("airlockd(8) names every option and variable of supervisor/config.c", root=False)
+@test("airlockd(8) names every option and variable of supervisor/settings.c", root=False)
 def t_airlockd_config():
     page = read("docs/man/airlockd.8")
     options = section(page, "OPTIONS")

@@ -90,8 +90,9 @@ def commands():
 
 
 def daemon_options():
-    src = open(os.path.join(ROOT, "supervisor/config.c")).read()
-    return set(re.findall(r'\{\s*"([a-z][a-z-]*)"\s*,\s*(?:required|no)_argument', src))
+    # supervisor/settings.c: a row per setting, { "flag" or NULL, "VAR" or NULL, SET_...
+    src = open(os.path.join(ROOT, "supervisor/settings.c")).read()
+    return set(re.findall(r'\{\s*"([a-z][a-z-]*)"\s*,\s*(?:NULL|"[A-Z][A-Z0-9_]*")\s*,\s*SET_', src)) | {"help"}
 
 
 def free_port():

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Integration tests for `airlock run`: every isolation property the design
-promises (DESIGN.md, "airlock run", "Inside the jail", "Default limits")
+promises (docs/design.md, "airlock run", "Inside the jail", "Default limits")
 has a test here that fails when the property is lost.
 
     python3 tests/integration/test_jail.py BUILD_DIR [WORD...]
@@ -44,7 +44,7 @@ MODULES = os.path.join(REPO, "tests", "modules")
 
 AIRLOCK = None  # set from argv in main()
 
-# Limits of the default policy (DESIGN.md, "Default limits").
+# Limits of the default policy (docs/design.md, "Default limits").
 OUTPUT_CAP = 1024 * 1024
 TMP_SIZE = 16 * 1024 * 1024
 MIB = 1024 * 1024
@@ -756,7 +756,7 @@ for _ in range(2):
 
 @test("limits: CPU-time limit (multi-threaded) is a timeout")
 def t_cpu_limit():
-    # The CPU limit equals the wall-clock limit (DESIGN.md, "Default
+    # The CPU limit equals the wall-clock limit (docs/design.md, "Default
     # limits"); on a machine with more than one CPU two threads reach it
     # first. Being stopped by it is running out of time, not a crash.
     _, r, _ = run_json(["--timeout", "2s", "--", "python3", "-c", _CPU_BURNER])

@@ -89,7 +89,7 @@ static void test_hostile_text(void **state)
 		"", "\n\n", "garbage", " - cgroup cgroup rw,memory",
 		"1 2 3 4 - cgroup", "4:memory", "4:memory:", ":::",
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		assert_int_equal(cgroup_v1_mount_of(bad[i], "memory", out,
 						    sizeof(out)),
 				 -1);

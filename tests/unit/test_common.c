@@ -25,7 +25,6 @@
 
 #include "common/common.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define SENTINEL UINT64_C(0xdeadbeefcafef00d)
 #define FFFD "\xEF\xBF\xBD"
 

@@ -42,7 +42,6 @@
 /* white box: the durability setting of the manifest's own connection */
 #include "manifest/internal.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define HASH                                                                   \
 	"sha256:0123456789abcdef0123456789abcdef"                              \
 	"0123456789abcdef0123456789abcdef"

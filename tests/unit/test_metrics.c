@@ -69,8 +69,8 @@ static void test_render(void **state)
 		.nquotas = 1,
 	};
 	m.modules[MANIFEST_ACTIVE] = 3;
-	m.verdicts[SANDBOX_OK] = 12;
-	m.verdicts[SANDBOX_TIMEOUT] = 7;
+	m.verdicts[AL_VERDICT_OK] = 12;
+	m.verdicts[AL_VERDICT_TIMEOUT] = 7;
 	metrics_observe(&h, 0.0004);
 	metrics_observe(&h, 0.001); /* on a bound: that bucket */
 	metrics_observe(&h, 0.003);
@@ -175,7 +175,7 @@ static void test_listen(void **state)
 		"[127.0.0.1]:80", ":80",
 		"1.2.3.4:80x",	  "[::1:80",
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		memset(&err, 0, sizeof(err));
 		if (supervisor_parse_listen("--metrics-listen", bad[i], &ss,
 					    &len, &err) == 0)

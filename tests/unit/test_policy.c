@@ -1,7 +1,7 @@
 /*
- * Unit tests for the policy object: DESIGN.md defaults, overrides and their
- * errors (a bad value changes nothing), the canonical form and its hash, and
- * the seccomp filter that libseccomp compiles from it.
+ * Unit tests for the policy object: docs/design.md's defaults, overrides
+ * and their errors (a bad value changes nothing), the canonical form and
+ * its hash, and the seccomp filter that libseccomp compiles from it.
  */
 #include <stdarg.h>
 #include <stddef.h>

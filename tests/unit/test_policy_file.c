@@ -201,7 +201,7 @@ static void test_all_keys(void **state)
 	 * up, "!" takes out); so does the errno list: io_uring_* are gone */
 	static const char *const allowed[] = { "read", "write", "exit_group",
 					       "brk", "mmap" };
-	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++) {
 		const struct policy_syscall *s = find_syscall(p, allowed[i]);
 		if (!s || s->action != POLICY_SYS_ALLOW)
 			fail_msg("%s is not allowed", allowed[i]);
@@ -223,13 +223,13 @@ static void test_all_keys(void **state)
 	assert_int_equal(policy_syscall_count(p), 7);
 
 	/* [runtime] */
-	assert_true(policy_archives(p, POLICY_VERDICT_TIMEOUT));
-	assert_true(policy_archives(p, POLICY_VERDICT_MEMORY_LIMIT));
-	assert_false(policy_archives(p, POLICY_VERDICT_CRASHED));
-	assert_false(policy_archives(p, POLICY_VERDICT_SECCOMP_VIOLATION));
-	assert_false(policy_archives(p, POLICY_VERDICT_EXIT_NONZERO));
-	assert_false(policy_archives(p, POLICY_VERDICT_OK));
-	assert_false(policy_archives(p, POLICY_VERDICT_SETUP_ERROR));
+	assert_true(policy_archives(p, AL_VERDICT_TIMEOUT));
+	assert_true(policy_archives(p, AL_VERDICT_MEMORY_LIMIT));
+	assert_false(policy_archives(p, AL_VERDICT_CRASHED));
+	assert_false(policy_archives(p, AL_VERDICT_SECCOMP_VIOLATION));
+	assert_false(policy_archives(p, AL_VERDICT_EXIT_NONZERO));
+	assert_false(policy_archives(p, AL_VERDICT_OK));
+	assert_false(policy_archives(p, AL_VERDICT_SETUP_ERROR));
 	assert_int_equal(policy_crash_budget(p), 5);
 	assert_true(policy_seccomp_learned(p));
 
@@ -460,7 +460,7 @@ static const struct bad_file bad_files[] = {
 	      "number \"0\": expected an integer from 1 to 1000000" },
 };
 
-#define N_BAD (sizeof(bad_files) / sizeof(bad_files[0]))
+#define N_BAD ARRAY_SIZE(bad_files)
 
 static void expect_refused(struct al_policy *p, const struct al_error *err,
 			   const char *want, const char *how)
@@ -583,7 +583,7 @@ static const char *const variants[] = {
 	"bind-added",	   "archive-changed", "net-none",
 };
 
-#define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
+#define N_VARIANTS ARRAY_SIZE(variants)
 
 /* Each one-value change gives a hash of its own. */
 static void test_variants_differ(void **state)
@@ -736,7 +736,7 @@ static void test_round_trip_env_comment_char(void **state)
 		"comment-char:2: [policy] description: a value may not start "
 		"with '#' or ';' (they begin comments)",
 	};
-	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
 		struct al_error err = { 0 };
 		assert_null(policy_parse_string(texts[i], "comment-char", NULL,
 						&err));
@@ -767,7 +767,7 @@ static void test_shipped_load(void **state)
 	(void)state;
 	static const char *const names[] = { "default", "node", "python",
 					     "strict" };
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		char path[256];
 		snprintf(path, sizeof(path), "policy/policies/%s.policy",
 			 names[i]);
@@ -942,9 +942,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lookup, lookup_setup,
 						lookup_teardown),
 	};
-	size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
+	size_t n_fixed = ARRAY_SIZE(fixed);
 	/* one test per bad fixture, named after it */
-	struct CMUnitTest tests[sizeof(fixed) / sizeof(fixed[0]) + N_BAD];
+	struct CMUnitTest tests[ARRAY_SIZE(fixed) + N_BAD];
 	memcpy(tests, fixed, sizeof(fixed));
 	for (size_t i = 0; i < N_BAD; i++)
 		tests[n_fixed + i] = (struct CMUnitTest){

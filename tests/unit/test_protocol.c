@@ -72,7 +72,7 @@ static void test_hostile(void **state)
 		"1e",         "tru",        "nul",        "{} {}",
 		"[1 2]",      "\"\\",       "{\"a\":1,}", "\x01",
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		expect_invalid(bad[i]);
 }
 
@@ -141,7 +141,7 @@ static void test_request(void **state)
 		"{\"op\":\"x\",\"name\":\"a\\u0000b\"}",
 		"{\"op\":\"012345678901234567890123456789012\"}",
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		if (decode(bad[i], &req, &doc, &err) == 0)
 			fail_msg("accepted bad request %s", bad[i]);
 		json_doc_free(doc);
@@ -173,7 +173,7 @@ static void test_base64(void **state)
 	assert_int_equal(base64_decode("", 0, out, &err), 0);
 	static const char *const bad[] = { "a",    "aGk",  "a===", "aG=k",
 					   "aGk!", "====", "aA==aA==", "aG k" };
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		assert_int_equal(base64_decode(bad[i], strlen(bad[i]), out,
 					       &err),
 				 -1);

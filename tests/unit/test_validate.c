@@ -19,8 +19,6 @@
 #include "tools/validate_report.c"
 #include "tools/validate_suite.c"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 static struct vsuite *parse(const char *text, struct al_error *err)
 {
 	return vsuite_parse(text, strlen(text), "dir/s.ini", err);
@@ -74,7 +72,7 @@ static void test_suite_full(void **state)
 	assert_string_equal(c->policy.value, "strict");
 	assert_int_equal(c->policy.line, 8);
 	assert_string_equal(c->timeout.value, "2s");
-	assert_int_equal(c->verdict, SANDBOX_CRASHED);
+	assert_int_equal(c->verdict, AL_VERDICT_CRASHED);
 	assert_int_equal(c->exit_code, 7);
 	assert_string_equal(c->out.exact.text, " lead");
 	assert_int_equal(c->out.ncontains, 2);
@@ -161,7 +159,7 @@ static void test_modules(void **state)
 	assert_non_null(s);
 	assert_int_equal(s->n, 2);
 	assert_string_equal(s->cases[0].module.value, "./a.sh");
-	assert_int_equal(s->cases[1].verdict, SANDBOX_OK);
+	assert_int_equal(s->cases[1].verdict, AL_VERDICT_OK);
 	vsuite_free(s);
 }
 
@@ -178,7 +176,7 @@ static struct vcase *one_case(struct vsuite **s, const char *spec)
 	return &(*s)->cases[0];
 }
 
-static struct sandbox_result result(enum sandbox_verdict v, int code,
+static struct sandbox_result result(enum al_verdict v, int code,
 				    const char *out)
 {
 	struct sandbox_result r = { .verdict = v, .exit_code = code };
@@ -208,20 +206,20 @@ static void expect_failures(const char *spec, const struct sandbox_result *r,
 static void test_check(void **state)
 {
 	(void)state;
-	struct sandbox_result ok = result(SANDBOX_OK, 0, "hello\n");
+	struct sandbox_result ok = result(AL_VERDICT_OK, 0, "hello\n");
 	expect_failures("", &ok, NULL, 0);
 	expect_failures("stdout = hello\\n\nstdout_contains = ell\n"
 			"stdout_regex = ^h.*o$\nmax_wall = 1s\nmax_memory = 4M\n",
 			&ok, NULL, 0);
 
-	struct sandbox_result segv = result(SANDBOX_CRASHED, -1, NULL);
+	struct sandbox_result segv = result(AL_VERDICT_CRASHED, -1, NULL);
 	segv.signal = 11;
 	const char *v[] = { "expected verdict ok, got crashed (SIGSEGV)" };
 	expect_failures("", &segv, v, 1);
 	const char *e[] = { "expected exit_code 0, got no exit code: crashed (SIGSEGV)" };
 	expect_failures("exit_code = 0\n", &segv, e, 1);
 
-	struct sandbox_result three = result(SANDBOX_EXIT_NONZERO, 3, "x\x01\n");
+	struct sandbox_result three = result(AL_VERDICT_EXIT_NONZERO, 3, "x\x01\n");
 	expect_failures("exit_code = 3\n", &three, NULL, 0);
 	const char *all[] = {
 		"expected verdict timeout, got exit_nonzero (exit code 3)",
@@ -238,7 +236,7 @@ static void test_check(void **state)
 			"stderr_contains = w\nmax_wall = 10ms\nmax_memory = 1M\n",
 			&three, all, ARRAY_SIZE(all));
 
-	struct sandbox_result sc = result(SANDBOX_SECCOMP_VIOLATION, -1, NULL);
+	struct sandbox_result sc = result(AL_VERDICT_SECCOMP_VIOLATION, -1, NULL);
 	snprintf(sc.syscall, sizeof(sc.syscall), "ptrace");
 	const char *s[] = { "expected verdict ok, got seccomp_violation (ptrace)" };
 	expect_failures("", &sc, s, 1);

@@ -1,6 +1,6 @@
 /*
  * Unit tests for the verdict classifier and the JSON result: every verdict
- * of DESIGN.md, its exit status, and the precedence between causes (a run
+ * of docs/design.md, its exit status, and the precedence between causes (a run
  * we killed for a seccomp violation is not a timeout, an OOM kill is not a
  * crash, a module that finished just before its deadline is not a timeout).
  */
@@ -35,21 +35,21 @@ static void test_ok_and_exit_codes(void **state)
 	(void)state;
 	struct sandbox_result r = classify((struct verdict_input){
 		.have_status = true, .status = EXITED(0) });
-	assert_int_equal(r.verdict, SANDBOX_OK);
+	assert_int_equal(r.verdict, AL_VERDICT_OK);
 	assert_int_equal(r.exit_status, 0);
 	assert_int_equal(r.exit_code, 0);
 	assert_int_equal(r.signal, 0);
 
 	r = classify((struct verdict_input){ .have_status = true,
 					     .status = EXITED(3) });
-	assert_int_equal(r.verdict, SANDBOX_EXIT_NONZERO);
+	assert_int_equal(r.verdict, AL_VERDICT_EXIT_NONZERO);
 	assert_int_equal(r.exit_status, 3);
 	assert_int_equal(r.exit_code, 3);
 
 	/* a module's own 124 is its exit code, not our timeout */
 	r = classify((struct verdict_input){ .have_status = true,
 					     .status = EXITED(124) });
-	assert_int_equal(r.verdict, SANDBOX_EXIT_NONZERO);
+	assert_int_equal(r.verdict, AL_VERDICT_EXIT_NONZERO);
 	assert_int_equal(r.exit_status, 124);
 }
 
@@ -58,7 +58,7 @@ static void test_crashed(void **state)
 	(void)state;
 	struct sandbox_result r = classify((struct verdict_input){
 		.have_status = true, .status = KILLED(SIGSEGV) });
-	assert_int_equal(r.verdict, SANDBOX_CRASHED);
+	assert_int_equal(r.verdict, AL_VERDICT_CRASHED);
 	assert_int_equal(r.exit_status, 139);
 	assert_int_equal(r.signal, SIGSEGV);
 	assert_int_equal(r.exit_code, -1);
@@ -66,7 +66,7 @@ static void test_crashed(void **state)
 	/* SIGKILL without an OOM kill: the module (or a sibling) did it */
 	r = classify((struct verdict_input){ .have_status = true,
 					     .status = KILLED(SIGKILL) });
-	assert_int_equal(r.verdict, SANDBOX_CRASHED);
+	assert_int_equal(r.verdict, AL_VERDICT_CRASHED);
 	assert_int_equal(r.exit_status, 137);
 }
 
@@ -75,7 +75,7 @@ static void test_memory_limit(void **state)
 	(void)state;
 	struct sandbox_result r = classify((struct verdict_input){
 		.have_status = true, .status = KILLED(SIGKILL), .oom_kills = 1 });
-	assert_int_equal(r.verdict, SANDBOX_MEMORY_LIMIT);
+	assert_int_equal(r.verdict, AL_VERDICT_MEMORY_LIMIT);
 	assert_int_equal(r.exit_status, 137);
 
 	/* init itself taken by the OOM killer: no report, still memory */
@@ -83,14 +83,14 @@ static void test_memory_limit(void **state)
 					     .init_code = CLD_KILLED,
 					     .init_status = SIGKILL,
 					     .oom_kills = 2 });
-	assert_int_equal(r.verdict, SANDBOX_MEMORY_LIMIT);
+	assert_int_equal(r.verdict, AL_VERDICT_MEMORY_LIMIT);
 
 	/* a child OOM-killed while the module exits cleanly: the module's
 	 * own status stands */
 	r = classify((struct verdict_input){ .have_status = true,
 					     .status = EXITED(0),
 					     .oom_kills = 1 });
-	assert_int_equal(r.verdict, SANDBOX_OK);
+	assert_int_equal(r.verdict, AL_VERDICT_OK);
 }
 
 static void test_timeout(void **state)
@@ -100,19 +100,19 @@ static void test_timeout(void **state)
 		(struct verdict_input){ .timed_out = true, .init_reaped = true,
 					.init_code = CLD_KILLED,
 					.init_status = SIGKILL });
-	assert_int_equal(r.verdict, SANDBOX_TIMEOUT);
+	assert_int_equal(r.verdict, AL_VERDICT_TIMEOUT);
 	assert_int_equal(r.exit_status, 124);
 
 	/* exited just before the deadline fired: its status wins */
 	r = classify((struct verdict_input){ .timed_out = true,
 					     .have_status = true,
 					     .status = EXITED(0) });
-	assert_int_equal(r.verdict, SANDBOX_OK);
+	assert_int_equal(r.verdict, AL_VERDICT_OK);
 
 	/* RLIMIT_CPU is the CPU half of the time limit */
 	r = classify((struct verdict_input){ .have_status = true,
 					     .status = KILLED(SIGXCPU) });
-	assert_int_equal(r.verdict, SANDBOX_TIMEOUT);
+	assert_int_equal(r.verdict, AL_VERDICT_TIMEOUT);
 	assert_int_equal(r.exit_status, 124);
 }
 
@@ -124,7 +124,7 @@ static void test_seccomp_wins(void **state)
 	struct sandbox_result r = classify((struct verdict_input){
 		.seccomp_denied = true, .timed_out = true, .have_status = true,
 		.status = KILLED(SIGKILL), .oom_kills = 1 });
-	assert_int_equal(r.verdict, SANDBOX_SECCOMP_VIOLATION);
+	assert_int_equal(r.verdict, AL_VERDICT_SECCOMP_VIOLATION);
 	assert_int_equal(r.exit_status, 159);
 	assert_int_equal(r.signal, SIGSYS);
 }
@@ -134,7 +134,7 @@ static void test_setup_errors(void **state)
 	(void)state;
 	struct sandbox_result r = classify((struct verdict_input){
 		.setup_failed = true, .seccomp_denied = true });
-	assert_int_equal(r.verdict, SANDBOX_SETUP_ERROR);
+	assert_int_equal(r.verdict, AL_VERDICT_SETUP_ERROR);
 	assert_int_equal(r.exit_status, 125);
 
 	r = classify((struct verdict_input){ .exec_errno = ENOENT });
@@ -148,7 +148,7 @@ static void test_setup_errors(void **state)
 	r = classify((struct verdict_input){ .init_reaped = true,
 					     .init_code = CLD_EXITED,
 					     .init_status = 1 });
-	assert_int_equal(r.verdict, SANDBOX_SETUP_ERROR);
+	assert_int_equal(r.verdict, AL_VERDICT_SETUP_ERROR);
 	assert_non_null(strstr(r.error, "without reporting"));
 }
 
@@ -159,8 +159,8 @@ static void test_names(void **state)
 		"ok", "exit_nonzero", "crashed", "timeout", "memory_limit",
 		"seccomp_violation", "setup_error",
 	};
-	for (int v = SANDBOX_OK; v <= SANDBOX_SETUP_ERROR; v++)
-		assert_string_equal(sandbox_verdict_name(v), names[v]);
+	for (int v = AL_VERDICT_OK; v <= AL_VERDICT_SETUP_ERROR; v++)
+		assert_string_equal(al_verdict_name(v), names[v]);
 }
 
 static void test_json_hostile_output(void **state)
@@ -168,7 +168,7 @@ static void test_json_hostile_output(void **state)
 	(void)state;
 	struct sandbox_result r = { 0 };
 	char out[] = "quote\" back\\ nl\n ctl\x01 bad\xff\xfe end";
-	r.verdict = SANDBOX_CRASHED;
+	r.verdict = AL_VERDICT_CRASHED;
 	r.exit_code = -1;
 	r.signal = SIGSEGV;
 	r.exit_status = 139;

@@ -585,7 +585,7 @@ static int audit(struct ops_opts *o)
 	return a.modules || a.runs ? 1 : 0;
 }
 
-int cmd_ops(int argc, char **argv)
+int cmd_operator(int argc, char **argv)
 {
 	struct ops_opts o = { .command = argv[0] };
 	int rc = parse(argc, argv, &o);

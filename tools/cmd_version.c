@@ -1,0 +1,28 @@
+/*
+ * airlock version: the version, and the isolation this host gives (the
+ * cgroup driver, the privilege mode, how jails are launched). Also
+ * `airlock run -V`.
+ */
+#include <stdio.h>
+
+#include "sandbox/sandbox.h"
+#include "tools/cli.h"
+
+int cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct al_error err = { 0 };
+	printf("airlock %s\n", AIRLOCK_VERSION);
+	struct sandbox_host *host = sandbox_host_new(&err);
+	if (!host) {
+		printf("isolation: unavailable: %s\n", err.msg);
+		return 0;
+	}
+	printf("cgroup: %s\nprivilege: %s\nseccomp: filter with user "
+	       "notification\nlaunch: %s\n",
+	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host),
+	       sandbox_host_launch_mode(host));
+	sandbox_host_free(host);
+	return 0;
+}
