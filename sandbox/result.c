@@ -64,6 +64,8 @@ char *sandbox_result_json(const struct sandbox_result *r,
 		json_kv_string(&jb, "privilege",
 			       sandbox_host_privilege_mode(host));
 	}
+	if (r->host_uid) /* 0: a setup error before the run had one */
+		json_kv_uint(&jb, "host_uid", r->host_uid);
 	if (r->oom_kills)
 		json_kv_uint(&jb, "oom_kills", r->oom_kills);
 	if (r->pids_limit_hits)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
+#include "sandbox/sandbox.h"
 #include "supervisor/supervisor.h"
 
 void supervisor_config_defaults(struct supervisor_config *cfg)
@@ -50,6 +51,23 @@ void supervisor_config_defaults(struct supervisor_config *cfg)
 		.log_level = 1,
 		.metrics_port = 9100,
 	};
+	struct sandbox_uid_range r;
+	if (sandbox_uid_range_parse(SANDBOX_UID_RANGE_DEFAULT, &r, NULL) == 0) {
+		cfg->uid_base = r.base;
+		cfg->uid_count = r.count;
+	}
+}
+
+/* AIRLOCK_UID_RANGE or --uid-range: BASE:COUNT or none. */
+static int uid_range(const char *what, const char *v,
+		     struct supervisor_config *cfg, struct al_error *err)
+{
+	struct sandbox_uid_range r;
+	if (sandbox_uid_range_parse(v, &r, err) < 0)
+		return al_error_prefix(err, "%s", what);
+	cfg->uid_base = r.base;
+	cfg->uid_count = r.count;
+	return 0;
 }
 
 void supervisor_config_usage(FILE *f)
@@ -93,6 +111,8 @@ void supervisor_config_usage(FILE *f)
 		"  --store-versions-per-uid N  versions one uid may keep (1000)\n"
 		"  --store-free-min SIZE  no submit below this free space (256M)\n"
 		"  --shutdown-grace DUR   SIGTERM: time runs get to finish (30s)\n"
+		"  --uid-range BASE:COUNT host uids for runs, one each, or none\n"
+		"                         (AIRLOCK_UID_RANGE, " SANDBOX_UID_RANGE_DEFAULT ")\n"
 		"  --tick DUR             ticker period (SYSTEM_TICK_MS, 30s)\n"
 		"  --log-level LEVEL      debug, info, warn or error (LOG_LEVEL, "
 		"info)\n"
@@ -185,6 +205,7 @@ static const char *const known_vars[] = {
 	"SYSTEM_TICK_MS", "ARCHIVE_RETENTION_DAYS", "SANDBOX_MEM_MB",
 	"SANDBOX_TIMEOUT_MS", "QUOTA_RESET_HOUR", "METRICS_PORT",
 	"LOG_LEVEL", "LOG_PRETTY", "PROM_API_KEY", "DATABASE_URL",
+	"AIRLOCK_UID_RANGE",
 };
 
 static int apply_vars(struct supervisor_config *cfg, struct var_source *src,
@@ -222,6 +243,9 @@ static int apply_vars(struct supervisor_config *cfg, struct var_source *src,
 		cfg->prom_api_key = s;
 	if ((s = var_get(src, "DATABASE_URL")) && *s)
 		cfg->database_url = s;
+	if ((s = var_get(src, "AIRLOCK_UID_RANGE")) && *s &&
+	    uid_range("AIRLOCK_UID_RANGE", s, cfg, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -515,6 +539,7 @@ enum {
 	OPT_STORE_MAX,
 	OPT_STORE_VERSIONS,
 	OPT_STORE_FREE,
+	OPT_UID_RANGE,
 };
 
 static int size_in(const char *opt, const char *v, uint64_t min, uint64_t max,
@@ -609,6 +634,7 @@ static int one_option(int c, const char *opt, struct supervisor_config *cfg,
 	case OPT_LOG_PRETTY: cfg->log_pretty = true; return 0;
 	case OPT_CONFIG: return 0; /* read before the flags: config_file_arg */
 	case OPT_METRICS_LISTEN: cfg->metrics_listen = optarg; return 0;
+	case OPT_UID_RANGE: return uid_range(opt, optarg, cfg, err);
 	case 'r':
 		if (parse_size(optarg, &v, err) < 0)
 			return al_error_prefix(err, "%s", opt);
@@ -740,6 +766,7 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 		  OPT_STORE_VERSIONS },
 		{ "store-free-min", required_argument, NULL, OPT_STORE_FREE },
 		{ "shutdown-grace", required_argument, NULL, 'S' },
+		{ "uid-range", required_argument, NULL, OPT_UID_RANGE },
 		{ "tick", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "log-pretty", no_argument, NULL, OPT_LOG_PRETTY },

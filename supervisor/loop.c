@@ -148,6 +148,11 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		al_error_prefix(err, "sandbox host");
 		goto fail;
 	}
+	struct sandbox_uid_range uids = { cfg->uid_base, cfg->uid_count };
+	if (sandbox_host_set_uid_range(s->host, &uids, err) < 0) {
+		al_error_prefix(err, "AIRLOCK_UID_RANGE");
+		goto fail;
+	}
 	if (preflight_policies(s, err) < 0)
 		goto fail;
 	s->m = manifest_open(cfg->state_dir, MANIFEST_READ_WRITE, err);

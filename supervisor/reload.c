@@ -41,6 +41,8 @@ static void warn_fixed(const struct supervisor_config *cur,
 		  !same_str(cur->prom_api_key, next->prom_api_key) },
 		{ "DATABASE_URL",
 		  !same_str(cur->database_url, next->database_url) },
+		{ "AIRLOCK_UID_RANGE", cur->uid_base != next->uid_base ||
+					       cur->uid_count != next->uid_count },
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (fixed[i].changed) {

@@ -282,6 +282,9 @@ struct supervisor_config {
 	const char *metrics_listen; /* the flag's value, borrowed, or NULL */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_addr_len; /* 0: HTTP off */
+	/* AIRLOCK_UID_RANGE / --uid-range: the host ids runs get, one each
+	 * (sandbox/uids.c); uid_count 0: none, the policy's own uid */
+	uint32_t uid_base, uid_count;
 	const char *prom_api_key;   /* PROM_API_KEY, borrowed, or NULL */
 	const char *database_url;   /* DATABASE_URL, borrowed, or NULL */
 	/* --config FILE: its text owns the strings taken from it */

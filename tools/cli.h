@@ -23,6 +23,13 @@ int cmd_status(int argc, char **argv); /* status, top */
 int cmd_ops(int argc, char **argv);    /* quota, events, audit */
 int cmd_doctor(int argc, char **argv);
 
+/* cmd_run.c: sandbox_host_new() with the runs' host uid range from
+ * $AIRLOCK_UID_RANGE (BASE:COUNT or none; the default when unset), for
+ * run, validate and policy learn. Caller frees. */
+struct al_error;
+struct sandbox_host;
+struct sandbox_host *cli_sandbox_host(struct al_error *err);
+
 /* tools/client.c: talking to airlockd. */
 #include <stdbool.h>
 #include <stddef.h>
