@@ -112,6 +112,8 @@ void ops_result_json(struct json_buf *jb, const struct sandbox_result *r,
 		json_kv_string(jb, "policy", pol->name);
 		json_kv_string(jb, "policy_hash", pol->hash);
 	}
+	if (r->host_uid) /* 0: a setup error before the run had one */
+		json_kv_uint(jb, "host_uid", r->host_uid);
 	json_object_close(jb);
 }
 

@@ -315,6 +315,14 @@ static void start(struct supervisor *s, struct job *job)
 		start_failed(s, job, err.msg);
 		return;
 	}
+	if (sandbox_run_step(job->run)) {
+		/* over before a jail existed (a setup error such as no free
+		 * host uid): it has no fd that will ever be ready */
+		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s",
+		    sandbox_run_result(job->run)->error);
+		runs_handle(s, job);
+		return;
+	}
 	job->src.fd = sandbox_run_fd(job->run);
 	if (epoll_watch(s, &job->src, EPOLLIN) < 0) {
 		sandbox_run_cancel(job->run, "epoll_ctl failed");

@@ -267,6 +267,25 @@ def t_daemon():
     note(f"daemon runs {daemon_uids}, airlock run {cli_uid}")
 
 
+@test("uids: with every id of the range in use, an exec is answered with a setup error")
+def t_daemon_exhausted():
+    base, rng = test_range(5, 1)
+    d = td.Daemon(args=["--uid-range", rng])
+    check(d.submit("sleeper", td.SLEEPER).get("ok"), "submit")
+    holder = start([PROBE, "sleep", "3000"], rng)
+    try:
+        wait_processes(base, 1, 1)
+        r = d.request({"op": "exec", "name": "sleeper", "args": ["0"]})
+    finally:
+        finish(holder)
+    result = r.get("result") or {}
+    check_eq(result.get("verdict"), "setup_error", f"verdict of {r}")
+    check("no free host uid" in (result.get("error") or ""), f"error of {r}")
+    r = d.request({"op": "exec", "name": "sleeper", "args": ["0"]})
+    check_eq((r.get("result") or {}).get("host_uid"), base,
+             f"the next exec, once the id is free: {r}")
+
+
 @test("uids: a malformed AIRLOCK_UID_RANGE stops run, validate and airlockd")
 def t_bad_range():
     for bad in ("0:10", "12", "4294967000:1000", "60000:10000", "x:1"):
