@@ -110,6 +110,7 @@ struct sandbox_host *sandbox_host_new(struct al_error *err)
 		al_error_sys(err, ENOMEM, "sandbox");
 		return NULL;
 	}
+	uid_pool_init(&host->uids);
 	host->root = geteuid() == 0;
 	host->uid = geteuid();
 	host->gid = getegid();
@@ -148,6 +149,7 @@ void sandbox_host_free(struct sandbox_host *host)
 		host->cgroup.ops->free(&host->cgroup);
 	al_closep(&host->dev_null_fd);
 	al_closep(&host->init_fd);
+	uid_pool_free(&host->uids);
 	if (host->clone_stack)
 		munmap(host->clone_stack, host->clone_stack_size);
 	free(host);

@@ -35,6 +35,8 @@
 #define AIRLOCK_SANDBOX_INTERNAL_H
 
 #include <linux/filter.h>
+#include <stdio.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include "sandbox/jail_msg.h"
@@ -277,6 +279,50 @@ int dbus_conn_call(struct dbus_conn *c, const struct dbus_call *call,
 		   const void *arg, struct dbus_msg *reply,
 		   struct al_error *err);
 
+/* ------------------------------------------------------------------- uids */
+
+/* Ids [lo, hi] that a host account holds. */
+struct uid_span {
+	uint32_t lo, hi;
+};
+
+/* What a file looked like when it was last read: re-read when it changed. */
+struct uid_file_seen {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	bool present;
+};
+
+#define UID_ACCOUNT_FILES 4
+
+/* uids.c: the host ids runs are given (sandbox_uid_range in sandbox.h). */
+struct uid_pool {
+	uint32_t base, count; /* count 0: none */
+	int dir_fd;           /* /run/airlock/uids, opened at the first run */
+	struct uid_span *excluded;
+	size_t n_excluded, cap_excluded;
+	bool accounts_read; /* excluded is what the files below said */
+	struct uid_file_seen seen[UID_ACCOUNT_FILES];
+};
+
+void uid_pool_init(struct uid_pool *p);
+void uid_pool_free(struct uid_pool *p);
+/* Take a free id: *id gets it, *lock_fd the lock that holds it until
+ * uid_pool_release(). Fails when every id is taken or held by accounts. */
+int uid_pool_acquire(struct uid_pool *p, uint32_t *id, int *lock_fd,
+		     struct al_error *err);
+/* Give the id back (the run's processes must all be gone); -1 is a no-op. */
+void uid_pool_release(int *lock_fd);
+/* Pure: add to the pool's exclusions the ids one account file names that
+ * fall in the pool's range. `fields` lists the 1-based ':' fields that
+ * hold an id (passwd: 3 and 4; group: 3); `span` (0 for none) is the field
+ * of a count after the first id field (subuid: START:COUNT in 2, 3). */
+int uid_accounts_parse(struct uid_pool *p, FILE *f, const int *fields,
+		       size_t n_fields, int span);
+bool uid_pool_excluded(const struct uid_pool *p, uint32_t id);
+
 /* ------------------------------------------------------------------- host */
 
 struct sandbox_host {
@@ -293,6 +339,7 @@ struct sandbox_host {
 	int init_fd;
 	void *clone_stack; /* init's stack under CLONE_VM, made on first use */
 	size_t clone_stack_size;
+	struct uid_pool uids; /* root: the runs' host ids */
 };
 
 /* host.c: init's stack for a CLONE_VM clone (one at a time: the caller is
@@ -332,6 +379,10 @@ struct jail_plan {
 	char *const *envp;
 	const struct cgroup_run *cgroup;
 	bool userns; /* rootless: wait for the parent to write the id maps */
+	/* root with a uid range: the run's host uid and gid, which init takes
+	 * and shows as the policy's in a user namespace of its own (privs.c) */
+	bool run_ids;
+	uint32_t run_uid, run_gid;
 	bool learn;  /* wait until the parent registered the jail (learn.c) */
 	/* Cloned with CLONE_VM | CLONE_VFORK: init shares the suspended
 	 * caller's memory, so it writes nothing of the caller's, and ends by

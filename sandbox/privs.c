@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/securebits.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,15 +104,77 @@ static void clear_capability_sets(const struct jail_plan *plan)
 	cap_free(empty);
 }
 
+static void write_self(const struct jail_plan *plan, const char *file,
+		       const char *text)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/%s", file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		jail_fail(plan, errno, "identity: open %s", path);
+	ssize_t n = write(fd, text, strlen(text));
+	int saved = errno;
+	close(fd);
+	if (n != (ssize_t)strlen(text))
+		jail_fail(plan, n < 0 ? saved : EIO, "identity: write %s",
+			  path);
+}
+
+/*
+ * Root with a uid range: become the run's own host uid and gid (uids.c says
+ * why each run has its own), then show them inside as the policy's through
+ * a user namespace of the run's. The namespace is made after the host ids
+ * are taken, because the kernel charges a namespace's per-user counters to
+ * its owner in the parent: made by root, every run's inotify instances and
+ * pending signals would add up under root's. Capabilities are kept across
+ * the change of uid (SECBIT_NO_SETUID_FIXUP) so that a host which refuses
+ * unprivileged user namespaces still allows this one; the new namespace's
+ * full set is dropped below like any other.
+ */
+static void enter_run_identity(const struct jail_plan *plan)
+{
+	const struct policy_limits *l = plan->limits;
+	char map[64];
+	if (setgroups(0, NULL) < 0)
+		jail_fail(plan, errno, "identity: clear supplementary groups");
+	if (setresgid(plan->run_gid, plan->run_gid, plan->run_gid) < 0)
+		jail_fail(plan, errno, "identity: setresgid(%u)", plan->run_gid);
+	if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0)
+		jail_fail(plan, errno, "identity: keep capabilities");
+	if (setresuid(plan->run_uid, plan->run_uid, plan->run_uid) < 0)
+		jail_fail(plan, errno, "identity: setresuid(%u)", plan->run_uid);
+	if (unshare(CLONE_NEWUSER) < 0)
+		jail_fail(plan, errno, "identity: user namespace");
+	/* The change of uid made init non-dumpable, and the /proc/self files
+	 * of a non-dumpable process belong to host root, whom the new
+	 * namespace cannot name: dumpable again for the three writes. No
+	 * process but init has the run's uid (the lock holds it, host
+	 * accounts are skipped) and init is alone in its pid namespace, so
+	 * nothing can attach meanwhile. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		jail_fail(plan, errno, "identity: prctl(PR_SET_DUMPABLE)");
+	snprintf(map, sizeof(map), "%u %u 1\n", l->uid, plan->run_uid);
+	write_self(plan, "uid_map", map);
+	write_self(plan, "setgroups", "deny");
+	snprintf(map, sizeof(map), "%u %u 1\n", l->gid, plan->run_gid);
+	write_self(plan, "gid_map", map);
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECUREBITS, 0, 0, 0, 0) < 0)
+		jail_fail(plan, errno, "identity: non-dumpable, securebits");
+}
+
 void jail_drop_privileges(const struct jail_plan *plan)
 {
 	const struct policy_limits *l = plan->limits;
 	if (l->uid == 0 || l->gid == 0)
 		jail_fail(plan, EPERM, "identity: uid and gid 0 are refused");
+	if (plan->run_ids)
+		enter_run_identity(plan);
 	drop_capabilities(plan);
 	/* supplementary groups would keep the caller's group access (in a
-	 * user namespace setgroups is denied: see map_ids in spawn.c) */
-	if (!plan->userns && setgroups(0, NULL) < 0)
+	 * user namespace setgroups is denied: see map_ids in spawn.c; a
+	 * run's own cleared them before making its namespace) */
+	if (!plan->userns && !plan->run_ids && setgroups(0, NULL) < 0)
 		jail_fail(plan, errno, "identity: clear supplementary groups");
 	if (setresgid(l->gid, l->gid, l->gid) < 0)
 		jail_fail(plan, errno, "identity: setresgid(%u)", l->gid);
@@ -166,6 +230,33 @@ static bool ids_nonzero(const char *status, const char *key)
 	return true;
 }
 
+/* A run's own namespace maps exactly one id, the policy's, to the run's
+ * host uid (and gid): nothing else of the host can be named inside. */
+static void verify_id_map(const struct jail_plan *plan)
+{
+	static const char *const files[] = { "/proc/self/uid_map",
+					     "/proc/self/gid_map" };
+	const uint32_t inside[] = { plan->limits->uid, plan->limits->gid };
+	const uint32_t outside[] = { plan->run_uid, plan->run_gid };
+	for (int i = 0; i < 2; i++) {
+		char buf[256];
+		unsigned long in, out, count;
+		int used = 0;
+		int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			jail_fail(plan, errno, "verify: read %s", files[i]);
+		buf[n] = '\0';
+		if (sscanf(buf, "%lu %lu %lu %n", &in, &out, &count, &used) != 3 ||
+		    buf[used] != '\0' || in != inside[i] || out != outside[i] ||
+		    count != 1)
+			jail_fail(plan, EPERM, "verify: %s is not \"%u %u 1\"",
+				  files[i], inside[i], outside[i]);
+	}
+}
+
 /*
  * Read back from the kernel what was asked for: an empty capability set in
  * all five sets, no uid or gid 0, no_new_privs. (The seccomp mode is read
@@ -196,4 +287,6 @@ void jail_verify_privileges(const struct jail_plan *plan)
 		jail_fail(plan, EPERM, "verify: init is still dumpable");
 	if (!plan->userns && !field_is(status, "Groups:", "\n"))
 		jail_fail(plan, EPERM, "verify: supplementary groups remain");
+	if (plan->run_ids)
+		verify_id_map(plan);
 }

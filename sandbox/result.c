@@ -76,6 +76,12 @@ void sandbox_result_write(struct json_buf *jb, const struct sandbox_result *r,
 		json_kv_string(jb, "privilege",
 			       sandbox_host_privilege_mode(host));
 	}
+	/* the run's own uid on the host (docs/jail.md "Host uids"); null for
+	 * a setup error before the run had one */
+	if (r->host_uid)
+		json_kv_uint(jb, "host_uid", r->host_uid);
+	else
+		json_kv_null(jb, "host_uid");
 	json_kv_uint(jb, "oom_kills", r->oom_kills);
 	json_kv_uint(jb, "pids_limit_hits", r->pids_limit_hits);
 	/* said in every result: the limits this run went without (rootless,

@@ -151,35 +151,48 @@ static int recv_msg(int fd, struct jail_msg *m, int *passed_fd)
 }
 
 /* The filter is in once the listener arrives; read back from the kernel
- * that init runs in seccomp filter mode with no_new_privs. */
-static bool filter_confirmed(struct sandbox_run *run)
+ * that init runs in seccomp filter mode with no_new_privs and, with a
+ * uid of its own, as that uid and gid on the host. */
+static const char *init_confirmed(struct sandbox_run *run)
 {
-	char path[64], status[8192];
+	char path[64], status[8192], ids[96];
 	snprintf(path, sizeof(path), "/proc/%d/status", run->pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return "cannot read the jail's /proc status";
 	ssize_t n = read(fd, status, sizeof(status) - 1);
 	close(fd);
 	if (n <= 0)
-		return false;
+		return "cannot read the jail's /proc status";
 	status[n] = '\0';
-	return strstr(status, "\nSeccomp:\t2\n") &&
-	       strstr(status, "\nNoNewPrivs:\t1\n");
+	if (!strstr(status, "\nSeccomp:\t2\n") ||
+	    !strstr(status, "\nNoNewPrivs:\t1\n"))
+		return "the kernel does not report seccomp filter mode with "
+		       "no_new_privs for the jail";
+	const struct sandbox_result *r = &run->result;
+	snprintf(ids, sizeof(ids), "\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n",
+		 r->host_uid, r->host_uid, r->host_uid, r->host_uid,
+		 r->host_gid, r->host_gid, r->host_gid, r->host_gid);
+	if (run->uid_lock_fd >= 0 && !strstr(status, ids))
+		return "the jail's init is not the run's host uid and gid";
+	return NULL;
 }
 
 static void on_listener(struct sandbox_run *run, int fd)
 {
+	char msg[160];
+	const char *why;
 	if (fd < 0) {
 		run_fail(run, "jail setup: the seccomp listener did not arrive");
 		return;
 	}
 	run->notify_fd = fd;
-	if (run_watch(run, fd, TAG_NOTIFY) < 0)
+	if (run_watch(run, fd, TAG_NOTIFY) < 0) {
 		run_fail(run, "jail setup: cannot watch the seccomp listener");
-	else if (!filter_confirmed(run))
-		run_fail(run, "jail setup: the kernel does not report seccomp "
-			      "filter mode with no_new_privs for the jail");
+	} else if ((why = init_confirmed(run))) {
+		snprintf(msg, sizeof(msg), "jail setup: %s", why);
+		run_fail(run, msg);
+	}
 }
 
 static void on_message(struct sandbox_run *run, const struct jail_msg *m,
@@ -390,6 +403,8 @@ static void finish(struct sandbox_run *run)
 	if (run->err.fd >= 0)
 		capture_read(run, &run->err);
 	learn_run_end(run);
+	/* init reaped: no process of the run is left to hold its uid */
+	uid_pool_release(&run->uid_lock_fd);
 	struct cgroup_stats st = { 0 };
 	if (run->cg.n > 0) {
 		run->host->cgroup.ops->stats(&run->host->cgroup, &run->cg, &st);

@@ -23,6 +23,7 @@ struct sandbox_run {
 	struct cgroup_run cg;
 	struct capture out, err;
 	int epfd, pidfd, sync_fd, timer_fd, notify_fd;
+	int uid_lock_fd; /* holds result.host_uid for this run (uids.c) */
 	pid_t pid;
 	bool started, finished, reaped;
 	struct timespec t0;

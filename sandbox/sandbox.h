@@ -96,6 +96,11 @@ struct sandbox_result {
 	 * launcher's own setup), whatever the verdict */
 	bool learned;
 	struct sandbox_syscalls syscalls;
+	/* the uid and gid the module's processes had on the host: the run's
+	 * own from the host's range (root), the policy's (root, range
+	 * "none"), or the caller's (rootless) */
+	uint32_t host_uid;
+	uint32_t host_gid;
 };
 
 /* ------------------------------------------------------------------ host */
@@ -133,6 +138,36 @@ const char *sandbox_host_cgroup_mode(const struct sandbox_host *host);
  * (or why there is no cgroup); written into buf, which is returned. */
 const char *sandbox_host_cgroup_detail(const struct sandbox_host *host,
 				       char *buf, size_t len);
+/*
+ * The host ids of runs (uids.c). As root each run gets a uid of its own
+ * from a range, equal to its gid, held for the run by a lock under
+ * /run/airlock/uids that every airlock process on the host honours; ids
+ * that a host account has (/etc/passwd, /etc/group, /etc/subuid,
+ * /etc/subgid) are skipped. Inside, a user namespace shows that id as the
+ * policy's uid and gid. count 0 ("none"): every run is the policy's uid
+ * and gid on the host, shared by all runs. Rootless runs are the caller's
+ * uid, whatever the range.
+ */
+struct sandbox_uid_range {
+	uint32_t base;
+	uint32_t count;
+};
+/* Above systemd's container range (524288-1879048191) and below 2^31. */
+#define SANDBOX_UID_RANGE_DEFAULT "1879048192:65536"
+/* "BASE:COUNT" or "none"; err says what is wrong with text. Pure. */
+int sandbox_uid_range_parse(const char *text, struct sandbox_uid_range *out,
+			    struct al_error *err);
+/* Use `range` for this host's runs (the default is
+ * SANDBOX_UID_RANGE_DEFAULT). Reads the account files now: fails when
+ * no id of the range is free of host accounts. */
+int sandbox_host_set_uid_range(struct sandbox_host *host,
+			       const struct sandbox_uid_range *range,
+			       struct al_error *err);
+/* One line for people: the range and how many of its ids host accounts
+ * hold, "none (...)" or the caller's uid (rootless); into buf. */
+const char *sandbox_host_uid_detail(struct sandbox_host *host, char *buf,
+				    size_t len);
+
 /* Whether the jail runs as real root or inside a user namespace. */
 const char *sandbox_host_privilege_mode(const struct sandbox_host *host);
 /* How init is created: "clone-vm (airlock-init helper)" or "fork". */
@@ -174,6 +209,8 @@ void sandbox_run_take_result(struct sandbox_run *run,
 			     struct sandbox_result *out);
 /* The host pid of the jail's init, for status displays. */
 int sandbox_run_pid(const struct sandbox_run *run);
+/* The host uid the run's processes have (sandbox_result.host_uid). */
+uint32_t sandbox_run_host_uid(const struct sandbox_run *run);
 /* For status displays while it runs: milliseconds since it started, and
  * the most memory its cgroup has used so far (0 when unknown: no cgroup,
  * or a kernel without memory.peak / max_usage_in_bytes). */

@@ -302,6 +302,30 @@ static bool cgroup_available(struct sandbox_run *run,
 	return false;
 }
 
+/* Who the run is on the host: a uid of its own from the range (root), the
+ * policy's (root, range none) or the caller's (rootless). */
+static int choose_host_ids(struct sandbox_run *run,
+			   const struct policy_limits *limits)
+{
+	struct sandbox_host *host = run->host;
+	struct al_error err = { 0 };
+	struct sandbox_result *r = &run->result;
+	if (!host->root) {
+		r->host_uid = host->uid;
+		r->host_gid = host->gid;
+	} else if (host->uids.count == 0) {
+		r->host_uid = limits->uid;
+		r->host_gid = limits->gid;
+	} else if (uid_pool_acquire(&host->uids, &r->host_uid,
+				    &run->uid_lock_fd, &err) < 0) {
+		setup_fail(run, 125, "%s", err.msg);
+		return -1;
+	} else {
+		r->host_gid = r->host_uid;
+	}
+	return 0;
+}
+
 static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		   int module_fd)
 {
@@ -312,7 +336,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	char name[64];
 
 	cgroup_run_name(host, name, sizeof(name));
-	if (!cgroup_available(run, limits))
+	if (!cgroup_available(run, limits) || choose_host_ids(run, limits) < 0)
 		goto out;
 	if (host->cgroup.ops && host->cgroup.ops->create(&host->cgroup, name,
 							 limits, &run->cg,
@@ -337,6 +361,9 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		.envp = policy_environ(spec->policy),
 		.cgroup = &run->cg,
 		.userns = !host->root,
+		.run_ids = run->uid_lock_fd >= 0,
+		.run_uid = run->result.host_uid,
+		.run_gid = run->result.host_gid,
 		.learn = spec->learner != NULL,
 		.init_fd = -1,
 	};
@@ -399,6 +426,8 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 out:
 	close_child_ends(spec, child_stdio, &sync[1]);
 	al_closep(&sync[0]);
+	if (run->pid <= 0)
+		uid_pool_release(&run->uid_lock_fd);
 }
 
 /* /module/NAME inside the jail, NAME the spec's program_name or the host
@@ -435,7 +464,7 @@ int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
 		return al_error_sys(err, ENOMEM, "sandbox: start");
 	run->host = host;
 	run->epfd = run->pidfd = run->sync_fd = run->timer_fd = -1;
-	run->notify_fd = -1;
+	run->notify_fd = run->uid_lock_fd = -1;
 	cgroup_run_init(&run->cg);
 	capture_init(&run->out, policy_limits(spec->policy)->stdout_max);
 	capture_init(&run->err, policy_limits(spec->policy)->stderr_max);
@@ -477,6 +506,11 @@ int sandbox_run_pid(const struct sandbox_run *run)
 	return run->pid;
 }
 
+uint32_t sandbox_run_host_uid(const struct sandbox_run *run)
+{
+	return run->result.host_uid;
+}
+
 void sandbox_run_cancel(struct sandbox_run *run, const char *why)
 {
 	char msg[256];
@@ -503,6 +537,7 @@ void sandbox_run_free(struct sandbox_run *run)
 		(void)waitid(P_PIDFD, (id_t)run->pidfd, &si, WEXITED | __WALL);
 	}
 	learn_run_end(run);
+	uid_pool_release(&run->uid_lock_fd);
 	if (run->cg.n > 0)
 		run->host->cgroup.ops->destroy(&run->host->cgroup, &run->cg);
 	cgroup_run_close(&run->cg);

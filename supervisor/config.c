@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
+#include "sandbox/sandbox.h"
 #include "supervisor/supervisor.h"
 
 /* ---------------------------------------------------------- environment */

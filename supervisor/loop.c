@@ -161,6 +161,12 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		al_error_prefix(err, "sandbox host");
 		goto fail;
 	}
+	struct sandbox_uid_range uids = { cfg->uid_range.base,
+					  cfg->uid_range.count };
+	if (sandbox_host_set_uid_range(s->host, &uids, err) < 0) {
+		al_error_prefix(err, "AIRLOCK_UID_RANGE");
+		goto fail;
+	}
 	if (preflight_policies(s, err) < 0 || http_check_address(cfg, err) < 0)
 		goto fail;
 	made_state = stat(cfg->state_dir, &st) < 0 && errno == ENOENT;

@@ -179,6 +179,9 @@ static void active_json(struct json_buf *jb, struct supervisor *s,
 		json_kv_uint(jb, "uid", j->uid);
 		json_kv_int(jb, "elapsed_ms", (int64_t)elapsed);
 		json_kv_uint(jb, "memory_bytes", memory);
+		if (j->run && sandbox_run_host_uid(j->run))
+			json_kv_uint(jb, "host_uid",
+				     sandbox_run_host_uid(j->run));
 		json_object_close(jb);
 	}
 	json_array_close(jb);
@@ -195,6 +198,9 @@ static void isolation_json(struct json_buf *jb, const struct supervisor *s)
 		       userns ? "the jail's only privilege"
 			      : "not needed (root builds the jail)");
 	json_kv_string(jb, "seccomp", "filter with user notification");
+	char uids[AL_ERROR_MAX];
+	json_kv_string(jb, "host_uids",
+		       sandbox_host_uid_detail(s->host, uids, sizeof(uids)));
 	if (statvfs(s->cfg.state_dir, &vfs) == 0) {
 		json_kv_uint(jb, "state_dir_free_bytes",
 			     (uint64_t)vfs.f_bavail * vfs.f_frsize);

@@ -141,9 +141,11 @@ static void start(struct supervisor *s, struct job *job)
 		return;
 	}
 	if (sandbox_run_step(job->run)) {
-		/* over before it began (the jail never opened): there is no
-		 * fd to watch, so finish it here */
+		/* over before it began (the jail never opened: a setup error
+		 * such as no free host uid): there is no fd to watch, so
+		 * finish it here */
 		const struct sandbox_result *r = sandbox_run_result(job->run);
+		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", r->error);
 		if (job->kind == JOB_VALIDATE)
 			finish_validation(s, job, r);
 		else

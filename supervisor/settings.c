@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sandbox/sandbox.h"
 #include "supervisor/supervisor.h"
 
 #define FIELD(f)                                                               \
@@ -105,6 +106,9 @@ const struct supervisor_setting supervisor_settings[] = {
 	{ "store-free-min", NULL, SET_SIZE, FIELD(store_free_min), 0,
 	  UINT64_MAX, .arg = "SIZE", .def = "256M", .range = "out of range",
 	  .help = "no submit below this free space" },
+	{ "uid-range", "AIRLOCK_UID_RANGE", SET_UID_RANGE, FIELD(uid_range),
+	  .arg = "BASE:COUNT", .def = SANDBOX_UID_RANGE_DEFAULT,
+	  .help = "host uids for runs, one each, or none" },
 	{ "shutdown-grace", NULL, SET_MS, FIELD(shutdown_grace_ms), 0,
 	  UINT64_MAX, .arg = "DUR", .def = "30s",
 	  .help = "SIGTERM: time runs get to finish" },
@@ -209,6 +213,19 @@ static int add_id(const struct supervisor_setting *s, const char *opt,
 	return 0;
 }
 
+/* BASE:COUNT or none (sandbox/uids.c says what each may be). */
+static int uid_range(const char *name, const char *v,
+		     struct supervisor_uid_range *out, struct al_error *err)
+{
+	struct sandbox_uid_range r;
+
+	if (sandbox_uid_range_parse(v, &r, err) < 0)
+		return al_error_prefix(err, "%s", name);
+	out->base = r.base;
+	out->count = r.count;
+	return 0;
+}
+
 /* A number as the flag takes it (a duration, a size): into the field's
  * unit, within the row's bounds. */
 static int flag_number(const struct supervisor_setting *s, const char *opt,
@@ -270,6 +287,7 @@ static int setting_apply(const struct supervisor_setting *s, const char *name,
 	case SET_UIDS:
 	case SET_GIDS: return add_id(s, name, v, cfg, err);
 	case SET_LEVEL: return parse_level(name, v, field(cfg, s), err);
+	case SET_UID_RANGE: return uid_range(name, v, field(cfg, s), err);
 	case SET_BOOL:
 		if (!v || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
 			*(bool *)field(cfg, s) = true;
@@ -335,6 +353,12 @@ int supervisor_setting_format(const struct supervisor_setting *s,
 	case SET_BOOL:
 		return snprintf(buf, len, "%s",
 				*(const bool *)p ? "true" : "false");
+	case SET_UID_RANGE: {
+		const struct supervisor_uid_range *r = p;
+		if (!r->count)
+			return snprintf(buf, len, "none");
+		return snprintf(buf, len, "%u:%u", r->base, r->count);
+	}
 	case SET_UINT:
 	case SET_MS:
 	case SET_MIB:

@@ -284,6 +284,11 @@ struct supervisor_config {
 	const char *metrics_listen; /* the flag's value, borrowed, or NULL */
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_addr_len; /* 0: HTTP off */
+	/* AIRLOCK_UID_RANGE / --uid-range: the host ids runs get, one each
+	 * (sandbox/uids.c); uid_count 0: none, the policy's own uid */
+	struct supervisor_uid_range {
+		uint32_t base, count;
+	} uid_range;
 	const char *prom_api_key;   /* PROM_API_KEY, borrowed, or NULL */
 	const char *database_url;   /* DATABASE_URL, borrowed, or NULL */
 	/* --config FILE: its text owns the strings taken from it */
@@ -312,6 +317,7 @@ enum supervisor_setting_kind {
 	SET_UIDS,   /* a repeatable flag: users (names or numbers) into a list */
 	SET_GIDS,   /* groups, the same */
 	SET_CONFIG, /* --config FILE: read before the rest */
+	SET_UID_RANGE, /* struct supervisor_uid_range: BASE:COUNT or none */
 };
 
 struct supervisor_setting {

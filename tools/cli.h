@@ -43,6 +43,12 @@ struct cli_verdict {
 	uint64_t memory_bytes;
 };
 void cli_explain_verdict(FILE *f, const struct cli_verdict *v);
+/* cmd_run.c: sandbox_host_new() with the runs' host uid range from
+ * $AIRLOCK_UID_RANGE (BASE:COUNT or none; the default when unset), for
+ * run, validate and policy learn. Caller frees. */
+struct al_error;
+struct sandbox_host;
+struct sandbox_host *cli_sandbox_host(struct al_error *err);
 
 /* tools/client.c: talking to airlockd. */
 #include <stdbool.h>

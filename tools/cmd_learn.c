@@ -164,7 +164,7 @@ int cmd_policy_learn(int argc, char **argv)
 	struct al_policy *base = policy_load(from, &err);
 	int rc = base ? 0 : EXIT_BAD_INPUT;
 	if (base) {
-		x.host = sandbox_host_new(&err);
+		x.host = cli_sandbox_host(&err);
 		x.learner = x.host ? sandbox_learner_new(&err) : NULL;
 		rc = x.learner ? 0 : CLI_EXIT_USAGE;
 	}

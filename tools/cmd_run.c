@@ -243,6 +243,24 @@ static int run_interruptible(struct sandbox_host *host,
 	return in.signo;
 }
 
+struct sandbox_host *cli_sandbox_host(struct al_error *err)
+{
+	struct sandbox_host *host = sandbox_host_new(err);
+	const char *text = getenv("AIRLOCK_UID_RANGE");
+	struct sandbox_uid_range range;
+	if (!host || !text || !*text)
+		return host;
+	if (sandbox_uid_range_parse(text, &range, err) < 0 ||
+	    sandbox_host_set_uid_range(host, &range, err) < 0) {
+		char why[AL_ERROR_MAX];
+		snprintf(why, sizeof(why), "%s", err->msg);
+		al_error_set(err, err->errnum, "AIRLOCK_UID_RANGE: %s", why);
+		sandbox_host_free(host);
+		return NULL;
+	}
+	return host;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_options o = { 0 };
@@ -253,7 +271,7 @@ int cmd_run(int argc, char **argv)
 	struct al_policy *policy = load_policy(&o, &err);
 	if (!policy)
 		return setup_error(&o, err.msg);
-	struct sandbox_host *host = sandbox_host_new(&err);
+	struct sandbox_host *host = cli_sandbox_host(&err);
 	struct sandbox_filter *filter =
 		host ? sandbox_filter_compile_cached(policy, &err) : NULL;
 	struct sandbox_learner *learner =

@@ -227,6 +227,9 @@ static void print_daemon(FILE *f, const struct cli_response *r)
 		str(r, NULL, "cgroup"), str(r, NULL, "privilege"),
 		str(r, NULL, "user_namespaces"));
 	fprintf(f, "  %-20s seccomp %s\n", "", str(r, NULL, "seccomp"));
+	if (get(r, NULL, "host_uids"))
+		fprintf(f, "  %-20s host uids %s\n", "",
+			str(r, NULL, "host_uids"));
 }
 
 static void print_state_dir(FILE *f, const struct cli_response *r)
@@ -257,8 +260,8 @@ static void print_active(FILE *f, const struct cli_response *r)
 	fprintf(f, "  %-20s %lld\n", "connections", num(r, NULL, "connections"));
 	if (!json_first(r->doc, a))
 		return;
-	fprintf(f, "  %-8s %-24s %-8s %-8s %-10s %s\n", "RUN", "MODULE",
-		"KIND", "UID", "ELAPSED", "MEMORY");
+	fprintf(f, "  %-8s %-24s %-8s %-8s %-10s %-10s %s\n", "RUN", "MODULE",
+		"KIND", "UID", "ELAPSED", "MEMORY", "HOST UID");
 	for (const struct json_node *n = json_first(r->doc, a); n;
 	     n = json_next(r->doc, n)) {
 		char mod[64];
@@ -266,9 +269,9 @@ static void print_active(FILE *f, const struct cli_response *r)
 			 num(r, n, "version"));
 		duration_text(num(r, n, "elapsed_ms"), el, sizeof(el));
 		size_text((uint64_t)num(r, n, "memory_bytes"), mem, sizeof(mem));
-		fprintf(f, "  %-8lld %-24s %-8s %-8lld %-10s %s\n",
+		fprintf(f, "  %-8lld %-24s %-8s %-8lld %-10s %-10s %lld\n",
 			num(r, n, "run"), mod, str(r, n, "kind"),
-			num(r, n, "uid"), el, mem);
+			num(r, n, "uid"), el, mem, num(r, n, "host_uid"));
 	}
 }
 

@@ -594,7 +594,7 @@ int cmd_validate(int argc, char **argv)
 	if (o.json && !(json = open_report(o.json, &err)))
 		goto fail;
 	status = EXIT_SETUP;
-	v.host = sandbox_host_new(&err);
+	v.host = cli_sandbox_host(&err);
 	if (!v.host || compile_filters(&v, &err) < 0)
 		goto fail;
 	/* a reader that goes away must not kill us with jails running */

@@ -55,9 +55,9 @@ CASES = [("ok", "ok"), ("forkbomb", "exit_nonzero"),
          ("memory", "memory_limit"), ("timeout", "timeout"),
          ("crash", "crashed")]
 
-# Members whose values belong to one run (its timing and usage): compared
+# Members whose values belong to one run (its timing, usage and host uid):
 # by type only. Every other member must be equal in all three objects.
-RUN_SPECIFIC = {"wall_ms", "cpu_ms", "peak_memory_bytes"}
+RUN_SPECIFIC = {"wall_ms", "cpu_ms", "peak_memory_bytes", "host_uid"}
 # Members validate's JSON report adds around the result (the case's own).
 VALIDATE_CASE_MEMBERS = {"name", "passed", "failures"}
 

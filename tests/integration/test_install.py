@@ -281,7 +281,9 @@ def t_hardening():
         sock = os.path.join(run, "airlock.sock")
         argv = [os.path.join(d, "usr/sbin/airlockd"), "--state-dir", state,
                 "--socket", sock, "--tick", "1s"]
-        script = hardening_script(unit, [state, run], argv)
+        # ReadWritePaths=-/run/airlock: the runs' uid locks live there
+        os.makedirs("/run/airlock", 0o755, exist_ok=True)
+        script = hardening_script(unit, [state, run, "/run/airlock"], argv)
         port = free_port()
         # the policies inside the tree: the source tree may itself be under
         # /tmp (a CI checkout), which PrivateTmp hides from the daemon

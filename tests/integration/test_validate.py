@@ -206,7 +206,8 @@ def t_parallel_equals_sequential():
         rs = []
         for r in doc["results"]:
             r = dict(r)
-            for k in ("wall_ms", "cpu_ms", "peak_memory_bytes"):
+            # host_uid: concurrent runs each have their own (sandbox/uids.c)
+            for k in ("wall_ms", "cpu_ms", "peak_memory_bytes", "host_uid"):
                 r.pop(k, None)
             r["failures"] = [re.sub(r"(took|peak) .*", r"\1 …", m) for m in r["failures"]]
             rs.append(r)

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/inotify.h>
 #include <sys/xattr.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
@@ -383,6 +384,59 @@ static int cmd_sleep(int argc, char **argv)
 		if (errno != EINTR)
 			return fail("sleep", errno);
 	return ok("sleep");
+}
+
+/*
+ * Use up a per-user kernel counter, then hold it for MS: "inotify N MS"
+ * makes up to N inotify instances (fs.inotify.max_user_instances counts
+ * them per uid); "sigqueue N MS" queues up to N blocked real-time signals
+ * to itself (RLIMIT_SIGPENDING counts them per uid). Prints
+ * "NAME: COUNT ok" or "NAME: COUNT ERRNO" for the first failure.
+ */
+static int hold_then_report(const char *name, long made, int err, long ms)
+{
+	char buf[ERRNAME_MAX];
+	printf("%s: %ld %s\n", name, made, err ? errno_name(err, buf) : "ok");
+	fflush(stdout);
+	struct timespec left = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&left, &left) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+static int cmd_inotify(int argc, char **argv)
+{
+	long n, ms, made = 0;
+	int err = 0;
+	if (!parse_long(argv[0], 0, 100000, &n) ||
+	    !parse_long(argv[1], 0, LONG_MAX, &ms))
+		return 2;
+	for (; made < n; made++)
+		if (inotify_init1(IN_CLOEXEC) < 0) {
+			err = errno;
+			break;
+		}
+	return hold_then_report("inotify", made, err, ms);
+}
+
+static int cmd_sigqueue(int argc, char **argv)
+{
+	long n, ms, made = 0;
+	int err = 0;
+	sigset_t rt;
+	if (!parse_long(argv[0], 0, 100000000, &n) ||
+	    !parse_long(argv[1], 0, LONG_MAX, &ms))
+		return 2;
+	sigemptyset(&rt);
+	sigaddset(&rt, SIGRTMIN);
+	if (sigprocmask(SIG_BLOCK, &rt, NULL) < 0)
+		return fail("sigqueue", errno);
+	for (; made < n; made++)
+		if (sigqueue(getpid(), SIGRTMIN, (union sigval){ 0 }) < 0) {
+			err = errno;
+			break;
+		}
+	return hold_then_report("sigqueue", made, err, ms);
 }
 
 /* spin: use all the CPU time a limit allows. */
@@ -1868,6 +1922,8 @@ static const struct command {
 	{ "raise", "SIGNUM", 1, 1, cmd_raise },
 	{ "sleep", "MS", 1, 1, cmd_sleep },
 	{ "spin", "", 0, 0, cmd_spin },
+	{ "inotify", "N MS", 2, 2, cmd_inotify },
+	{ "sigqueue", "N MS", 2, 2, cmd_sigqueue },
 	{ "getppid", "N", 1, 1, cmd_getppid },
 	{ "orphan", "MARKER", 1, 1, cmd_orphan },
 	{ "forkbomb", "", 0, 0, cmd_forkbomb },
