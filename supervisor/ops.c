@@ -942,8 +942,10 @@ static const struct op {
 void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		  size_t len)
 {
-	static const struct json_limits limits = { .max_nodes = 2048,
-						   .max_depth = 8 };
+	static const struct json_limits limits = {
+		.max_nodes = PROTO_REQUEST_MAX_NODES,
+		.max_depth = PROTO_REQUEST_MAX_DEPTH,
+	};
 	struct proto_request req;
 	struct al_error err = { 0 };
 	char rid[32];

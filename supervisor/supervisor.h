@@ -146,6 +146,9 @@ enum proto_role {
 #define PROTO_OP_MAX 31
 #define PROTO_ID_MAX 64
 #define PROTO_CATCH_UP_MAX 100 /* subscribe: earlier events sent first */
+/* json_limits of a request line (airlockd, tests/fuzz/fuzz_request.c) */
+#define PROTO_REQUEST_MAX_NODES 2048
+#define PROTO_REQUEST_MAX_DEPTH 8
 
 /* One request, decoded. Every pointer is borrowed from the json_doc it was
  * decoded from; absent members are NULL / 0 / false. */
