@@ -220,9 +220,13 @@ int64_t report_day_start(int64_t now_ms, unsigned reset_hour);
 /* Members "modules" (count by state), "runs_recorded", "runs_running",
  * "runs_by_verdict" (runs that ended since `since_ms`) and
  * "recent_archives" (the last 5 archive events with their reasons) into
- * an open object. */
+ * an open object; the archives only of modules `viewer` may see (NULL:
+ * every one). */
+struct manifest_viewer;
 int report_manifest_json(struct json_buf *jb, struct manifest *m,
-			 int64_t since_ms, struct al_error *err);
+			 int64_t since_ms,
+			 const struct manifest_viewer *viewer,
+			 struct al_error *err);
 
 /* Quota limits as configured (0: none); known false when the daemon is
  * not there to say. */
