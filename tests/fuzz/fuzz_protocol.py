@@ -17,7 +17,10 @@ closed and abandoned connections, descriptors passed with SCM_RIGHTS of
 every kind (regular file, finished and unfinished pipes, O_PATH,
 directory, device, socket, write-only, two at once, on the wrong op or
 byte). Every choice comes from one random generator seeded with S, in one
-thread, so a seed and a step count replay the same requests.
+thread, so a seed and a step count replay the same requests (the summary's
+"requests digest" is the same). Requests are generated, and shown in
+reports, with stand-ins for what differs from run to run: @G@ and @S@ for
+the users' two groups, 999000001-3 for the uids of a, b and c.
 
 It fails (exit 1), printing the seed, the step and the offending request,
 when:
@@ -746,10 +749,11 @@ class Fuzzer:
         elif action == "burst":
             self.send(c, b"".join(self.request_line(c.ident)
                                   for _ in range(rng.randrange(2, 24))))
-        elif action == "slow":
+        elif action == "slow":  # a line in pieces of a few bytes
             data = self.request_line(c.ident)
-            for k in range(0, len(data), rng.randrange(1, 8)):
-                self.send(c, data[k:k + 7])
+            piece = rng.randrange(1, 8) if len(data) < 4096 else 4096
+            for k in range(0, len(data), piece):
+                self.send(c, data[k:k + piece])
         elif action == "fd":
             self.fd_request(c)
         elif action == "probe" and c.ident.client and not c.ident.admin:
