@@ -184,12 +184,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a
 deps:
 	@sh tools/install-deps.sh
 
-# Both builds, every test against each, and a short fuzzing run of the
-# policy parser (make fuzz runs longer).
+# Both builds, every test against each, and a short run of each fuzzer
+# (policy parser, request lines, airlockd's socket; make fuzz runs longer).
 check: deps
 	$(MAKE) tests
 	$(MAKE) SAN=1 tests
-	FUZZ_SECONDS=30 sh tests/run.sh build build-asan
+	FUZZ_SECONDS=25 sh tests/run.sh build build-asan
 
 # A Debian 12 guest under qemu (KVM if the host has it, else TCG): the
 # image is cached in build/vm/, the guest builds its own copy of the
@@ -207,8 +207,11 @@ compat: deps
 	$(MAKE) all
 	python3 tests/compat/compat.py build $(COMPAT_MODULES)
 
+# Each fuzzer for FUZZ_SECONDS (tests/fuzz/run.sh): the protocol one
+# drives the sanitizer build of airlockd, so that is built first.
 FUZZ_SECONDS ?= 600
 fuzz: deps
+	$(MAKE) SAN=1 all
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: deps

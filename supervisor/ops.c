@@ -132,10 +132,12 @@ static void op_show(struct op_ctx *x)
 		reply_error(x, PROTO_E_BAD_REQUEST, "show needs \"name\"");
 		return;
 	}
-	if (manifest_find(x->s->m, x->req->name, x->req->version, &mod,
-			  &err) < 0 ||
-	    (!tenant_may(x->c, &mod) &&
-	     tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0)) {
+	/* the owner first: which versions another's module has is not told
+	 * either (the answer is the one for a name nobody uses) */
+	if (tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0 ||
+	    (x->req->version &&
+	     manifest_find(x->s->m, x->req->name, x->req->version, &mod,
+			   &err) < 0)) {
 		reply_manifest_error(x, &err);
 		return;
 	}
@@ -241,7 +243,9 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "queue_max", s->cfg.queue_max);
 	json_kv_uint(&jb, "connections", s->nconns);
 	active_json(&jb, s, x->c);
-	if (report_manifest_json(&jb, s->m, started, &err) < 0) {
+	struct manifest_viewer v;
+	if (report_manifest_json(&jb, s->m, started, tenant_viewer(x->c, &v),
+				 &err) < 0) {
 		json_buf_free(&jb);
 		reply_manifest_error(x, &err);
 		return;
@@ -900,8 +904,10 @@ static const struct op {
 void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 		  size_t len)
 {
-	static const struct json_limits limits = { .max_nodes = 2048,
-						   .max_depth = 8 };
+	static const struct json_limits limits = {
+		.max_nodes = PROTO_REQUEST_MAX_NODES,
+		.max_depth = PROTO_REQUEST_MAX_DEPTH,
+	};
 	struct proto_request req;
 	struct al_error err = { 0 };
 	char rid[32];

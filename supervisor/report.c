@@ -36,12 +36,16 @@ static int archive_one(const struct manifest_feed_event *ev, void *arg)
 }
 
 int report_manifest_json(struct json_buf *jb, struct manifest *m,
-			 int64_t since_ms, struct al_error *err)
+			 int64_t since_ms,
+			 const struct manifest_viewer *viewer,
+			 struct al_error *err)
 {
 	struct manifest_stats st;
 	struct manifest_verdict_count v[16];
+	/* module names: a client's own only (docs/protocol.md, Tenants) */
 	struct manifest_feed_filter archives = { .kind = "archived",
-						 .limit = 5 };
+						 .limit = 5,
+						 .viewer = viewer };
 	size_t nv;
 
 	if (manifest_stats(m, &st, err) < 0 ||

@@ -147,6 +147,9 @@ enum proto_role {
 #define PROTO_OP_MAX 31
 #define PROTO_ID_MAX 64
 #define PROTO_CATCH_UP_MAX 100 /* subscribe: earlier events sent first */
+/* json_limits of a request line (airlockd, tests/fuzz/fuzz_request.c) */
+#define PROTO_REQUEST_MAX_NODES 2048
+#define PROTO_REQUEST_MAX_DEPTH 8
 
 /* One request, decoded. Every pointer is borrowed from the json_doc it was
  * decoded from; absent members are NULL / 0 / false. */
@@ -219,9 +222,13 @@ int64_t report_day_start(int64_t now_ms, unsigned reset_hour);
 /* Members "modules" (count by state), "runs_recorded", "runs_running",
  * "runs_by_verdict" (runs that ended since `since_ms`) and
  * "recent_archives" (the last 5 archive events with their reasons) into
- * an open object. */
+ * an open object; the archives only of modules `viewer` may see (NULL:
+ * every one). */
+struct manifest_viewer;
 int report_manifest_json(struct json_buf *jb, struct manifest *m,
-			 int64_t since_ms, struct al_error *err);
+			 int64_t since_ms,
+			 const struct manifest_viewer *viewer,
+			 struct al_error *err);
 
 /* Quota limits as configured (0: none); known false when the daemon is
  * not there to say. */

@@ -50,16 +50,19 @@ run_integration() { # BUILD SUITE
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=99}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=99}"
 
-# FUZZ_SECONDS=N: also fuzz the policy parser for N seconds (one test).
+# FUZZ_SECONDS=N: also run each fuzzer for N seconds (one test each):
+# the policy parser, request lines, airlockd's socket (tests/fuzz/run.sh).
 run_fuzz() {
-	echo "== fuzz: policy parser, ${FUZZ_SECONDS}s"
-	if sh tests/fuzz/run.sh "$FUZZ_SECONDS" >"$log" 2>&1; then
-		count passed 1
-		tail -n 1 "$log"
-	else
-		count failed 1
-		tail -n 40 "$log"
-	fi
+	for target in policy request protocol; do
+		echo "== fuzz: $target, ${FUZZ_SECONDS}s"
+		if sh tests/fuzz/run.sh "$FUZZ_SECONDS" "$target" >"$log" 2>&1; then
+			count passed 1
+			tail -n 2 "$log"
+		else
+			count failed 1
+			tail -n 40 "$log"
+		fi
+	done
 }
 
 for build in "$@"; do

@@ -84,7 +84,7 @@ static int offline_status(const struct status_opts *o, const char *why,
 	manifest_time_format(since, false, t);
 	json_kv_string(&jb, "verdicts_since", t);
 	struct quota_rows rows = { .jb = &jb };
-	int rc = report_manifest_json(&jb, m, since, err);
+	int rc = report_manifest_json(&jb, m, since, NULL, err);
 	if (rc == 0) {
 		json_key(&jb, "quotas");
 		json_array_open(&jb);

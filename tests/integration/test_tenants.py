@@ -222,17 +222,16 @@ def t_content_fd_opath_fifo():
             stop = threading.Event()
 
             def feed():  # root writes the secret to whoever opens it
-                while not stop.is_set():
+                while True:
+                    fd = os.open(fifo, os.O_WRONLY)  # until a reader comes
                     try:
-                        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                    except OSError:
-                        time.sleep(0.005)
-                        continue
-                    try:
+                        if stop.is_set():
+                            return
                         os.write(fd, SECRET)
                     except OSError:
                         pass
-                    os.close(fd)
+                    finally:
+                        os.close(fd)
             t = threading.Thread(target=feed, daemon=True)
             t.start()
             try:
@@ -243,7 +242,11 @@ def t_content_fd_opath_fifo():
                             fds={0: opener_path})[0]
             finally:
                 stop.set()
+                # a reader of our own lets the feeder's open return
+                wake = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
                 t.join(WAIT)
+                os.close(wake)
+            check(not t.is_alive(), "the FIFO's feeder did not stop")
             digest = hashlib.sha256(SECRET).hexdigest()
             check(digest not in json.dumps(r), f"the secret's sha256 came back: {r}")
             expect_error(r, "bad_request")
@@ -429,6 +432,42 @@ def t_owner_isolation():
         check(ra.get("ok") and rr.get("ok"), f"the owner's archive/restore: {ra} {rr}")
 
 
+@test("owners: status's recent_archives and show's versions tell a client nothing of another's module")
+def t_owner_status_show():
+    # both found by the protocol fuzzer (tests/fuzz/fuzz_protocol.py)
+    with Users("a", "b") as u:
+        d = Daemon(args=u.daemon_args())
+        a = lambda *reqs: as_user(d.sock, u.uid["a"], u.gid, list(reqs))
+        b = lambda *reqs: as_user(d.sock, u.uid["b"], u.gid, list(reqs))
+        check(a(submit_req("secret", ECHO))[0].get("ok"), "a's submit")
+        # version 2 supersedes 1 (an archive event), then a archives it
+        check(a(submit_req("secret", CAT))[0].get("ok"), "a's second version")
+        check(a({"op": "archive", "name": "secret"})[0].get("ok"), "a's archive")
+        check(b(submit_req("mine", ECHO))[0].get("ok"), "b's submit")
+        check(b({"op": "archive", "name": "mine"})[0].get("ok"), "b's archive")
+        sb = b({"op": "status"})[0]
+        check_eq({r["module"] for r in sb["recent_archives"]}, {"mine"},
+                 "the modules of recent_archives in b's status")
+        sa = d.request({"op": "status"})
+        check_eq({r["module"] for r in sa["recent_archives"]}, {"mine", "secret"},
+                 "the modules of recent_archives in root's status")
+        # show with a version, of a version a has and of one it has not:
+        # the answer of a name nobody uses, whichever
+        for version in (1, 2, 7):
+            theirs, nobodys = b({"op": "show", "name": "secret", "version": version},
+                                {"op": "show", "name": "nobodys", "version": version})
+            expect_error(theirs, "not_found")
+            expect_error(nobodys, "not_found")
+            check_eq(theirs["error"]["message"].replace("secret", "NAME"),
+                     nobodys["error"]["message"].replace("nobodys", "NAME"),
+                     f"b's show of a's module, version {version}")
+        mine, missing = a({"op": "show", "name": "secret", "version": 1},
+                          {"op": "show", "name": "secret", "version": 7})
+        check_eq(mine.get("module", {}).get("version"), 1, f"the owner's show of version 1: {mine}")
+        expect_error(missing, "not_found")
+        check("version 7" in missing["error"]["message"], missing["error"]["message"])
+
+
 @test("owners: an admin's crashing run of a tenant's module does not count toward archive_on")
 def t_owner_archive_on():
     with Users("a") as u:
@@ -529,10 +568,24 @@ FLOOD = (b"#!/bin/sh\nhead -c 1048576 /dev/zero | tr '\\0' '\\1'\n"
          b"head -c 1048576 /dev/zero | tr '\\0' '\\1' >&2\n")
 
 
+def first_line(s):
+    """The first line a connection receives (b"" if it is closed first)."""
+    got = b""
+    while b"\n" not in got:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got.split(b"\n", 1)[0]
+
+
 def hold_connections(sock_path, uid, gid, n, lines=b""):
-    """A child as uid/gid that opens n connections, sends `lines` on each
-    and never reads; it writes how many were accepted (no answer waiting
-    at once) to the pipe, then holds them until killed. (pid, count)."""
+    """A child as uid/gid that opens n connections, then sends `lines` on
+    each one airlockd accepted and never reads again; it writes how many
+    were accepted to the pipe, then holds them until killed. (pid, count).
+    Which were: a refused connection's first line is the "overloaded"
+    written at accept, an accepted one's is the answer to a health
+    request (no waiting for a refusal that may be slow to come)."""
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -543,22 +596,21 @@ def hold_connections(sock_path, uid, gid, n, lines=b""):
             socks.append(s0)
             for _ in range(n - 1):
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(WAIT)
                 s.connect(sock_path)
                 socks.append(s)
-            time.sleep(0.5)  # refusals are written at accept
             for s in socks:
-                s.setblocking(False)
                 try:
-                    refused = s.recv(4096)
-                except BlockingIOError:
-                    refused = None
-                if refused is None:
+                    s.sendall(b'{"op":"health"}\n')
+                except OSError:
+                    pass  # refused and closed: its line is there to read
+                if json.loads(first_line(s) or b"{}").get("ok") is True:
                     accepted += 1
                     if lines:
-                        s.setblocking(True)
                         s.sendall(lines)
             os.write(wfd, f"{accepted}\n".encode())
-            time.sleep(3600)
+            while True:
+                signal.pause()
         except BaseException as e:
             os.write(wfd, f"-1 {e!r}\n".encode())
         os._exit(0)
