@@ -53,6 +53,8 @@ have_py numpy || add python3-numpy
 have_file /usr/lib/gcc/x86_64-linux-gnu/12/libgomp.a || have_file /usr/lib/gcc/aarch64-linux-gnu/12/libgomp.a || add libgcc-12-dev
 # test_policy.py and make compat run Node.js under the shipped node policy
 have_file /usr/bin/node || add nodejs
+# tests/compat: a Go program, static and through cgo
+have_file /usr/bin/go || add golang-go
 # a real JUnit consumer that reads airlock validate's report in the tests
 have_py junitparser || add python3-junitparser
 # libFuzzer for the parser fuzzing in make check and make fuzz, and the

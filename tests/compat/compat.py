@@ -85,6 +85,8 @@ PROGRAM_RUNS = [
     ("c", "c-compile.sh"),
     ("c", "c-threads.c dynamic"),
     ("c", "c-threads.c static"),
+    ("c", "go-runtime.go static"),
+    ("c", "go-runtime.go cgo"),
 ]
 
 JAIL_LIMITS = ["--memory", "2G", "--timeout", "900s", "--pids", "512"]
@@ -196,10 +198,26 @@ def build_c(out_dir, how):
     return exe
 
 
+def build_go(out_dir, how):
+    """Go's own runtime: static (CGO_ENABLED=0, its own resolver and
+    clone calls) or through libc (cgo)."""
+    src = os.path.join(PROGRAMS, "go-runtime.go")
+    exe = os.path.join(out_dir, f"go-runtime-{how}")
+    env = dict(os.environ, GOCACHE=os.path.join(out_dir, "gocache"),
+               GO111MODULE="off", CGO_ENABLED="1" if how == "cgo" else "0")
+    subprocess.run(["go", "build", "-o", exe, src], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.chmod(out_dir, 0o755)
+    return exe
+
+
+BUILDERS = {"c-threads.c": build_c, "go-runtime.go": build_go}
+
+
 def run_program(airlock, policy, program, out_dir):
     """→ (verdict text, ok?)"""
     name, _, how = program.partition(" ")
-    path = build_c(out_dir, how) if how else os.path.join(PROGRAMS, name)
+    path = BUILDERS[name](out_dir, how) if how else os.path.join(PROGRAMS, name)
     p = subprocess.run([airlock, "run", "--policy", policy, "--", path],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=120)
