@@ -241,6 +241,24 @@ def t_sigkill():
     check_eq(r.get("host_uid"), base, "host_uid of the next run")
 
 
+@test("uids: runs started at the same instant never share an id (the lock decides)")
+def t_race():
+    # one id, six airlock runs launched together: the pid marker and the
+    # /proc scan alone would let two of them see the id free at once; the
+    # flock lets exactly one have it while it runs (2.5 s, far longer than
+    # any start here), and the rest are told no id is free
+    base, rng = test_range(6, 1)
+    procs = [start([PROBE, "sleep", "2500"], rng) for _ in range(6)]
+    results = [finish(p) for p in procs]
+    verdicts = sorted(r.get("verdict") for r in results)
+    check_eq(verdicts, ["ok"] + ["setup_error"] * 5, f"verdicts {results}")
+    for r in results:
+        if r.get("verdict") == "ok":
+            check_eq(r.get("host_uid"), base, "host_uid of the run that got the id")
+        else:
+            check("no free host uid" in (r.get("error") or ""), f"error of {r}")
+
+
 @test("uids: airlockd and airlock run share the range without sharing an id")
 def t_daemon():
     base, rng = test_range(4, 8)
