@@ -158,14 +158,17 @@ int manifest_usage(struct manifest *m, int64_t uid, int64_t day_ms,
 }
 
 int manifest_verdict_counts(struct manifest *m, int64_t since_ms,
+			    const struct manifest_viewer *viewer,
 			    struct manifest_verdict_count *out, size_t max,
 			    size_t *n, struct al_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(
 		m,
-		"SELECT verdict, count(*) FROM runs"
-		" WHERE verdict <> 'running' AND ended_ms >= ?1"
-		" GROUP BY verdict ORDER BY verdict",
+		"SELECT r.verdict, count(*)"
+		" FROM runs r JOIN modules m ON m.id = r.module_id"
+		" WHERE r.verdict <> 'running' AND r.ended_ms >= ?1"
+		" AND " VIEWER_SEES("?2", "?3", "m.owner_uid", "m.owner_gid")
+		" GROUP BY r.verdict ORDER BY r.verdict",
 		err);
 	int rc;
 
@@ -173,6 +176,8 @@ int manifest_verdict_counts(struct manifest *m, int64_t since_ms,
 	if (s == NULL)
 		return al_error_prefix(err, "manifest: verdict counts");
 	sqlite3_bind_int64(s, 1, since_ms);
+	if (db_bind_viewer(s, 2, viewer) < 0)
+		return db_error(m, err, "manifest: verdict counts");
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n == max)
 			continue;

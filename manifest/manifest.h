@@ -469,13 +469,14 @@ int manifest_usage(struct manifest *m, int64_t uid, int64_t day_ms,
 		   struct al_error *err);
 
 /* How many runs ended at or after `since_ms` with each verdict (running
- * runs are not counted). Up to `max` entries into `out`, their number
- * into *n. */
+ * runs are not counted), of the modules `viewer` sees (NULL: all). Up to
+ * `max` entries into `out`, their number into *n. */
 struct manifest_verdict_count {
 	char verdict[MANIFEST_VERDICT_MAX + 1];
 	uint64_t count;
 };
 int manifest_verdict_counts(struct manifest *m, int64_t since_ms,
+			    const struct manifest_viewer *viewer,
 			    struct manifest_verdict_count *out, size_t max,
 			    size_t *n, struct al_error *err);
 
@@ -496,8 +497,10 @@ struct manifest_stats {
 	uint64_t runs_running;
 	uint64_t events;
 };
-int manifest_stats(struct manifest *m, struct manifest_stats *out,
-		   struct al_error *err);
+/* Modules by state and runs of the modules `viewer` sees (NULL: all);
+ * events are always the whole feed's count. */
+int manifest_stats(struct manifest *m, const struct manifest_viewer *viewer,
+		   struct manifest_stats *out, struct al_error *err);
 /* A real write, for health checks: one transaction that rewrites a header
  * field with its own value, so the commit reaches the disk (a WAL frame)
  * and fails as any state change would (read-only or full filesystem, I/O

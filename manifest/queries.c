@@ -140,21 +140,32 @@ void manifest_snapshot_end(struct manifest *m)
 }
 
 static const char SQL_STATS_MODULES[] =
-	"SELECT state, count(*) FROM modules GROUP BY state";
-static const char SQL_STATS_RUNS[] =
+	"SELECT state, count(*) FROM modules"
+	" WHERE " VIEWER_SEES("?1", "?2", "owner_uid", "owner_gid")
+	" GROUP BY state";
+/* everyone's runs without the join a tenant's count needs */
+static const char SQL_STATS_RUNS_ALL[] =
 	"SELECT count(*), coalesce(sum(verdict = 'running'), 0) FROM runs";
+static const char SQL_STATS_RUNS_SEEN[] =
+	"SELECT count(*), coalesce(sum(r.verdict = 'running'), 0)"
+	" FROM runs r JOIN modules m ON m.id = r.module_id"
+	" WHERE " VIEWER_SEES("?1", "?2", "m.owner_uid", "m.owner_gid");
 
-int manifest_stats(struct manifest *m, struct manifest_stats *out,
-		   struct al_error *err)
+int manifest_stats(struct manifest *m, const struct manifest_viewer *viewer,
+		   struct manifest_stats *out, struct al_error *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *mods = db_stmt(m, SQL_STATS_MODULES, err);
-	_cleanup_stmt_ sqlite3_stmt *runs = db_stmt(m, SQL_STATS_RUNS, err);
+	_cleanup_stmt_ sqlite3_stmt *runs = db_stmt(
+		m, viewer ? SQL_STATS_RUNS_SEEN : SQL_STATS_RUNS_ALL, err);
 	int64_t events;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (mods == NULL || runs == NULL)
 		return al_error_prefix(err, "manifest: statistics");
+	if (db_bind_viewer(mods, 1, viewer) < 0 ||
+	    db_bind_viewer(runs, 1, viewer) < 0)
+		return db_error(m, err, "manifest: statistics");
 	while ((rc = sqlite3_step(mods)) == SQLITE_ROW) {
 		int st = manifest_state_parse(
 			(const char *)sqlite3_column_text(mods, 0));

@@ -44,7 +44,7 @@ void health_check(struct supervisor *s)
 	/* reads answer, and so does a write: a manifest that can no longer
 	 * record a verdict (read-only or full filesystem, I/O errors) makes
 	 * the daemon useless however well it reads */
-	h.manifest_ok = manifest_stats(s->m, &st, &err) == 0 &&
+	h.manifest_ok = manifest_stats(s->m, NULL, &st, &err) == 0 &&
 			manifest_write_check(s->m, &err) == 0;
 	snprintf(h.manifest, sizeof(h.manifest), "%s",
 		 h.manifest_ok ? "ok" : err.msg);

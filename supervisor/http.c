@@ -320,7 +320,7 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 	size_t len = 0;
 
 	memcpy(m.verdicts, s->verdicts, sizeof(m.verdicts));
-	if (manifest_stats(s->m, &st, &err) == 0) {
+	if (manifest_stats(s->m, NULL, &st, &err) == 0) {
 		m.have_modules = true;
 		memcpy(m.modules, st.modules, sizeof(m.modules));
 	} else {

@@ -48,8 +48,9 @@ int report_manifest_json(struct json_buf *jb, struct manifest *m,
 						 .viewer = viewer };
 	size_t nv;
 
-	if (manifest_stats(m, &st, err) < 0 ||
-	    manifest_verdict_counts(m, since_ms, v, 16, &nv, err) < 0)
+	/* counts too: a client's own modules and their runs */
+	if (manifest_stats(m, viewer, &st, err) < 0 ||
+	    manifest_verdict_counts(m, since_ms, viewer, v, 16, &nv, err) < 0)
 		return -1;
 	json_key(jb, "modules");
 	json_object_open(jb);

@@ -698,7 +698,7 @@ static int check_summary(const struct options *o, struct manifest *m,
 	struct al_error err = { 0 };
 	uint64_t modules = 0;
 
-	if (manifest_stats(m, &st, &err) < 0)
+	if (manifest_stats(m, NULL, &st, &err) < 0)
 		return fail(o, &err);
 	for (int s = 0; s < MANIFEST_STATE_COUNT; s++)
 		modules += st.modules[s];

@@ -432,7 +432,7 @@ def t_owner_isolation():
         check(ra.get("ok") and rr.get("ok"), f"the owner's archive/restore: {ra} {rr}")
 
 
-@test("owners: status's recent_archives and show's versions tell a client nothing of another's module")
+@test("owners: status's counts and recent_archives and show's versions tell a client nothing of another's module")
 def t_owner_status_show():
     # both found by the protocol fuzzer (tests/fuzz/fuzz_protocol.py)
     with Users("a", "b") as u:
@@ -451,6 +451,12 @@ def t_owner_status_show():
         sa = d.request({"op": "status"})
         check_eq({r["module"] for r in sa["recent_archives"]}, {"mine", "secret"},
                  "the modules of recent_archives in root's status")
+        # the counts too: b's one module and its one (validation) run;
+        # root sees a's two versions and their runs as well
+        for who, st, n in (("b", sb, 1), ("root", sa, 3)):
+            check_eq((sum(st["modules"].values()), st["runs_recorded"],
+                      sum(st["runs_by_verdict"].values())), (n, n, n),
+                     f"modules, runs and verdict counts in {who}'s status")
         # show with a version, of a version a has and of one it has not:
         # the answer of a name nobody uses, whichever
         for version in (1, 2, 7):

@@ -1053,7 +1053,7 @@ static void test_runs_query_and_interrupted(void **state)
 	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
 	assert_string_equal(run.verdict, "interrupted");
 	assert_true(run.ended_ms > 0);
-	assert_int_equal(manifest_stats(m, &st, &err), 0);
+	assert_int_equal(manifest_stats(m, NULL, &st, &err), 0);
 	assert_int_equal(st.runs, 5);
 	assert_int_equal(st.runs_running, 0);
 	assert_int_equal(st.modules[MANIFEST_ACTIVE], 1);
@@ -1148,7 +1148,7 @@ static void test_feed_and_usage(void **state)
 	assert_int_equal(u.uid, 42);
 	assert_int_equal(u.day, 1);
 	assert_int_equal(u.hour, 1);
-	assert_int_equal(manifest_verdict_counts(m, 0, v, 4, &nv, &err), 0);
+	assert_int_equal(manifest_verdict_counts(m, 0, NULL, v, 4, &nv, &err), 0);
 	assert_int_equal(nv, 1);
 	assert_string_equal(v[0].verdict, "crashed");
 	usleep(2000); /* a reset leaves out runs of its own millisecond too */
@@ -1664,7 +1664,7 @@ static void test_crash_injection(void **state)
 			assert_string_equal(run.verdict, "crashed");
 		}
 		struct manifest_stats st;
-		assert_int_equal(manifest_stats(m, &st, &err), 0);
+		assert_int_equal(manifest_stats(m, NULL, &st, &err), 0);
 		assert_int_equal(st.runs_running, 0);
 		manifest_close(m);
 	}
@@ -1738,7 +1738,7 @@ static int concurrent_reader(const char *dir, int64_t module_id)
 		if (time(NULL) > deadline)
 			return 3;
 		if (manifest_snapshot_begin(m, &err) < 0 ||
-		    manifest_stats(m, &st, &err) < 0 ||
+		    manifest_stats(m, NULL, &st, &err) < 0 ||
 		    manifest_get(m, module_id, &mod, &err) < 0 ||
 		    manifest_events(m, module_id, 1, remember_last, &last,
 				    &err) < 0)
