@@ -22,8 +22,8 @@ static const char SQL_FEED[] =
 	"  mo.owner_gid AS owner_gid FROM feed"
 	"  LEFT JOIN modules mo ON mo.id = feed.module_id"
 	"  WHERE feed.id > ?1 AND feed.time_ms >= ?2"
-	"  AND (?3 IS NULL OR feed.kind = ?3)"
-	"  AND (?5 IS NULL"
+	"  AND (CAST(?3 AS TEXT) IS NULL OR feed.kind = ?3)"
+	"  AND (CAST(?5 AS BIGINT) IS NULL"
 	"   OR (feed.module_id IS NULL AND (feed.uid IS NULL OR feed.uid = ?5))"
 	"   OR (mo.id IS NOT NULL AND "
 	VIEWER_SEES("?5", "?6", "mo.owner_uid", "mo.owner_gid") "))"
@@ -131,7 +131,7 @@ static const char SQL_USAGE[] =
 	"  ON q.uid = r.requested_uid"
 	" WHERE r.started_ms >= ?2 AND r.started_ms > coalesce(q.t, -1)"
 	" AND (?1 < 0 OR r.requested_uid = ?1)"
-	" GROUP BY r.requested_uid ORDER BY r.requested_uid";
+	" GROUP BY r.requested_uid, q.t ORDER BY r.requested_uid";
 
 int manifest_usage(struct manifest *m, int64_t uid, int64_t day_ms,
 		   int64_t hour_ms, manifest_usage_fn fn, void *arg,

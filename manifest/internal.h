@@ -216,9 +216,11 @@ int db_bind_text(struct db_stmt *s, int idx, const char *text);
 int db_bind_viewer(struct db_stmt *s, int idx, const struct manifest_viewer *v);
 /* SQL: may viewer ?U (groups ?G) see rows of a module whose owner columns
  * are OWNER_UID and OWNER_GID? (instr() is SQLite's; the PostgreSQL
- * schema defines it.) */
+ * schema defines it. A parameter tested for NULL says its type: a server
+ * cannot infer it from IS NULL.) */
 #define VIEWER_SEES(U, G, OWNER_UID, OWNER_GID)                               \
-	"(" U " IS NULL OR " OWNER_UID " = " U " OR instr(" G ", ',' || "   \
+	"(CAST(" U " AS BIGINT) IS NULL OR " OWNER_UID " = " U                \
+	" OR instr(CAST(" G " AS TEXT), ',' || " \
 	OWNER_GID " || ',') > 0)"
 /* Copy a text column into buf (cut to fit; "" for NULL). */
 void db_column_copy(struct db_stmt *s, int col, char *buf, size_t len);

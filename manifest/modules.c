@@ -173,7 +173,7 @@ int module_get(struct manifest *m, int64_t id, struct manifest_module *out,
 
 static const char SQL_MODULE_BY_STATE[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
-	" WHERE name = ?1 AND (?2 IS NULL OR state = ?2)"
+	" WHERE name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)"
 	" ORDER BY version DESC LIMIT 1";
 
 /* The latest version of `name` in `state` (-1: in any state). */

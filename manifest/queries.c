@@ -3,7 +3,8 @@
  * view of the database across several of them.
  *
  * Every query is one prepared statement with optional filters written as
- * "(?N IS NULL OR column = ?N)": no SQL is ever assembled from input.
+ * "(CAST(?N AS TEXT) IS NULL OR column = ?N)" (the cast tells a server the
+ * parameter's type): no SQL is ever assembled from input.
  * A callback must not run the same query on the same handle (the statement
  * is in use); any other is fine.
  */
@@ -14,7 +15,8 @@
 
 static const char SQL_LIST[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
-	" WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR state = ?2)"
+	" WHERE (CAST(?1 AS TEXT) IS NULL OR name = ?1)"
+	" AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)"
 	" AND " VIEWER_SEES("?3", "?4", "owner_uid", "owner_gid")
 	" ORDER BY name, version";
 

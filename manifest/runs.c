@@ -322,8 +322,9 @@ static void run_from_row(struct db_stmt *s, struct manifest_run *out)
 static const char SQL_RUNS[] =
 	"SELECT " RUN_COLUMNS
 	" FROM runs r JOIN modules m ON m.id = r.module_id"
-	" WHERE (?1 IS NULL OR m.name = ?1) AND (?2 = 0 OR r.module_id = ?2)"
-	" AND r.started_ms >= ?3 AND (?4 IS NULL OR r.verdict = ?4)"
+	" WHERE (CAST(?1 AS TEXT) IS NULL OR m.name = ?1)"
+	" AND (?2 = 0 OR r.module_id = ?2) AND r.started_ms >= ?3"
+	" AND (CAST(?4 AS TEXT) IS NULL OR r.verdict = ?4)"
 	" AND " VIEWER_SEES("?6", "?7", "m.owner_uid", "m.owner_gid")
 	" ORDER BY r.id DESC LIMIT ?5";
 
