@@ -460,6 +460,8 @@ static int take_writer_lock(struct manifest *m, struct al_error *err)
 	return exec_text(m, "RESET lock_timeout", err);
 }
 
+static int pg_url_check(const char *url, struct al_error *err);
+
 static int pg_connect(struct manifest *m, struct al_error *err)
 {
 	static const char *const keys[] = { "connect_timeout",
@@ -469,8 +471,12 @@ static int pg_connect(struct manifest *m, struct al_error *err)
 				 m->mode == MANIFEST_READ_WRITE ? "airlockd"
 								: "airlock",
 				 m->url, NULL };
-	struct pg_conn *pc = calloc(1, sizeof(*pc));
+	struct pg_conn *pc;
 
+	/* libpq's own words on a bad URL may quote its password */
+	if (pg_url_check(m->url, err) < 0)
+		return -1;
+	pc = calloc(1, sizeof(*pc));
 	if (pc == NULL)
 		return al_error_sys(err, ENOMEM, "%s", m->where);
 	m->db = pc;

@@ -150,7 +150,9 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 	}
 	if (preflight_policies(s, err) < 0)
 		goto fail;
-	s->m = manifest_open(cfg->state_dir, MANIFEST_READ_WRITE, err);
+	s->m = manifest_open_at(cfg->state_dir,
+				supervisor_config_server_url(cfg),
+				MANIFEST_READ_WRITE, err);
 	if (!s->m)
 		goto fail;
 	runs_repair(s);
