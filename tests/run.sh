@@ -29,8 +29,11 @@ run_unit() { # BUILD
 		"$t" >"$log" 2>&1
 		rc=$?
 		cat "$log"
-		ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log")
-		bad=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log")
+		# a binary may run several groups: one summary line each
+		ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" |
+			awk '{ n += $1 } END { if (NR) print n }')
+		bad=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" |
+			awk '{ n += $1 } END { if (NR) print n }')
 		count passed "${ok:-0}"
 		count failed "${bad:-0}"
 		# a crash or a sanitizer report with no cmocka summary
