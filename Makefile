@@ -38,6 +38,14 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 # only. Only airlockd and the unit tests link it.
 MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
+# libpq (the PostgreSQL manifest backend, manifest/db_pg.c) is linked
+# dynamically too: Debian ships libpq.a without the libpgcommon and
+# libpgport archives it needs, and its GSSAPI and LDAP only shared. So
+# db_pg.o stays out of libairlock.a: airlockd, airlock-pg and the tests
+# link it; the static CLI does not, and hands a PostgreSQL DATABASE_URL
+# to airlock-pg (tools/airlock.c).
+PQ_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null)
+PQ_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null)
 
 # The binaries link the support libraries statically (Debian's -dev
 # packages ship the archives): dynamic loading and relocating six shared
@@ -70,11 +78,13 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 \
 HARDEN := -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS ?= -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. -I$(BUILD)/gen $(WARN) $(HARDEN) $(MODE_CFLAGS) \
-	$(PKG_CFLAGS) $(MHD_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"' \
+	$(PKG_CFLAGS) $(MHD_CFLAGS) $(PQ_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"' \
 	-DAIRLOCK_LIBEXEC_DIR='"$(PREFIX)/libexec/airlock"'
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
 
-LIB_SRC := $(wildcard common/*.c policy/*.c sandbox/*.c manifest/*.c)
+LIB_SRC := $(filter-out manifest/db_pg.c,$(wildcard common/*.c policy/*.c \
+	sandbox/*.c manifest/*.c))
+PG_OBJ := $(BUILD)/obj/manifest/db_pg.o
 LIB_ASM := $(wildcard manifest/*.S)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_ASM:%.S=$(BUILD)/obj/%.o)
 CLI_SRC := $(wildcard tools/*.c)
@@ -96,7 +106,8 @@ ifeq ($(shell uname -m),x86_64)
 INIT_HELPER := $(BUILD)/airlock-init
 endif
 
-all: $(BUILD)/airlock $(BUILD)/airlockd $(BUILD)/probe $(INIT_HELPER)
+all: $(BUILD)/airlock $(BUILD)/airlock-pg $(BUILD)/airlockd $(BUILD)/probe \
+	$(INIT_HELPER)
 
 tests: all $(UNIT_BIN)
 
@@ -109,7 +120,7 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
-$(BUILD)/obj/manifest/schema_sql.o: manifest/schema.sql
+$(BUILD)/obj/manifest/schema_sql.o: manifest/schema.sql manifest/schema_pg.sql
 
 # The learner's BPF program: CO-RE against the running kernel's BTF,
 # compiled by clang, debug info stripped, embedded as a libbpf skeleton.
@@ -147,11 +158,18 @@ $(BUILD)/airlock: $(CLI_OBJ) $(PROTO_OBJ) $(BUILD)/libairlock.a
 	$(CC) $(ALL_LDFLAGS) $(CLI_LDFLAGS) -o $@ $(CLI_OBJ) $(PROTO_OBJ) \
 		$(BUILD)/libairlock.a $(CLI_LIBS)
 
+# The same CLI with the PostgreSQL backend, linked dynamically (libpq):
+# what airlock runs for the manifest's commands when DATABASE_URL names a
+# server. Installed beside airlock-init.
+$(BUILD)/airlock-pg: $(CLI_OBJ) $(PROTO_OBJ) $(PG_OBJ) $(BUILD)/libairlock.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(PROTO_OBJ) $(PG_OBJ) \
+		$(BUILD)/libairlock.a $(BIN_LIBS) $(PQ_LIBS)
+
 $(BUILD)/airlockd: $(BUILD)/obj/supervisor/airlockd.o $(BUILD)/libairlockd.a \
-		$(BUILD)/libairlock.a
+		$(BUILD)/libairlock.a $(PG_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/supervisor/airlockd.o \
-		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(BIN_LIBS) \
-		$(MHD_LIBS)
+		$(PG_OBJ) $(BUILD)/libairlockd.a $(BUILD)/libairlock.a \
+		$(BIN_LIBS) $(MHD_LIBS) $(PQ_LIBS)
 
 # The probe runs inside jails: static, no sanitizer, no dependency on the
 # jail's libraries.
@@ -170,16 +188,17 @@ $(BUILD)/airlock-init: sandbox/init/init.c sandbox/jail_msg.h
 	chmod 0711 $@
 
 # Benchmarks that call the library (bench/run.sh builds the others).
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libairlock.a
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libairlock.a $(PG_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libairlock.a \
-		$(PKG_LIBS)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PG_OBJ) \
+		$(BUILD)/libairlock.a $(PKG_LIBS) $(PQ_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a \
+		$(PG_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< \
+	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(PG_OBJ) \
 		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(PKG_LIBS) \
-		$(MHD_LIBS) $(CMOCKA_LIBS)
+		$(MHD_LIBS) $(CMOCKA_LIBS) $(PQ_LIBS)
 
 deps:
 	@sh tools/install-deps.sh
@@ -245,7 +264,7 @@ INSTALLED := $(PREFIX)/bin/airlock $(SBINDIR)/airlockd \
 	$(PREFIX)/share/airlock/airlock.default \
 	$(addprefix $(PREFIX)/share/airlock/policies/,$(notdir $(POLICIES))) \
 	$(addprefix $(DOCDIR)/,$(notdir $(DOCS))) \
-	$(PREFIX)/libexec/airlock/airlock-init
+	$(PREFIX)/libexec/airlock/airlock-init $(PREFIX)/libexec/airlock/airlock-pg
 
 # The systemd files take effect on a running system after
 #   systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload
@@ -258,7 +277,8 @@ install: all
 		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/airlock $(DESTDIR)$(PREFIX)/bin/airlock
 	install -m 0755 $(BUILD)/airlockd $(DESTDIR)$(SBINDIR)/airlockd
-	$(if $(INIT_HELPER),install -d $(DESTDIR)$(PREFIX)/libexec/airlock)
+	install -d $(DESTDIR)$(PREFIX)/libexec/airlock
+	install -m 0755 $(BUILD)/airlock-pg $(DESTDIR)$(PREFIX)/libexec/airlock/airlock-pg
 	$(if $(INIT_HELPER),install -m 0711 $(INIT_HELPER) \
 		$(DESTDIR)$(PREFIX)/libexec/airlock/airlock-init)
 	install -m 0644 $(POLICIES) $(DESTDIR)$(PREFIX)/share/airlock/policies/
@@ -298,5 +318,5 @@ format-check:
 clean:
 	rm -rf build build-asan build-fuzz build-perf
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) \
+-include $(LIB_OBJ:.o=.d) $(PG_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SUP_OBJ:.o=.d) \
 	$(BUILD)/obj/supervisor/airlockd.d $(UNIT_BIN:=.d)

@@ -5,7 +5,7 @@
  * The check reads the rows and the move journal in one snapshot, then lists
  * staging/, modules/ and archive/. A writer may commit between the two (a
  * daemon at work); the check then sees PRAGMA data_version move and starts
- * again, so a move in progress is never reported as a problem (when every
+ * again (the backend's data version), so a move in progress is never reported as a problem (when every
  * attempt saw a commit, it fails with EAGAIN rather than guess). It reports
  * and never repairs: deleting a stray file or forgetting a row is a
  * decision for a person.
@@ -104,31 +104,9 @@ static void problem(struct check *c, const char *kind, const char *path,
 
 /* ------------------------------------------------------------ database */
 
-static int check_pragma(struct check *c, const char *sql, bool fk,
-			struct al_error *err)
+static void integrity_problem(const char *message, void *arg)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(c->m, sql, err);
-	int rc;
-
-	if (s == NULL)
-		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *text = (const char *)sqlite3_column_text(s, 0);
-		if (!fk && text != NULL && strcmp(text, "ok") == 0)
-			continue;
-		if (fk)
-			problem(c, "integrity", NULL, 0,
-				"%s row %lld refers to a missing %s row",
-				text ? text : "?",
-				(long long)sqlite3_column_int64(s, 1),
-				(const char *)sqlite3_column_text(s, 2));
-		else
-			problem(c, "integrity", NULL, 0, "%s",
-				text ? text : "?");
-	}
-	if (rc != SQLITE_DONE)
-		return db_error(c->m, err, "%s", sql);
-	return 0;
+	problem(arg, "integrity", NULL, 0, "%s", message);
 }
 
 static int by_sha256(const void *a, const void *b)
@@ -156,21 +134,21 @@ static const char SQL_CHECK_ROWS[] =
 /* Which file each row needs where, a journaled move allowing both ends. */
 static int load_wants(struct check *c, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(c->m, SQL_CHECK_ROWS, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(c->m, SQL_CHECK_ROWS, err);
 	char text[16];
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		struct want w = { .found = false };
-		bool moving = sqlite3_column_type(s, 6) != SQLITE_NULL;
+		bool moving = !db_column_null(s, 6);
 
-		w.module_id = sqlite3_column_int64(s, 0);
+		w.module_id = db_column_int64(s, 0);
 		db_column_copy(s, 1, w.name, sizeof(w.name));
-		w.version = sqlite3_column_int64(s, 2);
+		w.version = db_column_int64(s, 2);
 		db_column_copy(s, 3, w.sha256, sizeof(w.sha256));
-		w.size = (uint64_t)sqlite3_column_int64(s, 4);
+		w.size = (uint64_t)db_column_int64(s, 4);
 		db_column_copy(s, 5, text, sizeof(text));
 		w.state = (enum manifest_state)manifest_state_parse(text);
 		w.dir = w.alt = store_dir_of(w.state);
@@ -192,7 +170,7 @@ static int load_wants(struct check *c, struct al_error *err)
 		if (add_want(c, &w) < 0)
 			return al_error_sys(err, ENOMEM, "check");
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return db_error(c->m, err, "read the modules");
 	if (c->nwants > 0)
 		qsort(c->wants, c->nwants, sizeof(*c->wants), by_sha256);
@@ -204,12 +182,12 @@ static const char SQL_CHECK_TEMPS[] =
 
 static int load_temps(struct check *c, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(c->m, SQL_CHECK_TEMPS, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(c->m, SQL_CHECK_TEMPS, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		void *grown = realloc(c->temps,
 				      (c->ntemps + 1) * sizeof(*c->temps));
 		if (grown == NULL)
@@ -218,7 +196,7 @@ static int load_temps(struct check *c, struct al_error *err)
 		db_column_copy(s, 0, c->temps[c->ntemps++],
 			       sizeof(*c->temps));
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return db_error(c->m, err, "read the journal");
 	return 0;
 }
@@ -376,11 +354,10 @@ static int check_once(struct check *c, bool *stable, struct al_error *err)
 	int64_t before, after;
 	bool own = !m->in_snapshot;
 
-	if (own && db_exec(m, "BEGIN DEFERRED", err) < 0)
+	if (own && db_begin_snapshot(m, err) < 0)
 		return -1;
-	if (db_query_int(m, "PRAGMA data_version", &before, err) < 0 ||
-	    check_pragma(c, "PRAGMA integrity_check", false, err) < 0 ||
-	    check_pragma(c, "PRAGMA foreign_key_check", true, err) < 0 ||
+	if (m->ops->data_version(m, &before, err) < 0 ||
+	    m->ops->integrity(m, integrity_problem, c, err) < 0 ||
 	    load_wants(c, err) < 0 || load_temps(c, err) < 0) {
 		if (own)
 			db_rollback(m);
@@ -392,7 +369,7 @@ static int check_once(struct check *c, bool *stable, struct al_error *err)
 		if (scan_dir(c, d, err) < 0)
 			return -1;
 	report_missing(c);
-	if (db_query_int(m, "PRAGMA data_version", &after, err) < 0)
+	if (m->ops->data_version(m, &after, err) < 0)
 		return -1;
 	*stable = !own || before == after;
 	return 0;
@@ -518,7 +495,7 @@ int manifest_staging_sweep(struct manifest *m, int64_t min_age_ms,
 	bool own = !m->in_snapshot;
 	int rc = -1;
 
-	if (own && db_exec(m, "BEGIN DEFERRED", err) < 0)
+	if (own && db_begin_snapshot(m, err) < 0)
 		goto out;
 	if (load_wants(&c, err) < 0 || load_temps(&c, err) < 0) {
 		if (own)
@@ -538,101 +515,10 @@ out:
 
 /* --------------------------------------------------------------- backup */
 
-static int fsync_path(const char *path, int flags)
-{
-	_cleanup_close_ int fd = open(path, flags | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	return fsync(fd);
-}
-
-/* Copy every page in one step: one read transaction, one consistent
- * snapshot, and a writer is never held up (WAL). */
-static int copy_db(struct manifest *m, const char *tmp, struct al_error *err)
-{
-	sqlite3 *dst = NULL;
-	sqlite3_backup *b;
-	int rc;
-
-	if (sqlite3_open_v2(tmp, &dst,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
-		rc = al_error_set(err, 0, "open %s: %s", tmp,
-				  dst ? sqlite3_errmsg(dst) : "out of memory");
-		goto out;
-	}
-	sqlite3_busy_timeout(dst, 5000);
-	b = sqlite3_backup_init(dst, "main", m->db, "main");
-	if (b == NULL) {
-		rc = al_error_set(err, 0, "%s", sqlite3_errmsg(dst));
-		goto out;
-	}
-	do {
-		rc = sqlite3_backup_step(b, -1);
-		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-			sqlite3_sleep(20);
-	} while (rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_OK);
-	sqlite3_backup_finish(b);
-	if (rc != SQLITE_DONE) {
-		rc = al_error_set(err, rc == SQLITE_FULL ? ENOSPC : 0, "%s",
-				  sqlite3_errstr(rc));
-		goto out;
-	}
-	/* one self-contained file: no -wal beside the copy */
-	rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL,
-			  NULL) == SQLITE_OK
-		     ? 0
-		     : al_error_set(err, 0, "%s", sqlite3_errmsg(dst));
-out:
-	if (sqlite3_close(dst) != SQLITE_OK && rc == 0)
-		rc = al_error_set(err, 0, "close %s", tmp);
-	return rc;
-}
-
-static int backup(struct manifest *m, const char *path, struct al_error *err)
-{
-	_cleanup_free_ char *tmp = NULL, *dir_copy = NULL;
-	int fd;
-
-	if (asprintf(&tmp, "%s.tmp-XXXXXX", path) < 0) {
-		tmp = NULL;
-		return al_error_sys(err, ENOMEM, "backup");
-	}
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return al_error_sys(err, errno, "create %s", tmp);
-	if (fchmod(fd, 0640) < 0) {
-		al_error_sys(err, errno, "chmod %s", tmp);
-		close(fd);
-		goto fail;
-	}
-	close(fd);
-	if (copy_db(m, tmp, err) < 0)
-		goto fail;
-	if (fsync_path(tmp, O_RDONLY) < 0) {
-		al_error_sys(err, errno, "fsync %s", tmp);
-		goto fail;
-	}
-	if (rename(tmp, path) < 0) {
-		al_error_sys(err, errno, "rename %s to %s", tmp, path);
-		goto fail;
-	}
-	dir_copy = strdup(path);
-	if (dir_copy == NULL ||
-	    fsync_path(dirname(dir_copy), O_RDONLY | O_DIRECTORY) < 0)
-		return al_error_sys(err, errno ? errno : ENOMEM,
-				    "fsync the directory of %s", path);
-	return 0;
-fail:
-	(void)unlink(tmp);
-	return -1;
-}
-
 int manifest_backup(struct manifest *m, const char *path,
 		    struct al_error *err)
 {
-	if (backup(m, path, err) < 0)
+	if (m->ops->backup(m, path, err) < 0)
 		return al_error_prefix(err, "manifest: backup to %s", path);
 	return 0;
 }

@@ -1,31 +1,7 @@
 /*
- * Opening the manifest: the state directory, the writer's lock, the SQLite
- * connection and its settings; and the statement and error helpers the
- * other files use.
- *
- * Settings, and why:
- *   journal_mode=WAL   readers never block the writer nor it them, and a
- *                      commit is one append to the log;
- *   synchronous=FULL   every commit that changes a module's state or moves
- *                      a file is fsynced. NORMAL would survive a process
- *                      crash too, but after a power loss it may drop the
- *                      last commits, and those include the move journal: a
- *                      file already renamed (and its directory fsynced)
- *                      behind a row that forgot the move would break
- *                      "files and rows agree". Run records alone are
- *                      written with NORMAL (db_run_commit_light): they
- *                      survive any crash of the process, and a power loss
- *                      can only drop the runs since the last fsync (the
- *                      next state change's or checkpoint's), which touches
- *                      no file and no module state. It took two fsyncs out
- *                      of every run the supervisor records, each of which
- *                      stalled its event loop;
- *   foreign_keys=ON    runs cannot outlive their module row;
- *   busy_timeout       a reader that meets a checkpoint or a WAL recovery
- *                      waits (up to 5 s) instead of failing;
- *   persistent WAL     the -wal and -shm files stay after close, so a
- *                      reader can open the database on a read-only file
- *                      system or without write access to the directory.
+ * Opening the manifest: the state directory, the writer's lock, the
+ * backend's connection (db_sqlite.c, db_pg.c); and the statement and error
+ * helpers the other files use, which call the backend through its table.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,15 +15,14 @@
 
 #include "manifest/internal.h"
 
-#define BUSY_TIMEOUT_MS 5000
 #define DB_NAME "manifest.db"
 
 /* ------------------------------------------------------------ statements */
 
-sqlite3_stmt *db_stmt(struct manifest *m, const char *sql,
-		      struct al_error *err)
+struct db_stmt *db_stmt(struct manifest *m, const char *sql,
+			struct al_error *err)
 {
-	sqlite3_stmt *s = NULL;
+	struct db_stmt *s;
 
 	for (size_t i = 0; i < m->nstmts; i++)
 		if (m->stmts[i].sql == sql)
@@ -57,8 +32,8 @@ sqlite3_stmt *db_stmt(struct manifest *m, const char *sql,
 				     "DB_STMT_CACHE", DB_STMT_CACHE);
 		return NULL;
 	}
-	if (sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s,
-			       NULL) != SQLITE_OK) {
+	s = m->ops->prepare(m, sql);
+	if (s == NULL) {
 		db_error(m, err, "prepare \"%.40s...\"", sql);
 		return NULL;
 	}
@@ -69,30 +44,13 @@ sqlite3_stmt *db_stmt(struct manifest *m, const char *sql,
 }
 
 /* A reset statement no longer holds the read transaction it was in. */
-void db_stmt_resetp(sqlite3_stmt **stmt)
+void db_stmt_resetp(struct db_stmt **stmt)
 {
 	int saved = errno;
 
-	if (*stmt != NULL) {
-		sqlite3_reset(*stmt);
-		sqlite3_clear_bindings(*stmt);
-	}
+	if (*stmt != NULL)
+		(*stmt)->m->ops->reset(*stmt);
 	errno = saved;
-}
-
-static int errnum_of(struct manifest *m)
-{
-	switch (sqlite3_errcode(m->db) & 0xff) {
-	case SQLITE_FULL: return ENOSPC;
-	case SQLITE_READONLY: return EROFS;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED: return EBUSY;
-	case SQLITE_NOMEM: return ENOMEM;
-	case SQLITE_PERM: return EPERM;
-	case SQLITE_IOERR:
-	case SQLITE_CANTOPEN: return sqlite3_system_errno(m->db);
-	default: return 0;
-	}
 }
 
 int db_error(struct manifest *m, struct al_error *err, const char *fmt, ...)
@@ -106,23 +64,76 @@ int db_error(struct manifest *m, struct al_error *err, const char *fmt, ...)
 	va_end(ap);
 	if (m->db == NULL)
 		return al_error_set(err, ENOMEM, "%s: out of memory", what);
-	return al_error_set(err, errnum_of(m), "%s: %s", what,
-			    sqlite3_errmsg(m->db));
+	return al_error_set(err, m->ops->errnum(m), "%s: %s", what,
+			    m->ops->errmsg(m));
 }
 
-int db_step_done(struct manifest *m, sqlite3_stmt *s, const char *what,
+int db_step(struct db_stmt *s)
+{
+	return s->m->ops->step(s);
+}
+
+void db_bind_null(struct db_stmt *s, int idx)
+{
+	(void)s->m->ops->bind_null(s, idx);
+}
+
+void db_bind_int64(struct db_stmt *s, int idx, int64_t v)
+{
+	(void)s->m->ops->bind_int64(s, idx, v);
+}
+
+void db_bind_double(struct db_stmt *s, int idx, double v)
+{
+	(void)s->m->ops->bind_double(s, idx, v);
+}
+
+void db_bind_blob(struct db_stmt *s, int idx, const void *data, size_t len)
+{
+	(void)s->m->ops->bind_blob(s, idx, data, len);
+}
+
+bool db_column_null(struct db_stmt *s, int col)
+{
+	return s->m->ops->column_null(s, col);
+}
+
+int64_t db_column_int64(struct db_stmt *s, int col)
+{
+	return s->m->ops->column_int64(s, col);
+}
+
+double db_column_double(struct db_stmt *s, int col)
+{
+	return s->m->ops->column_double(s, col);
+}
+
+const char *db_column_text(struct db_stmt *s, int col)
+{
+	return s->m->ops->column_text(s, col);
+}
+
+const void *db_column_blob(struct db_stmt *s, int col, size_t *len)
+{
+	return s->m->ops->column_blob(s, col, len);
+}
+
+int64_t db_changes(struct db_stmt *s)
+{
+	return s->m->ops->changes(s);
+}
+
+int db_step_done(struct manifest *m, struct db_stmt *s, const char *what,
 		 struct al_error *err)
 {
-	int rc = sqlite3_step(s);
-
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	if (db_step(s) < 0)
 		return db_error(m, err, "%s", what);
 	return 0;
 }
 
 int db_exec(struct manifest *m, const char *sql, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, sql, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, sql, err);
 
 	if (s == NULL)
 		return -1;
@@ -132,19 +143,38 @@ int db_exec(struct manifest *m, const char *sql, struct al_error *err)
 int db_query_int(struct manifest *m, const char *sql, int64_t *out,
 		 struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, sql, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, sql, err);
 
 	if (s == NULL)
 		return -1;
-	if (sqlite3_step(s) != SQLITE_ROW)
+	if (db_step(s) != DB_ROW)
 		return db_error(m, err, "%s", sql);
-	*out = sqlite3_column_int64(s, 0);
+	*out = db_column_int64(s, 0);
+	return 0;
+}
+
+int db_insert_id(struct manifest *m, struct db_stmt *s, const char *what,
+		 int64_t *id, struct al_error *err)
+{
+	int rc = db_step(s);
+
+	if (rc < 0)
+		return db_error(m, err, "%s", what);
+	*id = rc == DB_ROW ? db_column_int64(s, 0) : 0;
+	/* SQLite finishes the insert on the step after the row */
+	if (rc == DB_ROW && db_step(s) < 0)
+		return db_error(m, err, "%s", what);
 	return 0;
 }
 
 int db_begin(struct manifest *m, struct al_error *err)
 {
-	return db_exec(m, "BEGIN IMMEDIATE", err);
+	return db_exec(m, m->ops->sql_begin, err);
+}
+
+int db_begin_snapshot(struct manifest *m, struct al_error *err)
+{
+	return db_exec(m, m->ops->sql_snapshot, err);
 }
 
 int db_commit(struct manifest *m, struct al_error *err)
@@ -158,9 +188,9 @@ int db_commit(struct manifest *m, struct al_error *err)
 
 void db_rollback(struct manifest *m)
 {
-	/* After some errors (a full disk, I/O) SQLite has rolled back
+	/* After some errors (a full disk, I/O) the backend has rolled back
 	 * already; a second ROLLBACK would only fail. */
-	if (!sqlite3_get_autocommit(m->db))
+	if (m->ops->in_transaction(m))
 		(void)db_exec(m, "ROLLBACK", NULL);
 }
 
@@ -181,7 +211,7 @@ int db_writable(struct manifest *m, struct al_error *err)
 	return 0;
 }
 
-int db_bind_viewer(sqlite3_stmt *s, int idx, const struct manifest_viewer *v)
+int db_bind_viewer(struct db_stmt *s, int idx, const struct manifest_viewer *v)
 {
 	char gids[MANIFEST_VIEWER_GROUPS * 11 + 2] = ",";
 	size_t used = 1;
@@ -191,24 +221,21 @@ int db_bind_viewer(sqlite3_stmt *s, int idx, const struct manifest_viewer *v)
 	for (size_t i = 0; i < v->ngids && i < MANIFEST_VIEWER_GROUPS; i++)
 		used += (size_t)snprintf(gids + used, sizeof(gids) - used,
 					 "%u,", v->gids[i]);
-	if (sqlite3_bind_int64(s, idx, v->uid) != SQLITE_OK)
+	if (s->m->ops->bind_int64(s, idx, v->uid) < 0)
 		return -1;
-	return sqlite3_bind_text(s, idx + 1, gids, -1, SQLITE_TRANSIENT) ==
-			       SQLITE_OK
-		       ? 0
-		       : -1;
+	return s->m->ops->bind_text(s, idx + 1, gids);
 }
 
-int db_bind_text(sqlite3_stmt *s, int idx, const char *text)
+int db_bind_text(struct db_stmt *s, int idx, const char *text)
 {
 	if (text == NULL)
-		return sqlite3_bind_null(s, idx);
-	return sqlite3_bind_text(s, idx, text, -1, SQLITE_STATIC);
+		return s->m->ops->bind_null(s, idx);
+	return s->m->ops->bind_text(s, idx, text);
 }
 
-void db_column_copy(sqlite3_stmt *s, int col, char *buf, size_t len)
+void db_column_copy(struct db_stmt *s, int col, char *buf, size_t len)
 {
-	const unsigned char *text = sqlite3_column_text(s, col);
+	const char *text = db_column_text(s, col);
 
 	if (len == 0)
 		return;
@@ -216,7 +243,7 @@ void db_column_copy(sqlite3_stmt *s, int col, char *buf, size_t len)
 		buf[0] = '\0';
 		return;
 	}
-	text_cut((const char *)text, len - 1, buf);
+	text_cut(text, len - 1, buf);
 }
 
 const char *text_cut(const char *s, size_t max, char *buf)
@@ -276,65 +303,6 @@ static int take_writer_lock(struct manifest *m, struct al_error *err)
 	return al_error_sys(err, errno, "lock %s", m->state_dir);
 }
 
-/* manifest.db created by us first, so that it (and the -wal and -shm
- * SQLite gives the same mode) is 0640, not the umask's choice. */
-static int create_db_file(struct manifest *m, struct al_error *err)
-{
-	int fd = openat(m->dir_fd, DB_NAME,
-			O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-
-	if (fd < 0)
-		return al_error_sys(err, errno, "%s", m->db_path);
-	close(fd);
-	if (fsync(m->dir_fd) < 0)
-		return al_error_sys(err, errno, "fsync %s", m->state_dir);
-	return 0;
-}
-
-static int db_connect(struct manifest *m, struct al_error *err)
-{
-	int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
-
-	flags |= m->mode == MANIFEST_READ_WRITE ? SQLITE_OPEN_READWRITE
-						: SQLITE_OPEN_READONLY;
-	if (sqlite3_open_v2(m->db_path, &m->db, flags, NULL) != SQLITE_OK)
-		return db_error(m, err, "%s", m->db_path);
-	if (m->mode == MANIFEST_READ_WRITE &&
-	    sqlite3_db_readonly(m->db, "main") == 1)
-		return al_error_set(err, EROFS, "%s: cannot be opened for "
-						"writing", m->db_path);
-	if (sqlite3_busy_timeout(m->db, BUSY_TIMEOUT_MS) != SQLITE_OK)
-		return db_error(m, err, "%s: busy timeout", m->db_path);
-	return 0;
-}
-
-/* The writer's settings (the journal mode is stored in the file; readers
- * find it there). */
-static int writer_settings(struct manifest *m, struct al_error *err)
-{
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	const unsigned char *mode;
-	int persist = 1;
-
-	s = db_stmt(m, "PRAGMA journal_mode = WAL", err);
-	if (s == NULL)
-		return -1;
-	if (sqlite3_step(s) != SQLITE_ROW)
-		return db_error(m, err, "%s: journal_mode", m->db_path);
-	mode = sqlite3_column_text(s, 0);
-	if (mode == NULL || strcmp((const char *)mode, "wal") != 0)
-		return al_error_set(err, 0, "%s: cannot use WAL (journal mode "
-					    "stays \"%s\")",
-				    m->db_path, mode ? (const char *)mode : "");
-	if (db_exec(m, "PRAGMA synchronous = FULL", err) < 0 ||
-	    db_exec(m, "PRAGMA journal_size_limit = 4194304", err) < 0)
-		return -1;
-	if (sqlite3_file_control(m->db, "main", SQLITE_FCNTL_PERSIST_WAL,
-				 &persist) != SQLITE_OK)
-		return db_error(m, err, "%s: persistent WAL", m->db_path);
-	return 0;
-}
-
 /*
  * The writer acts as root on what the state directory holds: a directory
  * another user created (or may write), or a subdirectory or database file
@@ -381,7 +349,7 @@ static int open_read_write(struct manifest *m, struct al_error *err)
 	m->dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->dir_fd < 0)
 		return al_error_sys(err, errno, "%s", m->state_dir);
-	/* EROFS or EACCES here reads better than SQLite's message later */
+	/* EROFS or EACCES here reads better than the backend's later */
 	if (faccessat(m->dir_fd, ".", W_OK, AT_EACCESS) < 0)
 		return al_error_sys(err, errno,
 				    "state directory %s is not writable",
@@ -391,13 +359,12 @@ static int open_read_write(struct manifest *m, struct al_error *err)
 	if (check_owned(m, err) < 0)
 		return al_error_prefix(err, "state directory %s refused",
 				       m->state_dir);
-	if (create_db_file(m, err) < 0 || db_connect(m, err) < 0 ||
-	    db_exec(m, "PRAGMA foreign_keys = ON", err) < 0)
+	if (m->ops->connect(m, err) < 0)
 		return -1;
 	/* the schema check comes first: it is what tells a corrupt or
-	 * foreign file, before any setting tries to write to it; the
-	 * migrations come after the settings, to run in WAL and FULL */
-	if (schema_open(m, err) < 0 || writer_settings(m, err) < 0 ||
+	 * foreign database, before any setting tries to write to it; the
+	 * migrations come after the settings, to run under them */
+	if (schema_open(m, err) < 0 || m->ops->writer_settings(m, err) < 0 ||
 	    schema_migrate(m, err) < 0)
 		return -1;
 	if (moves_repair(m, err) < 0)
@@ -409,32 +376,65 @@ static int open_read_write(struct manifest *m, struct al_error *err)
 
 static int open_read_only(struct manifest *m, struct al_error *err)
 {
-	struct stat st;
-
 	m->dir_fd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->dir_fd < 0)
 		return al_error_sys(err, errno, "state directory %s",
 				    m->state_dir);
-	if (fstatat(m->dir_fd, DB_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
-			return al_error_set(err, ENOENT,
-					    "%s: no manifest here yet (the "
-					    "supervisor creates it on its "
-					    "first start)",
-					    m->db_path);
-		return al_error_sys(err, errno, "%s", m->db_path);
-	}
-	if (!S_ISREG(st.st_mode))
-		return al_error_set(err, EINVAL, "%s: not a regular file",
-				    m->db_path);
-	if (store_open(m, false, err) < 0 || db_connect(m, err) < 0 ||
-	    db_exec(m, "PRAGMA foreign_keys = ON", err) < 0)
+	if (store_open(m, false, err) < 0 || m->ops->connect(m, err) < 0)
 		return -1;
 	return schema_open(m, err);
 }
 
-struct manifest *manifest_open(const char *state_dir, enum manifest_mode mode,
-			       struct al_error *err)
+/* The backend a URL names: NULL (or "") is the state directory's SQLite
+ * file; the caller (supervisor/config.c) has turned a sqlite: URL that
+ * names it into NULL already. */
+static const struct db_ops *backend_of(const char *url, struct al_error *err)
+{
+	if (url == NULL || *url == '\0')
+		return &db_sqlite_ops;
+	if (!manifest_url_is_server(url)) {
+		al_error_set(err, EINVAL,
+			     "DATABASE_URL: an unknown kind of database "
+			     "(expected postgresql://HOST/DATABASE, or the "
+			     "state directory's SQLite file)");
+		return NULL;
+	}
+	if (&db_pg_ops == NULL) {
+		al_error_set(err, ENOTSUP,
+			     "DATABASE_URL names a PostgreSQL server, and this "
+			     "program was built without PostgreSQL (libpq)");
+		return NULL;
+	}
+	return &db_pg_ops;
+}
+
+static int describe(struct manifest *m, const char *url,
+		    struct al_error *err)
+{
+	char where[512];
+
+	if (m->ops == &db_sqlite_ops) {
+		if (asprintf(&m->db_path, "%s/%s", m->state_dir, DB_NAME) < 0) {
+			m->db_path = NULL;
+			return al_error_sys(err, ENOMEM, "open %s",
+					    m->state_dir);
+		}
+		m->where = strdup(m->db_path);
+	} else {
+		manifest_url_redact(url, where, sizeof(where));
+		m->url = strdup(url);
+		m->where = strdup(where);
+		if (m->url == NULL)
+			return al_error_sys(err, ENOMEM, "open %s", where);
+	}
+	if (m->where == NULL)
+		return al_error_sys(err, ENOMEM, "open %s", m->state_dir);
+	return 0;
+}
+
+struct manifest *manifest_open_at(const char *state_dir, const char *url,
+				  enum manifest_mode mode,
+				  struct al_error *err)
 {
 	struct manifest *m = calloc(1, sizeof(*m));
 	int rc;
@@ -447,22 +447,31 @@ struct manifest *manifest_open(const char *state_dir, enum manifest_mode mode,
 	m->dir_fd = -1;
 	for (int d = 0; d < STORE_DIRS; d++)
 		m->store_fd[d] = -1;
+	m->ops = backend_of(url, err);
 	m->state_dir = strdup(state_dir);
-	if (m->state_dir == NULL ||
-	    asprintf(&m->db_path, "%s/%s", state_dir, DB_NAME) < 0) {
-		m->db_path = NULL;
-		al_error_sys(err, ENOMEM, "manifest: open %s", state_dir);
-		manifest_close(m);
-		return NULL;
+	if (m->ops == NULL) {
+		rc = -1;
+	} else if (m->state_dir == NULL) {
+		rc = al_error_sys(err, ENOMEM, "open %s", state_dir);
+	} else {
+		rc = describe(m, url, err);
+		if (rc == 0)
+			rc = mode == MANIFEST_READ_WRITE
+				     ? open_read_write(m, err)
+				     : open_read_only(m, err);
 	}
-	rc = mode == MANIFEST_READ_WRITE ? open_read_write(m, err)
-					 : open_read_only(m, err);
 	if (rc < 0) {
 		al_error_prefix(err, "manifest");
 		manifest_close(m);
 		return NULL;
 	}
 	return m;
+}
+
+struct manifest *manifest_open(const char *state_dir, enum manifest_mode mode,
+			       struct al_error *err)
+{
+	return manifest_open_at(state_dir, NULL, mode, err);
 }
 
 void manifest_close(struct manifest *m)
@@ -473,21 +482,34 @@ void manifest_close(struct manifest *m)
 		if (m->in_snapshot)
 			db_rollback(m);
 		for (size_t i = 0; i < m->nstmts; i++)
-			sqlite3_finalize(m->stmts[i].stmt);
-		/* the last connection checkpoints the WAL into the file */
-		sqlite3_close(m->db);
+			m->ops->finalize(m->stmts[i].stmt);
+		m->ops->disconnect(m);
 	}
 	store_close(m);
 	if (m->dir_fd >= 0)
 		close(m->dir_fd); /* drops the writer's lock */
 	free(m->state_dir);
 	free(m->db_path);
+	if (m->url != NULL)
+		explicit_bzero(m->url, strlen(m->url));
+	free(m->url);
+	free(m->where);
 	free(m);
 }
 
 const char *manifest_state_dir(const struct manifest *m)
 {
 	return m->state_dir;
+}
+
+const char *manifest_backend(const struct manifest *m)
+{
+	return m->ops->name;
+}
+
+const char *manifest_where(const struct manifest *m)
+{
+	return m->where;
 }
 
 int manifest_schema_version(const struct manifest *m)
@@ -497,10 +519,94 @@ int manifest_schema_version(const struct manifest *m)
 
 int db_sync_light(struct manifest *m, bool light, struct al_error *err)
 {
-	/* only between transactions: inside one the setting cannot change */
-	if (!sqlite3_get_autocommit(m->db))
-		return 0;
-	return db_exec(m, light ? "PRAGMA synchronous = NORMAL" :
-				  "PRAGMA synchronous = FULL",
-		       err);
+	return m->ops->sync_light(m, light, err);
+}
+
+/* ------------------------------------------------------------------ URLs */
+
+bool manifest_url_is_server(const char *url)
+{
+	return url != NULL && (strncmp(url, "postgresql://", 13) == 0 ||
+			       strncmp(url, "postgres://", 11) == 0);
+}
+
+bool manifest_url_supported(const char *url)
+{
+	return !manifest_url_is_server(url) || &db_pg_ops != NULL;
+}
+
+/* Copy [from, to) into buf at *used, bounded. */
+static void put(char *buf, size_t len, size_t *used, const char *from,
+		size_t n)
+{
+	if (*used + 1 >= len)
+		return;
+	if (n > len - 1 - *used)
+		n = len - 1 - *used;
+	memcpy(buf + *used, from, n);
+	*used += n;
+	buf[*used] = '\0';
+}
+
+/*
+ * Without libpq (the static CLI has none): the password of the userinfo
+ * ("user:secret@") and every password= parameter become "***". Anything
+ * that is not a server URL is shown as "(not a server URL)", never
+ * quoted: it may be a password pasted into the wrong variable.
+ */
+void manifest_url_redact(const char *url, char *buf, size_t len)
+{
+	const char *p, *auth_end, *at, *colon;
+	size_t used = 0;
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	if (!manifest_url_is_server(url)) {
+		put(buf, len, &used, "(not a server URL)", 18);
+		return;
+	}
+	p = strstr(url, "://") + 3;
+	put(buf, len, &used, url, (size_t)(p - url));
+	auth_end = p + strcspn(p, "/?");
+	at = memrchr(p, '@', (size_t)(auth_end - p));
+	if (at != NULL) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		put(buf, len, &used, p,
+		    (size_t)((colon ? colon : at) - p));
+		if (colon != NULL)
+			put(buf, len, &used, ":***", 4);
+		p = at;
+	}
+	while (*p != '\0') {
+		size_t n = strcspn(p, "?&");
+		bool secret = (p[0] == '?' || p[0] == '&') &&
+			      strncmp(p + 1, "password=", 9) == 0;
+
+		if (p[0] == '?' || p[0] == '&')
+			n = 1 + strcspn(p + 1, "&");
+		if (secret) {
+			put(buf, len, &used, p, 10);
+			put(buf, len, &used, "***", 3);
+		} else {
+			put(buf, len, &used, p, n);
+		}
+		p += n;
+	}
+}
+
+int manifest_url_check(const char *url, struct al_error *err)
+{
+	if (!manifest_url_is_server(url))
+		return al_error_set(err, EINVAL,
+				    "DATABASE_URL: an unknown kind of database "
+				    "(expected postgresql://HOST/DATABASE or "
+				    "postgres://..., or the state directory's "
+				    "SQLite file)");
+	if (&db_pg_ops == NULL)
+		return al_error_set(err, ENOTSUP,
+				    "DATABASE_URL names a PostgreSQL server, "
+				    "and this program was built without "
+				    "PostgreSQL (libpq)");
+	return db_pg_ops.url_check(url, err);
 }

@@ -117,6 +117,39 @@ struct manifest *manifest_open(const char *state_dir, enum manifest_mode mode,
 /* Releases everything; NULL is fine. */
 void manifest_close(struct manifest *m);
 
+/*
+ * The same with the database named by `url` (DATABASE_URL, borrowed):
+ * NULL or "" is the state directory's SQLite file; postgresql://... or
+ * postgres://... a PostgreSQL server (libpq's URI, with its parameters:
+ * sslmode, passfile, connect_timeout...; a password from the URL, a
+ * password file or PGPASSFILE). The module files stay in the state
+ * directory either way. On a server, a read-write handle is the one
+ * writer of that database (an advisory lock, held while it is open).
+ * Messages name the server by manifest_url_redact(), never with its
+ * password.
+ */
+struct manifest *manifest_open_at(const char *state_dir, const char *url,
+				  enum manifest_mode mode,
+				  struct al_error *err);
+
+/* "sqlite" or "postgresql". */
+const char *manifest_backend(const struct manifest *m);
+/* The database as messages and `status` name it: the SQLite file's path,
+ * or the server's URL without its password. Borrowed. */
+const char *manifest_where(const struct manifest *m);
+
+/* Whether `url` names a database server (postgresql://, postgres://). */
+bool manifest_url_is_server(const char *url);
+/* Whether this program can open it (the static CLI has no libpq). */
+bool manifest_url_supported(const char *url);
+/* A server URL checked without connecting: libpq parses it and it names
+ * a host (postgresql://HOST/... or ?host=/socket/dir). The message never
+ * quotes the URL: it may hold a password. */
+int manifest_url_check(const char *url, struct al_error *err);
+/* `url` with its password (user:PASSWORD@, password=) as "***"; what is
+ * not a server URL at all as "(not a server URL)". */
+void manifest_url_redact(const char *url, char *buf, size_t len);
+
 /* Borrowed from the handle. */
 const char *manifest_state_dir(const struct manifest *m);
 /* The schema version of the open database, and the one this code knows. */

@@ -116,42 +116,42 @@ static bool valid_policy_hash(const char *s)
 
 /* --------------------------------------------------------------- rows */
 
-void module_from_row(sqlite3_stmt *s, struct manifest_module *out)
+void module_from_row(struct db_stmt *s, struct manifest_module *out)
 {
 	char state[16];
 
 	memset(out, 0, sizeof(*out));
-	out->id = sqlite3_column_int64(s, 0);
+	out->id = db_column_int64(s, 0);
 	db_column_copy(s, 1, out->name, sizeof(out->name));
-	out->version = sqlite3_column_int64(s, 2);
+	out->version = db_column_int64(s, 2);
 	db_column_copy(s, 3, out->sha256, sizeof(out->sha256));
-	out->size = (uint64_t)sqlite3_column_int64(s, 4);
+	out->size = (uint64_t)db_column_int64(s, 4);
 	db_column_copy(s, 5, out->interpreter, sizeof(out->interpreter));
 	db_column_copy(s, 6, out->policy_name, sizeof(out->policy_name));
 	db_column_copy(s, 7, out->policy_hash, sizeof(out->policy_hash));
 	db_column_copy(s, 8, state, sizeof(state));
 	out->state = (enum manifest_state)manifest_state_parse(state);
 	db_column_copy(s, 9, out->reason, sizeof(out->reason));
-	out->submitted_uid = (uint32_t)sqlite3_column_int64(s, 10);
-	out->created_ms = sqlite3_column_int64(s, 11);
-	out->updated_ms = sqlite3_column_int64(s, 12);
-	out->owner_uid = (uint32_t)sqlite3_column_int64(s, 13);
-	out->owner_gid = sqlite3_column_type(s, 14) == SQLITE_NULL
+	out->submitted_uid = (uint32_t)db_column_int64(s, 10);
+	out->created_ms = db_column_int64(s, 11);
+	out->updated_ms = db_column_int64(s, 12);
+	out->owner_uid = (uint32_t)db_column_int64(s, 13);
+	out->owner_gid = db_column_null(s, 14)
 				 ? -1
-				 : sqlite3_column_int64(s, 14);
+				 : db_column_int64(s, 14);
 }
 
 /* One module row from `s` (bound by the caller); ENOENT when none. */
-static int one_module(struct manifest *m, sqlite3_stmt *s,
+static int one_module(struct manifest *m, struct db_stmt *s,
 		      struct manifest_module *out, struct al_error *err)
 {
-	int rc = sqlite3_step(s);
+	int rc = db_step(s);
 
-	if (rc == SQLITE_ROW) {
+	if (rc == DB_ROW) {
 		module_from_row(s, out);
 		return 0;
 	}
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return al_error_set(err, ENOENT, "no such module");
 	return db_error(m, err, "read a module");
 }
@@ -162,11 +162,11 @@ static const char SQL_MODULE_BY_ID[] =
 int module_get(struct manifest *m, int64_t id, struct manifest_module *out,
 	       struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_MODULE_BY_ID, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_MODULE_BY_ID, err);
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	if (one_module(m, s, out, err) < 0)
 		return al_error_prefix(err, "module %lld", (long long)id);
 	return 0;
@@ -174,14 +174,14 @@ int module_get(struct manifest *m, int64_t id, struct manifest_module *out,
 
 static const char SQL_MODULE_BY_STATE[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
-	" WHERE name = ?1 AND (?2 IS NULL OR state = ?2)"
+	" WHERE name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)"
 	" ORDER BY version DESC LIMIT 1";
 
 /* The latest version of `name` in `state` (-1: in any state). */
 static int module_latest(struct manifest *m, const char *name, int state,
 			 struct manifest_module *out, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_MODULE_BY_STATE, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_MODULE_BY_STATE, err);
 
 	if (s == NULL)
 		return -1;
@@ -199,14 +199,14 @@ int event_append(struct manifest *m, const struct manifest_module *mod,
 		 const char *from, const char *to, const char *reason,
 		 int64_t now_ms, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_EVENT_ADD, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_EVENT_ADD, err);
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, now_ms);
-	sqlite3_bind_int64(s, 2, mod->id);
+	db_bind_int64(s, 1, now_ms);
+	db_bind_int64(s, 2, mod->id);
 	db_bind_text(s, 3, mod->name);
-	sqlite3_bind_int64(s, 4, mod->version);
+	db_bind_int64(s, 4, mod->version);
 	db_bind_text(s, 5, mod->sha256);
 	db_bind_text(s, 6, from);
 	db_bind_text(s, 7, to);
@@ -243,7 +243,7 @@ static const char SQL_NEXT_VERSION[] =
 	"SELECT coalesce(max(v), 0) + 1 FROM ("
 	" SELECT max(version) AS v FROM modules WHERE name = ?1"
 	" UNION ALL"
-	" SELECT max(module_version) FROM events WHERE module_name = ?1)";
+	" SELECT max(module_version) FROM events WHERE module_name = ?1) AS v";
 
 /* A name keeps the owner of its versions: the submission's owner counts
  * only for a name's first version. */
@@ -254,8 +254,10 @@ static const char SQL_MODULE_ADD[] =
 	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', ?8, ?9, ?9,"
 	"  coalesce(o.owner_uid, ?10), CASE WHEN o.owner_uid IS NULL"
 	"  THEN ?11 ELSE o.owner_gid END"
-	" FROM (SELECT NULL) LEFT JOIN (SELECT owner_uid, owner_gid FROM"
-	"  modules WHERE name = ?1 ORDER BY version DESC LIMIT 1) o";
+	" FROM (SELECT 1 AS one) AS x LEFT JOIN (SELECT owner_uid, owner_gid"
+	"  FROM modules WHERE name = ?1 ORDER BY version DESC LIMIT 1) AS o"
+	"  ON 1 = 1"
+	" RETURNING id";
 
 static const char SQL_JOURNAL_DROP_STAGE[] = "DELETE FROM moves WHERE id = ?1";
 
@@ -265,9 +267,9 @@ static int insert_module(struct manifest *m,
 			 const char *sha256, int64_t journal_id, int64_t *id,
 			 struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *ver = db_stmt(m, SQL_NEXT_VERSION, err);
-	_cleanup_stmt_ sqlite3_stmt *add = db_stmt(m, SQL_MODULE_ADD, err);
-	_cleanup_stmt_ sqlite3_stmt *drop = db_stmt(m, SQL_JOURNAL_DROP_STAGE,
+	_cleanup_stmt_ struct db_stmt *ver = db_stmt(m, SQL_NEXT_VERSION, err);
+	_cleanup_stmt_ struct db_stmt *add = db_stmt(m, SQL_MODULE_ADD, err);
+	_cleanup_stmt_ struct db_stmt *drop = db_stmt(m, SQL_JOURNAL_DROP_STAGE,
 						    err);
 	struct manifest_module mod;
 	int64_t now = manifest_now_ms();
@@ -276,27 +278,26 @@ static int insert_module(struct manifest *m,
 	if (ver == NULL || add == NULL || drop == NULL)
 		return -1;
 	db_bind_text(ver, 1, sub->name);
-	if (sqlite3_step(ver) != SQLITE_ROW)
+	if (db_step(ver) != DB_ROW)
 		return db_error(m, err, "next version");
 	db_bind_text(add, 1, sub->name);
-	sqlite3_bind_int64(add, 2, sqlite3_column_int64(ver, 0));
+	db_bind_int64(add, 2, db_column_int64(ver, 0));
 	db_bind_text(add, 3, sha256);
-	sqlite3_bind_int64(add, 4, (int64_t)sub->len);
+	db_bind_int64(add, 4, (int64_t)sub->len);
 	db_bind_text(add, 5, sub->interpreter && sub->interpreter[0]
 				     ? sub->interpreter
 				     : NULL);
 	db_bind_text(add, 6, sub->policy_name);
 	db_bind_text(add, 7, sub->policy_hash);
-	sqlite3_bind_int64(add, 8, sub->uid);
-	sqlite3_bind_int64(add, 9, now);
-	sqlite3_bind_int64(add, 10, sub->owner_uid);
+	db_bind_int64(add, 8, sub->uid);
+	db_bind_int64(add, 9, now);
+	db_bind_int64(add, 10, sub->owner_uid);
 	if (sub->owner_gid >= 0)
-		sqlite3_bind_int64(add, 11, sub->owner_gid);
-	if (db_step_done(m, add, "insert the module", err) < 0)
+		db_bind_int64(add, 11, sub->owner_gid);
+	if (db_insert_id(m, add, "insert the module", id, err) < 0)
 		return -1;
-	*id = sqlite3_last_insert_rowid(m->db);
 	snprintf(reason, sizeof(reason), "submitted by uid %u", sub->uid);
-	sqlite3_bind_int64(drop, 1, journal_id);
+	db_bind_int64(drop, 1, journal_id);
 	if (module_get(m, *id, &mod, err) < 0 ||
 	    event_append(m, &mod, NULL, "staged", reason, now, err) < 0 ||
 	    db_step_done(m, drop, "clear the journal", err) < 0)
@@ -385,15 +386,15 @@ static int change_in_place(struct manifest *m,
 			   enum manifest_state to, const char *reason,
 			   struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_MODULE_STATE, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_MODULE_STATE, err);
 	int64_t now = manifest_now_ms();
 
 	if (s == NULL || db_begin(m, err) < 0)
 		return -1;
-	sqlite3_bind_int64(s, 1, mod->id);
+	db_bind_int64(s, 1, mod->id);
 	db_bind_text(s, 2, manifest_state_name(to));
 	db_bind_text(s, 3, reason);
-	sqlite3_bind_int64(s, 4, now);
+	db_bind_int64(s, 4, now);
 	if (db_step_done(m, s, "change the state", err) < 0 ||
 	    event_append(m, mod, manifest_state_name(mod->state),
 			 manifest_state_name(to), reason, now, err) < 0) {
@@ -556,15 +557,15 @@ int manifest_set_syscalls(struct manifest *m, int64_t id, const char *names,
 {
 	if (db_writable(m, err) < 0)
 		return al_error_prefix(err, "manifest");
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_SET_SYSCALLS, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_SET_SYSCALLS, err);
 	if (s == NULL)
 		return al_error_prefix(err, "manifest");
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	db_bind_text(s, 2, names);
 	if (db_step_done(m, s, "store the learned syscalls", err) < 0)
 		return al_error_prefix(err, "manifest: module %lld",
 				       (long long)id);
-	if (sqlite3_changes(m->db) != 1)
+	if (db_changes(s) != 1)
 		return al_error_set(err, ENOENT, "manifest: module %lld: no "
 						 "such module",
 				    (long long)id);
@@ -578,20 +579,20 @@ int manifest_get_syscalls(struct manifest *m, int64_t id, char **out,
 			  struct al_error *err)
 {
 	*out = NULL;
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_GET_SYSCALLS, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_GET_SYSCALLS, err);
 	if (s == NULL)
 		return al_error_prefix(err, "manifest");
-	sqlite3_bind_int64(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE)
+	db_bind_int64(s, 1, id);
+	int rc = db_step(s);
+	if (rc == DB_DONE)
 		return al_error_set(err, ENOENT, "manifest: module %lld: no "
 						 "such module",
 				    (long long)id);
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return db_error(m, err, "manifest: module %lld: syscalls",
 				(long long)id);
-	const unsigned char *text = sqlite3_column_text(s, 0);
-	if (text && !(*out = strdup((const char *)text)))
+	const char *text = db_column_text(s, 0);
+	if (text && !(*out = strdup(text)))
 		return al_error_sys(err, ENOMEM, "manifest");
 	return 0;
 }
@@ -611,7 +612,7 @@ static const char SQL_MODULE_VERSION[] =
 int manifest_find(struct manifest *m, const char *name, int64_t version,
 		  struct manifest_module *out, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct al_error local = { 0 };
 	char q[QUOTED_MAX];
 	int rc;
@@ -625,7 +626,7 @@ int manifest_find(struct manifest *m, const char *name, int64_t version,
 		if (s == NULL)
 			return -1;
 		db_bind_text(s, 1, name);
-		sqlite3_bind_int64(s, 2, version);
+		db_bind_int64(s, 2, version);
 		rc = one_module(m, s, out, err);
 	}
 	if (rc < 0 && err->errnum == ENOENT)

@@ -55,7 +55,7 @@ int moves_needed(struct manifest *m, enum store_dir d, const char *sha256,
 		[STORE_MODULES] = { "active", "active" },
 		[STORE_ARCHIVE] = { "archived", "archived" },
 	};
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_NEEDED, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_NEEDED, err);
 
 	if (s == NULL)
 		return -1;
@@ -64,20 +64,21 @@ int moves_needed(struct manifest *m, enum store_dir d, const char *sha256,
 	db_bind_text(s, 1, sha256);
 	db_bind_text(s, 2, states[d][0]);
 	db_bind_text(s, 3, states[d][1]);
-	if (sqlite3_step(s) != SQLITE_ROW)
+	if (db_step(s) != DB_ROW)
 		return db_error(m, err, "which rows use %s", sha256);
-	return sqlite3_column_int(s, 0);
+	return (int)db_column_int64(s, 0);
 }
 
 static const char SQL_JOURNAL_ADD[] =
 	"INSERT INTO moves (op, module_id, sha256, from_state, to_state,"
-	" reason, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	" reason, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	" RETURNING id";
 
 /* `mv` NULL: a submission, of which only the content is known yet. */
 static int journal_insert(struct manifest *m, const struct move *mv,
 			  const char *sha256, int64_t *id, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_JOURNAL_ADD, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_JOURNAL_ADD, err);
 
 	if (s == NULL)
 		return -1;
@@ -86,18 +87,19 @@ static int journal_insert(struct manifest *m, const struct move *mv,
 	} else {
 		db_bind_text(s, 1, mv->to == MOVE_DELETE ? "delete"
 							 : "transition");
-		sqlite3_bind_int64(s, 2, mv->module_id);
+		db_bind_int64(s, 2, mv->module_id);
 		db_bind_text(s, 4, manifest_state_name(mv->from));
 		if (mv->to != MOVE_DELETE)
 			db_bind_text(s, 5, manifest_state_name(mv->to));
 		db_bind_text(s, 6, mv->reason);
 	}
 	db_bind_text(s, 3, sha256);
-	sqlite3_bind_int64(s, 7, manifest_now_ms());
-	if (db_step_done(m, s, "journal a move", err) < 0)
+	db_bind_int64(s, 7, manifest_now_ms());
+	int64_t new_id;
+	if (db_insert_id(m, s, "journal a move", &new_id, err) < 0)
 		return -1;
 	if (id != NULL)
-		*id = sqlite3_last_insert_rowid(m->db);
+		*id = new_id;
 	return 0;
 }
 
@@ -109,7 +111,7 @@ static const char SQL_JOURNAL_LOAD[] =
 static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
 			struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_JOURNAL_LOAD, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_JOURNAL_LOAD, err);
 	struct journal *list = NULL, *grown;
 	size_t count = 0;
 	int rc;
@@ -118,7 +120,7 @@ static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
 	*n = 0;
 	if (s == NULL)
 		return -1;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		char text[16];
 		struct journal *j;
 
@@ -130,11 +132,11 @@ static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
 		list = grown;
 		j = &list[count++];
 		memset(j, 0, sizeof(*j));
-		j->id = sqlite3_column_int64(s, 0);
+		j->id = db_column_int64(s, 0);
 		db_column_copy(s, 1, text, sizeof(text));
 		j->stage = strcmp(text, "stage") == 0;
 		j->delete = strcmp(text, "delete") == 0;
-		j->module_id = sqlite3_column_int64(s, 2);
+		j->module_id = db_column_int64(s, 2);
 		db_column_copy(s, 3, j->sha256, sizeof(j->sha256));
 		db_column_copy(s, 4, text, sizeof(text));
 		j->from = manifest_state_parse(text);
@@ -150,7 +152,7 @@ static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
 					    (long long)bad);
 		}
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != DB_DONE) {
 		free(list);
 		return db_error(m, err, "load the journal");
 	}
@@ -168,11 +170,11 @@ static const char SQL_MODULE_DELETE[] = "DELETE FROM modules WHERE id = ?1";
 static int exec_id(struct manifest *m, const char *sql, int64_t id,
 		   const char *what, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, sql, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, sql, err);
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, id);
+	db_bind_int64(s, 1, id);
 	return db_step_done(m, s, what, err);
 }
 
@@ -180,7 +182,7 @@ static int exec_id(struct manifest *m, const char *sql, int64_t id,
 static int journal_commit_one(struct manifest *m, const struct journal *j,
 			      bool repaired, int64_t now, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct manifest_module mod;
 	char joined[MANIFEST_REASON_MAX + 64], reason[MANIFEST_REASON_MAX + 1];
 	const char *to = j->delete ? "deleted" : manifest_state_name(j->to);
@@ -208,10 +210,10 @@ static int journal_commit_one(struct manifest *m, const struct journal *j,
 	s = db_stmt(m, SQL_MODULE_MOVE, err);
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, mod.id);
+	db_bind_int64(s, 1, mod.id);
 	db_bind_text(s, 2, to);
 	db_bind_text(s, 3, reason[0] ? reason : NULL);
-	sqlite3_bind_int64(s, 4, now);
+	db_bind_int64(s, 4, now);
 	return db_step_done(m, s, "change a module's state", err);
 }
 

@@ -3,7 +3,8 @@
  * view of the database across several of them.
  *
  * Every query is one prepared statement with optional filters written as
- * "(?N IS NULL OR column = ?N)": no SQL is ever assembled from input.
+ * "(CAST(?N AS TEXT) IS NULL OR column = ?N)" (the cast tells a server the
+ * parameter's type): no SQL is ever assembled from input.
  * A callback must not run the same query on the same handle (the statement
  * is in use); any other is fine.
  */
@@ -14,14 +15,15 @@
 
 static const char SQL_LIST[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
-	" WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR state = ?2)"
+	" WHERE (CAST(?1 AS TEXT) IS NULL OR name = ?1)"
+	" AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)"
 	" AND " VIEWER_SEES("?3", "?4", "owner_uid", "owner_gid")
 	" ORDER BY name, version";
 
 int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		  manifest_module_fn fn, void *arg, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_LIST, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_LIST, err);
 	struct manifest_module mod;
 	int rc, count = 0;
 
@@ -34,48 +36,49 @@ int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		if (db_bind_viewer(s, 3, f->viewer) < 0)
 			return db_error(m, err, "manifest: list modules");
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		module_from_row(s, &mod);
 		count++;
 		if (fn != NULL && fn(&mod, arg) != 0)
 			return count;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return db_error(m, err, "manifest: list modules");
 	return count;
 }
 
 static const char SQL_STORAGE[] =
-	"SELECT ?1, coalesce(sum(size), 0), count(*) FROM modules"
+	"SELECT * FROM ("
+	" SELECT ?1 AS uid, coalesce(sum(size), 0), count(*) FROM modules"
 	" WHERE ?1 >= 0 AND submitted_uid = ?1 AND state <> 'rejected'"
 	" UNION ALL"
 	" SELECT submitted_uid, sum(size), count(*) FROM modules"
 	" WHERE ?1 < 0 AND state <> 'rejected'"
-	" GROUP BY submitted_uid";
+	" GROUP BY submitted_uid) AS s ORDER BY uid";
 
 int manifest_storage_use(struct manifest *m, int64_t uid,
 			 manifest_storage_fn fn, void *arg,
 			 struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_STORAGE, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_STORAGE, err);
 	struct manifest_storage st;
 	int rc, count = 0;
 
 	if (s == NULL)
 		return al_error_prefix(err, "manifest: storage");
-	sqlite3_bind_int64(s, 1, uid);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	db_bind_int64(s, 1, uid);
+	while ((rc = db_step(s)) == DB_ROW) {
 		/* the first half answers once even for a uid with no rows */
-		if (sqlite3_column_int64(s, 0) < 0)
+		if (db_column_int64(s, 0) < 0)
 			continue;
-		st.uid = (uint32_t)sqlite3_column_int64(s, 0);
-		st.bytes = (uint64_t)sqlite3_column_int64(s, 1);
-		st.versions = (uint64_t)sqlite3_column_int64(s, 2);
+		st.uid = (uint32_t)db_column_int64(s, 0);
+		st.bytes = (uint64_t)db_column_int64(s, 1);
+		st.versions = (uint64_t)db_column_int64(s, 2);
 		count++;
 		if (fn != NULL && fn(&st, arg) != 0)
 			return count;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return db_error(m, err, "manifest: storage");
 	return count;
 }
@@ -85,27 +88,27 @@ static const char SQL_EVENTS[] =
 	"SELECT id, time_ms, module_id, module_name, module_version,"
 	" from_state, to_state, reason FROM ("
 	"  SELECT * FROM events WHERE (?1 = 0 OR module_id = ?1)"
-	"  ORDER BY id DESC LIMIT ?2)"
+	"  ORDER BY id DESC LIMIT ?2) AS e"
 	" ORDER BY id";
 
 int manifest_events(struct manifest *m, int64_t module_id, size_t limit,
 		    manifest_event_fn fn, void *arg, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_EVENTS, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_EVENTS, err);
 	struct manifest_event ev;
 	int rc, count = 0;
 
 	if (s == NULL)
 		return al_error_prefix(err, "manifest: events");
-	sqlite3_bind_int64(s, 1, module_id);
-	sqlite3_bind_int64(s, 2, limit == 0 ? -1 : (int64_t)limit);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	db_bind_int64(s, 1, module_id);
+	db_bind_int64(s, 2, limit == 0 ? INT64_MAX : (int64_t)limit);
+	while ((rc = db_step(s)) == DB_ROW) {
 		memset(&ev, 0, sizeof(ev));
-		ev.id = sqlite3_column_int64(s, 0);
-		ev.time_ms = sqlite3_column_int64(s, 1);
-		ev.module_id = sqlite3_column_int64(s, 2);
+		ev.id = db_column_int64(s, 0);
+		ev.time_ms = db_column_int64(s, 1);
+		ev.module_id = db_column_int64(s, 2);
 		db_column_copy(s, 3, ev.module_name, sizeof(ev.module_name));
-		ev.module_version = sqlite3_column_int64(s, 4);
+		ev.module_version = db_column_int64(s, 4);
 		db_column_copy(s, 5, ev.from_state, sizeof(ev.from_state));
 		db_column_copy(s, 6, ev.to_state, sizeof(ev.to_state));
 		db_column_copy(s, 7, ev.reason, sizeof(ev.reason));
@@ -113,19 +116,20 @@ int manifest_events(struct manifest *m, int64_t module_id, size_t limit,
 		if (fn != NULL && fn(&ev, arg) != 0)
 			return count;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return db_error(m, err, "manifest: events");
 	return count;
 }
 
-/* A deferred transaction: the snapshot is taken by the first read in it
- * and held (WAL keeps it readable) until the end. */
+/* A read-only transaction: SQLite's (deferred) takes the snapshot at its
+ * first read and holds it (WAL keeps it readable) until the end;
+ * PostgreSQL's is REPEATABLE READ. */
 int manifest_snapshot_begin(struct manifest *m, struct al_error *err)
 {
 	if (m->in_snapshot)
 		return al_error_set(err, EINVAL,
 				    "manifest: a snapshot is already open");
-	if (db_exec(m, "BEGIN DEFERRED", err) < 0)
+	if (db_begin_snapshot(m, err) < 0)
 		return al_error_prefix(err, "manifest: snapshot");
 	m->in_snapshot = true;
 	return 0;
@@ -145,17 +149,20 @@ static const char SQL_STATS_MODULES[] =
 	" GROUP BY state";
 /* everyone's runs without the join a tenant's count needs */
 static const char SQL_STATS_RUNS_ALL[] =
-	"SELECT count(*), coalesce(sum(verdict = 'running'), 0) FROM runs";
+	"SELECT count(*),"
+	" coalesce(sum(CASE WHEN verdict = 'running' THEN 1 ELSE 0 END), 0)"
+	" FROM runs";
 static const char SQL_STATS_RUNS_SEEN[] =
-	"SELECT count(*), coalesce(sum(r.verdict = 'running'), 0)"
+	"SELECT count(*),"
+	" coalesce(sum(CASE WHEN r.verdict = 'running' THEN 1 ELSE 0 END), 0)"
 	" FROM runs r JOIN modules m ON m.id = r.module_id"
 	" WHERE " VIEWER_SEES("?1", "?2", "m.owner_uid", "m.owner_gid");
 
 int manifest_stats(struct manifest *m, const struct manifest_viewer *viewer,
 		   struct manifest_stats *out, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *mods = db_stmt(m, SQL_STATS_MODULES, err);
-	_cleanup_stmt_ sqlite3_stmt *runs = db_stmt(
+	_cleanup_stmt_ struct db_stmt *mods = db_stmt(m, SQL_STATS_MODULES, err);
+	_cleanup_stmt_ struct db_stmt *runs = db_stmt(
 		m, viewer ? SQL_STATS_RUNS_SEEN : SQL_STATS_RUNS_ALL, err);
 	int64_t events;
 	int rc;
@@ -166,17 +173,17 @@ int manifest_stats(struct manifest *m, const struct manifest_viewer *viewer,
 	if (db_bind_viewer(mods, 1, viewer) < 0 ||
 	    db_bind_viewer(runs, 1, viewer) < 0)
 		return db_error(m, err, "manifest: statistics");
-	while ((rc = sqlite3_step(mods)) == SQLITE_ROW) {
+	while ((rc = db_step(mods)) == DB_ROW) {
 		int st = manifest_state_parse(
-			(const char *)sqlite3_column_text(mods, 0));
+			db_column_text(mods, 0));
 		if (st >= 0)
-			out->modules[st] = (uint64_t)sqlite3_column_int64(mods,
+			out->modules[st] = (uint64_t)db_column_int64(mods,
 									  1);
 	}
-	if (rc != SQLITE_DONE || sqlite3_step(runs) != SQLITE_ROW)
+	if (rc != DB_DONE || db_step(runs) != DB_ROW)
 		return db_error(m, err, "manifest: statistics");
-	out->runs = (uint64_t)sqlite3_column_int64(runs, 0);
-	out->runs_running = (uint64_t)sqlite3_column_int64(runs, 1);
+	out->runs = (uint64_t)db_column_int64(runs, 0);
+	out->runs_running = (uint64_t)db_column_int64(runs, 1);
 	if (db_query_int(m, "SELECT count(*) FROM events", &events, err) < 0)
 		return al_error_prefix(err, "manifest: statistics");
 	out->events = (uint64_t)events;

@@ -22,18 +22,18 @@ static int next_expired(struct manifest *m, int64_t cutoff, int64_t *id,
 			char sha256[MANIFEST_SHA256_HEX + 1],
 			struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_EXPIRED_MODULE, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_EXPIRED_MODULE, err);
 	int rc;
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, cutoff);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE)
+	db_bind_int64(s, 1, cutoff);
+	rc = db_step(s);
+	if (rc == DB_DONE)
 		return 0;
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return db_error(m, err, "find expired modules");
-	*id = sqlite3_column_int64(s, 0);
+	*id = db_column_int64(s, 0);
 	db_column_copy(s, 1, sha256, MANIFEST_SHA256_HEX + 1);
 	return 1;
 }
@@ -44,7 +44,7 @@ static const char SQL_EXPIRED_RUNS[] =
 static int retention(struct manifest *m, unsigned days, int64_t now_ms,
 		     struct manifest_removed *removed, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *runs = NULL;
+	_cleanup_stmt_ struct db_stmt *runs = NULL;
 	int64_t cutoff = now_ms - (int64_t)days * AL_DAY_MS, id = 0;
 	char sha256[MANIFEST_SHA256_HEX + 1], reason[96];
 	int rc;
@@ -65,10 +65,10 @@ static int retention(struct manifest *m, unsigned days, int64_t now_ms,
 	runs = db_stmt(m, SQL_EXPIRED_RUNS, err);
 	if (runs == NULL)
 		return -1;
-	sqlite3_bind_int64(runs, 1, cutoff);
+	db_bind_int64(runs, 1, cutoff);
 	if (db_step_done(m, runs, "delete old runs", err) < 0)
 		return -1;
-	removed->runs += (uint64_t)sqlite3_changes(m->db);
+	removed->runs += (uint64_t)db_changes(runs);
 	return 0;
 }
 

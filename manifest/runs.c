@@ -51,15 +51,19 @@ static const char SQL_RUN_BEGIN[] =
 	"INSERT INTO runs (module_id, started_ms, verdict, policy_hash,"
 	" requested_uid)"
 	" SELECT ?1, ?2, 'running', ?3, ?4 FROM modules"
-	" WHERE id = ?1 AND state IN ('validating', 'active')";
+	" WHERE id = ?1 AND state IN ('validating', 'active')"
+	" RETURNING id";
 
 static const char SQL_RUN_RECORD[] =
 	"INSERT INTO runs (module_id, started_ms, policy_hash, requested_uid,"
 	" ended_ms, verdict, exit_code, signal, syscall, wall_ms, cpu_ms,"
 	" peak_memory_bytes, stdout_truncated, stderr_truncated,"
 	" stderr_excerpt)"
-	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-	" ?15 FROM modules WHERE id = ?1 AND state IN ('validating', 'active')";
+	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, CAST(?7 AS INTEGER),"
+	" CAST(?8 AS INTEGER), ?9, CAST(?10 AS DOUBLE PRECISION),"
+	" CAST(?11 AS DOUBLE PRECISION), ?12, ?13, ?14, CAST(?15 AS BLOB)"
+	" FROM modules WHERE id = ?1 AND state IN ('validating', 'active')"
+	" RETURNING id";
 
 static const char SQL_RUN_FINISH[] =
 	"UPDATE runs SET ended_ms = ?5, verdict = ?6, exit_code = ?7,"
@@ -68,47 +72,47 @@ static const char SQL_RUN_FINISH[] =
 	" stderr_truncated = ?14, stderr_excerpt = ?15"
 	" WHERE id = ?16 AND verdict = 'running'";
 
-static void bind_start(sqlite3_stmt *s, const struct manifest_run_start *st,
+static void bind_start(struct db_stmt *s, const struct manifest_run_start *st,
 		       int64_t started)
 {
-	sqlite3_bind_int64(s, 1, st->module_id);
-	sqlite3_bind_int64(s, 2, started);
+	db_bind_int64(s, 1, st->module_id);
+	db_bind_int64(s, 2, started);
 	db_bind_text(s, 3, st->policy_hash);
-	sqlite3_bind_int64(s, 4, st->uid);
+	db_bind_int64(s, 4, st->uid);
 }
 
-static void bind_double(sqlite3_stmt *s, int idx, double v)
+static void bind_finite(struct db_stmt *s, int idx, double v)
 {
 	if (isfinite(v))
-		sqlite3_bind_double(s, idx, v);
+		db_bind_double(s, idx, v);
 }
 
-static void bind_result(sqlite3_stmt *s, const struct manifest_run_result *r,
+static void bind_result(struct db_stmt *s, const struct manifest_run_result *r,
 			int64_t ended)
 {
 	size_t keep = r->stderr_len < MANIFEST_EXCERPT_MAX
 			      ? r->stderr_len
 			      : MANIFEST_EXCERPT_MAX;
 
-	sqlite3_bind_int64(s, 5, ended);
+	db_bind_int64(s, 5, ended);
 	db_bind_text(s, 6, r->verdict);
 	if (r->exit_code >= 0)
-		sqlite3_bind_int(s, 7, r->exit_code);
+		db_bind_int64(s, 7, r->exit_code);
 	if (r->signal > 0)
-		sqlite3_bind_int(s, 8, r->signal);
+		db_bind_int64(s, 8, r->signal);
 	if (r->syscall != NULL && r->syscall[0] != '\0')
 		db_bind_text(s, 9, r->syscall);
-	bind_double(s, 10, r->wall_ms);
-	bind_double(s, 11, r->cpu_ms);
-	sqlite3_bind_int64(s, 12, r->peak_memory_bytes > INT64_MAX
+	bind_finite(s, 10, r->wall_ms);
+	bind_finite(s, 11, r->cpu_ms);
+	db_bind_int64(s, 12, r->peak_memory_bytes > INT64_MAX
 					  ? INT64_MAX
 					  : (int64_t)r->peak_memory_bytes);
-	sqlite3_bind_int(s, 13, r->stdout_truncated);
-	sqlite3_bind_int(s, 14, r->stderr_truncated);
+	db_bind_int64(s, 13, r->stdout_truncated);
+	db_bind_int64(s, 14, r->stderr_truncated);
 	/* the end of stderr: where a traceback or a panic message is */
 	if (keep > 0)
-		sqlite3_bind_blob(s, 15, r->stderr_data + r->stderr_len - keep,
-				  (int)keep, SQLITE_STATIC);
+		db_bind_blob(s, 15, r->stderr_data + r->stderr_len - keep,
+			     keep);
 }
 
 /* Why module `id` cannot run. */
@@ -130,7 +134,7 @@ static int insert(struct manifest *m, const char *sql,
 		  const struct manifest_run_result *r, int64_t *run_id,
 		  struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_stmt_ struct db_stmt *s = NULL;
 	int64_t now = manifest_now_ms(), started, ended;
 
 	if (db_writable(m, err) < 0 || check_start(st, err) < 0 ||
@@ -150,13 +154,14 @@ static int insert(struct manifest *m, const char *sql,
 		bind_result(s, r, ended);
 	if (db_sync_light(m, true, err) < 0)
 		return -1;
-	int rc = db_step_done(m, s, "insert the run", err);
+	int64_t id = 0;
+	int rc = db_insert_id(m, s, "insert the run", &id, err);
 	if (db_sync_light(m, false, rc < 0 ? NULL : err) < 0 || rc < 0)
 		return -1;
-	if (sqlite3_changes(m->db) == 0)
+	if (id == 0)
 		return not_runnable(m, st->module_id, err);
 	if (run_id != NULL)
-		*run_id = sqlite3_last_insert_rowid(m->db);
+		*run_id = id;
 	return 0;
 }
 
@@ -184,7 +189,7 @@ int manifest_run_record(struct manifest *m, const struct manifest_run_start *s,
 static int finish(struct manifest *m, int64_t run_id,
 		  const struct manifest_run_result *r, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct manifest_run run;
 
 	if (db_writable(m, err) < 0 || check_result(r, err) < 0)
@@ -193,13 +198,13 @@ static int finish(struct manifest *m, int64_t run_id,
 	if (s == NULL)
 		return -1;
 	bind_result(s, r, r->ended_ms ? r->ended_ms : manifest_now_ms());
-	sqlite3_bind_int64(s, 16, run_id);
+	db_bind_int64(s, 16, run_id);
 	if (db_sync_light(m, true, err) < 0)
 		return -1;
 	int rc = db_step_done(m, s, "update the run", err);
 	if (db_sync_light(m, false, rc < 0 ? NULL : err) < 0 || rc < 0)
 		return -1;
-	if (sqlite3_changes(m->db) == 1)
+	if (db_changes(s) == 1)
 		return 0;
 	if (manifest_run_get(m, run_id, &run, err) < 0)
 		return -1;
@@ -220,7 +225,7 @@ int manifest_run_finish(struct manifest *m, int64_t run_id,
 int manifest_run_interrupt(struct manifest *m, int64_t run_id,
 			   struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct manifest_run run;
 
 	if (db_writable(m, err) < 0)
@@ -231,11 +236,11 @@ int manifest_run_interrupt(struct manifest *m, int64_t run_id,
 		    err);
 	if (s == NULL)
 		goto fail;
-	sqlite3_bind_int64(s, 1, manifest_now_ms());
-	sqlite3_bind_int64(s, 2, run_id);
+	db_bind_int64(s, 1, manifest_now_ms());
+	db_bind_int64(s, 2, run_id);
 	if (db_step_done(m, s, "mark the run interrupted", err) < 0)
 		goto fail;
-	if (sqlite3_changes(m->db) == 1)
+	if (db_changes(s) == 1)
 		return 0;
 	if (manifest_run_get(m, run_id, &run, err) == 0)
 		al_error_set(err, EINVAL, "it is not running (verdict %s)",
@@ -247,7 +252,7 @@ fail:
 
 int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(
 		m,
 		"UPDATE runs SET verdict = 'interrupted', ended_ms = ?1"
 		" WHERE verdict = 'running'",
@@ -255,7 +260,7 @@ int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 
 	if (s == NULL)
 		return -1;
-	sqlite3_bind_int64(s, 1, manifest_now_ms());
+	db_bind_int64(s, 1, manifest_now_ms());
 	return db_step_done(m, s, "mark interrupted runs", err);
 }
 
@@ -267,33 +272,32 @@ int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 	" r.peak_memory_bytes, r.stdout_truncated, r.stderr_truncated,"       \
 	" r.policy_hash, r.requested_uid, r.stderr_excerpt"
 
-static void run_from_row(sqlite3_stmt *s, struct manifest_run *out)
+static void run_from_row(struct db_stmt *s, struct manifest_run *out)
 {
 	const void *blob;
 	size_t n;
 
 	memset(out, 0, sizeof(*out));
-	out->id = sqlite3_column_int64(s, 0);
-	out->module_id = sqlite3_column_int64(s, 1);
+	out->id = db_column_int64(s, 0);
+	out->module_id = db_column_int64(s, 1);
 	db_column_copy(s, 2, out->module_name, sizeof(out->module_name));
-	out->module_version = sqlite3_column_int64(s, 3);
-	out->started_ms = sqlite3_column_int64(s, 4);
-	out->ended_ms = sqlite3_column_int64(s, 5);
+	out->module_version = db_column_int64(s, 3);
+	out->started_ms = db_column_int64(s, 4);
+	out->ended_ms = db_column_int64(s, 5);
 	db_column_copy(s, 6, out->verdict, sizeof(out->verdict));
-	out->has_exit_code = sqlite3_column_type(s, 7) != SQLITE_NULL;
-	out->exit_code = out->has_exit_code ? sqlite3_column_int(s, 7) : -1;
-	out->signal = sqlite3_column_int(s, 8);
+	out->has_exit_code = !db_column_null(s, 7);
+	out->exit_code = out->has_exit_code ? (int)db_column_int64(s, 7) : -1;
+	out->signal = (int)db_column_int64(s, 8);
 	db_column_copy(s, 9, out->syscall, sizeof(out->syscall));
-	out->has_usage = sqlite3_column_type(s, 10) != SQLITE_NULL;
-	out->wall_ms = sqlite3_column_double(s, 10);
-	out->cpu_ms = sqlite3_column_double(s, 11);
-	out->peak_memory_bytes = (uint64_t)sqlite3_column_int64(s, 12);
-	out->stdout_truncated = sqlite3_column_int(s, 13) != 0;
-	out->stderr_truncated = sqlite3_column_int(s, 14) != 0;
+	out->has_usage = !db_column_null(s, 10);
+	out->wall_ms = db_column_double(s, 10);
+	out->cpu_ms = db_column_double(s, 11);
+	out->peak_memory_bytes = (uint64_t)db_column_int64(s, 12);
+	out->stdout_truncated = (int)db_column_int64(s, 13) != 0;
+	out->stderr_truncated = (int)db_column_int64(s, 14) != 0;
 	db_column_copy(s, 15, out->policy_hash, sizeof(out->policy_hash));
-	out->uid = (uint32_t)sqlite3_column_int64(s, 16);
-	blob = sqlite3_column_blob(s, 17);
-	n = (size_t)sqlite3_column_bytes(s, 17);
+	out->uid = (uint32_t)db_column_int64(s, 16);
+	blob = db_column_blob(s, 17, &n);
 	if (blob != NULL) {
 		out->stderr_excerpt_len = n < sizeof(out->stderr_excerpt)
 						  ? n
@@ -305,8 +309,9 @@ static void run_from_row(sqlite3_stmt *s, struct manifest_run *out)
 static const char SQL_RUNS[] =
 	"SELECT " RUN_COLUMNS
 	" FROM runs r JOIN modules m ON m.id = r.module_id"
-	" WHERE (?1 IS NULL OR m.name = ?1) AND (?2 = 0 OR r.module_id = ?2)"
-	" AND r.started_ms >= ?3 AND (?4 IS NULL OR r.verdict = ?4)"
+	" WHERE (CAST(?1 AS TEXT) IS NULL OR m.name = ?1)"
+	" AND (?2 = 0 OR r.module_id = ?2) AND r.started_ms >= ?3"
+	" AND (CAST(?4 AS TEXT) IS NULL OR r.verdict = ?4)"
 	" AND " VIEWER_SEES("?6", "?7", "m.owner_uid", "m.owner_gid")
 	" ORDER BY r.id DESC LIMIT ?5";
 
@@ -314,7 +319,7 @@ int manifest_runs(struct manifest *m, const struct manifest_run_filter *f,
 		  manifest_run_fn fn, void *arg, struct al_error *err)
 {
 	static const struct manifest_run_filter all = { 0 };
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_RUNS, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_RUNS, err);
 	struct manifest_run run;
 	int rc, count = 0;
 
@@ -323,19 +328,19 @@ int manifest_runs(struct manifest *m, const struct manifest_run_filter *f,
 	if (f == NULL)
 		f = &all;
 	db_bind_text(s, 1, f->name);
-	sqlite3_bind_int64(s, 2, f->module_id);
-	sqlite3_bind_int64(s, 3, f->since_ms);
+	db_bind_int64(s, 2, f->module_id);
+	db_bind_int64(s, 3, f->since_ms);
 	db_bind_text(s, 4, f->verdict);
-	sqlite3_bind_int64(s, 5, f->limit == 0 ? -1 : (int64_t)f->limit);
+	db_bind_int64(s, 5, f->limit == 0 ? INT64_MAX : (int64_t)f->limit);
 	if (db_bind_viewer(s, 6, f->viewer) < 0)
 		return db_error(m, err, "manifest: runs");
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		run_from_row(s, &run);
 		count++;
 		if (fn != NULL && fn(&run, arg) != 0)
 			return count;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return db_error(m, err, "manifest: runs");
 	return count;
 }
@@ -348,19 +353,19 @@ static const char SQL_RUN_BY_ID[] =
 int manifest_run_get(struct manifest *m, int64_t id, struct manifest_run *out,
 		     struct al_error *err)
 {
-	_cleanup_stmt_ sqlite3_stmt *s = db_stmt(m, SQL_RUN_BY_ID, err);
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_RUN_BY_ID, err);
 	int rc;
 
 	if (s == NULL)
 		return al_error_prefix(err, "manifest: run %lld",
 				       (long long)id);
-	sqlite3_bind_int64(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	db_bind_int64(s, 1, id);
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		run_from_row(s, out);
 		return 0;
 	}
-	if (rc == SQLITE_DONE)
+	if (rc == DB_DONE)
 		return al_error_set(err, ENOENT, "manifest: no run %lld",
 				    (long long)id);
 	return db_error(m, err, "manifest: run %lld", (long long)id);

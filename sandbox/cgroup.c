@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox/internal.h"
@@ -274,6 +275,33 @@ static int kill_members(int dir_fd)
 	return killed;
 }
 
+/* A stale cgroup's members were just SIGKILLed; under load they take a
+ * while to exit and be reaped by whoever inherited them, and rmdir says
+ * EBUSY until then. Wait for that, bounded, rather than leave the
+ * directory to the next sweep. */
+enum { SWEEP_WAIT_MS = 500 };
+
+static int remove_stale_dir(const char *path, int killed)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (cgroup_remove_dir(path) == 0)
+			return 0;
+		if (errno != EBUSY || killed == 0)
+			return -1;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ms = (now.tv_sec - start.tv_sec) * 1000 +
+			  (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (ms >= SWEEP_WAIT_MS) {
+			errno = EBUSY;
+			return -1;
+		}
+		struct timespec pause = { 0, 5 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+	}
+}
+
 static int sweep_base(int base_fd, const char *base,
 		      void (*fn)(const char *, int, int, void *), void *arg)
 {
@@ -299,7 +327,7 @@ static int sweep_base(int base_fd, const char *base,
 				 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		int killed = dir < 0 ? 0 : kill_members(dir);
 		al_closep(&dir);
-		int rc = cgroup_remove_dir(path);
+		int rc = remove_stale_dir(path, killed);
 		if (rc == 0)
 			removed++;
 		if (fn)

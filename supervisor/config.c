@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "manifest/manifest.h"
 #include "policy/policy.h"
 #include "sandbox/sandbox.h"
 #include "supervisor/supervisor.h"
@@ -375,9 +376,11 @@ int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 
 /* ------------------------------------------------------------- checks */
 
-/* DATABASE_URL may only name the manifest airlockd uses anyway:
- * STATE_DIR/manifest.db, as a path or sqlite:PATH / sqlite://PATH;
- * a relative path is taken inside the state directory. */
+/* DATABASE_URL names a PostgreSQL server (postgresql://, postgres://:
+ * libpq's URL, checked here without connecting), or the manifest
+ * airlockd uses anyway: STATE_DIR/manifest.db, as a path or sqlite:PATH /
+ * sqlite://PATH; a relative path is taken inside the state directory.
+ * The value is never quoted back: it may hold a password. */
 static int check_database_url(const struct supervisor_config *cfg,
 			      struct al_error *err)
 {
@@ -386,6 +389,8 @@ static int check_database_url(const struct supervisor_config *cfg,
 
 	if (!url || !*url)
 		return 0;
+	if (manifest_url_is_server(url))
+		return manifest_url_check(url, err);
 	if (strncmp(path, "sqlite://", 9) == 0)
 		path += 9;
 	else if (strncmp(path, "sqlite:", 7) == 0)
@@ -417,10 +422,17 @@ static int check_database_url(const struct supervisor_config *cfg,
 			return 0;
 	}
 	return al_error_set(err, EINVAL,
-			    "DATABASE_URL: \"%.128s\": only the SQLite file in "
-			    "the state directory is supported (%s/manifest.db, "
-			    "or leave DATABASE_URL unset)",
-			    url, cfg->state_dir);
+			    "DATABASE_URL: expected a PostgreSQL server "
+			    "(postgresql://HOST/DATABASE) or the SQLite file in "
+			    "the state directory (%s/manifest.db, or leave "
+			    "DATABASE_URL unset)",
+			    cfg->state_dir);
+}
+
+const char *supervisor_config_server_url(const struct supervisor_config *cfg)
+{
+	return manifest_url_is_server(cfg->database_url) ? cfg->database_url
+							   : NULL;
 }
 
 /* Try the default-policy overrides on the policy they apply to, so a

@@ -177,7 +177,9 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		*slash = '\0';
 	bool made_sock_dir = slash && slash != sock_dir &&
 			     stat(sock_dir, &st) < 0 && errno == ENOENT;
-	s->m = manifest_open(cfg->state_dir, MANIFEST_READ_WRITE, err);
+	s->m = manifest_open_at(cfg->state_dir,
+				supervisor_config_server_url(cfg),
+				MANIFEST_READ_WRITE, err);
 	if (!s->m)
 		goto fail;
 	runs_repair(s);

@@ -235,6 +235,9 @@ static void op_status(struct op_ctx *x)
 	manifest_time_format(started, false, t);
 	json_kv_string(&jb, "started", t);
 	json_kv_string(&jb, "state_dir", s->cfg.state_dir);
+	/* the server's URL without its password (manifest_where()) */
+	json_kv_string(&jb, "manifest_backend", manifest_backend(s->m));
+	json_kv_string(&jb, "manifest_database", manifest_where(s->m));
 	isolation_json(&jb, s);
 	json_kv_bool(&jb, "stopping", s->stopping);
 	json_kv_uint(&jb, "active_runs", s->nactive);

@@ -130,7 +130,8 @@ const struct supervisor_setting supervisor_settings[] = {
 	{ NULL, "PROM_API_KEY", SET_STRING, FIELD(prom_api_key),
 	  .help = "the key GET /metrics requires (x-api-key)" },
 	{ NULL, "DATABASE_URL", SET_STRING, FIELD(database_url),
-	  .help = "the manifest: only the SQLite file in the state directory" },
+	  .help = "the manifest: the SQLite file in the state directory, or "
+		  "postgresql://..." },
 	{ "config", NULL, SET_CONFIG, FIELD(config_path), .arg = "FILE",
 	  .help = "NAME=VALUE lines of the variables; over the environment, "
 		  "under the flags; SIGHUP reads it again" },

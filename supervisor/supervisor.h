@@ -297,7 +297,8 @@ struct supervisor_config {
 		uint32_t base, count;
 	} uid_range;
 	const char *prom_api_key;   /* PROM_API_KEY, borrowed, or NULL */
-	const char *database_url;   /* DATABASE_URL, borrowed, or NULL */
+	const char *database_url;   /* DATABASE_URL, borrowed, or NULL;
+				       secret (a password): never print it */
 	/* --config FILE: its text owns the strings taken from it */
 	const char *config_path;
 	char *config_text;
@@ -396,6 +397,9 @@ void supervisor_format_listen(const struct sockaddr_storage *ss, char *buf,
  * default-policy overrides tried on the "default" policy. */
 int supervisor_config_check(const struct supervisor_config *cfg,
 			    struct al_error *err);
+/* DATABASE_URL when it names a server (the manifest's URL), else NULL:
+ * the state directory's SQLite file. */
+const char *supervisor_config_server_url(const struct supervisor_config *cfg);
 struct al_policy;
 /* SANDBOX_MEM_MB / SANDBOX_TIMEOUT_MS onto `p` (the "default" policy). */
 int supervisor_config_apply_policy(const struct supervisor_config *cfg,

@@ -39,6 +39,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	cli_save_argv(argv);
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;

@@ -64,6 +64,14 @@ struct json_node;
  * $AIRLOCK_STATE_DIR, else the default. Borrowed. */
 const char *cli_socket_path(const char *flag);
 const char *cli_state_dir(const char *flag);
+/* The manifest, read-only: the state directory's SQLite file, or the
+ * PostgreSQL server $DATABASE_URL names. The static CLI has no libpq: it
+ * runs the same command in airlock-pg instead (cli_save_argv() keeps the
+ * arguments for that). */
+struct manifest;
+struct manifest *cli_manifest_open(const char *state_dir,
+				   struct al_error *err);
+void cli_save_argv(char **argv);
 
 /* A connected socket (caller closes), or -1 with err (errnum from
  * connect: ENOENT, ECONNREFUSED when no daemon answers). */

@@ -4,6 +4,8 @@
  * Every client command shares this.
  */
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,60 @@ const char *cli_state_dir(const char *flag)
 	if (!flag || !*flag)
 		flag = getenv("AIRLOCK_STATE_DIR");
 	return flag && *flag ? flag : MANIFEST_DEFAULT_STATE_DIR;
+}
+
+#ifndef AIRLOCK_LIBEXEC_DIR
+#define AIRLOCK_LIBEXEC_DIR "/usr/local/libexec/airlock"
+#endif
+
+static char **saved_argv;
+
+void cli_save_argv(char **argv)
+{
+	saved_argv = argv;
+}
+
+/* This program has no libpq (the static CLI): the same command again in
+ * airlock-pg, the CLI linked with it, found beside this program (a build
+ * tree), then where make install puts it. Returns only on failure. */
+static int exec_with_postgres(struct al_error *err)
+{
+	char self[PATH_MAX], path[PATH_MAX + 16];
+	const char *dirs[2] = { NULL, AIRLOCK_LIBEXEC_DIR };
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		dirs[0] = dirname(self);
+	}
+	fflush(NULL);
+	for (size_t i = 0; saved_argv != NULL && i < 2; i++) {
+		if (dirs[i] == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/airlock-pg", dirs[i]);
+		execv(path, saved_argv);
+	}
+	return al_error_set(err, ENOTSUP,
+			    "DATABASE_URL names a PostgreSQL server, and this "
+			    "airlock has no PostgreSQL support; its companion "
+			    "airlock-pg (in %s) is missing",
+			    AIRLOCK_LIBEXEC_DIR);
+}
+
+struct manifest *cli_manifest_open(const char *state_dir,
+				   struct al_error *err)
+{
+	const char *url = getenv("DATABASE_URL");
+
+	/* a sqlite: URL names the state directory's file (airlockd refuses
+	 * any other), which --state-dir already says */
+	if (!manifest_url_is_server(url))
+		url = NULL;
+	if (url != NULL && !manifest_url_supported(url)) {
+		exec_with_postgres(err);
+		return NULL;
+	}
+	return manifest_open_at(state_dir, url, MANIFEST_READ_ONLY, err);
 }
 
 int cli_connect(const char *path, struct al_error *err)

@@ -160,7 +160,7 @@ static struct manifest *open_read_only(const struct options *o)
 		dir = getenv("AIRLOCK_STATE_DIR");
 	if (dir == NULL || *dir == '\0')
 		dir = MANIFEST_DEFAULT_STATE_DIR;
-	m = manifest_open(dir, MANIFEST_READ_ONLY, &err);
+	m = cli_manifest_open(dir, &err);
 	if (m == NULL)
 		fprintf(stderr, "airlock %s: %s\n", o->command, err.msg);
 	return m;

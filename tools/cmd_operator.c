@@ -239,8 +239,8 @@ static int offline_one(const struct manifest_feed_event *ev, void *arg)
 static int events_offline(struct ops_opts *o, int64_t since,
 			  struct cli_response *r, struct al_error *err)
 {
-	struct manifest *m = manifest_open(cli_state_dir(o->state_dir),
-					   MANIFEST_READ_ONLY, err);
+	struct manifest *m = cli_manifest_open(cli_state_dir(o->state_dir),
+					       err);
 	struct manifest_feed_filter f = { .since_ms = since,
 					  .limit = o->has_limit ? o->limit : 20 };
 	struct json_buf jb;
@@ -539,8 +539,7 @@ static int audit(struct ops_opts *o)
 		fprintf(stderr, "airlock audit: --since: %s\n", err.msg);
 		return CLI_EXIT_USAGE;
 	}
-	a.m = manifest_open(cli_state_dir(o->state_dir), MANIFEST_READ_ONLY,
-			    &err);
+	a.m = cli_manifest_open(cli_state_dir(o->state_dir), &err);
 	if (!a.m) {
 		fprintf(stderr, "airlock audit: %s\n", err.msg);
 		return 125;

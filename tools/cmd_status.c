@@ -55,7 +55,7 @@ static int offline_status(const struct status_opts *o, const char *why,
 			  struct cli_response *r, struct al_error *err)
 {
 	const char *dir = cli_state_dir(o->state_dir);
-	struct manifest *m = manifest_open(dir, MANIFEST_READ_ONLY, err);
+	struct manifest *m = cli_manifest_open(dir, err);
 	int64_t now = manifest_now_ms(), since = now - AL_DAY_MS;
 	uint64_t reset_hour = 0;
 	struct json_buf jb;
@@ -74,6 +74,8 @@ static int offline_status(const struct status_opts *o, const char *why,
 	json_kv_string(&jb, "daemon_error", why);
 	json_kv_string(&jb, "version", AIRLOCK_VERSION);
 	json_kv_string(&jb, "state_dir", dir);
+	json_kv_string(&jb, "manifest_backend", manifest_backend(m));
+	json_kv_string(&jb, "manifest_database", manifest_where(m));
 	if (statvfs(dir, &vfs) == 0) {
 		json_kv_uint(&jb, "state_dir_free_bytes",
 			     (uint64_t)vfs.f_bavail * vfs.f_frsize);
@@ -247,6 +249,10 @@ static void print_state_dir(FILE *f, const struct cli_response *r)
 		fprintf(f, "  %-20s %s\n", "state directory",
 			str(r, NULL, "state_dir"));
 	}
+	if (get(r, NULL, "manifest_database"))
+		fprintf(f, "  %-20s %s (%s)\n", "manifest",
+			str(r, NULL, "manifest_database"),
+			str(r, NULL, "manifest_backend"));
 }
 
 static void print_active(FILE *f, const struct cli_response *r)

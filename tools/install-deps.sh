@@ -34,6 +34,9 @@ have_pc libcgroup || add libcgroup-dev
 have_pc nettle || add nettle-dev
 have_pc inih || add libinih-dev
 have_pc sqlite3 || add libsqlite3-dev
+# the PostgreSQL manifest backend (libpq), and the server its tests start
+have_pc libpq || add libpq-dev
+have_file /usr/lib/postgresql/15/bin/initdb || add postgresql
 have_pc cmocka || add libcmocka-dev
 # airlockd's HTTP endpoint (/metrics, /healthz, /ready)
 have_pc libmicrohttpd || add libmicrohttpd-dev

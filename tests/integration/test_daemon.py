@@ -552,7 +552,8 @@ BAD_ENV = [
     ("ARCHIVE_RETENTION_DAYS", "-1"), ("LOG_LEVEL", "verbose"),
     ("LOG_PRETTY", "yes"), ("QUOTA_RESET_HOUR", "24"),
     ("METRICS_PORT", "65536"), ("METRICS_PORT", "http"),
-    ("PROM_API_KEY", "short"), ("DATABASE_URL", "postgres://db/airlock"),
+    ("PROM_API_KEY", "short"), ("DATABASE_URL", "postgres:///airlock"),
+    ("DATABASE_URL", "mysql://db/airlock"),
     ("DATABASE_URL", "sqlite:///tmp/elsewhere.db"),
 ]
 

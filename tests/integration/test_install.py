@@ -52,6 +52,8 @@ EXPECTED = {
     "usr/share/doc/airlock/alerts.yml": 0o644,
 }
 EXPECTED.update({f"usr/share/airlock/policies/{p}": 0o644 for p in POLICIES})
+# the CLI linked with libpq, for a PostgreSQL DATABASE_URL
+EXPECTED["usr/libexec/airlock/airlock-pg"] = 0o755
 # the jail's init helper: built on x86-64 only; root's, executable by all,
 # readable by nobody else (sandbox/host.c trusts nothing looser)
 if os.uname().machine == "x86_64":
@@ -122,7 +124,8 @@ def t_install_tree():
         check(not extra, f"installed but not expected: {extra}")
         for path, mode in EXPECTED.items():
             check_eq(oct(found[path]), oct(mode), f"mode of {path}")
-        built = [("airlock", "usr/bin"), ("airlockd", "usr/sbin")]
+        built = [("airlock", "usr/bin"), ("airlockd", "usr/sbin"),
+                 ("airlock-pg", "usr/libexec/airlock")]
         if "usr/libexec/airlock/airlock-init" in EXPECTED:
             built.append(("airlock-init", "usr/libexec/airlock"))
         for name, where in built:

@@ -9,6 +9,15 @@
  * commands (`airlock list|show|runs|manifest`) on a directory the tests
  * filled.
  *
+ * The tests of the manifest API run twice: on the SQLite backend, and on
+ * a real PostgreSQL server (a fresh database per test) when
+ * AIRLOCK_TEST_PG_URL names one, as tests/run.sh does with the cluster
+ * tests/pg.sh starts (without it the PostgreSQL group is skipped, and
+ * fails under CI=true). Tests of what only SQLite has (the file, WAL,
+ * backup, a full disk under the file) run on SQLite only; the bad-URL and
+ * password tests, the schema comparison and the writer's lock on the
+ * server are PostgreSQL's own.
+ *
  * MANIFEST_TEST_KEEP_DIR=DIR makes the command-line test fill DIR and
  * leave it, to try `airlock list --state-dir DIR` by hand.
  * MANIFEST_CRASH_SEED=N repeats a crash-injection run.
@@ -28,6 +37,7 @@
 #include <limits.h>
 #include <nettle/sha2.h>
 #include <signal.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +66,11 @@
 
 /* manifest/schema_sql.S: the schema text, migrations and all. */
 extern const char manifest_schema_sql[];
+
+/* The backend under test: NULL for SQLite, or the URL of this test's
+ * PostgreSQL database. */
+static const char *backend_url;
+static char pg_url[1024];
 
 struct fixture {
 	char root[64];   /* the temporary directory */
@@ -110,6 +125,78 @@ static bool ci(void)
 	return v != NULL && strcmp(v, "true") == 0;
 }
 
+static struct manifest *test_open(const char *dir, enum manifest_mode mode,
+				  struct al_error *err)
+{
+	return manifest_open_at(dir, backend_url, mode, err);
+}
+
+/* The server's URL with another database name in place of "airlock". */
+static void url_for(const char *db, char *buf, size_t len)
+{
+	const char *base = getenv("AIRLOCK_TEST_PG_URL");
+	const char *q = strchr(base, '?');
+
+	snprintf(buf, len, "postgresql:///%s%s", db, q ? q : "");
+}
+
+static PGconn *pg_connect_db(const char *db)
+{
+	char url[1024];
+	PGconn *c;
+
+	url_for(db, url, sizeof(url));
+	c = PQconnectdb(url);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect %s: %s", url, PQerrorMessage(c));
+	return c;
+}
+
+static void quiet(void *arg, const char *message)
+{
+}
+
+static void pg_exec(PGconn *c, const char *text)
+{
+	PGresult *r;
+	ExecStatusType st;
+
+	PQsetNoticeProcessor(c, quiet, NULL);
+	r = PQexec(c, text);
+	st = PQresultStatus(r);
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", text, PQerrorMessage(c));
+	PQclear(r);
+}
+
+/* A fresh database for each PostgreSQL test. */
+static int setup_pg(void **state)
+{
+	char name[64], text[160];
+	PGconn *c;
+
+	if (setup(state) < 0)
+		return -1;
+	snprintf(name, sizeof(name), "airlock_unit_%d", (int)getpid());
+	c = pg_connect_db("airlock");
+	snprintf(text, sizeof(text), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+		 name);
+	pg_exec(c, text);
+	snprintf(text, sizeof(text), "CREATE DATABASE %s", name);
+	pg_exec(c, text);
+	PQfinish(c);
+	url_for(name, pg_url, sizeof(pg_url));
+	backend_url = pg_url;
+	return 0;
+}
+
+static int teardown_pg(void **state)
+{
+	backend_url = NULL;
+	return teardown(state);
+}
+
 /* A test that cannot run here: skipped with the reason, failed under CI. */
 static void skip_because(const char *why)
 {
@@ -122,7 +209,7 @@ static void skip_because(const char *why)
 static struct manifest *open_rw(const char *dir)
 {
 	struct al_error err = { 0 };
-	struct manifest *m = manifest_open(dir, MANIFEST_READ_WRITE, &err);
+	struct manifest *m = test_open(dir, MANIFEST_READ_WRITE, &err);
 
 	if (m == NULL)
 		fail_msg("open %s: %s", dir, err.msg);
@@ -132,7 +219,7 @@ static struct manifest *open_rw(const char *dir)
 static struct manifest *open_ro(const char *dir)
 {
 	struct al_error err = { 0 };
-	struct manifest *m = manifest_open(dir, MANIFEST_READ_ONLY, &err);
+	struct manifest *m = test_open(dir, MANIFEST_READ_ONLY, &err);
 
 	if (m == NULL)
 		fail_msg("open %s read-only: %s", dir, err.msg);
@@ -300,6 +387,14 @@ static void sql(const struct fixture *fx, const char *text)
 	sqlite3 *db;
 	char *msg = NULL;
 
+	if (backend_url != NULL) {
+		PGconn *c = PQconnectdb(backend_url);
+		assert_int_equal(PQstatus(c), CONNECTION_OK);
+		pg_exec(c, text);
+		PQfinish(c);
+		return;
+	}
+
 	snprintf(path, sizeof(path), "%s/manifest.db", fx->state);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
@@ -316,6 +411,15 @@ static int64_t raw_count(const struct fixture *fx, const char *query)
 	sqlite3_stmt *s;
 	int64_t n = -1;
 
+	if (backend_url != NULL) {
+		PGconn *c = PQconnectdb(backend_url);
+		PGresult *r = PQexec(c, query);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		PQfinish(c);
+		return n;
+	}
 	snprintf(path, sizeof(path), "%s/manifest.db", fx->state);
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
 			 SQLITE_OK);
@@ -412,7 +516,7 @@ static void test_one_writer(void **state)
 	struct manifest *m = open_rw(fx->state), *r;
 	struct al_error err = { 0 };
 
-	assert_null(manifest_open(fx->state, MANIFEST_READ_WRITE, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_WRITE, &err));
 	assert_non_null(strstr(err.msg, "open read-write; there is one "
 					"writer at a time"));
 	r = open_ro(fx->state); /* readers are never kept out */
@@ -427,11 +531,14 @@ static void test_read_only_needs_a_manifest(void **state)
 	struct fixture *fx = *state;
 	struct al_error err = { 0 };
 
-	assert_null(manifest_open(fx->state, MANIFEST_READ_ONLY, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_ONLY, &err));
 	assert_non_null(strstr(err.msg, "No such file or directory"));
 	assert_int_equal(mkdir(fx->state, 0750), 0);
-	assert_null(manifest_open(fx->state, MANIFEST_READ_ONLY, &err));
-	assert_non_null(strstr(err.msg, "manifest.db: no manifest here yet"));
+	assert_null(test_open(fx->state, MANIFEST_READ_ONLY, &err));
+	assert_non_null(strstr(err.msg, backend_url
+						? "empty, never initialized"
+						: "manifest.db: no manifest "
+						  "here yet"));
 	/* and a read-only open creates nothing */
 	assert_int_equal(count_entries(fx->state, "."), 0);
 }
@@ -484,7 +591,7 @@ static void test_migration_from_first_schema(void **state)
 	write_file(path, content, strlen(content));
 
 	/* read-only: refused, with what to do */
-	assert_null(manifest_open(fx->state, MANIFEST_READ_ONLY, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_ONLY, &err));
 	assert_non_null(strstr(err.msg, "schema 1 is older than this "
 					"airlock's"));
 
@@ -611,10 +718,10 @@ static void test_newer_schema_refused(void **state)
 	snprintf(want, sizeof(want),
 		 "created by a newer airlock (schema 99, this one knows %d)",
 		 manifest_schema_latest());
-	assert_null(manifest_open(fx->state, MANIFEST_READ_WRITE, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_WRITE, &err));
 	assert_non_null(strstr(err.msg, want));
 	assert_non_null(strstr(err.msg, "/manifest.db"));
-	assert_null(manifest_open(fx->state, MANIFEST_READ_ONLY, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_ONLY, &err));
 	assert_non_null(strstr(err.msg, want));
 }
 
@@ -631,7 +738,7 @@ static void test_corrupt_database(void **state)
 	snprintf(path, sizeof(path), "%s/manifest.db", fx->state);
 	write_file(path, noise, sizeof(noise));
 	for (int mode = 0; mode < 2; mode++) {
-		assert_null(manifest_open(fx->state, (enum manifest_mode)mode,
+		assert_null(test_open(fx->state, (enum manifest_mode)mode,
 					  &err));
 		assert_non_null(strstr(err.msg, path));
 		assert_non_null(strstr(err.msg, "not a usable SQLite "
@@ -653,9 +760,9 @@ static void test_foreign_database(void **state)
 	assert_int_equal(mkdir(fx->state, 0750), 0);
 	sql(fx, "CREATE TABLE songs (title TEXT);"
 		" INSERT INTO songs VALUES ('x')");
-	assert_null(manifest_open(fx->state, MANIFEST_READ_WRITE, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_WRITE, &err));
 	assert_non_null(strstr(err.msg, "not an airlock manifest"));
-	assert_null(manifest_open(fx->state, MANIFEST_READ_ONLY, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_ONLY, &err));
 	assert_non_null(strstr(err.msg, "not an airlock manifest"));
 }
 
@@ -1290,7 +1397,7 @@ static void test_backup_and_restore(void **state)
 	/* disaster: the database is destroyed */
 	snprintf(db, sizeof(db), "%s/manifest.db", fx->state);
 	write_file(db, "garbage garbage garbage garbage garbage garbage", 47);
-	assert_null(manifest_open(fx->state, MANIFEST_READ_WRITE, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_WRITE, &err));
 
 	/* restore: the backup in its place, the WAL of the dead one gone */
 	snprintf(cmd, sizeof(cmd), "cp %s %s && rm -f %s-wal %s-shm", backup,
@@ -1481,7 +1588,7 @@ static void test_read_only_state_dir(void **state)
 	assert_int_equal(mount(NULL, fx->mnt, NULL, MS_REMOUNT | MS_RDONLY,
 			       NULL),
 			 0);
-	assert_null(manifest_open(fx->state, MANIFEST_READ_WRITE, &err));
+	assert_null(test_open(fx->state, MANIFEST_READ_WRITE, &err));
 	assert_non_null(strstr(err.msg, "is not writable"));
 	assert_non_null(strstr(err.msg, "Read-only file system"));
 	m = open_ro(fx->state);
@@ -1547,7 +1654,7 @@ static void test_full_disk(void **state)
 static void crash_child(const char *dir, int report)
 {
 	struct al_error err = { 0 };
-	struct manifest *m = manifest_open(dir, MANIFEST_READ_WRITE, &err);
+	struct manifest *m = test_open(dir, MANIFEST_READ_WRITE, &err);
 	struct manifest_run_start s = { .policy_hash = HASH, .uid = 5 };
 	int64_t running = 0;
 
@@ -1679,7 +1786,7 @@ static void test_crash_injection(void **state)
 static void concurrent_writer(const char *dir, int64_t module_id)
 {
 	struct al_error err = { 0 };
-	struct manifest *m = manifest_open(dir, MANIFEST_READ_WRITE, &err);
+	struct manifest *m = test_open(dir, MANIFEST_READ_WRITE, &err);
 	struct manifest_run_start s = { .module_id = module_id,
 					.policy_hash = HASH, .uid = 9 };
 
@@ -1723,7 +1830,7 @@ static int whole_run(const struct manifest_run *r, void *arg)
 static int concurrent_reader(const char *dir, int64_t module_id)
 {
 	struct al_error err = { 0 };
-	struct manifest *m = manifest_open(dir, MANIFEST_READ_ONLY, &err);
+	struct manifest *m = test_open(dir, MANIFEST_READ_ONLY, &err);
 	uint64_t seen = 0;
 	time_t deadline = time(NULL) + 60;
 
@@ -1985,6 +2092,263 @@ static void test_cli_runs_check_backup(void **state)
 	unsetenv("AIRLOCK_STATE_DIR");
 }
 
+/* ------------------------------------------------------------ PostgreSQL */
+
+#define SECRET "s3cr3t-pw"
+
+static void test_url_bad_input(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct {
+		const char *url, *says;
+	} bad[] = {
+		{ "garbage", "unknown kind of database" },
+		{ "mysql://db/airlock", "unknown kind of database" },
+		{ "sqlite:///elsewhere.db", "unknown kind of database" },
+		{ "postgresql://", "names no host" },
+		{ "postgres:///airlock", "names no host" },
+		{ "postgresql://u:" SECRET "@/airlock", "names no host" },
+		{ "postgresql://h/db?bogus=1", "bogus" },
+		{ "postgresql://u:" SECRET "@h/db?bogus=1",
+		  "not a PostgreSQL URL" },
+		{ "postgresql://h/db?password=" SECRET "&bogus=1",
+		  "not a PostgreSQL URL" },
+		{ "postgresql://u:" SECRET "@[::1/db", "not a PostgreSQL URL" },
+	};
+	struct al_error err = { 0 };
+	char shown[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		al_error_clear(&err);
+		assert_int_equal(manifest_url_check(bad[i].url, &err), -1);
+		if (strstr(err.msg, bad[i].says) == NULL)
+			fail_msg("%s: %s", bad[i].url, err.msg);
+		assert_null(strstr(err.msg, SECRET));
+		/* opening it fails the same way and creates nothing */
+		al_error_clear(&err);
+		if (strncmp(bad[i].url, "postgres", 8) != 0) {
+			assert_null(manifest_open_at(fx->state, bad[i].url,
+						     MANIFEST_READ_WRITE,
+						     &err));
+			assert_null(strstr(err.msg, SECRET));
+			assert_int_equal(access(fx->state, F_OK), -1);
+		}
+	}
+	assert_int_equal(manifest_url_check("postgresql://h:5433/db?"
+					    "sslmode=verify-full",
+					    &err),
+			 0);
+	assert_int_equal(manifest_url_check("postgres:///db?host=/run/pg",
+					    &err),
+			 0);
+	manifest_url_redact("postgresql://alice:" SECRET "@db:5432/airlock"
+			    "?sslmode=require&password=" SECRET,
+			    shown, sizeof(shown));
+	assert_string_equal(shown, "postgresql://alice:***@db:5432/airlock"
+				   "?sslmode=require&password=***");
+	manifest_url_redact(SECRET, shown, sizeof(shown));
+	assert_null(strstr(shown, SECRET));
+}
+
+/* A server that is not there: the error names it, never the password. */
+static void test_pg_unreachable_keeps_secret(void **state)
+{
+	struct fixture *fx = *state;
+	struct al_error err = { 0 };
+
+	assert_null(manifest_open_at(fx->state,
+				     "postgresql://alice:" SECRET
+				     "@/airlock?host=/nonexistent&"
+				     "connect_timeout=2",
+				     MANIFEST_READ_WRITE, &err));
+	assert_non_null(strstr(err.msg, "cannot connect"));
+	assert_non_null(strstr(err.msg, "alice:***@"));
+	assert_null(strstr(err.msg, SECRET));
+}
+
+static void test_pg_newer_schema_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct al_error err = { 0 };
+	char want[128];
+
+	manifest_close(open_rw(fx->state));
+	sql(fx, "UPDATE airlock_schema SET version = 99");
+	snprintf(want, sizeof(want),
+		 "created by a newer airlock (schema 99, this one knows %d)",
+		 manifest_schema_latest());
+	assert_null(test_open(fx->state, MANIFEST_READ_WRITE, &err));
+	assert_non_null(strstr(err.msg, want));
+	assert_null(test_open(fx->state, MANIFEST_READ_ONLY, &err));
+	assert_non_null(strstr(err.msg, want));
+}
+
+/* Another application's database: refused, and left as it was. */
+static void test_pg_foreign_database(void **state)
+{
+	struct fixture *fx = *state;
+	struct al_error err = { 0 };
+
+	sql(fx, "CREATE TABLE songs (title TEXT);"
+		" INSERT INTO songs VALUES ('x')");
+	assert_null(test_open(fx->state, MANIFEST_READ_WRITE, &err));
+	assert_non_null(strstr(err.msg, "not an airlock manifest"));
+	assert_null(test_open(fx->state, MANIFEST_READ_ONLY, &err));
+	assert_non_null(strstr(err.msg, "not an airlock manifest"));
+	assert_int_equal(raw_count(fx, "SELECT count(*) FROM songs"), 1);
+	assert_int_equal(raw_count(fx, "SELECT count(*) FROM pg_class"
+				       " WHERE relname = 'modules'"),
+			 0);
+}
+
+static void test_pg_events_are_append_only(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	PGconn *c;
+	PGresult *r;
+
+	make_module(m, "x", "x\n", MANIFEST_ACTIVE);
+	manifest_close(m);
+	c = PQconnectdb(backend_url);
+	r = PQexec(c, "UPDATE events SET reason = 'x'");
+	assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+	assert_non_null(strstr(PQresultErrorMessage(r), "append-only"));
+	PQclear(r);
+	r = PQexec(c, "DELETE FROM feed");
+	assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* One writer per database, whatever state directory it comes with. */
+static void test_pg_one_writer(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct al_error err = { 0 };
+	char other[PATH_MAX];
+
+	snprintf(other, sizeof(other), "%s/other", fx->root);
+	assert_null(test_open(other, MANIFEST_READ_WRITE, &err));
+	assert_int_equal(err.errnum, EBUSY);
+	assert_non_null(strstr(err.msg, "writer of this database"));
+	manifest_close(open_ro(fx->state));
+	manifest_close(m);
+	manifest_close(open_rw(other)); /* the lock went with the handle */
+}
+
+/* Column names per table, "table.column" sorted, from either backend. */
+static void columns_of(struct manifest *unused, const struct fixture *fx,
+		       bool pg, char *out, size_t len)
+{
+	static const char *const tables[] = { "modules", "runs", "events",
+					      "moves", "feed" };
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t t = 0; t < ARRAY_SIZE(tables); t++) {
+		char q[256];
+		if (pg) {
+			PGconn *c = PQconnectdb(backend_url);
+			snprintf(q, sizeof(q),
+				 "SELECT column_name FROM "
+				 "information_schema.columns WHERE "
+				 "table_name = '%s' ORDER BY column_name",
+				 tables[t]);
+			PGresult *r = PQexec(c, q);
+			for (int i = 0; i < PQntuples(r); i++)
+				used += (size_t)snprintf(out + used,
+							 len - used, "%s.%s ",
+							 tables[t],
+							 PQgetvalue(r, i, 0));
+			PQclear(r);
+			PQfinish(c);
+		} else {
+			char path[PATH_MAX * 2];
+			sqlite3 *db;
+			sqlite3_stmt *s;
+			snprintf(path, sizeof(path), "%s/sqlite/manifest.db",
+				 fx->root);
+			assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+			snprintf(q, sizeof(q),
+				 "SELECT name FROM pragma_table_info('%s')"
+				 " ORDER BY name",
+				 tables[t]);
+			assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s,
+							    NULL),
+					 SQLITE_OK);
+			while (sqlite3_step(s) == SQLITE_ROW)
+				used += (size_t)snprintf(
+					out + used, len - used, "%s.%s ",
+					tables[t],
+					(const char *)sqlite3_column_text(s,
+									  0));
+			sqlite3_finalize(s);
+			sqlite3_close(db);
+		}
+	}
+}
+
+/* Both dialects' migrations make the same tables and columns, and as
+ * many blocks. */
+static void test_pg_schema_matches_sqlite(void **state)
+{
+	struct fixture *fx = *state;
+	static char lite[8192], pg[8192];
+	char dir[PATH_MAX];
+	struct al_error err = { 0 };
+	struct manifest *m = open_rw(fx->state);
+
+	assert_int_equal(manifest_schema_version(m), manifest_schema_latest());
+	assert_string_equal(manifest_backend(m), "postgresql");
+	manifest_close(m);
+	snprintf(dir, sizeof(dir), "%s/sqlite", fx->root);
+	m = manifest_open_at(dir, NULL, MANIFEST_READ_WRITE, &err);
+	assert_non_null(m);
+	assert_string_equal(manifest_backend(m), "sqlite");
+	manifest_close(m);
+	columns_of(NULL, fx, false, lite, sizeof(lite));
+	columns_of(NULL, fx, true, pg, sizeof(pg));
+	assert_true(strlen(lite) > 100);
+	assert_string_equal(lite, pg);
+}
+
+static int pg_group(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_pg, teardown_pg)
+		T(test_pg_schema_matches_sqlite),
+		T(test_pg_newer_schema_refused),
+		T(test_pg_foreign_database),
+		T(test_pg_events_are_append_only),
+		T(test_pg_one_writer),
+		T(test_one_writer),
+		T(test_read_only_needs_a_manifest),
+		T(test_owners),
+		T(test_legal_path_and_files),
+		T(test_every_transition),
+		T(test_archive_restore_errors),
+		T(test_activation_supersedes),
+		T(test_learned_syscalls),
+		T(test_shared_content),
+		T(test_bad_submissions),
+		T(test_runs),
+		T(test_runs_query_and_interrupted),
+		T(test_feed_and_usage),
+		T(test_read_only_handle_refuses_writes),
+		T(test_retention),
+		T(test_repair_half_done_moves),
+		T(test_check_finds_and_deletes_nothing),
+		T(test_crash_injection),
+		T(test_concurrent_readers),
+#undef T
+	};
+
+	return cmocka_run_group_tests_name("manifest on PostgreSQL", tests,
+					   NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2021,8 +2385,23 @@ int main(void)
 		T(test_time),
 		T(test_cli_list_show),
 		T(test_cli_runs_check_backup),
+		T(test_url_bad_input),
+		T(test_pg_unreachable_keeps_secret),
 #undef T
 	};
+	int failed = cmocka_run_group_tests_name("manifest on SQLite", tests,
+						 NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (getenv("AIRLOCK_TEST_PG_URL") == NULL) {
+		if (ci()) {
+			print_error("AIRLOCK_TEST_PG_URL is unset, and CI=true "
+				    "forbids skipping the PostgreSQL group "
+				    "(tests/run.sh starts a server)\n");
+			return failed + 1;
+		}
+		print_message("skip: the PostgreSQL group (AIRLOCK_TEST_PG_URL "
+			      "unset; tests/pg.sh starts a server)\n");
+		return failed;
+	}
+	return failed + pg_group();
 }

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""airlockd with its manifest on PostgreSQL (issue 16, stage 1): a real
+server (Debian's postgresql, a throw-away cluster from tests/pg.sh, or the
+one tests/run.sh started and named in AIRLOCK_TEST_PG_URL), a fresh
+database per test.
+
+    python3 tests/integration/test_postgres.py BUILD_DIR [WORD...]
+
+Output and exit status as tests/integration/test_daemon.py. With CI=true a
+skip (no PostgreSQL) counts as a failure.
+"""
+
+import atexit
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+import harness
+from harness import Failure, Skip, check, check_eq, test
+
+AIRLOCK = AIRLOCKD = None
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+POLICIES = os.path.join(ROOT, "policy", "policies")
+WAIT = 30
+SECRET = "s3cr3t-pw-4711"
+ECHO = b"#!/bin/sh\necho \"out:$*\"\n"
+CRASHER = b"#!/bin/sh\nif [ \"$1\" = crash ]; then kill -SEGV $$; fi\necho fine\n"
+
+SERVER = {}  # "host": the socket directory of the server in use
+DAEMONS = []
+
+
+def server_host():
+    """The test server's socket directory: AIRLOCK_TEST_PG_URL's, or a
+    cluster started here once (stopped at exit)."""
+    if "host" in SERVER:
+        return SERVER["host"]
+    url = os.environ.get("AIRLOCK_TEST_PG_URL")
+    if not url:
+        tmp = tempfile.mkdtemp(prefix="airlock-pg-")
+        p = subprocess.run(["sh", os.path.join(ROOT, "tests", "pg.sh"), "start", tmp],
+                           capture_output=True, timeout=120)
+        if p.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise Skip("no PostgreSQL server: " + p.stderr.decode()[-300:])
+        atexit.register(subprocess.run, ["sh", os.path.join(ROOT, "tests", "pg.sh"),
+                                         "stop", tmp], capture_output=True)
+        url = p.stdout.decode().strip()
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    SERVER["host"] = query["host"][0]
+    return SERVER["host"]
+
+
+def psql(db, sql):
+    p = subprocess.run(["psql", "-qAtX", "-h", server_host(), "-U", "airlock",
+                        "-d", db, "-c", sql], capture_output=True, timeout=WAIT)
+    if p.returncode != 0:
+        raise Failure(f"psql {sql!r}: {p.stderr.decode()}")
+    return p.stdout.decode().strip()
+
+
+def fresh_db(name):
+    psql("airlock", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    psql("airlock", f"CREATE DATABASE {name}")
+    # a password in the URL: the server (trust) never asks for it, and
+    # nothing airlock prints may show it
+    return f"postgresql://airlock:{SECRET}@/{name}?host={server_host()}&sslmode=disable"
+
+
+class Daemon:
+    def __init__(self, url, state=None):
+        self.tmp = tempfile.mkdtemp(prefix="airlockd-pg-")
+        os.chmod(self.tmp, 0o755)
+        self.state = state or os.path.join(self.tmp, "state")
+        self.sock = os.path.join(self.tmp, "airlock.sock")
+        self.env = dict(os.environ, METRICS_PORT="0", DATABASE_URL=url,
+                        AIRLOCK_POLICY_PATH=POLICIES)
+        self.log = []
+        DAEMONS.append(self)
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen([AIRLOCKD, "--state-dir", self.state, "--socket",
+                                      self.sock, "--tick", "1s"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, env=self.env)
+        ready = threading.Event()
+
+        def drain(proc=self.proc):
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.log.append(line)
+                if '"msg":"ready' in line:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(WAIT) or self.proc.poll() is not None:
+            raise Failure("airlockd did not become ready:\n" + "\n".join(self.log[-20:]))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(WAIT + 35)
+        return self.proc.returncode
+
+    def request(self, obj):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(WAIT)
+            s.connect(self.sock)
+            s.sendall(json.dumps(obj).encode() + b"\n")
+            buf = b""
+            while b"\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise Failure(f"connection closed: {buf[:200]!r}")
+                buf += chunk
+            return json.loads(buf.split(b"\n", 1)[0])
+
+    def submit(self, name, content):
+        return self.request({"op": "submit", "name": name,
+                             "content": base64.b64encode(content).decode()})
+
+    def airlock(self, *args):
+        p = subprocess.run([AIRLOCK] + list(args), capture_output=True, timeout=WAIT,
+                           env=dict(self.env, AIRLOCK_SOCKET=self.sock,
+                                    AIRLOCK_STATE_DIR=self.state))
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def no_secret(what, text):
+    check(SECRET not in text, f"{what} shows the password: {text[-600:]!r}")
+
+
+@test("postgres: submit, exec, crash to archive, list; a restart still sees everything")
+def t_lifecycle():
+    url = fresh_db("airlock_it_life")
+    d = Daemon(url)
+    check(d.submit("echo", ECHO)["ok"], "submit echo")
+    check(d.submit("crasher", CRASHER)["ok"], "submit crasher")
+    r = d.request({"op": "exec", "name": "echo", "args": ["a", "b"]})
+    check(r.get("ok"), f"exec: {r}")
+    check_eq(r["result"]["stdout"], "out:a b\n", "stdout")
+    r = d.request({"op": "exec", "name": "crasher", "args": ["crash"]})
+    check_eq(r["result"]["verdict"], "crashed", "verdict")
+    check_eq(r["module"]["state"], "archived", "auto-archived")
+    # the rows are on the server, and there is no SQLite file
+    check_eq(psql("airlock_it_life", "SELECT name || ':' || state FROM modules"
+                                     " ORDER BY name"),
+             "crasher:archived\necho:active", "modules on the server")
+    check(not os.path.exists(os.path.join(d.state, "manifest.db")), "a manifest.db appeared")
+    st = d.request({"op": "status"})
+    check_eq(st["manifest_backend"], "postgresql", "status backend")
+    check(st["manifest_database"].startswith("postgresql://airlock:***@/airlock_it_life"),
+          f"status database: {st['manifest_database']}")
+    for args in (["status"], ["status", "--json"], ["list"], ["runs"],
+                 ["manifest", "check"]):
+        status, out, err = d.airlock(*args)
+        check_eq(status, 0, f"airlock {' '.join(args)} ({err})")
+        no_secret(f"airlock {' '.join(args)}", out + err)
+    d.stop()
+    no_secret("airlockd's log", "\n".join(d.log))
+
+    d.start()
+    lst = d.request({"op": "list"})
+    states = sorted((m["name"], m["state"]) for m in lst["modules"])
+    check_eq(states, [("crasher", "archived"), ("echo", "active")], "modules after restart")
+    runs = d.request({"op": "runs", "limit": 10})["runs"]
+    check_eq(sorted(r["verdict"] for r in runs)[:2], ["crashed", "ok"], "runs after restart")
+    r = d.request({"op": "exec", "name": "echo"})
+    check_eq(r["result"]["verdict"], "ok", "exec after restart")
+    r = d.request({"op": "exec", "name": "crasher"})
+    check(not r["ok"] and r["error"]["code"] == "archived", f"archived exec: {r}")
+    # the offline view (no daemon): the CLI reads the server itself
+    d.stop()
+    status, out, err = d.airlock("manifest", "check", "--json")
+    check_eq(status, 0, f"offline manifest check ({err})")
+    check('"ok":true' in out, f"check: {out}")
+    status, out, err = d.airlock("list")
+    check(status == 0 and "crasher" in out, f"offline list: {status} {out} {err}")
+    no_secret("offline commands", out + err)
+    # a problem on the host's side shows on this backend too
+    stray = os.path.join(d.state, "modules", "stray")
+    with open(stray, "w") as f:
+        f.write("?")
+    status, out, err = d.airlock("manifest", "check")
+    check(status == 1 and "stray" in out + err, f"check with a stray file: {status} {out} {err}")
+
+
+@test("postgres: a bad DATABASE_URL stops start-up, naming it and never its password")
+def t_bad_urls():
+    tmp = tempfile.mkdtemp(prefix="airlockd-pg-bad-")
+    try:
+        for url, says, code in (
+                ("postgres:///airlock", "names no host", 2),
+                (f"postgresql://u:{SECRET}@h/db?bogus=1", "not a PostgreSQL URL", 2),
+                ("mysql://db/airlock", "DATABASE_URL", 2),
+                (f"postgresql://airlock:{SECRET}@/nodb?host=/nonexistent", "cannot connect",
+                 None)):
+            p = subprocess.run([AIRLOCKD, "--state-dir", os.path.join(tmp, "state"),
+                                "--socket", os.path.join(tmp, "s")],
+                               capture_output=True, timeout=WAIT,
+                               env=dict(os.environ, DATABASE_URL=url, METRICS_PORT="0",
+                                        AIRLOCK_POLICY_PATH=POLICIES))
+            err = p.stderr.decode()
+            check(p.returncode != 0, f"{url}: started")
+            if code is not None:
+                check_eq(p.returncode, code, f"{url}: exit status ({err})")
+            check(says in err, f"{url}: {says!r} not in {err!r}")
+            no_secret(url, err)
+            check(not os.path.exists(os.path.join(tmp, "s")), f"{url}: socket created")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@test("postgres: a second airlockd on the same database is refused (one writer)")
+def t_one_writer():
+    url = fresh_db("airlock_it_writer")
+    Daemon(url)
+    tmp = tempfile.mkdtemp(prefix="airlockd-pg-2-")
+    try:
+        p = subprocess.run([AIRLOCKD, "--state-dir", os.path.join(tmp, "state"),
+                            "--socket", os.path.join(tmp, "s")],
+                           capture_output=True, timeout=WAIT,
+                           env=dict(os.environ, DATABASE_URL=url, METRICS_PORT="0",
+                                    AIRLOCK_POLICY_PATH=POLICIES))
+        err = p.stderr.decode()
+        check(p.returncode != 0 and "writer of this database" in err,
+              f"second writer: {p.returncode} {err!r}")
+        no_secret("second writer", err)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def configure(build_dir):
+    global AIRLOCK, AIRLOCKD
+    AIRLOCK = os.path.abspath(os.path.join(build_dir, "airlock"))
+    AIRLOCKD = os.path.abspath(os.path.join(build_dir, "airlockd"))
+    return (AIRLOCK, AIRLOCKD, os.path.join(os.path.dirname(AIRLOCK), "airlock-pg"))
+
+
+def stop_daemons(outcome, detail):
+    for d in DAEMONS:
+        try:
+            d.stop()
+        except Exception as e:  # a daemon that would not stop fails the test
+            if outcome == "ok":
+                outcome, detail = "fail", f"stop: {e}"
+        if outcome == "fail":
+            detail = (detail or "") + "\nairlockd log:\n" + "\n".join(d.log[-15:])
+        shutil.rmtree(d.tmp, ignore_errors=True)
+    DAEMONS.clear()
+    return outcome, detail
+
+
+if __name__ == "__main__":
+    sys.exit(harness.main(sys.argv, configure, after_test=stop_daemons,
+                          root_reason="airlockd builds jails only as root"))
