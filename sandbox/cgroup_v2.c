@@ -36,6 +36,7 @@ struct v2_state {
 	char own[512];  /* the cgroup run cgroups are made under the parent of */
 	char base[512]; /* <own>/airlock, or <root>/airlock */
 	char via[108];  /* the systemd socket asked, or "" */
+	char asked[AL_ERROR_MAX + 64]; /* why asking systemd failed, or "" */
 	int base_fd;
 	const char *base_path;
 	bool have_cpu;
@@ -139,14 +140,21 @@ static bool delegated_to_us(const char *dir)
  * (the last component of our cgroup). A systemd that does not answer
  * leaves the choice to the scope asked of it next, which then fails with
  * the reason. */
-static bool asked_systemd(const char *rel)
+static bool asked_systemd(struct v2_state *st, const char *rel)
 {
 	const char *unit = strrchr(rel, '/');
 	bool delegated = false;
 	struct al_error err = { 0 };
 	if (unit && unit[1] &&
-	    cgroup_systemd_unit_delegated(unit + 1, &delegated, &err) < 0)
+	    cgroup_systemd_unit_delegated(unit + 1, &delegated, &err) < 0) {
+		/* kept for describe(): the driver chosen then is not the one
+		 * the unit's Delegate= asks for, and doctor should say why */
+		snprintf(st->asked, sizeof(st->asked),
+			 "systemd was asked whether %s is delegated and did "
+			 "not answer: %s",
+			 unit + 1, err.msg);
 		return false;
+	}
 	return delegated;
 }
 
@@ -290,7 +298,7 @@ static int v2_setup(struct v2_state *st, const char *mount,
 	f.delegated = strcmp(rel, "/") != 0 && delegated_to_us(st->own);
 	if (!f.delegated && f.systemd && f.root_user && f.alone &&
 	    strcmp(rel, "/") != 0)
-		f.delegated = asked_systemd(rel);
+		f.delegated = asked_systemd(st, rel);
 	const char *why = cgroup_v2_choose(&f, &st->way);
 	if (why)
 		return al_error_set(err, EACCES, "cgroup v2: %s: %s", st->own,
@@ -440,9 +448,10 @@ static int v2_describe(struct cgroup_backend *b, char *buf, size_t len)
 		[CGROUP_V2_UNDER_ROOT] = "its own cgroup under the root",
 	};
 	return snprintf(buf, len, "runs under %s (%s%s%s); controllers "
-			"delegated to runs: %s",
+			"delegated to runs: %s%s%s",
 			st->base, ways[st->way], st->via[0] ? " via " : "",
-			st->via, controllers[0] ? controllers : "none");
+			st->via, controllers[0] ? controllers : "none",
+			st->asked[0] ? "; " : "", st->asked);
 }
 
 #define V2_OPS(name, mode_name)                                                \
