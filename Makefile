@@ -93,7 +93,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 # protocol codec, the one part of it the airlock client links (docs/design.md).
 SUP_SRC := $(filter-out supervisor/airlockd.c,$(wildcard supervisor/*.c))
 SUP_OBJ := $(SUP_SRC:%.c=$(BUILD)/obj/%.o)
-PROTO_OBJ := $(BUILD)/obj/supervisor/json.o $(BUILD)/obj/supervisor/protocol.o \
+PROTO_OBJ := $(BUILD)/obj/supervisor/protocol.o \
 	$(BUILD)/obj/supervisor/report.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

@@ -207,4 +207,76 @@ struct stat;
 int al_stat_trusted(const char *what, const struct stat *st, uid_t self,
 		    struct al_error *err);
 
+/* ============================================================ JSON reader */
+
+/*
+ * A small, bounded JSON parser for protocol lines and JSON files. The whole text is parsed
+ * at once into a fixed number of nodes; strings are unescaped into one
+ * arena no larger than the input. Anything past the limits (nodes, depth,
+ * string length) is an error, never a reallocation, so a hostile line
+ * costs at most O(len) memory.
+ */
+enum json_type {
+	JSON_NULL,
+	JSON_BOOL,
+	JSON_INT,    /* an integer that fits int64 */
+	JSON_NUMBER, /* any other number (fraction or exponent) */
+	JSON_STRING,
+	JSON_ARRAY,
+	JSON_OBJECT,
+};
+
+struct json_node {
+	enum json_type type;
+	uint32_t parent;  /* index; the root's is itself */
+	uint32_t next;    /* next sibling, or 0 for none */
+	uint32_t child;   /* first child (arrays, objects), or 0 */
+	uint32_t count;   /* members or elements */
+	const char *key;  /* the member's name inside an object, else NULL */
+	size_t key_len;
+	const char *str;  /* JSON_STRING: NUL-terminated, may contain NUL */
+	size_t len;
+	int64_t i;        /* JSON_INT, JSON_BOOL */
+	double d;         /* JSON_INT, JSON_NUMBER */
+};
+
+struct json_limits {
+	uint32_t max_nodes; /* 0: 4096 */
+	uint32_t max_depth; /* 0: 16 */
+};
+
+struct json_doc;
+
+/* Parse `len` bytes (one complete JSON value, whitespace around it
+ * allowed); the text is borrowed for the call only. Caller frees. */
+struct json_doc *json_parse(const char *text, size_t len,
+			    const struct json_limits *limits,
+			    struct al_error *err);
+void json_doc_free(struct json_doc *doc);
+/* The root node; borrowed from the document. */
+const struct json_node *json_root(const struct json_doc *doc);
+/* A member of an object by name, or NULL. */
+const struct json_node *json_get(const struct json_doc *doc,
+				 const struct json_node *obj, const char *key);
+/* The first child, the next sibling (NULL at the end). */
+const struct json_node *json_first(const struct json_doc *doc,
+				   const struct json_node *n);
+const struct json_node *json_next(const struct json_doc *doc,
+				  const struct json_node *n);
+/* Convenience: a string member's value, or `dflt`. */
+const char *json_get_str(const struct json_doc *doc,
+			 const struct json_node *obj, const char *key,
+			 const char *dflt);
+const char *json_type_name(enum json_type t);
+
+/* ================================================================ base64 */
+
+/* Standard alphabet with '=' padding; whitespace is not allowed. The
+ * output holds at most len/4*3 bytes. Returns the decoded length, or -1
+ * (with err) on any invalid character or padding. */
+ssize_t base64_decode(const char *in, size_t len, unsigned char *out,
+		      struct al_error *err);
+/* Caller frees; NULL on allocation failure. */
+char *base64_encode(const void *in, size_t len);
+
 #endif

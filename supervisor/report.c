@@ -1,5 +1,5 @@
 /*
- * The status members the manifest alone can give (supervisor.h,
+ * The status members the manifest alone can give (protocol.h,
  * "report"). Linked into airlockd and into the airlock client, which
  * shows them itself when the daemon is down.
  */
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "manifest/manifest.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/protocol.h"
 
 int64_t report_hour_start(int64_t now_ms)
 {

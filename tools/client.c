@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "manifest/manifest.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/protocol.h"
 #include "tools/cli.h"
 
 #define RESPONSE_MAX (256u << 20)

@@ -27,7 +27,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "supervisor/supervisor.h"
+#include "supervisor/protocol.h"
 #include "tools/cli.h"
 
 #define MODULE_MAX (12u << 20) /* base64 of it fits the default request limit */

@@ -22,7 +22,7 @@
 
 #include "manifest/manifest.h"
 #include "policy/policy.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/protocol.h"
 #include "tools/cli.h"
 
 struct ops_opts {

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "manifest/manifest.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/protocol.h"
 #include "tools/cli.h"
 
 #define EXIT_DAEMON_DOWN 3

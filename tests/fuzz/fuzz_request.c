@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for what airlockd does with a client's line before any
- * op sees it: the bounded JSON parser (supervisor/json.c) with the
+ * op sees it: the bounded JSON reader (common/json_read.c) with the
  * daemon's own limits, the request decoder (supervisor/protocol.c), and
  * the member parsers every op shares (base64 "content", "since").
  *
@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "manifest/manifest.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

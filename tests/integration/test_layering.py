@@ -6,9 +6,10 @@
 
 A part includes its own headers and the public header of a part below it
 (common/common.h, policy/policy.h, manifest/manifest.h, sandbox/sandbox.h,
-and of supervisor/ the protocol codec's supervisor.h / protocol.h), never
-another part's private header (internal.h, run_internal.h, jail_msg.h,
-cli.h, ...) and never a part above it. bench/ and tests/ may use any public
+and of supervisor/ the protocol codec, protocol.h: the CLI links the codec,
+never the daemon, so supervisor.h is the daemon's own), never another
+part's private header (internal.h, run_internal.h, jail_msg.h, cli.h, ...)
+and never a part above it. bench/ and tests/ may use any public
 header. The check reads #include "..." lines of every .c, .h and .S file.
 
     python3 tests/integration/test_layering.py BUILD_DIR [WORD...]
@@ -48,7 +49,7 @@ PUBLIC = {
     "policy": {"policy/policy.h"},
     "manifest": {"manifest/manifest.h"},
     "sandbox": {"sandbox/sandbox.h"},
-    "supervisor": {"supervisor/supervisor.h", "supervisor/protocol.h"},
+    "supervisor": {"supervisor/protocol.h"},
     "tools": set(),
 }
 INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', re.M)
@@ -97,7 +98,7 @@ def t_tree():
     note(f"{sum(1 for _ in sources(ROOT))} files read")
 
 
-@test("the layering check refuses a bad include (a temporary tree with three)", root=False)
+@test("the layering check refuses a bad include (a temporary tree with four)", root=False)
 def t_refuses():
     tmp = tempfile.mkdtemp(prefix="airlock-layering-")
     try:
@@ -116,12 +117,17 @@ def t_refuses():
         put("manifest/bad.c", '#include "common/common.h"\n#include "sandbox/sandbox.h"\n')
         put("sandbox/bad.c", '\n#include "policy/internal.h"\n')
         put("tools/bad.c", '#include "supervisor/internal.h"\n')
+        # the daemon's header: the CLI has no business with airlockd's state
+        put("tools/daemon.c", '#include "supervisor/protocol.h"\n'
+            '#include "supervisor/supervisor.h"\n')
         bad = violations(tmp)
-        check_eq(len(bad), 3, f"violations found: {bad}")
+        check_eq(len(bad), 4, f"violations found: {bad}")
         check(bad[0].startswith("manifest/bad.c:2: sandbox/sandbox.h: manifest/ may not include"),
               bad[0])
         check(bad[1].startswith("sandbox/bad.c:2: policy/internal.h: a private header"), bad[1])
         check(bad[2].startswith("tools/bad.c:1: supervisor/internal.h: a private header"), bad[2])
+        check(bad[3].startswith("tools/daemon.c:2: supervisor/supervisor.h: a private header"),
+              bad[3])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "supervisor/supervisor.h"
+#include "supervisor/protocol.h"
 
 static struct json_doc *parse(const char *text)
 {

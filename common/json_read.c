@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisor/supervisor.h"
+#include "common/common.h"
 
 struct json_doc {
 	struct json_node *nodes;
