@@ -228,16 +228,16 @@ enum json_type {
 
 struct json_node {
 	enum json_type type;
-	uint32_t parent;  /* index; the root's is itself */
-	uint32_t next;    /* next sibling, or 0 for none */
-	uint32_t child;   /* first child (arrays, objects), or 0 */
-	uint32_t count;   /* members or elements */
-	const char *key;  /* the member's name inside an object, else NULL */
+	uint32_t parent; /* index; the root's is itself */
+	uint32_t next;   /* next sibling, or 0 for none */
+	uint32_t child;  /* first child (arrays, objects), or 0 */
+	uint32_t count;  /* members or elements */
+	const char *key; /* the member's name inside an object, else NULL */
 	size_t key_len;
-	const char *str;  /* JSON_STRING: NUL-terminated, may contain NUL */
+	const char *str; /* JSON_STRING: NUL-terminated, may contain NUL */
 	size_t len;
-	int64_t i;        /* JSON_INT, JSON_BOOL */
-	double d;         /* JSON_INT, JSON_NUMBER */
+	int64_t i; /* JSON_INT, JSON_BOOL */
+	double d;  /* JSON_INT, JSON_NUMBER */
 };
 
 struct json_limits {

@@ -38,8 +38,9 @@ static int fail(struct parser *p, const char *what)
 
 static void skip_ws(struct parser *p)
 {
-	while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
-				   p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
+	while (p->pos < p->len &&
+	       (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
+		p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
 		p->pos++;
 }
 
@@ -321,8 +322,7 @@ static int value(struct parser *p, uint32_t parent)
 		if (!literal(p, "null"))
 			rc = fail(p, "bad literal");
 		break;
-	default:
-		rc = number(p, n);
+	default: rc = number(p, n);
 	}
 	return rc < 0 ? -1 : (int)self;
 }
@@ -352,7 +352,7 @@ struct json_doc *json_parse(const char *text, size_t len,
 		.s = text,
 		.len = len,
 		.max_depth = limits && limits->max_depth ? limits->max_depth
-							  : 16,
+							 : 16,
 		.doc = doc,
 		.err = err,
 	};
@@ -424,6 +424,5 @@ const char *json_type_name(enum json_type t)
 	static const char *const names[] = { "null",   "boolean", "integer",
 					     "number", "string",  "array",
 					     "object" };
-	return (unsigned)t < ARRAY_SIZE(names) ? names[t]
-							      : "?";
+	return (unsigned)t < ARRAY_SIZE(names) ? names[t] : "?";
 }

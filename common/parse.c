@@ -23,8 +23,7 @@
 
 #define SIZE_FORM "a number with an optional unit K, M, G or T (e.g. 64M)"
 #define FRACTION_FORM "a fraction needs a unit K, M, G or T (e.g. 1.5G)"
-#define DURATION_FORM                                                          \
-	"a number with a unit us, ms, s, m or h (e.g. 200ms, 3s)"
+#define DURATION_FORM "a number with a unit us, ms, s, m or h (e.g. 200ms, 3s)"
 
 typedef unsigned __int128 u128;
 
@@ -133,8 +132,7 @@ static bool scan_decimal(const char *s, struct decimal *d)
 }
 
 /* d * mult, rounded down to a whole number; false when past UINT64_MAX. */
-static bool scale_decimal(const struct decimal *d, uint64_t mult,
-			  uint64_t *out)
+static bool scale_decimal(const struct decimal *d, uint64_t mult, uint64_t *out)
 {
 	u128 pow10 = 1, v;
 	unsigned i;

@@ -34,7 +34,8 @@ static int check_one(const char *path, const struct stat *st, bool leaf,
 	return al_error_set(err, EPERM,
 			    "%s is writable by %s (mode %04o): "
 			    "chmod go-w it",
-			    path, (st->st_mode & S_IWOTH) ? "everyone" : "its group",
+			    path,
+			    (st->st_mode & S_IWOTH) ? "everyone" : "its group",
 			    (unsigned)(st->st_mode & 07777));
 }
 
@@ -56,7 +57,8 @@ int al_path_trusted(const char *path, uid_t self, struct al_error *err)
 		return al_error_sys(err, errno, "%s", real);
 	if (check_one(real, &st, true, self, err) < 0)
 		return -1;
-	for (char *slash = strrchr(real, '/'); slash; slash = strrchr(real, '/')) {
+	for (char *slash = strrchr(real, '/'); slash;
+	     slash = strrchr(real, '/')) {
 		if (slash == real) {
 			slash[1] = '\0';
 			if (lstat(real, &st) < 0)

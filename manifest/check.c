@@ -156,8 +156,8 @@ static int load_wants(struct check *c, struct al_error *err)
 			db_column_copy(s, 8, text, sizeof(text));
 			w.alt = manifest_state_parse(text) < 0
 					? STORE_NONE
-					: store_dir_of(manifest_state_parse(
-						  text));
+					: store_dir_of(
+						  manifest_state_parse(text));
 		}
 		/* a rejected module needs no file; one going to or from
 		 * "no file" (rejection, retention) may have it or not */
@@ -193,8 +193,7 @@ static int load_temps(struct check *c, struct al_error *err)
 		if (grown == NULL)
 			return al_error_sys(err, ENOMEM, "check");
 		c->temps = grown;
-		db_column_copy(s, 0, c->temps[c->ntemps++],
-			       sizeof(*c->temps));
+		db_column_copy(s, 0, c->temps[c->ntemps++], sizeof(*c->temps));
 	}
 	if (rc != DB_DONE)
 		return db_error(c->m, err, "read the journal");
@@ -460,7 +459,8 @@ static int sweep_staging(struct check *c, int64_t min_age_ms,
 		return -1;
 	}
 	while ((e = readdir(dir)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		if (strcmp(e->d_name, ".") == 0 ||
+		    strcmp(e->d_name, "..") == 0 ||
 		    staging_wanted(c, e->d_name) ||
 		    fstatat(dir_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    S_ISDIR(st.st_mode))
@@ -515,8 +515,7 @@ out:
 
 /* --------------------------------------------------------------- backup */
 
-int manifest_backup(struct manifest *m, const char *path,
-		    struct al_error *err)
+int manifest_backup(struct manifest *m, const char *path, struct al_error *err)
 {
 	if (m->ops->backup(m, path, err) < 0)
 		return al_error_prefix(err, "manifest: backup to %s", path);

@@ -28,8 +28,10 @@ struct db_stmt *db_stmt(struct manifest *m, const char *sql,
 		if (m->stmts[i].sql == sql)
 			return m->stmts[i].stmt;
 	if (m->nstmts == DB_STMT_CACHE) {
-		al_error_set(err, 0, "statement cache full (%d): raise "
-				     "DB_STMT_CACHE", DB_STMT_CACHE);
+		al_error_set(err, 0,
+			     "statement cache full (%d): raise "
+			     "DB_STMT_CACHE",
+			     DB_STMT_CACHE);
 		return NULL;
 	}
 	s = m->ops->prepare(m, sql);
@@ -328,7 +330,8 @@ static int check_owned(struct manifest *m, struct al_error *err)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(what, sizeof(what), "%s/%s", m->state_dir, files[i]);
-		if (fstatat(m->dir_fd, files[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (fstatat(m->dir_fd, files[i], &st, AT_SYMLINK_NOFOLLOW) <
+		    0) {
 			if (errno == ENOENT)
 				continue;
 			return al_error_sys(err, errno, "%s", what);
@@ -408,8 +411,7 @@ static const struct db_ops *backend_of(const char *url, struct al_error *err)
 	return &db_pg_ops;
 }
 
-static int describe(struct manifest *m, const char *url,
-		    struct al_error *err)
+static int describe(struct manifest *m, const char *url, struct al_error *err)
 {
 	char where[512];
 
@@ -433,8 +435,7 @@ static int describe(struct manifest *m, const char *url,
 }
 
 struct manifest *manifest_open_at(const char *state_dir, const char *url,
-				  enum manifest_mode mode,
-				  struct al_error *err)
+				  enum manifest_mode mode, struct al_error *err)
 {
 	struct manifest *m = calloc(1, sizeof(*m));
 	int rc;
@@ -536,8 +537,7 @@ bool manifest_url_supported(const char *url)
 }
 
 /* Copy [from, to) into buf at *used, bounded. */
-static void put(char *buf, size_t len, size_t *used, const char *from,
-		size_t n)
+static void put(char *buf, size_t len, size_t *used, const char *from, size_t n)
 {
 	if (*used + 1 >= len)
 		return;
@@ -572,8 +572,7 @@ void manifest_url_redact(const char *url, char *buf, size_t len)
 	at = memrchr(p, '@', (size_t)(auth_end - p));
 	if (at != NULL) {
 		colon = memchr(p, ':', (size_t)(at - p));
-		put(buf, len, &used, p,
-		    (size_t)((colon ? colon : at) - p));
+		put(buf, len, &used, p, (size_t)((colon ? colon : at) - p));
 		if (colon != NULL)
 			put(buf, len, &used, ":***", 4);
 		p = at;

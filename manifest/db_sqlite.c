@@ -113,8 +113,7 @@ static int sq_bind_text(struct db_stmt *s, int idx, const char *text)
 static int sq_bind_blob(struct db_stmt *s, int idx, const void *data,
 			size_t len)
 {
-	return ok(sqlite3_bind_blob64(SQ(s), idx, data, len,
-				      SQLITE_TRANSIENT));
+	return ok(sqlite3_bind_blob64(SQ(s), idx, data, len, SQLITE_TRANSIENT));
 }
 
 static int sq_step(struct db_stmt *s)
@@ -212,8 +211,9 @@ static int sq_sync_light(struct manifest *m, bool light, struct al_error *err)
 	/* only between transactions: inside one the setting cannot change */
 	if (!sqlite3_get_autocommit(DB(m)))
 		return 0;
-	return db_exec(m, light ? "PRAGMA synchronous = NORMAL" :
-				  "PRAGMA synchronous = FULL",
+	return db_exec(m,
+		       light ? "PRAGMA synchronous = NORMAL"
+			     : "PRAGMA synchronous = FULL",
 		       err);
 }
 
@@ -245,8 +245,10 @@ static int open_file(struct manifest *m, struct al_error *err)
 		return db_error(m, err, "%s", m->db_path);
 	if (m->mode == MANIFEST_READ_WRITE &&
 	    sqlite3_db_readonly(DB(m), "main") == 1)
-		return al_error_set(err, EROFS, "%s: cannot be opened for "
-						"writing", m->db_path);
+		return al_error_set(err, EROFS,
+				    "%s: cannot be opened for "
+				    "writing",
+				    m->db_path);
 	if (sqlite3_busy_timeout(DB(m), BUSY_TIMEOUT_MS) != SQLITE_OK)
 		return db_error(m, err, "%s: busy timeout", m->db_path);
 	return 0;
@@ -264,8 +266,9 @@ static int sq_writer_settings(struct manifest *m, struct al_error *err)
 		return db_error(m, err, "%s: journal_mode", m->db_path);
 	mode = (const unsigned char *)db_column_text(s, 0);
 	if (mode == NULL || strcmp((const char *)mode, "wal") != 0)
-		return al_error_set(err, 0, "%s: cannot use WAL (journal mode "
-					    "stays \"%s\")",
+		return al_error_set(err, 0,
+				    "%s: cannot use WAL (journal mode "
+				    "stays \"%s\")",
 				    m->db_path, mode ? (const char *)mode : "");
 	if (db_exec(m, "PRAGMA synchronous = FULL", err) < 0 ||
 	    db_exec(m, "PRAGMA journal_size_limit = 4194304", err) < 0)
@@ -282,9 +285,10 @@ static int sq_connect(struct manifest *m, struct al_error *err)
 
 	if (m->mode == MANIFEST_READ_WRITE)
 		return create_db_file(m, err) < 0 || open_file(m, err) < 0 ||
-			       db_exec(m, "PRAGMA foreign_keys = ON", err) < 0
-		       ? -1
-		       : 0;
+				       db_exec(m, "PRAGMA foreign_keys = ON",
+					       err) < 0
+			       ? -1
+			       : 0;
 	if (fstatat(m->dir_fd, DB_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
 			return al_error_set(err, ENOENT,
@@ -497,7 +501,6 @@ fail:
 	(void)unlink(tmp);
 	return -1;
 }
-
 
 static int sq_url_check(const char *url, struct al_error *err)
 {

@@ -25,10 +25,11 @@ static const char SQL_FEED[] =
 	"  AND (CAST(?3 AS TEXT) IS NULL OR feed.kind = ?3)"
 	"  AND (CAST(?5 AS BIGINT) IS NULL"
 	"   OR (feed.module_id IS NULL AND (feed.uid IS NULL OR feed.uid = ?5))"
-	"   OR (mo.id IS NOT NULL AND "
-	VIEWER_SEES("?5", "?6", "mo.owner_uid", "mo.owner_gid") "))"
-	"  ORDER BY feed.id DESC LIMIT ?4) f"
-	" ORDER BY f.id";
+	"   OR (mo.id IS NOT NULL AND " VIEWER_SEES(
+		"?5", "?6", "mo.owner_uid",
+		"mo.owner_gid") "))"
+				"  ORDER BY feed.id DESC LIMIT ?4) f"
+				" ORDER BY f.id";
 
 static void feed_from_row(struct db_stmt *s, struct manifest_feed_event *ev)
 {
@@ -46,9 +47,7 @@ static void feed_from_row(struct db_stmt *s, struct manifest_feed_event *ev)
 	db_column_copy(s, 9, ev->detail, sizeof(ev->detail));
 	ev->has_owner = !db_column_null(s, 10);
 	ev->owner_uid = (uint32_t)db_column_int64(s, 10);
-	ev->owner_gid = db_column_null(s, 11)
-				? -1
-				: db_column_int64(s, 11);
+	ev->owner_gid = db_column_null(s, 11) ? -1 : db_column_int64(s, 11);
 }
 
 int manifest_feed(struct manifest *m, const struct manifest_feed_filter *f,
@@ -170,8 +169,9 @@ int manifest_verdict_counts(struct manifest *m, int64_t since_ms,
 		"SELECT r.verdict, count(*)"
 		" FROM runs r JOIN modules m ON m.id = r.module_id"
 		" WHERE r.verdict <> 'running' AND r.ended_ms >= ?1"
-		" AND " VIEWER_SEES("?2", "?3", "m.owner_uid", "m.owner_gid")
-		" GROUP BY r.verdict ORDER BY r.verdict",
+		" AND " VIEWER_SEES(
+			"?2", "?3", "m.owner_uid",
+			"m.owner_gid") " GROUP BY r.verdict ORDER BY r.verdict",
 		err);
 	int rc;
 

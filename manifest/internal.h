@@ -94,8 +94,7 @@ struct db_ops {
 	const char *sql_begin;    /* a write transaction */
 	const char *sql_snapshot; /* a read-only snapshot */
 	/* synchronous=NORMAL for one run record (db_sqlite.c says why) */
-	int (*sync_light)(struct manifest *m, bool light,
-			  struct al_error *err);
+	int (*sync_light)(struct manifest *m, bool light, struct al_error *err);
 
 	/* Who made this database: the application id (0 with no objects
 	 * at all: a new one), the schema version, how many objects. */
@@ -134,9 +133,9 @@ struct manifest {
 	char *url;     /* a server's URL: secret (may hold a password) */
 	char *where;   /* what messages call the database: the file, or the
 			  URL without its password */
-	int dir_fd;               /* the state directory; a writer flocks it */
+	int dir_fd;    /* the state directory; a writer flocks it */
 	int store_fd[STORE_DIRS]; /* -1 when missing (read-only handles) */
-	int schema;                 /* the schema version once open */
+	int schema;               /* the schema version once open */
 	bool in_snapshot;
 	/* Set when a file move failed half-way and could not be finished:
 	 * later writes are refused until a reopen repairs it. */
@@ -216,10 +215,9 @@ int db_bind_viewer(struct db_stmt *s, int idx, const struct manifest_viewer *v);
  * are OWNER_UID and OWNER_GID? (instr() is SQLite's; the PostgreSQL
  * schema defines it. A parameter tested for NULL says its type: a server
  * cannot infer it from IS NULL.) */
-#define VIEWER_SEES(U, G, OWNER_UID, OWNER_GID)                               \
-	"(CAST(" U " AS BIGINT) IS NULL OR " OWNER_UID " = " U                \
-	" OR instr(CAST(" G " AS TEXT), ',' || " \
-	OWNER_GID " || ',') > 0)"
+#define VIEWER_SEES(U, G, OWNER_UID, OWNER_GID)                                \
+	"(CAST(" U " AS BIGINT) IS NULL OR " OWNER_UID " = " U                 \
+	" OR instr(CAST(" G " AS TEXT), ',' || " OWNER_GID " || ',') > 0)"
 /* Copy a text column into buf (cut to fit; "" for NULL). */
 void db_column_copy(struct db_stmt *s, int col, char *buf, size_t len);
 
@@ -327,8 +325,8 @@ int event_append(struct manifest *m, const struct manifest_module *mod,
 
 /* The columns every module query selects, in this order. */
 #define MODULE_COLUMNS                                                         \
-	"id, name, version, sha256, size, interpreter, policy_name, "         \
-	"policy_hash, state, state_reason, submitted_uid, created_ms, "       \
+	"id, name, version, sha256, size, interpreter, policy_name, "          \
+	"policy_hash, state, state_reason, submitted_uid, created_ms, "        \
 	"updated_ms, owner_uid, owner_gid"
 void module_from_row(struct db_stmt *s, struct manifest_module *out);
 /* Module `id` without the "manifest: " prefix; ENOENT when unknown. */

@@ -38,8 +38,7 @@ static void kv_int_or_null(struct json_buf *jb, const char *key, bool has,
 		json_kv_null(jb, key);
 }
 
-void manifest_module_json(struct json_buf *jb,
-			  const struct manifest_module *m)
+void manifest_module_json(struct json_buf *jb, const struct manifest_module *m)
 {
 	json_object_open(jb);
 	json_kv_int(jb, "id", m->id);

@@ -79,16 +79,16 @@ enum manifest_state {
 };
 
 /* Bounds of the text fields (bytes, without the NUL). */
-#define MANIFEST_NAME_MAX 128        /* [A-Za-z0-9][A-Za-z0-9._-]* */
+#define MANIFEST_NAME_MAX 128 /* [A-Za-z0-9][A-Za-z0-9._-]* */
 #define MANIFEST_POLICY_NAME_MAX 128
-#define MANIFEST_HASH_MAX 71         /* "sha256:" + 64 hex */
+#define MANIFEST_HASH_MAX 71 /* "sha256:" + 64 hex */
 #define MANIFEST_INTERPRETER_MAX 255
-#define MANIFEST_REASON_MAX 1023     /* longer reasons are cut */
+#define MANIFEST_REASON_MAX 1023 /* longer reasons are cut */
 #define MANIFEST_VERDICT_MAX 31
 #define MANIFEST_SYSCALL_MAX 63
-#define MANIFEST_EXCERPT_MAX 1024    /* the last bytes of stderr */
+#define MANIFEST_EXCERPT_MAX 1024 /* the last bytes of stderr */
 #define MANIFEST_SHA256_HEX 64
-#define MANIFEST_TIME_MAX 32         /* "2024-05-01T12:00:00.123Z" */
+#define MANIFEST_TIME_MAX 32 /* "2024-05-01T12:00:00.123Z" */
 
 /* The state directory when neither --state-dir nor AIRLOCK_STATE_DIR
  * says otherwise. */
@@ -159,7 +159,7 @@ int manifest_schema_latest(void);
 /* -------------------------------------------------------------- modules */
 
 const char *manifest_state_name(enum manifest_state s); /* "active" */
-int manifest_state_parse(const char *name);            /* -1 when unknown */
+int manifest_state_parse(const char *name);             /* -1 when unknown */
 bool manifest_transition_allowed(enum manifest_state from,
 				 enum manifest_state to);
 
@@ -272,8 +272,7 @@ int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
 /* 0 if the file at `path` still holds what `mod` records (size and
  * SHA-256); EBADMSG with a message saying so otherwise. Run before each
  * start: nothing else re-checks a stored module's content. */
-int manifest_module_verify(const char *path,
-			   const struct manifest_module *mod,
+int manifest_module_verify(const char *path, const struct manifest_module *mod,
 			   struct al_error *err);
 /* The file to execute for `name`: its active version. `mod` may be NULL.
  * ENOENT when no version is active. */
@@ -291,8 +290,7 @@ struct manifest_module_filter {
 
 /* Called once per row; the row is borrowed for the call. Return non-zero to
  * stop early. */
-typedef int (*manifest_module_fn)(const struct manifest_module *mod,
-				  void *arg);
+typedef int (*manifest_module_fn)(const struct manifest_module *mod, void *arg);
 
 /* Modules by name, then version. Returns how many rows were visited, or
  * -1. */
@@ -368,7 +366,7 @@ struct manifest_run {
 	char module_name[MANIFEST_NAME_MAX + 1];
 	int64_t module_version;
 	int64_t started_ms;
-	int64_t ended_ms; /* 0 while running */
+	int64_t ended_ms;                       /* 0 while running */
 	char verdict[MANIFEST_VERDICT_MAX + 1]; /* also "running",
 						   "interrupted" */
 	bool has_exit_code;
@@ -563,8 +561,7 @@ int manifest_retention(struct manifest *m, unsigned days, int64_t now_ms,
  * beside it under a temporary name, fsynced, then renamed over `path`.
  * Works on a read-only handle and while a writer works.
  */
-int manifest_backup(struct manifest *m, const char *path,
-		    struct al_error *err);
+int manifest_backup(struct manifest *m, const char *path, struct al_error *err);
 
 /* One thing manifest_check() found wrong. Borrowed for the callback. */
 struct manifest_problem {
@@ -619,8 +616,7 @@ void manifest_event_json(struct json_buf *jb,
 /* Milliseconds since the epoch, now. */
 int64_t manifest_now_ms(void);
 /* "2024-05-01T12:00:00.123Z" (UTC); with `millis` false, no fraction. */
-void manifest_time_format(int64_t ms, bool millis,
-			  char buf[MANIFEST_TIME_MAX]);
+void manifest_time_format(int64_t ms, bool millis, char buf[MANIFEST_TIME_MAX]);
 /*
  * A point in time as an operator writes one: ISO 8601 in UTC
  * ("2024-05-01", "2024-05-01T12:00", "2024-05-01T12:00:00Z",

@@ -19,10 +19,8 @@
 #include "manifest/internal.h"
 
 static const char *const state_names[MANIFEST_STATE_COUNT] = {
-	[MANIFEST_STAGED] = "staged",
-	[MANIFEST_VALIDATING] = "validating",
-	[MANIFEST_ACTIVE] = "active",
-	[MANIFEST_REJECTED] = "rejected",
+	[MANIFEST_STAGED] = "staged",     [MANIFEST_VALIDATING] = "validating",
+	[MANIFEST_ACTIVE] = "active",     [MANIFEST_REJECTED] = "rejected",
 	[MANIFEST_ARCHIVED] = "archived",
 };
 
@@ -71,10 +69,9 @@ static const char *quoted(const char *s, char buf[QUOTED_MAX])
 {
 	size_t w = 0;
 
-	for (size_t i = 0; s != NULL && s[i] != '\0' && w < QUOTED_MAX - 4;
-	     i++)
+	for (size_t i = 0; s != NULL && s[i] != '\0' && w < QUOTED_MAX - 4; i++)
 		buf[w++] = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' ? s[i]
-								       : '?';
+								      : '?';
 	buf[w] = '\0';
 	return buf;
 }
@@ -136,9 +133,7 @@ void module_from_row(struct db_stmt *s, struct manifest_module *out)
 	out->created_ms = db_column_int64(s, 11);
 	out->updated_ms = db_column_int64(s, 12);
 	out->owner_uid = (uint32_t)db_column_int64(s, 13);
-	out->owner_gid = db_column_null(s, 14)
-				 ? -1
-				 : db_column_int64(s, 14);
+	out->owner_gid = db_column_null(s, 14) ? -1 : db_column_int64(s, 14);
 }
 
 /* One module row from `s` (bound by the caller); ENOENT when none. */
@@ -156,8 +151,8 @@ static int one_module(struct manifest *m, struct db_stmt *s,
 	return db_error(m, err, "read a module");
 }
 
-static const char SQL_MODULE_BY_ID[] =
-	"SELECT " MODULE_COLUMNS " FROM modules WHERE id = ?1";
+static const char SQL_MODULE_BY_ID[] = "SELECT " MODULE_COLUMNS
+				       " FROM modules WHERE id = ?1";
 
 int module_get(struct manifest *m, int64_t id, struct manifest_module *out,
 	       struct al_error *err)
@@ -230,8 +225,9 @@ static int check_submission(const struct manifest_submission *sub,
 	if (!valid_text(sub->policy_name, MANIFEST_POLICY_NAME_MAX, false))
 		return al_error_set(err, EINVAL, "invalid policy name");
 	if (!valid_policy_hash(sub->policy_hash))
-		return al_error_set(err, EINVAL, "invalid policy hash: "
-						 "expected sha256:<64 hex>");
+		return al_error_set(err, EINVAL,
+				    "invalid policy hash: "
+				    "expected sha256:<64 hex>");
 	if (sub->interpreter != NULL &&
 	    !valid_text(sub->interpreter, MANIFEST_INTERPRETER_MAX, true))
 		return al_error_set(err, EINVAL, "invalid interpreter");
@@ -270,7 +266,7 @@ static int insert_module(struct manifest *m,
 	_cleanup_stmt_ struct db_stmt *ver = db_stmt(m, SQL_NEXT_VERSION, err);
 	_cleanup_stmt_ struct db_stmt *add = db_stmt(m, SQL_MODULE_ADD, err);
 	_cleanup_stmt_ struct db_stmt *drop = db_stmt(m, SQL_JOURNAL_DROP_STAGE,
-						    err);
+						      err);
 	struct manifest_module mod;
 	int64_t now = manifest_now_ms();
 	char reason[64];
@@ -284,9 +280,9 @@ static int insert_module(struct manifest *m,
 	db_bind_int64(add, 2, db_column_int64(ver, 0));
 	db_bind_text(add, 3, sha256);
 	db_bind_int64(add, 4, (int64_t)sub->len);
-	db_bind_text(add, 5, sub->interpreter && sub->interpreter[0]
-				     ? sub->interpreter
-				     : NULL);
+	db_bind_text(add, 5,
+		     sub->interpreter && sub->interpreter[0] ? sub->interpreter
+							     : NULL);
 	db_bind_text(add, 6, sub->policy_name);
 	db_bind_text(add, 7, sub->policy_hash);
 	db_bind_int64(add, 8, sub->uid);
@@ -351,7 +347,8 @@ int manifest_find_same(struct manifest *m,
 	char sha[MANIFEST_SHA256_HEX + 1], path[PATH_MAX];
 	struct al_error e = { 0 };
 
-	if (manifest_active_path(m, sub->name, out, path, sizeof(path), &e) < 0) {
+	if (manifest_active_path(m, sub->name, out, path, sizeof(path), &e) <
+	    0) {
 		if (e.errnum == ENOENT)
 			return 0;
 		if (err)
@@ -520,8 +517,7 @@ int manifest_archive(struct manifest *m, const char *name, const char *reason,
 	return 0;
 }
 
-int manifest_restore(struct manifest *m, const char *name,
-		     struct al_error *err)
+int manifest_restore(struct manifest *m, const char *name, struct al_error *err)
 {
 	struct al_error local = { 0 };
 	struct manifest_module mod;
@@ -532,8 +528,9 @@ int manifest_restore(struct manifest *m, const char *name,
 	if (db_writable(m, err) < 0)
 		goto fail;
 	if (module_latest(m, name, MANIFEST_ACTIVE, &mod, err) == 0) {
-		al_error_set(err, EEXIST, "version %lld is active; archive it "
-					  "first",
+		al_error_set(err, EEXIST,
+			     "version %lld is active; archive it "
+			     "first",
 			     (long long)mod.version);
 		goto fail;
 	}
@@ -566,8 +563,9 @@ int manifest_set_syscalls(struct manifest *m, int64_t id, const char *names,
 		return al_error_prefix(err, "manifest: module %lld",
 				       (long long)id);
 	if (db_changes(s) != 1)
-		return al_error_set(err, ENOENT, "manifest: module %lld: no "
-						 "such module",
+		return al_error_set(err, ENOENT,
+				    "manifest: module %lld: no "
+				    "such module",
 				    (long long)id);
 	return 0;
 }
@@ -585,8 +583,9 @@ int manifest_get_syscalls(struct manifest *m, int64_t id, char **out,
 	db_bind_int64(s, 1, id);
 	int rc = db_step(s);
 	if (rc == DB_DONE)
-		return al_error_set(err, ENOENT, "manifest: module %lld: no "
-						 "such module",
+		return al_error_set(err, ENOENT,
+				    "manifest: module %lld: no "
+				    "such module",
 				    (long long)id);
 	if (rc != DB_ROW)
 		return db_error(m, err, "manifest: module %lld: syscalls",
@@ -605,9 +604,9 @@ int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
 	return 0;
 }
 
-static const char SQL_MODULE_VERSION[] =
-	"SELECT " MODULE_COLUMNS " FROM modules"
-	" WHERE name = ?1 AND version = ?2";
+static const char SQL_MODULE_VERSION[] = "SELECT " MODULE_COLUMNS
+					 " FROM modules"
+					 " WHERE name = ?1 AND version = ?2";
 
 int manifest_find(struct manifest *m, const char *name, int64_t version,
 		  struct manifest_module *out, struct al_error *err)
@@ -630,15 +629,14 @@ int manifest_find(struct manifest *m, const char *name, int64_t version,
 		rc = one_module(m, s, out, err);
 	}
 	if (rc < 0 && err->errnum == ENOENT)
-		return version == 0
-			       ? al_error_set(err, ENOENT,
-					      "manifest: no module \"%s\"",
-					      quoted(name, q))
-			       : al_error_set(err, ENOENT,
-					      "manifest: no module \"%s\" "
-					      "version %lld",
-					      quoted(name, q),
-					      (long long)version);
+		return version == 0 ? al_error_set(err, ENOENT,
+						   "manifest: no module \"%s\"",
+						   quoted(name, q))
+				    : al_error_set(err, ENOENT,
+						   "manifest: no module \"%s\" "
+						   "version %lld",
+						   quoted(name, q),
+						   (long long)version);
 	if (rc < 0)
 		return al_error_prefix(err, "manifest: find \"%s\"",
 				       quoted(name, q));
@@ -666,8 +664,7 @@ int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
 	return 0;
 }
 
-int manifest_module_verify(const char *path,
-			   const struct manifest_module *mod,
+int manifest_module_verify(const char *path, const struct manifest_module *mod,
 			   struct al_error *err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -678,8 +675,8 @@ int manifest_module_verify(const char *path,
 	if (fd < 0)
 		return al_error_sys(err, errno, "module %s", path);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return al_error_set(err, EINVAL, "module %s: not a regular file",
-				    path);
+		return al_error_set(err, EINVAL,
+				    "module %s: not a regular file", path);
 	if (sha256_fd(fd, got, &size) < 0)
 		return al_error_sys(err, errno, "module %s: read", path);
 	if (size != mod->size || strcmp(got, mod->sha256) != 0)

@@ -39,13 +39,12 @@ struct journal {
 };
 
 /* Rows whose journaled move counts as done: the state they are going to. */
-static const char SQL_NEEDED[] =
-	"SELECT EXISTS (SELECT 1 FROM modules m"
-	" LEFT JOIN moves v ON v.module_id = m.id"
-	" WHERE m.sha256 = ?1 AND CASE"
-	"  WHEN v.id IS NULL THEN m.state"
-	"  WHEN v.op = 'delete' THEN 'deleted'"
-	"  ELSE v.to_state END IN (?2, ?3))";
+static const char SQL_NEEDED[] = "SELECT EXISTS (SELECT 1 FROM modules m"
+				 " LEFT JOIN moves v ON v.module_id = m.id"
+				 " WHERE m.sha256 = ?1 AND CASE"
+				 "  WHEN v.id IS NULL THEN m.state"
+				 "  WHEN v.op = 'delete' THEN 'deleted'"
+				 "  ELSE v.to_state END IN (?2, ?3))";
 
 int moves_needed(struct manifest *m, enum store_dir d, const char *sha256,
 		 struct al_error *err)
@@ -85,8 +84,8 @@ static int journal_insert(struct manifest *m, const struct move *mv,
 	if (mv == NULL) {
 		db_bind_text(s, 1, "stage");
 	} else {
-		db_bind_text(s, 1, mv->to == MOVE_DELETE ? "delete"
-							 : "transition");
+		db_bind_text(s, 1,
+			     mv->to == MOVE_DELETE ? "delete" : "transition");
 		db_bind_int64(s, 2, mv->module_id);
 		db_bind_text(s, 4, manifest_state_name(mv->from));
 		if (mv->to != MOVE_DELETE)

@@ -17,8 +17,8 @@ static const char SQL_LIST[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
 	" WHERE (CAST(?1 AS TEXT) IS NULL OR name = ?1)"
 	" AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)"
-	" AND " VIEWER_SEES("?3", "?4", "owner_uid", "owner_gid")
-	" ORDER BY name, version";
+	" AND " VIEWER_SEES("?3", "?4", "owner_uid",
+			    "owner_gid") " ORDER BY name, version";
 
 int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		  manifest_module_fn fn, void *arg, struct al_error *err)
@@ -145,8 +145,8 @@ void manifest_snapshot_end(struct manifest *m)
 
 static const char SQL_STATS_MODULES[] =
 	"SELECT state, count(*) FROM modules"
-	" WHERE " VIEWER_SEES("?1", "?2", "owner_uid", "owner_gid")
-	" GROUP BY state";
+	" WHERE " VIEWER_SEES("?1", "?2", "owner_uid",
+			      "owner_gid") " GROUP BY state";
 /* everyone's runs without the join a tenant's count needs */
 static const char SQL_STATS_RUNS_ALL[] =
 	"SELECT count(*),"
@@ -161,9 +161,11 @@ static const char SQL_STATS_RUNS_SEEN[] =
 int manifest_stats(struct manifest *m, const struct manifest_viewer *viewer,
 		   struct manifest_stats *out, struct al_error *err)
 {
-	_cleanup_stmt_ struct db_stmt *mods = db_stmt(m, SQL_STATS_MODULES, err);
-	_cleanup_stmt_ struct db_stmt *runs = db_stmt(
-		m, viewer ? SQL_STATS_RUNS_SEEN : SQL_STATS_RUNS_ALL, err);
+	_cleanup_stmt_ struct db_stmt *mods = db_stmt(m, SQL_STATS_MODULES,
+						      err);
+	_cleanup_stmt_ struct db_stmt *runs =
+		db_stmt(m, viewer ? SQL_STATS_RUNS_SEEN : SQL_STATS_RUNS_ALL,
+			err);
 	int64_t events;
 	int rc;
 
@@ -174,11 +176,9 @@ int manifest_stats(struct manifest *m, const struct manifest_viewer *viewer,
 	    db_bind_viewer(runs, 1, viewer) < 0)
 		return db_error(m, err, "manifest: statistics");
 	while ((rc = db_step(mods)) == DB_ROW) {
-		int st = manifest_state_parse(
-			db_column_text(mods, 0));
+		int st = manifest_state_parse(db_column_text(mods, 0));
 		if (st >= 0)
-			out->modules[st] = (uint64_t)db_column_int64(mods,
-									  1);
+			out->modules[st] = (uint64_t)db_column_int64(mods, 1);
 	}
 	if (rc != DB_DONE || db_step(runs) != DB_ROW)
 		return db_error(m, err, "manifest: statistics");

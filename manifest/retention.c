@@ -12,7 +12,6 @@
 
 #include "manifest/internal.h"
 
-
 static const char SQL_EXPIRED_MODULE[] =
 	"SELECT id, sha256 FROM modules"
 	" WHERE state = 'archived' AND updated_ms < ?1 ORDER BY id LIMIT 1";

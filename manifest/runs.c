@@ -14,13 +14,13 @@
 
 #include "manifest/internal.h"
 
-static int check_start(const struct manifest_run_start *s,
-		       struct al_error *err)
+static int check_start(const struct manifest_run_start *s, struct al_error *err)
 {
 	if (s->policy_hash == NULL || strncmp(s->policy_hash, "sha256:", 7) ||
 	    !is_sha256_hex(s->policy_hash + 7))
-		return al_error_set(err, EINVAL, "invalid policy hash: "
-						 "expected sha256:<64 hex>");
+		return al_error_set(err, EINVAL,
+				    "invalid policy hash: "
+				    "expected sha256:<64 hex>");
 	return 0;
 }
 
@@ -104,9 +104,10 @@ static void bind_result(struct db_stmt *s, const struct manifest_run_result *r,
 		db_bind_text(s, 9, r->syscall);
 	bind_finite(s, 10, r->wall_ms);
 	bind_finite(s, 11, r->cpu_ms);
-	db_bind_int64(s, 12, r->peak_memory_bytes > INT64_MAX
-					  ? INT64_MAX
-					  : (int64_t)r->peak_memory_bytes);
+	db_bind_int64(s, 12,
+		      r->peak_memory_bytes > INT64_MAX
+			      ? INT64_MAX
+			      : (int64_t)r->peak_memory_bytes);
 	db_bind_int64(s, 13, r->stdout_truncated);
 	db_bind_int64(s, 14, r->stderr_truncated);
 	/* the end of stderr: where a traceback or a panic message is */
@@ -169,8 +170,9 @@ int manifest_run_begin(struct manifest *m, const struct manifest_run_start *s,
 		       int64_t *run_id, struct al_error *err)
 {
 	if (insert(m, SQL_RUN_BEGIN, s, NULL, run_id, err) < 0)
-		return al_error_prefix(err, "manifest: begin a run of module "
-					    "%lld",
+		return al_error_prefix(err,
+				       "manifest: begin a run of module "
+				       "%lld",
 				       (long long)s->module_id);
 	return 0;
 }
@@ -180,8 +182,9 @@ int manifest_run_record(struct manifest *m, const struct manifest_run_start *s,
 			struct al_error *err)
 {
 	if (insert(m, SQL_RUN_RECORD, s, r, run_id, err) < 0)
-		return al_error_prefix(err, "manifest: record a run of module "
-					    "%lld",
+		return al_error_prefix(err,
+				       "manifest: record a run of module "
+				       "%lld",
 				       (long long)s->module_id);
 	return 0;
 }
@@ -252,11 +255,11 @@ fail:
 
 int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 {
-	_cleanup_stmt_ struct db_stmt *s = db_stmt(
-		m,
-		"UPDATE runs SET verdict = 'interrupted', ended_ms = ?1"
-		" WHERE verdict = 'running'",
-		err);
+	_cleanup_stmt_ struct db_stmt *s =
+		db_stmt(m,
+			"UPDATE runs SET verdict = 'interrupted', ended_ms = ?1"
+			" WHERE verdict = 'running'",
+			err);
 
 	if (s == NULL)
 		return -1;
@@ -267,9 +270,9 @@ int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 /* ---------------------------------------------------------------- queries */
 
 #define RUN_COLUMNS                                                            \
-	"r.id, r.module_id, m.name, m.version, r.started_ms, r.ended_ms,"     \
-	" r.verdict, r.exit_code, r.signal, r.syscall, r.wall_ms, r.cpu_ms,"  \
-	" r.peak_memory_bytes, r.stdout_truncated, r.stderr_truncated,"       \
+	"r.id, r.module_id, m.name, m.version, r.started_ms, r.ended_ms,"      \
+	" r.verdict, r.exit_code, r.signal, r.syscall, r.wall_ms, r.cpu_ms,"   \
+	" r.peak_memory_bytes, r.stdout_truncated, r.stderr_truncated,"        \
 	" r.policy_hash, r.requested_uid, r.stderr_excerpt"
 
 static void run_from_row(struct db_stmt *s, struct manifest_run *out)
@@ -312,8 +315,8 @@ static const char SQL_RUNS[] =
 	" WHERE (CAST(?1 AS TEXT) IS NULL OR m.name = ?1)"
 	" AND (?2 = 0 OR r.module_id = ?2) AND r.started_ms >= ?3"
 	" AND (CAST(?4 AS TEXT) IS NULL OR r.verdict = ?4)"
-	" AND " VIEWER_SEES("?6", "?7", "m.owner_uid", "m.owner_gid")
-	" ORDER BY r.id DESC LIMIT ?5";
+	" AND " VIEWER_SEES("?6", "?7", "m.owner_uid",
+			    "m.owner_gid") " ORDER BY r.id DESC LIMIT ?5";
 
 int manifest_runs(struct manifest *m, const struct manifest_run_filter *f,
 		  manifest_run_fn fn, void *arg, struct al_error *err)

@@ -91,9 +91,10 @@ static int apply(struct manifest *m, const struct migration *mig,
 		goto fail;
 	}
 	if (version != mig->number) {
-		al_error_set(err, 0, "migration %d left the schema version at "
-				     "%lld (a block must end by setting its "
-				     "own number)",
+		al_error_set(err, 0,
+			     "migration %d left the schema version at "
+			     "%lld (a block must end by setting its "
+			     "own number)",
 			     mig->number, (long long)version);
 		goto fail;
 	}
@@ -115,10 +116,11 @@ int schema_migrate(struct manifest *m, struct al_error *err)
 		if (mig.number <= m->schema)
 			continue;
 		if (mig.number != m->schema + 1)
-			return al_error_set(err, 0, "%s schema: migration %d "
-						    "follows %d",
-					    m->ops->name,
-					    mig.number, m->schema);
+			return al_error_set(err, 0,
+					    "%s schema: migration %d "
+					    "follows %d",
+					    m->ops->name, mig.number,
+					    m->schema);
 		if (apply(m, &mig, err) < 0)
 			return al_error_prefix(err, "%s: upgrade to schema %d",
 					       m->where, mig.number);

@@ -199,9 +199,8 @@ static enum store_dir find_copy(struct manifest *m, const char *sha256,
 	return STORE_NONE;
 }
 
-static int put_copy(struct manifest *m, const char *sha256,
-		    enum store_dir from, enum store_dir to, bool *changed,
-		    struct al_error *err)
+static int put_copy(struct manifest *m, const char *sha256, enum store_dir from,
+		    enum store_dir to, bool *changed, struct al_error *err)
 {
 	enum store_dir src = find_copy(m, sha256, from, to);
 	int keep;
@@ -217,8 +216,8 @@ static int put_copy(struct manifest *m, const char *sha256,
 		return -1;
 	if (keep ? linkat(m->store_fd[src], sha256, m->store_fd[to], sha256,
 			  0) < 0
-		 : renameat(m->store_fd[src], sha256, m->store_fd[to],
-			    sha256) < 0)
+		 : renameat(m->store_fd[src], sha256, m->store_fd[to], sha256) <
+			    0)
 		return al_error_sys(err, errno, "%s %s/%s to %s/",
 				    keep ? "link" : "rename",
 				    store_dir_name(src), sha256,
@@ -243,8 +242,7 @@ int store_place(struct manifest *m, const char *sha256, enum store_dir from,
 		if (!need) {
 			if (unlinkat(m->store_fd[from], sha256, 0) < 0 &&
 			    errno != ENOENT)
-				return al_error_sys(err, errno,
-						    "remove %s/%s",
+				return al_error_sys(err, errno, "remove %s/%s",
 						    store_dir_name(from),
 						    sha256);
 			changed[from] = true;
@@ -268,8 +266,7 @@ static void hex(const uint8_t *digest, char out[MANIFEST_SHA256_HEX + 1])
 	out[MANIFEST_SHA256_HEX] = '\0';
 }
 
-void sha256_hex(const void *data, size_t len,
-		char out[MANIFEST_SHA256_HEX + 1])
+void sha256_hex(const void *data, size_t len, char out[MANIFEST_SHA256_HEX + 1])
 {
 	struct sha256_ctx ctx;
 	uint8_t digest[SHA256_DIGEST_SIZE];

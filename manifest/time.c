@@ -10,7 +10,7 @@
 #include "manifest/internal.h"
 
 #define TIME_FORM                                                              \
-	"expected ISO 8601 (2024-05-01, 2024-05-01T12:00:00Z) or an age "     \
+	"expected ISO 8601 (2024-05-01, 2024-05-01T12:00:00Z) or an age "      \
 	"(90s, 30m, 2h, 7d)"
 
 int64_t manifest_now_ms(void)
@@ -71,7 +71,9 @@ static bool parse_age(const char *s, int64_t now_ms, int64_t *out)
 	static const struct {
 		char unit;
 		int64_t ms;
-	} units[] = { { 's', 1000 }, { 'm', 60000 }, { 'h', AL_HOUR_MS },
+	} units[] = { { 's', 1000 },
+		      { 'm', 60000 },
+		      { 'h', AL_HOUR_MS },
 		      { 'd', AL_DAY_MS } };
 	int64_t n = 0;
 	const char *p = s;
@@ -118,8 +120,8 @@ static bool parse_iso(const char *s, int64_t *out)
 	const char *p = s;
 	time_t t;
 
-	if (!digits(&p, 4, &year) || !expect(&p, '-') ||
-	    !digits(&p, 2, &mon) || !expect(&p, '-') || !digits(&p, 2, &day))
+	if (!digits(&p, 4, &year) || !expect(&p, '-') || !digits(&p, 2, &mon) ||
+	    !expect(&p, '-') || !digits(&p, 2, &day))
 		return false;
 	if (*p == 'T' || *p == ' ') {
 		p++;

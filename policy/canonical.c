@@ -63,8 +63,7 @@ static int cmp_bind(const void *a, const void *b)
 	return c ? c : strcmp(x->host, y->host);
 }
 
-static int write_binds(FILE *f, const struct al_policy *p,
-		       struct al_error *err)
+static int write_binds(FILE *f, const struct al_policy *p, struct al_error *err)
 {
 	size_t n = policy_bind_count(p);
 	if (n == 0)

@@ -30,7 +30,7 @@ struct al_policy {
 	unsigned archive_on; /* bit per enum al_verdict */
 	uint64_t crash_budget;
 	bool seccomp_learned; /* [runtime] seccomp = learned */
-	char *file; /* the file it was read from; NULL if none */
+	char *file;           /* the file it was read from; NULL if none */
 	uid_t file_owner;
 };
 

@@ -31,7 +31,8 @@ void policy_set_state_dir(const char *dir)
 
 static const char *state_policy_dir(char *buf, size_t len)
 {
-	const char *dir = state_dir[0] ? state_dir : getenv("AIRLOCK_STATE_DIR");
+	const char *dir = state_dir[0] ? state_dir
+				       : getenv("AIRLOCK_STATE_DIR");
 	if (!dir || !*dir)
 		dir = DEFAULT_STATE_DIR;
 	snprintf(buf, len, "%s%spolicies", dir,
@@ -117,8 +118,7 @@ static void name_of(const char *path, char *out, size_t len)
 		out[n - k] = '\0';
 }
 
-static bool find_in(const char *path, const char *name, char *out,
-		    size_t len)
+static bool find_in(const char *path, const char *name, char *out, size_t len)
 {
 	char search[8192];
 	snprintf(search, sizeof(search), "%s", path);

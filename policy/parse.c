@@ -43,7 +43,7 @@ struct parse_state {
 	int n_errnos;
 	bool cpu_time_set;
 	bool tmp_size_set;
-	unsigned seen; /* bit per scalar key, by table index */
+	unsigned seen;   /* bit per scalar key, by table index */
 	char *allowed;   /* " name name " of the file's allow tokens */
 	char *env_names; /* " NAME NAME " set in [environment] */
 };
@@ -151,8 +151,9 @@ static int each_token(struct parse_state *st, const char *value,
 static int set_name(struct parse_state *st, const char *v)
 {
 	if (!is_word(v, "-_.", sizeof(st->p->name) - 1) || v[0] == '.')
-		return fail(st, "invalid name \"%s\": expected letters, digits, "
-				"'-', '_' or '.', at most 63",
+		return fail(st,
+			    "invalid name \"%s\": expected letters, digits, "
+			    "'-', '_' or '.', at most 63",
 			    v);
 	snprintf(st->p->name, sizeof(st->p->name), "%s", v);
 	return 0;
@@ -198,17 +199,17 @@ static int set_cpus(struct parse_state *st, const char *v)
 {
 	/* plain decimals only: strtod would also take hex, exponents, inf */
 	size_t digits = strspn(v, "0123456789");
-	bool plain = digits > 0 &&
-		     (v[digits] == '\0' ||
-		      (v[digits] == '.' && v[digits + 1] &&
-		       strspn(v + digits + 1, "0123456789") ==
-			       strlen(v + digits + 1)));
+	bool plain = digits > 0 && (v[digits] == '\0' ||
+				    (v[digits] == '.' && v[digits + 1] &&
+				     strspn(v + digits + 1, "0123456789") ==
+					     strlen(v + digits + 1)));
 	char *end;
 	errno = 0;
 	double cpus = plain ? strtod(v, &end) : 0;
 	if (!plain || errno || !(cpus >= 0.01 && cpus <= 1024))
-		return fail(st, "invalid value \"%s\": expected a number of "
-				"CPUs from 0.01 to 1024 (e.g. 0.5)",
+		return fail(st,
+			    "invalid value \"%s\": expected a number of "
+			    "CPUs from 0.01 to 1024 (e.g. 0.5)",
 			    v);
 	st->p->limits.cpu_quota_milli = (uint64_t)(cpus * 1000 + 0.5);
 	return 0;
@@ -255,8 +256,9 @@ static int set_enforce(struct parse_state *st, const char *v)
 	else if (strcmp(v, "best-effort") == 0)
 		st->p->limits.limits_mode = POLICY_LIMITS_BEST_EFFORT;
 	else
-		return fail(st, "invalid value \"%s\": expected required or "
-				"best-effort",
+		return fail(st,
+			    "invalid value \"%s\": expected required or "
+			    "best-effort",
 			    v);
 	return 0;
 }
@@ -270,8 +272,9 @@ static int set_net(struct parse_state *st, const char *v)
 	else if (strcmp(v, "loopback") == 0)
 		st->p->limits.net = POLICY_NET_LOOPBACK;
 	else
-		return fail(st, "invalid value \"%s\": expected none or "
-				"loopback",
+		return fail(st,
+			    "invalid value \"%s\": expected none or "
+			    "loopback",
 			    v);
 	return 0;
 }
@@ -295,10 +298,12 @@ static int set_terminal(struct parse_state *st, const char *v)
 /* Targets inside the jail that belong to the jail itself. */
 static bool reserved_target(const char *jail)
 {
+	/* clang-format off */
 	static const char *const reserved[] = {
 		"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32",
 		"/libx32", "/etc", "/proc", "/dev", "/tmp", "/module", "/sys",
 	};
+	/* clang-format on */
 	if (strcmp(jail, "/") == 0)
 		return true;
 	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
@@ -343,19 +348,21 @@ static int add_bind(struct parse_state *st, const char *token, bool writable)
 	host[hlen] = '\0';
 	snprintf(jail, sizeof(jail), "%s", colon ? colon + 1 : host);
 	if (!clean_path(host) || !clean_path(jail))
-		return fail(st, "invalid bind \"%s\": expected HOST[:JAIL] with "
-				"absolute paths without . or .. parts",
+		return fail(st,
+			    "invalid bind \"%s\": expected HOST[:JAIL] with "
+			    "absolute paths without . or .. parts",
 			    token);
 	if (reserved_target(jail))
-		return fail(st, "cannot bind over %s: the jail's own "
-				"directories (/, /usr, /bin, /lib*, /etc, /proc, "
-				"/dev, /tmp, /module) are not bind targets",
+		return fail(st,
+			    "cannot bind over %s: the jail's own "
+			    "directories (/, /usr, /bin, /lib*, /etc, /proc, "
+			    "/dev, /tmp, /module) are not bind targets",
 			    jail);
 	if (st->p->n_binds >= MAX_BINDS)
 		return fail(st, "too many binds: at most %d", MAX_BINDS);
-	return policy_bind_add(st->p, host, jail, writable, st->err) < 0 ?
-		       fail(st, "out of memory") :
-		       0;
+	return policy_bind_add(st->p, host, jail, writable, st->err) < 0
+		       ? fail(st, "out of memory")
+		       : 0;
 }
 
 static int add_bind_ro(struct parse_state *st, const char *token)
@@ -403,8 +410,9 @@ static int set_gid(struct parse_state *st, const char *v)
 static int set_hostname(struct parse_state *st, const char *v)
 {
 	if (!is_word(v, "-.", 63) || v[0] == '-' || v[0] == '.')
-		return fail(st, "invalid hostname \"%s\": expected letters, "
-				"digits, '-' and '.', at most 63",
+		return fail(st,
+			    "invalid hostname \"%s\": expected letters, "
+			    "digits, '-' and '.', at most 63",
 			    v);
 	snprintf(st->p->hostname, sizeof(st->p->hostname), "%s", v);
 	return 0;
@@ -434,9 +442,9 @@ static int set_env(struct parse_state *st, const char *v)
 				"digits and '_', not starting with a digit");
 	if (strlen(v) > 1024)
 		return fail(st, "value too long: at most 1024 characters");
-	return policy_env_set(st->p, name, v, st->err) < 0 ?
-		       fail(st, "out of memory") :
-		       0;
+	return policy_env_set(st->p, name, v, st->err) < 0
+		       ? fail(st, "out of memory")
+		       : 0;
 }
 
 /* ------------------------------------------------------------ [seccomp] */
@@ -444,8 +452,9 @@ static int set_env(struct parse_state *st, const char *v)
 static int known_syscall(struct parse_state *st, const char *name)
 {
 	if (seccomp_syscall_resolve_name(name) == __NR_SCMP_ERROR)
-		return fail(st, "unknown syscall \"%s\" (not a syscall of this "
-				"architecture known to libseccomp)",
+		return fail(st,
+			    "unknown syscall \"%s\" (not a syscall of this "
+			    "architecture known to libseccomp)",
 			    name);
 	return 0;
 }
@@ -487,9 +496,9 @@ static int allow_token(struct parse_state *st, const char *t)
 	}
 	if (remember(st, &st->allowed, name) < 0)
 		return -1;
-	return policy_sys_add(st->p, name, POLICY_SYS_ALLOW, 0, st->err) < 0 ?
-		       fail(st, "out of memory") :
-		       0;
+	return policy_sys_add(st->p, name, POLICY_SYS_ALLOW, 0, st->err) < 0
+		       ? fail(st, "out of memory")
+		       : 0;
 }
 
 static int set_allow(struct parse_state *st, const char *v)
@@ -512,20 +521,23 @@ static int set_allow(struct parse_state *st, const char *v)
 static const struct {
 	const char *name;
 	int value;
+	/* clang-format off */
 } errno_names[] = {
 	{ "EPERM", EPERM },   { "EACCES", EACCES },
 	{ "ENOSYS", ENOSYS }, { "EINVAL", EINVAL },
 	{ "ENOENT", ENOENT }, { "EOPNOTSUPP", EOPNOTSUPP },
 	{ "EAFNOSUPPORT", EAFNOSUPPORT },
 };
+/* clang-format on */
 
 static int errno_token(struct parse_state *st, const char *t)
 {
 	char name[64];
 	const char *colon = strchr(t, ':');
 	if (!colon || (size_t)(colon - t) >= sizeof(name))
-		return fail(st, "invalid entry \"%s\": expected SYSCALL:ERRNO "
-				"(e.g. clone3:ENOSYS)",
+		return fail(st,
+			    "invalid entry \"%s\": expected SYSCALL:ERRNO "
+			    "(e.g. clone3:ENOSYS)",
 			    t);
 	memcpy(name, t, (size_t)(colon - t));
 	name[colon - t] = '\0';
@@ -541,8 +553,9 @@ static int errno_token(struct parse_state *st, const char *t)
 		st->errnos[st->n_errnos++].errnum = errno_names[i].value;
 		return 0;
 	}
-	return fail(st, "unknown errno \"%s\": expected EPERM, EACCES, "
-			"ENOSYS, EINVAL, ENOENT, EOPNOTSUPP or EAFNOSUPPORT",
+	return fail(st,
+		    "unknown errno \"%s\": expected EPERM, EACCES, "
+		    "ENOSYS, EINVAL, ENOENT, EOPNOTSUPP or EAFNOSUPPORT",
 		    colon + 1);
 }
 
@@ -570,8 +583,9 @@ static int apply_errnos(struct parse_state *st)
 	for (int i = 0; i < st->n_errnos; i++) {
 		const char *name = st->errnos[i].name;
 		if (in_set(st->allowed, name))
-			return fail(st, "%s is both in allow and in errno: "
-					"choose one",
+			return fail(st,
+				    "%s is both in allow and in errno: "
+				    "choose one",
 				    name);
 		if (policy_sys_add(st->p, name, POLICY_SYS_ERRNO,
 				   st->errnos[i].errnum, st->err) < 0)
@@ -583,8 +597,9 @@ static int apply_errnos(struct parse_state *st)
 static int set_default_action(struct parse_state *st, const char *v)
 {
 	if (strcmp(v, "kill") != 0)
-		return fail(st, "invalid value \"%s\": expected kill (a denied "
-				"call ends the run as seccomp_violation)",
+		return fail(st,
+			    "invalid value \"%s\": expected kill (a denied "
+			    "call ends the run as seccomp_violation)",
 			    v);
 	return 0;
 }
@@ -595,16 +610,17 @@ static int archive_token(struct parse_state *st, const char *t)
 {
 	int v = al_verdict_parse(t);
 	if (v < 0)
-		return fail(st, "unknown verdict \"%s\": expected crashed, "
-				"timeout, memory_limit, seccomp_violation or "
-				"exit_nonzero",
+		return fail(st,
+			    "unknown verdict \"%s\": expected crashed, "
+			    "timeout, memory_limit, seccomp_violation or "
+			    "exit_nonzero",
 			    t);
 	if (v == AL_VERDICT_OK || v == AL_VERDICT_SETUP_ERROR)
 		return fail(st, "%s cannot archive a module: %s", t,
-			    v == AL_VERDICT_OK ?
-				    "it is a success" :
-				    "it is the supervisor's failure, not the "
-				    "module's");
+			    v == AL_VERDICT_OK
+				    ? "it is a success"
+				    : "it is the supervisor's failure, not the "
+				      "module's");
 	st->p->archive_on |= 1u << v;
 	return 0;
 }
@@ -700,8 +716,8 @@ static int handler(void *user, const char *section, const char *name,
 		if (strcmp(k->section, section) != 0 ||
 		    (k->name && strcmp(k->name, name) != 0))
 			continue;
-		bool dup = k->name ? (st->seen & (1u << i)) != 0 :
-				     env_seen(st, name);
+		bool dup = k->name ? (st->seen & (1u << i)) != 0
+				   : env_seen(st, name);
 		if (!k->list && dup) {
 			fail(st, "duplicate key: each setting appears once "
 				 "(only list keys may repeat)");
@@ -725,8 +741,9 @@ static int check_conflicts(struct parse_state *st)
 	if (l->tmp_bytes > l->memory_bytes) {
 		format_size(l->tmp_bytes, a, sizeof(a));
 		format_size(l->memory_bytes, b, sizeof(b));
-		return fail(st, "%s is larger than [limits] memory (%s): "
-				"files in /tmp count against the memory limit",
+		return fail(st,
+			    "%s is larger than [limits] memory (%s): "
+			    "files in /tmp count against the memory limit",
 			    a, b);
 	}
 	return apply_errnos(st);
@@ -741,7 +758,8 @@ static struct al_policy *finish(struct parse_state *st, int rc,
 		return st->p;
 	}
 	if (rc == -1)
-		al_error_set(st->err, EIO, "%s: cannot read the file", filename);
+		al_error_set(st->err, EIO, "%s: cannot read the file",
+			     filename);
 	else if (rc == -2)
 		al_error_set(st->err, ENOMEM, "%s: out of memory", filename);
 	else if (st->failed && rc > 0)

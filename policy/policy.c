@@ -11,16 +11,20 @@
 
 #define JAIL_PATH "/usr/local/bin:/usr/bin:/bin"
 
+/* clang-format off */
 static const char *const default_env[][2] = {
 	{ "PATH", JAIL_PATH }, { "HOME", "/tmp" },     { "TMPDIR", "/tmp" },
 	{ "LANG", "C.UTF-8" }, { "USER", "sandbox" },
 };
+/* clang-format on */
 
 /* The groups the default policy allows. */
+/* clang-format off */
 static const char *const default_groups[] = {
 	"@basic-io", "@file-system", "@memory", "@process", "@credentials",
 	"@signal", "@time", "@event", "@network", "@ipc", NULL,
 };
+/* clang-format on */
 
 static void default_limits(struct policy_limits *l)
 {
@@ -54,8 +58,8 @@ int policy_sys_add(struct al_policy *p, const char *name,
 			return 0;
 		}
 	}
-	struct policy_syscall *grown =
-		realloc(p->sys, (p->n_sys + 1) * sizeof(*grown));
+	struct policy_syscall *grown = realloc(p->sys,
+					       (p->n_sys + 1) * sizeof(*grown));
 	if (!grown)
 		return al_error_sys(err, ENOMEM, "policy: syscall list");
 	p->sys = grown;
@@ -131,8 +135,8 @@ int policy_env_set(struct al_policy *p, const char *name, const char *value,
 int policy_bind_add(struct al_policy *p, const char *host, const char *jail,
 		    bool writable, struct al_error *err)
 {
-	struct policy_bind *grown =
-		realloc(p->binds, (p->n_binds + 1) * sizeof(*grown));
+	struct policy_bind *grown = realloc(p->binds,
+					    (p->n_binds + 1) * sizeof(*grown));
 	if (!grown)
 		return al_error_sys(err, ENOMEM, "policy: binds");
 	p->binds = grown;
@@ -257,8 +261,7 @@ int policy_set_pids(struct al_policy *p, const char *value,
 	return 0;
 }
 
-int policy_set_net(struct al_policy *p, const char *value,
-		   struct al_error *err)
+int policy_set_net(struct al_policy *p, const char *value, struct al_error *err)
 {
 	if (strcmp(value, "none") == 0)
 		p->limits.net = POLICY_NET_NONE;

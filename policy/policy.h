@@ -42,22 +42,22 @@ enum policy_limits_mode {
 
 /* Numeric limits and identity; every field has a docs/design.md default. */
 struct policy_limits {
-	uint64_t memory_bytes;  /* cgroup memory limit, swap excluded */
-	uint64_t timeout_us;    /* wall clock, enforced by the parent */
-	uint64_t cpu_time_us;   /* CPU time of each process (RLIMIT_CPU) */
+	uint64_t memory_bytes;    /* cgroup memory limit, swap excluded */
+	uint64_t timeout_us;      /* wall clock, enforced by the parent */
+	uint64_t cpu_time_us;     /* CPU time of each process (RLIMIT_CPU) */
 	uint64_t cpu_quota_milli; /* cgroup CPU bandwidth; 0 = no quota */
-	uint64_t pids;          /* cgroup pids limit */
-	uint64_t stdout_max;    /* bytes captured; the rest is dropped */
+	uint64_t pids;            /* cgroup pids limit */
+	uint64_t stdout_max;      /* bytes captured; the rest is dropped */
 	uint64_t stderr_max;
-	uint64_t tmp_bytes;     /* size of the private /tmp */
-	uint64_t fsize_bytes;   /* RLIMIT_FSIZE */
-	uint64_t nofile;        /* RLIMIT_NOFILE */
-	uint64_t as_bytes;      /* RLIMIT_AS; 0 = not set */
-	uint32_t uid;           /* identity inside the jail; never 0 */
+	uint64_t tmp_bytes;   /* size of the private /tmp */
+	uint64_t fsize_bytes; /* RLIMIT_FSIZE */
+	uint64_t nofile;      /* RLIMIT_NOFILE */
+	uint64_t as_bytes;    /* RLIMIT_AS; 0 = not set */
+	uint32_t uid;         /* identity inside the jail; never 0 */
 	uint32_t gid;
 	enum policy_net net;
 	enum policy_limits_mode limits_mode;
-	bool terminal;          /* a private /dev/pts for the run's own ptys */
+	bool terminal; /* a private /dev/pts for the run's own ptys */
 };
 
 /* How the seccomp filter treats one syscall named by the policy. */

@@ -14,6 +14,7 @@
 
 #include "policy/internal.h"
 
+/* clang-format off */
 static const char *const group_basic_io[] = {
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "preadv",
 	"pwritev", "preadv2", "pwritev2", "close", "close_range", "lseek",
@@ -29,7 +30,9 @@ static const char *const group_basic_io[] = {
 	 * container runtimes allow them. */
 	"sync", "syncfs", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_file_system[] = {
 	"open", "openat", "creat", "stat", "fstat", "lstat", "newfstatat",
 	"statx", "fstatfs", "statfs", "access", "faccessat", "faccessat2",
@@ -51,7 +54,9 @@ static const char *const group_file_system[] = {
 	 * CAP_MKNOD, and /tmp is nodev, so no device can be made or opened. */
 	"mknod", "mknodat", "fchmodat2", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_memory[] = {
 	"mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "msync",
 	"mincore", "membarrier", "pkey_alloc", "pkey_free", "pkey_mprotect", "get_mempolicy",
@@ -61,7 +66,9 @@ static const char *const group_memory[] = {
 	 * allowed so that a runtime probing them gets an error, not a kill */
 	"mlock", "mlock2", "munlock", "mlockall", "munlockall", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_process[] = {
 	/* clone is allowed only without namespace flags (sandbox/seccomp.c);
 	 * it is listed here so that policies can name it. */
@@ -93,7 +100,9 @@ static const char *const group_process[] = {
 	 * (PR_SET_SECCOMP) too (sandbox/seccomp.c says why). */
 	"seccomp", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_credentials[] = {
 	/* Without capabilities these can only shuffle the jail's own ids. */
 	"getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid",
@@ -103,14 +112,18 @@ static const char *const group_credentials[] = {
 	 * sets, which are empty already. test_posix and test_os probe both. */
 	"setgroups", "capset", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_signal[] = {
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend",
 	"rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo",
 	"rt_tgsigqueueinfo", "sigaltstack", "signalfd", "signalfd4", "pause",
 	"alarm", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_time[] = {
 	"nanosleep", "clock_nanosleep", "clock_gettime", "clock_getres",
 	"gettimeofday", "time", "getitimer", "setitimer", "timer_create",
@@ -118,7 +131,9 @@ static const char *const group_time[] = {
 	"timerfd_create", "timerfd_settime", "timerfd_gettime", "times",
 	"sysinfo", "uname", "getrandom", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_event[] = {
 	"futex", "select", "pselect6", "poll", "ppoll", "epoll_create",
 	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait",
@@ -127,7 +142,9 @@ static const char *const group_event[] = {
 	 * same process-local words futex already reaches */
 	"futex_waitv", NULL,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const char *const group_network[] = {
 	/* socket is allowed only for unix, inet, inet6 and netlink
 	 * (sandbox/seccomp.c): AF_PACKET, AF_ALG and the rest are kernel
@@ -137,6 +154,7 @@ static const char *const group_network[] = {
 	"recvmmsg", "shutdown", "getsockname", "getpeername", "setsockopt",
 	"getsockopt", NULL,
 };
+/* clang-format on */
 
 /*
  * System V IPC and POSIX message queues. Every object lives in the run's
@@ -146,12 +164,14 @@ static const char *const group_network[] = {
  * of the process that touches them, so the memory limit holds.
  * multiprocessing, PostgreSQL-style shared buffers and test_posix use them.
  */
+/* clang-format off */
 static const char *const group_ipc[] = {
 	"shmget", "shmat", "shmdt", "shmctl", "semget", "semop",
 	"semtimedop", "semctl", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive",
 	"mq_notify", "mq_getsetattr", NULL,
 };
+/* clang-format on */
 
 static const struct policy_group groups[] = {
 	{ "@basic-io", group_basic_io },

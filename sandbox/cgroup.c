@@ -202,10 +202,10 @@ int cgroup_backend_open(struct cgroup_backend *b, struct al_error *err)
 	al_error_set(err, v1_err.errnum, "%s", v1_err.msg);
 	if (v1_err.errnum == EACCES || v1_err.errnum == EPERM)
 		return -1; /* the controller is there, just not ours */
-	return al_error_prefix(err,
-			       "no usable memory cgroup controller (mount it on "
-			       "cgroup v1, or boot with cgroup v2 and the "
-			       "memory controller enabled)");
+	return al_error_prefix(
+		err, "no usable memory cgroup controller (mount it on "
+		     "cgroup v1, or boot with cgroup v2 and the "
+		     "memory controller enabled)");
 }
 
 /* ------------------------------------------------------------- sweeping */

@@ -33,8 +33,7 @@ static bool has_token(const char *list, size_t len, const char *want)
 }
 
 /* The n-th space-separated field of a line (0-based), with its length. */
-static const char *field(const char *line, const char *end, int n,
-			 size_t *len)
+static const char *field(const char *line, const char *end, int n, size_t *len)
 {
 	const char *p = line;
 	for (int i = 0; i < n && p < end; i++) {
@@ -48,8 +47,8 @@ static const char *field(const char *line, const char *end, int n,
 	return p;
 }
 
-int cgroup_v1_mount_of(const char *mountinfo, const char *controller,
-		       char *out, size_t len)
+int cgroup_v1_mount_of(const char *mountinfo, const char *controller, char *out,
+		       size_t len)
 {
 	for (const char *line = mountinfo; line && *line;) {
 		const char *end = strchr(line, '\n');
@@ -63,8 +62,7 @@ int cgroup_v1_mount_of(const char *mountinfo, const char *controller,
 			const char *mnt = field(line, end, 4, &mlen);
 			/* the mount point is field 5 of the part before " - " */
 			if (type && opts && mnt && mnt + mlen <= sep &&
-			    tlen == 6 &&
-			    strncmp(type, "cgroup", 6) == 0 &&
+			    tlen == 6 && strncmp(type, "cgroup", 6) == 0 &&
 			    has_token(opts, olen, controller)) {
 				if (mlen >= len)
 					return -1;
@@ -87,9 +85,11 @@ int cgroup_v1_path_of(const char *proc_cgroup, const char *controller,
 			end = line + strlen(line);
 		/* "4:memory:/path", or "2:cpu,cpuacct:/path" */
 		const char *c1 = memchr(line, ':', (size_t)(end - line));
-		const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) :
-				      NULL;
-		if (c2 && has_token(c1 + 1, (size_t)(c2 - c1 - 1), controller)) {
+		const char *c2 = c1 ? memchr(c1 + 1, ':',
+					     (size_t)(end - c1 - 1))
+				    : NULL;
+		if (c2 &&
+		    has_token(c1 + 1, (size_t)(c2 - c1 - 1), controller)) {
 			size_t plen = (size_t)(end - c2 - 1);
 			if (plen == 0 || plen >= len)
 				return -1;

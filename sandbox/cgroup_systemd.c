@@ -80,8 +80,7 @@ static void string_body(struct dbus_buf *b, const void *arg)
 
 /* JobRemoved(u id, o job, s unit, s result): ours is named by its unit,
  * which may come before or after the reply that names the job. */
-static void on_signal(struct dbus_conn *c, const struct dbus_msg *m,
-		      void *arg)
+static void on_signal(struct dbus_conn *c, const struct dbus_msg *m, void *arg)
 {
 	struct scope_wait *w = arg;
 	if (!m->member || strcmp(m->member, "JobRemoved") != 0 ||
@@ -134,8 +133,7 @@ int cgroup_systemd_call_start(struct dbus_conn *c, const char *name,
 			      const char *slice, pid_t pid,
 			      struct al_error *err)
 {
-	struct scope_request req = { .name = name, .slice = slice,
-				     .pid = pid };
+	struct scope_request req = { .name = name, .slice = slice, .pid = pid };
 	snprintf(req.description, sizeof(req.description),
 		 "airlock jails of process %d", (int)pid);
 	const struct dbus_call start = {
@@ -227,8 +225,8 @@ static int manager_connect(struct dbus_conn *c, char *via, size_t via_len,
 			    user ? "user" : "system", tried);
 }
 
-int cgroup_systemd_start_scope(const char *name, const char *slice,
-			       char *via, size_t via_len, struct al_error *err)
+int cgroup_systemd_start_scope(const char *name, const char *slice, char *via,
+			       size_t via_len, struct al_error *err)
 {
 	struct dbus_conn c;
 	if (manager_connect(&c, via, via_len, err) < 0)

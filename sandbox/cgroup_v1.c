@@ -32,7 +32,7 @@ struct v1_state {
 	char base[V1_COUNT][512]; /* .../airlock, per controller */
 	int base_fd[V1_COUNT];
 	bool have[V1_COUNT];
-	bool memsw; /* memory.memsw.* exists: swap can be limited */
+	bool memsw;    /* memory.memsw.* exists: swap can be limited */
 	bool kmem_tcp; /* memory.kmem.tcp.* exists: socket buffers too */
 	const char *base_paths[V1_COUNT]; /* distinct bases, for sweeping */
 	int base_fds[V1_COUNT];
@@ -125,12 +125,12 @@ static int v1_find(struct v1_state *st, struct v1_tables *t, int c,
 	char mount[256], current[256];
 	if (v1_locate(t, c, mount, current, sizeof(mount), err) < 0)
 		return -1;
-	int n = strcmp(current, "/") == 0 ?
-			snprintf(st->base[c], sizeof(st->base[c]), "%s/airlock",
-				 mount) :
-			snprintf(st->base[c], sizeof(st->base[c]),
-				 "%s%s%s/airlock", mount,
-				 current[0] == '/' ? "" : "/", current);
+	int n = strcmp(current, "/") == 0
+			? snprintf(st->base[c], sizeof(st->base[c]),
+				   "%s/airlock", mount)
+			: snprintf(st->base[c], sizeof(st->base[c]),
+				   "%s%s%s/airlock", mount,
+				   current[0] == '/' ? "" : "/", current);
 	if (n >= (int)sizeof(st->base[c]))
 		return al_error_set(err, ENAMETOOLONG,
 				    "cgroup v1: path of the %s cgroup too long",
@@ -138,14 +138,14 @@ static int v1_find(struct v1_state *st, struct v1_tables *t, int c,
 	if (mkdir_p(st->base[c]) < 0)
 		return al_error_sys(err, errno, "cgroup v1: create %s",
 				    st->base[c]);
-	st->base_fd[c] =
-		open(st->base[c], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	st->base_fd[c] = open(st->base[c], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->base_fd[c] < 0)
 		return al_error_sys(err, errno, "cgroup v1: open %s",
 				    st->base[c]);
 	/* run cgroups are created here: find out now, not on each run */
 	if (faccessat(st->base_fd[c], ".", W_OK, AT_EACCESS) < 0)
-		return al_error_sys(err, errno, "cgroup v1: no write access to %s",
+		return al_error_sys(err, errno,
+				    "cgroup v1: no write access to %s",
 				    st->base[c]);
 	st->have[c] = true;
 	return 0;
@@ -192,7 +192,8 @@ int cgroup_v1_open(struct cgroup_backend *b, struct al_error *err)
 	st->memsw = faccessat(st->base_fd[V1_MEMORY],
 			      "memory.memsw.limit_in_bytes", W_OK, 0) == 0;
 	st->kmem_tcp = faccessat(st->base_fd[V1_MEMORY],
-				 "memory.kmem.tcp.limit_in_bytes", W_OK, 0) == 0;
+				 "memory.kmem.tcp.limit_in_bytes", W_OK,
+				 0) == 0;
 	return 0;
 }
 
@@ -211,10 +212,11 @@ static int v1_mkdir(struct v1_state *st, int c, const char *name,
 	if (cg->dir_fd[i] < 0)
 		return al_error_sys(err, errno, "cgroup v1: open %s",
 				    cg->path[i]);
-	cg->procs_fd[i] =
-		openat(cg->dir_fd[i], "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	cg->procs_fd[i] = openat(cg->dir_fd[i], "cgroup.procs",
+				 O_WRONLY | O_CLOEXEC);
 	if (cg->procs_fd[i] < 0)
-		return al_error_sys(err, errno, "cgroup v1: open %s/cgroup.procs",
+		return al_error_sys(err, errno,
+				    "cgroup v1: open %s/cgroup.procs",
 				    cg->path[i]);
 	return i;
 }
@@ -235,16 +237,16 @@ static int v1_limits(struct v1_state *st, int c, int i,
 		 * process held 410 MiB of TCP buffers under a 64 MiB limit.
 		 * Bound them by the same figure (v2 charges them already). */
 		if (st->kmem_tcp &&
-		    cgroup_set_checked(fd, dir, "memory.kmem.tcp.limit_in_bytes",
-				       mem, err) < 0)
+		    cgroup_set_checked(fd, dir,
+				       "memory.kmem.tcp.limit_in_bytes", mem,
+				       err) < 0)
 			return -1;
 		/* memsw = memory: no swap at all for the jail */
 		if (st->memsw)
-			return cgroup_set_checked(
-				fd, dir, "memory.memsw.limit_in_bytes", mem,
-				err);
-		return cgroup_set_checked(fd, dir, "memory.swappiness", 0,
-					  err);
+			return cgroup_set_checked(fd, dir,
+						  "memory.memsw.limit_in_bytes",
+						  mem, err);
+		return cgroup_set_checked(fd, dir, "memory.swappiness", 0, err);
 	case V1_PIDS:
 		/* +1: the jail's own init counts against the limit */
 		return cgroup_set_checked(fd, dir, "pids.max", l->pids + 1,
@@ -255,8 +257,7 @@ static int v1_limits(struct v1_state *st, int c, int i,
 			return -1;
 		return cgroup_set_checked(fd, dir, "cpu.cfs_quota_us",
 					  l->cpu_quota_milli * 100, err);
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -266,9 +267,10 @@ static int v1_create(struct cgroup_backend *b, const char *name,
 {
 	struct v1_state *st = b->state;
 	if (limits->cpu_quota_milli && !st->have[V1_CPU])
-		return al_error_set(err, ENOENT,
-				    "cgroup v1: the policy asks for a CPU quota "
-				    "but the cpu controller is not mounted");
+		return al_error_set(
+			err, ENOENT,
+			"cgroup v1: the policy asks for a CPU quota "
+			"but the cpu controller is not mounted");
 	for (int c = 0; c < V1_COUNT; c++) {
 		if (!st->have[c])
 			continue;
@@ -345,7 +347,8 @@ static int v1_bases(struct cgroup_backend *b, const int **fds,
 		for (int c = 0; c < V1_COUNT; c++) {
 			bool dup = false;
 			for (int k = 0; k < st->n_bases; k++)
-				dup |= strcmp(st->base_paths[k], st->base[c]) == 0;
+				dup |= strcmp(st->base_paths[k], st->base[c]) ==
+				       0;
 			if (!st->have[c] || dup)
 				continue;
 			st->base_paths[st->n_bases] = st->base[c];

@@ -33,9 +33,9 @@
 #include "sandbox/internal.h"
 
 struct v2_state {
-	char own[512];  /* the cgroup run cgroups are made under the parent of */
-	char base[512]; /* <own>/airlock, or <root>/airlock */
-	char via[108];  /* the systemd socket asked, or "" */
+	char own[512]; /* the cgroup run cgroups are made under the parent of */
+	char base[512];                /* <own>/airlock, or <root>/airlock */
+	char via[108];                 /* the systemd socket asked, or "" */
 	char asked[AL_ERROR_MAX + 64]; /* why asking systemd failed, or "" */
 	int base_fd;
 	const char *base_path;
@@ -48,11 +48,13 @@ static int read_own_cgroup(char *out, size_t len, struct al_error *err)
 	char buf[4096];
 	int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return al_error_sys(err, errno, "cgroup v2: open /proc/self/cgroup");
+		return al_error_sys(err, errno,
+				    "cgroup v2: open /proc/self/cgroup");
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return al_error_sys(err, errno, "cgroup v2: read /proc/self/cgroup");
+		return al_error_sys(err, errno,
+				    "cgroup v2: read /proc/self/cgroup");
 	buf[n] = '\0';
 	for (char *line = buf; line && *line;) {
 		char *next = strchr(line, '\n');
@@ -204,8 +206,10 @@ static int need_controllers(const char *dir, const char *what,
 /* Move into <own>/airlock-self, give <own>/airlock the controllers. */
 static int use_delegated(struct v2_state *st, struct al_error *err)
 {
-	if (need_controllers(st->own, "the unit must be delegated them: "
-				      "Delegate=yes", err) < 0)
+	if (need_controllers(st->own,
+			     "the unit must be delegated them: "
+			     "Delegate=yes",
+			     err) < 0)
 		return -1;
 	st->have_cpu = cgroup_has_controller(st->own, "cpu");
 	struct al_error first = { 0 };
@@ -232,8 +236,8 @@ static int start_systemd_scope(struct v2_state *st, const char *mount,
 	char name[96], slice_buf[256], now[512];
 	snprintf(name, sizeof(name), "airlock-%d-%llu.scope", (int)getpid(),
 		 cgroup_process_start(getpid()));
-	const char *slice = cgroup_systemd_slice(rel, geteuid() != 0,
-						 slice_buf, sizeof(slice_buf));
+	const char *slice = cgroup_systemd_slice(rel, geteuid() != 0, slice_buf,
+						 sizeof(slice_buf));
 	if (cgroup_systemd_start_scope(name, slice, st->via, sizeof(st->via),
 				       err) < 0)
 		return al_error_prefix(
@@ -259,11 +263,12 @@ static int start_systemd_scope(struct v2_state *st, const char *mount,
 /* No systemd: root's runs go under <root>/airlock, nothing moved. Inside
  * a container whose cgroup namespace root holds its processes, that root
  * is the container's own cgroup, restructured as a delegated one. */
-static int use_under_root(struct v2_state *st, const char *mount,
-			  bool alone, struct al_error *err)
+static int use_under_root(struct v2_state *st, const char *mount, bool alone,
+			  struct al_error *err)
 {
-	if (need_controllers(mount, "boot with the memory controller "
-				    "enabled",
+	if (need_controllers(mount,
+			     "boot with the memory controller "
+			     "enabled",
 			     err) < 0)
 		return -1;
 	st->have_cpu = cgroup_has_controller(mount, "cpu");
@@ -305,15 +310,11 @@ static int v2_setup(struct v2_state *st, const char *mount,
 				    why);
 	int rc;
 	switch (st->way) {
-	case CGROUP_V2_DELEGATED:
-		rc = use_delegated(st, err);
-		break;
+	case CGROUP_V2_DELEGATED: rc = use_delegated(st, err); break;
 	case CGROUP_V2_SYSTEMD:
 		rc = start_systemd_scope(st, mount, rel, err);
 		break;
-	default:
-		rc = use_under_root(st, mount, f.alone, err);
-		break;
+	default: rc = use_under_root(st, mount, f.alone, err); break;
 	}
 	if (rc < 0)
 		return -1;
@@ -326,7 +327,8 @@ static int v2_setup(struct v2_state *st, const char *mount,
 	if (st->base_fd < 0)
 		return al_error_sys(err, errno, "cgroup v2: open %s", st->base);
 	if (faccessat(st->base_fd, ".", W_OK, AT_EACCESS) < 0)
-		return al_error_sys(err, errno, "cgroup v2: no write access to %s",
+		return al_error_sys(err, errno,
+				    "cgroup v2: no write access to %s",
 				    st->base);
 	return 0;
 }
@@ -355,9 +357,10 @@ static int v2_create(struct cgroup_backend *b, const char *name,
 {
 	struct v2_state *st = b->state;
 	if (l->cpu_quota_milli && !st->have_cpu)
-		return al_error_set(err, ENOENT,
-				    "cgroup v2: the policy asks for a CPU quota "
-				    "but the cpu controller is not delegated");
+		return al_error_set(
+			err, ENOENT,
+			"cgroup v2: the policy asks for a CPU quota "
+			"but the cpu controller is not delegated");
 	if (snprintf(cg->path[0], sizeof(cg->path[0]), "%s/%s", st->base,
 		     name) >= (int)sizeof(cg->path[0]))
 		return al_error_set(err, ENAMETOOLONG,
@@ -367,14 +370,15 @@ static int v2_create(struct cgroup_backend *b, const char *name,
 		return al_error_sys(err, errno, "cgroup v2: create %s",
 				    cg->path[0]);
 	cg->n = 1;
-	int fd = cg->dir_fd[0] =
-		openat(st->base_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = cg->dir_fd[0] = openat(st->base_fd, name,
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return al_error_sys(err, errno, "cgroup v2: open %s",
 				    cg->path[0]);
 	cg->procs_fd[0] = openat(fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
 	if (cg->procs_fd[0] < 0)
-		return al_error_sys(err, errno, "cgroup v2: open %s/cgroup.procs",
+		return al_error_sys(err, errno,
+				    "cgroup v2: open %s/cgroup.procs",
 				    cg->path[0]);
 	const char *dir = cg->path[0];
 	if (cgroup_set_checked(fd, dir, "memory.max",
@@ -407,8 +411,8 @@ static int v2_stats(struct cgroup_backend *b, struct cgroup_run *cg,
 	if (cgroup_read_key(fd, "cpu.stat", "usage_usec", &usec) == 0)
 		out->cpu_ns = usec * 1000;
 	/* memory.peak exists from Linux 5.19 */
-	out->peak_known =
-		cgroup_read_u64(fd, "memory.peak", &out->peak_memory) == 0;
+	out->peak_known = cgroup_read_u64(fd, "memory.peak",
+					  &out->peak_memory) == 0;
 	(void)cgroup_read_key(fd, "memory.events", "oom_kill", &out->oom_kills);
 	(void)cgroup_read_key(fd, "pids.events", "max", &out->pids_max_hits);
 	return 0;
@@ -447,7 +451,8 @@ static int v2_describe(struct cgroup_backend *b, char *buf, size_t len)
 		[CGROUP_V2_SYSTEMD] = "a transient scope from systemd",
 		[CGROUP_V2_UNDER_ROOT] = "its own cgroup under the root",
 	};
-	return snprintf(buf, len, "runs under %s (%s%s%s); controllers "
+	return snprintf(buf, len,
+			"runs under %s (%s%s%s); controllers "
 			"delegated to runs: %s%s%s",
 			st->base, ways[st->way], st->via[0] ? " via " : "",
 			st->via, controllers[0] ? controllers : "none",

@@ -156,8 +156,8 @@ static void hide_caller_identity(const struct jail_plan *plan)
 	memset((void *)range[2], 0, range[3] - range[2]);
 	memset((void *)range[0], 0, range[1] - range[0]);
 	memcpy((void *)range[0], name,
-	       range[1] - range[0] < sizeof(name) ? range[1] - range[0] - 1 :
-						    sizeof(name));
+	       range[1] - range[0] < sizeof(name) ? range[1] - range[0] - 1
+						  : sizeof(name));
 	if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0)
 		jail_fail(plan, errno, "prctl(PR_SET_NAME)");
 }

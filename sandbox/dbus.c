@@ -269,8 +269,7 @@ static int parse_field(struct dbus_rd *r, struct dbus_msg *m)
 		if (dbus_rd_u32(r, &u) < 0)
 			return -1;
 		break;
-	default:
-		return -1; /* no bus sends other header field types */
+	default: return -1; /* no bus sends other header field types */
 	}
 	static const struct {
 		uint8_t code;
@@ -279,7 +278,8 @@ static int parse_field(struct dbus_rd *r, struct dbus_msg *m)
 		{ DBUS_FIELD_PATH, offsetof(struct dbus_msg, path) },
 		{ DBUS_FIELD_INTERFACE, offsetof(struct dbus_msg, interface) },
 		{ DBUS_FIELD_MEMBER, offsetof(struct dbus_msg, member) },
-		{ DBUS_FIELD_ERROR_NAME, offsetof(struct dbus_msg, error_name) },
+		{ DBUS_FIELD_ERROR_NAME,
+		  offsetof(struct dbus_msg, error_name) },
 		{ DBUS_FIELD_SIGNATURE, offsetof(struct dbus_msg, signature) },
 	};
 	if (code == DBUS_FIELD_REPLY_SERIAL)
@@ -300,7 +300,8 @@ int dbus_msg_parse(const unsigned char *buf, size_t len, struct dbus_msg *m)
 	m->type = buf[1];
 	m->serial = le32(buf + 8);
 	uint32_t fields_len = le32(buf + 12);
-	struct dbus_rd r = { .p = buf, .len = 16 + (size_t)fields_len,
+	struct dbus_rd r = { .p = buf,
+			     .len = 16 + (size_t)fields_len,
 			     .pos = 16 };
 	while (r.pos < r.len)
 		if (parse_field(&r, m) < 0)
@@ -316,11 +317,11 @@ int dbus_msg_parse(const unsigned char *buf, size_t len, struct dbus_msg *m)
 	return 0;
 }
 
-struct dbus_rd dbus_msg_body(const struct dbus_msg *m,
-			     const unsigned char *buf)
+struct dbus_rd dbus_msg_body(const struct dbus_msg *m, const unsigned char *buf)
 {
 	/* offsets stay relative to the message start: alignment is */
-	struct dbus_rd r = { .p = buf, .len = m->body_offset + m->body_len,
+	struct dbus_rd r = { .p = buf,
+			     .len = m->body_offset + m->body_len,
 			     .pos = m->body_offset };
 	return r;
 }
@@ -416,8 +417,8 @@ int dbus_conn_open(struct dbus_conn *c, const char *path, bool direct,
 	snprintf(c->address, sizeof(c->address), "%s", path);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return al_error_set(err, ENAMETOOLONG, "D-Bus: path too long: %s",
-				    path);
+		return al_error_set(err, ENAMETOOLONG,
+				    "D-Bus: path too long: %s", path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
@@ -478,10 +479,11 @@ int dbus_conn_read(struct dbus_conn *c, struct dbus_msg *m,
 				    "D-Bus %s: read", c->address);
 	size_t total = dbus_msg_size(hdr, sizeof(hdr));
 	if (total == 0)
-		return al_error_set(err, EPROTO,
-				    "D-Bus %s: a message this client cannot "
-				    "read (not little-endian, or over %d bytes)",
-				    c->address, DBUS_MAX_MESSAGE);
+		return al_error_set(
+			err, EPROTO,
+			"D-Bus %s: a message this client cannot "
+			"read (not little-endian, or over %d bytes)",
+			c->address, DBUS_MAX_MESSAGE);
 	unsigned char *in = realloc(c->in, total);
 	if (!in)
 		return al_error_sys(err, ENOMEM, "D-Bus");

@@ -147,8 +147,9 @@ static void cache_write(int dir, const char *name,
 		(void)unlinkat(dir, tmp, 0);
 }
 
-struct sandbox_filter *sandbox_filter_compile_cached(
-	const struct al_policy *policy, struct al_error *err)
+struct sandbox_filter *
+sandbox_filter_compile_cached(const struct al_policy *policy,
+			      struct al_error *err)
 {
 	char name[80];
 	int dir = -1;

@@ -166,10 +166,11 @@ static int check_seccomp_notify(struct al_error *err)
 	int saved = errno;
 	al_closep(&fd);
 	if (n < 0)
-		return al_error_sys(err, saved,
-				    "seccomp: read "
-				    "/proc/sys/kernel/seccomp/actions_avail "
-				    "(a kernel built without seccomp filters?)");
+		return al_error_sys(
+			err, saved,
+			"seccomp: read "
+			"/proc/sys/kernel/seccomp/actions_avail "
+			"(a kernel built without seccomp filters?)");
 	buf[n] = '\0';
 	for (char *save = NULL, *w = strtok_r(buf, " \n", &save); w;
 	     w = strtok_r(NULL, " \n", &save))
@@ -185,7 +186,8 @@ static int check_seccomp_notify(struct al_error *err)
  * back every limit it writes, so a missing controller or a limit the
  * kernel refuses shows here rather than at the first run. */
 static int check_cgroup(struct sandbox_host *host,
-			const struct policy_limits *limits, struct al_error *err)
+			const struct policy_limits *limits,
+			struct al_error *err)
 {
 	if (!host->cgroup.ops) {
 		if (limits->limits_mode == POLICY_LIMITS_BEST_EFFORT)
@@ -231,8 +233,9 @@ const char *sandbox_host_cgroup_detail(const struct sandbox_host *host,
 	if (!host->cgroup.ops)
 		snprintf(buf, len, "%s", host->cgroup_error);
 	else
-		host->cgroup.ops->describe((struct cgroup_backend *)&host->cgroup,
-					   buf, len);
+		host->cgroup.ops
+			->describe((struct cgroup_backend *)&host->cgroup, buf,
+				   len);
 	return buf;
 }
 
@@ -243,6 +246,6 @@ const char *sandbox_host_privilege_mode(const struct sandbox_host *host)
 
 const char *sandbox_host_launch_mode(const struct sandbox_host *host)
 {
-	return host_helper_usable(host) ? "clone-vm (airlock-init helper)" :
-					  "fork";
+	return host_helper_usable(host) ? "clone-vm (airlock-init helper)"
+					: "fork";
 }

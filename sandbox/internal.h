@@ -67,8 +67,8 @@ struct cgroup_backend;
 struct cgroup_ops {
 	const char *mode;
 	int (*create)(struct cgroup_backend *b, const char *name,
-		      const struct policy_limits *limits,
-		      struct cgroup_run *cg, struct al_error *err);
+		      const struct policy_limits *limits, struct cgroup_run *cg,
+		      struct al_error *err);
 	int (*stats)(struct cgroup_backend *b, struct cgroup_run *cg,
 		     struct cgroup_stats *st);
 	/* Remove the directories; processes must be gone already. */
@@ -115,9 +115,8 @@ const char *cgroup_v2_choose(const struct cgroup_v2_facts *f,
  * manager for the transient scope `name` holding this process, with
  * Delegate=yes, in `slice` (NULL: the default), and wait until it has
  * started; `via` gets the socket that answered. */
-int cgroup_systemd_start_scope(const char *name, const char *slice,
-			       char *via, size_t via_len,
-			       struct al_error *err);
+int cgroup_systemd_start_scope(const char *name, const char *slice, char *via,
+			       size_t via_len, struct al_error *err);
 struct dbus_conn;
 /* Whether the manager's unit `unit` (a .service or .scope name) has
  * Delegate=yes: for systemd older than 251, which does not mark delegated
@@ -163,8 +162,8 @@ void cgroup_run_name(struct sandbox_host *host, char *buf, size_t len);
 /* cgroup_parse.c: where the v1 hierarchy of `controller` is mounted, from
  * the text of /proc/self/mountinfo, and this process's cgroup in it, from
  * the text of /proc/self/cgroup. -1 when not found (or it does not fit). */
-int cgroup_v1_mount_of(const char *mountinfo, const char *controller,
-		       char *out, size_t len);
+int cgroup_v1_mount_of(const char *mountinfo, const char *controller, char *out,
+		       size_t len);
 int cgroup_v1_path_of(const char *proc_cgroup, const char *controller,
 		      char *out, size_t len);
 /* Whether a v2 directory lists `name` in its cgroup.controllers. */
@@ -326,7 +325,7 @@ bool uid_pool_excluded(const struct uid_pool *p, uint32_t id);
 /* ------------------------------------------------------------------- host */
 
 struct sandbox_host {
-	struct cgroup_backend cgroup; /* ops NULL: no cgroup (rootless) */
+	struct cgroup_backend cgroup;    /* ops NULL: no cgroup (rootless) */
 	char cgroup_error[AL_ERROR_MAX]; /* why, when ops is NULL */
 	bool root;
 	uid_t uid; /* the caller's, mapped to the jail's user when rootless */
@@ -367,15 +366,15 @@ struct jail_plan {
 	const struct al_policy *policy;
 	const struct policy_limits *limits;
 	const struct sandbox_filter *filter;
-	int sync_fd;                /* init's end of the sync socket */
-	int stdio[3];               /* become 0, 1, 2 */
-	int module_fd;              /* O_PATH of the host module, or -1 */
+	int sync_fd;   /* init's end of the sync socket */
+	int stdio[3];  /* become 0, 1, 2 */
+	int module_fd; /* O_PATH of the host module, or -1 */
 	const char *module_host_path;
-	dev_t module_dev;           /* what the parent checked, to detect */
-	ino_t module_ino;           /* a swap before init opens it again */
+	dev_t module_dev; /* what the parent checked, to detect */
+	ino_t module_ino; /* a swap before init opens it again */
 	char module_jail_path[PLAN_PATH_MAX]; /* where it appears inside */
-	const char *program;        /* bare name when module_fd < 0 */
-	char *const *argv;          /* argv for execve; argv[0] set */
+	const char *program;                  /* bare name when module_fd < 0 */
+	char *const *argv;                    /* argv for execve; argv[0] set */
 	char *const *envp;
 	const struct cgroup_run *cgroup;
 	bool userns; /* rootless: wait for the parent to write the id maps */
@@ -383,7 +382,7 @@ struct jail_plan {
 	 * and shows as the policy's in a user namespace of its own (privs.c) */
 	bool run_ids;
 	uint32_t run_uid, run_gid;
-	bool learn;  /* wait until the parent registered the jail (learn.c) */
+	bool learn; /* wait until the parent registered the jail (learn.c) */
 	/* Cloned with CLONE_VM | CLONE_VFORK: init shares the suspended
 	 * caller's memory, so it writes nothing of the caller's, and ends by
 	 * exec'ing the helper (init_fd) with init_argv, whose [2] it fills

@@ -81,8 +81,8 @@ struct sandbox_learner *sandbox_learner_new(struct al_error *err)
 			     "learner failed: %s%s%s%s",
 			     strerror(saved),
 			     perm ? " (it needs root, or CAP_BPF and "
-				    "CAP_PERFMON)" :
-				    "",
+				    "CAP_PERFMON)"
+				  : "",
 			     !perm && libbpf_last[0] ? "; " : "",
 			     perm ? "" : libbpf_last);
 		free(l);

@@ -35,12 +35,14 @@ static const char *const system_dirs[] = {
 
 /* What the dynamic loader and interpreters read from /etc; nothing that
  * names a user, a host or a secret. */
+/* clang-format off */
 static const char *const etc_entries[] = {
 	"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
 	"/etc/nsswitch.conf", "/etc/localtime", "/etc/alternatives",
 	/* service and protocol names: getservbyname, getaddrinfo("http") */
 	"/etc/services", "/etc/protocols", NULL,
 };
+/* clang-format on */
 
 static const char *const dev_nodes[] = {
 	"null", "zero", "full", "random", "urandom", NULL,
@@ -203,7 +205,8 @@ static void build_dev(const struct jail_plan *plan)
 	};
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
 		if (symlink(links[i][0], links[i][1]) < 0)
-			jail_fail(plan, errno, "mount: symlink %s", links[i][1]);
+			jail_fail(plan, errno, "mount: symlink %s",
+				  links[i][1]);
 	make_dir(plan, STAGE "/dev/shm");
 	if (plan->limits->terminal) {
 		make_dir(plan, STAGE "/dev/pts");
@@ -381,7 +384,8 @@ static void open_binds(const struct jail_plan *plan, int fds[MAX_BINDS])
 	if (n > MAX_BINDS)
 		jail_fail(plan, E2BIG, "mount: more than %d binds", MAX_BINDS);
 	for (size_t i = 0; i < n; i++)
-		fds[i] = open_bind_source(plan, policy_bind_at(plan->policy, i));
+		fds[i] = open_bind_source(plan,
+					  policy_bind_at(plan->policy, i));
 }
 
 /* The policy's extra binds: read-only ones with nosuid and nodev, like
@@ -395,7 +399,8 @@ static void build_binds(const struct jail_plan *plan, const int fds[MAX_BINDS])
 		stage_path(plan, target, sizeof(target), b->jail);
 		make_parents(plan, target);
 		if (fstat(fds[i], &st) < 0)
-			jail_fail(plan, errno, "mount: bind source %s", b->host);
+			jail_fail(plan, errno, "mount: bind source %s",
+				  b->host);
 		if (S_ISDIR(st.st_mode))
 			make_dir(plan, target);
 		else if (access(target, F_OK) != 0)
@@ -405,8 +410,8 @@ static void build_binds(const struct jail_plan *plan, const int fds[MAX_BINDS])
 			jail_fail(plan, errno, "mount: bind %s", b->host);
 		close(fds[i]);
 		set_attr(plan, target,
-			 b->writable ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV :
-				       ATTR_RO,
+			 b->writable ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+				     : ATTR_RO,
 			 AT_RECURSIVE);
 	}
 }
@@ -425,15 +430,20 @@ static const char *const proc_readonly[] = {
 };
 
 static const char *const proc_masked_dirs[] = {
-	"acpi", "asound", "scsi", NULL,
+	"acpi",
+	"asound",
+	"scsi",
+	NULL,
 };
 
+/* clang-format off */
 static const char *const proc_masked_files[] = {
 	"cmdline", "sys/kernel/random/boot_id", "config.gz", "kallsyms",
 	"kcore", "keys", "key-users", "locks", "timer_list", "timer_stats",
 	"sched_debug", "latency_stats", "sysrq-trigger", "interrupts",
 	"modules", "partitions", "diskstats", "swaps", NULL,
 };
+/* clang-format on */
 
 static bool proc_entry(const struct jail_plan *plan, char *buf, size_t len,
 		       const char *name)
@@ -441,7 +451,8 @@ static bool proc_entry(const struct jail_plan *plan, char *buf, size_t len,
 	struct stat st;
 	if (snprintf(buf, len, STAGE "/proc/%s", name) >= (int)len)
 		jail_fail(plan, ENAMETOOLONG, "mount: path too long: %s", name);
-	return lstat(buf, &st) == 0; /* absent from this kernel: nothing shown */
+	return lstat(buf, &st) ==
+	       0; /* absent from this kernel: nothing shown */
 }
 
 static void mask_proc(const struct jail_plan *plan)
@@ -449,9 +460,12 @@ static void mask_proc(const struct jail_plan *plan)
 	char target[128];
 	/* the tunables first: the boot id mask then lands on the new mount */
 	for (size_t i = 0; proc_readonly[i]; i++)
-		if (proc_entry(plan, target, sizeof(target), proc_readonly[i])) {
-			if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
-				jail_fail(plan, errno, "mount: bind %s", target);
+		if (proc_entry(plan, target, sizeof(target),
+			       proc_readonly[i])) {
+			if (mount(target, target, NULL, MS_BIND | MS_REC,
+				  NULL) < 0)
+				jail_fail(plan, errno, "mount: bind %s",
+					  target);
 			set_attr(plan, target, ATTR_RO | MOUNT_ATTR_NOEXEC,
 				 AT_RECURSIVE);
 		}
@@ -468,7 +482,8 @@ static void mask_proc(const struct jail_plan *plan)
 		if (proc_entry(plan, target, sizeof(target),
 			       proc_masked_files[i])) {
 			if (mount("/dev/null", target, NULL, MS_BIND, NULL) < 0)
-				jail_fail(plan, errno, "mount: mask %s", target);
+				jail_fail(plan, errno, "mount: mask %s",
+					  target);
 			set_attr(plan, target,
 				 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
 					 MOUNT_ATTR_NOEXEC,
@@ -482,8 +497,8 @@ static void build_tmp_and_proc(const struct jail_plan *plan)
 	make_dir(plan, STAGE "/tmp");
 	snprintf(opts, sizeof(opts), "size=%llu,mode=1777,nr_inodes=16384",
 		 (unsigned long long)plan->limits->tmp_bytes);
-	if (mount("tmpfs", STAGE "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-		  opts) < 0)
+	if (mount("tmpfs", STAGE "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) <
+	    0)
 		jail_fail(plan, errno, "mount: tmpfs on /tmp");
 	make_dir(plan, STAGE "/proc");
 	/* A proc of the new pid namespace: the host's processes do not

@@ -138,11 +138,13 @@ static void enter_run_identity(const struct jail_plan *plan)
 	if (setgroups(0, NULL) < 0)
 		jail_fail(plan, errno, "identity: clear supplementary groups");
 	if (setresgid(plan->run_gid, plan->run_gid, plan->run_gid) < 0)
-		jail_fail(plan, errno, "identity: setresgid(%u)", plan->run_gid);
+		jail_fail(plan, errno, "identity: setresgid(%u)",
+			  plan->run_gid);
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP, 0, 0, 0) < 0)
 		jail_fail(plan, errno, "identity: keep capabilities");
 	if (setresuid(plan->run_uid, plan->run_uid, plan->run_uid) < 0)
-		jail_fail(plan, errno, "identity: setresuid(%u)", plan->run_uid);
+		jail_fail(plan, errno, "identity: setresuid(%u)",
+			  plan->run_uid);
 	if (unshare(CLONE_NEWUSER) < 0)
 		jail_fail(plan, errno, "identity: user namespace");
 	/* The change of uid made init non-dumpable, and the /proc/self files
@@ -249,7 +251,8 @@ static void verify_id_map(const struct jail_plan *plan)
 		if (n <= 0)
 			jail_fail(plan, errno, "verify: read %s", files[i]);
 		buf[n] = '\0';
-		if (sscanf(buf, "%lu %lu %lu %n", &in, &out, &count, &used) != 3 ||
+		if (sscanf(buf, "%lu %lu %lu %n", &in, &out, &count, &used) !=
+			    3 ||
 		    buf[used] != '\0' || in != inside[i] || out != outside[i] ||
 		    count != 1)
 			jail_fail(plan, EPERM, "verify: %s is not \"%u %u 1\"",

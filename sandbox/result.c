@@ -21,8 +21,8 @@ static const char *signal_field(int sig, char *buf, size_t len)
 	return buf;
 }
 
-static void write_output(struct json_buf *jb, const char *key,
-			 const char *data, size_t len)
+static void write_output(struct json_buf *jb, const char *key, const char *data,
+			 size_t len)
 {
 	json_key(jb, key);
 	if (data)

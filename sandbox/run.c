@@ -170,9 +170,10 @@ static const char *init_confirmed(struct sandbox_run *run)
 		return "the kernel does not report seccomp filter mode with "
 		       "no_new_privs for the jail";
 	const struct sandbox_result *r = &run->result;
-	snprintf(ids, sizeof(ids), "\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n",
-		 r->host_uid, r->host_uid, r->host_uid, r->host_uid,
-		 r->host_gid, r->host_gid, r->host_gid, r->host_gid);
+	snprintf(ids, sizeof(ids),
+		 "\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\n", r->host_uid,
+		 r->host_uid, r->host_uid, r->host_uid, r->host_gid,
+		 r->host_gid, r->host_gid, r->host_gid);
 	if (run->uid_lock_fd >= 0 && !strstr(status, ids))
 		return "the jail's init is not the run's host uid and gid";
 	return NULL;
@@ -183,7 +184,8 @@ static void on_listener(struct sandbox_run *run, int fd)
 	char msg[160];
 	const char *why;
 	if (fd < 0) {
-		run_fail(run, "jail setup: the seccomp listener did not arrive");
+		run_fail(run,
+			 "jail setup: the seccomp listener did not arrive");
 		return;
 	}
 	run->notify_fd = fd;
@@ -216,15 +218,12 @@ static void on_message(struct sandbox_run *run, const struct jail_msg *m,
 			 "cannot execute %s inside the jail: %s", m->text,
 			 strerror(run->vin.exec_errno));
 		break;
-	case JAIL_MSG_STARTED:
-		run->started = true;
-		break;
+	case JAIL_MSG_STARTED: run->started = true; break;
 	case JAIL_MSG_EXITED:
 		run->vin.have_status = true;
 		run->vin.status = m->value;
 		break;
-	default:
-		run_fail(run, "jail setup: unknown message from the jail");
+	default: run_fail(run, "jail setup: unknown message from the jail");
 	}
 	al_closep(&fd);
 }
@@ -373,8 +372,8 @@ static void reap(struct sandbox_run *run)
 	run->reaped = true;
 	run->vin.init_reaped = true;
 	run->vin.init_code = WIFEXITED(status) ? CLD_EXITED : CLD_KILLED;
-	run->vin.init_status = WIFEXITED(status) ? WEXITSTATUS(status) :
-						   WTERMSIG(status);
+	run->vin.init_status = WIFEXITED(status) ? WEXITSTATUS(status)
+						 : WTERMSIG(status);
 }
 
 static double timeval_ms(const struct timeval *tv)
@@ -427,7 +426,8 @@ static void finish(struct sandbox_run *run)
 	}
 	/* RLIMIT_CPU is per process, so only a run that used at least the
 	 * limit can have hit it: a necessary condition, on the run's total */
-	run->vin.cpu_limit_hit = r->cpu_ms * 1000.0 >= (double)run->cpu_limit_us;
+	run->vin.cpu_limit_hit = r->cpu_ms * 1000.0 >=
+				 (double)run->cpu_limit_us;
 	r->oom_kills = st.oom_kills;
 	r->pids_limit_hits = st.pids_max_hits;
 	r->stdout_data = steal_capture(&run->out, &r->stdout_len,
@@ -446,15 +446,9 @@ bool sandbox_run_step(struct sandbox_run *run)
 	int n = epoll_wait(run->epfd, ev, 8, 0);
 	for (int i = 0; i < n; i++) {
 		switch (ev[i].data.u32) {
-		case TAG_SYNC:
-			drain_sync(run);
-			break;
-		case TAG_OUT:
-			capture_read(run, &run->out);
-			break;
-		case TAG_ERR:
-			capture_read(run, &run->err);
-			break;
+		case TAG_SYNC: drain_sync(run); break;
+		case TAG_OUT: capture_read(run, &run->out); break;
+		case TAG_ERR: capture_read(run, &run->err); break;
 		case TAG_NOTIFY:
 			if (ev[i].events & EPOLLIN)
 				on_notification(run);
@@ -475,9 +469,7 @@ bool sandbox_run_step(struct sandbox_run *run)
 			run_unwatch(run, &run->timer_fd);
 			break;
 		}
-		case TAG_PID:
-			reap(run);
-			break;
+		case TAG_PID: reap(run); break;
 		}
 	}
 	if (run->reaped)

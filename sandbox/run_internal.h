@@ -32,7 +32,7 @@ struct sandbox_run {
 	double live_cpu_ms;
 	uint64_t live_peak_bytes;
 	uint64_t cpu_limit_us;
-	char **argv; /* argv and program: one allocation */
+	char **argv;      /* argv and program: one allocation */
 	char **init_argv; /* the helper's, pointing into argv; or NULL */
 	char init_sync_text[16];
 	const char *program;

@@ -59,7 +59,8 @@ struct sandbox_spec {
 	 * (/module/NAME, its $0 and what tracebacks show), sanitized to
 	 * [A-Za-z0-9._-]; NULL: the host file's own name. */
 	const char *program_name;
-	char *const *args; /* arguments after argv[0]; NULL-terminated or NULL */
+	char *const
+		*args; /* arguments after argv[0]; NULL-terminated or NULL */
 	/* The module's standard streams: an fd of the caller's (duplicated
 	 * into the jail), or -1: stdin from /dev/null, stdout and stderr
 	 * captured into bounded buffers. */
@@ -73,9 +74,9 @@ struct sandbox_spec {
 
 struct sandbox_result {
 	enum al_verdict verdict;
-	int exit_status; /* what `airlock run` exits with (docs/design.md) */
-	int exit_code;   /* the module's own, or -1 when it did not exit */
-	int signal;      /* the signal that ended it, or 0 */
+	int exit_status;  /* what `airlock run` exits with (docs/design.md) */
+	int exit_code;    /* the module's own, or -1 when it did not exit */
+	int signal;       /* the signal that ended it, or 0 */
 	char syscall[64]; /* the denied call, for seccomp_violation */
 	double wall_ms;
 	double cpu_ms;
@@ -182,8 +183,9 @@ struct sandbox_filter *sandbox_filter_compile(const struct al_policy *policy,
 /* The same, through a root-only cache of compiled programs shared by
  * processes (filter_cache.c): for short-lived callers such as the CLI.
  * Without root, or with an untrusted cache, it just compiles. */
-struct sandbox_filter *sandbox_filter_compile_cached(
-	const struct al_policy *policy, struct al_error *err);
+struct sandbox_filter *
+sandbox_filter_compile_cached(const struct al_policy *policy,
+			      struct al_error *err);
 void sandbox_filter_free(struct sandbox_filter *filter);
 size_t sandbox_filter_instructions(const struct sandbox_filter *filter);
 

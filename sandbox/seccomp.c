@@ -74,10 +74,12 @@ struct socket_rule {
 /* The same in both network modes: what a socket can reach is the
  * namespace's business, and NETLINK_ROUTE is what either mode's programs
  * read their (jail-own) interfaces with. */
+/* clang-format off */
 static const struct socket_rule socket_rules[] = {
 	{ AF_UNIX, -1 }, { AF_INET, -1 }, { AF_INET6, -1 },
 	{ AF_NETLINK, NETLINK_ROUTE }, { -1, -1 },
 };
+/* clang-format on */
 
 /* The kernel reads family and protocol as ints: compare the low 32 bits
  * only, so a module cannot pass a value whose upper half differs. */
@@ -108,17 +110,16 @@ static int add_socket_rules(scmp_filter_ctx ctx, int nr)
 	int rc = 0;
 	for (const struct socket_rule *r = socket_rules;
 	     rc == 0 && r->family >= 0; r++)
-		rc = r->protocol < 0 ?
-			     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-					      ARG_INT_EQ(0, r->family)) :
-			     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
-					      ARG_INT_EQ(0, r->family),
-					      ARG_INT_EQ(2, r->protocol));
+		rc = r->protocol < 0
+			     ? seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+						ARG_INT_EQ(0, r->family))
+			     : seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 2,
+						ARG_INT_EQ(0, r->family),
+						ARG_INT_EQ(2, r->protocol));
 	for (int family = 0; rc == 0 && family < FAMILY_LAST; family++)
 		if (!family_listed(family))
-			rc = seccomp_rule_add(ctx,
-					      SCMP_ACT_ERRNO(EAFNOSUPPORT), nr,
-					      1, ARG_INT_EQ(0, family));
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT),
+					      nr, 1, ARG_INT_EQ(0, family));
 	return rc;
 }
 
@@ -127,6 +128,7 @@ static int add_socket_rules(scmp_filter_ctx ctx, int nr)
  * exit): allowed whatever the policy says, or no module could start.
  * execveat is execve from a directory fd: no more than execve of
  * /proc/self/fd/N, which every policy allows. */
+/* clang-format off */
 static const char *const init_needs[] = {
 	"sendmsg", "close", "close_range", "execveat", "vfork", "setsid",
 	"execve", "wait4", "exit", "exit_group",
@@ -138,6 +140,7 @@ static const char *const init_needs[] = {
 #endif
 	NULL,
 };
+/* clang-format on */
 
 const char *const *seccomp_init_calls(void)
 {
@@ -204,17 +207,28 @@ static int add_rule(scmp_filter_ctx ctx, const struct policy_syscall *s,
 #endif
 
 enum {
-	R_ARCH, R_IS_NATIVE, R_NR, R_IS_IOCTL, R_IS_PRCTL, R_IS_SECCOMP,
-	R_IOCTL_CMD, R_TIOCSETD, R_TIOCSTI, R_TIOCLINUX,
-	R_PRCTL_OPTION, R_PR_SET_SECCOMP,
-	R_SECCOMP_OP, R_SET_MODE_FILTER,
-	R_EPERM, R_EINVAL,
+	R_ARCH,
+	R_IS_NATIVE,
+	R_NR,
+	R_IS_IOCTL,
+	R_IS_PRCTL,
+	R_IS_SECCOMP,
+	R_IOCTL_CMD,
+	R_TIOCSETD,
+	R_TIOCSTI,
+	R_TIOCLINUX,
+	R_PRCTL_OPTION,
+	R_PR_SET_SECCOMP,
+	R_SECCOMP_OP,
+	R_SET_MODE_FILTER,
+	R_EPERM,
+	R_EINVAL,
 	R_LEN /* the policy's program starts here */
 };
 
 /* a jump from instruction `from` to `to`, both within the refusals or
  * R_LEN (the policy's program) */
-#define TO(from, to) ((__u8)((to) - (from) - 1))
+#define TO(from, to) ((__u8)((to) - (from)-1))
 #define LOAD(what) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (what))
 #define IF_EQ(at, value, then, otherwise)                                      \
 	[at] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (value), TO(at, then),      \
@@ -239,7 +253,8 @@ static void fixed_refusals(struct sock_filter out[R_LEN])
 		IF_EQ(R_SET_MODE_FILTER, SECCOMP_SET_MODE_FILTER, R_EINVAL,
 		      R_LEN),
 		[R_EPERM] = BPF_STMT(BPF_RET | BPF_K,
-				     SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+				     SECCOMP_RET_ERRNO |
+					     (EPERM & SECCOMP_RET_DATA)),
 		[R_EINVAL] = BPF_STMT(BPF_RET | BPF_K,
 				      SECCOMP_RET_ERRNO |
 					      (EINVAL & SECCOMP_RET_DATA)),
@@ -269,8 +284,7 @@ static int export_program(scmp_filter_ctx ctx, struct sandbox_filter *f,
 				    (long long)size);
 	}
 	f->insns = malloc(R_LEN * sizeof(struct sock_filter) + (size_t)size);
-	if (!f->insns ||
-	    pread(fd, f->insns + R_LEN, (size_t)size, 0) != size) {
+	if (!f->insns || pread(fd, f->insns + R_LEN, (size_t)size, 0) != size) {
 		close(fd);
 		return al_error_sys(err, f->insns ? errno : ENOMEM,
 				    "seccomp: read exported program");
@@ -312,8 +326,9 @@ struct sandbox_filter *sandbox_filter_compile(const struct al_policy *policy,
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_NOTIFY);
 	if (!ctx) {
 		free(f);
-		al_error_set(err, EINVAL, "seccomp: libseccomp refused the "
-					  "user-notification default action");
+		al_error_set(err, EINVAL,
+			     "seccomp: libseccomp refused the "
+			     "user-notification default action");
 		return NULL;
 	}
 	/* A binary tree of syscall numbers instead of a linear list: fewer
@@ -385,12 +400,9 @@ static const char *foreign_abi(uint32_t *arch, int nr)
 	if (*arch == seccomp_arch_native())
 		return NULL;
 	switch (*arch) {
-	case SCMP_ARCH_X86:
-		return "i386";
-	case SCMP_ARCH_ARM:
-		return "arm";
-	default:
-		return "foreign";
+	case SCMP_ARCH_X86: return "i386";
+	case SCMP_ARCH_ARM: return "arm";
+	default: return "foreign";
 	}
 }
 

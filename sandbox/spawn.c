@@ -32,7 +32,8 @@
 	 CLONE_NEWUTS)
 
 static void setup_fail(struct sandbox_run *run, int exit_status,
-		       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+		       const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void setup_fail(struct sandbox_run *run, int exit_status,
 		       const char *fmt, ...)
@@ -54,17 +55,18 @@ static int open_module(struct sandbox_run *run, const char *program)
 	int fd = open(program, O_PATH | O_CLOEXEC);
 	if (fd < 0) {
 		bool dangling = errno == ENOENT && lstat(program, &st) == 0;
-		setup_fail(run, errno == ENOENT ? 127 : 126,
-			   "module %s: %s%s", program, strerror(errno),
+		setup_fail(run, errno == ENOENT ? 127 : 126, "module %s: %s%s",
+			   program, strerror(errno),
 			   dangling ? " (a symbolic link to nothing)" : "");
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    !(st.st_mode & 0111)) {
 		setup_fail(run, 126, "module %s: %s", program,
-			   S_ISDIR(st.st_mode) ? "is a directory" :
-			   !S_ISREG(st.st_mode) ? "is not a regular file" :
-						  "is not executable (no x bit)");
+			   S_ISDIR(st.st_mode) ? "is a directory"
+			   : !S_ISREG(st.st_mode)
+				   ? "is not a regular file"
+				   : "is not executable (no x bit)");
 		close(fd);
 		return -1;
 	}
@@ -195,8 +197,8 @@ static pid_t clone_jail(int *pidfd, bool userns)
 static int prepare_io(struct sandbox_run *run, const struct sandbox_spec *spec,
 		      int child_stdio[3], int sync[2])
 {
-	child_stdio[0] = spec->stdin_fd >= 0 ? spec->stdin_fd :
-					       run->host->dev_null_fd;
+	child_stdio[0] = spec->stdin_fd >= 0 ? spec->stdin_fd
+					     : run->host->dev_null_fd;
 	child_stdio[1] = spec->stdout_fd;
 	child_stdio[2] = spec->stderr_fd;
 	if (spec->stdout_fd < 0 &&
@@ -338,9 +340,9 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	cgroup_run_name(host, name, sizeof(name));
 	if (!cgroup_available(run, limits) || choose_host_ids(run, limits) < 0)
 		goto out;
-	if (host->cgroup.ops && host->cgroup.ops->create(&host->cgroup, name,
-							 limits, &run->cg,
-							 &err) < 0) {
+	if (host->cgroup.ops &&
+	    host->cgroup.ops->create(&host->cgroup, name, limits, &run->cg,
+				     &err) < 0) {
 		setup_fail(run, 125, "%s", err.msg);
 		goto out;
 	}
@@ -378,9 +380,10 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	 * the jail with the learner, which a suspended parent cannot do */
 	if (host_helper_usable(host) && !spec->learner) {
 		/* strings the run owns: the array outlives this frame */
-		run->init_argv = build_init_argv(
-			run, plan.sync_fd,
-			module_fd >= 0 ? run->module_path : run->program);
+		run->init_argv = build_init_argv(run, plan.sync_fd,
+						 module_fd >= 0
+							 ? run->module_path
+							 : run->program);
 		if (!run->init_argv) {
 			setup_fail(run, 125, "jail setup: out of memory");
 			goto out;
@@ -397,13 +400,14 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 			jail_init_main(&plan);
 	}
 	if (run->pid < 0) {
-		setup_fail(run, 125,
-			   "jail setup: clone3 into new namespaces: %s%s",
-			   strerror(errno),
-			   errno == EPERM || errno == ENOSPC ?
-				   " (run as root, or allow unprivileged user "
-				   "namespaces: sysctl user.max_user_namespaces)" :
-				   "");
+		setup_fail(
+			run, 125,
+			"jail setup: clone3 into new namespaces: %s%s",
+			strerror(errno),
+			errno == EPERM || errno == ENOSPC
+				? " (run as root, or allow unprivileged user "
+				  "namespaces: sysctl user.max_user_namespaces)"
+				: "");
 		goto out;
 	}
 	run->sync_fd = steal_fd(&sync[0]);

@@ -35,9 +35,9 @@ int sandbox_syscalls_add_name(struct sandbox_syscalls *set, const char *name,
 {
 	int nr = seccomp_syscall_resolve_name(name);
 	if (nr < 0 || nr >= SANDBOX_SYSCALL_MAX)
-		return al_error_set(err, EINVAL,
-				    "unknown syscall \"%s\" on this architecture",
-				    name);
+		return al_error_set(
+			err, EINVAL,
+			"unknown syscall \"%s\" on this architecture", name);
 	sandbox_syscalls_add(set, nr);
 	return 0;
 }

@@ -51,7 +51,10 @@
 #define UID_LOCK_DIR "uids"
 
 static const char *const account_files[UID_ACCOUNT_FILES] = {
-	"/etc/passwd", "/etc/group", "/etc/subuid", "/etc/subgid",
+	"/etc/passwd",
+	"/etc/group",
+	"/etc/subuid",
+	"/etc/subgid",
 };
 
 /* ------------------------------------------------------------------ pure */
@@ -119,8 +122,8 @@ static int exclude(struct uid_pool *p, uint32_t lo, uint64_t n)
 		return 0;
 	if (p->n_excluded == p->cap_excluded) {
 		size_t cap = p->cap_excluded ? p->cap_excluded * 2 : 16;
-		struct uid_span *grown =
-			realloc(p->excluded, cap * sizeof(*grown));
+		struct uid_span *grown = realloc(p->excluded,
+						 cap * sizeof(*grown));
 		if (!grown)
 			return -1;
 		p->excluded = grown;
@@ -134,8 +137,7 @@ static int exclude(struct uid_pool *p, uint32_t lo, uint64_t n)
 }
 
 /* The bounds of the 1-based field `n` of line; false when it has fewer. */
-static bool field_at(const char *line, int n, const char **start,
-		     size_t *len)
+static bool field_at(const char *line, int n, const char **start, size_t *len)
 {
 	const char *p = line;
 	for (int i = 1; i < n; i++) {
@@ -194,8 +196,10 @@ static void seen_of(const char *path, struct uid_file_seen *s)
 	*s = (struct uid_file_seen){ 0 };
 	if (stat(path, &st) < 0)
 		return;
-	*s = (struct uid_file_seen){ .dev = st.st_dev, .ino = st.st_ino,
-				     .size = st.st_size, .mtime = st.st_mtim,
+	*s = (struct uid_file_seen){ .dev = st.st_dev,
+				     .ino = st.st_ino,
+				     .size = st.st_size,
+				     .mtime = st.st_mtim,
 				     .present = true };
 }
 
@@ -210,9 +214,9 @@ static int read_accounts(struct uid_pool *p, size_t i, struct al_error *err)
 		return al_error_sys(err, errno, "uid range: read %s",
 				    account_files[i]);
 	}
-	int rc = i == 0 ? uid_accounts_parse(p, f, passwd_ids, 2, 0) :
-		 i == 1 ? uid_accounts_parse(p, f, group_ids, 1, 0) :
-			  uid_accounts_parse(p, f, sub_ids, 1, 3);
+	int rc = i == 0   ? uid_accounts_parse(p, f, passwd_ids, 2, 0)
+		 : i == 1 ? uid_accounts_parse(p, f, group_ids, 1, 0)
+			  : uid_accounts_parse(p, f, sub_ids, 1, 3);
 	fclose(f);
 	if (rc < 0)
 		return al_error_sys(err, ENOMEM, "uid range: read %s",

@@ -30,8 +30,8 @@ void sandbox_result_setup_error(struct sandbox_result *r, int exit_status,
 	snprintf(r->error, sizeof(r->error), "%s", message);
 }
 
-static void set(struct sandbox_result *r, enum al_verdict v,
-		int exit_code, int sig, int exit_status)
+static void set(struct sandbox_result *r, enum al_verdict v, int exit_code,
+		int sig, int exit_status)
 {
 	r->verdict = v;
 	r->exit_code = exit_code;
@@ -45,8 +45,8 @@ static void classify_status(const struct verdict_input *in,
 	int st = in->status;
 	if (WIFEXITED(st)) {
 		int code = WEXITSTATUS(st);
-		set(r, code == 0 ? AL_VERDICT_OK : AL_VERDICT_EXIT_NONZERO, code, 0,
-		    code);
+		set(r, code == 0 ? AL_VERDICT_OK : AL_VERDICT_EXIT_NONZERO,
+		    code, 0, code);
 		return;
 	}
 	int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
@@ -98,7 +98,7 @@ void verdict_classify(const struct verdict_input *in, struct sandbox_result *r)
 		snprintf(r->error, sizeof(r->error),
 			 "the jail's init ended without reporting the module's "
 			 "status (init %s %d); this is a bug in airlock",
-			 in->init_code == CLD_EXITED ? "exited with" :
-						       "killed by signal",
+			 in->init_code == CLD_EXITED ? "exited with"
+						     : "killed by signal",
 			 in->init_status);
 }

@@ -34,7 +34,8 @@ static struct tenant_use *use_of(struct supervisor *s, uid_t uid, bool create)
 		return NULL;
 	if (s->nuses == s->cap_uses) {
 		size_t cap = s->cap_uses ? s->cap_uses * 2 : 16;
-		struct tenant_use *grown = realloc(s->uses, cap * sizeof(*grown));
+		struct tenant_use *grown = realloc(s->uses,
+						   cap * sizeof(*grown));
 		if (!grown)
 			return NULL;
 		s->uses = grown;
@@ -94,8 +95,7 @@ void bounds_recharge(struct supervisor *s, struct conn *c, size_t now)
 		charge(s, c, now);
 }
 
-const char *bounds_accept(struct supervisor *s, uid_t uid,
-			  enum proto_role role)
+const char *bounds_accept(struct supervisor *s, uid_t uid, enum proto_role role)
 {
 	const struct supervisor_config *cfg = &s->cfg;
 
@@ -139,9 +139,10 @@ int bounds_admit(struct supervisor *s, const struct conn *c, size_t stdin_len,
 	unsigned queued = 0;
 
 	if (c->out_len - c->out_off > UNREAD_MAX) {
-		snprintf(msg, len, "%zu bytes of answers on this connection "
-				   "are unread: read them before sending "
-				   "more work",
+		snprintf(msg, len,
+			 "%zu bytes of answers on this connection "
+			 "are unread: read them before sending "
+			 "more work",
 			 c->out_len - c->out_off);
 		return PROTO_E_OVERLOADED;
 	}
@@ -149,17 +150,19 @@ int bounds_admit(struct supervisor *s, const struct conn *c, size_t stdin_len,
 		for (const struct job *j = s->queue_head; j; j = j->next)
 			queued += j->uid == c->uid;
 		if (queued >= s->cfg.queue_max_per_uid) {
-			snprintf(msg, len, "uid %u has %u runs queued "
-					   "(--queue-max-per-uid); try later",
+			snprintf(msg, len,
+				 "uid %u has %u runs queued "
+				 "(--queue-max-per-uid); try later",
 				 c->uid, queued);
 			return PROTO_E_OVERLOADED;
 		}
 	}
 	if (!bounds_fits((struct supervisor *)s, c, stdin_len)) {
-		snprintf(msg, len, "the daemon holds as many buffered bytes "
-				   "for this uid (or in all) as it may "
-				   "(--max-buffered-per-uid, --max-buffered); "
-				   "read your answers or try later");
+		snprintf(msg, len,
+			 "the daemon holds as many buffered bytes "
+			 "for this uid (or in all) as it may "
+			 "(--max-buffered-per-uid, --max-buffered); "
+			 "read your answers or try later");
 		return PROTO_E_OVERLOADED;
 	}
 	return 0;

@@ -150,8 +150,8 @@ static char *trim(char *p)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	char *end = p + strlen(p);
-	while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
-			   end[-1] == '\r'))
+	while (end > p &&
+	       (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
 		*--end = '\0';
 	return p;
 }
@@ -165,16 +165,16 @@ static int parse_line(struct var_source *src, char *line, unsigned lineno,
 		return 0;
 	char *eq = strchr(p, '=');
 	if (!eq)
-		return al_error_set(err, EINVAL,
-				    "%s:%u: expected NAME=VALUE", src->file,
-				    lineno);
+		return al_error_set(err, EINVAL, "%s:%u: expected NAME=VALUE",
+				    src->file, lineno);
 	*eq = '\0';
 	char *name = trim(p), *value = trim(eq + 1);
 	if (!supervisor_setting_var(name))
-		return al_error_set(err, EINVAL,
-				    "%s:%u: unknown variable \"%.64s\" (airlockd(8) "
-				    "lists those a configuration file may set)",
-				    src->file, lineno, name);
+		return al_error_set(
+			err, EINVAL,
+			"%s:%u: unknown variable \"%.64s\" (airlockd(8) "
+			"lists those a configuration file may set)",
+			src->file, lineno, name);
 	size_t n = strlen(value);
 	if (n >= 2 && (value[0] == '"' || value[0] == '\'') &&
 	    value[n - 1] == value[0]) {
@@ -195,8 +195,8 @@ static int parse_line(struct var_source *src, char *line, unsigned lineno,
 	return 0;
 }
 
-int supervisor_config_from_file(struct supervisor_config *cfg,
-				const char *path, struct al_error *err)
+int supervisor_config_from_file(struct supervisor_config *cfg, const char *path,
+				struct al_error *err)
 {
 	struct var_source src = { .file = path };
 	char *text = read_config(path, err);
@@ -240,8 +240,8 @@ const char *supervisor_config_file_arg(int argc, char **argv)
 	return path;
 }
 
-int supervisor_config_load(struct supervisor_config *cfg, int argc,
-			   char **argv, struct al_error *err)
+int supervisor_config_load(struct supervisor_config *cfg, int argc, char **argv,
+			   struct al_error *err)
 {
 	const char *file = supervisor_config_file_arg(argc, argv);
 	int rc;
@@ -336,8 +336,7 @@ void supervisor_format_listen(const struct sockaddr_storage *ss, char *buf,
 
 /* The flag names the whole address; otherwise METRICS_PORT on loopback
  * (an endpoint that answers anyone on the network must be asked for). */
-static int metrics_address(struct supervisor_config *cfg,
-			   struct al_error *err)
+static int metrics_address(struct supervisor_config *cfg, struct al_error *err)
 {
 	char v[32];
 
@@ -401,9 +400,9 @@ static int check_database_url(const struct supervisor_config *cfg,
 		char *dir = realpath(cfg->state_dir, NULL);
 		const char *base = dir ? dir : cfg->state_dir;
 		int n = snprintf(want, sizeof(want), "%s/manifest.db", base);
-		int m = path[0] == '/' ?
-				snprintf(got, sizeof(got), "%s", path) :
-				snprintf(got, sizeof(got), "%s/%s", base, path);
+		int m = path[0] == '/' ? snprintf(got, sizeof(got), "%s", path)
+				       : snprintf(got, sizeof(got), "%s/%s",
+						  base, path);
 		if (path[0] == '/') {
 			/* resolve the directory part when it exists */
 			char *slash = strrchr(got, '/');
@@ -421,18 +420,19 @@ static int check_database_url(const struct supervisor_config *cfg,
 		    (size_t)m < sizeof(got) && strcmp(want, got) == 0)
 			return 0;
 	}
-	return al_error_set(err, EINVAL,
-			    "DATABASE_URL: expected a PostgreSQL server "
-			    "(postgresql://HOST/DATABASE) or the SQLite file in "
-			    "the state directory (%s/manifest.db, or leave "
-			    "DATABASE_URL unset)",
-			    cfg->state_dir);
+	return al_error_set(
+		err, EINVAL,
+		"DATABASE_URL: expected a PostgreSQL server "
+		"(postgresql://HOST/DATABASE) or the SQLite file in "
+		"the state directory (%s/manifest.db, or leave "
+		"DATABASE_URL unset)",
+		cfg->state_dir);
 }
 
 const char *supervisor_config_server_url(const struct supervisor_config *cfg)
 {
 	return manifest_url_is_server(cfg->database_url) ? cfg->database_url
-							   : NULL;
+							 : NULL;
 }
 
 /* Try the default-policy overrides on the policy they apply to, so a

@@ -112,8 +112,8 @@ static void flush(struct supervisor *s, struct conn *c)
 
 /* A buffer of `cap` bytes must hold `need`: doubled when the budgets
  * allow that, else just `need`; 0 when even that is over budget. */
-static size_t grown_cap(struct supervisor *s, const struct conn *c,
-			size_t cap, size_t need)
+static size_t grown_cap(struct supervisor *s, const struct conn *c, size_t cap,
+			size_t need)
 {
 	size_t want = cap ? cap : 4096;
 	while (want < need)
@@ -204,9 +204,10 @@ static void too_large(struct supervisor *s, struct conn *c,
 		snprintf(msg, sizeof(msg), "request line longer than %zu bytes",
 			 s->cfg.max_request);
 	else
-		snprintf(msg, sizeof(msg), "request line dropped: the uid's or "
-					   "the daemon's buffer budget is spent "
-					   "(--max-buffered-per-uid); try later");
+		snprintf(msg, sizeof(msg),
+			 "request line dropped: the uid's or "
+			 "the daemon's buffer budget is spent "
+			 "(--max-buffered-per-uid); try later");
 	free(c->in);
 	c->in = NULL;
 	c->in_len = c->in_cap = 0;
@@ -219,8 +220,7 @@ static void too_large(struct supervisor *s, struct conn *c,
 	c->line_fd_error = NULL;
 }
 
-static int append(struct supervisor *s, struct conn *c, const char *p,
-		  size_t n)
+static int append(struct supervisor *s, struct conn *c, const char *p, size_t n)
 {
 	if (c->discarding)
 		return 0;
@@ -271,7 +271,8 @@ static void line_done(struct supervisor *s, struct conn *c)
 	c->in_len = 0;
 	if (len == 0) { /* blank lines are keep-alives */
 		if (c->line_fd >= 0 || c->line_fd_error)
-			fd_error(s, c, "file descriptors came with a blank line");
+			fd_error(s, c,
+				 "file descriptors came with a blank line");
 		al_closep(&c->line_fd);
 		c->line_fd_error = NULL;
 		return;
@@ -344,8 +345,7 @@ static ssize_t recv_fds(int fd, char *buf, size_t len, struct passed *p)
 }
 
 /* Where the last line starting in these `n` bytes starts, or -1. */
-static ssize_t last_line_start(const struct conn *c, const char *buf,
-			       size_t n)
+static ssize_t last_line_start(const struct conn *c, const char *buf, size_t n)
 {
 	for (size_t i = n - 1; i > 0; i--)
 		if (buf[i - 1] == '\n')

@@ -75,7 +75,8 @@ static int read_bounded(int fd, bool positional, size_t first_cap, size_t max,
 			saved = E2BIG;
 			if (cap > max)
 				goto out;
-			size_t grown_cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			size_t grown_cap = cap * 2 > max + 1 ? max + 1
+							     : cap * 2;
 			unsigned char *grown = realloc(buf, grown_cap);
 			saved = ENOMEM;
 			if (!grown)
@@ -114,8 +115,10 @@ out:
 
 static int too_large(struct al_error *err, size_t max)
 {
-	return al_error_set(err, E2BIG, "content_fd: the module is larger "
-					"than %zu bytes", max);
+	return al_error_set(err, E2BIG,
+			    "content_fd: the module is larger "
+			    "than %zu bytes",
+			    max);
 }
 
 static int from_file(int fd, const struct stat *st, size_t max,
@@ -133,10 +136,11 @@ static int from_file(int fd, const struct stat *st, size_t max,
 	if ((uint64_t)st->st_size > max)
 		return too_large(err, max);
 	if (read_bounded(fd, true, (size_t)st->st_size, max, out, len) < 0)
-		return errno == E2BIG ? too_large(err, max)
-				      : al_error_sys(err, errno,
-						     "content_fd: cannot read "
-						     "it (opened for reading?)");
+		return errno == E2BIG
+			       ? too_large(err, max)
+			       : al_error_sys(err, errno,
+					      "content_fd: cannot read "
+					      "it (opened for reading?)");
 	return 0;
 }
 

@@ -27,7 +27,7 @@
 #include "supervisor/internal.h"
 
 #define SUBSCRIBER_OUT_MAX (32u << 10) /* 100 catch-up events fit */
-#define SUBSCRIBER_SNDBUF 4096 /* the kernel doubles it */
+#define SUBSCRIBER_SNDBUF 4096         /* the kernel doubles it */
 
 void events_note(struct supervisor *s, const char *kind, int64_t uid,
 		 const char *fmt, ...)

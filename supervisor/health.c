@@ -24,7 +24,8 @@ static void check_socket(struct supervisor *s, struct health *h)
 	else if (lstat(s->cfg.socket_path, &st) < 0)
 		snprintf(h->socket, sizeof(h->socket), "socket %.100s: %s",
 			 s->cfg.socket_path,
-			 errno == ENOENT ? "the file is gone" : strerror(errno));
+			 errno == ENOENT ? "the file is gone"
+					 : strerror(errno));
 	else if (st.st_dev != s->socket_dev || st.st_ino != s->socket_ino)
 		snprintf(h->socket, sizeof(h->socket),
 			 "socket %.100s: replaced by another file",

@@ -46,9 +46,9 @@
 #include "supervisor/internal.h"
 
 #define HTTP_MAX_CONNECTIONS 32
-#define HTTP_IDLE_S	     10
-#define HTTP_CONN_MEMORY     (32u << 10)
-#define HTTP_MAX_PER_PEER    8
+#define HTTP_IDLE_S 10
+#define HTTP_CONN_MEMORY (32u << 10)
+#define HTTP_MAX_PER_PEER 8
 #define HTTP_HEADER_DEADLINE_MS 5000
 /* /healthz re-runs the self-check (a manifest write) at most this often */
 #define HEALTH_FRESH_MS 1000
@@ -117,8 +117,10 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
 		same += same_host((const struct sockaddr *)&p->addr, addr);
 	if (same < HTTP_MAX_PER_PEER)
 		return MHD_YES;
-	LOG(LOG_DEBUG, NULL, 0, "http: %u connections from one address: "
-				"refused one", same);
+	LOG(LOG_DEBUG, NULL, 0,
+	    "http: %u connections from one address: "
+	    "refused one",
+	    same);
 	return MHD_NO;
 }
 
@@ -180,13 +182,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 static struct http_peer *peer_of(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		MHD_get_connection_info(conn,
+					MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	return ci ? ci->socket_context : NULL;
 }
 
 /* A request answered: the next one owes its headers from now. */
-static void on_completed(void *cls, struct MHD_Connection *conn,
-			 void **req_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
 {
 	struct http_peer *p = peer_of(conn);
 
@@ -228,8 +231,9 @@ static int64_t enforce_deadlines(struct http *h)
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
 			     const char *type, const char *body)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(strlen(body), (void *)body,
+						MHD_RESPMEM_MUST_COPY);
 
 	if (!r)
 		return MHD_NO;
@@ -272,10 +276,10 @@ static void snapshot_quotas(struct supervisor *s, struct metrics_quota *out,
 			.day_left = -1,
 		};
 		if (s->cfg.quota_per_hour)
-			out[*n].hour_left =
-				hour < s->cfg.quota_per_hour
-					? s->cfg.quota_per_hour - hour
-					: 0;
+			out[*n].hour_left = hour < s->cfg.quota_per_hour
+						    ? s->cfg.quota_per_hour -
+							      hour
+						    : 0;
 		if (s->cfg.quota_per_day)
 			out[*n].day_left = day < s->cfg.quota_per_day
 						   ? s->cfg.quota_per_day - day
@@ -315,7 +319,7 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 		.store_versions_per_uid = s->cfg.store_versions_per_uid,
 	};
 	struct manifest_stats st;
-	struct al_error err = {0};
+	struct al_error err = { 0 };
 	char *body = NULL;
 	size_t len = 0;
 
@@ -336,8 +340,9 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, TEXT,
 			     "out of memory\n");
 	}
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, body,
+						MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
 		return MHD_NO;
@@ -367,7 +372,9 @@ static enum MHD_Result serve_healthz(struct supervisor *s,
 	 * so (the check lines follow as usual) */
 	bool ok = h->manifest_ok && h->socket_ok && !s->stopping;
 	snprintf(body, sizeof(body), "%s\nloop: ok\nmanifest: %s\nsocket: %s\n",
-		 s->stopping ? "draining" : ok ? "ok" : "unhealthy",
+		 s->stopping ? "draining"
+		 : ok        ? "ok"
+			     : "unhealthy",
 		 h->manifest, h->socket_ok ? "ok" : h->socket);
 	return reply(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 		     TEXT, body);
@@ -391,8 +398,8 @@ static enum MHD_Result serve_ready(struct supervisor *s,
 static enum MHD_Result serve_metrics_auth(struct supervisor *s,
 					  struct MHD_Connection *conn)
 {
-	const char *key =
-		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+	const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						      "x-api-key");
 
 	if (!s->cfg.prom_api_key)
 		return reply(conn, MHD_HTTP_FORBIDDEN, TEXT,
@@ -415,16 +422,17 @@ struct route {
 };
 
 static const struct route routes[] = {
-	{"/metrics", serve_metrics_auth},
-	{"/healthz", serve_healthz},
-	{"/ready", serve_ready},
+	{ "/metrics", serve_metrics_auth },
+	{ "/healthz", serve_healthz },
+	{ "/ready", serve_ready },
 };
 
 /* Whether the request announces a body (none of ours takes one). */
 static bool has_body(struct MHD_Connection *conn)
 {
-	const char *len = MHD_lookup_connection_value(
-		conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *len =
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					    MHD_HTTP_HEADER_CONTENT_LENGTH);
 
 	return (len && strcmp(len, "0") != 0) ||
 	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -524,18 +532,21 @@ int http_start(struct supervisor *s, struct al_error *err)
 	if (cfg->metrics_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
-	h->mhd = MHD_start_daemon(
-		flags, 0, accept_policy, h, on_request, s,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, as MHD asks */
-		MHD_OPTION_SOCK_ADDR,
-		(const struct sockaddr *)&cfg->metrics_addr,
-		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS * 2,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_S,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)server_backlog(),
-		MHD_OPTION_END);
+	h->mhd = MHD_start_daemon(flags, 0, accept_policy, h, on_request, s,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+				  h, /* first, as MHD asks */
+				  MHD_OPTION_SOCK_ADDR,
+				  (const struct sockaddr *)&cfg->metrics_addr,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+				  h, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+				  h, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned)HTTP_MAX_CONNECTIONS * 2,
+				  MHD_OPTION_CONNECTION_TIMEOUT,
+				  (unsigned)HTTP_IDLE_S,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				  (size_t)HTTP_CONN_MEMORY,
+				  MHD_OPTION_LISTEN_BACKLOG_SIZE,
+				  (unsigned)server_backlog(), MHD_OPTION_END);
 	if (!h->mhd)
 		return al_error_set(err, errno ? errno : EADDRNOTAVAIL,
 				    "HTTP on %s (--metrics-listen, "
@@ -578,7 +589,7 @@ int64_t http_timeout_ms(struct supervisor *s)
 	 * sends nothing more would otherwise not be looked at again */
 	int64_t deadline = enforce_deadlines(s->http);
 	int64_t mhd = MHD_get_timeout(s->http->mhd, &t) != MHD_YES ? -1
-		      : t > 60000				   ? 60000
+		      : t > 60000                                  ? 60000
 								   : (int64_t)t;
 	if (deadline >= 0 && (mhd < 0 || deadline < mhd))
 		return deadline;

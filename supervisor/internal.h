@@ -90,10 +90,10 @@ struct conn {
 	bool discarding; /* an over-long line: drop to its newline */
 	int line_fd;     /* the fd passed with the line being read, or -1 */
 	const char *line_fd_error; /* that line broke the fd rules: why */
-	char *out;       /* responses not yet written */
+	char *out;                 /* responses not yet written */
 	size_t out_len, out_off, out_cap;
-	bool closing;    /* close once `out` is written */
-	bool read_eof;   /* the peer shut down its side */
+	bool closing;     /* close once `out` is written */
+	bool read_eof;    /* the peer shut down its side */
 	unsigned pending; /* requests answered later (runs) */
 	uint64_t last_active_ms;
 	bool subscriber; /* events.c streams the feed to it */
@@ -117,8 +117,8 @@ struct job {
 	struct manifest_module mod;
 	struct sup_policy *pol;
 	char path[PATH_MAX];
-	char **args;   /* owned, NULL-terminated */
-	int stdin_fd;  /* a memfd with the request's stdin, or -1 */
+	char **args;      /* owned, NULL-terminated */
+	int stdin_fd;     /* a memfd with the request's stdin, or -1 */
 	size_t stdin_len; /* its size: counted in the uid's buffered bytes */
 	struct sandbox_run *run;
 	int64_t run_id;
@@ -140,7 +140,7 @@ struct quota {
 	int64_t day;    /* report_day_start() of the day it counts */
 	unsigned day_used;
 	int64_t refused_noted_ms; /* quota.c: the last rate_limited event */
-	unsigned refused_unnoted;  /* refusals since, not in the feed yet */
+	unsigned refused_unnoted; /* refusals since, not in the feed yet */
 };
 
 /* ------------------------------------------------------------- metrics */
@@ -240,7 +240,7 @@ struct supervisor {
 	struct health health;
 	uint64_t counters[8];
 	uint64_t verdicts[METRICS_VERDICTS]; /* ended runs, by verdict */
-	struct metrics_histogram durations;   /* their wall-clock times */
+	struct metrics_histogram durations;  /* their wall-clock times */
 	int64_t started_unix_ms;
 	bool ready;          /* start-up done, the loop turning */
 	struct http *http;   /* NULL: HTTP off */

@@ -81,7 +81,8 @@ static int build_learned(struct supervisor *s, const struct job *job,
 	    "%s version %lld: learned policy compiled (%zu syscalls allowed, "
 	    "%zu instructions)",
 	    job->mod.name, (long long)job->mod.version,
-	    policy_syscall_count(*policy), sandbox_filter_instructions(*filter));
+	    policy_syscall_count(*policy),
+	    sandbox_filter_instructions(*filter));
 	return 0;
 }
 
@@ -161,8 +162,9 @@ int learned_store(struct supervisor *s, const struct job *job,
 	    !policy_seccomp_learned(job->pol->policy))
 		return 0;
 	if (!r->learned)
-		return al_error_set(err, EIO, "the validation run learned no "
-					      "syscalls");
+		return al_error_set(err, EIO,
+				    "the validation run learned no "
+				    "syscalls");
 	char *names = sandbox_syscalls_join(&r->syscalls);
 	if (!names)
 		return al_error_sys(err, ENOMEM, "learned syscalls");

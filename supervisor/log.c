@@ -22,8 +22,7 @@ void log_setup(int level, bool pretty_lines)
 void log_line(int level, const char *func, const char *req, int64_t run,
 	      const char *fmt, ...)
 {
-	static const char *const names[] = { "debug", "info", "warn",
-					     "error" };
+	static const char *const names[] = { "debug", "info", "warn", "error" };
 	char msg[2048], ts[MANIFEST_TIME_MAX];
 	va_list ap;
 

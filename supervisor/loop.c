@@ -105,7 +105,8 @@ static int ticker_open(struct supervisor *s, struct al_error *err)
 	struct itimerspec its = { 0 };
 
 	s->tick.kind = SRC_TICK;
-	s->tick.fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	s->tick.fd = timerfd_create(CLOCK_MONOTONIC,
+				    TFD_CLOEXEC | TFD_NONBLOCK);
 	if (s->tick.fd < 0)
 		return al_error_sys(err, errno, "timerfd_create");
 	its.it_interval.tv_sec = (time_t)(s->cfg.tick_ms / 1000);
@@ -300,21 +301,11 @@ static void dispatch(struct supervisor *s, struct epoll_event *ev)
 	struct source *src = ev->data.ptr;
 
 	switch (src->kind) {
-	case SRC_LISTEN:
-		server_accept(s);
-		break;
-	case SRC_SIGNAL:
-		on_signal(s);
-		break;
-	case SRC_TICK:
-		on_tick(s);
-		break;
-	case SRC_CONN:
-		conn_handle(s, (struct conn *)src, ev->events);
-		break;
-	case SRC_JOB:
-		runs_handle(s, (struct job *)src);
-		break;
+	case SRC_LISTEN: server_accept(s); break;
+	case SRC_SIGNAL: on_signal(s); break;
+	case SRC_TICK: on_tick(s); break;
+	case SRC_CONN: conn_handle(s, (struct conn *)src, ev->events); break;
+	case SRC_JOB: runs_handle(s, (struct job *)src); break;
 	case SRC_HTTP:
 		break; /* run once per turn, after the others: see below */
 	}

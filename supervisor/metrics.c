@@ -16,10 +16,12 @@
 /* Upper bounds of airlock_run_duration_seconds, in seconds: a trivial
  * module ends in a few ms, the default policy stops one at 3 s, a
  * policy's timeout rarely exceeds 30 s. */
+/* clang-format off */
 static const double bounds[METRICS_BUCKETS] = {
 	0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2,
 	0.5,   1,     2,     5,	   10,	 20,   30,
 };
+/* clang-format on */
 
 void metrics_observe(struct metrics_histogram *h, double seconds)
 {
@@ -101,8 +103,8 @@ static void histogram(FILE *f, const struct metrics_histogram *h)
 
 static void quotas(FILE *f, const struct metrics_snapshot *m)
 {
-	static const char *const windows[] = {"hour", "day"};
-	unsigned limit[] = {m->quota_per_hour, m->quota_per_day};
+	static const char *const windows[] = { "hour", "day" };
+	unsigned limit[] = { m->quota_per_hour, m->quota_per_day };
 
 	family(f, "airlock_quota_limit", "gauge",
 	       "Runs one uid may start per window (only windows with a "
@@ -115,8 +117,8 @@ static void quotas(FILE *f, const struct metrics_snapshot *m)
 	       "Runs a uid may still start in the current window (uids seen "
 	       "since the daemon started).");
 	for (size_t i = 0; i < m->nquotas; i++) {
-		int64_t left[] = {m->quotas[i].hour_left,
-				  m->quotas[i].day_left};
+		int64_t left[] = { m->quotas[i].hour_left,
+				   m->quotas[i].day_left };
 		for (size_t w = 0; w < 2; w++)
 			if (left[w] >= 0)
 				fprintf(f,
@@ -158,8 +160,10 @@ static void storage(FILE *f, const struct metrics_snapshot *m)
 			fprintf(f, "%s{uid=\"%u\"} %llu\n", per_uid[k].name,
 				(unsigned)m->storage[i].uid,
 				(unsigned long long)(per_uid[k].bytes
-							     ? m->storage[i].bytes
-							     : m->storage[i].versions));
+							     ? m->storage[i]
+								       .bytes
+							     : m->storage[i]
+								       .versions));
 	}
 }
 
@@ -198,8 +202,7 @@ int metrics_render(FILE *f, const struct metrics_snapshot *m)
 	       "Runs ended since start (validations and execs), by verdict.");
 	for (int v = 0; v < METRICS_VERDICTS; v++)
 		fprintf(f, "airlock_runs_total{verdict=\"%s\"} %llu\n",
-			al_verdict_name(v),
-			(unsigned long long)m->verdicts[v]);
+			al_verdict_name(v), (unsigned long long)m->verdicts[v]);
 	counter(f, "airlock_sandbox_timeouts_total",
 		"Runs stopped at their policy's time limit.", m->timeouts);
 	counter(f, "airlock_validation_failures_total",

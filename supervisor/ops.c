@@ -24,7 +24,8 @@ struct op_ctx {
 typedef void (*op_fn)(struct op_ctx *x);
 
 static void reply_error(struct op_ctx *x, enum proto_error code,
-			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+			const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static void reply_error(struct op_ctx *x, enum proto_error code,
 			const char *fmt, ...)
 {
@@ -98,7 +99,8 @@ static void op_list(struct op_ctx *x)
 	struct json_buf jb;
 
 	array_reply_open(x, &jb, "modules");
-	array_reply_send(x, &jb, manifest_list(x->s->m, &f, list_one, &jb, &err), &err);
+	array_reply_send(x, &jb,
+			 manifest_list(x->s->m, &f, list_one, &jb, &err), &err);
 }
 
 static int runs_one(const struct manifest_run *r, void *arg)
@@ -119,7 +121,8 @@ static void op_runs(struct op_ctx *x)
 	struct json_buf jb;
 
 	array_reply_open(x, &jb, "runs");
-	array_reply_send(x, &jb, manifest_runs(x->s->m, &f, runs_one, &jb, &err), &err);
+	array_reply_send(x, &jb,
+			 manifest_runs(x->s->m, &f, runs_one, &jb, &err), &err);
 }
 
 static void op_show(struct op_ctx *x)
@@ -136,8 +139,8 @@ static void op_show(struct op_ctx *x)
 	 * either (the answer is the one for a name nobody uses) */
 	if (tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0 ||
 	    (x->req->version &&
-	     manifest_find(x->s->m, x->req->name, x->req->version, &mod,
-			   &err) < 0)) {
+	     manifest_find(x->s->m, x->req->name, x->req->version, &mod, &err) <
+		     0)) {
 		reply_manifest_error(x, &err);
 		return;
 	}
@@ -335,7 +338,9 @@ static void op_events(struct op_ctx *x)
 	if (!since_of(x, &f.since_ms))
 		return;
 	array_reply_open(x, &jb, "events");
-	array_reply_send(x, &jb, manifest_feed(x->s->m, &f, event_one, &jb, &err), &err);
+	array_reply_send(x, &jb,
+			 manifest_feed(x->s->m, &f, event_one, &jb, &err),
+			 &err);
 }
 
 /* From now on this connection receives every feed row as a line
@@ -411,7 +416,8 @@ static void op_quota_reset(struct op_ctx *x)
 	struct json_buf jb;
 
 	if (!x->req->has_uid) {
-		reply_error(x, PROTO_E_BAD_REQUEST, "quota_reset needs \"uid\"");
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "quota_reset needs \"uid\"");
 		return;
 	}
 	if (quota_reset(x->s, (uint32_t)x->req->uid, x->c->uid, &err) < 0) {
@@ -531,8 +537,8 @@ static void op_cancel(struct op_ctx *x)
 	if (x->req->name) {
 		queued = runs_cancel_queued(x->s, x->req->name, why);
 		if (!queued) {
-			reply_error(x, PROTO_E_NOT_FOUND,
-				    "no queued run of %s", x->req->name);
+			reply_error(x, PROTO_E_NOT_FOUND, "no queued run of %s",
+				    x->req->name);
 			return;
 		}
 	} else if (runs_cancel(x->s, x->req->run, why) < 0) {
@@ -608,7 +614,8 @@ static bool admitted(struct op_ctx *x)
 {
 	char msg[256];
 	int64_t retry = 0;
-	int code = bounds_admit(x->s, x->c, x->req->stdin_len, msg, sizeof(msg));
+	int code = bounds_admit(x->s, x->c, x->req->stdin_len, msg,
+				sizeof(msg));
 
 	if (code == 0)
 		code = runs_admit(x->s, x->c->uid, msg, sizeof(msg), &retry);
@@ -624,8 +631,8 @@ static bool admitted(struct op_ctx *x)
 }
 
 /* "#!/usr/bin/env python3" -> "python3", "#!/bin/sh -e" -> "sh". */
-static void interpreter_of(const unsigned char *content, size_t len,
-			   char *out, size_t outlen)
+static void interpreter_of(const unsigned char *content, size_t len, char *out,
+			   size_t outlen)
 {
 	char line[256];
 	size_t n = 0;
@@ -633,8 +640,8 @@ static void interpreter_of(const unsigned char *content, size_t len,
 	out[0] = '\0';
 	if (len < 3 || content[0] != '#' || content[1] != '!')
 		return;
-	for (size_t i = 2; i < len && content[i] != '\n' && n + 1 < sizeof(line);
-	     i++)
+	for (size_t i = 2;
+	     i < len && content[i] != '\n' && n + 1 < sizeof(line); i++)
 		line[n++] = (char)content[i];
 	line[n] = '\0';
 	char *save = NULL, *word = strtok_r(line, " \t", &save);
@@ -655,8 +662,7 @@ static void interpreter_of(const unsigned char *content, size_t len,
 
 /* The module's bytes: base64 "content", or the fd passed with the line
  * ("content_fd"), bounded alike by what a request line can carry. */
-static int submit_content(struct op_ctx *x, unsigned char **out,
-			  size_t *len)
+static int submit_content(struct op_ctx *x, unsigned char **out, size_t *len)
 {
 	const struct proto_request *req = x->req;
 	struct al_error err = { 0 };
@@ -667,8 +673,9 @@ static int submit_content(struct op_ctx *x, unsigned char **out,
 		x->c->line_fd = -1;
 		if (content_from_fd(fd, max, out, len, &err) == 0)
 			return 0;
-		reply_error(x, err.errnum == E2BIG ? PROTO_E_TOO_LARGE
-						   : PROTO_E_BAD_REQUEST,
+		reply_error(x,
+			    err.errnum == E2BIG ? PROTO_E_TOO_LARGE
+						: PROTO_E_BAD_REQUEST,
 			    "%s", err.msg);
 		return -1;
 	}
@@ -708,8 +715,9 @@ static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
 	if (manifest_find_same(x->s->m, &sub, &mod, &err) <= 0 ||
 	    !tenant_may(x->c, &mod))
 		return false; /* errors too: the ordinary path reports them */
-	LOG(LOG_INFO, x->rid, 0, "submit %s: the same as version %lld; unchanged",
-	    mod.name, (long long)mod.version);
+	LOG(LOG_INFO, x->rid, 0,
+	    "submit %s: the same as version %lld; unchanged", mod.name,
+	    (long long)mod.version);
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
 	json_key(&jb, "module");
@@ -738,8 +746,10 @@ static void op_submit(struct op_ctx *x)
 	}
 	if (submit_content(x, &content, &len) < 0)
 		return;
-	struct sup_policy *pol =
-		sup_policy_get(x->s, req->policy ? req->policy : "default", &err);
+	struct sup_policy *pol = sup_policy_get(x->s,
+						req->policy ? req->policy
+							    : "default",
+						&err);
 	if (!pol) {
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
@@ -769,13 +779,14 @@ static void op_submit(struct op_ctx *x)
 		.policy_hash = pol->hash,
 		.interpreter = interp[0] ? interp : NULL,
 	};
-	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub,
-				&err) < 0) {
+	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub, &err) <
+	    0) {
 		sup_policy_put(x->s, pol);
-		reply_error(x, err.errnum == EPERM	   ? PROTO_E_UNAUTHORIZED
-			       : err.errnum == EINVAL ||
-					 err.errnum == ENOENT ? PROTO_E_BAD_REQUEST
-							      : PROTO_E_INTERNAL,
+		reply_error(x,
+			    err.errnum == EPERM ? PROTO_E_UNAUTHORIZED
+			    : err.errnum == EINVAL || err.errnum == ENOENT
+				    ? PROTO_E_BAD_REQUEST
+				    : PROTO_E_INTERNAL,
 			    "%s", err.msg);
 		return;
 	}
@@ -807,8 +818,8 @@ static void op_submit(struct op_ctx *x)
 	}
 	LOG(LOG_INFO, x->rid, 0,
 	    "submit %s version %lld (%zu bytes%s) by uid %u", job->mod.name,
-	    (long long)job->mod.version, len, req->content_fd ? ", from fd" : "",
-	    x->c->uid);
+	    (long long)job->mod.version, len,
+	    req->content_fd ? ", from fd" : "", x->c->uid);
 	x->c->pending++;
 	runs_submit(x->s, job);
 }

@@ -30,8 +30,8 @@ static void check_one(const char *name, const char *path, void *arg)
 	if (strcmp(name, "default") == 0)
 		pf->saw_default = true;
 	if (!p) {
-		LOG(LOG_WARN, NULL, 0,
-		    "policy \"%s\" cannot be used: %s", name, err.msg);
+		LOG(LOG_WARN, NULL, 0, "policy \"%s\" cannot be used: %s", name,
+		    err.msg);
 		return;
 	}
 	if (strcmp(name, "default") == 0 &&
@@ -47,8 +47,9 @@ failed:
 	if (pf->failures++ == 0)
 		al_error_set(&pf->first, err.errnum, "policy \"%s\" (%s): %s",
 			     name, path ? path : "built in", err.msg);
-	LOG(LOG_ERROR, NULL, 0, "policy \"%s\" (%s): this host cannot run it: %s",
-	    name, path ? path : "built in", err.msg);
+	LOG(LOG_ERROR, NULL, 0,
+	    "policy \"%s\" (%s): this host cannot run it: %s", name,
+	    path ? path : "built in", err.msg);
 	policy_free(p);
 }
 

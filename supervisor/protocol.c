@@ -109,7 +109,8 @@ static int decode_strings(const struct json_doc *doc, const struct member *m,
 	for (const struct json_node *e = json_first(doc, n); e;
 	     e = json_next(doc, e)) {
 		if (e->type != JSON_STRING)
-			return bad(err, m->name, "expected an array of strings");
+			return bad(err, m->name,
+				   "expected an array of strings");
 		if (memchr(e->str, '\0', e->len))
 			return bad(err, m->name, "contains a NUL character");
 		out[count++] = e->str;
@@ -124,12 +125,9 @@ static int decode_member(const struct json_doc *doc, const struct member *m,
 			 struct al_error *err)
 {
 	switch (m->kind) {
-	case M_ID:
-		return 0; /* done first, in proto_request_decode() */
-	case M_STRING:
-		return decode_string(m, n, req, err);
-	case M_STRINGS:
-		return decode_strings(doc, m, n, req, err);
+	case M_ID: return 0; /* done first, in proto_request_decode() */
+	case M_STRING: return decode_string(m, n, req, err);
+	case M_STRINGS: return decode_strings(doc, m, n, req, err);
 	case M_BOOL:
 		if (n->type != JSON_BOOL)
 			return bad(err, m->name, "expected true or false");
@@ -148,8 +146,8 @@ static int decode_member(const struct json_doc *doc, const struct member *m,
 	return bad(err, m->name, "unknown kind");
 }
 
-int proto_request_decode(const struct json_doc *doc,
-			 struct proto_request *req, struct al_error *err)
+int proto_request_decode(const struct json_doc *doc, struct proto_request *req,
+			 struct al_error *err)
 {
 	const struct json_node *root = json_root(doc);
 
@@ -214,8 +212,7 @@ void proto_response_error(struct json_buf *jb, const char *id,
 
 /* ---------------------------------------------------------------- events */
 
-void proto_event_json(struct json_buf *jb,
-		      const struct manifest_feed_event *ev)
+void proto_event_json(struct json_buf *jb, const struct manifest_feed_event *ev)
 {
 	char t[MANIFEST_TIME_MAX];
 

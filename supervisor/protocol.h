@@ -40,9 +40,9 @@ enum proto_error {
 	PROTO_E_BAD_POLICY,
 	PROTO_E_SHUTTING_DOWN,
 	PROTO_E_INTERNAL,
-	PROTO_E_CANCELLED, /* a queued run removed by an admin's cancel */
+	PROTO_E_CANCELLED,    /* a queued run removed by an admin's cancel */
 	PROTO_E_STORAGE_FULL, /* submit: storage quota or free-space floor */
-	PROTO_E_INTERRUPTED, /* killed at the end of the shutdown grace */
+	PROTO_E_INTERRUPTED,  /* killed at the end of the shutdown grace */
 	PROTO_E_COUNT,
 };
 
@@ -73,10 +73,10 @@ struct proto_request {
 	const char *policy;  /* policy name for submit */
 	const char *content; /* base64 module content (submit) */
 	size_t content_len;
-	bool content_fd;     /* submit: the content is the passed fd's */
+	bool content_fd;        /* submit: the content is the passed fd's */
 	const char *stdin_data; /* text given to the module's stdin */
 	size_t stdin_len;
-	const char *reason;  /* archive */
+	const char *reason;                   /* archive */
 	const char *args[PROTO_MAX_ARGS + 1]; /* exec: NULL-terminated */
 	size_t nargs;
 	const char *validate_args[PROTO_MAX_ARGS + 1]; /* submit */
@@ -85,9 +85,9 @@ struct proto_request {
 	int64_t version; /* show, runs */
 	int64_t limit;   /* list, runs, events, subscribe */
 	bool has_run;
-	int64_t uid;     /* quota_show, quota_reset */
+	int64_t uid; /* quota_show, quota_reset */
 	bool has_uid;
-	int64_t after;   /* events, subscribe: feed rows after this id */
+	int64_t after;     /* events, subscribe: feed rows after this id */
 	const char *since; /* events, subscribe: a time or an age ("1h") */
 	const char *group; /* submit: the group that shares a new module */
 };
@@ -98,8 +98,8 @@ struct proto_request {
  * strings and arrays are errors (err says which member). `req->id` is
  * filled before any other check so an error can still echo it.
  */
-int proto_request_decode(const struct json_doc *doc,
-			 struct proto_request *req, struct al_error *err);
+int proto_request_decode(const struct json_doc *doc, struct proto_request *req,
+			 struct al_error *err);
 
 /* Start a response object {"ok":true,"id":...; the caller adds members and
  * closes it with json_object_close(). */
@@ -139,8 +139,7 @@ int64_t report_day_start(int64_t now_ms, unsigned reset_hour);
  * every one). */
 struct manifest_viewer;
 int report_manifest_json(struct json_buf *jb, struct manifest *m,
-			 int64_t since_ms,
-			 const struct manifest_viewer *viewer,
+			 int64_t since_ms, const struct manifest_viewer *viewer,
 			 struct al_error *err);
 
 /* Quota limits as configured (0: none); known false when the daemon is

@@ -167,23 +167,24 @@ unsigned quota_used_today(struct supervisor *s, uid_t uid)
 }
 
 /* Whether `q` is spent: the protocol error, else 0. */
-static int quota_spent(struct supervisor *s, const struct quota *q,
-		       char *msg, size_t len, int64_t *retry_after_ms)
+static int quota_spent(struct supervisor *s, const struct quota *q, char *msg,
+		       size_t len, int64_t *retry_after_ms)
 {
 	int64_t now = manifest_now_ms();
 
 	if (s->cfg.quota_per_hour && q->used >= s->cfg.quota_per_hour) {
 		*retry_after_ms = report_hour_start(now) + AL_HOUR_MS - now;
-		snprintf(msg, len,
-			 "uid %u used its %u runs of this hour; retry in %lld s",
-			 q->uid, s->cfg.quota_per_hour,
-			 (long long)(*retry_after_ms / 1000 + 1));
+		snprintf(
+			msg, len,
+			"uid %u used its %u runs of this hour; retry in %lld s",
+			q->uid, s->cfg.quota_per_hour,
+			(long long)(*retry_after_ms / 1000 + 1));
 		return PROTO_E_RATE_LIMITED;
 	}
 	if (s->cfg.quota_per_day && q->day_used >= s->cfg.quota_per_day) {
-		*retry_after_ms =
-			report_day_start(now, s->cfg.quota_reset_hour) +
-			AL_DAY_MS - now;
+		*retry_after_ms = report_day_start(now,
+						   s->cfg.quota_reset_hour) +
+				  AL_DAY_MS - now;
 		snprintf(msg, len,
 			 "uid %u used its %u runs of this day (it resets at "
 			 "%02u:00 UTC); retry in %lld s",
@@ -194,8 +195,8 @@ static int quota_spent(struct supervisor *s, const struct quota *q,
 	return 0;
 }
 
-int quota_admit(struct supervisor *s, uid_t uid, struct quota **out,
-		char *msg, size_t len, int64_t *retry_after_ms)
+int quota_admit(struct supervisor *s, uid_t uid, struct quota **out, char *msg,
+		size_t len, int64_t *retry_after_ms)
 {
 	bool quota = s->cfg.quota_per_hour || s->cfg.quota_per_day;
 	struct quota *q = quota ? quota_of(s, uid, true) : NULL;
@@ -294,7 +295,8 @@ int quota_list_json(struct supervisor *s, struct json_buf *jb, int64_t uid,
 		list_one(&l, (uint32_t)uid);
 	} else {
 		if (manifest_usage(s->m, -1,
-				   report_day_start(now, s->cfg.quota_reset_hour),
+				   report_day_start(now,
+						    s->cfg.quota_reset_hour),
 				   report_hour_start(now), list_usage, &l,
 				   err) < 0)
 			return -1;

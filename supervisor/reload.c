@@ -30,7 +30,8 @@ static void warn_fixed(const struct supervisor_config *cur,
 		const char *name;
 		bool changed;
 	} fixed[] = {
-		{ "state directory", !same_str(cur->state_dir, next->state_dir) },
+		{ "state directory",
+		  !same_str(cur->state_dir, next->state_dir) },
 		{ "socket", !same_str(cur->socket_path, next->socket_path) },
 		{ "socket group",
 		  !same_str(cur->socket_group, next->socket_group) },
@@ -41,9 +42,9 @@ static void warn_fixed(const struct supervisor_config *cur,
 		  !same_str(cur->prom_api_key, next->prom_api_key) },
 		{ "DATABASE_URL",
 		  !same_str(cur->database_url, next->database_url) },
-		{ "AIRLOCK_UID_RANGE", cur->uid_range.base != next->uid_range.base ||
-					       cur->uid_range.count !=
-						       next->uid_range.count },
+		{ "AIRLOCK_UID_RANGE",
+		  cur->uid_range.base != next->uid_range.base ||
+			  cur->uid_range.count != next->uid_range.count },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		if (fixed[i].changed) {

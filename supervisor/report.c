@@ -36,8 +36,7 @@ static int archive_one(const struct manifest_feed_event *ev, void *arg)
 }
 
 int report_manifest_json(struct json_buf *jb, struct manifest *m,
-			 int64_t since_ms,
-			 const struct manifest_viewer *viewer,
+			 int64_t since_ms, const struct manifest_viewer *viewer,
 			 struct al_error *err)
 {
 	struct manifest_stats st;

@@ -24,8 +24,7 @@ int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 
 	if (rc)
 		return rc;
-	if (s->nactive >= s->cfg.max_active &&
-	    s->nqueued >= s->cfg.queue_max) {
+	if (s->nactive >= s->cfg.max_active && s->nqueued >= s->cfg.queue_max) {
 		s->counters[C_OVERLOADED]++;
 		snprintf(msg, len, "%u runs running and %u queued; try later",
 			 s->nactive, s->nqueued);
@@ -82,8 +81,7 @@ static void finish_exec(struct supervisor *s, struct job *job,
 			const struct sandbox_result *r);
 
 /* A run that could not start: the same path as a finished setup_error. */
-static void start_failed(struct supervisor *s, struct job *job,
-			 const char *msg)
+static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 {
 	struct sandbox_result r = { .verdict = AL_VERDICT_SETUP_ERROR };
 
@@ -167,7 +165,8 @@ static void start(struct supervisor *s, struct job *job)
 
 static void start_queued(struct supervisor *s)
 {
-	while (!s->stopping && s->queue_head && s->nactive < s->cfg.max_active) {
+	while (!s->stopping && s->queue_head &&
+	       s->nactive < s->cfg.max_active) {
 		struct job *job = s->queue_head;
 		s->queue_head = job->next;
 		if (!s->queue_head)
@@ -256,9 +255,9 @@ static void record(struct supervisor *s, struct job *job,
 	if (r->verdict == AL_VERDICT_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
 	if (job->run_id &&
-	    (interrupted(s, job) ?
-		     manifest_run_interrupt(s->m, job->run_id, &err) :
-		     manifest_run_finish(s->m, job->run_id, &mr, &err)) < 0)
+	    (interrupted(s, job)
+		     ? manifest_run_interrupt(s->m, job->run_id, &err)
+		     : manifest_run_finish(s->m, job->run_id, &mr, &err)) < 0)
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
 	LOG(LOG_INFO, job->log_id, job->run_id,
 	    "%s version %lld: %s (exit status %d, %.1f ms)", job->mod.name,
@@ -268,8 +267,7 @@ static void record(struct supervisor *s, struct job *job,
 
 static void answer(struct supervisor *s, struct job *job,
 		   const struct sandbox_result *r, bool ok,
-		   const char *error_code, const char *error_msg,
-		   bool archived)
+		   const char *error_code, const char *error_msg, bool archived)
 {
 	struct json_buf jb;
 	struct conn *c = job->conn; /* see answer_error() */
@@ -314,16 +312,17 @@ static void finish_validation(struct supervisor *s, struct job *job,
 		al_error_clear(&err);
 	}
 	if (learn_error[0])
-		snprintf(reason, sizeof(reason), "validation ok (run %lld), "
+		snprintf(reason, sizeof(reason),
+			 "validation ok (run %lld), "
 			 "but its syscalls were not stored: %.160s",
 			 (long long)job->run_id, learn_error);
 	else if (ok)
 		snprintf(reason, sizeof(reason), "validated (run %lld)",
 			 (long long)job->run_id);
 	else
-		snprintf(reason, sizeof(reason), "validation %s (run %lld)%s%.160s",
-			 al_verdict_name(r->verdict),
-			 (long long)job->run_id,
+		snprintf(reason, sizeof(reason),
+			 "validation %s (run %lld)%s%.160s",
+			 al_verdict_name(r->verdict), (long long)job->run_id,
 			 r->verdict == AL_VERDICT_SETUP_ERROR ? ": " : "",
 			 r->verdict == AL_VERDICT_SETUP_ERROR ? r->error : "");
 	if (!ok)
@@ -373,8 +372,7 @@ static bool should_archive(struct supervisor *s, struct job *job,
 					 .since_ms = job->mod.updated_ms };
 	struct al_error err = { 0 };
 
-	if (!job->owner_run ||
-	    !policy_archives(p, r->verdict))
+	if (!job->owner_run || !policy_archives(p, r->verdict))
 		return false;
 	if (manifest_runs(s->m, &f, count_archiving, &b, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
@@ -392,9 +390,9 @@ static void finish_exec(struct supervisor *s, struct job *job,
 
 	record(s, job, r);
 	if (should_archive(s, job, r)) {
-		snprintf(reason, sizeof(reason), "auto-archived: %s in run %lld",
-			 al_verdict_name(r->verdict),
-			 (long long)job->run_id);
+		snprintf(reason, sizeof(reason),
+			 "auto-archived: %s in run %lld",
+			 al_verdict_name(r->verdict), (long long)job->run_id);
 		if (manifest_set_state(s->m, job->mod.id, MANIFEST_ARCHIVED,
 				       reason, &err) < 0) {
 			LOG(LOG_ERROR, job->log_id, job->run_id, "archive: %s",
@@ -550,8 +548,7 @@ static bool reject_leftover(struct supervisor *s, int64_t id,
 		return false;
 	}
 	LOG(LOG_INFO, NULL, 0,
-	    "module %lld: validation was interrupted; rejected",
-	    (long long)id);
+	    "module %lld: validation was interrupted; rejected", (long long)id);
 	return true;
 }
 

@@ -38,8 +38,9 @@ static int replace_stale(const char *path, const struct sockaddr_un *sa,
 	struct stat st;
 
 	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0
-				       : al_error_sys(err, errno, "stat %s", path);
+		return errno == ENOENT
+			       ? 0
+			       : al_error_sys(err, errno, "stat %s", path);
 	if (!S_ISSOCK(st.st_mode))
 		return al_error_set(err, EEXIST,
 				    "%s exists and is not a socket; remove it "
@@ -52,7 +53,8 @@ static int replace_stale(const char *path, const struct sockaddr_un *sa,
 	int saved = errno;
 	if (rc == 0)
 		return al_error_set(err, EADDRINUSE,
-				    "another airlockd is answering on %s", path);
+				    "another airlockd is answering on %s",
+				    path);
 	if (saved != ECONNREFUSED)
 		return al_error_sys(err, saved, "probe of existing socket %s",
 				    path);
@@ -120,7 +122,8 @@ int server_listen(struct supervisor *s, struct al_error *err)
 	if (s->cfg.socket_group) {
 		struct group *g = getgrnam(s->cfg.socket_group);
 		if (!g)
-			return al_error_set(err, ENOENT, "socket group %s: no such group",
+			return al_error_set(err, ENOENT,
+					    "socket group %s: no such group",
 					    s->cfg.socket_group);
 		if (chown(path, 0, g->gr_gid) < 0)
 			return al_error_sys(err, errno, "chown %s", path);
@@ -214,7 +217,8 @@ void server_accept(struct supervisor *s)
 		gid_t groups[256];
 		socklen_t glen = sizeof(groups) - sizeof(gid_t);
 		size_t ngroups = 0;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) ==
+		    0)
 			ngroups = glen / sizeof(gid_t);
 		groups[ngroups++] = cred.gid;
 		enum proto_role role = peer_role(s, &cred, groups, ngroups);
@@ -245,7 +249,8 @@ void server_accept(struct supervisor *s)
 		c->gid = cred.gid;
 		c->pid = cred.pid;
 		c->role = role;
-		for (size_t i = 0; i < ngroups && i < MANIFEST_VIEWER_GROUPS; i++)
+		for (size_t i = 0; i < ngroups && i < MANIFEST_VIEWER_GROUPS;
+		     i++)
 			c->groups[c->ngroups++] = groups[i];
 		c->last_active_ms = (uint64_t)now_ms();
 		if (loop_watch(s, &c->src, EPOLLIN | EPOLLRDHUP) < 0) {

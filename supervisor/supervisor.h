@@ -55,10 +55,10 @@ struct supervisor_config {
 	size_t max_buffered_per_uid;      /* one uid's (64 MiB) */
 	/* storage.c: what one submitting uid may keep stored, and the free
 	 * space below which no submit is taken */
-	uint64_t store_max_per_uid;       /* bytes (1 GiB) */
-	unsigned store_versions_per_uid;  /* versions with a file (1000) */
-	uint64_t store_free_min;          /* bytes (256 MiB) */
-	uint64_t shutdown_grace_ms; /* SIGTERM: runs may finish (30000) */
+	uint64_t store_max_per_uid;      /* bytes (1 GiB) */
+	unsigned store_versions_per_uid; /* versions with a file (1000) */
+	uint64_t store_free_min;         /* bytes (256 MiB) */
+	uint64_t shutdown_grace_ms;      /* SIGTERM: runs may finish (30000) */
 	/* who may connect: uid 0 is always admin; up to 32 of each */
 	uid_t client_uids[32];
 	size_t n_client_uids;
@@ -84,8 +84,8 @@ struct supervisor_config {
 	struct supervisor_uid_range {
 		uint32_t base, count;
 	} uid_range;
-	const char *prom_api_key;   /* PROM_API_KEY, borrowed, or NULL */
-	const char *database_url;   /* DATABASE_URL, borrowed, or NULL;
+	const char *prom_api_key; /* PROM_API_KEY, borrowed, or NULL */
+	const char *database_url; /* DATABASE_URL, borrowed, or NULL;
 				       secret (a password): never print it */
 	/* --config FILE: its text owns the strings taken from it */
 	const char *config_path;
@@ -106,13 +106,13 @@ enum supervisor_setting_kind {
 	SET_STRING, /* borrowed const char * */
 	SET_UINT,   /* an unsigned field of any width, in [min, max] */
 	SET_MS,     /* milliseconds: --flag takes a duration, the variable ms */
-	SET_MIB,    /* MiB: --flag takes a size in whole MiB, the variable MiB */
-	SET_SIZE,   /* bytes: a size */
-	SET_LEVEL,  /* int: debug 0, info 1, warn 2, error 3 */
-	SET_BOOL,   /* --flag alone sets it; the variable: true/false/1/0 */
-	SET_UIDS,   /* a repeatable flag: users (names or numbers) into a list */
-	SET_GIDS,   /* groups, the same */
-	SET_CONFIG, /* --config FILE: read before the rest */
+	SET_MIB,   /* MiB: --flag takes a size in whole MiB, the variable MiB */
+	SET_SIZE,  /* bytes: a size */
+	SET_LEVEL, /* int: debug 0, info 1, warn 2, error 3 */
+	SET_BOOL,  /* --flag alone sets it; the variable: true/false/1/0 */
+	SET_UIDS,  /* a repeatable flag: users (names or numbers) into a list */
+	SET_GIDS,  /* groups, the same */
+	SET_CONFIG,    /* --config FILE: read before the rest */
 	SET_UID_RANGE, /* struct supervisor_uid_range: BASE:COUNT or none */
 };
 
@@ -160,15 +160,15 @@ int supervisor_config_from_env(struct supervisor_config *cfg,
  * optional quotes), applied over the environment and under the flags. The
  * file must be a regular file writable only by root (or airlockd's user).
  * Errors name FILE:LINE. */
-int supervisor_config_from_file(struct supervisor_config *cfg,
-				const char *path, struct al_error *err);
+int supervisor_config_from_file(struct supervisor_config *cfg, const char *path,
+				struct al_error *err);
 /* The path given to --config in argv, or NULL. */
 const char *supervisor_config_file_arg(int argc, char **argv);
 void supervisor_config_release(struct supervisor_config *cfg);
 /* The whole chain: defaults, environment, --config file, flags, checks.
  * 0, 1 for --help, -1 with err (nothing to release then). */
-int supervisor_config_load(struct supervisor_config *cfg, int argc,
-			   char **argv, struct al_error *err);
+int supervisor_config_load(struct supervisor_config *cfg, int argc, char **argv,
+			   struct al_error *err);
 /* Flags override the environment. 0, 1 for --help, -1 with err. */
 int supervisor_config_from_args(struct supervisor_config *cfg, int argc,
 				char **argv, struct al_error *err);

@@ -45,7 +45,8 @@ const struct manifest_viewer *tenant_viewer(const struct conn *c,
 {
 	if (c->role == PROTO_ROLE_ADMIN)
 		return NULL;
-	*buf = (struct manifest_viewer){ .uid = c->uid, .gids = c->groups,
+	*buf = (struct manifest_viewer){ .uid = c->uid,
+					 .gids = c->groups,
 					 .ngids = c->ngroups };
 	return buf;
 }

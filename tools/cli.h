@@ -19,8 +19,8 @@ int cmd_policy(int argc, char **argv);
 int cmd_policy_learn(int argc, char **argv);
 int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */
 int cmd_validate(int argc, char **argv); /* CI: cases against expectations */
-int cmd_client(int argc, char **argv); /* submit, exec, archive, ... */
-int cmd_status(int argc, char **argv); /* status, top */
+int cmd_client(int argc, char **argv);   /* submit, exec, archive, ... */
+int cmd_status(int argc, char **argv);   /* status, top */
 int cmd_operator(int argc, char **argv); /* quota, events, audit */
 int cmd_doctor(int argc, char **argv);
 
@@ -69,8 +69,7 @@ const char *cli_state_dir(const char *flag);
  * runs the same command in airlock-pg instead (cli_save_argv() keeps the
  * arguments for that). */
 struct manifest;
-struct manifest *cli_manifest_open(const char *state_dir,
-				   struct al_error *err);
+struct manifest *cli_manifest_open(const char *state_dir, struct al_error *err);
 void cli_save_argv(char **argv);
 
 /* A connected socket (caller closes), or -1 with err (errnum from
@@ -125,8 +124,8 @@ bool cli_bool(const struct json_doc *doc, const struct json_node *obj,
 /* interrupt.c: SIGINT, SIGTERM, SIGHUP as an fd while jails run, so
  * they are cancelled and cleaned up, not orphaned (exit 128 + signo). */
 struct cli_interrupt {
-	int fd;       /* a signalfd to poll, or -1 */
-	int signo;    /* the first signal taken, or 0 */
+	int fd;    /* a signalfd to poll, or -1 */
+	int signo; /* the first signal taken, or 0 */
 	sigset_t saved;
 };
 int cli_interrupt_open(struct cli_interrupt *in, struct al_error *err);

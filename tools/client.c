@@ -72,8 +72,7 @@ static int exec_with_postgres(struct al_error *err)
 			    AIRLOCK_LIBEXEC_DIR);
 }
 
-struct manifest *cli_manifest_open(const char *state_dir,
-				   struct al_error *err)
+struct manifest *cli_manifest_open(const char *state_dir, struct al_error *err)
 {
 	const char *url = getenv("DATABASE_URL");
 
@@ -149,8 +148,8 @@ static int send_with_fd(int fd, const char *p, size_t len, int pass)
 	return cli_write_all(fd, p + n, len - (size_t)n);
 }
 
-int cli_round_trip(const char *socket_path, struct json_buf *req,
-		   int pass, char **line, size_t *len, struct al_error *err)
+int cli_round_trip(const char *socket_path, struct json_buf *req, int pass,
+		   char **line, size_t *len, struct al_error *err)
 {
 	if (json_buf_failed(req))
 		return al_error_sys(err, ENOMEM, "request");
@@ -288,8 +287,9 @@ int cli_stream_next(struct cli_stream *st, char **line, size_t *len,
 			return 0;
 		}
 		if (st->len == sizeof(st->buf))
-			return al_error_set(err, E2BIG, "a line longer than "
-							"%zu bytes",
+			return al_error_set(err, E2BIG,
+					    "a line longer than "
+					    "%zu bytes",
 					    sizeof(st->buf));
 		ssize_t got = recv(st->fd, st->buf + st->len,
 				   sizeof(st->buf) - st->len, 0);

@@ -46,7 +46,7 @@ struct client_opts {
 	const char *vargs[PROTO_MAX_ARGS];
 	size_t nvargs;
 	bool json;
-	bool base64; /* submit: content in the line, not the file's fd */
+	bool base64;   /* submit: content in the line, not the file's fd */
 	bool no_stdin; /* exec: do not read stdin even when it is a pipe */
 	int argc;
 	char **argv; /* positional arguments */
@@ -77,8 +77,8 @@ static void client_usage(FILE *f, const char *command)
 
 static int usage_error(const char *command, const char *msg, const char *arg)
 {
-	fprintf(stderr, "airlock %s: %s%s\n(airlock %s --help)\n", command,
-		msg, arg ? arg : "", command);
+	fprintf(stderr, "airlock %s: %s%s\n(airlock %s --help)\n", command, msg,
+		arg ? arg : "", command);
 	return CLI_EXIT_USAGE;
 }
 
@@ -135,8 +135,8 @@ static int parse(int argc, char **argv, struct client_opts *o)
 }
 
 /* Send, receive, parse; -1 with a message already printed. */
-static int call_fd(const struct client_opts *o, struct json_buf *req,
-		   int pass, struct cli_response *r)
+static int call_fd(const struct client_opts *o, struct json_buf *req, int pass,
+		   struct cli_response *r)
 {
 	return cli_call(o->command, o->socket, req, pass, o->json, r);
 }
@@ -147,7 +147,8 @@ static int call(const struct client_opts *o, struct json_buf *req,
 	return call_fd(o, req, -1, r);
 }
 
-static void print_error(const struct client_opts *o, const struct cli_response *r)
+static void print_error(const struct client_opts *o,
+			const struct cli_response *r)
 {
 	cli_print_error(o->command, r);
 }
@@ -305,17 +306,19 @@ static int read_exec_stdin(const struct client_opts *o, char **data,
 			break;
 		n += (size_t)got;
 	}
-	const char *bad = n > EXEC_STDIN_MAX ?
-				  "is larger than 1 MiB, the most exec sends "
-				  "(it travels in the request line)" :
-			  !json_utf8_valid(buf, n) ?
-				  "is not UTF-8 text (the protocol's stdin is "
-				  "a JSON string); encode binary input, e.g. "
-				  "with base64" :
-				  NULL;
+	const char *bad =
+		n > EXEC_STDIN_MAX
+			? "is larger than 1 MiB, the most exec sends "
+			  "(it travels in the request line)"
+		: !json_utf8_valid(buf, n)
+			? "is not UTF-8 text (the protocol's stdin is "
+			  "a JSON string); encode binary input, e.g. "
+			  "with base64"
+			: NULL;
 	if (bad) {
-		fprintf(stderr, "airlock exec: stdin %s; nothing was run "
-				"(--no-stdin sends none)\n",
+		fprintf(stderr,
+			"airlock exec: stdin %s; nothing was run "
+			"(--no-stdin sends none)\n",
 			bad);
 		free(buf);
 		return -1;
@@ -332,16 +335,22 @@ static void explain_result(const struct cli_response *r)
 	const struct json_node *wall = json_get(r->doc, res, "wall_ms");
 	const struct json_node *lim = json_get(r->doc, res, "limits");
 
-	cli_explain_verdict(stderr, &(struct cli_verdict){
-		.verdict = json_get_str(r->doc, res, "verdict", "?"),
-		.signal = json_get_str(r->doc, res, "signal", NULL),
-		.syscall = json_get_str(r->doc, res, "syscall", NULL),
-		.error = json_get_str(r->doc, res, "error", NULL),
-		.wall_ms = wall && (wall->type == JSON_NUMBER ||
-				   wall->type == JSON_INT) ? wall->d : 0,
-		.timeout_ms = (uint64_t)get_int(r->doc, lim, "timeout_ms"),
-		.memory_bytes = (uint64_t)get_int(r->doc, lim, "memory_bytes"),
-	});
+	cli_explain_verdict(
+		stderr,
+		&(struct cli_verdict){
+			.verdict = json_get_str(r->doc, res, "verdict", "?"),
+			.signal = json_get_str(r->doc, res, "signal", NULL),
+			.syscall = json_get_str(r->doc, res, "syscall", NULL),
+			.error = json_get_str(r->doc, res, "error", NULL),
+			.wall_ms = wall && (wall->type == JSON_NUMBER ||
+					    wall->type == JSON_INT)
+					   ? wall->d
+					   : 0,
+			.timeout_ms = (uint64_t)get_int(r->doc, lim,
+							"timeout_ms"),
+			.memory_bytes = (uint64_t)get_int(r->doc, lim,
+							  "memory_bytes"),
+		});
 }
 
 static int client_exec(struct client_opts *o)
@@ -378,8 +387,8 @@ static int client_exec(struct client_opts *o)
 		if (!o->json) {
 			print_output(&r);
 			explain_result(&r);
-			const struct json_node *a =
-				json_get(r.doc, r.root, "archived");
+			const struct json_node *a = json_get(r.doc, r.root,
+							     "archived");
 			if (a && a->type == JSON_BOOL && a->i)
 				fprintf(stderr,
 					"airlock exec: %s was archived after "

@@ -69,9 +69,10 @@ static void report(struct doctor *d, const char *name, bool required,
 		json_object_close(&d->jb);
 		return;
 	}
-	printf("  %-4s  %-22s %s\n", lv == PASS ? "PASS"
-				     : lv == WARN ? "WARN"
-						  : "FAIL",
+	printf("  %-4s  %-22s %s\n",
+	       lv == PASS   ? "PASS"
+	       : lv == WARN ? "WARN"
+			    : "FAIL",
 	       name, detail);
 	if (lv != PASS && fix)
 		printf("        %-22s fix: %s\n", "", fix);
@@ -110,7 +111,8 @@ static void check_kernel(struct doctor *d)
 	int major = 0, minor = 0;
 
 	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2) {
-		report(d, "kernel", true, FAIL, NULL, "cannot read the release");
+		report(d, "kernel", true, FAIL, NULL,
+		       "cannot read the release");
 		return;
 	}
 	int v = major * 1000 + minor;
@@ -218,8 +220,7 @@ static void check_userns(struct doctor *d)
 		       "check the sysctls named", "created one, but %s",
 		       sysctls);
 	else
-		report(d, "user namespaces", !d->root, PASS, NULL,
-		       "%s (%s)",
+		report(d, "user namespaces", !d->root, PASS, NULL, "%s (%s)",
 		       d->root ? "available; root jails do not need them"
 			       : "available to this user",
 		       sysctls);
@@ -293,8 +294,8 @@ static void check_state_dir(struct doctor *d, const char *dir)
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		report(d, "state directory", true, FAIL,
-		       "point --state-dir at a directory", "%s is not a directory",
-		       dir);
+		       "point --state-dir at a directory",
+		       "%s is not a directory", dir);
 		return;
 	}
 	snprintf(fix, sizeof(fix), "chmod 0750 %s", dir);

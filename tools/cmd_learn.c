@@ -78,17 +78,17 @@ static int learn_one(struct learn_ctx *x, const char *name,
 	struct sandbox_result r;
 	sandbox_run(x->host, &spec, &r);
 	sandbox_filter_free(filter);
-	size_t fresh = r.learned ? learned_add(&x->learned, &r.syscalls, copy) :
-				   0;
+	size_t fresh = r.learned ? learned_add(&x->learned, &r.syscalls, copy)
+				 : 0;
 	fprintf(stderr, "learn: %s: %s, %zu syscalls (%zu new)%s%s\n", name,
-		al_verdict_name(r.verdict),
-		sandbox_syscalls_count(&r.syscalls), fresh,
-		r.verdict == AL_VERDICT_SECCOMP_VIOLATION ? ", denied " :
-		r.verdict == AL_VERDICT_SETUP_ERROR       ? ": " :
-							 "",
-		r.verdict == AL_VERDICT_SECCOMP_VIOLATION ? r.syscall :
-		r.verdict == AL_VERDICT_SETUP_ERROR       ? r.error :
-							 "");
+		al_verdict_name(r.verdict), sandbox_syscalls_count(&r.syscalls),
+		fresh,
+		r.verdict == AL_VERDICT_SECCOMP_VIOLATION ? ", denied "
+		: r.verdict == AL_VERDICT_SETUP_ERROR     ? ": "
+							  : "",
+		r.verdict == AL_VERDICT_SECCOMP_VIOLATION ? r.syscall
+		: r.verdict == AL_VERDICT_SETUP_ERROR     ? r.error
+							  : "");
 	/* the base policy denied something, or nothing ran: the set is not
 	 * what the module needs */
 	if (r.verdict == AL_VERDICT_SECCOMP_VIOLATION ||

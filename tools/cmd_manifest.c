@@ -306,13 +306,12 @@ static int module_row(const struct manifest_module *m, void *arg)
 #define MODULE_HEADER                                                          \
 	(const char *const[])                                                  \
 	{                                                                      \
-		"NAME", "VERSION", "STATE", "SHA256", "SIZE", "POLICY",        \
-			"UID", "UPDATED", "REASON"                             \
+		"NAME", "VERSION", "STATE", "SHA256", "SIZE", "POLICY", "UID", \
+			"UPDATED", "REASON"                                    \
 	}
 #define MODULE_COLS 9
 
-static void verdict_detail(const struct manifest_run *r, char *buf,
-			   size_t len)
+static void verdict_detail(const struct manifest_run *r, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s%s%s%s", r->syscall[0] ? "syscall " : "",
 		 r->syscall, r->stdout_truncated ? " stdout-cut" : "",
@@ -344,10 +343,9 @@ static int run_row(const struct manifest_run *r, void *arg)
 		snprintf(peak, sizeof(peak), "-");
 	snprintf(uid, sizeof(uid), "%u", r->uid);
 	verdict_detail(r, detail, sizeof(detail));
-	table_row(k->t, (const char *const[]){ id, module,
-					       when(r->started_ms, t),
-					       r->verdict, code, sig, wall, cpu,
-					       peak, uid, detail });
+	table_row(k->t, (const char *const[]){
+				id, module, when(r->started_ms, t), r->verdict,
+				code, sig, wall, cpu, peak, uid, detail });
 	return 0;
 }
 
@@ -368,10 +366,10 @@ static int event_row(const struct manifest_event *e, void *arg)
 		manifest_event_json(k->jb, e);
 		return 0;
 	}
-	table_row(k->t, (const char *const[]){
-				when(e->time_ms, t),
-				e->from_state[0] ? e->from_state : "-",
-				e->to_state, e->reason });
+	table_row(k->t,
+		  (const char *const[]){ when(e->time_ms, t),
+					 e->from_state[0] ? e->from_state : "-",
+					 e->to_state, e->reason });
 	return 0;
 }
 
@@ -592,8 +590,7 @@ static int show_sections(struct manifest *m, const struct manifest_module *mod,
 		table_row(&t, (const char *const[]){ "TIME", "FROM", "TO",
 						     "REASON" });
 	}
-	n = manifest_events(m, mod->id, SHOW_EVENTS_DEFAULT, event_row, k,
-			    err);
+	n = manifest_events(m, mod->id, SHOW_EVENTS_DEFAULT, event_row, k, err);
 	k->jb ? json_array_close(k->jb) : table_print(&t);
 	table_free(&t);
 	return n < 0 ? -1 : 0;
@@ -619,8 +616,8 @@ static int show(struct options *o, struct manifest *m, size_t runs,
 		json_key(jb, "module");
 		manifest_module_json(jb, &mod);
 		json_key(jb, "file");
-		if (manifest_module_path(m, &mod, path, sizeof(path),
-					 &err) == 0)
+		if (manifest_module_path(m, &mod, path, sizeof(path), &err) ==
+		    0)
 			json_string(jb, path);
 		else
 			json_null(jb);
@@ -739,8 +736,8 @@ static int manifest_check_cmd(struct options *o)
 		json_key(&jb, "problems");
 		json_array_open(&jb);
 	}
-	problems = manifest_check(m, o->json ? problem_json : problem_text,
-				  &jb, &err);
+	problems = manifest_check(m, o->json ? problem_json : problem_text, &jb,
+				  &err);
 	rc = problems < 0 ? fail(o, &err) : check_summary(o, m, problems, &jb);
 	json_buf_free(&jb);
 	manifest_close(m);
@@ -775,8 +772,7 @@ static const struct {
 	unsigned options;
 } commands[] = {
 	{ "list", cmd_list, OPT_STATE_DIR | OPT_JSON | OPT_STATE },
-	{ "show", cmd_show,
-	  OPT_STATE_DIR | OPT_JSON | OPT_VERSION | OPT_RUNS },
+	{ "show", cmd_show, OPT_STATE_DIR | OPT_JSON | OPT_VERSION | OPT_RUNS },
 	{ "runs", cmd_runs,
 	  OPT_STATE_DIR | OPT_JSON | OPT_SINCE | OPT_VERDICT | OPT_LIMIT },
 	{ "manifest check", manifest_check_cmd, OPT_STATE_DIR | OPT_JSON },

@@ -242,7 +242,8 @@ static int events_offline(struct ops_opts *o, int64_t since,
 	struct manifest *m = cli_manifest_open(cli_state_dir(o->state_dir),
 					       err);
 	struct manifest_feed_filter f = { .since_ms = since,
-					  .limit = o->has_limit ? o->limit : 20 };
+					  .limit = o->has_limit ? o->limit
+								: 20 };
 	struct json_buf jb;
 
 	if (!m)
@@ -280,8 +281,9 @@ static int events_follow(struct ops_opts *o)
 	size_t len = 0;
 
 	if (o->has_limit && o->limit > PROTO_CATCH_UP_MAX) {
-		fprintf(stderr, "airlock events: --follow shows at most %d "
-				"earlier events\n",
+		fprintf(stderr,
+			"airlock events: --follow shows at most %d "
+			"earlier events\n",
 			PROTO_CATCH_UP_MAX);
 		return CLI_EXIT_USAGE;
 	}
@@ -295,8 +297,7 @@ static int events_follow(struct ops_opts *o)
 	json_kv_string(&jb, "op", "subscribe");
 	request_filters(&jb, o, o->has_limit ? o->limit : 10);
 	json_object_close(&jb);
-	int rc = json_buf_failed(&jb) ? -1
-				      : cli_write_all(fd, jb.data, jb.len);
+	int rc = json_buf_failed(&jb) ? -1 : cli_write_all(fd, jb.data, jb.len);
 	json_buf_free(&jb);
 	if (rc < 0 || cli_write_all(fd, "\n", 1) < 0) {
 		fprintf(stderr, "airlock events: send: %s\n", strerror(errno));
@@ -341,8 +342,8 @@ static int events(struct ops_opts *o)
 		return usage(stderr);
 	if (o->follow)
 		return events_follow(o);
-	if (o->since &&
-	    manifest_time_parse(o->since, manifest_now_ms(), &since, &err) < 0) {
+	if (o->since && manifest_time_parse(o->since, manifest_now_ms(), &since,
+					    &err) < 0) {
 		fprintf(stderr, "airlock events: --since: %s\n", err.msg);
 		return CLI_EXIT_USAGE;
 	}
@@ -357,8 +358,9 @@ static int events(struct ops_opts *o)
 		/* no daemon: the manifest has the same rows */
 		struct al_error merr = { 0 };
 		if (events_offline(o, since, &r, &merr) < 0) {
-			fprintf(stderr, "airlock events: %s\nairlock events: "
-					"%s\n",
+			fprintf(stderr,
+				"airlock events: %s\nairlock events: "
+				"%s\n",
 				err.msg, merr.msg);
 			return 1;
 		}
@@ -427,16 +429,19 @@ static const struct current *current_of(struct audit *a, const char *name)
 	for (size_t i = 0; i < a->npol; i++)
 		if (strcmp(a->pol[i].name, name) == 0)
 			return &a->pol[i];
-	struct current *c = &a->pol[a->npol < AUDIT_POLICIES ? a->npol++
-							      : AUDIT_POLICIES - 1];
+	struct current *c =
+		&a->pol[a->npol < AUDIT_POLICIES ? a->npol++
+						 : AUDIT_POLICIES - 1];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	/* manifests record names, never paths: look them up as airlockd
 	 * does */
-	struct al_policy *p = strchr(name, '/') ? NULL : policy_load(name, &err);
+	struct al_policy *p = strchr(name, '/') ? NULL
+						: policy_load(name, &err);
 	if (!p && !err.msg[0])
 		al_error_set(&err, EINVAL, "not a policy name");
-	if (p && strcmp(name, "default") == 0 && daemon_overrides(p, &err) < 0) {
+	if (p && strcmp(name, "default") == 0 &&
+	    daemon_overrides(p, &err) < 0) {
 		policy_free(p);
 		p = NULL;
 	}
@@ -494,7 +499,8 @@ static int audit_run(const struct manifest_run *run, void *arg)
 	struct al_error err = { 0 };
 
 	if (run->module_id != a->last_module_id) {
-		if (manifest_get(a->m, run->module_id, &a->last_module, &err) < 0)
+		if (manifest_get(a->m, run->module_id, &a->last_module, &err) <
+		    0)
 			return 0; /* deleted by retention meanwhile */
 		a->last_module_id = run->module_id;
 	}

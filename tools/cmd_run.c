@@ -141,15 +141,16 @@ static void report_plain(const struct sandbox_result *r,
 
 	if (r->signal > 0 && sigabbrev_np(r->signal))
 		snprintf(sig, sizeof(sig), "SIG%s", sigabbrev_np(r->signal));
-	cli_explain_verdict(stderr, &(struct cli_verdict){
-		.verdict = al_verdict_name(r->verdict),
-		.signal = sig[0] ? sig : NULL,
-		.syscall = r->syscall,
-		.error = r->error,
-		.wall_ms = r->wall_ms,
-		.timeout_ms = l->timeout_us / 1000,
-		.memory_bytes = l->memory_bytes,
-	});
+	cli_explain_verdict(stderr,
+			    &(struct cli_verdict){
+				    .verdict = al_verdict_name(r->verdict),
+				    .signal = sig[0] ? sig : NULL,
+				    .syscall = r->syscall,
+				    .error = r->error,
+				    .wall_ms = r->wall_ms,
+				    .timeout_ms = l->timeout_us / 1000,
+				    .memory_bytes = l->memory_bytes,
+			    });
 }
 
 /* Without --json stdout is the module's: the learned set goes to stderr,
@@ -162,8 +163,8 @@ static void report_learned(const struct sandbox_syscalls *set)
 	free(names);
 }
 
-static int print_json(const struct sandbox_result *r,
-		      const struct al_policy *p, const struct sandbox_host *h)
+static int print_json(const struct sandbox_result *r, const struct al_policy *p,
+		      const struct sandbox_host *h)
 {
 	char *text = sandbox_result_json(r, p, h);
 	if (!text) {
@@ -274,8 +275,9 @@ int cmd_run(int argc, char **argv)
 	struct sandbox_host *host = cli_sandbox_host(&err);
 	struct sandbox_filter *filter =
 		host ? sandbox_filter_compile_cached(policy, &err) : NULL;
-	struct sandbox_learner *learner =
-		filter && o.learn ? sandbox_learner_new(&err) : NULL;
+	struct sandbox_learner *learner = filter && o.learn
+						  ? sandbox_learner_new(&err)
+						  : NULL;
 	if (!filter || (o.learn && !learner)) {
 		sandbox_filter_free(filter);
 		sandbox_host_free(host);

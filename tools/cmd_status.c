@@ -65,7 +65,8 @@ static int offline_status(const struct status_opts *o, const char *why,
 		return -1;
 	/* the daemon's QUOTA_RESET_HOUR if this shell has it */
 	if (getenv("QUOTA_RESET_HOUR") &&
-	    parse_uint(getenv("QUOTA_RESET_HOUR"), 0, 23, &reset_hour, NULL) < 0)
+	    parse_uint(getenv("QUOTA_RESET_HOUR"), 0, 23, &reset_hour, NULL) <
+		    0)
 		reset_hour = 0;
 	json_buf_init(&jb);
 	json_object_open(&jb);
@@ -149,14 +150,13 @@ static int fetch_status(const struct status_opts *o, struct cli_response *r)
 /* ------------------------------------------------------------ printing */
 
 static const struct json_node *get(const struct cli_response *r,
-				   const struct json_node *obj,
-				   const char *key)
+				   const struct json_node *obj, const char *key)
 {
 	return json_get(r->doc, obj ? obj : r->root, key);
 }
 
-static long long num(const struct cli_response *r,
-		     const struct json_node *obj, const char *key)
+static long long num(const struct cli_response *r, const struct json_node *obj,
+		     const char *key)
 {
 	return (long long)cli_int(r->doc, obj ? obj : r->root, key);
 }
@@ -187,8 +187,8 @@ static void duration_text(long long ms, char *buf, size_t len)
 		snprintf(buf, len, "%lldd %02lld:%02lld:%02lld", s / 86400,
 			 s / 3600 % 24, s / 60 % 60, s % 60);
 	else if (s >= 60)
-		snprintf(buf, len, "%02lld:%02lld:%02lld", s / 3600, s / 60 % 60,
-			 s % 60);
+		snprintf(buf, len, "%02lld:%02lld:%02lld", s / 3600,
+			 s / 60 % 60, s % 60);
 	else
 		snprintf(buf, len, "%.1fs", (double)ms / 1000);
 }
@@ -214,8 +214,9 @@ static void print_daemon(FILE *f, const struct cli_response *r)
 	fprintf(f, "airlockd %s, pid %lld, up %s (since %s), %s\n",
 		str(r, NULL, "version"), num(r, NULL, "pid"), up,
 		str(r, NULL, "started"),
-		draining ? "DRAINING"
-		: cli_bool(r->doc, h, "healthy") ? "healthy" : "UNHEALTHY");
+		draining                         ? "DRAINING"
+		: cli_bool(r->doc, h, "healthy") ? "healthy"
+						 : "UNHEALTHY");
 	for (const struct json_node *n = checks ? json_first(r->doc, checks)
 						: NULL;
 	     n; n = json_next(r->doc, n))
@@ -239,10 +240,10 @@ static void print_state_dir(FILE *f, const struct cli_response *r)
 	char free_s[32], size_s[32];
 
 	if (get(r, NULL, "state_dir_free_bytes")) {
-		size_text((uint64_t)num(r, NULL, "state_dir_free_bytes"), free_s,
-			  sizeof(free_s));
-		size_text((uint64_t)num(r, NULL, "state_dir_size_bytes"), size_s,
-			  sizeof(size_s));
+		size_text((uint64_t)num(r, NULL, "state_dir_free_bytes"),
+			  free_s, sizeof(free_s));
+		size_text((uint64_t)num(r, NULL, "state_dir_size_bytes"),
+			  size_s, sizeof(size_s));
 		fprintf(f, "  %-20s %s (%s free of %s)\n", "state directory",
 			str(r, NULL, "state_dir"), free_s, size_s);
 	} else {
@@ -261,9 +262,11 @@ static void print_active(FILE *f, const struct cli_response *r)
 	char el[32], mem[32];
 
 	fprintf(f, "\nruns\n");
-	of(f, "running", num(r, NULL, "active_runs"), num(r, NULL, "max_active"));
+	of(f, "running", num(r, NULL, "active_runs"),
+	   num(r, NULL, "max_active"));
 	of(f, "queued", num(r, NULL, "queue_depth"), num(r, NULL, "queue_max"));
-	fprintf(f, "  %-20s %lld\n", "connections", num(r, NULL, "connections"));
+	fprintf(f, "  %-20s %lld\n", "connections",
+		num(r, NULL, "connections"));
 	if (!json_first(r->doc, a))
 		return;
 	fprintf(f, "  %-8s %-24s %-8s %-8s %-10s %-10s %s\n", "RUN", "MODULE",
@@ -274,7 +277,8 @@ static void print_active(FILE *f, const struct cli_response *r)
 		snprintf(mod, sizeof(mod), "%s v%lld", str(r, n, "module"),
 			 num(r, n, "version"));
 		duration_text(num(r, n, "elapsed_ms"), el, sizeof(el));
-		size_text((uint64_t)num(r, n, "memory_bytes"), mem, sizeof(mem));
+		size_text((uint64_t)num(r, n, "memory_bytes"), mem,
+			  sizeof(mem));
 		fprintf(f, "  %-8lld %-24s %-8s %-8lld %-10s %-10s %lld\n",
 			num(r, n, "run"), mod, str(r, n, "kind"),
 			num(r, n, "uid"), el, mem, num(r, n, "host_uid"));
@@ -296,8 +300,7 @@ static void counts_line(FILE *f, const struct cli_response *r,
 	fprintf(f, "%s\n", any ? "" : " none");
 }
 
-static void print_manifest(FILE *f, const struct cli_response *r,
-			   bool daemon)
+static void print_manifest(FILE *f, const struct cli_response *r, bool daemon)
 {
 	const struct json_node *arch = get(r, NULL, "recent_archives");
 
@@ -306,8 +309,9 @@ static void print_manifest(FILE *f, const struct cli_response *r,
 	fprintf(f, "  %-20s %lld\n", "runs recorded",
 		num(r, NULL, "runs_recorded"));
 	if (!daemon && num(r, NULL, "runs_running"))
-		fprintf(f, "  %-20s %lld (the next start marks them "
-			   "interrupted)\n",
+		fprintf(f,
+			"  %-20s %lld (the next start marks them "
+			"interrupted)\n",
 			"runs left running", num(r, NULL, "runs_running"));
 	if (daemon) {
 		static const struct {
@@ -342,10 +346,9 @@ static void print_manifest(FILE *f, const struct cli_response *r,
 }
 
 /* "3 of 10 (7 left)" or "3" when there is no limit. */
-static void used_text(const struct cli_response *r,
-		      const struct json_node *q, const char *used,
-		      const char *limit, const char *left, char *buf,
-		      size_t len)
+static void used_text(const struct cli_response *r, const struct json_node *q,
+		      const char *used, const char *limit, const char *left,
+		      char *buf, size_t len)
 {
 	const struct json_node *l = json_get(r->doc, q, limit);
 	if (l && l->type == JSON_INT)
@@ -394,8 +397,9 @@ static void print_status(FILE *f, const struct cli_response *r)
 	print_manifest(f, r, daemon);
 	const struct json_node *q = get(r, NULL, "quota");
 	if (daemon && q && num(r, q, "per_hour") + num(r, q, "per_day"))
-		fprintf(f, "\nquotas (per hour %lld, per day %lld; 0: none; "
-			   "days start %02lld:00 UTC)\n",
+		fprintf(f,
+			"\nquotas (per hour %lld, per day %lld; 0: none; "
+			"days start %02lld:00 UTC)\n",
 			num(r, q, "per_hour"), num(r, q, "per_day"),
 			num(r, q, "reset_hour_utc"));
 	else
@@ -551,12 +555,14 @@ static int parse(int argc, char **argv, struct status_opts *o)
 		case 'j': o->json = true; break;
 		case 'i':
 			if (strcmp(o->command, "top") != 0 ||
-			    parse_duration_us(optarg, &o->interval_ms, &err) < 0 ||
+			    parse_duration_us(optarg, &o->interval_ms, &err) <
+				    0 ||
 			    (o->interval_ms /= 1000) < 100) {
 				fprintf(stderr, "airlock %s: --interval: %s\n",
 					o->command,
-					err.msg[0] ? err.msg
-						   : "top only, at least 100ms");
+					err.msg[0]
+						? err.msg
+						: "top only, at least 100ms");
 				return CLI_EXIT_USAGE;
 			}
 			break;

@@ -120,13 +120,15 @@ static int parse_options(int argc, char **argv, struct validate_options *o)
 		case 's': o->suite = optarg; break;
 		case 'h': validate_usage(stdout); exit(0);
 		case ':':
-			fprintf(stderr, "airlock validate: option %s needs a "
-					"value; see airlock validate --help\n",
+			fprintf(stderr,
+				"airlock validate: option %s needs a "
+				"value; see airlock validate --help\n",
 				argv[optind - 1]);
 			return -1;
 		default:
-			fprintf(stderr, "airlock validate: bad option %s; see "
-					"airlock validate --help\n",
+			fprintf(stderr,
+				"airlock validate: bad option %s; see "
+				"airlock validate --help\n",
 				argv[optind - 1]);
 			return -1;
 		}
@@ -243,7 +245,8 @@ static int load_policies(struct validate *v, const char *fallback,
 			v->npolicies++;
 		}
 		v->case_policy[i] = k;
-		if (c->stdin_file.value && access(c->stdin_file.value, R_OK) < 0)
+		if (c->stdin_file.value &&
+		    access(c->stdin_file.value, R_OK) < 0)
 			return al_error_sys(err, errno,
 					    "%s:%d: [case %s] stdin_file: %s",
 					    s->filename, c->stdin_file.line,
@@ -401,9 +404,9 @@ setup_error:;
 	/* this case could not start: its result says why, others go on */
 	struct sandbox_result r = { 0 };
 	sandbox_result_setup_error(&r, 125, why.msg);
-	return finish_case(v, i, &r) < 0 ?
-		       al_error_set(err, ENOMEM, "out of memory") :
-		       0;
+	return finish_case(v, i, &r) < 0
+		       ? al_error_set(err, ENOMEM, "out of memory")
+		       : 0;
 }
 
 /* A signal arrived: cancel what runs (each still ends, is cleaned up and
@@ -472,8 +475,10 @@ static int run_all(struct validate *v, unsigned jobs, struct al_error *err)
 		for (int e = 0; e < k; e++) {
 			struct slot *sl = evs[e].data.ptr;
 			if (!sl) {
-				if (cli_interrupt_take(&in) && !v->interrupted &&
-				    interrupt_all(v, &in, slots, jobs, &next) < 0) {
+				if (cli_interrupt_take(&in) &&
+				    !v->interrupted &&
+				    interrupt_all(v, &in, slots, jobs, &next) <
+					    0) {
 					rc = al_error_set(err, ENOMEM,
 							  "out of memory");
 					goto out;
@@ -535,9 +540,9 @@ static int write_reports(struct validate *v, const struct validate_options *o,
 						stamp, host),
 				  err) < 0)
 		return -1;
-	if (json && write_report(json, o->json,
-				 vjson_render(v->suite, v->reports, total_ms),
-				 err) < 0)
+	if (json &&
+	    write_report(json, o->json,
+			 vjson_render(v->suite, v->reports, total_ms), err) < 0)
 		return -1;
 	return 0;
 }
@@ -569,8 +574,8 @@ static void validate_free(struct validate *v)
 static int prepare(struct validate *v, const struct validate_options *o,
 		   char *const *modules, size_t nmodules, struct al_error *err)
 {
-	v->suite = o->suite ? vsuite_load(o->suite, err) :
-			      vsuite_from_modules(modules, nmodules, err);
+	v->suite = o->suite ? vsuite_load(o->suite, err)
+			    : vsuite_from_modules(modules, nmodules, err);
 	if (!v->suite || load_policies(v, o->policy, err) < 0)
 		return -1;
 	v->reports = calloc(v->suite->n, sizeof(*v->reports));
@@ -607,9 +612,9 @@ int cmd_validate(int argc, char **argv)
 	       v.failed, v.suite->n, total / 1000.0);
 	if (write_reports(&v, &o, junit, json, total, &err) < 0)
 		goto fail;
-	status = v.interrupted ? 128 + v.interrupted :
-		 v.failed     ? EXIT_FAILED :
-				0;
+	status = v.interrupted ? 128 + v.interrupted
+		 : v.failed    ? EXIT_FAILED
+			       : 0;
 	goto out;
 fail:
 	fprintf(stderr, "airlock validate: %s\n", err.msg);

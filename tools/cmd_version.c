@@ -23,7 +23,8 @@ int cmd_version(int argc, char **argv)
 	}
 	printf("cgroup: %s\nprivilege: %s\nseccomp: filter with user "
 	       "notification\nlaunch: %s\nhost uids: %s\n",
-	       sandbox_host_cgroup_mode(host), sandbox_host_privilege_mode(host),
+	       sandbox_host_cgroup_mode(host),
+	       sandbox_host_privilege_mode(host),
 	       sandbox_host_launch_mode(host),
 	       sandbox_host_uid_detail(host, uids, sizeof(uids)));
 	sandbox_host_free(host);

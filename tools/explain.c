@@ -29,7 +29,8 @@ void cli_explain_verdict(FILE *f, const struct cli_verdict *v)
 	if (strcmp(verdict, "ok") == 0 || strcmp(verdict, "exit_nonzero") == 0)
 		return;
 	if (strcmp(verdict, "timeout") == 0) {
-		fprintf(f, "airlock: timeout: killed after %.0f ms", v->wall_ms);
+		fprintf(f, "airlock: timeout: killed after %.0f ms",
+			v->wall_ms);
 		if (v->timeout_ms)
 			fprintf(f, " (limit %llu ms)",
 				(unsigned long long)v->timeout_ms);
@@ -41,13 +42,15 @@ void cli_explain_verdict(FILE *f, const struct cli_verdict *v)
 		fprintf(f, "airlock: memory_limit: killed at the %s limit\n",
 			size);
 	} else if (strcmp(verdict, "seccomp_violation") == 0) {
-		fprintf(f, "airlock: seccomp_violation: the policy denies the "
-			   "syscall %s\n",
+		fprintf(f,
+			"airlock: seccomp_violation: the policy denies the "
+			"syscall %s\n",
 			v->syscall && *v->syscall ? v->syscall : "(unknown)");
 	} else if (strcmp(verdict, "crashed") == 0) {
 		int sig = signal_number(v->signal);
 		if (sig)
-			fprintf(f, "airlock: crashed: killed by signal %d (%s)\n",
+			fprintf(f,
+				"airlock: crashed: killed by signal %d (%s)\n",
 				sig, strsignal(sig));
 		else
 			fprintf(f, "airlock: crashed: killed by %s\n",

@@ -63,6 +63,8 @@ have_py junitparser || add python3-junitparser
 # libFuzzer for the parser fuzzing in make check and make fuzz, and the
 # compiler of the learner's BPF program
 have_cmd clang || add clang
+# make check's format check (.clang-format is written for version 14)
+have_cmd clang-format || add clang-format
 # libFuzzer's runtime: only a Recommends of clang, so a minimal install
 # (--no-install-recommends) lacks it
 have_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ||

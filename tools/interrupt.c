@@ -62,10 +62,8 @@ void cli_interrupt_close(struct cli_interrupt *in)
 	sigprocmask(SIG_SETMASK, &in->saved, NULL);
 }
 
-void cli_interrupt_reason(const struct cli_interrupt *in, char *buf,
-			  size_t len)
+void cli_interrupt_reason(const struct cli_interrupt *in, char *buf, size_t len)
 {
-	snprintf(buf, len, "interrupted by SIG%s", sigabbrev_np(in->signo) ?
-							   sigabbrev_np(in->signo) :
-							   "?");
+	snprintf(buf, len, "interrupted by SIG%s",
+		 sigabbrev_np(in->signo) ? sigabbrev_np(in->signo) : "?");
 }

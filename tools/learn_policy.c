@@ -40,14 +40,15 @@ static void write_allow(FILE *f, const struct learned *l)
 		if (base_fails_with_errno(l->base, names[i]))
 			continue;
 		int nr = seccomp_syscall_resolve_name(names[i]);
-		const char *seen = nr >= 0 && nr < SANDBOX_SYSCALL_MAX ?
-					   l->first_seen[nr] :
-					   NULL;
+		const char *seen = nr >= 0 && nr < SANDBOX_SYSCALL_MAX
+					   ? l->first_seen[nr]
+					   : NULL;
 		if (seen)
 			fprintf(f, "allow = %-24s # first seen: %s\n", names[i],
 				seen);
 		else
-			fprintf(f, "allow = %-24s # starts or ends the module\n",
+			fprintf(f,
+				"allow = %-24s # starts or ends the module\n",
 				names[i]);
 	}
 	free(names);
@@ -79,11 +80,12 @@ int learned_write(FILE *f, const struct learned *l, struct al_error *err)
 		write_comment_name(f, l->runs[i]);
 		fputc('\n', f);
 	}
-	fprintf(f, "# A run that takes another path may need more: learn over "
-		   "every input that matters.\n\n"
-		   "[policy]\nname = %.55s-learned\n"
-		   "description = syscalls learned from %zu run%s\n",
-		   policy_name(l->base), l->nruns, l->nruns == 1 ? "" : "s");
+	fprintf(f,
+		"# A run that takes another path may need more: learn over "
+		"every input that matters.\n\n"
+		"[policy]\nname = %.55s-learned\n"
+		"description = syscalls learned from %zu run%s\n",
+		policy_name(l->base), l->nruns, l->nruns == 1 ? "" : "s");
 	bool allow_done = false;
 	for (char *line = canon, *next; *line; line = next) {
 		size_t len = strcspn(line, "\n");

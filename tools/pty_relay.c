@@ -75,7 +75,8 @@ static int copy_terminal(struct cli_pty *p, int from, bool json,
 	else if (p->term_in < 0)
 		t.c_oflag &= ~(tcflag_t)OPOST; /* the caller's does it */
 	if (tcsetattr(p->slave, TCSANOW, &t) < 0)
-		return al_error_sys(err, errno, "terminal: tcsetattr on the pty");
+		return al_error_sys(err, errno,
+				    "terminal: tcsetattr on the pty");
 	if (ioctl(from, TIOCGWINSZ, &ws) == 0)
 		(void)ioctl(p->master, TIOCSWINSZ, &ws);
 	return 0;
@@ -149,13 +150,15 @@ int cli_pty_pollfds(struct cli_pty *p, struct pollfd *pfd)
 	if (p->master < 0 || p->hung_up)
 		return 0;
 	int n = 0;
-	pfd[n++] = (struct pollfd){ .fd = p->master,
-				    .events = (short)(POLLIN |
-						      (p->in_len ? POLLOUT : 0)) };
+	pfd[n++] = (struct pollfd){
+		.fd = p->master,
+		.events = (short)(POLLIN | (p->in_len ? POLLOUT : 0))
+	};
 	pfd[n++] = (struct pollfd){ .fd = p->winch_fd, .events = POLLIN };
 	/* read more input only once the last was taken */
 	if (p->term_in >= 0 && !p->in_len && !p->in_eof)
-		pfd[n++] = (struct pollfd){ .fd = p->term_in, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = p->term_in,
+					    .events = POLLIN };
 	return n;
 }
 

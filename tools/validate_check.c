@@ -34,9 +34,7 @@ void vdescribe_result(const struct sandbox_result *r, char *buf, size_t len)
 	case AL_VERDICT_SETUP_ERROR:
 		snprintf(buf, len, "%s (%s)", v, r->error);
 		break;
-	default:
-		snprintf(buf, len, "%s", v);
-		break;
+	default: snprintf(buf, len, "%s", v); break;
 	}
 }
 
@@ -64,8 +62,7 @@ static int check_verdict(const struct vcase *c, const struct sandbox_result *r,
 	char got[AL_ERROR_MAX + 64];
 	vdescribe_result(r, got, sizeof(got));
 	struct vbuf b = { 0 };
-	vbuf_printf(&b, "expected verdict %s, got ",
-		    al_verdict_name(want));
+	vbuf_printf(&b, "expected verdict %s, got ", al_verdict_name(want));
 	vbuf_escape(&b, got, strlen(got), 2 * QUOTE_MAX);
 	return add(f, &b);
 }
@@ -96,8 +93,8 @@ static int check_stream(const char *name, const struct vstream_expect *x,
 		data = "";
 		len = 0;
 	}
-	if (x->has_exact && (len != x->exact.len ||
-			     memcmp(data, x->exact.text, len) != 0)) {
+	if (x->has_exact &&
+	    (len != x->exact.len || memcmp(data, x->exact.text, len) != 0)) {
 		struct vbuf b = { 0 };
 		vbuf_printf(&b, "expected %s ", name);
 		vbuf_quote(&b, x->exact.text, x->exact.len, QUOTE_MAX);
@@ -126,8 +123,8 @@ static int check_stream(const char *name, const struct vstream_expect *x,
 			continue;
 		struct vbuf b = { 0 };
 		vbuf_printf(&b, "expected %s to match /", name);
-		vbuf_escape(&b, x->regex[i].source,
-			   strlen(x->regex[i].source), QUOTE_MAX);
+		vbuf_escape(&b, x->regex[i].source, strlen(x->regex[i].source),
+			    QUOTE_MAX);
 		vbuf_puts(&b, "/, got ");
 		vbuf_quote(&b, data, len, QUOTE_MAX);
 		if (add(f, &b) < 0)

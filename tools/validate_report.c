@@ -162,7 +162,8 @@ void vxml_escape(struct vbuf *b, const char *s, size_t n, bool attribute)
 			vbuf_puts(b, "&gt;"); /* "]]>" may not appear in text */
 		} else if (cp == '"' && attribute) {
 			vbuf_puts(b, "&quot;");
-		} else if (cp == '\r' || (attribute && (cp == '\n' || cp == '\t'))) {
+		} else if (cp == '\r' ||
+			   (attribute && (cp == '\n' || cp == '\t'))) {
 			/* kept as references: parsers normalise the raw ones */
 			vbuf_printf(b, "&#%u;", cp);
 		} else {
@@ -268,13 +269,15 @@ char *vjunit_render(const struct vsuite *s, const struct vreport *r,
 	vbuf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	vbuf_puts(&b, "<testsuites");
 	xml_attr(&b, "name", "airlock validate");
-	vbuf_printf(&b, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
-			"time=\"%.3f\">\n",
+	vbuf_printf(&b,
+		    " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
+		    "time=\"%.3f\">\n",
 		    s->n, n.failures, n.errors, total_ms / 1000.0);
 	vbuf_puts(&b, "  <testsuite");
 	xml_attr(&b, "name", s->name);
-	vbuf_printf(&b, " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
-			"skipped=\"0\" time=\"%.3f\"",
+	vbuf_printf(&b,
+		    " tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" "
+		    "skipped=\"0\" time=\"%.3f\"",
 		    s->n, n.failures, n.errors, total_ms / 1000.0);
 	xml_attr(&b, "timestamp", timestamp);
 	xml_attr(&b, "hostname", hostname);

@@ -116,17 +116,19 @@ static int unescape(struct sstate *st, const char *v, struct vpattern *out)
 			lo = i + 2 < n ? hexval(v[i + 2]) : -1;
 			if (hi < 0 || lo < 0) {
 				free(d);
-				return sfail(st, "bad escape: \\x needs two hex "
-						"digits");
+				return sfail(st,
+					     "bad escape: \\x needs two hex "
+					     "digits");
 			}
 			d[o++] = (char)(hi * 16 + lo);
 			i += 2;
 			break;
 		default:
 			free(d);
-			return sfail(st, "unknown escape \"\\%c\": expected \\n, "
-					"\\t, \\r, \\0, \\\\, \\\" or \\xHH",
-				    e ? e : ' ');
+			return sfail(st,
+				     "unknown escape \"\\%c\": expected \\n, "
+				     "\\t, \\r, \\0, \\\\, \\\" or \\xHH",
+				     e ? e : ' ');
 		}
 	}
 	d[o] = '\0';
@@ -265,10 +267,11 @@ static int set_verdict(struct sstate *st, const char *v)
 {
 	int vd = al_verdict_parse(v);
 	if (vd < 0)
-		return sfail(st, "unknown verdict \"%s\": expected ok, "
-				"exit_nonzero, crashed, timeout, memory_limit, "
-				"seccomp_violation or setup_error",
-			    v);
+		return sfail(st,
+			     "unknown verdict \"%s\": expected ok, "
+			     "exit_nonzero, crashed, timeout, memory_limit, "
+			     "seccomp_violation or setup_error",
+			     v);
 	st->cur->verdict = vd;
 	return 0;
 }
@@ -283,15 +286,13 @@ static int set_exit_code(struct sstate *st, const char *v)
 	return 0;
 }
 
-static int set_exact(struct sstate *st, struct vstream_expect *x,
-		     const char *v)
+static int set_exact(struct sstate *st, struct vstream_expect *x, const char *v)
 {
 	x->has_exact = true;
 	return unescape(st, v, &x->exact);
 }
 
-static int add_regex(struct sstate *st, struct vstream_expect *x,
-		     const char *v)
+static int add_regex(struct sstate *st, struct vstream_expect *x, const char *v)
 {
 	struct vregex *l = realloc(x->regex, (x->nregex + 1) * sizeof(*l));
 	if (!l)
@@ -302,9 +303,10 @@ static int add_regex(struct sstate *st, struct vstream_expect *x,
 	if (rc != 0) {
 		char why[256];
 		regerror(rc, &l[x->nregex].re, why, sizeof(why));
-		return sfail(st, "bad regular expression \"%s\": %s (POSIX "
-				"extended syntax)",
-			    v, why);
+		return sfail(st,
+			     "bad regular expression \"%s\": %s (POSIX "
+			     "extended syntax)",
+			     v, why);
 	}
 	l[x->nregex].source = strdup(v);
 	if (!l[x->nregex].source) {
@@ -405,9 +407,9 @@ static int handler(void *user, const char *section, const char *name,
 	if (strcmp(section, st->section) != 0 || !st->cur) {
 		snprintf(st->section, sizeof(st->section), "%s", section);
 		/* the scan saw every header: an unknown one never gets here */
-		st->cur = strncmp(section, "case ", 5) == 0 ?
-				  find_case(st->s, section + 5) :
-				  NULL;
+		st->cur = strncmp(section, "case ", 5) == 0
+				  ? find_case(st->s, section + 5)
+				  : NULL;
 		st->seen = 0;
 		if (!st->cur) {
 			sfail(st, "a key outside any [case NAME] section");
@@ -418,8 +420,9 @@ static int handler(void *user, const char *section, const char *name,
 		if (strcmp(keys[i].name, name) != 0)
 			continue;
 		if (!keys[i].repeat && (st->seen & (1u << i))) {
-			sfail(st, "duplicate key: only args, arg, *_contains and "
-				 "*_regex may repeat");
+			sfail(st,
+			      "duplicate key: only args, arg, *_contains and "
+			      "*_regex may repeat");
 			return 0;
 		}
 		st->seen |= 1u << i;
@@ -467,16 +470,18 @@ static int add_case(struct sstate *st, const char *name, size_t len)
 {
 	struct vsuite *s = st->s;
 	if (!good_name(name, len))
-		return sfail(st, "bad case name \"%.*s\": 1 to %d printable "
-				"ASCII characters, none of []#;\"\\, no "
-				"leading or trailing space",
-			    (int)(len > 64 ? 64 : len), name, VSUITE_MAX_NAME);
+		return sfail(st,
+			     "bad case name \"%.*s\": 1 to %d printable "
+			     "ASCII characters, none of []#;\"\\, no "
+			     "leading or trailing space",
+			     (int)(len > 64 ? 64 : len), name, VSUITE_MAX_NAME);
 	for (size_t i = 0; i < s->n; i++)
 		if (strlen(s->cases[i].name) == len &&
 		    memcmp(s->cases[i].name, name, len) == 0)
-			return sfail(st, "duplicate case \"%.*s\" (first at "
-					"line %d)",
-				    (int)len, name, s->cases[i].line);
+			return sfail(st,
+				     "duplicate case \"%.*s\" (first at "
+				     "line %d)",
+				     (int)len, name, s->cases[i].line);
 	struct vcase *c = realloc(s->cases, (s->n + 1) * sizeof(*c));
 	if (!c)
 		return sfail(st, "out of memory");
@@ -506,7 +511,7 @@ static int scan(struct sstate *st)
 			return sfail(st, "contains a NUL byte");
 		if (n > VSUITE_MAX_LINE)
 			return sfail(st, "line too long: at most %d characters",
-				    VSUITE_MAX_LINE);
+				     VSUITE_MAX_LINE);
 		while (n && isspace((unsigned char)*l)) {
 			l++;
 			n--;
@@ -515,15 +520,17 @@ static int scan(struct sstate *st)
 			const char *end = memchr(l, ']', n);
 			size_t sn = end ? (size_t)(end - l - 1) : 0;
 			if (!end)
-				return sfail(st, "syntax error: a section header "
-						"needs its ']'");
+				return sfail(st,
+					     "syntax error: a section header "
+					     "needs its ']'");
 			if (sn > 5 && memcmp(l + 1, "case ", 5) == 0) {
 				if (add_case(st, l + 6, sn - 5) < 0)
 					return -1;
 			} else {
-				return sfail(st, "unknown section [%.*s]: "
-						"expected [case NAME]",
-					    (int)(sn > 64 ? 64 : sn), l + 1);
+				return sfail(st,
+					     "unknown section [%.*s]: "
+					     "expected [case NAME]",
+					     (int)(sn > 64 ? 64 : sn), l + 1);
 			}
 		}
 		if (!nl)
@@ -633,7 +640,8 @@ static int check_cases(struct sstate *st)
 			snprintf(st->section, sizeof(st->section), "case %s",
 				 c->name);
 			snprintf(st->key, sizeof(st->key), "module");
-			return sfail(st, "missing: every case names its module");
+			return sfail(st,
+				     "missing: every case names its module");
 		}
 	}
 	if (st->s->n == 0) {
@@ -647,7 +655,9 @@ struct vsuite *vsuite_parse(const char *text, size_t len, const char *filename,
 			    struct al_error *err)
 {
 	static struct al_error scratch;
-	struct sstate st = { .text = text, .len = len, .filename = filename,
+	struct sstate st = { .text = text,
+			     .len = len,
+			     .filename = filename,
 			     .err = err ? err : &scratch,
 			     .at_line_start = true };
 	st.s = suite_new(filename, st.err);
@@ -676,9 +686,10 @@ struct vsuite *vsuite_parse(const char *text, size_t len, const char *filename,
 		goto out;
 	}
 	if (rc != 0) {
-		sfail(&st, "%s:%d: syntax error: expected \"key = value\", "
-			  "\"[case NAME]\" or a comment",
-		     filename, rc > 0 ? rc : st.line);
+		sfail(&st,
+		      "%s:%d: syntax error: expected \"key = value\", "
+		      "\"[case NAME]\" or a comment",
+		      filename, rc > 0 ? rc : st.line);
 		goto out;
 	}
 	if (check_cases(&st) < 0) {

@@ -22,6 +22,7 @@ Python 3 standard library only.
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -128,6 +129,38 @@ def t_refuses():
         check(bad[2].startswith("tools/bad.c:1: supervisor/internal.h: a private header"), bad[2])
         check(bad[3].startswith("tools/daemon.c:2: supervisor/supervisor.h: a private header"),
               bad[3])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def format_check(files):
+    """make format-check over FILES: (exit status, its output)."""
+    r = subprocess.run(["make", "-s", "-C", ROOT, "format-check", "FORMAT_SRC=" + " ".join(files)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return r.returncode, r.stdout
+
+
+@test("format-check passes the tree and refuses a misformatted file", root=False)
+def t_format():
+    if shutil.which("clang-format") is None:
+        check(os.environ.get("CI") != "true", "clang-format is missing (tools/install-deps.sh)")
+        return
+    tmp = tempfile.mkdtemp(prefix="airlock-format-")
+    try:
+        good = os.path.join(tmp, "good.c")
+        bad = os.path.join(tmp, "bad.c")
+        # .clang-format is found from the file's directory up: give the
+        # temporary files the tree's own
+        shutil.copy(os.path.join(ROOT, ".clang-format"), tmp)
+        with open(good, "w") as f:
+            f.write("static int one(void)\n{\n\treturn 1;\n}\n")
+        with open(bad, "w") as f:
+            f.write("static int one(void) {\n  return 1;\n}\n")
+        rc, out = format_check([good])
+        check_eq(rc, 0, "a formatted file: " + out)
+        rc, out = format_check([good, bad])
+        check(rc != 0, "a misformatted file passed: " + out)
+        check(bad + ": " in out and "lines differ" in out, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -82,13 +82,16 @@ extern char **environ;
 /* ----------------------------------------------------------- errno names */
 
 #define ERRNAME_MAX 16
+/* clang-format off */
 #define E(name) { name, #name }
+/* clang-format on */
 
 /* Only the canonical spelling of aliased values (EAGAIN, not EWOULDBLOCK;
  * EOPNOTSUPP, not ENOTSUP): the first entry that matches wins. */
 static const struct {
 	int value;
 	const char *name;
+	/* clang-format off */
 } errno_names[] = {
 	E(EPERM), E(ENOENT), E(ESRCH), E(EINTR), E(EIO), E(ENXIO),
 	E(E2BIG), E(ENOEXEC), E(EBADF), E(ECHILD), E(EAGAIN), E(ENOMEM),
@@ -110,6 +113,7 @@ static const struct {
 	E(ENOTRECOVERABLE), E(ERFKILL), E(EHWPOISON), E(ENOMEDIUM),
 	E(EMEDIUMTYPE), E(EILSEQ), E(EUSERS), E(ENOSTR), E(ENOSR),
 };
+/* clang-format on */
 
 #undef E
 
@@ -117,7 +121,8 @@ static const struct {
  * value the table does not know. */
 static const char *errno_name(int err, char buf[ERRNAME_MAX])
 {
-	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
+	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]);
+	     i++)
 		if (errno_names[i].value == err)
 			return errno_names[i].name;
 	snprintf(buf, ERRNAME_MAX, "E%d", err);
@@ -202,7 +207,8 @@ static __attribute__((noreturn)) void spin_forever(void)
 
 /* write(2) until `len` bytes are out; `done` (may be NULL) counts the bytes
  * written even when it fails part-way, which is what `fill` reports. */
-static int write_all(int fd, const void *buf, size_t len, unsigned long long *done)
+static int write_all(int fd, const void *buf, size_t len,
+		     unsigned long long *done)
 {
 	const char *p = buf;
 
@@ -642,7 +648,8 @@ static int cmd_ttyattack(int argc, char **argv)
 	int rc_ws = ioctl(0, TIOCSWINSZ, &ws) < 0 ? errno : 0;
 	int rc_flush = tcflush(0, TCIFLUSH) < 0 ? errno : 0;
 	int fl = fcntl(0, F_GETFL);
-	int rc_nb = fl < 0 || fcntl(0, F_SETFL, fl | O_NONBLOCK) < 0 ? errno : 0;
+	int rc_nb = fl < 0 || fcntl(0, F_SETFL, fl | O_NONBLOCK) < 0 ? errno
+								     : 0;
 	printf("ttyattack: isatty %d ldisc %s echo %s winsize %s flush %s "
 	       "nonblock %s\n",
 	       isatty(0), tty_result(rc_ldisc, e1), tty_result(rc_echo, e2),
@@ -712,7 +719,8 @@ static int cmd_flood(int argc, char **argv)
 		size_t len = left < sizeof(buf) ? (size_t)left : sizeof(buf);
 
 		if (write_all(STDOUT_FILENO, buf, len, NULL) < 0) {
-			fprintf(stderr, "flood: %s\n", errno_name(errno, errbuf));
+			fprintf(stderr, "flood: %s\n",
+				errno_name(errno, errbuf));
 			return 1;
 		}
 		left -= len;
@@ -756,12 +764,14 @@ static int cmd_fill(int argc, char **argv)
 	char path[PATH_MAX], errbuf[ERRNAME_MAX];
 
 	for (unsigned i = 0; total < FILL_TOTAL_MAX; i++) {
-		int len = snprintf(path, sizeof(path), "%s/fill.%u", argv[0], i);
+		int len = snprintf(path, sizeof(path), "%s/fill.%u", argv[0],
+				   i);
 
 		if (len < 0 || (size_t)len >= sizeof(path))
 			return fail("fill", ENAMETOOLONG);
 		if (fill_one(path, &total) < 0) {
-			printf("fill: %s %llu\n", errno_name(errno, errbuf), total);
+			printf("fill: %s %llu\n", errno_name(errno, errbuf),
+			       total);
 			return 1;
 		}
 	}
@@ -972,9 +982,9 @@ static int open_own_pty(int *master)
 	if (*master < 0)
 		return -1;
 	int slave = -1;
-	char *name = grantpt(*master) == 0 && unlockpt(*master) == 0 ?
-			     ptsname(*master) :
-			     NULL;
+	char *name = grantpt(*master) == 0 && unlockpt(*master) == 0
+			     ? ptsname(*master)
+			     : NULL;
 	if (name)
 		slave = open(name, O_RDWR);
 	if (slave < 0) {
@@ -1136,7 +1146,8 @@ static int cmd_abstract(int argc, char **argv)
 	if (fd < 0)
 		return fail("abstract", errno);
 	int rc = connect(fd, (struct sockaddr *)&sun,
-			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n));
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+				     1 + n));
 	int err = rc < 0 ? errno : 0;
 	close(fd);
 	return err ? fail("abstract", err) : ok("abstract");
@@ -1192,9 +1203,12 @@ static int cmd_sysv(int argc, char **argv)
 	if (sem < 0 || semop(sem, &up, 1) < 0 || semctl(sem, 0, IPC_RMID) < 0)
 		return fail("sysv", errno);
 	int q = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
-	struct { long type; char text[1]; } m = { 1, { 'x' } };
-	if (q < 0 || msgsnd(q, &m, 1, 0) < 0 ||
-	    msgrcv(q, &m, 1, 0, 0) != 1 || msgctl(q, IPC_RMID, NULL) < 0)
+	struct {
+		long type;
+		char text[1];
+	} m = { 1, { 'x' } };
+	if (q < 0 || msgsnd(q, &m, 1, 0) < 0 || msgrcv(q, &m, 1, 0, 0) != 1 ||
+	    msgctl(q, IPC_RMID, NULL) < 0)
 		return fail("sysv", errno);
 	return ok("sysv");
 }
@@ -1258,7 +1272,8 @@ static int cmd_ids(int argc, char **argv)
 	n = getgroups(n, groups);
 	if (n < 0)
 		return fail("ids", errno);
-	printf("ids: ok uid=%u,%u,%u gid=%u,%u,%u groups=%d", ru, eu, su, rg, eg, sg, n);
+	printf("ids: ok uid=%u,%u,%u gid=%u,%u,%u groups=%d", ru, eu, su, rg,
+	       eg, sg, n);
 	for (int i = 0; i < n; i++)
 		printf(" %u", groups[i]);
 	putchar('\n');
@@ -1270,10 +1285,12 @@ static int cmd_ids(int argc, char **argv)
  * and credentials, as /proc/self/status prints it. */
 static int cmd_status(int argc, char **argv)
 {
+	/* clang-format off */
 	static const char *const keys[] = {
 		"CapInh", "CapPrm", "CapEff",	  "CapBnd", "CapAmb",
 		"NoNewPrivs", "Seccomp", "Uid", "Gid",	  "Groups",
 	};
+	/* clang-format on */
 	FILE *f = fopen("/proc/self/status", "re");
 	char *line = NULL;
 	size_t cap = 0;
@@ -1286,7 +1303,8 @@ static int cmd_status(int argc, char **argv)
 		if (!line[keylen])
 			continue;
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-			if (strlen(keys[i]) == keylen && !strncmp(line, keys[i], keylen))
+			if (strlen(keys[i]) == keylen &&
+			    !strncmp(line, keys[i], keylen))
 				fputs(line, stdout);
 	}
 	free(line);
@@ -1368,7 +1386,8 @@ static long try_keyctl(void)
 /* Store a key in the kernel, outside any cgroup's memory accounting. */
 static long try_add_key(void)
 {
-	return syscall(SYS_add_key, "user", "probe", "x", 1, KEY_SPEC_SESSION_KEYRING);
+	return syscall(SYS_add_key, "user", "probe", "x", 1,
+		       KEY_SPEC_SESSION_KEYRING);
 }
 
 /* Load a BPF program: the verifier is a large kernel attack surface. */
@@ -1480,7 +1499,8 @@ static long try_sethostname(void)
 /* clone(2) can create the user namespace that unshare(2) was refused. */
 static long try_clone_newuser(void)
 {
-	long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, NULL, NULL, 0);
+	long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, NULL, NULL,
+			   0);
 
 	if (pid == 0)
 		_exit(0);
@@ -1526,7 +1546,8 @@ static long try_process_vm_readv(void)
 {
 	char buf[8];
 	struct iovec local = { .iov_base = buf, .iov_len = sizeof(buf) };
-	struct iovec remote = { .iov_base = (void *)0x1000, .iov_len = sizeof(buf) };
+	struct iovec remote = { .iov_base = (void *)0x1000,
+				.iov_len = sizeof(buf) };
 
 	return process_vm_readv(1, &local, 1, &remote, 1, 0);
 }
@@ -1994,7 +2015,8 @@ int main(int argc, char **argv)
 
 		if (strcmp(argv[1], c->name))
 			continue;
-		if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args))
+		if (nargs < c->min_args ||
+		    (c->max_args >= 0 && nargs > c->max_args))
 			return usage();
 		rc = c->run(nargs, argv + 2);
 		fflush(stdout);

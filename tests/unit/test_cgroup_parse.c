@@ -42,8 +42,7 @@ static void test_mounts(void **state)
 					    sizeof(out)),
 			 0);
 	assert_string_equal(out, "/sys/fs/cgroup/cpu,cpuacct");
-	assert_int_equal(cgroup_v1_mount_of(mountinfo, "cpu", out,
-					    sizeof(out)),
+	assert_int_equal(cgroup_v1_mount_of(mountinfo, "cpu", out, sizeof(out)),
 			 0);
 	assert_string_equal(out, "/sys/fs/cgroup/cpu,cpuacct");
 	/* not a v1 controller here: cgroup2, a tmpfs named "memory", a
@@ -54,8 +53,7 @@ static void test_mounts(void **state)
 	assert_int_equal(cgroup_v1_mount_of(mountinfo, "systemd", out,
 					    sizeof(out)),
 			 -1);
-	assert_int_equal(cgroup_v1_mount_of(mountinfo, "mem", out,
-					    sizeof(out)),
+	assert_int_equal(cgroup_v1_mount_of(mountinfo, "mem", out, sizeof(out)),
 			 -1);
 	/* too small a buffer is "not found", never a truncated path */
 	assert_int_equal(cgroup_v1_mount_of(mountinfo, "memory", out, 8), -1);
@@ -85,10 +83,12 @@ static void test_hostile_text(void **state)
 {
 	(void)state;
 	char out[64];
+	/* clang-format off */
 	static const char *const bad[] = {
 		"", "\n\n", "garbage", " - cgroup cgroup rw,memory",
 		"1 2 3 4 - cgroup", "4:memory", "4:memory:", ":::",
 	};
+	/* clang-format on */
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		assert_int_equal(cgroup_v1_mount_of(bad[i], "memory", out,
 						    sizeof(out)),

@@ -237,16 +237,11 @@ static bool jv_value(struct jcur *c)
 		ok = jv_members(c, is_object ? '}' : ']', is_object);
 		c->depth--;
 		return ok;
-	case '"':
-		return jv_string(c);
-	case 't':
-		return jv_literal(c, "true");
-	case 'f':
-		return jv_literal(c, "false");
-	case 'n':
-		return jv_literal(c, "null");
-	default:
-		return jv_number(c);
+	case '"': return jv_string(c);
+	case 't': return jv_literal(c, "true");
+	case 'f': return jv_literal(c, "false");
+	case 'n': return jv_literal(c, "null");
+	default: return jv_number(c);
 	}
 }
 
@@ -269,6 +264,7 @@ static bool json_valid_str(const char *s)
 /* The validator must reject what it is there to catch. */
 static void test_validator_self_check(void **state)
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"",	     "[",	  "{\"a\"}",	   "{\"a\":1,}",
 		"[1 2]",     "[1,]",	  "01",		   "1.",
@@ -278,6 +274,7 @@ static void test_validator_self_check(void **state)
 		"\"\x80\"",  "\"\xC3\"",  "\"\\x\"",	   "\"\\ud800\"",
 		"\"\\udc00\"", "\"\\u12\"", "{1:2}",	   "[\"a\":1]",
 	};
+	/* clang-format on */
 	static const char *const good[] = {
 		"{\"a\":[1,-0.5,1e3,0,-0,2E-7,true,false,null,\"\\u00e9\"]}",
 		"\"\\ud83d\\ude00\"",
@@ -489,9 +486,9 @@ static void test_size_good(void **state)
 		{ "0.5K", 512 },
 		{ "0.25M", 256 * 1024 },
 		{ "1.0K", 1024 },
-		{ "1.3K", 1331 },  /* 1331.2: rounded down */
-		{ "0.001K", 1 },   /* 1.024 */
-		{ "0.0001K", 0 },  /* 0.1024 */
+		{ "1.3K", 1331 }, /* 1331.2: rounded down */
+		{ "0.001K", 1 },  /* 1.024 */
+		{ "0.0001K", 0 }, /* 0.1024 */
 		{ "1.00000000000000000000000001K", 1024 },
 		{ "0.99999999999999999999999999T", (UINT64_C(1) << 40) - 1 },
 		{ "18446744073709551615", UINT64_MAX },
@@ -517,6 +514,7 @@ static void test_size_good(void **state)
 
 static void test_size_bad(void **state)
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"",	  "-1",	  "+5",	    " 5",    "5 ",   "5\n",  "5\t",
 		"5 K",	  "5x",	  "5Q",	    "5MM",   "5KK",  "5BB",  "5KBB",
@@ -526,6 +524,7 @@ static void test_size_bad(void **state)
 		"B",	  "\xC2\xA0\x35", "5\xC2\xA0", "1 000", "1_000",
 		"99999999999999999999999x",
 	};
+	/* clang-format on */
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -594,8 +593,7 @@ static void test_size_messages(void **state)
 	expect_size_error("1.5", "invalid size \"1.5\": fractional bytes; "
 				 "a fraction needs a unit K, M, G or T "
 				 "(e.g. 1.5G)");
-	expect_size_error("99999999999T",
-			  "size \"99999999999T\" is too large");
+	expect_size_error("99999999999T", "size \"99999999999T\" is too large");
 
 	/* Hostile input is echoed harmlessly: no terminal escapes, no
 	 * unbalanced quotes, no megabytes of it. */
@@ -652,12 +650,14 @@ static void test_duration_good(void **state)
 
 static void test_duration_bad(void **state)
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"",    "-1",  "+5",   " 5",  "5 ",    "5 ms", "5\n",  "5x",
 		"5ss", "5mss", "5S",  "5MS", "5Ms",   "5msx", "5sm",  "5d",
 		"5u",  "5us ", "5µs", ".",   "1.",    ".5s",  "1.s",  "0x10",
 		"1e3", "1,5s", "1..5", "s",  "ms",    "-0",   "1:30",
 	};
+	/* clang-format on */
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -676,12 +676,9 @@ static void test_duration_bad(void **state)
 static void test_duration_overflow(void **state)
 {
 	static const char *const big[] = {
-		"18446744073709551616us",
-		"18446744073709552ms",
-		"18446744073709.551616s",
-		"18446744073710s",
-		"307445734561826m",
-		"5124095577h",
+		"18446744073709551616us",   "18446744073709552ms",
+		"18446744073709.551616s",   "18446744073710s",
+		"307445734561826m",         "5124095577h",
 		"99999999999999999999999h",
 	};
 	size_t i;
@@ -736,10 +733,12 @@ static void test_uint(void **state)
 {
 	struct al_error e = { 0 };
 	uint64_t v = SENTINEL;
+	/* clang-format off */
 	static const char *const bad[] = {
 		"",   "-1", "+1",  " 1", "1 ", "1.0", "1.", "0x1", "1e1", "1k",
 		"11", "99999999999999999999",
 	};
+	/* clang-format on */
 	size_t i;
 
 	assert_int_equal(parse_uint("0", 0, 10, &v, &e), 0);
@@ -1068,12 +1067,13 @@ static void test_json_hostile_key(void **state)
 	json_object_open(&jb);
 	json_kv_string(&jb, "k\"\n\x01\xff", "v\\\t\xC0\x80");
 	json_object_close(&jb);
-	expect_json(&jb, "{\"k\\\"\\n\\u0001" FFFD "\":\"v\\\\\\t" FFFD FFFD
-			 "\"}");
+	expect_json(&jb,
+		    "{\"k\\\"\\n\\u0001" FFFD "\":\"v\\\\\\t" FFFD FFFD "\"}");
 }
 
 static void test_json_utf8_valid(void **state)
 {
+	/* clang-format off */
 	static const char *const ok[] = {
 		"\xC2\x80",	    /* U+0080, first two-byte */
 		"\xC3\xA9",	    /* é */
@@ -1089,6 +1089,7 @@ static void test_json_utf8_valid(void **state)
 		"\xF4\x8F\xBF\xBF", /* U+10FFFF, the last code point */
 		"mixed \xC3\xA9t\xC3\xA9 \xE2\x82\xAC\x35 \xF0\x9F\x98\x80!",
 	};
+	/* clang-format on */
 	char want[64];
 	size_t i;
 
@@ -1104,7 +1105,9 @@ struct bad_utf8 {
 	const char *want;
 };
 
+/* clang-format off */
 #define BAD(in, want) { in, sizeof(in) - 1, "\"" want "\"" }
+/* clang-format on */
 
 static void test_json_utf8_invalid(void **state)
 {
@@ -1112,7 +1115,9 @@ static void test_json_utf8_invalid(void **state)
 		/* stray continuation bytes */
 		BAD("\x80", FFFD),
 		BAD("\xBF", FFFD),
-		BAD("a\x80\x80" "b", "a" FFFD FFFD "b"),
+		BAD("a\x80\x80"
+		    "b",
+		    "a" FFFD FFFD "b"),
 		BAD("\xC3\xA9\xA9", "\xC3\xA9" FFFD),
 		/* overlong encodings */
 		BAD("\xC0\x80", FFFD FFFD),
@@ -1137,13 +1142,21 @@ static void test_json_utf8_invalid(void **state)
 		BAD("\xFC\x84\x80\x80\x80\x80", FFFD FFFD FFFD FFFD FFFD FFFD),
 		/* bytes that never appear */
 		BAD("\xFE\xFF", FFFD FFFD),
-		BAD("\xFF" "a", FFFD "a"),
+		BAD("\xFF"
+		    "a",
+		    FFFD "a"),
 		/* truncated sequences: at the end, and cut by another byte */
 		BAD("\xC3", FFFD),
-		BAD("\xC3" "A", FFFD "A"),
+		BAD("\xC3"
+		    "A",
+		    FFFD "A"),
 		BAD("\xE2\x82", FFFD FFFD),
-		BAD("\xE2\x82" "A", FFFD FFFD "A"),
-		BAD("\xE2" "\"", FFFD "\\\""),
+		BAD("\xE2\x82"
+		    "A",
+		    FFFD FFFD "A"),
+		BAD("\xE2"
+		    "\"",
+		    FFFD "\\\""),
 		BAD("\xF0\x9F\x98", FFFD FFFD FFFD),
 		BAD("\xF0\x9F\x98\n", FFFD FFFD FFFD "\\n"),
 		BAD("\xF0\x9F\xC3\xA9", FFFD FFFD "\xC3\xA9"),
@@ -1167,12 +1180,12 @@ static void test_json_double(void **state)
 	json_double(&jb, -0.5, 1);
 	json_double(&jb, 2.0, 0);
 	json_double(&jb, 0.125, 3);
-	json_double(&jb, 1.5, -1);   /* negative: no decimals */
+	json_double(&jb, 1.5, -1); /* negative: no decimals */
 	json_double(&jb, NAN, 2);
 	json_double(&jb, -NAN, 2);
 	json_double(&jb, INFINITY, 2);
 	json_double(&jb, -INFINITY, 0);
-	json_double(&jb, -1e-9, 2);  /* "-0.00" is valid JSON */
+	json_double(&jb, -1e-9, 2); /* "-0.00" is valid JSON */
 	json_array_close(&jb);
 	expect_json(&jb, "[3.14,-0.5,2,0.125,2,null,null,null,null,-0.00]");
 
@@ -1256,11 +1269,13 @@ static uint64_t next_random(uint64_t *s)
  * values: the text must always validate. */
 static void test_json_random_bytes(void **state)
 {
+	/* clang-format off */
 	static const unsigned char tricky[] = {
 		0x00, 0x01, 0x1f, '"',	'\\', '/',  'a',  0x7f, 0x80, 0x8f,
 		0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed,
 		0xef, 0xf0, 0xf4, 0xf5, 0xf8, 0xfe, 0xff,
 	};
+	/* clang-format on */
 	uint64_t seed = UINT64_C(0x9e3779b97f4a7c15);
 	char val[48], key[48];
 	struct json_buf jb;
@@ -1275,8 +1290,9 @@ static void test_json_random_bytes(void **state)
 		for (i = 0; i < n; i++) {
 			uint64_t r = next_random(&seed);
 
-			val[i] = (char)(r & 1 ? r >> 8 :
-					tricky[(r >> 8) % sizeof(tricky)]);
+			val[i] = (char)(r & 1 ? r >> 8
+					      : tricky[(r >> 8) %
+						       sizeof(tricky)]);
 		}
 		for (i = 0; i < k; i++)
 			key[i] = (char)(next_random(&seed) % 255 + 1);

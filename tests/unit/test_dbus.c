@@ -191,8 +191,8 @@ static void test_choose(void **state)
 	assert_non_null(strstr(cgroup_v2_choose(&user_shared, &way),
 			       "other processes"));
 	const struct cgroup_v2_facts user_none = { .alone = true };
-	assert_non_null(strstr(cgroup_v2_choose(&user_none, &way),
-			       "not delegated"));
+	assert_non_null(
+		strstr(cgroup_v2_choose(&user_none, &way), "not delegated"));
 }
 
 static void test_slice(void **state)
@@ -208,8 +208,8 @@ static void test_slice(void **state)
 						 false, out, sizeof(out)),
 			    "system.slice");
 	assert_null(cgroup_systemd_slice("/", false, out, sizeof(out)));
-	assert_null(cgroup_systemd_slice("/init.scope", false, out,
-					 sizeof(out)));
+	assert_null(
+		cgroup_systemd_slice("/init.scope", false, out, sizeof(out)));
 	const char *um = "/user.slice/user-1000.slice/user@1000.service/"
 			 "app.slice/run-u7.service";
 	assert_string_equal(cgroup_systemd_slice(um, true, out, sizeof(out)),
@@ -225,8 +225,8 @@ static void test_slice(void **state)
 					 "user@1000.service",
 					 true, out, sizeof(out)));
 	char tiny[4];
-	assert_null(cgroup_systemd_slice("/system.slice/x.service", false,
-					 tiny, sizeof(tiny)));
+	assert_null(cgroup_systemd_slice("/system.slice/x.service", false, tiny,
+					 sizeof(tiny)));
 }
 
 /* ------------------------------------------- against a real dbus-daemon */
@@ -247,11 +247,12 @@ static int bus_start(void **state)
 	snprintf(conf, sizeof(conf), "%s/bus.conf", bus->dir);
 	FILE *f = fopen(conf, "w");
 	assert_non_null(f);
-	fprintf(f, "<busconfig><type>session</type>"
-		   "<listen>unix:path=%s</listen><auth>EXTERNAL</auth>"
-		   "<policy context=\"default\"><allow send_destination=\"*\"/>"
-		   "<allow receive_sender=\"*\"/><allow own=\"*\"/>"
-		   "</policy></busconfig>\n",
+	fprintf(f,
+		"<busconfig><type>session</type>"
+		"<listen>unix:path=%s</listen><auth>EXTERNAL</auth>"
+		"<policy context=\"default\"><allow send_destination=\"*\"/>"
+		"<allow receive_sender=\"*\"/><allow own=\"*\"/>"
+		"</policy></busconfig>\n",
 		bus->path);
 	fclose(f);
 	bus->pid = fork();

@@ -64,7 +64,8 @@ static void test_names_sorted(void **state)
 	free(names);
 
 	char *text = sandbox_syscalls_join(&s);
-	assert_string_equal(text, "exit_group getrandom memfd_create read write");
+	assert_string_equal(text,
+			    "exit_group getrandom memfd_create read write");
 	struct sandbox_syscalls back;
 	assert_int_equal(sandbox_syscalls_parse(text, &back, NULL), 0);
 	assert_memory_equal(&back, &s, sizeof(s));
@@ -95,7 +96,8 @@ static void test_parse_errors(void **state)
 	long_name[sizeof(long_name) - 1] = '\0';
 	assert_int_equal(sandbox_syscalls_parse(long_name, &s, &err), -1);
 	/* separators: spaces, commas, tabs, newlines */
-	assert_int_equal(sandbox_syscalls_parse(" read,write\n\tbrk ", &s, NULL),
+	assert_int_equal(sandbox_syscalls_parse(" read,write\n\tbrk ", &s,
+						NULL),
 			 0);
 	assert_int_equal(sandbox_syscalls_count(&s), 3);
 }
@@ -161,8 +163,8 @@ static void test_learned_policy(void **state)
 		fail_msg("the learned policy does not parse: %s\n%s", err.msg,
 			 text);
 	assert_string_equal(policy_name(p), "default-learned");
-	const char *want[] = { "read", "write", "exit_group", "memfd_create",
-			       "execve", "exit" };
+	const char *want[] = { "read",         "write",  "exit_group",
+			       "memfd_create", "execve", "exit" };
 	for (size_t i = 0; i < 6; i++)
 		if (!allows(p, want[i]))
 			fail_msg("%s is not allowed", want[i]);

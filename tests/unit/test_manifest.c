@@ -355,7 +355,9 @@ static const struct manifest_run_result *result(const char *verdict)
 	r = (struct manifest_run_result){
 		.verdict = verdict,
 		.exit_code = exited ? !ok : -1,
-		.signal = exited ? 0 : crashed ? 11 : 9,
+		.signal = exited    ? 0
+			  : crashed ? 11
+				    : 9,
 		.wall_ms = 12.5,
 		.cpu_ms = 3.25,
 		.peak_memory_bytes = 1 << 20,
@@ -571,18 +573,19 @@ static void test_migration_from_first_schema(void **state)
 	sql(fx, v1);
 	free(v1);
 	sha256_of(content, sha);
-	assert_true(asprintf(&rows,
-			"INSERT INTO modules (name, version, sha256, size,"
-			" policy_name, policy_hash, state, submitted_uid,"
-			" created_ms, updated_ms) VALUES ('old', 1, '%s', %zu,"
-			" 'default', '" HASH "', 'active', 7, 1000, 2000);"
-			"INSERT INTO events (time_ms, module_id, module_name,"
-			" module_version, sha256, to_state) VALUES"
-			" (1000, 1, 'old', 1, '%s', 'active');"
-			"INSERT INTO runs (module_id, started_ms, ended_ms,"
-			" verdict, exit_code, policy_hash, requested_uid)"
-			" VALUES (1, 1500, 1600, 'ok', 0, '" HASH "', 7);",
-			sha, strlen(content), sha) > 0);
+	assert_true(
+		asprintf(&rows,
+			 "INSERT INTO modules (name, version, sha256, size,"
+			 " policy_name, policy_hash, state, submitted_uid,"
+			 " created_ms, updated_ms) VALUES ('old', 1, '%s', %zu,"
+			 " 'default', '" HASH "', 'active', 7, 1000, 2000);"
+			 "INSERT INTO events (time_ms, module_id, module_name,"
+			 " module_version, sha256, to_state) VALUES"
+			 " (1000, 1, 'old', 1, '%s', 'active');"
+			 "INSERT INTO runs (module_id, started_ms, ended_ms,"
+			 " verdict, exit_code, policy_hash, requested_uid)"
+			 " VALUES (1, 1500, 1600, 'ok', 0, '" HASH "', 7);",
+			 sha, strlen(content), sha) > 0);
 	sql(fx, rows);
 	free(rows);
 	snprintf(path, sizeof(path), "%s/modules", fx->state);
@@ -638,8 +641,10 @@ static void test_owners(void **state)
 	struct manifest *m = open_rw(fx->state);
 	struct al_error err = { 0 };
 	struct manifest_module mod;
-	struct manifest_submission sub = { .name = "owned", .content = "a\n",
-					   .len = 2, .uid = 1001,
+	struct manifest_submission sub = { .name = "owned",
+					   .content = "a\n",
+					   .len = 2,
+					   .uid = 1001,
 					   .policy_name = "default",
 					   .policy_hash = HASH,
 					   .owner_uid = 1001,
@@ -661,8 +666,12 @@ static void test_owners(void **state)
 
 	uint32_t groups[] = { 7, 500 };
 	struct manifest_viewer owner = { .uid = 1001 },
-			       member = { .uid = 9, .gids = groups, .ngids = 2 },
-			       stranger = { .uid = 1003, .gids = groups, .ngids = 1 };
+			       member = { .uid = 9,
+					  .gids = groups,
+					  .ngids = 2 },
+			       stranger = { .uid = 1003,
+					    .gids = groups,
+					    .ngids = 1 };
 	struct manifest_module_filter f = { .viewer = &owner };
 	int n = 0;
 	assert_int_equal(manifest_list(m, &f, count_module, &n, &err), 2);
@@ -688,8 +697,7 @@ static void test_learned_syscalls(void **state)
 
 	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
 	assert_null(calls);
-	assert_int_equal(manifest_set_syscalls(m, mod.id, "brk execve",
-					       &err),
+	assert_int_equal(manifest_set_syscalls(m, mod.id, "brk execve", &err),
 			 0);
 	assert_int_equal(manifest_get_syscalls(m, mod.id, &calls, &err), 0);
 	assert_string_equal(calls, "brk execve");
@@ -738,8 +746,8 @@ static void test_corrupt_database(void **state)
 	snprintf(path, sizeof(path), "%s/manifest.db", fx->state);
 	write_file(path, noise, sizeof(noise));
 	for (int mode = 0; mode < 2; mode++) {
-		assert_null(test_open(fx->state, (enum manifest_mode)mode,
-					  &err));
+		assert_null(
+			test_open(fx->state, (enum manifest_mode)mode, &err));
 		assert_non_null(strstr(err.msg, path));
 		assert_non_null(strstr(err.msg, "not a usable SQLite "
 						"database"));
@@ -784,8 +792,9 @@ static void test_legal_path_and_files(void **state)
 	assert_int_equal(count_entries(fx->state, "staging"), 1); /* no temp */
 	set_state(m, mod.id, MANIFEST_VALIDATING, NULL);
 	assert_true(has_file(fx, "staging", mod.sha256));
-	assert_int_equal(
-		manifest_module_path(m, &mod, path, sizeof(path), &err), 0);
+	assert_int_equal(manifest_module_path(m, &mod, path, sizeof(path),
+					      &err),
+			 0);
 	set_state(m, mod.id, MANIFEST_ACTIVE, "validated");
 	assert_false(has_file(fx, "staging", mod.sha256));
 	assert_true(has_file(fx, "modules", mod.sha256));
@@ -818,8 +827,9 @@ static void test_legal_path_and_files(void **state)
 	struct manifest_module rej = make_module(m, "bad", "exit 1\n",
 						 MANIFEST_REJECTED);
 	assert_false(has_file(fx, "staging", rej.sha256));
-	assert_int_equal(
-		manifest_module_path(m, &rej, path, sizeof(path), &err), -1);
+	assert_int_equal(manifest_module_path(m, &rej, path, sizeof(path),
+					      &err),
+			 -1);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 }
@@ -933,8 +943,8 @@ static void test_activation_supersedes(void **state)
 	assert_int_equal(v1.state, MANIFEST_ARCHIVED);
 	assert_string_equal(v1.reason, "superseded by version 2");
 	assert_true(has_file(fx, "archive", v1.sha256));
-	assert_int_equal(manifest_active_path(m, "app", &v2, path,
-					      sizeof(path), &err),
+	assert_int_equal(manifest_active_path(m, "app", &v2, path, sizeof(path),
+					      &err),
 			 0);
 	assert_int_equal(v2.version, 2);
 	assert_int_equal(check(m), 0);
@@ -972,12 +982,14 @@ static void test_shared_content(void **state)
 
 static void test_bad_submissions(void **state)
 {
-	static const char *const names[] = { "", "-x", ".x", "a/b", "a b",
-					     "a\nb", "caf\xc3\xa9" };
+	static const char *const names[] = { "",    "-x",   ".x",         "a/b",
+					     "a b", "a\nb", "caf\xc3\xa9" };
 	struct fixture *fx = *state;
 	struct manifest *m = open_rw(fx->state);
-	struct manifest_submission sub = { .name = "ok", .content = "x",
-					   .len = 1, .policy_name = "default",
+	struct manifest_submission sub = { .name = "ok",
+					   .content = "x",
+					   .len = 1,
+					   .policy_name = "default",
 					   .policy_hash = HASH };
 	struct al_error err = { 0 };
 	char long_name[MANIFEST_NAME_MAX + 2];
@@ -1030,7 +1042,8 @@ static void test_runs(void **state)
 	struct manifest_module arc = make_module(m, "z", "z\n",
 						 MANIFEST_ARCHIVED);
 	struct manifest_run_start s = { .module_id = act.id,
-					.policy_hash = HASH, .uid = 42 };
+					.policy_hash = HASH,
+					.uid = 42 };
 	struct manifest_run_result r = *result("crashed");
 	struct manifest_run run;
 	struct al_error err = { 0 };
@@ -1096,7 +1109,8 @@ static void test_run_records_light_then_full(void **state)
 	struct manifest_module act = make_module(m, "a", "a\n",
 						 MANIFEST_ACTIVE);
 	struct manifest_run_start s = { .module_id = act.id,
-					.policy_hash = HASH, .uid = 42 };
+					.policy_hash = HASH,
+					.uid = 42 };
 	struct manifest_run_result r = *result("ok");
 	struct al_error err = { 0 };
 	int64_t id;
@@ -1213,7 +1227,8 @@ static void test_feed_and_usage(void **state)
 	struct fixture *fx = *state;
 	struct manifest *m = open_rw(fx->state);
 	struct manifest_module a = make_module(m, "a", "a\n", MANIFEST_ACTIVE);
-	struct manifest_run_start s = { .module_id = a.id, .policy_hash = HASH,
+	struct manifest_run_start s = { .module_id = a.id,
+					.policy_hash = HASH,
 					.uid = 42 };
 	struct manifest_feed_filter all = { 0 }, runs = { .kind = "run" };
 	struct feed_seen f = { 0 };
@@ -1224,7 +1239,8 @@ static void test_feed_and_usage(void **state)
 	size_t nv;
 
 	assert_int_equal(manifest_run_record(m, &s, result("crashed"), &run,
-					     &err), 0);
+					     &err),
+			 0);
 	assert_int_equal(manifest_feed(m, &all, feed_collect, &f, &err), 4);
 	assert_string_equal(f.kinds[0], "submitted");
 	assert_string_equal(f.kinds[1], "validating");
@@ -1239,7 +1255,8 @@ static void test_feed_and_usage(void **state)
 			 -1);
 	assert_int_equal(err.errnum, EINVAL);
 	assert_int_equal(manifest_feed_add(m, "rate_limited", 42, "too many",
-					   &id, &err), 0);
+					   &id, &err),
+			 0);
 	assert_true(id > f.last.id);
 	memset(&f, 0, sizeof(f));
 	assert_int_equal(manifest_feed(m, &runs, feed_collect, &f, &err), 1);
@@ -1255,12 +1272,14 @@ static void test_feed_and_usage(void **state)
 	assert_int_equal(u.uid, 42);
 	assert_int_equal(u.day, 1);
 	assert_int_equal(u.hour, 1);
-	assert_int_equal(manifest_verdict_counts(m, 0, NULL, v, 4, &nv, &err), 0);
+	assert_int_equal(manifest_verdict_counts(m, 0, NULL, v, 4, &nv, &err),
+			 0);
 	assert_int_equal(nv, 1);
 	assert_string_equal(v[0].verdict, "crashed");
 	usleep(2000); /* a reset leaves out runs of its own millisecond too */
 	assert_int_equal(manifest_feed_add(m, "quota_reset", 42, NULL, NULL,
-					   &err), 0);
+					   &err),
+			 0);
 	assert_int_equal(manifest_usage(m, 42, 0, 0, NULL, NULL, &err), 0);
 	usleep(50000); /* a recorded run starts wall_ms before it is recorded */
 	assert_int_equal(manifest_run_record(m, &s, result("ok"), NULL, &err),
@@ -1281,8 +1300,8 @@ static void test_read_only_handle_refuses_writes(void **state)
 {
 	struct fixture *fx = *state;
 	struct manifest *m = open_rw(fx->state);
-	struct manifest_module mod =
-		make_module(m, "x", "x\n", MANIFEST_ACTIVE);
+	struct manifest_module mod = make_module(m, "x", "x\n",
+						 MANIFEST_ACTIVE);
 	struct al_error err = { 0 };
 
 	manifest_close(m);
@@ -1338,12 +1357,12 @@ static void test_retention(void **state)
 	int64_t new_run = record(m, live.id, "ok");
 	/* age one archive and one run by 40 days */
 	assert_true(asprintf(&text,
-				  "UPDATE modules SET updated_ms = %" PRId64
-				  " WHERE id = %" PRId64 ";"
-				  "UPDATE runs SET started_ms = %" PRId64
-				  " WHERE id = %" PRId64,
-				  now - 40 * DAY_MS, old.id, now - 40 * DAY_MS,
-				  old_run) > 0);
+			     "UPDATE modules SET updated_ms = %" PRId64
+			     " WHERE id = %" PRId64 ";"
+			     "UPDATE runs SET started_ms = %" PRId64
+			     " WHERE id = %" PRId64,
+			     now - 40 * DAY_MS, old.id, now - 40 * DAY_MS,
+			     old_run) > 0);
 	sql(fx, text);
 	free(text);
 
@@ -1426,18 +1445,18 @@ static void journal(const struct fixture *fx, const char *op, int64_t id,
 
 	if (id == 0)
 		assert_true(asprintf(&text,
-					  "INSERT INTO moves (op, sha256,"
-					  " created_ms) VALUES ('%s', '%s', 1)",
-					  op, sha) > 0);
+				     "INSERT INTO moves (op, sha256,"
+				     " created_ms) VALUES ('%s', '%s', 1)",
+				     op, sha) > 0);
 	else
 		assert_true(asprintf(&text,
-					  "INSERT INTO moves (op, module_id,"
-					  " sha256, from_state, to_state,"
-					  " reason,"
-					  " created_ms) VALUES ('%s', %" PRId64
-					  ", '%s', '%s', %s%s%s, 'crashed', 1)",
-					  op, id, sha, from, to ? "'" : "",
-					  to ? to : "NULL", to ? "'" : "") > 0);
+				     "INSERT INTO moves (op, module_id,"
+				     " sha256, from_state, to_state,"
+				     " reason,"
+				     " created_ms) VALUES ('%s', %" PRId64
+				     ", '%s', '%s', %s%s%s, 'crashed', 1)",
+				     op, id, sha, from, to ? "'" : "",
+				     to ? to : "NULL", to ? "'" : "") > 0);
 	sql(fx, text);
 	free(text);
 }
@@ -1535,8 +1554,8 @@ static void test_check_finds_and_deletes_nothing(void **state)
 	struct fixture *fx = *state;
 	struct manifest *m = open_rw(fx->state);
 	struct manifest_module a = make_module(m, "a", "a\n", MANIFEST_ACTIVE);
-	struct manifest_module b =
-		make_module(m, "b", "b\n", MANIFEST_ARCHIVED);
+	struct manifest_module b = make_module(m, "b", "b\n",
+					       MANIFEST_ARCHIVED);
 	struct manifest_module c = make_module(m, "c", "c\n", MANIFEST_ACTIVE);
 	char path[PATH_MAX * 2];
 	const char *stray = "1111111111111111111111111111111111111111111111111"
@@ -1606,7 +1625,8 @@ static void test_full_disk(void **state)
 	size_t big_len = 400 * 1024;
 	char *big = malloc(big_len);
 	int recorded = 0, rc = 0;
-	struct manifest_submission sub = { .name = "big", .len = big_len,
+	struct manifest_submission sub = { .name = "big",
+					   .len = big_len,
 					   .policy_name = "default",
 					   .policy_hash = HASH };
 
@@ -1663,8 +1683,11 @@ static void crash_child(const char *dir, int report)
 	for (unsigned i = 0;; i++) {
 		char name[16], content[64];
 		struct manifest_submission sub = {
-			.name = name, .content = content, .uid = 5,
-			.policy_name = "default", .policy_hash = HASH,
+			.name = name,
+			.content = content,
+			.uid = 5,
+			.policy_name = "default",
+			.policy_hash = HASH,
 		};
 		struct manifest_module mod;
 		int64_t id;
@@ -1684,8 +1707,8 @@ static void crash_child(const char *dir, int report)
 				_exit(5);
 			continue;
 		}
-		if (manifest_set_state(m, mod.id, MANIFEST_ACTIVE, "ok",
-				       &err) < 0)
+		if (manifest_set_state(m, mod.id, MANIFEST_ACTIVE, "ok", &err) <
+		    0)
 			_exit(6);
 		s.module_id = mod.id;
 		if (running != 0)
@@ -1788,7 +1811,8 @@ static void concurrent_writer(const char *dir, int64_t module_id)
 	struct al_error err = { 0 };
 	struct manifest *m = test_open(dir, MANIFEST_READ_WRITE, &err);
 	struct manifest_run_start s = { .module_id = module_id,
-					.policy_hash = HASH, .uid = 9 };
+					.policy_hash = HASH,
+					.uid = 9 };
 
 	if (m == NULL)
 		_exit(2);
@@ -1935,9 +1959,10 @@ static void test_time(void **state)
 	assert_int_equal(t, now - 2 * 3600000);
 	assert_int_equal(manifest_time_parse("7d", now, &t, &err), 0);
 	assert_int_equal(t, now - 7 * DAY_MS);
-	static const char *const bad[] = { "", "yesterday", "2024-02-30",
-					   "2024-13-01", "2h ago", "-5m",
-					   "2024-05-01T25:00", "5" };
+	static const char *const bad[] = {
+		"",       "yesterday", "2024-02-30",       "2024-13-01",
+		"2h ago", "-5m",       "2024-05-01T25:00", "5"
+	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		assert_int_equal(manifest_time_parse(bad[i], now, &t, &err),
 				 -1);
@@ -1975,8 +2000,8 @@ static int airlock(char *out, size_t cap, const char *const *args)
 		_exit(127);
 	}
 	close(fds[1]);
-	while (used + 1 < cap && (n = read(fds[0], out + used,
-					   cap - 1 - used)) > 0)
+	while (used + 1 < cap &&
+	       (n = read(fds[0], out + used, cap - 1 - used)) > 0)
 		used += (size_t)n;
 	out[used] = '\0';
 	close(fds[0]);
@@ -1987,11 +2012,13 @@ static int airlock(char *out, size_t cap, const char *const *args)
 static void fill_for_cli(const char *dir)
 {
 	struct manifest *m = open_rw(dir);
-	struct manifest_module v1 =
-		make_module(m, "hello", "#!/bin/sh\necho 1\n", MANIFEST_ACTIVE);
+	struct manifest_module v1 = make_module(m, "hello",
+						"#!/bin/sh\necho 1\n",
+						MANIFEST_ACTIVE);
 	record(m, v1.id, "ok");
-	struct manifest_module v2 =
-		make_module(m, "hello", "#!/bin/sh\necho 2\n", MANIFEST_ACTIVE);
+	struct manifest_module v2 = make_module(m, "hello",
+						"#!/bin/sh\necho 2\n",
+						MANIFEST_ACTIVE);
 	struct manifest_module w = make_module(m, "worker", "print(1)\n",
 					       MANIFEST_ACTIVE);
 	struct al_error err = { 0 };
@@ -2000,8 +2027,9 @@ static void fill_for_cli(const char *dir)
 	record(m, v2.id, "ok");
 	record(m, v2.id, "crashed");
 	record(m, w.id, "timeout");
-	assert_int_equal(manifest_archive(m, "worker", "crashed 3 times in "
-						       "10 minutes",
+	assert_int_equal(manifest_archive(m, "worker",
+					  "crashed 3 times in "
+					  "10 minutes",
 					  &err),
 			 0);
 	manifest_close(m);
@@ -2258,9 +2286,8 @@ static void columns_of(struct manifest *unused, const struct fixture *fx,
 				 tables[t]);
 			PGresult *r = PQexec(c, q);
 			for (int i = 0; i < PQntuples(r); i++)
-				used += (size_t)snprintf(out + used,
-							 len - used, "%s.%s ",
-							 tables[t],
+				used += (size_t)snprintf(out + used, len - used,
+							 "%s.%s ", tables[t],
 							 PQgetvalue(r, i, 0));
 			PQclear(r);
 			PQfinish(c);

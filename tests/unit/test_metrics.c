@@ -45,9 +45,10 @@ static void strip_suffix(char *name, const char *sfx)
 
 static void test_render(void **state)
 {
-	struct metrics_histogram h = {0};
+	struct metrics_histogram h = { 0 };
 	struct metrics_quota q[] = {
-		{.uid = 1000, .hour_left = 3, .day_left = -1}};
+		{ .uid = 1000, .hour_left = 3, .day_left = -1 }
+	};
 	struct metrics_snapshot m = {
 		.version = "1.\"2\\\n",
 		.start_time_s = 1700000000.5,
@@ -128,7 +129,7 @@ static void test_render(void **state)
 
 static void test_render_empty(void **state)
 {
-	struct metrics_snapshot m = {.version = "0"};
+	struct metrics_snapshot m = { .version = "0" };
 	char *t = render(&m);
 	/* no manifest answer: the family is there, without samples */
 	assert_non_null(strstr(t, "# TYPE airlock_registry_modules gauge"));
@@ -153,20 +154,21 @@ static void test_listen(void **state)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char buf[64];
-	struct al_error err = {0};
+	struct al_error err = { 0 };
 
-	assert_int_equal(
-		supervisor_parse_listen("X", "127.0.0.1:9100", &ss, &len, &err),
-		0);
+	assert_int_equal(supervisor_parse_listen("X", "127.0.0.1:9100", &ss,
+						 &len, &err),
+			 0);
 	assert_int_equal(ss.ss_family, AF_INET);
 	supervisor_format_listen(&ss, buf, sizeof(buf));
 	assert_string_equal(buf, "127.0.0.1:9100");
-	assert_int_equal(
-		supervisor_parse_listen("X", "[::1]:65535", &ss, &len, &err),
-		0);
+	assert_int_equal(supervisor_parse_listen("X", "[::1]:65535", &ss, &len,
+						 &err),
+			 0);
 	assert_int_equal(ss.ss_family, AF_INET6);
 	supervisor_format_listen(&ss, buf, sizeof(buf));
 	assert_string_equal(buf, "[::1]:65535");
+	/* clang-format off */
 	static const char *const bad[] = {
 		"127.0.0.1",	  "127.0.0.1:",
 		"127.0.0.1:0",	  "127.0.0.1:65536",
@@ -175,6 +177,7 @@ static void test_listen(void **state)
 		"[127.0.0.1]:80", ":80",
 		"1.2.3.4:80x",	  "[::1:80",
 	};
+	/* clang-format on */
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		memset(&err, 0, sizeof(err));
 		if (supervisor_parse_listen("--metrics-listen", bad[i], &ss,
@@ -187,17 +190,17 @@ static void test_listen(void **state)
 static void test_config(void **state)
 {
 	struct supervisor_config cfg;
-	struct al_error err = {0};
-	char *none[] = {"airlockd", NULL};
-	char *flag[] = {"airlockd", "--metrics-listen", "[::]:9200", NULL};
+	struct al_error err = { 0 };
+	char *none[] = { "airlockd", NULL };
+	char *flag[] = { "airlockd", "--metrics-listen", "[::]:9200", NULL };
 
 	supervisor_config_defaults(&cfg);
 	optind = 0;
 	assert_int_equal(supervisor_config_from_args(&cfg, 1, none, &err), 0);
 	assert_int_equal(cfg.metrics_addr_len, sizeof(struct sockaddr_in));
-	assert_int_equal(
-		ntohs(((struct sockaddr_in *)&cfg.metrics_addr)->sin_port),
-		9100);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&cfg.metrics_addr)
+				       ->sin_port),
+			 9100);
 	cfg.metrics_port = 0; /* METRICS_PORT=0 */
 	optind = 0;
 	assert_int_equal(supervisor_config_from_args(&cfg, 1, none, &err), 0);

@@ -98,25 +98,31 @@ static void expect_rejected(void **state,
 
 static void test_bad_overrides(void **state)
 {
-	expect_rejected(state, policy_set_memory, "0", "memory: 0 is out of range");
+	expect_rejected(state, policy_set_memory, "0",
+			"memory: 0 is out of range");
 	expect_rejected(state, policy_set_memory, "1K", "out of range");
 	expect_rejected(state, policy_set_memory, "2T", "out of range");
 	expect_rejected(state, policy_set_memory, "99999999999999T",
 			"memory: size \"99999999999999T\" is too large");
-	expect_rejected(state, policy_set_memory, "lots", "memory: invalid size");
+	expect_rejected(state, policy_set_memory, "lots",
+			"memory: invalid size");
 	expect_rejected(state, policy_set_memory, "", "memory: invalid size");
-	expect_rejected(state, policy_set_timeout, "-1", "timeout: invalid duration");
-	expect_rejected(state, policy_set_timeout, "0", "timeout: 0 is out of range");
+	expect_rejected(state, policy_set_timeout, "-1",
+			"timeout: invalid duration");
+	expect_rejected(state, policy_set_timeout, "0",
+			"timeout: 0 is out of range");
 	expect_rejected(state, policy_set_timeout, "25h", "out of range");
 	expect_rejected(state, policy_set_timeout, "3 s", "invalid duration");
 	expect_rejected(state, policy_set_pids, "0", "pids: invalid number");
-	expect_rejected(state, policy_set_pids, "70000", "pids: invalid number");
+	expect_rejected(state, policy_set_pids, "70000",
+			"pids: invalid number");
 	expect_rejected(state, policy_set_pids, "-3", "pids: invalid number");
 	expect_rejected(state, policy_set_limits_mode, "sometimes",
 			"limits: invalid value \"sometimes\": expected "
 			"required or best-effort");
-	expect_rejected(state, policy_set_net, "internet",
-			"net: invalid value \"internet\": expected none or loopback");
+	expect_rejected(
+		state, policy_set_net, "internet",
+		"net: invalid value \"internet\": expected none or loopback");
 }
 
 static void test_hash(void **state)
@@ -187,8 +193,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_environment_is_built_not_inherited, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_overrides, setup, teardown),
+			test_environment_is_built_not_inherited, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_overrides, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_overrides, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_hash, setup, teardown),

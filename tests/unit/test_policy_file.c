@@ -257,8 +257,8 @@ static void test_name(void **state)
 {
 	(void)state;
 	struct al_error err = { 0 };
-	struct al_policy *p =
-		policy_parse_string("[limits]\npids = 9\n", "x", "given", &err);
+	struct al_policy *p = policy_parse_string("[limits]\npids = 9\n", "x",
+						  "given", &err);
 	assert_non_null(p);
 	assert_string_equal(policy_name(p), "given");
 	policy_free(p);
@@ -306,8 +306,7 @@ struct bad_file {
 #define DUPLICATE                                                              \
 	"duplicate key: each setting appears once (only list keys may repeat)"
 #define SIZE_FORM "a number with an optional unit K, M, G or T (e.g. 64M)"
-#define DURATION_FORM                                                          \
-	"a number with a unit us, ms, s, m or h (e.g. 200ms, 3s)"
+#define DURATION_FORM "a number with a unit us, ms, s, m or h (e.g. 200ms, 3s)"
 #define BAD_BIND                                                               \
 	"expected HOST[:JAIL] with absolute paths without . or .. parts"
 
@@ -315,7 +314,8 @@ static const struct bad_file bad_files[] = {
 	/* structure */
 	{ "unknown-section.policy",
 	  BAD "unknown-section.policy:3: [limit] memory: " SECTIONS },
-	{ "no-section.policy", BAD "no-section.policy:2: [] memory: " SECTIONS },
+	{ "no-section.policy",
+	  BAD "no-section.policy:2: [] memory: " SECTIONS },
 	{ "unknown-key.policy",
 	  BAD "unknown-key.policy:3: [limits] memroy: unknown key" },
 	{ "duplicate-key.policy",
@@ -325,8 +325,8 @@ static const struct bad_file bad_files[] = {
 	{ "syntax-error.policy", BAD "syntax-error.policy:4: " SYNTAX },
 	/* line 2 is the long one: it must be refused there, whole, not cut
 	 * up into a (valid) first part and a line 3 */
-	{ "line-too-long.policy",
-	  BAD "line-too-long.policy:2: line too long: at most 4093 characters" },
+	{ "line-too-long.policy", BAD
+	  "line-too-long.policy:2: line too long: at most 4093 characters" },
 	{ "empty-list.policy",
 	  BAD "empty-list.policy:2: [seccomp] allow: empty list" },
 	/* [policy] */
@@ -406,9 +406,9 @@ static const struct bad_file bad_files[] = {
 	{ "gid-too-large.policy",
 	  BAD "gid-too-large.policy:3: [identity] gid: invalid number "
 	      "\"4294967295\": expected an integer from 1 to 4294967294" },
-	{ "bad-hostname.policy",
-	  BAD "bad-hostname.policy:2: [identity] hostname: invalid hostname "
-	      "\"my_host\": expected letters, digits, '-' and '.', at most 63" },
+	{ "bad-hostname.policy", BAD
+	  "bad-hostname.policy:2: [identity] hostname: invalid hostname "
+	  "\"my_host\": expected letters, digits, '-' and '.', at most 63" },
 	/* [environment] */
 	{ "bad-env-name.policy",
 	  BAD "bad-env-name.policy:3: [environment] 1FOO: invalid variable "
@@ -432,10 +432,10 @@ static const struct bad_file bad_files[] = {
 	{ "bad-errno-entry.policy",
 	  BAD "bad-errno-entry.policy:2: [seccomp] errno: invalid entry "
 	      "\"clone3\": expected SYSCALL:ERRNO (e.g. clone3:ENOSYS)" },
-	{ "unknown-errno.policy",
-	  BAD "unknown-errno.policy:2: [seccomp] errno: unknown errno \"EFOO\": "
-	      "expected EPERM, EACCES, ENOSYS, EINVAL, ENOENT, EOPNOTSUPP or "
-	      "EAFNOSUPPORT" },
+	{ "unknown-errno.policy", BAD
+	  "unknown-errno.policy:2: [seccomp] errno: unknown errno \"EFOO\": "
+	  "expected EPERM, EACCES, ENOSYS, EINVAL, ENOENT, EOPNOTSUPP or "
+	  "EAFNOSUPPORT" },
 	{ "allow-and-errno-conflict.policy",
 	  BAD "allow-and-errno-conflict.policy: [seccomp] errno: read is both "
 	      "in allow and in errno: choose one" },
@@ -447,10 +447,10 @@ static const struct bad_file bad_files[] = {
 	{ "archive-on-ok.policy",
 	  BAD "archive-on-ok.policy:2: [runtime] archive_on: ok cannot archive "
 	      "a module: it is a success" },
-	{ "setup-error-archived.policy",
-	  BAD "setup-error-archived.policy:2: [runtime] archive_on: setup_error "
-	      "cannot archive a module: it is the supervisor's failure, not "
-	      "the module's" },
+	{ "setup-error-archived.policy", BAD
+	  "setup-error-archived.policy:2: [runtime] archive_on: setup_error "
+	  "cannot archive a module: it is the supervisor's failure, not "
+	  "the module's" },
 	{ "bad-runtime-seccomp.policy",
 	  BAD "bad-runtime-seccomp.policy:2: [runtime] seccomp: expected "
 	      "policy (the allow-list above) or learned (what the validation "
@@ -554,8 +554,8 @@ static void test_nothing_else_changed(void **state)
 				 before);
 	}
 	/* err == NULL is allowed: the caller does not want the message */
-	assert_null(policy_parse_string("[limits]\nmemory = 1\n", "x", NULL,
-					NULL));
+	assert_null(
+		policy_parse_string("[limits]\nmemory = 1\n", "x", NULL, NULL));
 }
 
 /* ------------------------------------------------------------ the hash */
@@ -578,10 +578,12 @@ static void test_reformatted_default(void **state)
 	assert_string_equal(got, want);
 }
 
+/* clang-format off */
 static const char *const variants[] = {
 	"memory-65M",	   "syscall-removed", "env-changed",
 	"bind-added",	   "archive-changed", "net-none",
 };
+/* clang-format on */
 
 #define N_VARIANTS ARRAY_SIZE(variants)
 
@@ -617,8 +619,8 @@ static bool round_trips(const struct al_policy *p, const char *what)
 		print_error("%s: policy_canonical failed: %s\n", what, err.msg);
 		return false;
 	}
-	struct al_policy *back =
-		policy_parse_string(text, "canonical", NULL, &err);
+	struct al_policy *back = policy_parse_string(text, "canonical", NULL,
+						     &err);
 	if (!back) {
 		print_error("%s: the canonical text does not parse: %s\n", what,
 			    err.msg);
@@ -704,8 +706,9 @@ static void test_round_trip_fixtures(void **state)
 static void test_round_trip_errno_removed(void **state)
 {
 	(void)state;
-	expect_text_round_trips("[seccomp]\nallow = @basic-io @memory !clone3\n",
-				"allow = @basic-io @memory !clone3");
+	expect_text_round_trips(
+		"[seccomp]\nallow = @basic-io @memory !clone3\n",
+		"allow = @basic-io @memory !clone3");
 }
 
 /* So is a policy that allows no syscall at all. */
@@ -915,7 +918,9 @@ static void test_lookup(void **state)
 
 /* ----------------------------------------------------------------- main */
 
+/* clang-format off */
 #define TEST(f) { #f, f, NULL, NULL, NULL }
+/* clang-format on */
 
 int main(void)
 {

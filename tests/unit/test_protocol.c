@@ -52,8 +52,8 @@ static void test_values(void **state)
 
 static void test_escapes(void **state)
 {
-	struct json_doc *doc =
-		parse("\"a\\\"b\\\\c\\/\\n\\t\\u00e9\\u0000z\\ud83d\\ude00\"");
+	struct json_doc *doc = parse(
+		"\"a\\\"b\\\\c\\/\\n\\t\\u00e9\\u0000z\\ud83d\\ude00\"");
 	assert_non_null(doc);
 	const struct json_node *n = json_root(doc);
 	static const char want[] = "a\"b\\c/\n\t\xc3\xa9\0z\xf0\x9f\x98\x80";
@@ -64,6 +64,7 @@ static void test_escapes(void **state)
 
 static void test_hostile(void **state)
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"",           "{",          "}",          "[1,]",
 		"{\"a\"}",    "{\"a\":}",   "{a:1}",      "\"abc",
@@ -72,6 +73,7 @@ static void test_hostile(void **state)
 		"1e",         "tru",        "nul",        "{} {}",
 		"[1 2]",      "\"\\",       "{\"a\":1,}", "\x01",
 	};
+	/* clang-format on */
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		expect_invalid(bad[i]);
 }
@@ -171,7 +173,7 @@ static void test_base64(void **state)
 	assert_int_equal(base64_decode("aGkh", 4, out, &err), 3);
 	assert_int_equal(base64_decode("aA==", 4, out, &err), 1);
 	assert_int_equal(base64_decode("", 0, out, &err), 0);
-	static const char *const bad[] = { "a",    "aGk",  "a===", "aG=k",
+	static const char *const bad[] = { "a",    "aGk",  "a===",     "aG=k",
 					   "aGk!", "====", "aA==aA==", "aG k" };
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		assert_int_equal(base64_decode(bad[i], strlen(bad[i]), out,
@@ -195,10 +197,10 @@ static void test_responses(void **state)
 	json_buf_init(&jb);
 	proto_response_error(&jb, "q\"1", PROTO_E_RATE_LIMITED, "slow down",
 			     5000);
-	assert_string_equal(jb.data,
-			    "{\"ok\":false,\"id\":\"q\\\"1\",\"error\":{\"code\":"
-			    "\"rate_limited\",\"message\":\"slow down\","
-			    "\"retry_after_ms\":5000}}");
+	assert_string_equal(
+		jb.data, "{\"ok\":false,\"id\":\"q\\\"1\",\"error\":{\"code\":"
+			 "\"rate_limited\",\"message\":\"slow down\","
+			 "\"retry_after_ms\":5000}}");
 	json_buf_free(&jb);
 	/* every code has a stable name */
 	for (int e = 0; e < PROTO_E_COUNT; e++)
@@ -207,11 +209,13 @@ static void test_responses(void **state)
 
 int main(void)
 {
+	/* clang-format off */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values),   cmocka_unit_test(test_escapes),
 		cmocka_unit_test(test_hostile),  cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_request),  cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_responses),
 	};
+	/* clang-format on */
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

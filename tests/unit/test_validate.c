@@ -30,29 +30,28 @@ static void test_suite_full(void **state)
 {
 	(void)state;
 	struct al_error err = { 0 };
-	struct vsuite *s = parse(
-		"# comment\n"
-		"[case one]\n"
-		"module = ./m.py\n"
-		"args = a  b\n"
-		"args = c\n"
-		"arg = \"with space \"\n"
-		"stdin = x\\ty\\n\\x41\n"
-		"policy = strict\n"
-		"timeout = 2s\n"
-		"memory = 32M\n"
-		"verdict = crashed\n"
-		"exit_code = 7\n"
-		"stdout = \" lead\"\n"
-		"stdout_contains = a ; b\n"
-		"stdout_contains = c\n"
-		"stdout_regex = ^[0-9]+$\n"
-		"stderr_contains = oops\n"
-		"max_wall = 1.5s\n"
-		"max_memory = 10M\n"
-		"[case two]\n"
-		"module = /bin/true\n",
-		&err);
+	struct vsuite *s = parse("# comment\n"
+				 "[case one]\n"
+				 "module = ./m.py\n"
+				 "args = a  b\n"
+				 "args = c\n"
+				 "arg = \"with space \"\n"
+				 "stdin = x\\ty\\n\\x41\n"
+				 "policy = strict\n"
+				 "timeout = 2s\n"
+				 "memory = 32M\n"
+				 "verdict = crashed\n"
+				 "exit_code = 7\n"
+				 "stdout = \" lead\"\n"
+				 "stdout_contains = a ; b\n"
+				 "stdout_contains = c\n"
+				 "stdout_regex = ^[0-9]+$\n"
+				 "stderr_contains = oops\n"
+				 "max_wall = 1.5s\n"
+				 "max_memory = 10M\n"
+				 "[case two]\n"
+				 "module = /bin/true\n",
+				 &err);
 	assert_non_null(s);
 	assert_int_equal(s->n, 2);
 	assert_string_equal(s->name, "s");
@@ -92,11 +91,14 @@ static const struct {
 	const char *text;
 	const char *message; /* the start of the error */
 } bad[] = {
-	{ "[case a]\nmodule = x\nfoo = 1\n", "dir/s.ini:3: [case a] foo: unknown key" },
+	{ "[case a]\nmodule = x\nfoo = 1\n",
+	  "dir/s.ini:3: [case a] foo: unknown key" },
 	{ "[case a]\nmodule = x\nstdout_regex = a(\n",
 	  "dir/s.ini:3: [case a] stdout_regex: bad regular expression \"a(\"" },
-	{ "[case a]\nmodule = x\nmax_wall = 3 days\n", "dir/s.ini:3: [case a] max_wall: " },
-	{ "[case a]\nmodule = x\nmax_memory = lots\n", "dir/s.ini:3: [case a] max_memory: " },
+	{ "[case a]\nmodule = x\nmax_wall = 3 days\n",
+	  "dir/s.ini:3: [case a] max_wall: " },
+	{ "[case a]\nmodule = x\nmax_memory = lots\n",
+	  "dir/s.ini:3: [case a] max_memory: " },
 	{ "[case a]\nmodule = x\n\n[case b]\nargs = 1\n",
 	  "dir/s.ini:4: [case b] module: missing" },
 	{ "[case a]\nmodule = x\n[case a]\nmodule = y\n",
@@ -106,17 +108,24 @@ static const struct {
 	{ "[other]\n", "dir/s.ini:1: unknown section [other]" },
 	{ "[case ]\n", "dir/s.ini:1: unknown section [case ]" },
 	{ "[case  a]\n", "dir/s.ini:1: bad case name" },
-	{ "[case aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n", "dir/s.ini:1: bad case name" },
+	{ "[case aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\n",
+	  "dir/s.ini:1: bad case name" },
 	{ "[case a\n", "dir/s.ini:1: syntax error" },
-	{ "[case a]\nmodule = x\nno equals sign\n", "dir/s.ini:3: syntax error" },
+	{ "[case a]\nmodule = x\nno equals sign\n",
+	  "dir/s.ini:3: syntax error" },
 	{ "x = 1\n[case a]\nmodule = x\n", "dir/s.ini:1: [] x: a key outside" },
 	{ "[case a]\nmodule = x\nstdin = a\nstdin_file = b\n",
 	  "dir/s.ini:4: [case a] stdin_file: give stdin or stdin_file" },
-	{ "[case a]\nmodule = x\nstdout = \\x4\n", "dir/s.ini:3: [case a] stdout: bad escape" },
-	{ "[case a]\nmodule = x\nexit_code = -1\n", "dir/s.ini:3: [case a] exit_code: " },
-	{ "[case a]\nmodule = x\nverdict = good\n", "dir/s.ini:3: [case a] verdict: unknown verdict" },
-	{ "[case a]\nmodule = x\nnet = wifi\n", "dir/s.ini:3: [case a] net: expected none or loopback" },
-	{ "[case a]\nmodule = x\ntimeout = 0\n", "dir/s.ini:3: [case a] timeout: " },
+	{ "[case a]\nmodule = x\nstdout = \\x4\n",
+	  "dir/s.ini:3: [case a] stdout: bad escape" },
+	{ "[case a]\nmodule = x\nexit_code = -1\n",
+	  "dir/s.ini:3: [case a] exit_code: " },
+	{ "[case a]\nmodule = x\nverdict = good\n",
+	  "dir/s.ini:3: [case a] verdict: unknown verdict" },
+	{ "[case a]\nmodule = x\nnet = wifi\n",
+	  "dir/s.ini:3: [case a] net: expected none or loopback" },
+	{ "[case a]\nmodule = x\ntimeout = 0\n",
+	  "dir/s.ini:3: [case a] timeout: " },
 	{ "# empty\n", "dir/s.ini: no [case NAME] section" },
 };
 
@@ -126,7 +135,8 @@ static void test_suite_errors(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct al_error err = { 0 };
 		struct vsuite *s = parse(bad[i].text, &err);
-		if (s || strncmp(err.msg, bad[i].message, strlen(bad[i].message)))
+		if (s ||
+		    strncmp(err.msg, bad[i].message, strlen(bad[i].message)))
 			fail_msg("suite %zu %s: got \"%s\", want \"%s...\"", i,
 				 s ? "parsed" : "failed", err.msg,
 				 bad[i].message);
@@ -208,18 +218,22 @@ static void test_check(void **state)
 	(void)state;
 	struct sandbox_result ok = result(AL_VERDICT_OK, 0, "hello\n");
 	expect_failures("", &ok, NULL, 0);
-	expect_failures("stdout = hello\\n\nstdout_contains = ell\n"
-			"stdout_regex = ^h.*o$\nmax_wall = 1s\nmax_memory = 4M\n",
-			&ok, NULL, 0);
+	expect_failures(
+		"stdout = hello\\n\nstdout_contains = ell\n"
+		"stdout_regex = ^h.*o$\nmax_wall = 1s\nmax_memory = 4M\n",
+		&ok, NULL, 0);
 
 	struct sandbox_result segv = result(AL_VERDICT_CRASHED, -1, NULL);
 	segv.signal = 11;
 	const char *v[] = { "expected verdict ok, got crashed (SIGSEGV)" };
 	expect_failures("", &segv, v, 1);
-	const char *e[] = { "expected exit_code 0, got no exit code: crashed (SIGSEGV)" };
+	const char *e[] = {
+		"expected exit_code 0, got no exit code: crashed (SIGSEGV)"
+	};
 	expect_failures("exit_code = 0\n", &segv, e, 1);
 
-	struct sandbox_result three = result(AL_VERDICT_EXIT_NONZERO, 3, "x\x01\n");
+	struct sandbox_result three = result(AL_VERDICT_EXIT_NONZERO, 3,
+					     "x\x01\n");
 	expect_failures("exit_code = 3\n", &three, NULL, 0);
 	const char *all[] = {
 		"expected verdict timeout, got exit_nonzero (exit code 3)",
@@ -231,14 +245,18 @@ static void test_check(void **state)
 		"expected max_wall 10ms, took 12.5 ms",
 		"expected max_memory 1M, peak 2 MiB (2097152 bytes)",
 	};
-	expect_failures("verdict = timeout\nexit_code = 4\nstdout = y\n"
-			"stdout_contains = z\nstdout_regex = ^y$\n"
-			"stderr_contains = w\nmax_wall = 10ms\nmax_memory = 1M\n",
-			&three, all, ARRAY_SIZE(all));
+	expect_failures(
+		"verdict = timeout\nexit_code = 4\nstdout = y\n"
+		"stdout_contains = z\nstdout_regex = ^y$\n"
+		"stderr_contains = w\nmax_wall = 10ms\nmax_memory = 1M\n",
+		&three, all, ARRAY_SIZE(all));
 
-	struct sandbox_result sc = result(AL_VERDICT_SECCOMP_VIOLATION, -1, NULL);
+	struct sandbox_result sc = result(AL_VERDICT_SECCOMP_VIOLATION, -1,
+					  NULL);
 	snprintf(sc.syscall, sizeof(sc.syscall), "ptrace");
-	const char *s[] = { "expected verdict ok, got seccomp_violation (ptrace)" };
+	const char *s[] = {
+		"expected verdict ok, got seccomp_violation (ptrace)"
+	};
 	expect_failures("", &sc, s, 1);
 }
 
@@ -314,23 +332,30 @@ static void test_junit(void **state)
 	r[2].failures.n = 1;
 	char *x = vjunit_render(s, r, 2000, "2024-01-01T00:00:00", "h");
 	assert_non_null(x);
-	assert_non_null(strstr(x, "<testsuite name=\"s\" tests=\"3\" "
-				  "failures=\"1\" errors=\"1\" skipped=\"0\" "
-				  "time=\"2.000\" timestamp=\"2024-01-01T00:00:00\" "
-				  "hostname=\"h\">"));
-	assert_non_null(strstr(x, "<testcase name=\"p&lt;&amp;\" classname=\"s\" "
-				  "time=\"1.500\">"));
+	assert_non_null(
+		strstr(x, "<testsuite name=\"s\" tests=\"3\" "
+			  "failures=\"1\" errors=\"1\" skipped=\"0\" "
+			  "time=\"2.000\" timestamp=\"2024-01-01T00:00:00\" "
+			  "hostname=\"h\">"));
+	assert_non_null(strstr(x,
+			       "<testcase name=\"p&lt;&amp;\" classname=\"s\" "
+			       "time=\"1.500\">"));
 	assert_non_null(strstr(x, "<system-out>out" U_FFFD "</system-out>"));
-	assert_non_null(strstr(x, "<failure message=\"one &quot;a&quot;; two\" "
-				  "type=\"expectation\">one \"a\"\ntwo\n</failure>"));
+	assert_non_null(
+		strstr(x, "<failure message=\"one &quot;a&quot;; two\" "
+			  "type=\"expectation\">one \"a\"\ntwo\n</failure>"));
 	assert_non_null(strstr(x, "<system-err>err</system-err>"));
-	assert_non_null(strstr(x, "<error message=\"setup\" type=\"setup_error\">"));
+	assert_non_null(
+		strstr(x, "<error message=\"setup\" type=\"setup_error\">"));
 	free(x);
 	char *j = vjson_render(s, r, 2000);
 	assert_non_null(j);
-	assert_non_null(strstr(j, "\"tests\":3,\"passed\":1,\"failures\":1,\"errors\":1"));
-	assert_non_null(strstr(j, "{\"name\":\"f\",\"passed\":false,\"failures\":"
-				  "[\"one \\\"a\\\"\",\"two\"]}"));
+	assert_non_null(
+		strstr(j,
+		       "\"tests\":3,\"passed\":1,\"failures\":1,\"errors\":1"));
+	assert_non_null(strstr(j,
+			       "{\"name\":\"f\",\"passed\":false,\"failures\":"
+			       "[\"one \\\"a\\\"\",\"two\"]}"));
 	free(j);
 	for (size_t i = 0; i < 3; i++)
 		vreport_release(&r[i]);

@@ -19,8 +19,8 @@
 #include "sandbox/internal.h"
 
 /* Wait statuses as the kernel encodes them. */
-#define EXITED(code) (((code) & 0xff) << 8)
-#define KILLED(sig) ((sig) & 0x7f)
+#define EXITED(code) (((code)&0xff) << 8)
+#define KILLED(sig) ((sig)&0x7f)
 
 static struct sandbox_result classify(struct verdict_input in)
 {
@@ -73,8 +73,10 @@ static void test_crashed(void **state)
 static void test_memory_limit(void **state)
 {
 	(void)state;
-	struct sandbox_result r = classify((struct verdict_input){
-		.have_status = true, .status = KILLED(SIGKILL), .oom_kills = 1 });
+	struct sandbox_result r = classify(
+		(struct verdict_input){ .have_status = true,
+					.status = KILLED(SIGKILL),
+					.oom_kills = 1 });
 	assert_int_equal(r.verdict, AL_VERDICT_MEMORY_LIMIT);
 	assert_int_equal(r.exit_status, 137);
 
@@ -87,9 +89,8 @@ static void test_memory_limit(void **state)
 
 	/* a child OOM-killed while the module exits cleanly: the module's
 	 * own status stands */
-	r = classify((struct verdict_input){ .have_status = true,
-					     .status = EXITED(0),
-					     .oom_kills = 1 });
+	r = classify((struct verdict_input){
+		.have_status = true, .status = EXITED(0), .oom_kills = 1 });
 	assert_int_equal(r.verdict, AL_VERDICT_OK);
 }
 
@@ -97,16 +98,16 @@ static void test_timeout(void **state)
 {
 	(void)state;
 	struct sandbox_result r = classify(
-		(struct verdict_input){ .timed_out = true, .init_reaped = true,
+		(struct verdict_input){ .timed_out = true,
+					.init_reaped = true,
 					.init_code = CLD_KILLED,
 					.init_status = SIGKILL });
 	assert_int_equal(r.verdict, AL_VERDICT_TIMEOUT);
 	assert_int_equal(r.exit_status, 124);
 
 	/* exited just before the deadline fired: its status wins */
-	r = classify((struct verdict_input){ .timed_out = true,
-					     .have_status = true,
-					     .status = EXITED(0) });
+	r = classify((struct verdict_input){
+		.timed_out = true, .have_status = true, .status = EXITED(0) });
 	assert_int_equal(r.verdict, AL_VERDICT_OK);
 
 	/* RLIMIT_CPU is the CPU half of the time limit */
@@ -121,9 +122,12 @@ static void test_seccomp_wins(void **state)
 	(void)state;
 	/* we killed it for the violation: whatever else happened after is
 	 * a consequence */
-	struct sandbox_result r = classify((struct verdict_input){
-		.seccomp_denied = true, .timed_out = true, .have_status = true,
-		.status = KILLED(SIGKILL), .oom_kills = 1 });
+	struct sandbox_result r = classify(
+		(struct verdict_input){ .seccomp_denied = true,
+					.timed_out = true,
+					.have_status = true,
+					.status = KILLED(SIGKILL),
+					.oom_kills = 1 });
 	assert_int_equal(r.verdict, AL_VERDICT_SECCOMP_VIOLATION);
 	assert_int_equal(r.exit_status, 159);
 	assert_int_equal(r.signal, SIGSYS);
@@ -155,10 +159,12 @@ static void test_setup_errors(void **state)
 static void test_names(void **state)
 {
 	(void)state;
+	/* clang-format off */
 	static const char *const names[] = {
 		"ok", "exit_nonzero", "crashed", "timeout", "memory_limit",
 		"seccomp_violation", "setup_error",
 	};
+	/* clang-format on */
 	for (int v = AL_VERDICT_OK; v <= AL_VERDICT_SETUP_ERROR; v++)
 		assert_string_equal(al_verdict_name(v), names[v]);
 }
@@ -179,9 +185,10 @@ static void test_json_hostile_output(void **state)
 	assert_non_null(strstr(json, "\"verdict\":\"crashed\""));
 	assert_non_null(strstr(json, "\"signal\":\"SIGSEGV\""));
 	assert_non_null(strstr(json, "\"exit_code\":null"));
-	assert_non_null(strstr(
-		json, "\"stdout\":\"quote\\\" back\\\\ nl\\n ctl\\u0001 bad"
-		      "\xEF\xBF\xBD\xEF\xBF\xBD end\""));
+	assert_non_null(
+		strstr(json,
+		       "\"stdout\":\"quote\\\" back\\\\ nl\\n ctl\\u0001 bad"
+		       "\xEF\xBF\xBD\xEF\xBF\xBD end\""));
 	assert_non_null(strstr(json, "\"stderr\":null"));
 	assert_null(strstr(json, "\"error\""));
 	free(json);
