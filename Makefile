@@ -38,13 +38,14 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 # only. Only airlockd and the unit tests link it.
 MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
 MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
-# libpq (the PostgreSQL manifest backend, manifest/db_pg.c) is linked
-# dynamically too: Debian ships libpq.a without the libpgcommon and
-# libpgport archives it needs, and its GSSAPI and LDAP only shared. So
-# db_pg.o stays out of libairlock.a: airlockd, airlock-pg and the tests
-# link it; the static CLI does not, and hands a PostgreSQL DATABASE_URL
-# to airlock-pg (tools/airlock.c).
+# libpq (the PostgreSQL manifest backend, manifest/db_pg.c) is not linked:
+# db_pg.c loads libpq.so.5 when a DATABASE_URL names a server, which keeps
+# its dependencies (OpenSSL, Kerberos, LDAP: ~5 MiB resident) out of every
+# airlockd on SQLite. Only its header is needed to build. db_pg.o stays out
+# of libairlock.a: the static CLI cannot load a library, so it hands a
+# PostgreSQL DATABASE_URL to airlock-pg (tools/airlock.c).
 PQ_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null)
+# the manifest's unit tests also talk to the server themselves
 PQ_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null)
 
 # The binaries link the support libraries statically (Debian's -dev
@@ -158,18 +159,18 @@ $(BUILD)/airlock: $(CLI_OBJ) $(PROTO_OBJ) $(BUILD)/libairlock.a
 	$(CC) $(ALL_LDFLAGS) $(CLI_LDFLAGS) -o $@ $(CLI_OBJ) $(PROTO_OBJ) \
 		$(BUILD)/libairlock.a $(CLI_LIBS)
 
-# The same CLI with the PostgreSQL backend, linked dynamically (libpq):
+# The same CLI with the PostgreSQL backend, linked dynamically (it loads libpq):
 # what airlock runs for the manifest's commands when DATABASE_URL names a
 # server. Installed beside airlock-init.
 $(BUILD)/airlock-pg: $(CLI_OBJ) $(PROTO_OBJ) $(PG_OBJ) $(BUILD)/libairlock.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(CLI_OBJ) $(PROTO_OBJ) $(PG_OBJ) \
-		$(BUILD)/libairlock.a $(BIN_LIBS) $(PQ_LIBS)
+		$(BUILD)/libairlock.a $(BIN_LIBS)
 
 $(BUILD)/airlockd: $(BUILD)/obj/supervisor/airlockd.o $(BUILD)/libairlockd.a \
 		$(BUILD)/libairlock.a $(PG_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/supervisor/airlockd.o \
 		$(PG_OBJ) $(BUILD)/libairlockd.a $(BUILD)/libairlock.a \
-		$(BIN_LIBS) $(MHD_LIBS) $(PQ_LIBS)
+		$(BIN_LIBS) $(MHD_LIBS)
 
 # The probe runs inside jails: static, no sanitizer, no dependency on the
 # jail's libraries.
@@ -191,7 +192,7 @@ $(BUILD)/airlock-init: sandbox/init/init.c sandbox/jail_msg.h
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libairlock.a $(PG_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PG_OBJ) \
-		$(BUILD)/libairlock.a $(PKG_LIBS) $(PQ_LIBS)
+		$(BUILD)/libairlock.a $(PKG_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a \
 		$(PG_OBJ)

@@ -22,9 +22,11 @@
  * its password cut out (manifest_url_redact()), and libpq's own messages
  * about a URL are left out when it holds one.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +54,8 @@ extern const char manifest_schema_pg_sql[];
 
 struct pg_conn {
 	PGconn *c;
-	char msg[512];      /* the last failure */
-	char sqlstate[6];   /* its SQLSTATE, or "" */
+	char msg[512];    /* the last failure */
+	char sqlstate[6]; /* its SQLSTATE, or "" */
 };
 
 struct pg_stmt {
@@ -73,23 +75,90 @@ struct pg_stmt {
 	unsigned char *blob; /* the last bytea column decoded */
 };
 
+/*
+ * libpq is loaded when a DATABASE_URL first names a server, not linked:
+ * with its own dependencies (OpenSSL, Kerberos, LDAP) it put ~5 MiB of
+ * library pages into every airlockd's resident set, SQLite or not
+ * (docs/benchmarks.md, "Supervisor memory"). The header still gives every
+ * function its type; pq_load() fills one pointer per function used here.
+ */
+#define PQ_FUNCTIONS(X)                                                        \
+	X(PQclear, pq_clear)                                                   \
+	X(PQcmdTuples, pq_cmdTuples)                                           \
+	X(PQconnectdbParams, pq_connectdbParams)                               \
+	X(PQconninfoFree, pq_conninfoFree)                                     \
+	X(PQconninfoParse, pq_conninfoParse)                                   \
+	X(PQerrorMessage, pq_errorMessage)                                     \
+	X(PQexec, pq_exec)                                                     \
+	X(PQexecParams, pq_execParams)                                         \
+	X(PQfinish, pq_finish)                                                 \
+	X(PQfreemem, pq_freemem)                                               \
+	X(PQftype, pq_ftype)                                                   \
+	X(PQgetisnull, pq_getisnull)                                           \
+	X(PQgetvalue, pq_getvalue)                                             \
+	X(PQnfields, pq_nfields)                                               \
+	X(PQntuples, pq_ntuples)                                               \
+	X(PQresultErrorField, pq_resultErrorField)                             \
+	X(PQresultStatus, pq_resultStatus)                                     \
+	X(PQsetNoticeProcessor, pq_setNoticeProcessor)                         \
+	X(PQstatus, pq_status)                                                 \
+	X(PQtransactionStatus, pq_transactionStatus)
+
+#define PQ_POINTER(fn, ptr) static __typeof__(fn) *ptr;
+PQ_FUNCTIONS(PQ_POINTER)
+
+#define PQ_LIBRARY "libpq.so.5"
+
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+static char pq_failure[256]; /* why loading failed, or "" */
+
+static void pq_resolve(void)
+{
+	void *lib = dlopen(PQ_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+
+	if (lib == NULL) {
+		snprintf(pq_failure, sizeof(pq_failure), "%s", dlerror());
+		return;
+	}
+	/* never closed: the pointers live as long as the process */
+#define PQ_RESOLVE(fn, ptr)                                                    \
+	if (pq_failure[0] == '\0' &&                                           \
+	    (ptr = (__typeof__(fn) *)dlsym(lib, #fn)) == NULL)                 \
+		snprintf(pq_failure, sizeof(pq_failure), "%s has no %s",       \
+			 PQ_LIBRARY, #fn);
+	PQ_FUNCTIONS(PQ_RESOLVE)
+}
+
+static int pq_load(struct al_error *err)
+{
+	if (pthread_once(&pq_once, pq_resolve) != 0)
+		return al_error_set(err, EAGAIN, "DATABASE_URL: cannot load %s",
+				    PQ_LIBRARY);
+	if (pq_failure[0] != '\0')
+		return al_error_set(err, ENOENT,
+				    "DATABASE_URL names a PostgreSQL server, "
+				    "but libpq cannot be loaded (%s); install "
+				    "Debian's libpq5 package",
+				    pq_failure);
+	return 0;
+}
+
 #define CONN(m) ((struct pg_conn *)(m)->db)
 #define ST(s) ((struct pg_stmt *)(s))
 
 static void remember(struct manifest *m, const PGresult *res)
 {
 	struct pg_conn *pc = CONN(m);
-	const char *primary = res ? PQresultErrorField(res,
+	const char *primary = res ? pq_resultErrorField(res,
 							PG_DIAG_MESSAGE_PRIMARY)
 				  : NULL;
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+	const char *state = res ? pq_resultErrorField(res, PG_DIAG_SQLSTATE)
 				: NULL;
-	const char *text = primary ? primary : PQerrorMessage(pc->c);
+	const char *text = primary ? primary : pq_errorMessage(pc->c);
 
 	snprintf(pc->msg, sizeof(pc->msg), "%s", text ? text : "");
 	pc->msg[strcspn(pc->msg, "\n")] = '\0';
-	snprintf(pc->sqlstate, sizeof(pc->sqlstate), "%s",
-		 state ? state : "");
+	snprintf(pc->sqlstate, sizeof(pc->sqlstate), "%s", state ? state : "");
 }
 
 /* ------------------------------------------------------------ statements */
@@ -150,7 +219,7 @@ static void pg_reset(struct db_stmt *s)
 {
 	struct pg_stmt *st = ST(s);
 
-	PQclear(st->res);
+	pq_clear(st->res);
 	st->res = NULL;
 	st->row = st->nrows = 0;
 	st->changes = 0;
@@ -240,20 +309,20 @@ static int pg_step(struct db_stmt *s)
 	struct manifest *m = s->m;
 
 	if (st->res == NULL) {
-		st->res = PQexecParams(CONN(m)->c, st->sql, st->nparams,
-				       st->types,
-				       (const char *const *)st->values,
-				       st->lengths, st->formats, 0);
-		ExecStatusType status = st->res ? PQresultStatus(st->res)
+		st->res = pq_execParams(CONN(m)->c, st->sql, st->nparams,
+					st->types,
+					(const char *const *)st->values,
+					st->lengths, st->formats, 0);
+		ExecStatusType status = st->res ? pq_resultStatus(st->res)
 						: PGRES_FATAL_ERROR;
 		if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
 			remember(m, st->res);
-			PQclear(st->res);
+			pq_clear(st->res);
 			st->res = NULL;
 			return -1;
 		}
-		st->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
-		st->nrows = status == PGRES_TUPLES_OK ? PQntuples(st->res) : 0;
+		st->changes = strtoll(pq_cmdTuples(st->res), NULL, 10);
+		st->nrows = status == PGRES_TUPLES_OK ? pq_ntuples(st->res) : 0;
 		st->row = -1;
 	}
 	if (st->row + 1 < st->nrows) {
@@ -267,14 +336,14 @@ static int pg_step(struct db_stmt *s)
 static bool in_row(struct pg_stmt *st, int col)
 {
 	return st->res != NULL && st->row >= 0 && st->row < st->nrows &&
-	       col >= 0 && col < PQnfields(st->res);
+	       col >= 0 && col < pq_nfields(st->res);
 }
 
 static bool pg_column_null(struct db_stmt *s, int col)
 {
 	struct pg_stmt *st = ST(s);
 
-	return !in_row(st, col) || PQgetisnull(st->res, st->row, col);
+	return !in_row(st, col) || pq_getisnull(st->res, st->row, col);
 }
 
 static int64_t pg_column_int64(struct db_stmt *s, int col)
@@ -284,8 +353,8 @@ static int64_t pg_column_int64(struct db_stmt *s, int col)
 
 	if (pg_column_null(s, col))
 		return 0;
-	v = PQgetvalue(st->res, st->row, col);
-	if (PQftype(st->res, col) == OID_BOOL)
+	v = pq_getvalue(st->res, st->row, col);
+	if (pq_ftype(st->res, col) == OID_BOOL)
 		return v[0] == 't';
 	return strtoll(v, NULL, 10);
 }
@@ -296,7 +365,7 @@ static double pg_column_double(struct db_stmt *s, int col)
 
 	if (pg_column_null(s, col))
 		return 0.0;
-	return strtod(PQgetvalue(st->res, st->row, col), NULL);
+	return strtod(pq_getvalue(st->res, st->row, col), NULL);
 }
 
 static const char *pg_column_text(struct db_stmt *s, int col)
@@ -305,7 +374,7 @@ static const char *pg_column_text(struct db_stmt *s, int col)
 
 	if (pg_column_null(s, col))
 		return NULL;
-	return PQgetvalue(st->res, st->row, col);
+	return pq_getvalue(st->res, st->row, col);
 }
 
 static int hex_digit(char c)
@@ -361,14 +430,14 @@ static int pg_exec_script(struct manifest *m, const char *sql, size_t len,
 
 	if (text == NULL)
 		return al_error_sys(err, ENOMEM, "run");
-	res = PQexec(CONN(m)->c, text);
-	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	res = pq_exec(CONN(m)->c, text);
+	status = res ? pq_resultStatus(res) : PGRES_FATAL_ERROR;
 	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
 		remember(m, res);
-		PQclear(res);
+		pq_clear(res);
 		return db_error(m, err, "run");
 	}
-	PQclear(res);
+	pq_clear(res);
 	return 0;
 }
 
@@ -381,7 +450,7 @@ static int pg_errnum(struct manifest *m)
 {
 	const char *st = CONN(m)->sqlstate;
 
-	if (PQstatus(CONN(m)->c) != CONNECTION_OK)
+	if (pq_status(CONN(m)->c) != CONNECTION_OK)
 		return ENOTCONN;
 	if (strcmp(st, "53100") == 0)
 		return ENOSPC;
@@ -400,7 +469,7 @@ static int pg_errnum(struct manifest *m)
 
 static bool pg_in_transaction(struct manifest *m)
 {
-	PGTransactionStatusType t = PQtransactionStatus(CONN(m)->c);
+	PGTransactionStatusType t = pq_transactionStatus(CONN(m)->c);
 
 	return t == PQTRANS_INTRANS || t == PQTRANS_INERROR ||
 	       t == PQTRANS_ACTIVE;
@@ -419,8 +488,7 @@ static void quiet(void *arg, const char *message)
 {
 }
 
-static int exec_text(struct manifest *m, const char *sql,
-		     struct al_error *err)
+static int exec_text(struct manifest *m, const char *sql, struct al_error *err)
 {
 	return pg_exec_script(m, sql, strlen(sql), err);
 }
@@ -481,16 +549,15 @@ static int pg_connect(struct manifest *m, struct al_error *err)
 		return al_error_sys(err, ENOMEM, "%s", m->where);
 	m->db = pc;
 	/* later keywords win: the URL's own connect_timeout overrides */
-	pc->c = PQconnectdbParams(keys, values, 1);
+	pc->c = pq_connectdbParams(keys, values, 1);
 	if (pc->c == NULL)
 		return al_error_sys(err, ENOMEM, "%s", m->where);
-	if (PQstatus(pc->c) != CONNECTION_OK) {
+	if (pq_status(pc->c) != CONNECTION_OK) {
 		remember(m, NULL);
-		return al_error_set(err, ECONNREFUSED,
-				    "%s: cannot connect: %s", m->where,
-				    pc->msg);
+		return al_error_set(err, ECONNREFUSED, "%s: cannot connect: %s",
+				    m->where, pc->msg);
 	}
-	PQsetNoticeProcessor(pc->c, quiet, NULL);
+	pq_setNoticeProcessor(pc->c, quiet, NULL);
 	if (session_settings(m, err) < 0)
 		return al_error_prefix(err, "%s", m->where);
 	if (m->mode == MANIFEST_READ_WRITE && take_writer_lock(m, err) < 0)
@@ -508,7 +575,7 @@ static void pg_disconnect(struct manifest *m)
 	struct pg_conn *pc = CONN(m);
 
 	if (pc != NULL)
-		PQfinish(pc->c); /* drops the writer's lock */
+		pq_finish(pc->c); /* drops the writer's lock */
 	free(pc);
 	m->db = NULL;
 }
@@ -609,8 +676,7 @@ static int pg_integrity(struct manifest *m,
 	return 0;
 }
 
-static int pg_backup(struct manifest *m, const char *path,
-		     struct al_error *err)
+static int pg_backup(struct manifest *m, const char *path, struct al_error *err)
 {
 	return al_error_set(err, ENOTSUP,
 			    "the manifest is on a PostgreSQL server (%s): "
@@ -640,9 +706,12 @@ static bool has_password(const char *url)
 static int pg_url_check(const char *url, struct al_error *err)
 {
 	char *why = NULL;
-	PQconninfoOption *opts = PQconninfoParse(url, &why);
+	PQconninfoOption *opts;
 	bool host = false;
 
+	if (pq_load(err) < 0)
+		return -1;
+	opts = pq_conninfoParse(url, &why);
 	if (opts == NULL) {
 		char detail[256] = "";
 		/* libpq's reason may quote the URL, password and all */
@@ -650,7 +719,7 @@ static int pg_url_check(const char *url, struct al_error *err)
 			why[strcspn(why, "\n")] = '\0';
 			snprintf(detail, sizeof(detail), " (%s)", why);
 		}
-		PQfreemem(why);
+		pq_freemem(why);
 		return al_error_set(err, EINVAL,
 				    "DATABASE_URL: not a PostgreSQL URL libpq "
 				    "accepts%s; expected postgresql://USER@"
@@ -662,7 +731,7 @@ static int pg_url_check(const char *url, struct al_error *err)
 		     strcmp(o->keyword, "hostaddr") == 0) &&
 		    o->val != NULL && o->val[0] != '\0')
 			host = true;
-	PQconninfoFree(opts);
+	pq_conninfoFree(opts);
 	if (!host)
 		return al_error_set(err, EINVAL,
 				    "DATABASE_URL: names no host: write "

@@ -241,6 +241,23 @@ def t_one_writer():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def maps_libpq(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return any("/libpq.so" in line for line in f)
+
+
+@test("postgres: libpq is loaded only when DATABASE_URL names a server")
+def t_libpq_loaded():
+    # linked, libpq and its OpenSSL, Kerberos and LDAP put ~5 MiB into
+    # every airlockd's resident set (docs/benchmarks.md)
+    lite = Daemon("sqlite:manifest.db")
+    check(not maps_libpq(lite.proc.pid), "airlockd on SQLite has libpq mapped")
+    check_eq(lite.submit("m", ECHO).get("ok"), True, "submit on SQLite")
+    check(not maps_libpq(lite.proc.pid), "airlockd on SQLite mapped libpq after a submit")
+    pg = Daemon(fresh_db("airlock_it_load"))
+    check(maps_libpq(pg.proc.pid), "airlockd on PostgreSQL has no libpq mapped")
+
+
 def configure(build_dir):
     global AIRLOCK, AIRLOCKD
     AIRLOCK = os.path.abspath(os.path.join(build_dir, "airlock"))
