@@ -245,3 +245,26 @@ CREATE INDEX modules_owner ON modules (owner_uid, name);
 CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 UPDATE airlock_schema SET version = 5;
+
+-- @migration 6: hosts (several airlockd on one database: the fleet)
+
+CREATE TABLE hosts (
+	name TEXT PRIMARY KEY,
+	version TEXT NOT NULL,
+	kernel TEXT NOT NULL,
+	isolation TEXT NOT NULL,
+	slots BIGINT NOT NULL,
+	active BIGINT NOT NULL,
+	started_ms BIGINT NOT NULL,
+	heartbeat_ms BIGINT NOT NULL
+);
+ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE moves ADD COLUMN host TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_running ON runs (host) WHERE verdict = 'running';
+CREATE TABLE contents (
+	sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+	size BIGINT NOT NULL,
+	content BYTEA NOT NULL
+);
+
+UPDATE airlock_schema SET version = 6;
