@@ -313,6 +313,9 @@ void sup_policy_free_all(struct supervisor *s);
  * message (and for rate_limited, when to retry). */
 int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 	       int64_t *retry_after_ms);
+/* The job's manifest row ("running"): job->run_id. At its start, or at
+ * its admission for a detached run. */
+int runs_begin(struct supervisor *s, struct job *job, struct al_error *err);
 /* Take the job (owned from now on): start it or queue it. The caller has
  * called runs_admit() first. */
 void runs_submit(struct supervisor *s, struct job *job);

@@ -830,14 +830,9 @@ static void op_submit(struct op_ctx *x)
 static void exec_detached(struct op_ctx *x, struct job *job)
 {
 	struct al_error err = { 0 };
-	struct manifest_run_start rs = {
-		.module_id = job->mod.id,
-		.policy_hash = job->pol->hash,
-		.uid = job->uid,
-	};
 	struct json_buf jb;
 
-	if (manifest_run_begin(x->s->m, &rs, &job->run_id, &err) < 0) {
+	if (runs_begin(x->s, job, &err) < 0) {
 		sup_policy_put(x->s, job->pol);
 		job_free(job);
 		reply_manifest_error(x, &err);

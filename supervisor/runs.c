@@ -92,14 +92,20 @@ static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 		finish_exec(s, job, &r);
 }
 
-static void start(struct supervisor *s, struct job *job)
+int runs_begin(struct supervisor *s, struct job *job, struct al_error *err)
 {
-	struct al_error err = { 0 };
 	struct manifest_run_start rs = {
 		.module_id = job->mod.id,
 		.policy_hash = job->pol->hash,
 		.uid = job->uid,
 	};
+
+	return manifest_run_begin(s->m, &rs, &job->run_id, err);
+}
+
+static void start(struct supervisor *s, struct job *job)
+{
+	struct al_error err = { 0 };
 	struct sandbox_spec spec = {
 		.policy = job->pol->policy,
 		.filter = job->pol->filter,
@@ -115,8 +121,7 @@ static void start(struct supervisor *s, struct job *job)
 	job->next = s->active;
 	s->active = job;
 	/* a detached run has its row since its admission */
-	if (!job->run_id &&
-	    manifest_run_begin(s->m, &rs, &job->run_id, &err) < 0) {
+	if (!job->run_id && runs_begin(s, job, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, 0, "%s", err.msg);
 		job->run_id = 0;
 		start_failed(s, job, err.msg);
