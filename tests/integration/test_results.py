@@ -13,11 +13,13 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 
 import harness
@@ -350,6 +352,41 @@ def t_drain():
     d.start()
     r = d.request({"op": "result", "run": run})
     expect_error(r, "interrupted")
+
+
+@test("sanitizers: waiters answered, expired, dropped and left at a stop leak nothing (build-asan)")
+def t_no_leaks():
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    reports_dir = tempfile.mkdtemp(prefix="airlock-results-asan-")
+    prefix = os.path.join(reports_dir, "asan")
+    d = Daemon(env={"ASAN_OPTIONS": (asan + ":" if asan else "") +
+                    "log_path=" + prefix})
+    ready(d, "long", LONG)
+    ready(d, "q", QUICK)
+    wait_result(d, detach(d, "q"))
+    run = detach(d, "long")
+    expect_error(d.request({"op": "wait", "run": run, "timeout": "50ms"}),
+                 "not_finished")
+    gone = d.connect()
+    gone.send({"op": "wait", "run": run, "timeout": "30s"})
+    gone.sock.close()
+    with d.connect() as c:
+        c.send({"op": "wait", "run": run, "timeout": "30s"})
+        check(c.recv().get("ok"), "the waiter")
+    other = detach(d, "long")
+    left = d.connect()
+    left.send({"op": "wait", "run": other, "timeout": "30s"})
+    d.stop()
+    try:
+        r = left.recv()
+        check(r.get("ok") or r["error"]["code"] in ("interrupted", "shutting_down"),
+              f"a waiter at the stop: {r}")
+    finally:
+        left.sock.close()
+    reports = sorted(os.listdir(reports_dir))
+    text = "".join(open(os.path.join(reports_dir, f)).read() for f in reports)
+    shutil.rmtree(reports_dir, ignore_errors=True)
+    check(not reports, f"sanitizer reports:\n{text[:3000]}")
 
 
 # ================================================================== runner
