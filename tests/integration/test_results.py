@@ -28,6 +28,7 @@ from harness import Failure, check, check_eq, test
 import test_daemon
 import test_metrics
 import test_tenants
+import test_postgres
 from test_daemon import Daemon, as_user, expect_error, wait_for, WAIT
 from test_tenants import Users
 
@@ -352,6 +353,36 @@ def t_drain():
     d.start()
     r = d.request({"op": "result", "run": run})
     expect_error(r, "interrupted")
+
+
+@test("postgresql: the output is kept, compressed and given back the same, and goes with its run")
+def t_postgres():
+    url = test_postgres.fresh_db("airlock_results")
+    d = Daemon(env={"DATABASE_URL": url})
+    ready(d, "seq", b"#!/bin/sh\nseq 1 20000\n")
+    run = detach(d, "seq")
+    r = wait_result(d, run)
+    want = "".join(f"{i}\n" for i in range(1, 20001)).encode()
+    check_eq(kept(r, "stdout"), want, "seq's output, byte for byte")
+    stored = test_postgres.psql(
+        "airlock_results",
+        f"SELECT stdout_encoding || ' ' || length(stdout) FROM run_output"
+        f" WHERE run_id = {run}").split()
+    check(stored[0] == "zlib" and int(stored[1]) < len(want) / 2,
+          f"the row: {stored}")
+    other = d.request({"op": "result", "run": run + 1000})
+    expect_error(other, "not_found")
+    test_postgres.psql("airlock_results",
+                       f"UPDATE runs SET started_ms = 1 WHERE id = {run}")
+    wait_for(lambda: test_postgres.psql(
+        "airlock_results",
+        f"SELECT count(*) FROM run_output WHERE run_id = {run}") == "0",
+        "retention to remove the run's output")
+    r = d.request({"op": "result", "run": run})
+    expect_error(r, "not_found")
+    check_eq(re.sub(r"run \d+", "run N", r["error"]["message"]),
+             re.sub(r"run \d+", "run N", other["error"]["message"]),
+             "a removed run vs one that never was")
 
 
 @test("sanitizers: waiters answered, expired, dropped and left at a stop leak nothing (build-asan)")
