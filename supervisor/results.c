@@ -116,13 +116,20 @@ static void gone(struct supervisor *s, struct conn *c, const char *id,
 }
 
 /* The result text with the kept bytes back in place of OUTPUT_NULLS;
- * caller frees. */
+ * caller frees. NULL when out of memory, or when the kept text is not one
+ * JSON object (a damaged row: an answer never carries invalid JSON). */
 static char *result_text(const struct manifest_output *o)
 {
+	struct json_doc *doc = json_parse(o->result, strlen(o->result), NULL,
+					  NULL);
+	bool object = doc && json_root(doc)->type == JSON_OBJECT;
 	const char *at = strstr(o->result, OUTPUT_NULLS);
 	struct json_buf v[2];
 	char *text = NULL;
 
+	json_doc_free(doc);
+	if (!object)
+		return NULL;
 	if (!at)
 		return strdup(o->result);
 	for (int k = 0; k < 2; k++) {
@@ -169,6 +176,14 @@ static void send_result(struct supervisor *s, struct conn *c, const char *id,
 	_cleanup_free_ char *text = result_text(o);
 	struct json_buf jb;
 
+	if (!text) {
+		send_error(s, c, id, PROTO_E_INTERNAL,
+			   "run %lld: its kept result is not a JSON object (a "
+			   "damaged manifest row: airlock manifest check), or "
+			   "memory ran out",
+			   (long long)run->id);
+		return;
+	}
 	json_buf_init(&jb);
 	proto_response_ok(&jb, id);
 	json_kv_int(&jb, "run", run->id);
@@ -176,10 +191,7 @@ static void send_result(struct supervisor *s, struct conn *c, const char *id,
 	manifest_module_json(&jb, mod);
 	json_kv_bool(&jb, "archived", o->archived);
 	json_key(&jb, "result");
-	if (text)
-		json_raw_value(&jb, text, strlen(text));
-	else
-		jb.failed = true;
+	json_raw_value(&jb, text, strlen(text));
 	output_json(&jb, o);
 	json_object_close(&jb);
 	conn_send_jb(s, c, &jb);

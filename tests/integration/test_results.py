@@ -168,6 +168,16 @@ def t_output_compression():
     check_eq(rw["stdout_encoding"], "raw", "encoding of random bytes")
     check_eq(len(rw["stdout"]), 4000, "stored bytes")
     check_eq(kept(r, "stdout"), bytes(rw["stdout"]), "random bytes, byte for byte")
+    # a damaged row is an error answer, never invalid JSON
+    db = sqlite3.connect(f"{d.state}/manifest.db", timeout=WAIT)
+    db.execute("UPDATE run_output SET result = '{\"verdict\":' WHERE run_id = ?",
+               (run,))
+    db.commit()
+    db.close()
+    r = d.request({"op": "result", "run": run})
+    expect_error(r, "internal")
+    check("damaged" in r["error"]["message"], r["error"]["message"])
+    check(d.request({"op": "status"}).get("ok"), "status after a damaged row")
 
 
 @test("detach: the run goes on after its client disconnects")
