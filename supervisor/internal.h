@@ -123,7 +123,6 @@ struct job {
 	struct sandbox_run *run;
 	int64_t run_id; /* a detached run has one from its admission */
 	bool cancelled;
-	bool detached; /* exec "wait": false: answered at admission */
 	/* runtime runs under seccomp = learned: the policy cut down to the
 	 * module's learned syscalls and its filter (learned.c), from the
 	 * policy's cache, or the job's own when every slot was in use */

@@ -838,7 +838,6 @@ static void exec_detached(struct op_ctx *x, struct job *job)
 		reply_manifest_error(x, &err);
 		return;
 	}
-	job->detached = true;
 	job->conn = NULL; /* nobody to answer at the end */
 	bool starts = !x->s->queue_head && x->s->nactive < x->s->cfg.max_active;
 	LOG(LOG_INFO, x->rid, job->run_id, "exec %s detached (%s)",
