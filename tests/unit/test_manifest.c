@@ -620,6 +620,15 @@ static void test_migration_from_first_schema(void **state)
 	/* migration 5: the name's first submitter owns it, no group */
 	assert_int_equal(get(m, 1).owner_uid, 7);
 	assert_int_equal(get(m, 1).owner_gid, -1);
+	/* migration 6: an old run kept no output, and can keep some */
+	struct manifest_output out;
+	assert_int_equal(manifest_output_get(m, 1, &out, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	struct manifest_output_in in = { .result = "{}", .keep = 10 };
+	assert_int_equal(manifest_output_put(m, 1, &in, &err), 0);
+	assert_int_equal(manifest_output_get(m, 1, &out, &err), 0);
+	assert_string_equal(out.result, "{}");
+	manifest_output_free(&out);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 	m = open_ro(fx->state);
