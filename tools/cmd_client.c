@@ -478,6 +478,14 @@ static int client_result(struct client_opts *o, const char *op)
 		if (!o->json) {
 			print_kept(&r, o->command);
 			explain_result(&r);
+			const struct json_node *m = json_get(r.doc, r.root,
+							     "module");
+			if (cli_bool(r.doc, r.root, "archived"))
+				fprintf(stderr,
+					"airlock %s: %s was archived after "
+					"this run\n",
+					o->command,
+					json_get_str(r.doc, m, "name", "?"));
 		}
 	} else {
 		const struct json_node *e = json_get(r.doc, r.root, "error");

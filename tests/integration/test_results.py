@@ -126,6 +126,19 @@ def t_detach_wait_result():
     check(json.loads(out).get("detached") is True, f"exec --detach --json: {out}")
 
 
+@test("archive_on: a detached run that archives its module says so in result, as exec does")
+def t_archived():
+    d = Daemon()
+    ready(d, "crasher", b"#!/bin/sh\n[ \"$1\" = crash ] && kill -SEGV $$\necho fine\n")
+    run = detach(d, "crasher", ["crash"])
+    r = wait_result(d, run)
+    check_eq((r["result"]["verdict"], r["archived"], r["module"]["state"]),
+             ("crashed", True, "archived"), "verdict, archived, module state")
+    st, out, err = d.airlock("result", str(run))
+    check_eq(st, 139, "airlock result of a SIGSEGV")
+    check("crasher was archived after this run" in err, err)
+
+
 @test("output: over --output-keep it is cut, flagged, with its full size")
 def t_output_bound():
     d = Daemon(args=["--output-keep", "1K"])
