@@ -437,8 +437,12 @@ void results_expire(struct supervisor *s)
 	struct waiter *w;
 
 	while ((w = take(s, past, &now))) {
-		not_finished(s, w->conn, w->has_req_id ? w->req_id : NULL,
-			     w->run_id, " by the wait's deadline");
+		const char *id = w->has_req_id ? w->req_id : NULL;
+		/* one last look: a run this daemon does not hold (its row
+		 * says running) may have ended by other means */
+		if (look(s, w->conn, id, w->run_id) == LOOK_RUNNING)
+			not_finished(s, w->conn, id, w->run_id,
+				     " by the wait's deadline");
 		done(s, w);
 	}
 }

@@ -297,6 +297,15 @@ def t_hostile():
             expect_error(r, "bad_request")
     check(d.proc.poll() is None, "airlockd died")
     check(wait_result(d, run)["result"]["verdict"] == "ok", "the run after all that")
+    # the CLI: usage errors exit 125 before anything is sent; the
+    # daemon's refusal of a bare number is printed
+    for args in (["result"], ["result", "x1"], ["wait", "0"], ["result", "1", "2"],
+                 ["wait", "--timeout"]):
+        st, out, err = d.airlock(*args)
+        check_eq(st, 125, f"airlock {' '.join(args)}")
+        check("airlock" in err, f"airlock {' '.join(args)}: {err!r}")
+    st, out, err = d.airlock("wait", "--timeout", "30", str(run))
+    check(st == 125 and "no unit" in err, f"airlock wait --timeout 30: {st} {err!r}")
 
 
 @test("waiters: many on one run are all answered; one that disconnects changes nothing; at most 64 per connection")
