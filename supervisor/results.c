@@ -102,17 +102,17 @@ void results_keep(struct supervisor *s, int64_t run_id,
 static void gone(struct supervisor *s, struct conn *c, const char *id,
 		 int64_t run_id)
 {
-	char kept[64];
-
 	if (s->cfg.retention_days)
-		snprintf(kept, sizeof(kept), "runs are kept %u days",
-			 s->cfg.retention_days);
+		send_error(s, c, id, PROTO_E_NOT_FOUND,
+			   "no run %lld (runs are kept %u days, "
+			   "--retention-days: an older one may have been "
+			   "removed by retention)",
+			   (long long)run_id, s->cfg.retention_days);
 	else
-		snprintf(kept, sizeof(kept), "runs are kept forever");
-	send_error(s, c, id, PROTO_E_NOT_FOUND,
-		   "no run %lld (%s, --retention-days: an older one may have "
-		   "been removed by retention)",
-		   (long long)run_id, kept);
+		send_error(s, c, id, PROTO_E_NOT_FOUND,
+			   "no run %lld (runs are kept forever, "
+			   "--retention-days 0)",
+			   (long long)run_id);
 }
 
 /* The result text with the kept bytes back in place of OUTPUT_NULLS;
