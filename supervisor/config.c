@@ -492,6 +492,16 @@ int supervisor_config_check(const struct supervisor_config *cfg,
 	}
 	if (check_database_url(cfg, err) < 0)
 		return -1;
+	/* a `result` answer: each kept stream as text (up to six bytes a
+	 * byte once escaped) and as base64, both streams, in one uid's
+	 * buffers */
+	if (cfg->output_keep * 15 > cfg->max_buffered_per_uid)
+		return al_error_set(err, EINVAL,
+				    "--output-keep: %llu bytes per stream "
+				    "need --max-buffered-per-uid of at least "
+				    "15 times that (a result answer holds "
+				    "each stream as text and as base64)",
+				    (unsigned long long)cfg->output_keep);
 	return check_default_policy(cfg, err);
 }
 
