@@ -29,7 +29,7 @@ MODE_CFLAGS := -O2 -D_FORTIFY_SOURCE=3
 MODE_LDFLAGS :=
 endif
 
-PKGS := libseccomp libcap libcgroup nettle inih sqlite3
+PKGS := libseccomp libcap libcgroup nettle inih sqlite3 zlib
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)

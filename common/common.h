@@ -162,6 +162,9 @@ void json_uint(struct json_buf *jb, uint64_t v);
 void json_double(struct json_buf *jb, double v, int decimals);
 void json_bool(struct json_buf *jb, bool v);
 void json_null(struct json_buf *jb);
+/* A value some json_buf wrote before (kept as text, say): `text` must be
+ * exactly one well-formed JSON value; it is appended as it is. */
+void json_raw_value(struct json_buf *jb, const char *text, size_t n);
 
 /* Shorthands for "key": value members. */
 void json_kv_string(struct json_buf *jb, const char *key, const char *s);

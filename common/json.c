@@ -327,6 +327,13 @@ void json_string(struct json_buf *jb, const char *s)
 	json_string_n(jb, s, s != NULL ? strlen(s) : 0);
 }
 
+void json_raw_value(struct json_buf *jb, const char *text, size_t n)
+{
+	if (!begin_value(jb))
+		return;
+	put(jb, text, n);
+}
+
 void json_int(struct json_buf *jb, int64_t v)
 {
 	char buf[24];

@@ -14,6 +14,7 @@
  *   modules.c    submissions and the state machine
  *   queries.c    module and event queries, snapshots, statistics
  *   runs.c       runs: begin, finish, record, query
+ *   output.c     what a run printed, kept for result/wait (zlib)
  *   retention.c  deleting what is old
  *   check.c      integrity and files against rows; backup
  *   time.c       timestamps in and out

@@ -455,6 +455,59 @@ int manifest_runs(struct manifest *m, const struct manifest_run_filter *f,
 int manifest_run_get(struct manifest *m, int64_t id, struct manifest_run *out,
 		     struct al_error *err);
 
+/* ----------------------------------------------------------- run output */
+
+/*
+ * What a run printed, kept for airlockd's `result` and `wait` answers
+ * (docs/manifest.md, "Run output"): its result object and, of each
+ * stream, the first `keep` bytes, zlib-compressed when that is smaller.
+ * It goes with its run (retention, a deleted module).
+ */
+enum manifest_stream_kind { MANIFEST_STDOUT, MANIFEST_STDERR };
+
+/* One stream going in; borrowed for the call. */
+struct manifest_stream_in {
+	const void *data; /* what the run captured (any bytes), or NULL */
+	size_t len;
+	bool truncated; /* the capture itself was cut */
+};
+
+struct manifest_output_in {
+	/* the run's result object (JSON text), its stdout and stderr
+	 * members null: the bytes are the streams' */
+	const char *result;
+	bool archived; /* the run archived its module */
+	struct manifest_stream_in streams[2];
+	size_t keep; /* at most this many bytes of each stream are kept */
+};
+
+/* One stream coming out. */
+struct manifest_stream {
+	unsigned char *data; /* the kept bytes (NUL-terminated); owned */
+	size_t len;
+	uint64_t size;   /* what the run captured: len when nothing was cut */
+	bool truncated;  /* the capture or the keep bound cut it */
+	bool compressed; /* how it was stored */
+	size_t stored;   /* bytes in the database */
+};
+
+struct manifest_output {
+	char *result; /* owned */
+	bool archived;
+	struct manifest_stream streams[2];
+};
+
+/* Keep run `run_id`'s output (once: EEXIST if it has some already;
+ * ENOENT for no such run). */
+int manifest_output_put(struct manifest *m, int64_t run_id,
+			const struct manifest_output_in *in,
+			struct al_error *err);
+/* Run `run_id`'s output into *out (released with manifest_output_free);
+ * ENOENT when none was kept (no such run, or it kept none). */
+int manifest_output_get(struct manifest *m, int64_t run_id,
+			struct manifest_output *out, struct al_error *err);
+void manifest_output_free(struct manifest_output *out);
+
 /* --------------------------------------------------------------- events */
 
 struct manifest_event {

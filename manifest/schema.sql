@@ -273,7 +273,35 @@ CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 PRAGMA user_version = 5;
 
--- @migration 6: hosts (several airlockd on one database: the fleet)
+-- @migration 6: run output (result, wait)
+
+-- What a run left for `result` and `wait` to answer later
+-- (docs/manifest.md, "Run output"): its result object as the jail's one
+-- encoder wrote it (stdout and stderr null: the bytes are here) and of
+-- each stream the first --output-keep bytes, zlib-compressed only when
+-- that is smaller; kept is their length, size what the run captured.
+-- It goes with its run (retention).
+CREATE TABLE run_output (
+	run_id INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+	result TEXT NOT NULL,
+	archived INTEGER NOT NULL DEFAULT 0,
+	stdout BLOB NOT NULL,
+	stdout_encoding TEXT NOT NULL CHECK (stdout_encoding IN
+		('raw', 'zlib')),
+	stdout_kept INTEGER NOT NULL CHECK (stdout_kept >= 0),
+	stdout_size INTEGER NOT NULL CHECK (stdout_size >= stdout_kept),
+	stdout_truncated INTEGER NOT NULL,
+	stderr BLOB NOT NULL,
+	stderr_encoding TEXT NOT NULL CHECK (stderr_encoding IN
+		('raw', 'zlib')),
+	stderr_kept INTEGER NOT NULL CHECK (stderr_kept >= 0),
+	stderr_size INTEGER NOT NULL CHECK (stderr_size >= stderr_kept),
+	stderr_truncated INTEGER NOT NULL
+);
+
+PRAGMA user_version = 6;
+
+-- @migration 7: hosts (several airlockd on one database: the fleet)
 
 -- Each airlockd that writes the database: its name (AIRLOCK_HOST), what
 -- it runs, and when it last said it is alive. A host whose heartbeat is
@@ -303,4 +331,4 @@ CREATE TABLE contents (
 	content BLOB NOT NULL
 );
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

@@ -246,7 +246,29 @@ CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 UPDATE airlock_schema SET version = 5;
 
--- @migration 6: hosts (several airlockd on one database: the fleet)
+-- @migration 6: run output (result, wait)
+
+CREATE TABLE run_output (
+	run_id BIGINT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+	result TEXT NOT NULL,
+	archived BIGINT NOT NULL DEFAULT 0,
+	stdout BYTEA NOT NULL,
+	stdout_encoding TEXT NOT NULL CHECK (stdout_encoding IN
+		('raw', 'zlib')),
+	stdout_kept BIGINT NOT NULL CHECK (stdout_kept >= 0),
+	stdout_size BIGINT NOT NULL CHECK (stdout_size >= stdout_kept),
+	stdout_truncated BIGINT NOT NULL,
+	stderr BYTEA NOT NULL,
+	stderr_encoding TEXT NOT NULL CHECK (stderr_encoding IN
+		('raw', 'zlib')),
+	stderr_kept BIGINT NOT NULL CHECK (stderr_kept >= 0),
+	stderr_size BIGINT NOT NULL CHECK (stderr_size >= stderr_kept),
+	stderr_truncated BIGINT NOT NULL
+);
+
+UPDATE airlock_schema SET version = 6;
+
+-- @migration 7: hosts (several airlockd on one database: the fleet)
 
 CREATE TABLE hosts (
 	name TEXT PRIMARY KEY,
@@ -267,4 +289,4 @@ CREATE TABLE contents (
 	content BYTEA NOT NULL
 );
 
-UPDATE airlock_schema SET version = 6;
+UPDATE airlock_schema SET version = 7;

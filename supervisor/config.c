@@ -501,6 +501,16 @@ int supervisor_config_check(const struct supervisor_config *cfg,
 				    "once a tick",
 				    (unsigned long long)cfg->host_lease_ms,
 				    (unsigned long long)cfg->tick_ms);
+	/* a `result` answer: each kept stream as text (up to six bytes a
+	 * byte once escaped) and as base64, both streams, in one uid's
+	 * buffers */
+	if (cfg->output_keep * 15 > cfg->max_buffered_per_uid)
+		return al_error_set(err, EINVAL,
+				    "--output-keep: %llu bytes per stream "
+				    "need --max-buffered-per-uid of at least "
+				    "15 times that (a result answer holds "
+				    "each stream as text and as base64)",
+				    (unsigned long long)cfg->output_keep);
 	return check_default_policy(cfg, err);
 }
 

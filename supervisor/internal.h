@@ -121,7 +121,7 @@ struct job {
 	int stdin_fd;     /* a memfd with the request's stdin, or -1 */
 	size_t stdin_len; /* its size: counted in the uid's buffered bytes */
 	struct sandbox_run *run;
-	int64_t run_id;
+	int64_t run_id; /* a detached run has one from its admission */
 	bool cancelled;
 	/* runtime runs under seccomp = learned: the policy cut down to the
 	 * module's learned syscalls and its filter (learned.c), from the
@@ -239,6 +239,7 @@ struct supervisor {
 	struct sandbox_learner *learner; /* loaded at the first learning run */
 	struct job *active, *queue_head, *queue_tail;
 	unsigned nactive, nqueued;
+	struct waiter *waiters; /* results.c: `wait`s for runs not ended */
 	struct quota quotas[256];
 	int64_t started_ms;
 	bool stopping;            /* SIGTERM/SIGINT seen */
@@ -321,6 +322,9 @@ void sup_policy_free_all(struct supervisor *s);
  * message (and for rate_limited, when to retry). */
 int runs_admit(struct supervisor *s, uid_t uid, char *msg, size_t len,
 	       int64_t *retry_after_ms);
+/* The job's manifest row ("running"): job->run_id. At its start, or at
+ * its admission for a detached run. */
+int runs_begin(struct supervisor *s, struct job *job, struct al_error *err);
 /* Take the job (owned from now on): start it or queue it. The caller has
  * called runs_admit() first. */
 void runs_submit(struct supervisor *s, struct job *job);
@@ -486,6 +490,29 @@ size_t fleet_snapshot(struct supervisor *s, struct metrics_host *out,
 /* "host", "host_lease_ms" and the "hosts" array into an open object. */
 int fleet_hosts_json(struct supervisor *s, struct json_buf *jb,
 		     struct al_error *err);
+/* results.c: what a run leaves for `result` and `wait`, and the waiters
+ * (the file says how). */
+struct waiter;
+/* Keep run_id's result (its stdout and stderr cut to --output-keep) in
+ * the manifest; a failure is logged. Borrows everything. */
+void results_keep(struct supervisor *s, int64_t run_id,
+		  const struct sandbox_result *r,
+		  const struct al_policy *policy, bool archived);
+/* The ops (ops.c's table routes them here). */
+void results_op_wait(struct supervisor *s, struct conn *c,
+		     const struct proto_request *req);
+void results_op_result(struct supervisor *s, struct conn *c,
+		       const struct proto_request *req);
+/* Run run_id has ended (its row says how): answer its waiters. */
+void results_ended(struct supervisor *s, int64_t run_id);
+/* Answer the waiters past their deadline "not_finished". */
+void results_expire(struct supervisor *s);
+/* The nearest waiter's deadline (now_ms() clock), or -1. */
+int64_t results_next_deadline(const struct supervisor *s);
+/* c is closing: drop its waiters unanswered. */
+void results_forget_conn(struct supervisor *s, struct conn *c);
+/* airlockd stops: answer every waiter left "shutting_down". */
+void results_stop(struct supervisor *s);
 
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);

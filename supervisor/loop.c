@@ -285,6 +285,9 @@ static int wait_timeout(struct supervisor *s, int64_t http_ms)
 
 	if (s->stopping && !s->grace_over)
 		next = s->stop_deadline_ms;
+	int64_t waiter = results_next_deadline(s);
+	if (waiter >= 0 && (next < 0 || waiter < next))
+		next = waiter;
 	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->pending)
 			continue; /* waiting for a run is not idling */
@@ -348,6 +351,7 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 		}
 		if (http_due)
 			http_run(s);
+		results_expire(s);
 		events_publish(s);
 		conn_sweep_idle(s);
 		/* once: the killed runs end through their own fds, so the
@@ -360,6 +364,7 @@ int supervisor_run(struct supervisor *s, struct al_error *err)
 			s->grace_over = true;
 		}
 	}
+	results_stop(s);
 	events_note(s, "stopped", -1, "pid %d", (int)getpid());
 	events_publish(s);
 	LOG(LOG_INFO, NULL, 0, "stopped");

@@ -825,6 +825,36 @@ static void op_submit(struct op_ctx *x)
 	runs_submit(x->s, job);
 }
 
+/* exec "wait": false: the run gets its id (its manifest row) now and is
+ * answered at once; it goes on whatever becomes of this connection, and
+ * `wait` or `result` answer its end (results.c). */
+static void exec_detached(struct op_ctx *x, struct job *job)
+{
+	struct al_error err = { 0 };
+	struct json_buf jb;
+
+	if (runs_begin(x->s, job, &err) < 0) {
+		sup_policy_put(x->s, job->pol);
+		job_free(job);
+		reply_manifest_error(x, &err);
+		return;
+	}
+	job->conn = NULL; /* nobody to answer at the end */
+	bool starts = !x->s->queue_head && x->s->nactive < x->s->cfg.max_active;
+	LOG(LOG_INFO, x->rid, job->run_id, "exec %s detached (%s)",
+	    job->mod.name, starts ? "starting" : "queued");
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_kv_int(&jb, "run", job->run_id);
+	json_key(&jb, "module");
+	manifest_module_json(&jb, &job->mod);
+	json_kv_bool(&jb, "detached", true);
+	json_kv_bool(&jb, "queued", !starts);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+	runs_submit(x->s, job); /* may end it at once: job is gone then */
+}
+
 static void op_exec(struct op_ctx *x)
 {
 	const struct proto_request *req = x->req;
@@ -888,8 +918,22 @@ static void op_exec(struct op_ctx *x)
 		reply_error(x, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
+	if (req->has_wait && !req->wait) {
+		exec_detached(x, job);
+		return;
+	}
 	x->c->pending++;
 	runs_submit(x->s, job);
+}
+
+static void op_wait(struct op_ctx *x)
+{
+	results_op_wait(x->s, x->c, x->req);
+}
+
+static void op_result(struct op_ctx *x)
+{
+	results_op_result(x->s, x->c, x->req);
 }
 
 /* ---------------------------------------------------------- dispatch */
@@ -906,6 +950,9 @@ static const struct op {
 	{ "list", PROTO_ROLE_CLIENT, op_list },
 	{ "show", PROTO_ROLE_CLIENT, op_show },
 	{ "runs", PROTO_ROLE_CLIENT, op_runs },
+	/* the run's owners and admins: results.c asks tenant_may() */
+	{ "wait", PROTO_ROLE_CLIENT, op_wait },
+	{ "result", PROTO_ROLE_CLIENT, op_result },
 	{ "events", PROTO_ROLE_CLIENT, op_events },
 	{ "subscribe", PROTO_ROLE_CLIENT, op_subscribe },
 	{ "quota_show", PROTO_ROLE_CLIENT, op_quota_show },

@@ -29,6 +29,7 @@ static const char *const error_names[PROTO_E_COUNT] = {
 	[PROTO_E_CANCELLED] = "cancelled",
 	[PROTO_E_STORAGE_FULL] = "storage_full",
 	[PROTO_E_INTERRUPTED] = "interrupted",
+	[PROTO_E_NOT_FINISHED] = "not_finished",
 };
 
 const char *proto_error_name(enum proto_error e)
@@ -49,7 +50,8 @@ static const struct member {
 	size_t off; /* offset of the value in struct proto_request */
 	size_t aux; /* M_STRING: offset of the length, or SIZE_MAX;
 		       M_STRINGS: offset of the count;
-		       M_INT: offset of its "given" flag, or SIZE_MAX */
+		       M_INT, M_BOOL: offset of its "given" flag, or
+		       SIZE_MAX */
 } members[] = {
 #define R(f) offsetof(struct proto_request, f)
 	{ "op", M_STRING, PROTO_OP_MAX, R(op), SIZE_MAX },
@@ -58,6 +60,8 @@ static const struct member {
 	{ "policy", M_STRING, 4096, R(policy), SIZE_MAX },
 	{ "content", M_STRING, SIZE_MAX, R(content), R(content_len) },
 	{ "content_fd", M_BOOL, 1, R(content_fd), SIZE_MAX },
+	{ "wait", M_BOOL, 1, R(wait), R(has_wait) },
+	{ "timeout", M_STRING, 32, R(timeout), SIZE_MAX },
 	{ "stdin", M_STRING, SIZE_MAX, R(stdin_data), R(stdin_len) },
 	{ "reason", M_STRING, 1023, R(reason), SIZE_MAX },
 	{ "args", M_STRINGS, PROTO_MAX_ARGS, R(args), R(nargs) },
@@ -132,6 +136,8 @@ static int decode_member(const struct json_doc *doc, const struct member *m,
 		if (n->type != JSON_BOOL)
 			return bad(err, m->name, "expected true or false");
 		*FIELD(req, m->off, bool) = n->i != 0;
+		if (m->aux != SIZE_MAX)
+			*FIELD(req, m->aux, bool) = true;
 		return 0;
 	case M_INT:
 		if (n->type != JSON_INT || n->i < 0 ||

@@ -43,6 +43,7 @@ enum proto_error {
 	PROTO_E_CANCELLED,    /* a queued run removed by an admin's cancel */
 	PROTO_E_STORAGE_FULL, /* submit: storage quota or free-space floor */
 	PROTO_E_INTERRUPTED,  /* killed at the end of the shutdown grace */
+	PROTO_E_NOT_FINISHED, /* wait, result: the run has not ended yet */
 	PROTO_E_COUNT,
 };
 
@@ -81,7 +82,7 @@ struct proto_request {
 	size_t nargs;
 	const char *validate_args[PROTO_MAX_ARGS + 1]; /* submit */
 	size_t nvalidate_args;
-	int64_t run;     /* cancel, show a run */
+	int64_t run;     /* cancel, wait, result */
 	int64_t version; /* show, runs */
 	int64_t limit;   /* list, runs, events, subscribe */
 	bool has_run;
@@ -90,6 +91,9 @@ struct proto_request {
 	int64_t after;     /* events, subscribe: feed rows after this id */
 	const char *since; /* events, subscribe: a time or an age ("1h") */
 	const char *group; /* submit: the group that shares a new module */
+	bool wait;         /* exec: false answers the run id at once */
+	bool has_wait;
+	const char *timeout; /* wait: a duration with its unit ("30s") */
 };
 
 /*

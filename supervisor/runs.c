@@ -92,14 +92,20 @@ static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 		finish_exec(s, job, &r);
 }
 
-static void start(struct supervisor *s, struct job *job)
+int runs_begin(struct supervisor *s, struct job *job, struct al_error *err)
 {
-	struct al_error err = { 0 };
 	struct manifest_run_start rs = {
 		.module_id = job->mod.id,
 		.policy_hash = job->pol->hash,
 		.uid = job->uid,
 	};
+
+	return manifest_run_begin(s->m, &rs, &job->run_id, err);
+}
+
+static void start(struct supervisor *s, struct job *job)
+{
+	struct al_error err = { 0 };
 	struct sandbox_spec spec = {
 		.policy = job->pol->policy,
 		.filter = job->pol->filter,
@@ -114,7 +120,8 @@ static void start(struct supervisor *s, struct job *job)
 	s->nactive++;
 	job->next = s->active;
 	s->active = job;
-	if (manifest_run_begin(s->m, &rs, &job->run_id, &err) < 0) {
+	/* a detached run has its row since its admission */
+	if (!job->run_id && runs_begin(s, job, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, 0, "%s", err.msg);
 		job->run_id = 0;
 		start_failed(s, job, err.msg);
@@ -194,9 +201,11 @@ void runs_submit(struct supervisor *s, struct job *job)
 	start_queued(s);
 }
 
-/* Out of the active list; frees the job. */
+/* Out of the active list; frees the job; its waiters hear of its end. */
 static void retire(struct supervisor *s, struct job *job)
 {
+	int64_t run_id = job->run_id;
+
 	for (struct job **pp = &s->active; *pp; pp = &(*pp)->next)
 		if (*pp == job) {
 			*pp = job->next;
@@ -207,6 +216,8 @@ static void retire(struct supervisor *s, struct job *job)
 		(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, job->src.fd, NULL);
 	job->src.fd = -1;
 	job_release(s, job);
+	if (run_id)
+		results_ended(s, run_id);
 }
 
 /* Killed because the shutdown grace ran out: the module did nothing
@@ -336,6 +347,7 @@ static void finish_validation(struct supervisor *s, struct job *job,
 	} else if (interrupted(s, job)) {
 		answer_interrupted(s, job);
 	} else {
+		results_keep(s, job->run_id, r, job->pol->policy, false);
 		answer(s, job, r, ok, proto_error_name(PROTO_E_REJECTED),
 		       reason, false);
 	}
@@ -406,10 +418,12 @@ static void finish_exec(struct supervisor *s, struct job *job,
 			(void)manifest_get(s->m, job->mod.id, &job->mod, &err);
 		}
 	}
-	if (interrupted(s, job))
+	if (interrupted(s, job)) {
 		answer_interrupted(s, job);
-	else
+	} else {
+		results_keep(s, job->run_id, r, job->pol->policy, archived);
 		answer(s, job, r, true, NULL, NULL, archived);
+	}
 	retire(s, job);
 }
 
@@ -460,8 +474,14 @@ static void drop_queued(struct supervisor *s, struct job *job,
 	    manifest_set_state(s->m, job->mod.id, MANIFEST_REJECTED, reason,
 			       &err) < 0)
 		LOG(LOG_WARN, job->log_id, 0, "%s", err.msg);
+	/* a detached run has a row: it ends interrupted, never started */
+	int64_t run_id = job->run_id;
+	if (run_id && manifest_run_interrupt(s->m, run_id, &err) < 0)
+		LOG(LOG_WARN, job->log_id, run_id, "%s", err.msg);
 	answer_error(s, job, code, msg);
 	job_release(s, job);
+	if (run_id)
+		results_ended(s, run_id);
 }
 
 void runs_drop_queue(struct supervisor *s)

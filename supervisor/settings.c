@@ -106,6 +106,11 @@ const struct supervisor_setting supervisor_settings[] = {
 	{ "store-free-min", NULL, SET_SIZE, FIELD(store_free_min), 0,
 	  UINT64_MAX, .arg = "SIZE", .def = "256M", .range = "out of range",
 	  .help = "no submit below this free space" },
+	/* an answer of `result` carries each kept stream twice (as text
+	 * and as base64): config.c checks it fits one uid's buffers */
+	{ "output-keep", NULL, SET_SIZE, FIELD(output_keep), 0, 4 * MiB,
+	  .arg = "SIZE", .def = "1M", .range = "between 0 and 4M",
+	  .help = "bytes of each stream a run keeps for result" },
 	{ "uid-range", "AIRLOCK_UID_RANGE", SET_UID_RANGE, FIELD(uid_range),
 	  .arg = "BASE:COUNT", .def = SANDBOX_UID_RANGE_DEFAULT,
 	  .help = "host uids for runs, one each, or none" },

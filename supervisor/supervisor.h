@@ -58,7 +58,10 @@ struct supervisor_config {
 	uint64_t store_max_per_uid;      /* bytes (1 GiB) */
 	unsigned store_versions_per_uid; /* versions with a file (1000) */
 	uint64_t store_free_min;         /* bytes (256 MiB) */
-	uint64_t shutdown_grace_ms;      /* SIGTERM: runs may finish (30000) */
+	/* runs.c: of each stream, the bytes the manifest keeps for the
+	 * `result` and `wait` ops */
+	uint64_t output_keep;       /* (1 MiB) */
+	uint64_t shutdown_grace_ms; /* SIGTERM: runs may finish (30000) */
 	/* who may connect: uid 0 is always admin; up to 32 of each */
 	uid_t client_uids[32];
 	size_t n_client_uids;

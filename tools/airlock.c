@@ -18,6 +18,8 @@ static const struct cli_command commands[] = {
 	{ "manifest", cmd_manifest, "check or back up the manifest" },
 	{ "submit", cmd_client, "submit a module to airlockd for validation" },
 	{ "exec", cmd_client, "run an active module through airlockd" },
+	{ "result", cmd_client, "a run's result and kept output (airlockd)" },
+	{ "wait", cmd_client, "wait for a run to end, then its result" },
 	{ "status", cmd_status,
 	  "airlockd's state: runs, queue, modules, quotas" },
 	{ "top", cmd_status, "airlock status, redrawn live until q" },

@@ -5,6 +5,8 @@
 /* Usage errors and setup errors share 125 with `airlock run`
  * (docs/design.md). */
 #define CLI_EXIT_USAGE 125
+/* result, wait: the run has not ended (yet): EX_TEMPFAIL, try again */
+#define CLI_EXIT_NOT_FINISHED 75
 
 struct cli_command {
 	const char *name;

@@ -6,13 +6,17 @@
  *                  [--base64]
  *                                                       [--json]
  *   airlock exec NAME [ARG...]               (--json before NAME)
+ *   airlock exec --detach NAME [ARG...]      (prints the run id)
+ *   airlock result RUN [--json]
+ *   airlock wait RUN [--timeout D] [--json]
  *   airlock archive NAME [--reason TEXT] [--json]
  *   airlock restore NAME [--json]
  *   airlock cancel RUN|NAME [--json]   (a running run; NAME's queued runs)
  *
  * The socket: --socket, else $AIRLOCK_SOCKET, else the default. On an
  * error response the server's message is printed and the exit status is
- * 1 (125 for exec, whose other statuses are the module's).
+ * 1 (125 for exec, result and wait, whose other statuses are the
+ * module's; 75, EX_TEMPFAIL, when the run has not ended).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +52,8 @@ struct client_opts {
 	bool json;
 	bool base64;   /* submit: content in the line, not the file's fd */
 	bool no_stdin; /* exec: do not read stdin even when it is a pipe */
+	bool detach;   /* exec: answered with the run id at once */
+	const char *timeout; /* wait: how long */
 	int argc;
 	char **argv; /* positional arguments */
 };
@@ -57,7 +63,10 @@ static void client_usage(FILE *f, const char *command)
 	fprintf(f,
 		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
 		" [--arg A]... [--base64]\n"
-		"       airlock exec [--json] [--no-stdin] NAME [ARG...] [< INPUT]\n"
+		"       airlock exec [--json] [--no-stdin] [--detach] NAME [ARG...]"
+		" [< INPUT]\n"
+		"       airlock result [--json] RUN"
+		" | wait [--json] [--timeout D] RUN\n"
 		"       airlock archive NAME [--reason R] | restore NAME"
 		" | cancel RUN|NAME\n"
 		"\n"
@@ -71,7 +80,11 @@ static void client_usage(FILE *f, const char *command)
 		"           passing the open FILE to airlockd\n"
 		"  --no-stdin (exec) do not send stdin; without it a pipe or file\n"
 		"           on stdin (UTF-8 text, at most 1 MiB) is the module's\n"
-		"           stdin (a terminal never is)\n");
+		"           stdin (a terminal never is)\n"
+		"  --detach (exec) print the run id at once; the run goes on\n"
+		"           without this connection (airlock result, wait)\n"
+		"  --timeout D (wait) at most this long (\"30s\", at most 10m);\n"
+		"           exit 75 if the run has not ended by then\n");
 	(void)command;
 }
 
@@ -94,6 +107,8 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "base64", no_argument, NULL, 'b' },
 		{ "no-stdin", no_argument, NULL, 'N' },
+		{ "detach", no_argument, NULL, 'D' },
+		{ "timeout", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -113,6 +128,8 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
 		case 'N': o->no_stdin = true; break;
+		case 'D': o->detach = true; break;
+		case 't': o->timeout = optarg; break;
 		case 'a':
 			if (o->nvargs == PROTO_MAX_ARGS)
 				return usage_error(o->command, "too many --arg",
@@ -368,6 +385,8 @@ static int client_exec(struct client_opts *o)
 	json_object_open(&jb);
 	json_kv_string(&jb, "op", "exec");
 	json_kv_string(&jb, "name", o->argv[0]);
+	if (o->detach)
+		json_kv_bool(&jb, "wait", false);
 	json_key(&jb, "args");
 	json_array_open(&jb);
 	for (int i = 1; i < o->argc; i++)
@@ -381,7 +400,12 @@ static int client_exec(struct client_opts *o)
 	if (call(o, &jb, &r) < 0)
 		return CLI_EXIT_USAGE;
 	int rc = CLI_EXIT_USAGE;
-	if (r.ok) {
+	if (r.ok && o->detach) {
+		rc = 0;
+		if (!o->json)
+			printf("%lld\n",
+			       (long long)get_int(r.doc, r.root, "run"));
+	} else if (r.ok) {
 		const struct json_node *res = json_get(r.doc, r.root, "result");
 		rc = (int)get_int(r.doc, res, "exit_status");
 		if (!o->json) {
@@ -397,6 +421,79 @@ static int client_exec(struct client_opts *o)
 		}
 	} else if (!o->json) {
 		print_error(o, &r);
+	}
+	response_free(&r);
+	return rc;
+}
+
+/* The kept streams of a result or wait answer ("output", base64), to
+ * ours byte for byte. */
+static void print_kept(const struct cli_response *r, const char *command)
+{
+	static const char *const names[2] = { "stdout", "stderr" };
+	const struct json_node *out = json_get(r->doc, r->root, "output");
+
+	for (int k = 0; k < 2; k++) {
+		const struct json_node *st = json_get(r->doc, out, names[k]);
+		const char *b64 = json_get_str(r->doc, st, "data", "");
+		size_t n = strlen(b64);
+		_cleanup_free_ unsigned char *bytes = malloc(n / 4 * 3 + 1);
+		ssize_t len = bytes ? base64_decode(b64, n, bytes, NULL) : -1;
+		if (len > 0)
+			fwrite(bytes, 1, (size_t)len, k ? stderr : stdout);
+		if (cli_bool(r->doc, st, "truncated"))
+			fprintf(stderr,
+				"airlock %s: %s was cut: %lld bytes were "
+				"captured, fewer kept\n",
+				command, names[k],
+				(long long)cli_int(r->doc, st, "size"));
+	}
+}
+
+/* result RUN, wait RUN: print like exec, exit like exec; 75 (EX_TEMPFAIL)
+ * while the run has not ended. */
+static int client_result(struct client_opts *o, const char *op)
+{
+	struct json_buf jb;
+	struct cli_response r;
+	uint64_t run;
+
+	if (o->argc != 1)
+		return usage_error(o->command, "give one RUN", NULL);
+	if (parse_uint(o->argv[0], 1, INT64_MAX, &run, NULL) < 0)
+		return usage_error(o->command, "RUN is a run id: ", o->argv[0]);
+	json_buf_init(&jb);
+	json_object_open(&jb);
+	json_kv_string(&jb, "op", op);
+	json_kv_uint(&jb, "run", run);
+	if (o->timeout)
+		json_kv_string(&jb, "timeout", o->timeout);
+	json_object_close(&jb);
+	if (call(o, &jb, &r) < 0)
+		return CLI_EXIT_USAGE;
+	int rc = CLI_EXIT_USAGE;
+	if (r.ok) {
+		const struct json_node *res = json_get(r.doc, r.root, "result");
+		rc = (int)get_int(r.doc, res, "exit_status");
+		if (!o->json) {
+			print_kept(&r, o->command);
+			explain_result(&r);
+			const struct json_node *m = json_get(r.doc, r.root,
+							     "module");
+			if (cli_bool(r.doc, r.root, "archived"))
+				fprintf(stderr,
+					"airlock %s: %s was archived after "
+					"this run\n",
+					o->command,
+					json_get_str(r.doc, m, "name", "?"));
+		}
+	} else {
+		const struct json_node *e = json_get(r.doc, r.root, "error");
+		if (strcmp(json_get_str(r.doc, e, "code", ""),
+			   "not_finished") == 0)
+			rc = CLI_EXIT_NOT_FINISHED;
+		if (!o->json)
+			print_error(o, &r);
 	}
 	response_free(&r);
 	return rc;
@@ -458,6 +555,8 @@ int cmd_client(int argc, char **argv)
 		return client_submit(&o);
 	if (strcmp(o.command, "exec") == 0)
 		return client_exec(&o);
+	if (strcmp(o.command, "result") == 0 || strcmp(o.command, "wait") == 0)
+		return client_result(&o, o.command);
 	if (strcmp(o.command, "archive") == 0)
 		return client_simple(&o, "archive", "NAME");
 	if (strcmp(o.command, "restore") == 0)

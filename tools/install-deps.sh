@@ -73,6 +73,7 @@ have_file /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.
 # bpftool (vmlinux.h, the skeleton), llvm-strip
 have_pc libbpf || add libbpf-dev
 have_pc libelf || add libelf-dev
+# zlib: also the kept run output (manifest/output.c)
 have_pc zlib || add zlib1g-dev
 have_cmd bpftool || have_file /usr/sbin/bpftool || add bpftool
 have_cmd llvm-strip || add llvm

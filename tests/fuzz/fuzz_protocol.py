@@ -72,10 +72,11 @@ CAT = b"#!/bin/sh\nexec cat\n"
 ERROR_CODES = {"bad_request", "too_large", "unknown_op", "unauthorized",
                "rate_limited", "overloaded", "not_found", "archived",
                "rejected", "conflict", "bad_policy", "shutting_down",
-               "internal", "cancelled", "storage_full"}
+               "internal", "cancelled", "storage_full", "interrupted",
+               "not_finished"}
 OPS = ["submit", "exec", "status", "health", "list", "show", "runs",
        "events", "subscribe", "quota_show", "quota_reset", "archive",
-       "restore", "cancel"]
+       "restore", "cancel", "wait", "result"]
 SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|"
                        r"SUMMARY: (Address|Undefined|Leak)")
 MAX_REQUEST = 1 << 20  # --max-request: over-long lines stay cheap
@@ -505,6 +506,13 @@ class Fuzzer:
                 req["args"] = rng.choice([["x"], ["crash"], [], ["a"] * 3])
             if rng.random() < 0.2:
                 req["stdin"] = "stdin\n"
+            if rng.random() < 0.2:
+                req["wait"] = False
+        elif op in ("wait", "result"):
+            # any run id: another tenant's answers as a missing one
+            req["run"] = rng.randrange(1, 40)
+            if op == "wait" and rng.random() < 0.8:
+                req["timeout"] = rng.choice(["0s", "50ms", "1s", "30", "1e99s"])
         elif op in ("show", "archive", "restore"):
             req["name"] = self.pick_name(ident)
             if op == "show" and rng.random() < 0.4:
@@ -621,7 +629,8 @@ class Fuzzer:
 
     def request_line(self, ident):
         rng = self.rng
-        op = rng.choices(OPS, weights=[6, 8, 6, 3, 6, 6, 5, 5, 3, 4, 2, 4, 4, 2])[0]
+        op = rng.choices(OPS, weights=[6, 8, 6, 3, 6, 6, 5, 5, 3, 4, 2, 4, 4, 2,
+                                       3, 3])[0]
         req = self.template(ident, op)
         mutated = rng.random() < 0.75
         if mutated:

@@ -620,6 +620,15 @@ static void test_migration_from_first_schema(void **state)
 	/* migration 5: the name's first submitter owns it, no group */
 	assert_int_equal(get(m, 1).owner_uid, 7);
 	assert_int_equal(get(m, 1).owner_gid, -1);
+	/* migration 6: an old run kept no output, and can keep some */
+	struct manifest_output out;
+	assert_int_equal(manifest_output_get(m, 1, &out, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	struct manifest_output_in in = { .result = "{}", .keep = 10 };
+	assert_int_equal(manifest_output_put(m, 1, &in, &err), 0);
+	assert_int_equal(manifest_output_get(m, 1, &out, &err), 0);
+	assert_string_equal(out.result, "{}");
+	manifest_output_free(&out);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 	m = open_ro(fx->state);
@@ -1088,6 +1097,105 @@ static void test_runs(void **state)
 	s.policy_hash = "md5:x";
 	assert_int_equal(manifest_run_record(m, &s, &r, &id, &err), -1);
 	assert_int_equal(manifest_runs(m, NULL, NULL, NULL, &err), 1);
+	manifest_close(m);
+}
+
+/* Run output: kept bounded, compressed only when that is smaller, given
+ * back byte for byte; refused twice and for a missing run; gone with its
+ * run when retention removes the run. */
+static void test_run_output(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module act = make_module(m, "out", "out\n",
+						 MANIFEST_ACTIVE);
+	struct al_error err = { 0 };
+	struct manifest_output o;
+	static char text[8000], noise[4000];
+	char q[160];
+
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = "line of output\n"[i % 15];
+	uint32_t x = 2463534242u; /* xorshift: bytes zlib cannot shrink */
+	for (size_t i = 0; i < sizeof(noise); i++) {
+		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+		noise[i] = (char)(x >> 24);
+	}
+	noise[7] = '\0'; /* any bytes */
+	int64_t run = record(m, act.id, "ok");
+	struct manifest_output_in in = {
+		.result =
+			"{\"verdict\":\"ok\",\"stdout\":null,\"stderr\":null}",
+		.archived = true,
+		.streams = { { text, sizeof(text), false },
+			     { noise, sizeof(noise), false } },
+		.keep = 1 << 20,
+	};
+	assert_int_equal(manifest_output_put(m, run, &in, &err), 0);
+	assert_int_equal(manifest_output_get(m, run, &o, &err), 0);
+	assert_string_equal(o.result, in.result);
+	assert_true(o.archived);
+	assert_int_equal(o.streams[0].len, sizeof(text));
+	assert_memory_equal(o.streams[0].data, text, sizeof(text));
+	assert_true(o.streams[0].compressed);
+	assert_true(o.streams[0].stored < sizeof(text) / 4);
+	assert_int_equal(o.streams[1].len, sizeof(noise));
+	assert_memory_equal(o.streams[1].data, noise, sizeof(noise));
+	assert_false(o.streams[1].compressed);
+	assert_int_equal(o.streams[1].stored, sizeof(noise));
+	assert_false(o.streams[0].truncated || o.streams[1].truncated);
+	manifest_output_free(&o);
+	snprintf(q, sizeof(q),
+		 "SELECT length(stdout) FROM run_output WHERE run_id = %lld",
+		 (long long)run);
+	assert_true(raw_count(fx, q) < (int64_t)sizeof(text) / 4);
+
+	/* once only; no output for a run that does not exist */
+	assert_int_equal(manifest_output_put(m, run, &in, &err), -1);
+	assert_int_equal(err.errnum, EEXIST);
+	assert_int_equal(manifest_output_put(m, run + 1000, &in, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	assert_int_equal(manifest_output_get(m, run + 1000, &o, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+
+	/* the bound: the first `keep` bytes, cut flagged, the full size
+	 * kept; a stream with nothing is empty, not missing */
+	int64_t cut = record(m, act.id, "ok");
+	in.keep = 100;
+	in.streams[1] = (struct manifest_stream_in){ NULL, 0, true };
+	assert_int_equal(manifest_output_put(m, cut, &in, &err), 0);
+	assert_int_equal(manifest_output_get(m, cut, &o, &err), 0);
+	assert_int_equal(o.streams[0].len, 100);
+	assert_memory_equal(o.streams[0].data, text, 100);
+	assert_int_equal(o.streams[0].size, sizeof(text));
+	assert_true(o.streams[0].truncated);
+	assert_int_equal(o.streams[1].len, 0);
+	assert_int_equal(o.streams[1].size, 0);
+	assert_true(o.streams[1].truncated); /* the capture's own flag */
+	manifest_output_free(&o);
+
+	/* damaged zlib data is an error, never garbage */
+	snprintf(q, sizeof(q),
+		 "UPDATE run_output SET stdout_kept = stdout_kept - 1"
+		 " WHERE run_id = %lld",
+		 (long long)run);
+	sql(fx, q);
+	assert_int_equal(manifest_output_get(m, run, &o, &err), -1);
+	assert_int_equal(err.errnum, EBADMSG);
+
+	/* retention takes the output with the run */
+	snprintf(q, sizeof(q), "UPDATE runs SET started_ms = 1 WHERE id = %lld",
+		 (long long)cut);
+	sql(fx, q);
+	assert_int_equal(manifest_retention(m, 30, manifest_now_ms(), NULL,
+					    &err),
+			 0);
+	assert_int_equal(manifest_output_get(m, cut, &o, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM run_output WHERE run_id = %lld",
+		 (long long)cut);
+	assert_int_equal(raw_count(fx, q), 0);
 	manifest_close(m);
 }
 
@@ -2434,6 +2542,7 @@ static int pg_group(void)
 		T(test_shared_content),
 		T(test_bad_submissions),
 		T(test_runs),
+		T(test_run_output),
 		T(test_runs_query_and_interrupted),
 		T(test_hosts),
 		T(test_feed_and_usage),
@@ -2470,6 +2579,7 @@ int main(void)
 		T(test_shared_content),
 		T(test_bad_submissions),
 		T(test_runs),
+		T(test_run_output),
 		T(test_run_records_light_then_full),
 		T(test_runs_query_and_interrupted),
 		T(test_hosts),

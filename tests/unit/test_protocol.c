@@ -129,6 +129,24 @@ static void test_request(void **state)
 	assert_string_equal(req.args[1], "b");
 	assert_null(req.args[2]);
 	assert_int_equal(req.stdin_len, 1);
+	assert_false(req.has_wait); /* absent: an attached exec */
+	json_doc_free(doc);
+
+	/* detach, wait: "wait" given false is told from absent */
+	assert_int_equal(
+		decode("{\"op\":\"exec\",\"name\":\"m\",\"wait\":false}", &req,
+		       &doc, &err),
+		0);
+	assert_true(req.has_wait);
+	assert_false(req.wait);
+	json_doc_free(doc);
+	assert_int_equal(decode("{\"op\":\"wait\",\"run\":9,"
+				"\"timeout\":\"30s\"}",
+				&req, &doc, &err),
+			 0);
+	assert_true(req.has_run);
+	assert_int_equal(req.run, 9);
+	assert_string_equal(req.timeout, "30s");
 	json_doc_free(doc);
 
 	static const char *const bad[] = {
@@ -140,6 +158,12 @@ static void test_request(void **state)
 		"{\"op\":\"x\",\"args\":\"a\"}",
 		"{\"op\":\"x\",\"run\":-1}",
 		"{\"op\":\"x\",\"run\":1.5}",
+		"{\"op\":\"x\",\"run\":\"1\"}",
+		"{\"op\":\"x\",\"run\":9223372036854775808}",
+		"{\"op\":\"x\",\"wait\":0}",
+		"{\"op\":\"x\",\"wait\":\"false\"}",
+		"{\"op\":\"x\",\"timeout\":30}",
+		"{\"op\":\"x\",\"timeout\":\"012345678901234567890123456789012\"}",
 		"{\"op\":\"x\",\"name\":\"a\\u0000b\"}",
 		"{\"op\":\"012345678901234567890123456789012\"}",
 	};
