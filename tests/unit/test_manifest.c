@@ -1811,7 +1811,7 @@ static void test_full_disk(void **state)
 					   .policy_name = "default",
 					   .policy_hash = HASH };
 
-	if (getuid() != 0 || !mount_tmpfs(fx, "360k"))
+	if (getuid() != 0 || !mount_tmpfs(fx, "480k"))
 		skip_because("cannot mount a tmpfs (needs root)");
 	assert_non_null(big);
 	memset(big, '#', big_len);
