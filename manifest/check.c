@@ -282,6 +282,16 @@ static bool is_journaled_stage(const struct check *c, const char *name)
 	return false;
 }
 
+/* On a shared database a state directory is one host's copy: another
+ * host's state change leaves this one's file where it was until it is
+ * used again (store_ensure()). Content some row has is not a stray. */
+static bool wanted_anywhere(const struct check *c, const char *name)
+{
+	size_t i = wants_from(c, name);
+
+	return i < c->nwants && strcmp(c->wants[i].sha256, name) == 0;
+}
+
 static int scan_dir(struct check *c, enum store_dir d, struct al_error *err)
 {
 	int fd;
@@ -309,7 +319,8 @@ static int scan_dir(struct check *c, enum store_dir d, struct al_error *err)
 			continue;
 		check_file(c, d, fd, e->d_name, &wanted);
 		if (wanted ||
-		    (d == STORE_STAGING && is_journaled_stage(c, e->d_name)))
+		    (d == STORE_STAGING && is_journaled_stage(c, e->d_name)) ||
+		    (c->m->ops->shared && wanted_anywhere(c, e->d_name)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", store_dir_name(d),
 			 e->d_name);
@@ -331,6 +342,9 @@ static void report_missing(struct check *c)
 {
 	char path[128];
 
+	/* a shared database's content is fetched from it on first use */
+	if (c->m->ops->shared)
+		return;
 	for (size_t i = 0; i < c->nwants; i++) {
 		const struct want *w = &c->wants[i];
 		if (w->found || w->optional || c->m->store_fd[w->dir] < 0)

@@ -434,8 +434,9 @@ static int describe(struct manifest *m, const char *url, struct al_error *err)
 	return 0;
 }
 
-struct manifest *manifest_open_at(const char *state_dir, const char *url,
-				  enum manifest_mode mode, struct al_error *err)
+struct manifest *manifest_open_host(const char *state_dir, const char *url,
+				    const char *host, enum manifest_mode mode,
+				    struct al_error *err)
 {
 	struct manifest *m = calloc(1, sizeof(*m));
 	int rc;
@@ -444,6 +445,13 @@ struct manifest *manifest_open_at(const char *state_dir, const char *url,
 		al_error_sys(err, ENOMEM, "manifest: open %s", state_dir);
 		return NULL;
 	}
+	if (host == NULL)
+		manifest_host_default(m->host);
+	else if (manifest_host_check(host, err) < 0) {
+		free(m);
+		return NULL;
+	} else
+		snprintf(m->host, sizeof(m->host), "%s", host);
 	m->mode = mode;
 	m->dir_fd = -1;
 	for (int d = 0; d < STORE_DIRS; d++)
@@ -467,6 +475,12 @@ struct manifest *manifest_open_at(const char *state_dir, const char *url,
 		return NULL;
 	}
 	return m;
+}
+
+struct manifest *manifest_open_at(const char *state_dir, const char *url,
+				  enum manifest_mode mode, struct al_error *err)
+{
+	return manifest_open_host(state_dir, url, NULL, mode, err);
 }
 
 struct manifest *manifest_open(const char *state_dir, enum manifest_mode mode,

@@ -8,13 +8,14 @@
  * migrations in PostgreSQL's dialect; its version is the airlock_schema
  * row.
  *
- * Stage 1 of the fleet (docs/operations.md, "PostgreSQL manifest"): the
- * database takes the place of manifest.db for one airlockd. A read-write
- * handle holds a session advisory lock for as long as it is open, so a
- * second writer (another airlockd on the same database) is refused as a
+ * The fleet (docs/operations.md, "Fleet"): several airlockd, each with
+ * its own state directory and host name, write one database. A read-write
+ * handle holds a session advisory lock keyed by its host name for as long
+ * as it is open, so a second airlockd of the same name is refused as a
  * second one on the same state directory is: the repair at open and the
- * "running runs of a dead writer are interrupted" rule assume one writer.
- * Module files stay in the state directory.
+ * "running runs of a dead writer are interrupted" rule touch only the
+ * rows of the opening host. Module content is kept in the database too
+ * (the contents table); each host's state directory is its copy.
  *
  * Every commit is durable (synchronous_commit as the server says; the
  * light commits of run records are SQLite's alone). A URL's password is
@@ -34,7 +35,7 @@
 #include "manifest/internal.h"
 
 #define APPLICATION_ID 1095912523 /* 'ARLK' */
-/* The writer's advisory lock: the application id, in its own key space. */
+/* A writer's advisory lock: the application id and its host's name. */
 #define WRITER_LOCK_KEY "1095912523"
 /* How long a new writer waits for the lock of one that just died (the
  * server drops it when it sees the connection close). */
@@ -510,19 +511,22 @@ static int session_settings(struct manifest *m, struct al_error *err)
 static int take_writer_lock(struct manifest *m, struct al_error *err)
 {
 	struct al_error local = { 0 };
+	char sql[160];
 
 	if (exec_text(m, "SET lock_timeout = '" WRITER_LOCK_WAIT "'", err) < 0)
 		return -1;
-	if (exec_text(m, "SELECT pg_advisory_lock(" WRITER_LOCK_KEY ")",
-		      &local) < 0) {
+	/* the name is checked (manifest_host_check): letters, digits, . - _ */
+	snprintf(sql, sizeof(sql),
+		 "SELECT pg_advisory_lock(" WRITER_LOCK_KEY ", hashtext('%s'))",
+		 m->host);
+	if (exec_text(m, sql, &local) < 0) {
 		if (strcmp(CONN(m)->sqlstate, "55P03") == 0)
 			return al_error_set(err, EBUSY,
 					    "%s: another process (airlockd?) "
-					    "is the writer of this database; "
-					    "there is one writer at a time "
-					    "(several hosts on one database "
-					    "are not supported yet)",
-					    m->where);
+					    "is the writer of this database "
+					    "as host \"%s\"; give each host "
+					    "its own AIRLOCK_HOST",
+					    m->where, m->host);
 		return al_error_set(err, local.errnum, "%s", local.msg);
 	}
 	return exec_text(m, "RESET lock_timeout", err);
@@ -743,6 +747,7 @@ static int pg_url_check(const char *url, struct al_error *err)
 
 const struct db_ops db_pg_ops = {
 	.name = "postgresql",
+	.shared = true,
 	.schema_sql = manifest_schema_pg_sql,
 	.connect = pg_connect,
 	.writer_settings = pg_writer_settings,

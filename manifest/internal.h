@@ -60,6 +60,8 @@ struct db_stmt {
 struct db_ops {
 	const char *name;       /* "sqlite", "postgresql" */
 	const char *schema_sql; /* the migrations in this dialect */
+	/* several hosts may write it (a server): content is kept in it */
+	bool shared;
 	/* Connect (m->mode says how); m->where names it in messages. */
 	int (*connect)(struct manifest *m, struct al_error *err);
 	/* The writer's settings, after the schema check, before the
@@ -134,7 +136,10 @@ struct manifest {
 	char *url;     /* a server's URL: secret (may hold a password) */
 	char *where;   /* what messages call the database: the file, or the
 			  URL without its password */
-	int dir_fd;    /* the state directory; a writer flocks it */
+	/* this writer's name among the hosts of the database (AIRLOCK_HOST):
+	 * its runs and journal rows carry it */
+	char host[MANIFEST_HOST_MAX + 1];
+	int dir_fd;               /* the state directory; a writer flocks it */
 	int store_fd[STORE_DIRS]; /* -1 when missing (read-only handles) */
 	int schema;               /* the schema version once open */
 	bool in_snapshot;
@@ -251,6 +256,15 @@ void store_temp_name(const char *sha256, char buf[80]);
  * directory. On failure the temp file is gone. */
 int store_write(struct manifest *m, const char *sha256, const void *content,
 		size_t len, struct al_error *err);
+/* On a shared database: the content into the contents table (once per
+ * SHA-256), in the caller's transaction. */
+int store_share(struct manifest *m, const char *sha256, const void *content,
+		size_t len, struct al_error *err);
+/* A copy of `sha256` in <to>/: there already, linked from another
+ * directory, or (shared database) fetched from the contents table and
+ * checked. ENOENT when there is none anywhere. */
+int store_ensure(struct manifest *m, const char *sha256, enum store_dir to,
+		 struct al_error *err);
 /* Remove a temp file a crash left (ENOENT is fine). */
 int store_remove_temp(struct manifest *m, const char *sha256,
 		      struct al_error *err);

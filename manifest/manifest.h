@@ -132,6 +132,31 @@ struct manifest *manifest_open_at(const char *state_dir, const char *url,
 				  enum manifest_mode mode,
 				  struct al_error *err);
 
+/*
+ * The same as the host named `host` (AIRLOCK_HOST; NULL: this machine's
+ * host name). On a server, several hosts may write one database (the
+ * fleet, docs/operations.md): each one's lock is its own name's, so a
+ * second airlockd of the same name is refused; a read-write open repairs
+ * and interrupts only what its own host left. Module content goes into the
+ * database too, and a host that lacks a module's file fetches it from
+ * there (checked against its SHA-256).
+ */
+#define MANIFEST_HOST_MAX 63
+struct manifest *manifest_open_host(const char *state_dir, const char *url,
+				    const char *host, enum manifest_mode mode,
+				    struct al_error *err);
+/* A host name: 1 to 63 of [A-Za-z0-9._-], starting with a letter or a
+ * digit. */
+int manifest_host_check(const char *name, struct al_error *err);
+/* This machine's host name cut to the first invalid character (the
+ * domain's dot stays), or "localhost". */
+void manifest_host_default(char out[MANIFEST_HOST_MAX + 1]);
+/* The handle's host name. Borrowed. */
+const char *manifest_host(const struct manifest *m);
+/* Whether several hosts may share the database (a server): then content
+ * is kept in it, and hosts heartbeat. */
+bool manifest_is_shared(const struct manifest *m);
+
 /* "sqlite" or "postgresql". */
 const char *manifest_backend(const struct manifest *m);
 /* The database as messages and `status` name it: the SQLite file's path,
@@ -155,6 +180,33 @@ const char *manifest_state_dir(const struct manifest *m);
 /* The schema version of the open database, and the one this code knows. */
 int manifest_schema_version(const struct manifest *m);
 int manifest_schema_latest(void);
+
+/* ---------------------------------------------------------------- hosts */
+
+struct manifest_host {
+	char name[MANIFEST_HOST_MAX + 1];
+	char version[32];   /* airlock's */
+	char kernel[65];    /* uname -r */
+	char isolation[96]; /* "cgroup v2, root" and the like */
+	uint32_t slots;     /* runs it takes at once */
+	uint32_t active;    /* runs it had at the heartbeat */
+	int64_t started_ms, heartbeat_ms;
+};
+
+/* The handle's host is alive: its row (h->name is ignored: the handle's
+ * name is used) written with heartbeat_ms now, started_ms kept from the
+ * first beat of this process (h->started_ms). */
+int manifest_host_beat(struct manifest *m, const struct manifest_host *h,
+		       struct al_error *err);
+/* The running runs of every other host whose heartbeat is older than
+ * `lease_ms` become 'interrupted' (never run again); *count is how many.
+ * Several hosts doing it at once change each run once. */
+int manifest_hosts_lapse(struct manifest *m, int64_t lease_ms, int64_t now_ms,
+			 unsigned *count, struct al_error *err);
+typedef int (*manifest_host_fn)(const struct manifest_host *h, void *arg);
+/* Every host by name; returns how many, or -1. */
+int manifest_hosts(struct manifest *m, manifest_host_fn fn, void *arg,
+		   struct al_error *err);
 
 /* -------------------------------------------------------------- modules */
 

@@ -292,6 +292,10 @@ static int insert_module(struct manifest *m,
 		db_bind_int64(add, 11, sub->owner_gid);
 	if (db_insert_id(m, add, "insert the module", id, err) < 0)
 		return -1;
+	/* the other hosts of a shared database take it from there */
+	if (m->ops->shared &&
+	    store_share(m, sha256, sub->content, sub->len, err) < 0)
+		return -1;
 	snprintf(reason, sizeof(reason), "submitted by uid %u", sub->uid);
 	db_bind_int64(drop, 1, journal_id);
 	if (module_get(m, *id, &mod, err) < 0 ||
@@ -409,6 +413,10 @@ static int need_content(struct manifest *m, const struct manifest_module *mod,
 	for (int d = 0; d < STORE_DIRS; d++)
 		if (store_has(m, d, mod->sha256))
 			return 0;
+	/* archived on another host, or never run here: the database's */
+	if (m->ops->shared && store_dir_of(mod->state) != STORE_NONE)
+		return store_ensure(m, mod->sha256, store_dir_of(mod->state),
+				    err);
 	return al_error_set(err, ENOENT,
 			    "its file %s/%s is missing (airlock manifest "
 			    "check)",
@@ -713,5 +721,10 @@ int manifest_active_path(struct manifest *m, const char *name,
 	}
 	if (mod != NULL)
 		*mod = found;
+	/* submitted or restored on another host: fetch the content */
+	if (m->ops->shared && m->mode == MANIFEST_READ_WRITE &&
+	    store_ensure(m, found.sha256, STORE_MODULES, err) < 0)
+		return al_error_prefix(err, "manifest: module \"%s\"",
+				       quoted(name, q));
 	return manifest_module_path(m, &found, buf, len, err);
 }

@@ -70,7 +70,7 @@ int moves_needed(struct manifest *m, enum store_dir d, const char *sha256,
 
 static const char SQL_JOURNAL_ADD[] =
 	"INSERT INTO moves (op, module_id, sha256, from_state, to_state,"
-	" reason, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	" reason, created_ms, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 	" RETURNING id";
 
 /* `mv` NULL: a submission, of which only the content is known yet. */
@@ -94,6 +94,7 @@ static int journal_insert(struct manifest *m, const struct move *mv,
 	}
 	db_bind_text(s, 3, sha256);
 	db_bind_int64(s, 7, manifest_now_ms());
+	db_bind_text(s, 8, m->host);
 	int64_t new_id;
 	if (db_insert_id(m, s, "journal a move", &new_id, err) < 0)
 		return -1;
@@ -104,7 +105,7 @@ static int journal_insert(struct manifest *m, const struct move *mv,
 
 static const char SQL_JOURNAL_LOAD[] =
 	"SELECT id, op, module_id, sha256, from_state, to_state, reason"
-	" FROM moves ORDER BY id";
+	" FROM moves WHERE host IN (?1, '') ORDER BY id";
 
 /* The whole journal; *rows is the caller's to free. */
 static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
@@ -119,6 +120,8 @@ static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
 	*n = 0;
 	if (s == NULL)
 		return -1;
+	/* another host's rows are about its own files */
+	db_bind_text(s, 1, m->host);
 	while ((rc = db_step(s)) == DB_ROW) {
 		char text[16];
 		struct journal *j;

@@ -5,7 +5,9 @@
  * file in archive/; each deletion is a journaled move to "deleted" with an
  * event, so a crash in the middle is finished by the next open and the
  * trail says what went and why. Runs that started before the cutoff go in
- * one statement. Events stay: they are the audit trail.
+ * one statement. Events stay: they are the audit trail. On a shared
+ * database, content no module uses any more goes from the contents table
+ * (another host's copy in its own archive/ goes at its own check).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +42,11 @@ static int next_expired(struct manifest *m, int64_t cutoff, int64_t *id,
 static const char SQL_EXPIRED_RUNS[] =
 	"DELETE FROM runs WHERE started_ms < ?1 AND verdict != 'running'";
 
+/* Content no module row uses any more (a server's contents table). */
+static const char SQL_EXPIRED_CONTENTS[] =
+	"DELETE FROM contents WHERE NOT EXISTS (SELECT 1 FROM modules"
+	" WHERE modules.sha256 = contents.sha256)";
+
 static int retention(struct manifest *m, unsigned days, int64_t now_ms,
 		     struct manifest_removed *removed, struct al_error *err)
 {
@@ -68,6 +75,14 @@ static int retention(struct manifest *m, unsigned days, int64_t now_ms,
 	if (db_step_done(m, runs, "delete old runs", err) < 0)
 		return -1;
 	removed->runs += (uint64_t)db_changes(runs);
+	if (m->ops->shared && removed->modules > 0) {
+		_cleanup_stmt_ struct db_stmt *c = db_stmt(m,
+							   SQL_EXPIRED_CONTENTS,
+							   err);
+		if (c == NULL ||
+		    db_step_done(m, c, "delete unused content", err) < 0)
+			return -1;
+	}
 	return 0;
 }
 

@@ -49,8 +49,8 @@ static int check_result(const struct manifest_run_result *r,
  */
 static const char SQL_RUN_BEGIN[] =
 	"INSERT INTO runs (module_id, started_ms, verdict, policy_hash,"
-	" requested_uid)"
-	" SELECT ?1, ?2, 'running', ?3, ?4 FROM modules"
+	" requested_uid, host)"
+	" SELECT ?1, ?2, 'running', ?3, ?4, ?16 FROM modules"
 	" WHERE id = ?1 AND state IN ('validating', 'active')"
 	" RETURNING id";
 
@@ -58,10 +58,11 @@ static const char SQL_RUN_RECORD[] =
 	"INSERT INTO runs (module_id, started_ms, policy_hash, requested_uid,"
 	" ended_ms, verdict, exit_code, signal, syscall, wall_ms, cpu_ms,"
 	" peak_memory_bytes, stdout_truncated, stderr_truncated,"
-	" stderr_excerpt)"
+	" stderr_excerpt, host)"
 	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, CAST(?7 AS INTEGER),"
 	" CAST(?8 AS INTEGER), ?9, CAST(?10 AS DOUBLE PRECISION),"
-	" CAST(?11 AS DOUBLE PRECISION), ?12, ?13, ?14, CAST(?15 AS BLOB)"
+	" CAST(?11 AS DOUBLE PRECISION), ?12, ?13, ?14, CAST(?15 AS BLOB),"
+	" ?16"
 	" FROM modules WHERE id = ?1 AND state IN ('validating', 'active')"
 	" RETURNING id";
 
@@ -153,6 +154,7 @@ static int insert(struct manifest *m, const char *sql,
 	bind_start(s, st, started);
 	if (r != NULL)
 		bind_result(s, r, ended);
+	db_bind_text(s, 16, m->host);
 	if (db_sync_light(m, true, err) < 0)
 		return -1;
 	int64_t id = 0;
@@ -258,12 +260,13 @@ int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 	_cleanup_stmt_ struct db_stmt *s =
 		db_stmt(m,
 			"UPDATE runs SET verdict = 'interrupted', ended_ms = ?1"
-			" WHERE verdict = 'running'",
+			" WHERE verdict = 'running' AND host IN (?2, '')",
 			err);
 
 	if (s == NULL)
 		return -1;
 	db_bind_int64(s, 1, manifest_now_ms());
+	db_bind_text(s, 2, m->host);
 	return db_step_done(m, s, "mark interrupted runs", err);
 }
 

@@ -300,3 +300,35 @@ CREATE TABLE run_output (
 );
 
 PRAGMA user_version = 6;
+
+-- @migration 7: hosts (several airlockd on one database: the fleet)
+
+-- Each airlockd that writes the database: its name (AIRLOCK_HOST), what
+-- it runs, and when it last said it is alive. A host whose heartbeat is
+-- older than the lease has its running runs marked 'interrupted' by the
+-- others (docs/operations.md, "Fleet"). On SQLite there is one row.
+CREATE TABLE hosts (
+	name TEXT PRIMARY KEY,
+	version TEXT NOT NULL,
+	kernel TEXT NOT NULL,
+	isolation TEXT NOT NULL,
+	slots INTEGER NOT NULL,
+	active INTEGER NOT NULL,
+	started_ms INTEGER NOT NULL,
+	heartbeat_ms INTEGER NOT NULL
+);
+-- The host a run ran on, a journal row's host (its files are that
+-- host's); '' for rows written before hosts existed (the one writer).
+ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE moves ADD COLUMN host TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_running ON runs (host) WHERE verdict = 'running';
+-- Module content by SHA-256, for the hosts that did not take the
+-- submission: they fetch it from here into their own state directory and
+-- check it. Filled on a database server only (manifest/store.c).
+CREATE TABLE contents (
+	sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+	size INTEGER NOT NULL,
+	content BLOB NOT NULL
+);
+
+PRAGMA user_version = 7;

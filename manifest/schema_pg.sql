@@ -267,3 +267,26 @@ CREATE TABLE run_output (
 );
 
 UPDATE airlock_schema SET version = 6;
+
+-- @migration 7: hosts (several airlockd on one database: the fleet)
+
+CREATE TABLE hosts (
+	name TEXT PRIMARY KEY,
+	version TEXT NOT NULL,
+	kernel TEXT NOT NULL,
+	isolation TEXT NOT NULL,
+	slots BIGINT NOT NULL,
+	active BIGINT NOT NULL,
+	started_ms BIGINT NOT NULL,
+	heartbeat_ms BIGINT NOT NULL
+);
+ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE moves ADD COLUMN host TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_running ON runs (host) WHERE verdict = 'running';
+CREATE TABLE contents (
+	sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+	size BIGINT NOT NULL,
+	content BYTEA NOT NULL
+);
+
+UPDATE airlock_schema SET version = 7;

@@ -130,15 +130,15 @@ static bool staged_already(int dir, const char *sha256, size_t len)
 	       strcmp(got, sha256) == 0;
 }
 
-int store_write(struct manifest *m, const char *sha256, const void *content,
-		size_t len, struct al_error *err)
+/* Content to <to>/<sha256> by way of a temp file in staging/: fsync,
+ * rename, fsync of the directory. */
+static int write_into(struct manifest *m, enum store_dir to, const char *sha256,
+		      const void *content, size_t len, struct al_error *err)
 {
 	int dir = m->store_fd[STORE_STAGING];
 	char tmp[80];
 	int fd;
 
-	if (staged_already(dir, sha256, len))
-		return 0;
 	store_temp_name(sha256, tmp);
 	fd = openat(dir, tmp,
 		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
@@ -155,16 +155,106 @@ int store_write(struct manifest *m, const char *sha256, const void *content,
 		al_error_sys(err, errno, "write staging/%s", tmp);
 		goto fail;
 	}
-	if (renameat(dir, tmp, dir, sha256) < 0) {
-		al_error_sys(err, errno, "rename staging/%s", tmp);
+	if (renameat(dir, tmp, m->store_fd[to], sha256) < 0) {
+		al_error_sys(err, errno, "rename staging/%s to %s/", tmp,
+			     store_dir_name(to));
 		goto fail;
 	}
-	if (fsync(dir) < 0)
-		return al_error_sys(err, errno, "fsync staging/");
+	if (fsync(m->store_fd[to]) < 0)
+		return al_error_sys(err, errno, "fsync %s/",
+				    store_dir_name(to));
 	return 0;
 fail:
 	(void)unlinkat(dir, tmp, 0);
 	return -1;
+}
+
+int store_write(struct manifest *m, const char *sha256, const void *content,
+		size_t len, struct al_error *err)
+{
+	if (staged_already(m->store_fd[STORE_STAGING], sha256, len))
+		return 0;
+	return write_into(m, STORE_STAGING, sha256, content, len, err);
+}
+
+static const char SQL_SHARE[] =
+	"INSERT INTO contents (sha256, size, content) VALUES (?1, ?2, ?3)"
+	" ON CONFLICT (sha256) DO NOTHING";
+
+int store_share(struct manifest *m, const char *sha256, const void *content,
+		size_t len, struct al_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_SHARE, err);
+
+	if (s == NULL)
+		return -1;
+	db_bind_text(s, 1, sha256);
+	db_bind_int64(s, 2, (int64_t)len);
+	db_bind_blob(s, 3, content, len);
+	return db_step_done(m, s, "keep the content in the database", err);
+}
+
+static const char SQL_FETCH[] =
+	"SELECT size, content FROM contents WHERE sha256 = ?1";
+
+/* The database's copy of `sha256` into <to>/, checked against its name:
+ * a row another host wrote is trusted no more than a file. */
+static int fetch(struct manifest *m, const char *sha256, enum store_dir to,
+		 struct al_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_FETCH, err);
+	char got[MANIFEST_SHA256_HEX + 1];
+	const void *content;
+	size_t len;
+
+	if (s == NULL)
+		return -1;
+	db_bind_text(s, 1, sha256);
+	int rc = db_step(s);
+	if (rc == DB_DONE)
+		return al_error_set(err, ENOENT,
+				    "%s is in no directory here and not in "
+				    "the database's contents",
+				    sha256);
+	if (rc != DB_ROW)
+		return db_error(m, err, "fetch %s", sha256);
+	content = db_column_blob(s, 1, &len);
+	if (content == NULL && len == 0)
+		content = "";
+	sha256_hex(content, len, got);
+	if (strcmp(got, sha256) != 0 || (int64_t)len != db_column_int64(s, 0))
+		return al_error_set(err, EIO,
+				    "the database's content %s has SHA-256 %s "
+				    "(%zu bytes); refused",
+				    sha256, got, len);
+	return write_into(m, to, sha256, content, len, err);
+}
+
+int store_ensure(struct manifest *m, const char *sha256, enum store_dir to,
+		 struct al_error *err)
+{
+	if (store_has(m, to, sha256))
+		return 0;
+	for (int d = 0; d < STORE_DIRS; d++)
+		if (d != (int)to && store_has(m, d, sha256)) {
+			if (linkat(m->store_fd[d], sha256, m->store_fd[to],
+				   sha256, 0) < 0 &&
+			    errno != EEXIST)
+				return al_error_sys(err, errno,
+						    "link %s/%s to %s/",
+						    store_dir_name(d), sha256,
+						    store_dir_name(to));
+			if (fsync(m->store_fd[to]) < 0)
+				return al_error_sys(err, errno, "fsync %s/",
+						    store_dir_name(to));
+			return 0;
+		}
+	if (!m->ops->shared)
+		return al_error_set(err, ENOENT,
+				    "%s/%s is missing, and no other copy of "
+				    "its content exists",
+				    store_dir_name(to), sha256);
+	return fetch(m, sha256, to, err);
 }
 
 int store_remove_temp(struct manifest *m, const char *sha256,
@@ -205,11 +295,13 @@ static int put_copy(struct manifest *m, const char *sha256, enum store_dir from,
 	enum store_dir src = find_copy(m, sha256, from, to);
 	int keep;
 
-	if (src == STORE_NONE)
-		return al_error_set(err, ENOENT,
-				    "%s/%s is missing, and no other copy of "
-				    "its content exists",
-				    store_dir_name(from), sha256);
+	if (src == STORE_NONE) {
+		/* on a shared database another host may have it */
+		if (store_ensure(m, sha256, to, err) < 0)
+			return -1;
+		changed[to] = true;
+		return 0;
+	}
 	/* a copy outside `from` belongs to another row: never take it */
 	keep = src == from ? moves_needed(m, src, sha256, err) : 1;
 	if (keep < 0)

@@ -492,6 +492,15 @@ int supervisor_config_check(const struct supervisor_config *cfg,
 	}
 	if (check_database_url(cfg, err) < 0)
 		return -1;
+	if (cfg->host_name && manifest_host_check(cfg->host_name, err) < 0)
+		return al_error_prefix(err, "AIRLOCK_HOST");
+	if (cfg->host_lease_ms < 2 * cfg->tick_ms)
+		return al_error_set(err, EINVAL,
+				    "--host-lease (%llu ms) must be at least "
+				    "two ticks (--tick %llu ms): a host beats "
+				    "once a tick",
+				    (unsigned long long)cfg->host_lease_ms,
+				    (unsigned long long)cfg->tick_ms);
 	/* a `result` answer: each kept stream as text (up to six bytes a
 	 * byte once escaped) and as base64, both streams, in one uid's
 	 * buffers */

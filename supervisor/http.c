@@ -293,6 +293,7 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 {
 	struct metrics_quota quotas[ARRAY_SIZE(s->quotas)];
 	static struct metrics_storage storage[256]; /* one loop thread */
+	static struct metrics_host hosts[256];
 	struct metrics_snapshot m = {
 		.version = AIRLOCK_VERSION,
 		.start_time_s = (double)s->started_unix_ms / 1000.0,
@@ -317,6 +318,8 @@ static enum MHD_Result serve_metrics(struct supervisor *s,
 		.store_free_min = s->cfg.store_free_min,
 		.store_max_per_uid = s->cfg.store_max_per_uid,
 		.store_versions_per_uid = s->cfg.store_versions_per_uid,
+		.hosts = hosts,
+		.nhosts = fleet_snapshot(s, hosts, ARRAY_SIZE(hosts)),
 	};
 	struct manifest_stats st;
 	struct al_error err = { 0 };

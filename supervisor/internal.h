@@ -169,6 +169,13 @@ struct metrics_quota {
 
 /* What one scrape shows, gathered by http.c from the daemon's own
  * counters (the same ones `status` reports), rendered by metrics.c. */
+struct metrics_host {
+	char name[MANIFEST_HOST_MAX + 1];
+	bool up;      /* this host, or beating within the lease */
+	double age_s; /* since its last heartbeat */
+	unsigned active, slots;
+};
+
 struct metrics_snapshot {
 	const char *version;
 	double start_time_s; /* Unix time */
@@ -189,6 +196,9 @@ struct metrics_snapshot {
 	size_t nstorage;
 	uint64_t store_free_bytes, store_free_min;
 	uint64_t store_max_per_uid, store_versions_per_uid;
+	/* fleet.c: the hosts of the database, seen from this one */
+	const struct metrics_host *hosts;
+	size_t nhosts;
 };
 
 /* metrics.c: pure. The Prometheus text exposition format (0.0.4) of `m`
@@ -468,6 +478,18 @@ int storage_json(struct supervisor *s, struct json_buf *jb,
 size_t storage_snapshot(struct supervisor *s, struct metrics_storage *out,
 			size_t max);
 
+/* fleet.c: this host's heartbeat, and the runs of lapsed hosts
+ * interrupted (at start and every tick) */
+void fleet_beat(struct supervisor *s);
+/* Another host silent for longer than the lease. */
+bool fleet_host_lapsed(const struct supervisor *s,
+		       const struct manifest_host *h, int64_t now);
+/* Up to `max` hosts for /metrics; how many. */
+size_t fleet_snapshot(struct supervisor *s, struct metrics_host *out,
+		      size_t max);
+/* "host", "host_lease_ms" and the "hosts" array into an open object. */
+int fleet_hosts_json(struct supervisor *s, struct json_buf *jb,
+		     struct al_error *err);
 /* results.c: what a run leaves for `result` and `wait`, and the waiters
  * (the file says how). */
 struct waiter;

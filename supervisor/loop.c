@@ -178,12 +178,13 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 		*slash = '\0';
 	bool made_sock_dir = slash && slash != sock_dir &&
 			     stat(sock_dir, &st) < 0 && errno == ENOENT;
-	s->m = manifest_open_at(cfg->state_dir,
-				supervisor_config_server_url(cfg),
-				MANIFEST_READ_WRITE, err);
+	s->m = manifest_open_host(cfg->state_dir,
+				  supervisor_config_server_url(cfg),
+				  cfg->host_name, MANIFEST_READ_WRITE, err);
 	if (!s->m)
 		goto fail;
 	runs_repair(s);
+	fleet_beat(s);
 	sweep_stale_cgroups(s);
 	sweep_staging(s);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -226,6 +227,7 @@ static void on_tick(struct supervisor *s)
 		    "retention removed %llu modules, %llu runs",
 		    (unsigned long long)removed.modules,
 		    (unsigned long long)removed.runs);
+	fleet_beat(s);
 	sweep_stale_cgroups(s);
 	sweep_staging(s);
 	health_check(s);

@@ -167,6 +167,31 @@ static void storage(FILE *f, const struct metrics_snapshot *m)
 	}
 }
 
+static void hosts(FILE *f, const struct metrics_snapshot *m)
+{
+	static const char *const families[][2] = {
+		{ "airlock_host_up",
+		  "1 for this host and each host of the database whose "
+		  "heartbeat is within --host-lease, else 0." },
+		{ "airlock_host_heartbeat_age_seconds",
+		  "Since each host of the database last said it is alive." },
+		{ "airlock_host_active_runs",
+		  "Jails each host ran at its last heartbeat." },
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(families); k++) {
+		family(f, families[k][0], "gauge", families[k][1]);
+		for (size_t i = 0; i < m->nhosts; i++) {
+			const struct metrics_host *h = &m->hosts[i];
+			double v = k == 0   ? h->up
+				   : k == 1 ? h->age_s
+					    : h->active;
+			fprintf(f, "%s{host=\"", families[k][0]);
+			label_value(f, h->name);
+			fprintf(f, "\"} %.15g\n", v);
+		}
+	}
+}
+
 int metrics_render(FILE *f, const struct metrics_snapshot *m)
 {
 	family(f, "airlock_build_info", "gauge",
@@ -218,6 +243,7 @@ int metrics_render(FILE *f, const struct metrics_snapshot *m)
 		"Runs refused because the run queue was full.", m->overloaded);
 	quotas(f, m);
 	storage(f, m);
+	hosts(f, m);
 	histogram(f, m->durations);
 	return ferror(f) ? -1 : 0;
 }

@@ -250,7 +250,8 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "connections", s->nconns);
 	active_json(&jb, s, x->c);
 	struct manifest_viewer v;
-	if (report_manifest_json(&jb, s->m, started, tenant_viewer(x->c, &v),
+	if (fleet_hosts_json(s, &jb, &err) < 0 ||
+	    report_manifest_json(&jb, s->m, started, tenant_viewer(x->c, &v),
 				 &err) < 0) {
 		json_buf_free(&jb);
 		reply_manifest_error(x, &err);

@@ -137,6 +137,13 @@ const struct supervisor_setting supervisor_settings[] = {
 	{ NULL, "DATABASE_URL", SET_STRING, FIELD(database_url),
 	  .help = "the manifest: the SQLite file in the state directory, or "
 		  "postgresql://..." },
+	{ "host-name", "AIRLOCK_HOST", SET_STRING, FIELD(host_name),
+	  .arg = "NAME",
+	  .help = "this host among those sharing a database (the host "
+		  "name)" },
+	{ "host-lease", NULL, SET_MS, FIELD(host_lease_ms), 1000, AL_DAY_MS,
+	  .arg = "DUR", .def = "90s", .range = "from 1s to 24h",
+	  .help = "a host silent this long has its runs interrupted" },
 	{ "config", NULL, SET_CONFIG, FIELD(config_path), .arg = "FILE",
 	  .help = "NAME=VALUE lines of the variables; over the environment, "
 		  "under the flags; SIGHUP reads it again" },

@@ -90,6 +90,11 @@ struct supervisor_config {
 	const char *prom_api_key; /* PROM_API_KEY, borrowed, or NULL */
 	const char *database_url; /* DATABASE_URL, borrowed, or NULL;
 				       secret (a password): never print it */
+	/* AIRLOCK_HOST / --host-name: this host's name in the manifest (NULL:
+	 * the machine's); a host silent for --host-lease has its running
+	 * runs interrupted by the others (docs/operations.md, "Fleet") */
+	const char *host_name;
+	uint64_t host_lease_ms;
 	/* --config FILE: its text owns the strings taken from it */
 	const char *config_path;
 	char *config_text;

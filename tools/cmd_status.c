@@ -1,7 +1,7 @@
 /*
  * The operator's screen.
  *
- *   airlock status [--json] [--socket PATH] [--state-dir DIR]
+ *   airlock status [--json] [--fleet] [--socket PATH] [--state-dir DIR]
  *   airlock top [--interval DURATION] [--socket PATH] [--state-dir DIR]
  *
  * status asks airlockd (op "status"); when no daemon answers it says so,
@@ -33,6 +33,7 @@ struct status_opts {
 	const char *socket;
 	const char *state_dir;
 	bool json;
+	bool fleet;           /* the hosts of the database only */
 	uint64_t interval_ms; /* top */
 };
 
@@ -285,6 +286,35 @@ static void print_active(FILE *f, const struct cli_response *r)
 	}
 }
 
+/* The hosts sharing the database (one on SQLite): who beats, who lapsed. */
+static void print_hosts(FILE *f, const struct cli_response *r)
+{
+	const struct json_node *hosts = get(r, NULL, "hosts");
+	char lease[32], age[32];
+
+	duration_text(num(r, NULL, "host_lease_ms"), lease, sizeof(lease));
+	fprintf(f, "\nhosts of the manifest (lease %s)\n", lease);
+	fprintf(f, "  %-20s %-7s %-10s %-9s %-9s %-16s %s\n", "HOST", "STATE",
+		"HEARTBEAT", "RUNS", "VERSION", "KERNEL", "ISOLATION");
+	for (const struct json_node *n = json_first(r->doc, hosts); n;
+	     n = json_next(r->doc, n)) {
+		const struct json_node *me = get(r, n, "this");
+		const struct json_node *lapsed = get(r, n, "lapsed");
+		char name[80], runs[32];
+		snprintf(name, sizeof(name), "%s%s", str(r, n, "name"),
+			 me && me->type == JSON_BOOL && me->i ? " (this)" : "");
+		duration_text(num(r, n, "heartbeat_age_ms"), age, sizeof(age));
+		snprintf(runs, sizeof(runs), "%lld of %lld",
+			 num(r, n, "active_runs"), num(r, n, "slots"));
+		fprintf(f, "  %-20s %-7s %-10s %-9s %-9s %-16s %s\n", name,
+			lapsed && lapsed->type == JSON_BOOL && lapsed->i
+				? "lapsed"
+				: "up",
+			age, runs, str(r, n, "version"), str(r, n, "kernel"),
+			str(r, n, "isolation"));
+	}
+}
+
 /* "key n  key n ..." of an object of counts, or "none". */
 static void counts_line(FILE *f, const struct cli_response *r,
 			const char *label, const struct json_node *obj)
@@ -394,6 +424,9 @@ static void print_status(FILE *f, const struct cli_response *r)
 	print_state_dir(f, r);
 	if (daemon)
 		print_active(f, r);
+	if (daemon &&
+	    json_next(r->doc, json_first(r->doc, get(r, NULL, "hosts"))))
+		print_hosts(f, r);
 	print_manifest(f, r, daemon);
 	const struct json_node *q = get(r, NULL, "quota");
 	if (daemon && q && num(r, q, "per_hour") + num(r, q, "per_day"))
@@ -526,10 +559,12 @@ static int usage(const char *command, FILE *f)
 			   "airlock status, redrawn every --interval (default "
 			   "2s) until q.\n");
 	else
-		fprintf(f, "usage: airlock status [--json] [--socket PATH] "
-			   "[--state-dir DIR]\n\n"
+		fprintf(f, "usage: airlock status [--json] [--fleet] "
+			   "[--socket PATH] [--state-dir DIR]\n\n"
 			   "airlockd's state; when it is down, what the "
-			   "manifest says, and exit status 3.\n");
+			   "manifest says, and exit status 3.\n"
+			   "--fleet: only the hosts that share its "
+			   "database, their heartbeats and load.\n");
 	return f == stdout ? 0 : CLI_EXIT_USAGE;
 }
 
@@ -540,6 +575,7 @@ static int parse(int argc, char **argv, struct status_opts *o)
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "fleet", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -553,6 +589,7 @@ static int parse(int argc, char **argv, struct status_opts *o)
 		case 's': o->socket = optarg; break;
 		case 'd': o->state_dir = optarg; break;
 		case 'j': o->json = true; break;
+		case 'F': o->fleet = true; break;
 		case 'i':
 			if (strcmp(o->command, "top") != 0 ||
 			    parse_duration_us(optarg, &o->interval_ms, &err) <
@@ -597,6 +634,8 @@ int cmd_status(int argc, char **argv)
 		return 1;
 	if (o.json)
 		printf("%s\n", r.line);
+	else if (o.fleet && rc == 0)
+		print_hosts(stdout, &r);
 	else
 		print_status(stdout, &r);
 	cli_response_free(&r);

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import harness
 from harness import Failure, Skip, check, check_eq, test
@@ -77,20 +78,24 @@ def fresh_db(name):
 
 
 class Daemon:
-    def __init__(self, url, state=None):
+    def __init__(self, url, state=None, host=None, args=(), env=None):
         self.tmp = tempfile.mkdtemp(prefix="airlockd-pg-")
         os.chmod(self.tmp, 0o755)
         self.state = state or os.path.join(self.tmp, "state")
         self.sock = os.path.join(self.tmp, "airlock.sock")
+        self.args = list(args)
         self.env = dict(os.environ, METRICS_PORT="0", DATABASE_URL=url,
                         AIRLOCK_POLICY_PATH=POLICIES)
+        if host:
+            self.env["AIRLOCK_HOST"] = host
+        self.env.update(env or {})
         self.log = []
         DAEMONS.append(self)
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen([AIRLOCKD, "--state-dir", self.state, "--socket",
-                                      self.sock, "--tick", "1s"],
+                                      self.sock, "--tick", "1s"] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=self.env)
         ready = threading.Event()
@@ -256,6 +261,127 @@ def t_libpq_loaded():
     check(not maps_libpq(lite.proc.pid), "airlockd on SQLite mapped libpq after a submit")
     pg = Daemon(fresh_db("airlock_it_load"))
     check(maps_libpq(pg.proc.pid), "airlockd on PostgreSQL has no libpq mapped")
+
+
+# ------------------------------------------------------------------ fleet
+# Three airlockd on one database, each with its own state directory,
+# socket and AIRLOCK_HOST, stand in for three hosts.
+
+METRICS_KEY = "fleet-metrics-key-0123456789"
+SLEEPER = b"#!/bin/sh\nif [ \"$1\" = sleep ]; then sleep 60; fi\necho fine\n"
+
+
+def fleet(db, n=3, args=()):
+    url = fresh_db(db)
+    return url, [Daemon(url, host=name, args=args) for name in "abc"[:n]]
+
+
+def exec_ok(d, name, *args):
+    r = d.request({"op": "exec", "name": name, "args": list(args)})
+    check(r.get("ok"), f"exec {name} on {d.env['AIRLOCK_HOST']}: {r}")
+    return r["result"]
+
+
+@test("fleet: a module submitted on host a runs on b and c; a crash on c archives it for all")
+def t_fleet_one_registry():
+    url, (a, b, c) = fleet("airlock_it_fleet")
+    check(a.submit("echo", ECHO)["ok"], "submit echo on a")
+    check(a.submit("crasher", CRASHER)["ok"], "submit crasher on a")
+    for d in (b, c):
+        res = exec_ok(d, "echo", "x")
+        check_eq(res["stdout"], "out:x\n", f"stdout on {d.env['AIRLOCK_HOST']}")
+        # fetched from the database into this host's own state directory
+        sha = psql("airlock_it_fleet", "SELECT sha256 FROM modules WHERE name = 'echo'")
+        check(os.path.exists(os.path.join(d.state, "modules", sha)),
+              f"no local copy on {d.env['AIRLOCK_HOST']}")
+    check_eq(psql("airlock_it_fleet", "SELECT string_agg(host, ',' ORDER BY host) FROM runs"
+                                      " WHERE verdict = 'ok' AND host <> 'a'"),
+             "b,c", "the runs carry their hosts")
+    r = c.request({"op": "exec", "name": "crasher", "args": ["crash"]})
+    check_eq(r["result"]["verdict"], "crashed", "crash on c")
+    check_eq(r["module"]["state"], "archived", "auto-archived on c")
+    for d in (a, b):
+        r = d.request({"op": "exec", "name": "crasher"})
+        check(not r["ok"] and r["error"]["code"] == "archived",
+              f"{d.env['AIRLOCK_HOST']} ran an archived module: {r}")
+    # a restore on b holds for a, whose copy moved nowhere
+    r = b.request({"op": "restore", "name": "crasher"})
+    check(r.get("ok"), f"restore on b: {r}")
+    check_eq(exec_ok(a, "crasher")["stdout"], "fine\n", "a runs the restored module")
+    for d in (a, b, c):
+        status, out, err = d.airlock("manifest", "check")
+        check_eq(status, 0, f"manifest check on {d.env['AIRLOCK_HOST']}: {out} {err}")
+
+
+@test("fleet: content a host fetches is checked against its SHA-256")
+def t_fleet_content_checked():
+    url, (a, b) = fleet("airlock_it_fleet_sum", n=2)
+    check(a.submit("echo", ECHO)["ok"], "submit on a")
+    # whoever can write the database cannot make b run other code
+    psql("airlock_it_fleet_sum",
+         "UPDATE contents SET content = convert_to('#!/bin/sh\necho evil\n', 'UTF8')")
+    r = b.request({"op": "exec", "name": "echo"})
+    check(not r["ok"], f"b ran tampered content: {r}")
+    check("refused" in r["error"]["message"], f"error: {r}")
+    check_eq(psql("airlock_it_fleet_sum", "SELECT count(*) FROM runs WHERE host = 'b'"), "0",
+             "runs recorded on b")
+    check_eq(exec_ok(a, "echo")["stdout"], "out:\n", "a still runs its own copy")
+
+
+@test("fleet: a host killed mid-run has its run interrupted by another after the lease, once")
+def t_fleet_lapsed_host():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = fresh_db("airlock_it_fleet_lease")
+    a = Daemon(url, host="a", args=["--host-lease", "3s", "--metrics-listen",
+                                    f"127.0.0.1:{port}"], env={"PROM_API_KEY": METRICS_KEY})
+    b = Daemon(url, host="b", args=["--host-lease", "3s"])
+    check(a.submit("sleeper", SLEEPER)["ok"], "submit on a")
+    done = threading.Event()
+
+    def run():
+        try:
+            b.request({"op": "exec", "name": "sleeper", "args": ["sleep"]})
+        except Exception:
+            pass
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    running = "SELECT count(*) FROM runs WHERE host = 'b' AND verdict = 'running'"
+    deadline = time.monotonic() + WAIT
+    while psql("airlock_it_fleet_lease", running) != "1":
+        check(time.monotonic() < deadline, "b's run never started")
+        time.sleep(0.1)
+    b.proc.kill()
+    b.proc.wait(WAIT)
+    killed = time.monotonic()
+    st = a.request({"op": "status"})
+    hosts = {h["name"]: h for h in st["hosts"]}
+    check_eq(sorted(hosts), ["a", "b"], "hosts in status")
+    check(hosts["a"]["this"] and not hosts["b"]["this"], f"this: {hosts}")
+    while psql("airlock_it_fleet_lease", running) != "0":
+        check(time.monotonic() - killed < WAIT, "b's run was never interrupted")
+        time.sleep(0.2)
+    check(time.monotonic() - killed >= 2.0, "interrupted before the lease ran out")
+    check_eq(psql("airlock_it_fleet_lease",
+                  "SELECT count(*) || ':' || min(verdict) FROM runs WHERE host = 'b'"),
+             "1:interrupted", "b's runs")
+    st = a.request({"op": "status"})
+    hosts = {h["name"]: h for h in st["hosts"]}
+    check(hosts["b"]["lapsed"] and not hosts["a"]["lapsed"], f"lapsed: {hosts}")
+    status, out, err = a.airlock("status", "--fleet")
+    check_eq(status, 0, f"status --fleet: {err}")
+    check("lapsed" in out and "b " in out, f"status --fleet: {out}")
+    metrics = urllib.request.urlopen(urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"x-api-key": METRICS_KEY}), timeout=WAIT)
+    text = metrics.read().decode()
+    check('airlock_host_up{host="b"} 0' in text and 'airlock_host_up{host="a"} 1' in text,
+          "host_up: " + "\n".join(l for l in text.splitlines() if "host_up" in l))
+    # b comes back under its own name and beats again
+    b.start()
+    st = a.request({"op": "status"})
+    check(not {h["name"]: h for h in st["hosts"]}["b"]["lapsed"], f"b after restart: {st['hosts']}")
 
 
 def configure(build_dir):
