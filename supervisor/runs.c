@@ -46,6 +46,7 @@ void job_free(struct job *job)
 		for (char **a = job->args; *a; a++)
 			free(*a);
 	free(job->args);
+	policy_run_clear(&job->opts);
 	al_closep(&job->stdin_fd);
 	learned_job_free(job);
 	free(job);
@@ -109,6 +110,9 @@ static void start(struct supervisor *s, struct job *job)
 		.stdin_fd = job->stdin_fd,
 		.stdout_fd = -1,
 		.stderr_fd = -1,
+		.limits = job->has_opts ? &job->opts.limits : NULL,
+		.envp = job->opts.envp,
+		.cwd = job->opts.cwd,
 	};
 
 	s->nactive++;
