@@ -652,7 +652,7 @@ static int request_env_token(struct parse_state *st, const char *t)
 		return fail(st,
 			    "invalid variable name \"%s\": expected letters, "
 			    "digits and '_', not starting with a digit, at "
-			    "most %d",
+			    "most %d characters",
 			    t, POLICY_ENV_NAME_MAX);
 	if (policy_request_env_count(st->p) >= POLICY_REQUEST_ENV_MAX)
 		return fail(st, "too many names: at most %d",

@@ -152,11 +152,12 @@ static int env_check(const struct al_policy *p,
 	const char *name = req->env_names[i], *value = req->env_values[i];
 
 	if (!policy_env_name_valid(name))
-		return al_error_set(err, EINVAL,
-				    "env: \"%.64s\" is not a plain variable "
-				    "name (letters, digits and '_', not "
-				    "starting with a digit, at most %d)",
-				    name, POLICY_ENV_NAME_MAX);
+		return al_error_set(
+			err, EINVAL,
+			"env: \"%.64s\" is not a plain variable "
+			"name (letters, digits and '_', not "
+			"starting with a digit, at most %d characters)",
+			name, POLICY_ENV_NAME_MAX);
 	if (strlen(value) > POLICY_REQUEST_ENV_VALUE_MAX)
 		return al_error_set(err, EINVAL,
 				    "env: the value of %s is longer than %d "
