@@ -87,6 +87,11 @@ static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 	struct sandbox_result r = { .verdict = AL_VERDICT_SETUP_ERROR };
 
 	sandbox_result_setup_error(&r, 125, msg);
+	/* the limits it would have been held to, as a started run says */
+	if (job->has_opts) {
+		r.limits = job->opts.limits;
+		r.limits_known = true;
+	}
 	if (job->kind == JOB_VALIDATE)
 		finish_validation(s, job, &r);
 	else

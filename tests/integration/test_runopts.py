@@ -16,6 +16,7 @@ Python 3 standard library only.
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -338,6 +339,40 @@ def t_hostile():
         check_eq(status, 125, f"airlock exec {args}")
         check(want in err, f"airlock exec {args}: {err!r}")
     finish(d)
+
+
+def airlock_run(*args):
+    p = subprocess.run([test_daemon.AIRLOCK, "run"] + list(args), capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=test_daemon.WAIT)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+@test("airlock run: --env and --cwd in exec's words; inputs of the run, so the hash stays")
+def t_run_env_cwd():
+    script = ["--", "/bin/sh", "-c", 'echo "$FOO|$HOME"; pwd']
+    status, out, err = airlock_run("--json", *script)
+    check_eq(status, 0, f"plain run (stderr {err!r})")
+    plain = json.loads(out)
+    status, out, err = airlock_run("--json", "--env", "FOO=a=b", "--env", "HOME=/usr",
+                                   "--cwd", "/usr/lib", *script)
+    check_eq(status, 0, f"run --env --cwd (stderr {err!r})")
+    r = json.loads(out)
+    check_eq(r["stdout"], "a=b|/usr\n/usr/lib\n", "the module's view")
+    check_eq(r["policy_hash"], plain["policy_hash"], "policy_hash")
+    check_eq(plain["stdout"], "|/tmp\n/tmp\n", "without them")
+    status, out, _ = airlock_run("--json", "--cwd", "/nonexistent", "--", "/bin/true")
+    r = json.loads(out)
+    check_eq((status, r["verdict"]), (125, "setup_error"), "a cwd the jail lacks")
+    check("cwd /nonexistent" in r["error"], f"error {r['error']!r}")
+    for args, want in ((["--cwd", "../.."], "cwd: not an absolute path"),
+                       (["--cwd", "/tmp/../etc"], "cwd: not a plain absolute path"),
+                       (["--env", "1X=2"], "env: \"1X\" is not a plain variable name"),
+                       (["--env", "NOEQUALS"], "--env NOEQUALS: expected NAME=value"),
+                       (["--env", "X=" + "v" * 5000], "the value of X is longer than 4096 bytes")):
+        status, out, err = airlock_run(*args, "--", "/bin/true")
+        check_eq(status, 125, f"airlock run {args[0]} {args[1][:20]}")
+        check(want in err, f"airlock run {args[0]} {args[1][:20]}: {err!r}")
+        check_eq(out, "", "stdout of a refused run")
 
 
 def main(argv):
