@@ -648,6 +648,10 @@ static int set_runtime_seccomp(struct parse_state *st, const char *v)
 
 static int request_env_token(struct parse_state *st, const char *t)
 {
+	/* it would be a name here, and the canonical form would read it as
+	 * the empty list */
+	if (strcmp(t, "none") == 0)
+		return fail(st, "none stands alone: it means no names");
 	if (!policy_env_name_valid(t))
 		return fail(st,
 			    "invalid variable name \"%s\": expected letters, "

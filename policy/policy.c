@@ -2,7 +2,6 @@
  * The policy object: defaults from docs/design.md, the mutators the file parser
  * and the command line use, and the getters the jail reads.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,14 +383,21 @@ bool policy_seccomp_learned(const struct al_policy *p)
 	return p->seccomp_learned;
 }
 
+/* ASCII by hand: <ctype.h> follows the locale, and a client's bytes must
+ * mean the same whatever airlockd's is. */
+static bool env_name_char(char c, bool first)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+	       (!first && c >= '0' && c <= '9');
+}
+
 bool policy_env_name_valid(const char *name)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > POLICY_ENV_NAME_MAX ||
-	    !(isalpha((unsigned char)name[0]) || name[0] == '_'))
+	if (n == 0 || n > POLICY_ENV_NAME_MAX)
 		return false;
-	for (const char *c = name; *c; c++)
-		if (!isalnum((unsigned char)*c) && *c != '_')
+	for (size_t i = 0; i < n; i++)
+		if (!env_name_char(name[i], i == 0))
 			return false;
 	return true;
 }

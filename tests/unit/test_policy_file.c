@@ -464,6 +464,9 @@ static const struct bad_file bad_files[] = {
 	  BAD "bad-request-env.policy:2: [runtime] request_env: invalid "
 	      "variable name \"1BAD\": expected letters, digits and '_', not "
 	      "starting with a digit, at most 63 characters" },
+	{ "request-env-none-in-list.policy",
+	  BAD "request-env-none-in-list.policy:2: [runtime] request_env: none "
+	      "stands alone: it means no names" },
 	{ "crash-budget-zero.policy",
 	  BAD "crash-budget-zero.policy:2: [runtime] crash_budget: invalid "
 	      "number \"0\": expected an integer from 1 to 1000000" },
