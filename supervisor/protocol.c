@@ -157,7 +157,8 @@ static int env_entry(const struct json_node *e, const char *const *prev,
 		return al_error_set(err, EINVAL,
 				    "member \"env\": \"%.64s\" is not a "
 				    "variable name (letters, digits and '_', "
-				    "not starting with a digit, at most %d)",
+				    "not starting with a digit, at most %d "
+				    "characters)",
 				    e->key, POLICY_ENV_NAME_MAX);
 	if (e->type != JSON_STRING)
 		return al_error_set(err, EINVAL,
