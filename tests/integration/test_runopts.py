@@ -26,7 +26,7 @@ from harness import Failure, check, check_eq, note, test
 # The daemon fixture of test_daemon.py; importing it registers that
 # suite's tests too, which this suite does not run.
 import test_daemon
-from test_daemon import Daemon, expect_error
+from test_daemon import Daemon, as_user, expect_error
 
 del harness.TESTS[:]
 
@@ -338,6 +338,31 @@ def t_hostile():
         status, _, err = d.airlock("exec", *args, "sleeper")
         check_eq(status, 125, f"airlock exec {args}")
         check(want in err, f"airlock exec {args}: {err!r}")
+    finish(d)
+
+
+@test("tenants: another owner's module answers not_found whatever the options; its policy's ceilings and names stay unsaid")
+def t_tenant():
+    d = daemon()
+    d.stop()
+    d.args = ["--allow-uid", str(test_daemon.NOBODY)]
+    d.start()
+    os.chmod(d.sock, 0o666)
+    before = counts(d)
+    probes = [{"timeout": "10s"}, {"env": {"LD_PRELOAD": "x"}}, {"pids": 1000},
+              {"env": {"SEED": "1"}, "cwd": "/usr"}]
+    for opts in probes:
+        theirs, nobodys = as_user(d.sock, test_daemon.NOBODY, test_daemon.NOBODY, [
+            dict({"op": "exec", "name": "envdump"}, **opts),
+            dict({"op": "exec", "name": "no-such-module"}, **opts)])
+        expect_error(theirs, "not_found")
+        check_eq(theirs["error"]["message"].replace("envdump", "NAME"),
+                 nobodys["error"]["message"].replace("no-such-module", "NAME"),
+                 f"another's module and no module at all, with {opts}")
+        for word in ("SEED", "GREETING", "5s", "32", "request_env"):
+            check(word not in theirs["error"]["message"],
+                  f"{word} told to another tenant: {theirs['error']['message']!r}")
+    check_eq(counts(d), before, "runs after another tenant's requests")
     finish(d)
 
 
