@@ -245,3 +245,11 @@ CREATE INDEX modules_owner ON modules (owner_uid, name);
 CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 UPDATE airlock_schema SET version = 5;
+
+-- @migration 6: the limits each run was held to
+
+ALTER TABLE runs ADD COLUMN limit_timeout_ms BIGINT;
+ALTER TABLE runs ADD COLUMN limit_memory_bytes BIGINT;
+ALTER TABLE runs ADD COLUMN limit_pids BIGINT;
+
+UPDATE airlock_schema SET version = 6;

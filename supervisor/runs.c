@@ -101,10 +101,18 @@ static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 static void start(struct supervisor *s, struct job *job)
 {
 	struct al_error err = { 0 };
+	const struct policy_limits *l = job->has_opts
+						? &job->opts.limits
+						: policy_limits(
+							  job->pol->policy);
 	struct manifest_run_start rs = {
 		.module_id = job->mod.id,
 		.policy_hash = job->pol->hash,
 		.uid = job->uid,
+		.limits = { .known = true,
+			    .timeout_ms = l->timeout_us / 1000,
+			    .memory_bytes = l->memory_bytes,
+			    .pids = l->pids },
 	};
 	struct sandbox_spec spec = {
 		.policy = job->pol->policy,

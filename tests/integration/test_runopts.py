@@ -146,7 +146,10 @@ def t_timeout():
     check_eq(res["limits"]["pids"], 32, "limits.pids")
     check_eq(res["policy"], "runopts", "policy")
     check_eq(res["policy_hash"], r["module"]["policy_hash"], "policy_hash")
-    check_eq(runs_of(d, "sleeper")[0]["verdict"], "timeout", "recorded verdict")
+    rec = runs_of(d, "sleeper")[0]
+    check_eq(rec["verdict"], "timeout", "recorded verdict")
+    check_eq(rec["limits"], res["limits"], "recorded limits")
+    check_eq(rec["policy_hash"], res["policy_hash"], "recorded policy_hash")
     # without the option the policy's 5s holds
     res = exec_ok(d, name="sleeper", args=["0.1"])
     check_eq((res["verdict"], res["limits"]["timeout_ms"]), ("ok", 5000), "no option")
@@ -168,6 +171,8 @@ def t_memory():
     check_eq(res["verdict"], "memory_limit", "48 MiB under a request's 32M")
     check_eq(res["limits"]["memory_bytes"], 32 << 20, "limits.memory_bytes")
     check(res["oom_kills"] >= 1, f"oom_kills {res['oom_kills']}")
+    check_eq(runs_of(d, "hog")[0]["limits"],
+             {"timeout_ms": 5000, "memory_bytes": 32 << 20, "pids": 32}, "recorded limits")
     status, _, err = d.airlock("exec", "--memory", "32M", "hog", "48")
     check_eq(status, 137, f"airlock exec --memory status (stderr {err!r})")
     finish(d)
