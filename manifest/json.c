@@ -84,6 +84,17 @@ void manifest_run_json(struct json_buf *jb, const struct manifest_run *r)
 	json_kv_bool(jb, "stdout_truncated", r->stdout_truncated);
 	json_kv_bool(jb, "stderr_truncated", r->stderr_truncated);
 	json_kv_string(jb, "policy_hash", r->policy_hash);
+	/* the result's "limits", as the run was held to them */
+	json_key(jb, "limits");
+	if (r->limits.known) {
+		json_object_open(jb);
+		json_kv_uint(jb, "timeout_ms", r->limits.timeout_ms);
+		json_kv_uint(jb, "memory_bytes", r->limits.memory_bytes);
+		json_kv_uint(jb, "pids", r->limits.pids);
+		json_object_close(jb);
+	} else {
+		json_null(jb);
+	}
 	json_kv_uint(jb, "uid", r->uid);
 	json_key(jb, "stderr_excerpt");
 	json_string_n(jb, r->stderr_excerpt, r->stderr_excerpt_len);

@@ -368,11 +368,21 @@ int manifest_storage_use(struct manifest *m, int64_t uid,
 /* ----------------------------------------------------------------- runs */
 
 /* The start of a run; borrowed for the call. */
+/* The limits a run is held to (the result's "limits"). */
+struct manifest_run_limits {
+	bool known; /* false: not recorded (runs from before schema 6) */
+	uint64_t timeout_ms;
+	uint64_t memory_bytes;
+	uint64_t pids;
+};
+
 struct manifest_run_start {
 	int64_t module_id;       /* a validating or active module */
 	const char *policy_hash; /* the policy that holds it */
 	uint32_t uid;            /* who asked for the run */
 	int64_t started_ms;      /* 0: now */
+	/* the policy's limits, or lower where the request asked */
+	struct manifest_run_limits limits;
 };
 
 /* What a run ended with (the sandbox's result as plain values); borrowed
@@ -433,6 +443,7 @@ struct manifest_run {
 	bool stderr_truncated;
 	char policy_hash[MANIFEST_HASH_MAX + 1];
 	uint32_t uid;
+	struct manifest_run_limits limits;
 	size_t stderr_excerpt_len; /* any bytes, not NUL-terminated text */
 	char stderr_excerpt[MANIFEST_EXCERPT_MAX];
 };

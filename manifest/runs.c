@@ -45,12 +45,14 @@ static int check_result(const struct manifest_run_result *r,
  *   ?1 module  ?2 started  ?3 policy hash  ?4 uid
  *   ?5 ended  ?6 verdict  ?7 exit code  ?8 signal  ?9 syscall  ?10 wall
  *   ?11 cpu  ?12 peak  ?13 stdout cut  ?14 stderr cut  ?15 excerpt
- *   ?16 run id
+ *   ?16 run id  ?17 timeout limit  ?18 memory limit  ?19 pids limit
  */
 static const char SQL_RUN_BEGIN[] =
 	"INSERT INTO runs (module_id, started_ms, verdict, policy_hash,"
-	" requested_uid, host)"
-	" SELECT ?1, ?2, 'running', ?3, ?4, ?16 FROM modules"
+	" requested_uid, host, limit_timeout_ms, limit_memory_bytes,"
+	" limit_pids)"
+	" SELECT ?1, ?2, 'running', ?3, ?4, ?16, CAST(?17 AS BIGINT),"
+	" CAST(?18 AS BIGINT), CAST(?19 AS BIGINT) FROM modules"
 	" WHERE id = ?1 AND state IN ('validating', 'active')"
 	" RETURNING id";
 
@@ -58,11 +60,12 @@ static const char SQL_RUN_RECORD[] =
 	"INSERT INTO runs (module_id, started_ms, policy_hash, requested_uid,"
 	" ended_ms, verdict, exit_code, signal, syscall, wall_ms, cpu_ms,"
 	" peak_memory_bytes, stdout_truncated, stderr_truncated,"
-	" stderr_excerpt, host)"
+	" stderr_excerpt, host, limit_timeout_ms, limit_memory_bytes,"
+	" limit_pids)"
 	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, CAST(?7 AS INTEGER),"
 	" CAST(?8 AS INTEGER), ?9, CAST(?10 AS DOUBLE PRECISION),"
 	" CAST(?11 AS DOUBLE PRECISION), ?12, ?13, ?14, CAST(?15 AS BLOB),"
-	" ?16"
+	" ?16, CAST(?17 AS BIGINT), CAST(?18 AS BIGINT), CAST(?19 AS BIGINT)"
 	" FROM modules WHERE id = ?1 AND state IN ('validating', 'active')"
 	" RETURNING id";
 
@@ -73,6 +76,11 @@ static const char SQL_RUN_FINISH[] =
 	" stderr_truncated = ?14, stderr_excerpt = ?15"
 	" WHERE id = ?16 AND verdict = 'running'";
 
+static int64_t clamp_int64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
 static void bind_start(struct db_stmt *s, const struct manifest_run_start *st,
 		       int64_t started)
 {
@@ -80,6 +88,12 @@ static void bind_start(struct db_stmt *s, const struct manifest_run_start *st,
 	db_bind_int64(s, 2, started);
 	db_bind_text(s, 3, st->policy_hash);
 	db_bind_int64(s, 4, st->uid);
+	/* unbound: NULL, a run whose limits nobody gave */
+	if (st->limits.known) {
+		db_bind_int64(s, 17, clamp_int64(st->limits.timeout_ms));
+		db_bind_int64(s, 18, clamp_int64(st->limits.memory_bytes));
+		db_bind_int64(s, 19, clamp_int64(st->limits.pids));
+	}
 }
 
 static void bind_finite(struct db_stmt *s, int idx, double v)
@@ -105,10 +119,7 @@ static void bind_result(struct db_stmt *s, const struct manifest_run_result *r,
 		db_bind_text(s, 9, r->syscall);
 	bind_finite(s, 10, r->wall_ms);
 	bind_finite(s, 11, r->cpu_ms);
-	db_bind_int64(s, 12,
-		      r->peak_memory_bytes > INT64_MAX
-			      ? INT64_MAX
-			      : (int64_t)r->peak_memory_bytes);
+	db_bind_int64(s, 12, clamp_int64(r->peak_memory_bytes));
 	db_bind_int64(s, 13, r->stdout_truncated);
 	db_bind_int64(s, 14, r->stderr_truncated);
 	/* the end of stderr: where a traceback or a panic message is */
@@ -276,7 +287,8 @@ int runs_mark_interrupted(struct manifest *m, struct al_error *err)
 	"r.id, r.module_id, m.name, m.version, r.started_ms, r.ended_ms,"      \
 	" r.verdict, r.exit_code, r.signal, r.syscall, r.wall_ms, r.cpu_ms,"   \
 	" r.peak_memory_bytes, r.stdout_truncated, r.stderr_truncated,"        \
-	" r.policy_hash, r.requested_uid, r.stderr_excerpt"
+	" r.policy_hash, r.requested_uid, r.stderr_excerpt,"                   \
+	" r.limit_timeout_ms, r.limit_memory_bytes, r.limit_pids"
 
 static void run_from_row(struct db_stmt *s, struct manifest_run *out)
 {
@@ -303,6 +315,10 @@ static void run_from_row(struct db_stmt *s, struct manifest_run *out)
 	out->stderr_truncated = (int)db_column_int64(s, 14) != 0;
 	db_column_copy(s, 15, out->policy_hash, sizeof(out->policy_hash));
 	out->uid = (uint32_t)db_column_int64(s, 16);
+	out->limits.known = !db_column_null(s, 18);
+	out->limits.timeout_ms = (uint64_t)db_column_int64(s, 18);
+	out->limits.memory_bytes = (uint64_t)db_column_int64(s, 19);
+	out->limits.pids = (uint64_t)db_column_int64(s, 20);
 	blob = db_column_blob(s, 17, &n);
 	if (blob != NULL) {
 		out->stderr_excerpt_len = n < sizeof(out->stderr_excerpt)

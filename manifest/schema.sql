@@ -332,3 +332,14 @@ CREATE TABLE contents (
 );
 
 PRAGMA user_version = 7;
+
+-- @migration 8: the limits each run was held to
+
+-- The wall clock, memory and process limits in force: the policy's, or
+-- lower where an exec request asked (docs/protocol.md, "Per-run
+-- options"). NULL for runs recorded before this schema.
+ALTER TABLE runs ADD COLUMN limit_timeout_ms INTEGER;
+ALTER TABLE runs ADD COLUMN limit_memory_bytes INTEGER;
+ALTER TABLE runs ADD COLUMN limit_pids INTEGER;
+
+PRAGMA user_version = 8;

@@ -290,3 +290,11 @@ CREATE TABLE contents (
 );
 
 UPDATE airlock_schema SET version = 7;
+
+-- @migration 8: the limits each run was held to
+
+ALTER TABLE runs ADD COLUMN limit_timeout_ms BIGINT;
+ALTER TABLE runs ADD COLUMN limit_memory_bytes BIGINT;
+ALTER TABLE runs ADD COLUMN limit_pids BIGINT;
+
+UPDATE airlock_schema SET version = 8;

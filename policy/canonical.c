@@ -105,6 +105,13 @@ static void write_runtime(FILE *f, const struct al_policy *p)
 	/* only when set: every policy without it keeps its hash */
 	if (policy_seccomp_learned(p))
 		fprintf(f, "seccomp = learned\n");
+	/* likewise only when set; the names are kept sorted */
+	if (policy_request_env_count(p)) {
+		fprintf(f, "request_env =");
+		for (size_t i = 0; i < policy_request_env_count(p); i++)
+			fprintf(f, " %s", policy_request_env_at(p, i));
+		fprintf(f, "\n");
+	}
 }
 
 static int write_environment(FILE *f, const struct al_policy *p,

@@ -30,7 +30,11 @@ struct al_policy {
 	unsigned archive_on; /* bit per enum al_verdict */
 	uint64_t crash_budget;
 	bool seccomp_learned; /* [runtime] seccomp = learned */
-	char *file;           /* the file it was read from; NULL if none */
+	/* [runtime] request_env: the names an exec request may set, sorted,
+	 * each once (heap strings) */
+	char **request_env;
+	size_t n_request_env;
+	char *file; /* the file it was read from; NULL if none */
 	uid_t file_owner;
 };
 
@@ -46,6 +50,11 @@ int policy_env_set(struct al_policy *p, const char *name, const char *value,
 		   struct al_error *err);
 /* Where the policy came from (file may be NULL); -1 when out of memory. */
 int policy_set_file(struct al_policy *p, const char *file, uid_t owner);
+/* Add a name to [runtime] request_env (kept sorted, each once); -1 when
+ * out of memory. The caller checked the name (policy_env_name_valid()). */
+int policy_request_env_add(struct al_policy *p, const char *name,
+			   struct al_error *err);
+void policy_request_env_clear(struct al_policy *p);
 int policy_bind_add(struct al_policy *p, const char *host, const char *jail,
 		    bool writable, struct al_error *err);
 

@@ -436,8 +436,7 @@ static int set_env(struct parse_state *st, const char *v)
 	if (plain_value(st, v) < 0)
 		return -1;
 	const char *name = st->key;
-	if (!(isalpha((unsigned char)name[0]) || name[0] == '_') ||
-	    !is_word(name, "_", 63))
+	if (!policy_env_name_valid(name))
 		return fail(st, "invalid variable name: expected letters, "
 				"digits and '_', not starting with a digit");
 	if (strlen(v) > 1024)
@@ -647,6 +646,36 @@ static int set_runtime_seccomp(struct parse_state *st, const char *v)
 	return 0;
 }
 
+static int request_env_token(struct parse_state *st, const char *t)
+{
+	/* it would be a name here, and the canonical form would read it as
+	 * the empty list */
+	if (strcmp(t, "none") == 0)
+		return fail(st, "none stands alone: it means no names");
+	if (!policy_env_name_valid(t))
+		return fail(st,
+			    "invalid variable name \"%s\": expected letters, "
+			    "digits and '_', not starting with a digit, at "
+			    "most %d characters",
+			    t, POLICY_ENV_NAME_MAX);
+	if (policy_request_env_count(st->p) >= POLICY_REQUEST_ENV_MAX)
+		return fail(st, "too many names: at most %d",
+			    POLICY_REQUEST_ENV_MAX);
+	return policy_request_env_add(st->p, t, st->err) < 0
+		       ? fail(st, "out of memory")
+		       : 0;
+}
+
+/* The names an exec request may set in the module's environment; none
+ * unless listed, so a policy without the key gives requests no say. */
+static int set_request_env(struct parse_state *st, const char *v)
+{
+	policy_request_env_clear(st->p);
+	if (strcmp(v, "none") == 0)
+		return 0;
+	return each_token(st, v, request_env_token);
+}
+
 /* ---------------------------------------------------------------- table */
 
 static const struct key keys[] = {
@@ -678,6 +707,7 @@ static const struct key keys[] = {
 	{ "runtime", "archive_on", false, set_archive_on },
 	{ "runtime", "crash_budget", false, set_crash_budget },
 	{ "runtime", "seccomp", false, set_runtime_seccomp },
+	{ "runtime", "request_env", false, set_request_env },
 };
 
 #define N_KEYS ARRAY_SIZE(keys)

@@ -204,6 +204,7 @@ void policy_free(struct al_policy *p)
 		free(p->binds[i].jail);
 	}
 	free(p->binds);
+	policy_request_env_clear(p);
 	free(p->file);
 	free(p);
 }
@@ -380,6 +381,67 @@ uint64_t policy_crash_budget(const struct al_policy *p)
 bool policy_seccomp_learned(const struct al_policy *p)
 {
 	return p->seccomp_learned;
+}
+
+/* ASCII by hand: <ctype.h> follows the locale, and a client's bytes must
+ * mean the same whatever airlockd's is. */
+static bool env_name_char(char c, bool first)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+	       (!first && c >= '0' && c <= '9');
+}
+
+bool policy_env_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > POLICY_ENV_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!env_name_char(name[i], i == 0))
+			return false;
+	return true;
+}
+
+int policy_request_env_add(struct al_policy *p, const char *name,
+			   struct al_error *err)
+{
+	size_t at = 0;
+	while (at < p->n_request_env && strcmp(p->request_env[at], name) < 0)
+		at++;
+	if (at < p->n_request_env && strcmp(p->request_env[at], name) == 0)
+		return 0;
+	char **grown = realloc(p->request_env,
+			       (p->n_request_env + 1) * sizeof(*grown));
+	if (!grown)
+		return al_error_sys(err, ENOMEM, "policy: request_env");
+	p->request_env = grown;
+	char *copy = strdup(name);
+	if (!copy)
+		return al_error_sys(err, ENOMEM, "policy: request_env");
+	memmove(&grown[at + 1], &grown[at],
+		(p->n_request_env - at) * sizeof(*grown));
+	grown[at] = copy;
+	p->n_request_env++;
+	return 0;
+}
+
+void policy_request_env_clear(struct al_policy *p)
+{
+	for (size_t i = 0; i < p->n_request_env; i++)
+		free(p->request_env[i]);
+	free(p->request_env);
+	p->request_env = NULL;
+	p->n_request_env = 0;
+}
+
+size_t policy_request_env_count(const struct al_policy *p)
+{
+	return p->n_request_env;
+}
+
+const char *policy_request_env_at(const struct al_policy *p, size_t i)
+{
+	return i < p->n_request_env ? p->request_env[i] : NULL;
 }
 
 struct al_policy *policy_restrict(const struct al_policy *p,

@@ -172,9 +172,76 @@ bool policy_seccomp_learned(const struct al_policy *p);
 struct al_policy *policy_restrict(const struct al_policy *p,
 				  bool (*keep)(const char *name, void *arg),
 				  void *arg, struct al_error *err);
+/* [runtime] request_env: the environment names an exec request may set
+ * (sorted, each once; none by default). */
+size_t policy_request_env_count(const struct al_policy *p);
+const char *policy_request_env_at(const struct al_policy *p, size_t i);
+/* A plain environment name: letters, digits and '_', not starting with a
+ * digit, at most POLICY_ENV_NAME_MAX bytes. */
+#define POLICY_ENV_NAME_MAX 63
+bool policy_env_name_valid(const char *name);
 size_t policy_syscall_count(const struct al_policy *p);
 const struct policy_syscall *policy_syscall_at(const struct al_policy *p,
 					       size_t i);
+
+/* --------------------------------------------------- per-run options */
+
+/*
+ * What one exec request asks of its run (docs/protocol.md, "Per-run
+ * options"): it may lower the policy's limits, never raise them; set the
+ * environment names the policy's [runtime] request_env lists; and start
+ * the module in another directory of the jail. Everything is borrowed for
+ * the call; NULL / false / 0 members ask for nothing.
+ */
+#define POLICY_REQUEST_ENV_MAX 64         /* names listed, or set at once */
+#define POLICY_REQUEST_ENV_VALUE_MAX 4096 /* bytes of one value */
+#define POLICY_CWD_MAX 4096               /* bytes of the cwd path */
+
+struct policy_request {
+	const char *timeout; /* a duration as typed: "2s", "500ms" */
+	const char *memory;  /* a size as typed: "64M" */
+	bool has_pids;
+	uint64_t pids;
+	const char *const *env_names; /* n_env names and their values */
+	const char *const *env_values;
+	size_t n_env;
+	const char *cwd; /* an absolute path inside the jail */
+	/* airlock run: its caller chose the policy and may set any plain
+	 * name; never set for a client of airlockd */
+	bool any_env_name;
+};
+
+/* The run's own settings, filled by policy_tighten(); caller frees with
+ * policy_run_clear(). */
+struct policy_run {
+	struct policy_limits limits; /* the policy's, lowered where asked */
+	char **envp; /* NULL-terminated "NAME=value": the policy's environment
+			with the request's names set; NULL: the policy's own */
+	char *cwd;   /* NULL: the jail's default (/tmp) */
+};
+
+/*
+ * Hold `req` to `p`. A limit must parse (parse_duration_us, parse_size:
+ * a bare number is refused) and lie between the least a run can have and
+ * the policy's own value; a lower timeout lowers the CPU-time limit with
+ * it. An env name must be a plain name (policy_env_name_valid()) that the
+ * policy's request_env lists (any plain name with any_env_name), given
+ * once, its value at most POLICY_REQUEST_ENV_VALUE_MAX bytes;
+ * names the policy itself sets (PATH, HOME) are no exception. cwd must be
+ * absolute, normalized (no "", "." or ".." parts, no trailing '/') and
+ * free of control characters; whether the jail has it is the jail's to
+ * say. Nothing is clamped: on error `out` is left empty and err names
+ * the option, the value asked and the bound ("timeout 10s is above the
+ * policy's timeout 5s; a request may only lower it"): errnum EPERM when
+ * the request asks for more than the policy allows, EINVAL when it is
+ * malformed, ENOMEM. Pure code.
+ */
+int policy_tighten(const struct al_policy *p, const struct policy_request *req,
+		   struct policy_run *out, struct al_error *err);
+void policy_run_clear(struct policy_run *run);
+/* The cwd rule of policy_tighten() alone, for a codec that checks a
+ * request before any policy is known (EINVAL, err says what is wrong). */
+int policy_cwd_check(const char *cwd, struct al_error *err);
 
 /*
  * The canonical text (defaults filled in, one `key = value` per line in a

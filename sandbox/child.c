@@ -162,6 +162,21 @@ static void hide_caller_identity(const struct jail_plan *plan)
 		jail_fail(plan, errno, "prctl(PR_SET_NAME)");
 }
 
+/* The working directory a request asked for, entered as the jail's user
+ * (after the drop): root's chdir would pass where the module itself could
+ * not, and the path is resolved inside the jail's root, where nothing of
+ * the host is left. A directory that is not there is our setup error,
+ * said with the path, never a verdict of the module. */
+static void enter_cwd(const struct jail_plan *plan)
+{
+	if (plan->cwd && chdir(plan->cwd) < 0)
+		jail_fail(plan, errno,
+			  "cwd %.256s: the module cannot start there (it must "
+			  "be a directory inside the jail that the jail's "
+			  "user may enter)",
+			  plan->cwd);
+}
+
 static char resolved[PLAN_PATH_MAX];
 
 /*
@@ -301,6 +316,7 @@ void jail_init_main(const struct jail_plan *plan)
 		jail_fail(plan, errno, "setsid");
 	jail_drop_privileges(plan);
 	jail_verify_privileges(plan);
+	enter_cwd(plan);
 	int exec_error = find_program(plan);
 	if (exec_error)
 		report_exec_failure(plan, exec_error);

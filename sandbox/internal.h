@@ -376,6 +376,7 @@ struct jail_plan {
 	const char *program;                  /* bare name when module_fd < 0 */
 	char *const *argv;                    /* argv for execve; argv[0] set */
 	char *const *envp;
+	const char *cwd; /* NULL: /tmp, where the root was entered */
 	const struct cgroup_run *cgroup;
 	bool userns; /* rootless: wait for the parent to write the id maps */
 	/* root with a uid range: the run's host uid and gid, which init takes

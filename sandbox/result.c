@@ -58,7 +58,11 @@ void sandbox_result_write(struct json_buf *jb, const struct sandbox_result *r,
 	json_kv_bool(jb, "stderr_truncated", r->stderr_truncated);
 	json_kv_int(jb, "exit_status", r->exit_status);
 	if (policy) {
-		const struct policy_limits *l = policy_limits(policy);
+		/* the run's own where a request lowered them, under the hash
+		 * of the policy that was their ceiling */
+		const struct policy_limits *l = r->limits_known
+							? &r->limits
+							: policy_limits(policy);
 		json_kv_string(jb, "policy", policy_name(policy));
 		if (policy_hash(policy, hash, NULL) == 0)
 			json_kv_string(jb, "policy_hash", hash);

@@ -70,6 +70,14 @@ struct sandbox_spec {
 	/* Record the syscalls the module makes (sandbox_learner_new());
 	 * NULL for an ordinary run, which never touches BPF. */
 	struct sandbox_learner *learner;
+	/* This run's own settings, where a request tightened the policy
+	 * (policy_tighten()): NULL takes the policy's limits, its
+	 * environment, and /tmp as the working directory. cwd is entered
+	 * after the jail's uid is taken: a directory the module could not
+	 * enter itself is a setup error. */
+	const struct policy_limits *limits;
+	char *const *envp;
+	const char *cwd;
 };
 
 struct sandbox_result {
@@ -102,6 +110,10 @@ struct sandbox_result {
 	 * "none"), or the caller's (rootless) */
 	uint32_t host_uid;
 	uint32_t host_gid;
+	/* the limits the run was held to: the spec's, else the policy's
+	 * (limits_known false when the run failed before it had them) */
+	bool limits_known;
+	struct policy_limits limits;
 };
 
 /* ------------------------------------------------------------------ host */

@@ -332,7 +332,9 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		   int module_fd)
 {
 	struct sandbox_host *host = run->host;
-	const struct policy_limits *limits = policy_limits(spec->policy);
+	/* the run's own copy: what the jail is held to and what its result
+	 * says it was held to */
+	const struct policy_limits *limits = &run->result.limits;
 	struct al_error err = { 0 };
 	int child_stdio[3] = { -1, -1, -1 }, sync[2] = { -1, -1 };
 	char name[64];
@@ -360,7 +362,8 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		.module_host_path = run->program,
 		.program = run->program,
 		.argv = run->argv,
-		.envp = policy_environ(spec->policy),
+		.envp = spec->envp ? spec->envp : policy_environ(spec->policy),
+		.cwd = spec->cwd,
 		.cgroup = &run->cg,
 		.userns = !host->root,
 		.run_ids = run->uid_lock_fd >= 0,
@@ -470,8 +473,11 @@ int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
 	run->epfd = run->pidfd = run->sync_fd = run->timer_fd = -1;
 	run->notify_fd = run->uid_lock_fd = -1;
 	cgroup_run_init(&run->cg);
-	capture_init(&run->out, policy_limits(spec->policy)->stdout_max);
-	capture_init(&run->err, policy_limits(spec->policy)->stderr_max);
+	run->result.limits = spec->limits ? *spec->limits
+					  : *policy_limits(spec->policy);
+	run->result.limits_known = true;
+	capture_init(&run->out, run->result.limits.stdout_max);
+	capture_init(&run->err, run->result.limits.stderr_max);
 	*out = run;
 
 	int module_fd = -1;

@@ -117,7 +117,11 @@ struct job {
 	struct manifest_module mod;
 	struct sup_policy *pol;
 	char path[PATH_MAX];
-	char **args;      /* owned, NULL-terminated */
+	char **args; /* owned, NULL-terminated */
+	/* exec: the run's limits, environment and cwd, the policy's as the
+	 * request tightened them (policy_tighten()); owned */
+	struct policy_run opts;
+	bool has_opts;
 	int stdin_fd;     /* a memfd with the request's stdin, or -1 */
 	size_t stdin_len; /* its size: counted in the uid's buffered bytes */
 	struct sandbox_run *run;

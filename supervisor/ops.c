@@ -738,6 +738,13 @@ static void op_submit(struct op_ctx *x)
 	_cleanup_free_ unsigned char *content = NULL;
 	size_t len;
 
+	if (proto_request_has_run_options(req)) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "submit takes no per-run options (timeout, memory, "
+			    "pids, env, cwd): its validation run is held to "
+			    "the policy as it is; give them to exec");
+		return;
+	}
 	if (!req->name || (!req->content == !req->content_fd)) {
 		reply_error(x, PROTO_E_BAD_REQUEST,
 			    "submit needs \"name\" and either \"content\" "
@@ -855,6 +862,34 @@ static void exec_detached(struct op_ctx *x, struct job *job)
 	runs_submit(x->s, job); /* may end it at once: job is gone then */
 }
 
+/* The request's per-run options held to the module's policy: the limits,
+ * environment and cwd of this run, or a bad_request naming the option
+ * (answered here). */
+static int exec_options(struct op_ctx *x, const struct sup_policy *pol,
+			struct policy_run *out)
+{
+	const struct proto_request *req = x->req;
+	struct al_error err = { 0 };
+	struct policy_request pr = {
+		.timeout = req->timeout,
+		.memory = req->memory,
+		.has_pids = req->has_pids,
+		.pids = (uint64_t)req->pids,
+		.env_names = req->env_names,
+		.env_values = req->env_values,
+		.n_env = req->nenv,
+		.cwd = req->cwd,
+	};
+
+	if (policy_tighten(pol->policy, &pr, out, &err) == 0)
+		return 0;
+	reply_error(x,
+		    err.errnum == ENOMEM ? PROTO_E_INTERNAL
+					 : PROTO_E_BAD_REQUEST,
+		    "%s", err.msg);
+	return -1;
+}
+
 static void op_exec(struct op_ctx *x)
 {
 	const struct proto_request *req = x->req;
@@ -896,17 +931,28 @@ static void op_exec(struct op_ctx *x)
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
 	}
+	/* before admission: a request the policy refuses costs no quota and
+	 * leaves no run behind */
+	struct policy_run opts;
+	if (exec_options(x, pol, &opts) < 0) {
+		sup_policy_put(x->s, pol);
+		return;
+	}
 	if (!admitted(x)) {
+		policy_run_clear(&opts);
 		sup_policy_put(x->s, pol);
 		return;
 	}
 	struct job *job = job_new(x, JOB_EXEC);
 	if (!job) {
+		policy_run_clear(&opts);
 		sup_policy_put(x->s, pol);
 		reply_error(x, PROTO_E_INTERNAL, "out of memory");
 		return;
 	}
 	job->pol = pol;
+	job->opts = opts;
+	job->has_opts = true;
 	job->mod = mod;
 	/* an admin's run of another's module tells nothing about its owner's
 	 * use: it does not count toward archive_on */

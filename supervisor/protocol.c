@@ -10,7 +10,13 @@
 #include <string.h>
 
 #include "manifest/manifest.h"
+#include "policy/policy.h"
 #include "supervisor/protocol.h"
+
+_Static_assert(PROTO_MAX_ENV == POLICY_REQUEST_ENV_MAX &&
+		       PROTO_ENV_VALUE_MAX == POLICY_REQUEST_ENV_VALUE_MAX &&
+		       PROTO_CWD_MAX == POLICY_CWD_MAX,
+	       "the codec's bounds are the policy's");
 
 static const char *const error_names[PROTO_E_COUNT] = {
 	[PROTO_E_BAD_REQUEST] = "bad_request",
@@ -39,7 +45,7 @@ const char *proto_error_name(enum proto_error e)
 
 /* ------------------------------------------------------------- requests */
 
-enum member_kind { M_STRING, M_STRINGS, M_INT, M_BOOL, M_ID };
+enum member_kind { M_STRING, M_STRINGS, M_INT, M_BOOL, M_ID, M_ENV };
 
 /* Every member a request may have: its JSON type, its bound, where it
  * goes. Anything else in a request is refused. */
@@ -74,8 +80,30 @@ static const struct member {
 	{ "after", M_INT, INT64_MAX, R(after), SIZE_MAX },
 	{ "since", M_STRING, 64, R(since), SIZE_MAX },
 	{ "group", M_STRING, 64, R(group), SIZE_MAX },
+	{ "memory", M_STRING, 32, R(memory), SIZE_MAX },
+	{ "pids", M_INT, INT64_MAX, R(pids), R(has_pids) },
+	{ "env", M_ENV, PROTO_MAX_ENV, R(env_names), R(nenv) },
+	{ "cwd", M_STRING, PROTO_CWD_MAX, R(cwd), SIZE_MAX },
 #undef R
 };
+
+/* What a member of the wrong type is told, where its kind's own words
+ * ("expected a string") would not say what to send. */
+static const struct {
+	const char *name, *expected;
+} member_hints[] = {
+	{ "timeout", "expected a duration string with a unit, such as \"2s\"" },
+	{ "memory", "expected a size string, such as \"64M\"" },
+	{ "pids", "expected a whole number of processes, at least 1" },
+};
+
+static const char *expected(const struct member *m, const char *plain)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(member_hints); i++)
+		if (strcmp(member_hints[i].name, m->name) == 0)
+			return member_hints[i].expected;
+	return plain;
+}
 
 #define FIELD(req, off, type) ((type *)((char *)(req) + (off)))
 
@@ -88,7 +116,7 @@ static int decode_string(const struct member *m, const struct json_node *n,
 			 struct proto_request *req, struct al_error *err)
 {
 	if (n->type != JSON_STRING)
-		return bad(err, m->name, "expected a string");
+		return bad(err, m->name, expected(m, "expected a string"));
 	if (n->len > m->max)
 		return bad(err, m->name, "too long");
 	if (m->aux == SIZE_MAX && memchr(n->str, '\0', n->len))
@@ -124,6 +152,68 @@ static int decode_strings(const struct json_doc *doc, const struct member *m,
 	return 0;
 }
 
+/* One "NAME": "value" of exec's env; `prev` are the names taken so far. */
+static int env_entry(const struct json_node *e, const char *const *prev,
+		     size_t nprev, struct al_error *err)
+{
+	if (strlen(e->key) != e->key_len || !policy_env_name_valid(e->key))
+		return al_error_set(err, EINVAL,
+				    "member \"env\": \"%.64s\" is not a "
+				    "variable name (letters, digits and '_', "
+				    "not starting with a digit, at most %d "
+				    "characters)",
+				    e->key, POLICY_ENV_NAME_MAX);
+	if (e->type != JSON_STRING)
+		return al_error_set(err, EINVAL,
+				    "member \"env\": the value of %s is not "
+				    "a string",
+				    e->key);
+	if (e->len > PROTO_ENV_VALUE_MAX)
+		return al_error_set(err, EINVAL,
+				    "member \"env\": the value of %s is "
+				    "longer than %d bytes",
+				    e->key, PROTO_ENV_VALUE_MAX);
+	if (memchr(e->str, '\0', e->len))
+		return al_error_set(err, EINVAL,
+				    "member \"env\": the value of %s "
+				    "contains a NUL character",
+				    e->key);
+	for (size_t k = 0; k < nprev; k++)
+		if (strcmp(prev[k], e->key) == 0)
+			return al_error_set(err, EINVAL,
+					    "member \"env\": %s is given "
+					    "twice",
+					    e->key);
+	return 0;
+}
+
+static int decode_env(const struct json_doc *doc, const struct member *m,
+		      const struct json_node *n, struct proto_request *req,
+		      struct al_error *err)
+{
+	size_t count = 0;
+
+	if (n->type != JSON_OBJECT)
+		return bad(err, m->name,
+			   "expected an object of \"NAME\": \"value\" "
+			   "strings");
+	if (n->count > m->max)
+		return al_error_set(err, EINVAL,
+				    "member \"env\": %u variables; at most "
+				    "%zu",
+				    n->count, m->max);
+	for (const struct json_node *e = json_first(doc, n); e;
+	     e = json_next(doc, e)) {
+		if (env_entry(e, req->env_names, count, err) < 0)
+			return -1;
+		req->env_names[count] = e->key;
+		req->env_values[count++] = e->str;
+	}
+	req->nenv = count;
+	req->has_env = true;
+	return 0;
+}
+
 static int decode_member(const struct json_doc *doc, const struct member *m,
 			 const struct json_node *n, struct proto_request *req,
 			 struct al_error *err)
@@ -132,6 +222,7 @@ static int decode_member(const struct json_doc *doc, const struct member *m,
 	case M_ID: return 0; /* done first, in proto_request_decode() */
 	case M_STRING: return decode_string(m, n, req, err);
 	case M_STRINGS: return decode_strings(doc, m, n, req, err);
+	case M_ENV: return decode_env(doc, m, n, req, err);
 	case M_BOOL:
 		if (n->type != JSON_BOOL)
 			return bad(err, m->name, "expected true or false");
@@ -143,7 +234,8 @@ static int decode_member(const struct json_doc *doc, const struct member *m,
 		if (n->type != JSON_INT || n->i < 0 ||
 		    (uint64_t)n->i > (uint64_t)m->max)
 			return bad(err, m->name,
-				   "expected a non-negative integer in range");
+				   expected(m, "expected a non-negative "
+					       "integer in range"));
 		*FIELD(req, m->off, int64_t) = n->i;
 		if (m->aux != SIZE_MAX)
 			*FIELD(req, m->aux, bool) = true;
@@ -185,7 +277,15 @@ int proto_request_decode(const struct json_doc *doc, struct proto_request *req,
 	}
 	if (!req->op)
 		return al_error_set(err, EINVAL, "member \"op\" is missing");
+	if (req->cwd && policy_cwd_check(req->cwd, err) < 0)
+		return al_error_prefix(err, "member \"cwd\"");
 	return 0;
+}
+
+bool proto_request_has_run_options(const struct proto_request *req)
+{
+	return req->timeout || req->memory || req->has_pids || req->has_env ||
+	       req->cwd;
 }
 
 /* ------------------------------------------------------------ responses */

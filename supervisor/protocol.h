@@ -58,6 +58,11 @@ enum proto_role {
 };
 
 #define PROTO_MAX_ARGS 256
+/* exec's per-run options (docs/protocol.md, "Per-run options"); the
+ * environment's bounds are policy.h's POLICY_REQUEST_ENV_* */
+#define PROTO_MAX_ENV 64
+#define PROTO_ENV_VALUE_MAX 4096
+#define PROTO_CWD_MAX 4096
 #define PROTO_OP_MAX 31
 #define PROTO_ID_MAX 64
 #define PROTO_CATCH_UP_MAX 100 /* subscribe: earlier events sent first */
@@ -93,8 +98,23 @@ struct proto_request {
 	const char *group; /* submit: the group that shares a new module */
 	bool wait;         /* exec: false answers the run id at once */
 	bool has_wait;
-	const char *timeout; /* wait: a duration with its unit ("30s") */
+	/* exec: the run's timeout, held to the policy; wait: how long to
+	 * wait. A duration with its unit ("2s"). */
+	const char *timeout;
+	/* exec: per-run options, held to the module's policy
+	 * (policy_tighten()); NULL / absent: the policy's */
+	const char *memory; /* a size, "64M" */
+	int64_t pids;
+	bool has_pids;
+	const char *env_names[PROTO_MAX_ENV];  /* "env": checked names, */
+	const char *env_values[PROTO_MAX_ENV]; /* each given once */
+	size_t nenv;
+	bool has_env;
+	const char *cwd; /* absolute, normalized (policy_cwd_check()) */
 };
+
+/* Whether the request carries any of exec's per-run options. */
+bool proto_request_has_run_options(const struct proto_request *req);
 
 /*
  * Check a parsed line against the request table (member names, their

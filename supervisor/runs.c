@@ -46,6 +46,7 @@ void job_free(struct job *job)
 		for (char **a = job->args; *a; a++)
 			free(*a);
 	free(job->args);
+	policy_run_clear(&job->opts);
 	al_closep(&job->stdin_fd);
 	learned_job_free(job);
 	free(job);
@@ -86,6 +87,11 @@ static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 	struct sandbox_result r = { .verdict = AL_VERDICT_SETUP_ERROR };
 
 	sandbox_result_setup_error(&r, 125, msg);
+	/* the limits it would have been held to, as a started run says */
+	if (job->has_opts) {
+		r.limits = job->opts.limits;
+		r.limits_known = true;
+	}
 	if (job->kind == JOB_VALIDATE)
 		finish_validation(s, job, &r);
 	else
@@ -94,10 +100,18 @@ static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 
 int runs_begin(struct supervisor *s, struct job *job, struct al_error *err)
 {
+	const struct policy_limits *l = job->has_opts
+						? &job->opts.limits
+						: policy_limits(
+							  job->pol->policy);
 	struct manifest_run_start rs = {
 		.module_id = job->mod.id,
 		.policy_hash = job->pol->hash,
 		.uid = job->uid,
+		.limits = { .known = true,
+			    .timeout_ms = l->timeout_us / 1000,
+			    .memory_bytes = l->memory_bytes,
+			    .pids = l->pids },
 	};
 
 	return manifest_run_begin(s->m, &rs, &job->run_id, err);
@@ -115,6 +129,9 @@ static void start(struct supervisor *s, struct job *job)
 		.stdin_fd = job->stdin_fd,
 		.stdout_fd = -1,
 		.stderr_fd = -1,
+		.limits = job->has_opts ? &job->opts.limits : NULL,
+		.envp = job->opts.envp,
+		.cwd = job->opts.cwd,
 	};
 
 	s->nactive++;

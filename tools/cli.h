@@ -170,4 +170,17 @@ void cli_pty_drain(struct cli_pty *p);
 /* Restore the caller's terminal and signal mask; close everything. */
 void cli_pty_close(struct cli_pty *p);
 
+/* run_opts.c: --env NAME=value as airlock run and airlock exec take it
+ * (repeatable): the name is what comes before the first '=', the value
+ * the rest; the name's own rules are policy_tighten()'s, for both. */
+#define CLI_ENV_MAX 64
+struct cli_env {
+	char *names[CLI_ENV_MAX];        /* owned */
+	const char *values[CLI_ENV_MAX]; /* borrowed from the argument */
+	size_t n;
+};
+/* -1 with a usage message in msg (no '=', too many, out of memory). */
+int cli_env_add(struct cli_env *e, const char *arg, char *msg, size_t len);
+void cli_env_free(struct cli_env *e);
+
 #endif

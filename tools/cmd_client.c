@@ -5,7 +5,8 @@
  *   airlock submit FILE [--name N] [--policy P] [--group G] [--arg A]...
  *                  [--base64]
  *                                                       [--json]
- *   airlock exec NAME [ARG...]               (--json before NAME)
+ *   airlock exec [--timeout D] [--memory S] [--pids N] [--env K=V]...
+ *                [--cwd DIR] NAME [ARG...]  (options before NAME)
  *   airlock exec --detach NAME [ARG...]      (prints the run id)
  *   airlock result RUN [--json]
  *   airlock wait RUN [--timeout D] [--json]
@@ -53,7 +54,10 @@ struct client_opts {
 	bool base64;   /* submit: content in the line, not the file's fd */
 	bool no_stdin; /* exec: do not read stdin even when it is a pipe */
 	bool detach;   /* exec: answered with the run id at once */
-	const char *timeout; /* wait: how long */
+	/* exec: per-run options, held by airlockd to the module's policy;
+	 * timeout is also wait's: how long to wait */
+	const char *timeout, *memory, *pids, *cwd;
+	struct cli_env env;
 	int argc;
 	char **argv; /* positional arguments */
 };
@@ -63,8 +67,10 @@ static void client_usage(FILE *f, const char *command)
 	fprintf(f,
 		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
 		" [--arg A]... [--base64]\n"
-		"       airlock exec [--json] [--no-stdin] [--detach] NAME [ARG...]"
-		" [< INPUT]\n"
+		"       airlock exec [--json] [--no-stdin] [--detach] [--timeout D] "
+		"[--memory S] [--pids N]\n"
+		"                    [--env NAME=VALUE]... [--cwd DIR] NAME "
+		"[ARG...] [< INPUT]\n"
 		"       airlock result [--json] RUN"
 		" | wait [--json] [--timeout D] RUN\n"
 		"       airlock archive NAME [--reason R] | restore NAME"
@@ -83,8 +89,14 @@ static void client_usage(FILE *f, const char *command)
 		"           stdin (a terminal never is)\n"
 		"  --detach (exec) print the run id at once; the run goes on\n"
 		"           without this connection (airlock result, wait)\n"
+		"  --timeout D, --memory S, --pids N (exec) lower the policy's\n"
+		"           limit for this run (2s, 64M, 16); never above it\n"
 		"  --timeout D (wait) at most this long (\"30s\", at most 10m);\n"
-		"           exit 75 if the run has not ended by then\n");
+		"           exit 75 if the run has not ended by then\n"
+		"  --env NAME=VALUE (exec) set a variable the module's policy\n"
+		"           lets a request set ([runtime] request_env)\n"
+		"  --cwd DIR (exec) start the module in DIR, an absolute path\n"
+		"           inside the jail (default /tmp)\n");
 	(void)command;
 }
 
@@ -108,7 +120,11 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "base64", no_argument, NULL, 'b' },
 		{ "no-stdin", no_argument, NULL, 'N' },
 		{ "detach", no_argument, NULL, 'D' },
-		{ "timeout", required_argument, NULL, 't' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "memory", required_argument, NULL, 'M' },
+		{ "pids", required_argument, NULL, 'P' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "cwd", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -129,7 +145,16 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'b': o->base64 = true; break;
 		case 'N': o->no_stdin = true; break;
 		case 'D': o->detach = true; break;
-		case 't': o->timeout = optarg; break;
+		case 'T': o->timeout = optarg; break;
+		case 'M': o->memory = optarg; break;
+		case 'P': o->pids = optarg; break;
+		case 'C': o->cwd = optarg; break;
+		case 'e': {
+			char msg[128];
+			if (cli_env_add(&o->env, optarg, msg, sizeof(msg)) < 0)
+				return usage_error(o->command, msg, NULL);
+			break;
+		}
 		case 'a':
 			if (o->nvargs == PROTO_MAX_ARGS)
 				return usage_error(o->command, "too many --arg",
@@ -145,6 +170,16 @@ static int parse(int argc, char **argv, struct client_opts *o)
 					   argv[optind - 1]);
 		}
 	}
+	if (strcmp(o->command, "exec") != 0 &&
+	    (o->memory || o->pids || o->env.n || o->cwd))
+		return usage_error(o->command,
+				   "--memory, --pids, --env and --cwd are "
+				   "exec's",
+				   NULL);
+	if (o->timeout && strcmp(o->command, "exec") != 0 &&
+	    strcmp(o->command, "wait") != 0)
+		return usage_error(o->command, "--timeout is exec's and wait's",
+				   NULL);
 	o->argc = argc - optind;
 	o->argv = argv + optind;
 	o->socket = cli_socket_path(o->socket);
@@ -370,6 +405,37 @@ static void explain_result(const struct cli_response *r)
 		});
 }
 
+/* The per-run options as request members; airlockd holds them to the
+ * module's policy (docs/protocol.md, "Per-run options"). -1: --pids is
+ * not a number (said). */
+static int exec_options(const struct client_opts *o, struct json_buf *jb)
+{
+	uint64_t pids;
+	struct al_error err = { 0 };
+
+	if (o->timeout)
+		json_kv_string(jb, "timeout", o->timeout);
+	if (o->memory)
+		json_kv_string(jb, "memory", o->memory);
+	if (o->pids) {
+		if (parse_uint(o->pids, 0, INT64_MAX, &pids, &err) < 0) {
+			fprintf(stderr, "airlock exec: --pids: %s\n", err.msg);
+			return -1;
+		}
+		json_kv_uint(jb, "pids", pids);
+	}
+	if (o->env.n) {
+		json_key(jb, "env");
+		json_object_open(jb);
+		for (size_t i = 0; i < o->env.n; i++)
+			json_kv_string(jb, o->env.names[i], o->env.values[i]);
+		json_object_close(jb);
+	}
+	if (o->cwd)
+		json_kv_string(jb, "cwd", o->cwd);
+	return 0;
+}
+
 static int client_exec(struct client_opts *o)
 {
 	struct json_buf jb;
@@ -395,6 +461,10 @@ static int client_exec(struct client_opts *o)
 	if (in && in_len) {
 		json_key(&jb, "stdin");
 		json_string_n(&jb, in, in_len);
+	}
+	if (exec_options(o, &jb) < 0) {
+		json_buf_free(&jb);
+		return CLI_EXIT_USAGE;
 	}
 	json_object_close(&jb);
 	if (call(o, &jb, &r) < 0)
@@ -544,24 +614,31 @@ static int client_simple(struct client_opts *o, const char *op,
 	return rc;
 }
 
+static int client_command(struct client_opts *o)
+{
+	if (strcmp(o->command, "submit") == 0)
+		return client_submit(o);
+	if (strcmp(o->command, "exec") == 0)
+		return client_exec(o);
+	if (strcmp(o->command, "result") == 0 ||
+	    strcmp(o->command, "wait") == 0)
+		return client_result(o, o->command);
+	if (strcmp(o->command, "archive") == 0)
+		return client_simple(o, "archive", "NAME");
+	if (strcmp(o->command, "restore") == 0)
+		return client_simple(o, "restore", "NAME");
+	if (strcmp(o->command, "cancel") == 0)
+		return client_simple(o, "cancel", "RUN|NAME");
+	return usage_error(o->command, "not a client command", NULL);
+}
+
 int cmd_client(int argc, char **argv)
 {
 	struct client_opts o = { .command = argv[0] };
 	int rc = parse(argc, argv, &o);
 
-	if (rc)
-		return rc;
-	if (strcmp(o.command, "submit") == 0)
-		return client_submit(&o);
-	if (strcmp(o.command, "exec") == 0)
-		return client_exec(&o);
-	if (strcmp(o.command, "result") == 0 || strcmp(o.command, "wait") == 0)
-		return client_result(&o, o.command);
-	if (strcmp(o.command, "archive") == 0)
-		return client_simple(&o, "archive", "NAME");
-	if (strcmp(o.command, "restore") == 0)
-		return client_simple(&o, "restore", "NAME");
-	if (strcmp(o.command, "cancel") == 0)
-		return client_simple(&o, "cancel", "RUN|NAME");
-	return usage_error(o.command, "not a client command", NULL);
+	if (rc == 0)
+		rc = client_command(&o);
+	cli_env_free(&o.env);
+	return rc;
 }

@@ -1,6 +1,7 @@
 /*
  * airlock run [--policy NAME] [--memory SIZE] [--timeout DURATION]
- *             [--pids N] [--net none|loopback] [--learn] [--json]
+ *             [--pids N] [--env K=V]... [--cwd DIR]
+ *             [--net none|loopback] [--learn] [--json]
  *             [--] PROGRAM [ARG...]
  * airlock version
  */
@@ -24,6 +25,8 @@ struct run_options {
 	const char *pids;
 	const char *net;
 	const char *limits;
+	const char *cwd;
+	struct cli_env env;
 	bool json;
 	bool learn;
 	char usage_error[256];
@@ -42,6 +45,10 @@ static void run_usage(FILE *f)
 		"  --memory SIZE      memory limit, e.g. 64M (default 64M)\n"
 		"  --timeout DURATION wall-clock limit, e.g. 3s, 200ms\n"
 		"  --pids N           process limit (default 64)\n"
+		"  --env NAME=VALUE   set a variable of the module's environment\n"
+		"                     (repeatable; the policy's are the rest)\n"
+		"  --cwd DIR          start in DIR, an absolute path inside the\n"
+		"                     jail (default /tmp)\n"
 		"  --net MODE         none or loopback (default loopback)\n"
 		"  --limits MODE      required (default) or best-effort: run\n"
 		"                     without cgroup limits when there is no\n"
@@ -66,6 +73,8 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		{ "pids", required_argument, NULL, 'P' },
 		{ "net", required_argument, NULL, 'n' },
 		{ "limits", required_argument, NULL, 'l' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "cwd", required_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "learn", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
@@ -84,6 +93,12 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		case 'P': o->pids = optarg; break;
 		case 'n': o->net = optarg; break;
 		case 'l': o->limits = optarg; break;
+		case 'C': o->cwd = optarg; break;
+		case 'e':
+			if (cli_env_add(&o->env, optarg, o->usage_error,
+					sizeof(o->usage_error)) < 0)
+				return -1;
+			break;
 		case 'j': o->json = true; break;
 		case 'L': o->learn = true; break;
 		case 'h': run_usage(stdout); exit(0);
@@ -129,6 +144,22 @@ static struct al_policy *load_policy(const struct run_options *o,
 		return NULL;
 	}
 	return p;
+}
+
+/* --env and --cwd: inputs of this run like its arguments, not rules, so
+ * they leave the hash alone; checked by the rules exec's requests meet,
+ * except that run's caller chose the policy and may set any name. */
+static int run_inputs(const struct run_options *o, const struct al_policy *p,
+		      struct policy_run *out, struct al_error *err)
+{
+	struct policy_request req = {
+		.env_names = (const char *const *)o->env.names,
+		.env_values = o->env.values,
+		.n_env = o->env.n,
+		.cwd = o->cwd,
+		.any_env_name = true,
+	};
+	return policy_tighten(p, &req, out, err);
 }
 
 /* Without --json the module's output went to the terminal; say in one
@@ -267,9 +298,17 @@ int cmd_run(int argc, char **argv)
 	struct run_options o = { 0 };
 	struct al_error err = { 0 };
 	int first = parse_options(argc, argv, &o);
-	if (first < 0)
+	if (first < 0) {
+		cli_env_free(&o.env);
 		return setup_error(&o, o.usage_error);
+	}
 	struct al_policy *policy = load_policy(&o, &err);
+	struct policy_run inputs = { 0 };
+	if (policy && run_inputs(&o, policy, &inputs, &err) < 0) {
+		policy_free(policy);
+		policy = NULL;
+	}
+	cli_env_free(&o.env);
 	if (!policy)
 		return setup_error(&o, err.msg);
 	struct sandbox_host *host = cli_sandbox_host(&err);
@@ -281,6 +320,7 @@ int cmd_run(int argc, char **argv)
 	if (!filter || (o.learn && !learner)) {
 		sandbox_filter_free(filter);
 		sandbox_host_free(host);
+		policy_run_clear(&inputs);
 		policy_free(policy);
 		return setup_error(&o, err.msg);
 	}
@@ -299,6 +339,8 @@ int cmd_run(int argc, char **argv)
 		.stdout_fd = o.json ? -1 : STDOUT_FILENO,
 		.stderr_fd = o.json ? -1 : STDERR_FILENO,
 		.learner = learner,
+		.envp = inputs.envp,
+		.cwd = inputs.cwd,
 	};
 	struct sandbox_result result;
 	/* interrupted: the run was cancelled (setup_error, "cancelled: ..."),
@@ -319,6 +361,7 @@ int cmd_run(int argc, char **argv)
 	sandbox_learner_free(learner);
 	sandbox_filter_free(filter);
 	sandbox_host_free(host);
+	policy_run_clear(&inputs);
 	policy_free(policy);
 	return status;
 }

@@ -16,7 +16,9 @@
  *   - an accepted request keeps every member within the request table's
  *     bounds, and its canonical line decodes to the same request;
  *   - valid base64 content encodes back to text that decodes to the same
- *     bytes.
+ *     bytes;
+ *   - exec's per-run options held to a policy (policy_tighten()) either
+ *     give a run no looser than the policy or are refused with a message.
  *
  * Built and run by tests/fuzz/run.sh; seeds in tests/fuzz/request/ (one
  * valid request of every op), dictionary tests/fuzz/request.dict.
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #include "manifest/manifest.h"
+#include "policy/policy.h"
 #include "supervisor/protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -54,10 +57,11 @@ static bool valid_utf8(const char *str, size_t n)
 	const unsigned char *s = (const unsigned char *)str;
 	for (size_t i = 0; i < n;) {
 		unsigned c = s[i];
-		size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2
-				       : c >= 0xe0 && c <= 0xef     ? 3
-				       : c >= 0xf0 && c <= 0xf4     ? 4
-								    : 0;
+		size_t len = c < 0x80                 ? 1
+			     : c >= 0xc2 && c <= 0xdf ? 2
+			     : c >= 0xe0 && c <= 0xef ? 3
+			     : c >= 0xf0 && c <= 0xf4 ? 4
+						      : 0;
 		if (!len || i + len > n)
 			return false;
 		unsigned cp = len == 1 ? c : c & (0x7f >> len);
@@ -83,21 +87,12 @@ static void write_node(struct json_buf *jb, const struct json_doc *doc,
 {
 	switch (n->type) {
 	case JSON_NULL:
-	case JSON_NUMBER:
-		json_null(jb);
-		return;
-	case JSON_BOOL:
-		json_bool(jb, n->i != 0);
-		return;
-	case JSON_INT:
-		json_int(jb, n->i);
-		return;
-	case JSON_STRING:
-		json_string_n(jb, n->str, n->len);
-		return;
+	case JSON_NUMBER: json_null(jb); return;
+	case JSON_BOOL: json_bool(jb, n->i != 0); return;
+	case JSON_INT: json_int(jb, n->i); return;
+	case JSON_STRING: json_string_n(jb, n->str, n->len); return;
 	case JSON_ARRAY:
-	case JSON_OBJECT:
-		break;
+	case JSON_OBJECT: break;
 	}
 	bool object = n->type == JSON_OBJECT;
 	if (object)
@@ -167,14 +162,14 @@ static void same_tree(const struct json_doc *da, const struct json_node *a,
 	uint32_t seen = 0;
 	for (; ca && cb; ca = json_next(da, ca), cb = json_next(db, cb)) {
 		seen++;
-		if (a->type == JSON_OBJECT && !memchr(ca->key, '\0', ca->key_len))
+		if (a->type == JSON_OBJECT &&
+		    !memchr(ca->key, '\0', ca->key_len))
 			same_string("member name", ca->key, ca->key_len,
 				    cb->key, cb->key_len);
 		same_tree(da, ca, db, cb, depth + 1);
 	}
 	if (ca || cb || seen != a->count)
-		broken("a container's count does not match its children",
-		       NULL);
+		broken("a container's count does not match its children", NULL);
 }
 
 static bool has_nul_key(const struct json_doc *doc, const struct json_node *n)
@@ -244,8 +239,28 @@ static void check_bounds(const struct proto_request *r)
 	for (size_t i = 0; i < r->nvalidate_args; i++)
 		if (!r->validate_args[i])
 			broken("an argument is missing", "validate_args");
-	if (r->run < 0 || r->version < 0 || r->limit < 0 || r->limit > 100000 ||
-	    r->uid < 0 || r->uid > (int64_t)UINT32_MAX - 1 || r->after < 0)
+	bounded("timeout", r->timeout, r->timeout ? strlen(r->timeout) : 0, 32,
+		false);
+	bounded("memory", r->memory, r->memory ? strlen(r->memory) : 0, 32,
+		false);
+	bounded("cwd", r->cwd, r->cwd ? strlen(r->cwd) : 0, PROTO_CWD_MAX,
+		false);
+	if (r->nenv > PROTO_MAX_ENV || (r->nenv && !r->has_env))
+		broken("env is over its bound", NULL);
+	for (size_t i = 0; i < r->nenv; i++) {
+		bounded("env name", r->env_names[i], strlen(r->env_names[i]),
+			POLICY_ENV_NAME_MAX, false);
+		bounded("env value", r->env_values[i], strlen(r->env_values[i]),
+			PROTO_ENV_VALUE_MAX, false);
+		if (!policy_env_name_valid(r->env_names[i]))
+			broken("an env name is not a plain name",
+			       r->env_names[i]);
+	}
+	if (r->cwd && policy_cwd_check(r->cwd, NULL) < 0)
+		broken("an accepted cwd breaks the cwd rule", r->cwd);
+	if (r->pids < 0 || r->run < 0 || r->version < 0 || r->limit < 0 ||
+	    r->limit > 100000 || r->uid < 0 ||
+	    r->uid > (int64_t)UINT32_MAX - 1 || r->after < 0)
 		broken("an integer member is out of range", NULL);
 }
 
@@ -303,6 +318,18 @@ static char *canonical(const struct proto_request *r)
 		json_kv_int(&jb, "after", r->after);
 	kv_opt(&jb, "since", r->since);
 	kv_opt(&jb, "group", r->group);
+	kv_opt(&jb, "timeout", r->timeout);
+	kv_opt(&jb, "memory", r->memory);
+	if (r->has_pids)
+		json_kv_int(&jb, "pids", r->pids);
+	if (r->has_env) {
+		json_key(&jb, "env");
+		json_object_open(&jb);
+		for (size_t i = 0; i < r->nenv; i++)
+			json_kv_string(&jb, r->env_names[i], r->env_values[i]);
+		json_object_close(&jb);
+	}
+	kv_opt(&jb, "cwd", r->cwd);
 	json_object_close(&jb);
 	if (json_buf_failed(&jb))
 		broken("the writer failed", "out of memory");
@@ -318,8 +345,9 @@ static void same_member(const char *what, const char *a, size_t alen,
 		same_string(what, a, alen, b, blen);
 }
 
-#define SAME_STR(f) same_member(#f, a->f, a->f ? strlen(a->f) : 0, b->f, \
-				b->f ? strlen(b->f) : 0)
+#define SAME_STR(f)                                                            \
+	same_member(#f, a->f, a->f ? strlen(a->f) : 0, b->f,                   \
+		    b->f ? strlen(b->f) : 0)
 
 static void same_request(const struct proto_request *a,
 			 const struct proto_request *b)
@@ -331,6 +359,15 @@ static void same_request(const struct proto_request *a,
 	SAME_STR(reason);
 	SAME_STR(since);
 	SAME_STR(group);
+	SAME_STR(timeout);
+	SAME_STR(memory);
+	SAME_STR(cwd);
+	if (a->nenv != b->nenv || a->has_env != b->has_env)
+		broken("env changed length in the round trip", NULL);
+	for (size_t i = 0; i < a->nenv; i++) {
+		SAME_STR(env_names[i]);
+		SAME_STR(env_values[i]);
+	}
 	same_member("content", a->content, a->content_len, b->content,
 		    b->content_len);
 	same_member("stdin", a->stdin_data, a->stdin_len, b->stdin_data,
@@ -345,7 +382,8 @@ static void same_request(const struct proto_request *a,
 	if (a->content_fd != b->content_fd || a->has_run != b->has_run ||
 	    a->run != b->run || a->version != b->version ||
 	    a->limit != b->limit || a->has_uid != b->has_uid ||
-	    a->uid != b->uid || a->after != b->after)
+	    a->uid != b->uid || a->after != b->after ||
+	    a->has_pids != b->has_pids || a->pids != b->pids)
 		broken("a scalar member changed in the round trip", NULL);
 }
 
@@ -354,8 +392,9 @@ static void same_request(const struct proto_request *a,
  * may then be over its member's bound. */
 static bool all_utf8(const struct proto_request *r)
 {
-	const char *plain[] = { r->op,	   r->id,     r->name, r->policy,
-				r->reason, r->since, r->group };
+	const char *plain[] = { r->op,     r->id,    r->name,  r->policy,
+				r->reason, r->since, r->group, r->timeout,
+				r->memory, r->cwd };
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
 		if (plain[i] && !valid_utf8(plain[i], strlen(plain[i])))
 			return false;
@@ -368,6 +407,9 @@ static bool all_utf8(const struct proto_request *r)
 	for (size_t i = 0; i < r->nvalidate_args; i++)
 		if (!valid_utf8(r->validate_args[i],
 				strlen(r->validate_args[i])))
+			return false;
+	for (size_t i = 0; i < r->nenv; i++)
+		if (!valid_utf8(r->env_values[i], strlen(r->env_values[i])))
 			return false;
 	return true;
 }
@@ -437,13 +479,63 @@ static void check_since(const struct proto_request *req)
 		broken("since refused without a message", req->since);
 }
 
+/* The ceilings exec's options are held to: a policy whose request_env
+ * lists a few names (the dictionary has them). */
+static const struct al_policy *ceiling_policy(void)
+{
+	static struct al_policy *p;
+	struct al_error err = { 0 };
+
+	if (!p)
+		p = policy_parse_string(
+			"[limits]\ntimeout = 5s\nmemory = 128M\n"
+			"pids = 32\n[runtime]\n"
+			"request_env = SEED PATH A\n",
+			"fuzz.policy", "fuzz", &err);
+	if (!p)
+		broken("the fuzzer's policy is refused", err.msg);
+	return p;
+}
+
+static void check_tighten(const struct proto_request *req)
+{
+	const struct al_policy *p = ceiling_policy();
+	const struct policy_limits *l = policy_limits(p);
+	struct al_error err = { 0 };
+	struct policy_run run;
+	struct policy_request pr = {
+		.timeout = req->timeout,
+		.memory = req->memory,
+		.has_pids = req->has_pids,
+		.pids = (uint64_t)req->pids,
+		.env_names = req->env_names,
+		.env_values = req->env_values,
+		.n_env = req->nenv,
+		.cwd = req->cwd,
+	};
+
+	if (policy_tighten(p, &pr, &run, &err) < 0) {
+		if (!err.msg[0])
+			broken("exec options refused without a message", NULL);
+		if (run.envp || run.cwd)
+			broken("a refusal left the run's settings", err.msg);
+		return;
+	}
+	if (run.limits.timeout_us > l->timeout_us ||
+	    run.limits.memory_bytes > l->memory_bytes ||
+	    run.limits.pids > l->pids ||
+	    run.limits.cpu_time_us > l->cpu_time_us)
+		broken("a request raised a limit", NULL);
+	policy_run_clear(&run);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct al_error err = { 0 };
 	struct proto_request req;
 
-	struct json_doc *doc =
-		json_parse((const char *)data, size, &limits, &err);
+	struct json_doc *doc = json_parse((const char *)data, size, &limits,
+					  &err);
 	if (!doc) {
 		if (!err.msg[0])
 			broken("a line refused without a message", NULL);
@@ -457,6 +549,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_request(&req);
 		check_content(&req);
 		check_since(&req);
+		check_tighten(&req);
 	}
 	json_doc_free(doc);
 	return 0;

@@ -112,8 +112,9 @@ fuzz_policy() {
 
 fuzz_request() {
 	need_clang
-	build fuzz_request supervisor/protocol.c common/*.c \
-		manifest/*.c manifest/*.S tests/fuzz/fuzz_request.c -- sqlite3 zlib nettle libpq || return 1
+	build fuzz_request supervisor/protocol.c common/*.c policy/*.c \
+		manifest/*.c manifest/*.S tests/fuzz/fuzz_request.c \
+		-- sqlite3 zlib nettle libpq libseccomp inih || return 1
 	libfuzz request tests/fuzz/request tests/fuzz/request.dict 65536 "$@"
 }
 

@@ -604,6 +604,8 @@ static void test_migration_from_first_schema(void **state)
 	assert_int_equal(manifest_run_get(m, 1, &run, &err), 0);
 	assert_string_equal(run.module_name, "old");
 	assert_int_equal(run.stderr_excerpt_len, 0);
+	/* migration 8: an old run's limits were never recorded */
+	assert_false(run.limits.known);
 	int64_t id = record(m, 1, "ok");
 	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
 	assert_int_equal(run.stderr_excerpt_len, 16);
@@ -1040,6 +1042,59 @@ static int collect_run_ids(const struct manifest_run *r, void *arg)
 			break;
 		}
 	return 0;
+}
+
+/* The limits a run was held to: kept as given by run_begin and
+ * run_record alike, NULL when none were given, and written as the
+ * result's "limits" object. */
+static void test_run_limits(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module act = make_module(m, "a", "a\n",
+						 MANIFEST_ACTIVE);
+	struct manifest_run_start s = { .module_id = act.id,
+					.policy_hash = HASH,
+					.uid = 42 };
+	struct manifest_run run;
+	struct al_error err = { 0 };
+	struct json_buf jb;
+	int64_t id;
+
+	assert_int_equal(manifest_run_begin(m, &s, &id, &err), 0);
+	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
+	assert_false(run.limits.known);
+	json_buf_init(&jb);
+	manifest_run_json(&jb, &run);
+	char *text = json_buf_steal(&jb);
+	assert_non_null(strstr(text, "\"limits\":null"));
+	free(text);
+
+	s.limits = (struct manifest_run_limits){ .known = true,
+						 .timeout_ms = 500,
+						 .memory_bytes = 32 << 20,
+						 .pids = 4 };
+	assert_int_equal(manifest_run_begin(m, &s, &id, &err), 0);
+	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
+	assert_true(run.limits.known);
+	assert_int_equal(run.limits.timeout_ms, 500);
+	assert_int_equal(run.limits.memory_bytes, 32 << 20);
+	assert_int_equal(run.limits.pids, 4);
+	/* past INT64_MAX: clamped, never negative */
+	s.limits.timeout_ms = UINT64_MAX;
+	assert_int_equal(manifest_run_record(m, &s, result("ok"), &id, &err),
+			 0);
+	assert_int_equal(manifest_run_get(m, id, &run, &err), 0);
+	assert_int_equal(run.limits.timeout_ms, INT64_MAX);
+	assert_int_equal(run.limits.pids, 4);
+	json_buf_init(&jb);
+	manifest_run_json(&jb, &run);
+	text = json_buf_steal(&jb);
+	assert_non_null(strstr(text, "\"limits\":{\"timeout_ms\":"
+				     "9223372036854775807,\"memory_bytes\":"
+				     "33554432,\"pids\":4}"));
+	free(text);
+	manifest_close(m);
 }
 
 static void test_runs(void **state)
@@ -2543,6 +2598,7 @@ static int pg_group(void)
 		T(test_bad_submissions),
 		T(test_runs),
 		T(test_run_output),
+		T(test_run_limits),
 		T(test_runs_query_and_interrupted),
 		T(test_hosts),
 		T(test_feed_and_usage),
@@ -2580,6 +2636,7 @@ int main(void)
 		T(test_bad_submissions),
 		T(test_runs),
 		T(test_run_output),
+		T(test_run_limits),
 		T(test_run_records_light_then_full),
 		T(test_runs_query_and_interrupted),
 		T(test_hosts),

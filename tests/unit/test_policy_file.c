@@ -232,6 +232,11 @@ static void test_all_keys(void **state)
 	assert_false(policy_archives(p, AL_VERDICT_SETUP_ERROR));
 	assert_int_equal(policy_crash_budget(p), 5);
 	assert_true(policy_seccomp_learned(p));
+	/* sorted, each name once */
+	assert_int_equal(policy_request_env_count(p), 2);
+	assert_string_equal(policy_request_env_at(p, 0), "LOG_LEVEL");
+	assert_string_equal(policy_request_env_at(p, 1), "SEED");
+	assert_null(policy_request_env_at(p, 2));
 
 	policy_free(p);
 }
@@ -455,6 +460,13 @@ static const struct bad_file bad_files[] = {
 	  BAD "bad-runtime-seccomp.policy:2: [runtime] seccomp: expected "
 	      "policy (the allow-list above) or learned (what the validation "
 	      "run made)" },
+	{ "bad-request-env.policy",
+	  BAD "bad-request-env.policy:2: [runtime] request_env: invalid "
+	      "variable name \"1BAD\": expected letters, digits and '_', not "
+	      "starting with a digit, at most 63 characters" },
+	{ "request-env-none-in-list.policy",
+	  BAD "request-env-none-in-list.policy:2: [runtime] request_env: none "
+	      "stands alone: it means no names" },
 	{ "crash-budget-zero.policy",
 	  BAD "crash-budget-zero.policy:2: [runtime] crash_budget: invalid "
 	      "number \"0\": expected an integer from 1 to 1000000" },
