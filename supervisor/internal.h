@@ -468,4 +468,32 @@ size_t storage_snapshot(struct supervisor *s, struct metrics_storage *out,
 void sweep_stale_cgroups(struct supervisor *s);
 void sweep_staging(struct supervisor *s);
 
+/* ------------------------------------------------------------- bundles */
+
+/* Bounds of one bundle's tree (--bundle-max-entries, --bundle-max-bytes). */
+struct bundle_limits {
+	uint64_t max_entries; /* files and directories, made on the way too */
+	uint64_t max_bytes;   /* file content, unpacked */
+};
+struct bundle_stats {
+	uint64_t entries;
+	uint64_t bytes;
+};
+/* Deepest directory a bundle may have (also bounds the removal). */
+#define BUNDLE_DEPTH_MAX 64
+/*
+ * Unpack the tar archive `data` (plain, gzip or zstd; borrowed) into the
+ * empty directory `dirfd` (borrowed) under `lim` (bundle.c says what is
+ * refused and why). On failure err names the entry and the rule, and
+ * what was written stays in dirfd: the caller removes the directory
+ * (bundle_remove). `stats` may be NULL.
+ */
+int bundle_unpack(const void *data, size_t len, int dirfd,
+		  const struct bundle_limits *lim, struct bundle_stats *stats,
+		  struct al_error *err);
+/* Remove directory `name` of `parent` and everything in it, never
+ * following a symlink; `depth` 0. A missing one is not an error. -1 with
+ * errno when something stayed. */
+int bundle_remove(int parent, const char *name, int depth);
+
 #endif
