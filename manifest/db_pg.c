@@ -52,8 +52,8 @@ extern const char manifest_schema_pg_sql[];
 
 struct pg_conn {
 	PGconn *c;
-	char msg[512];      /* the last failure */
-	char sqlstate[6];   /* its SQLSTATE, or "" */
+	char msg[512];    /* the last failure */
+	char sqlstate[6]; /* its SQLSTATE, or "" */
 };
 
 struct pg_stmt {
@@ -80,7 +80,7 @@ static void remember(struct manifest *m, const PGresult *res)
 {
 	struct pg_conn *pc = CONN(m);
 	const char *primary = res ? PQresultErrorField(res,
-							PG_DIAG_MESSAGE_PRIMARY)
+						       PG_DIAG_MESSAGE_PRIMARY)
 				  : NULL;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
 				: NULL;
@@ -88,8 +88,7 @@ static void remember(struct manifest *m, const PGresult *res)
 
 	snprintf(pc->msg, sizeof(pc->msg), "%s", text ? text : "");
 	pc->msg[strcspn(pc->msg, "\n")] = '\0';
-	snprintf(pc->sqlstate, sizeof(pc->sqlstate), "%s",
-		 state ? state : "");
+	snprintf(pc->sqlstate, sizeof(pc->sqlstate), "%s", state ? state : "");
 }
 
 /* ------------------------------------------------------------ statements */
@@ -419,8 +418,7 @@ static void quiet(void *arg, const char *message)
 {
 }
 
-static int exec_text(struct manifest *m, const char *sql,
-		     struct al_error *err)
+static int exec_text(struct manifest *m, const char *sql, struct al_error *err)
 {
 	return pg_exec_script(m, sql, strlen(sql), err);
 }
@@ -486,9 +484,8 @@ static int pg_connect(struct manifest *m, struct al_error *err)
 		return al_error_sys(err, ENOMEM, "%s", m->where);
 	if (PQstatus(pc->c) != CONNECTION_OK) {
 		remember(m, NULL);
-		return al_error_set(err, ECONNREFUSED,
-				    "%s: cannot connect: %s", m->where,
-				    pc->msg);
+		return al_error_set(err, ECONNREFUSED, "%s: cannot connect: %s",
+				    m->where, pc->msg);
 	}
 	PQsetNoticeProcessor(pc->c, quiet, NULL);
 	if (session_settings(m, err) < 0)
@@ -609,8 +606,7 @@ static int pg_integrity(struct manifest *m,
 	return 0;
 }
 
-static int pg_backup(struct manifest *m, const char *path,
-		     struct al_error *err)
+static int pg_backup(struct manifest *m, const char *path, struct al_error *err)
 {
 	return al_error_set(err, ENOTSUP,
 			    "the manifest is on a PostgreSQL server (%s): "

@@ -272,3 +272,14 @@ CREATE INDEX modules_owner ON modules (owner_uid, name);
 CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 PRAGMA user_version = 5;
+
+-- @migration 6: bundles (a tar archive with an entry point)
+
+-- A module that is a bundle keeps its archive as its file (named by the
+-- archive's SHA-256, moved between staging/, modules/ and archive/ as any
+-- module file) and its entry point here: the path, inside the tree
+-- unpacked from it in bundles/<sha256>/, that a run executes. NULL for a
+-- module of one file (docs/manifest.md, "Bundles").
+ALTER TABLE modules ADD COLUMN entry TEXT;
+
+PRAGMA user_version = 6;

@@ -245,3 +245,9 @@ CREATE INDEX modules_owner ON modules (owner_uid, name);
 CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 UPDATE airlock_schema SET version = 5;
+
+-- @migration 6: bundles (a tar archive with an entry point)
+
+ALTER TABLE modules ADD COLUMN entry TEXT;
+
+UPDATE airlock_schema SET version = 6;

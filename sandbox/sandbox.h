@@ -61,6 +61,12 @@ struct sandbox_spec {
 	const char *program_name;
 	char *const
 		*args; /* arguments after argv[0]; NULL-terminated or NULL */
+	/* A bundle: a host directory bound at /bundle, the module's working
+	 * directory, read-only unless `workdir_writable` (a build step);
+	 * `program` is then a relative path inside it, run as
+	 * /bundle/PROGRAM. NULL for a module of one file. */
+	const char *workdir;
+	bool workdir_writable;
 	/* The module's standard streams: an fd of the caller's (duplicated
 	 * into the jail), or -1: stdin from /dev/null, stdout and stderr
 	 * captured into bounded buffers. */

@@ -292,7 +292,7 @@ static int make_file(struct unpack *u, int dirfd, const char *name, mode_t mode,
 					strerror(errno));
 	if (copy_data(u, fd) < 0)
 		return -1;
-	if (fchmod(fd, (mode & 0111) ? 0555 : 0444) < 0 || fsync(fd) < 0)
+	if (fchmod(fd, (mode & 0111) ? 0555 : 0444) < 0)
 		return refuse(u, errno, "finish: %s", strerror(errno));
 	return 0;
 }
@@ -417,8 +417,10 @@ int bundle_unpack(const void *data, size_t len, int dirfd,
 		goto out;
 	}
 	rc = unpack_all(&u, data, len);
-	if (rc == 0 && fsync(dirfd) < 0)
-		rc = al_error_sys(err, errno, "bundle: fsync");
+	/* one syncfs for the whole tree, not an fsync a file: a tree of
+	 * thousands of files would stall the daemon for seconds */
+	if (rc == 0 && syncfs(dirfd) < 0)
+		rc = al_error_sys(err, errno, "bundle: syncfs");
 	if (rc == 0 && stats) {
 		stats->entries = u.entries;
 		stats->bytes = u.bytes;
@@ -428,6 +430,38 @@ out:
 		archive_read_free(u.a);
 	free(u.buf);
 	return rc < 0 ? -1 : 0;
+}
+
+int bundle_entry_check(const char *entry, struct al_error *err)
+{
+	size_t len = strlen(entry);
+	const char *p = entry;
+
+	if (len == 0 || len > MANIFEST_ENTRY_MAX)
+		return al_error_set(err, EINVAL,
+				    "entry: expected a path inside the bundle, "
+				    "1 to %d bytes",
+				    MANIFEST_ENTRY_MAX);
+	for (size_t i = 0; i < len; i++)
+		if (entry[i] < 0x20 || entry[i] >= 0x7f)
+			return al_error_set(err, EINVAL,
+					    "entry \"%s\": only printable "
+					    "ASCII",
+					    entry);
+	for (;;) {
+		size_t n = strcspn(p, "/");
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return al_error_set(err, EINVAL,
+					    "entry \"%s\": a relative path "
+					    "inside the bundle, like main.py "
+					    "or bin/run (no leading /, no . "
+					    "or .. and no empty part)",
+					    entry);
+		if (p[n] == '\0')
+			return 0;
+		p += n + 1;
+	}
 }
 
 /* ------------------------------------------------------------- removal */

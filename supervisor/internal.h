@@ -249,6 +249,7 @@ struct supervisor {
 	struct tenant_use *uses;
 	size_t nuses, cap_uses;
 	size_t buffered; /* connections' in + out buffers, all uids */
+	int bundles_fd;  /* STATE/bundles (bundle_store.c) */
 };
 
 enum counter {
@@ -495,5 +496,24 @@ int bundle_unpack(const void *data, size_t len, int dirfd,
  * following a symlink; `depth` 0. A missing one is not an error. -1 with
  * errno when something stayed. */
 int bundle_remove(int parent, const char *name, int depth);
+/* An entry point as a submit names it: a relative path of plain
+ * components (no "", ".", ".." nor a leading '/'), printable ASCII, at
+ * most MANIFEST_ENTRY_MAX bytes. Pure. */
+int bundle_entry_check(const char *entry, struct al_error *err);
+
+/* bundle_store.c: STATE/bundles/<sha256>/, the unpacked trees. */
+/* At start: make and open bundles/ (s->bundles_fd), sweep it. */
+int bundle_store_open(struct supervisor *s, struct al_error *err);
+/* Unpack archive `data` into bundles/<its sha256> unless it is there, and
+ * check `entry` in the tree; its first *head_len bytes into head (the
+ * count into *head_len). Nothing is left on failure; err says why. */
+int bundle_store_add(struct supervisor *s, const unsigned char *data,
+		     size_t len, const char *entry, unsigned char *head,
+		     size_t *head_len, struct al_error *err);
+/* STATE/bundles/<sha256> into buf; -1 when it does not fit. */
+int bundle_store_path(const struct supervisor *s, const char *sha256, char *buf,
+		      size_t len);
+/* Remove the trees no module keeping a file needs, and leftover temps. */
+void bundle_store_sweep(struct supervisor *s);
 
 #endif

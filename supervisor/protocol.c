@@ -70,6 +70,8 @@ static const struct member {
 	{ "after", M_INT, INT64_MAX, R(after), SIZE_MAX },
 	{ "since", M_STRING, 64, R(since), SIZE_MAX },
 	{ "group", M_STRING, 64, R(group), SIZE_MAX },
+	{ "kind", M_STRING, 16, R(kind), SIZE_MAX },
+	{ "entry", M_STRING, MANIFEST_ENTRY_MAX, R(entry), SIZE_MAX },
 #undef R
 };
 

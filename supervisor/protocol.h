@@ -90,6 +90,8 @@ struct proto_request {
 	int64_t after;     /* events, subscribe: feed rows after this id */
 	const char *since; /* events, subscribe: a time or an age ("1h") */
 	const char *group; /* submit: the group that shares a new module */
+	const char *kind;  /* submit: "file" (the default) or "bundle" */
+	const char *entry; /* submit, a bundle: the path it runs */
 };
 
 /*

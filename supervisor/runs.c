@@ -110,6 +110,15 @@ static void start(struct supervisor *s, struct job *job)
 		.stdout_fd = -1,
 		.stderr_fd = -1,
 	};
+	char tree[PATH_MAX];
+
+	/* a bundle: the archive (job->path) is what is verified, the tree
+	 * unpacked from it what the jail mounts and runs the entry of */
+	if (job->mod.entry[0] &&
+	    bundle_store_path(s, job->mod.sha256, tree, sizeof(tree)) == 0) {
+		spec.workdir = tree;
+		spec.program = job->mod.entry;
+	}
 
 	s->nactive++;
 	job->next = s->active;
@@ -327,6 +336,7 @@ static void finish_validation(struct supervisor *s, struct job *job,
 			 r->verdict == AL_VERDICT_SETUP_ERROR ? r->error : "");
 	if (!ok)
 		s->counters[C_VALIDATION_FAILURES]++;
+	bool sweep = !ok && job->mod.entry[0];
 	if (manifest_set_state(s->m, job->mod.id,
 			       ok ? MANIFEST_ACTIVE : MANIFEST_REJECTED, reason,
 			       &err) < 0 ||
@@ -340,6 +350,8 @@ static void finish_validation(struct supervisor *s, struct job *job,
 		       reason, false);
 	}
 	retire(s, job);
+	if (sweep) /* a rejected bundle's tree, unless another row needs it */
+		bundle_store_sweep(s);
 }
 
 struct budget_count {

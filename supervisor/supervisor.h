@@ -58,7 +58,10 @@ struct supervisor_config {
 	uint64_t store_max_per_uid;      /* bytes (1 GiB) */
 	unsigned store_versions_per_uid; /* versions with a file (1000) */
 	uint64_t store_free_min;         /* bytes (256 MiB) */
-	uint64_t shutdown_grace_ms;      /* SIGTERM: runs may finish (30000) */
+	/* bundle.c: one bundle's unpacked tree at most */
+	unsigned bundle_max_entries; /* files and directories (4096) */
+	uint64_t bundle_max_bytes;   /* content bytes (256 MiB) */
+	uint64_t shutdown_grace_ms;  /* SIGTERM: runs may finish (30000) */
 	/* who may connect: uid 0 is always admin; up to 32 of each */
 	uid_t client_uids[32];
 	size_t n_client_uids;

@@ -3,7 +3,7 @@
  * back (docs/protocol.md).
  *
  *   airlock submit FILE [--name N] [--policy P] [--group G] [--arg A]...
- *                  [--base64]
+ *                  [--entry PATH] [--base64]
  *                                                       [--json]
  *   airlock exec NAME [ARG...]               (--json before NAME)
  *   airlock archive NAME [--reason TEXT] [--json]
@@ -42,6 +42,7 @@ struct client_opts {
 	const char *name;
 	const char *policy;
 	const char *group; /* submit: share a new module with this group */
+	const char *entry; /* submit: FILE is a bundle, this its entry point */
 	const char *reason;
 	const char *vargs[PROTO_MAX_ARGS];
 	size_t nvargs;
@@ -56,7 +57,7 @@ static void client_usage(FILE *f, const char *command)
 {
 	fprintf(f,
 		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
-		" [--arg A]... [--base64]\n"
+		" [--arg A]... [--entry PATH] [--base64]\n"
 		"       airlock exec [--json] [--no-stdin] NAME [ARG...] [< INPUT]\n"
 		"       airlock archive NAME [--reason R] | restore NAME"
 		" | cancel RUN|NAME\n"
@@ -67,6 +68,9 @@ static void client_usage(FILE *f, const char *command)
 		"  --arg A  (submit) an argument for the validation run\n"
 		"  --group G (submit) a new module's owner group: its members\n"
 		"           may run, update, archive and restore it too\n"
+		"  --entry PATH (submit) FILE is a bundle (a tar, tar.gz or\n"
+		"           tar.zst); PATH inside it is what runs, in the\n"
+		"           unpacked tree as its working directory\n"
 		"  --base64 (submit) send the content in the request instead of\n"
 		"           passing the open FILE to airlockd\n"
 		"  --no-stdin (exec) do not send stdin; without it a pipe or file\n"
@@ -89,6 +93,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "group", required_argument, NULL, 'g' },
+		{ "entry", required_argument, NULL, 'e' },
 		{ "reason", required_argument, NULL, 'r' },
 		{ "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
@@ -109,6 +114,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'n': o->name = optarg; break;
 		case 'p': o->policy = optarg; break;
 		case 'g': o->group = optarg; break;
+		case 'e': o->entry = optarg; break;
 		case 'r': o->reason = optarg; break;
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
@@ -244,6 +250,10 @@ static int client_submit(struct client_opts *o)
 		json_kv_string(&jb, "policy", o->policy);
 	if (o->group)
 		json_kv_string(&jb, "group", o->group);
+	if (o->entry) {
+		json_kv_string(&jb, "kind", "bundle");
+		json_kv_string(&jb, "entry", o->entry);
+	}
 	json_key(&jb, "validate_args");
 	json_array_open(&jb);
 	for (size_t i = 0; i < o->nvargs; i++)

@@ -42,6 +42,7 @@ have_pc cmocka || add libcmocka-dev
 have_pc libmicrohttpd || add libmicrohttpd-dev
 # bundles: tar, tar.gz and tar.zst modules (supervisor/bundle.c)
 have_pc libarchive || add libarchive-dev
+have_cmd zstd || add zstd
 # promtool: the tests check /metrics and docs/alerts.yml with it
 have_cmd promtool || add prometheus
 # the /healthz test puts a state directory on a loop-mounted ext4 image
