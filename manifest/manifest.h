@@ -84,6 +84,7 @@ enum manifest_state {
 #define MANIFEST_HASH_MAX 71 /* "sha256:" + 64 hex */
 #define MANIFEST_INTERPRETER_MAX 255
 #define MANIFEST_ENTRY_MAX 1023  /* a bundle's entry point, a relative path */
+#define MANIFEST_BUILD_MAX 1023  /* a bundle's build command */
 #define MANIFEST_REASON_MAX 1023 /* longer reasons are cut */
 #define MANIFEST_VERDICT_MAX 31
 #define MANIFEST_SYSCALL_MAX 63
@@ -186,6 +187,9 @@ struct manifest_module {
 	/* a bundle's entry point, the path inside its tree that a run
 	 * executes (schema 6); "" for a module of one file */
 	char entry[MANIFEST_ENTRY_MAX + 1];
+	/* its build step's command (sh -c), run once at validation; "" for
+	 * none (schema 6) */
+	char build[MANIFEST_BUILD_MAX + 1];
 };
 
 /* A tenant that sees only the rows of modules it owns: owner_uid is its
@@ -213,6 +217,8 @@ struct manifest_submission {
 	/* a bundle: `content` is its archive, this the entry point inside
 	 * it; NULL for a module of one file */
 	const char *entry;
+	/* a bundle's build command, or NULL */
+	const char *build;
 };
 
 /*

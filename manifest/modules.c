@@ -135,6 +135,7 @@ void module_from_row(struct db_stmt *s, struct manifest_module *out)
 	out->owner_uid = (uint32_t)db_column_int64(s, 13);
 	out->owner_gid = db_column_null(s, 14) ? -1 : db_column_int64(s, 14);
 	db_column_copy(s, 15, out->entry, sizeof(out->entry));
+	db_column_copy(s, 16, out->build, sizeof(out->build));
 }
 
 /* One module row from `s` (bound by the caller); ENOENT when none. */
@@ -238,6 +239,12 @@ static int check_submission(const struct manifest_submission *sub,
 				    "invalid entry: expected 1 to %d printable "
 				    "ASCII characters",
 				    MANIFEST_ENTRY_MAX);
+	if (sub->build != NULL &&
+	    (!sub->entry || !valid_text(sub->build, MANIFEST_BUILD_MAX, true)))
+		return al_error_set(err, EINVAL,
+				    "invalid build: a bundle's command, 1 to "
+				    "%d printable ASCII characters",
+				    MANIFEST_BUILD_MAX);
 	return 0;
 }
 
@@ -253,10 +260,10 @@ static const char SQL_NEXT_VERSION[] =
 static const char SQL_MODULE_ADD[] =
 	"INSERT INTO modules (name, version, sha256, size, interpreter,"
 	" policy_name, policy_hash, state, submitted_uid, created_ms,"
-	" updated_ms, owner_uid, owner_gid, entry)"
+	" updated_ms, owner_uid, owner_gid, entry, build)"
 	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', ?8, ?9, ?9,"
 	"  coalesce(o.owner_uid, ?10), CASE WHEN o.owner_uid IS NULL"
-	"  THEN ?11 ELSE o.owner_gid END, ?12"
+	"  THEN ?11 ELSE o.owner_gid END, ?12, ?13"
 	" FROM (SELECT 1 AS one) AS x LEFT JOIN (SELECT owner_uid, owner_gid"
 	"  FROM modules WHERE name = ?1 ORDER BY version DESC LIMIT 1) AS o"
 	"  ON 1 = 1"
@@ -298,6 +305,7 @@ static int insert_module(struct manifest *m,
 	if (sub->owner_gid >= 0)
 		db_bind_int64(add, 11, sub->owner_gid);
 	db_bind_text(add, 12, sub->entry && sub->entry[0] ? sub->entry : NULL);
+	db_bind_text(add, 13, sub->build && sub->build[0] ? sub->build : NULL);
 	if (db_insert_id(m, add, "insert the module", id, err) < 0)
 		return -1;
 	snprintf(reason, sizeof(reason), "submitted by uid %u", sub->uid);
@@ -367,7 +375,8 @@ int manifest_find_same(struct manifest *m,
 	return strcmp(out->sha256, sha) == 0 && out->size == sub->len &&
 	       strcmp(out->policy_name, sub->policy_name) == 0 &&
 	       strcmp(out->policy_hash, sub->policy_hash) == 0 &&
-	       strcmp(out->entry, sub->entry ? sub->entry : "") == 0;
+	       strcmp(out->entry, sub->entry ? sub->entry : "") == 0 &&
+	       strcmp(out->build, sub->build ? sub->build : "") == 0;
 }
 
 static const char SQL_CONTENT_USED[] =

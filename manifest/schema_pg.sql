@@ -246,8 +246,14 @@ CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 UPDATE airlock_schema SET version = 5;
 
--- @migration 6: bundles (a tar archive with an entry point)
+-- @migration 6: bundles (a tar archive with an entry point, a build step)
 
 ALTER TABLE modules ADD COLUMN entry TEXT;
+ALTER TABLE modules ADD COLUMN build TEXT;
+ALTER TABLE runs DROP CONSTRAINT runs_verdict_check;
+ALTER TABLE runs ADD CONSTRAINT runs_verdict_check CHECK (verdict IN
+	('running', 'interrupted', 'ok', 'exit_nonzero', 'crashed',
+	 'timeout', 'memory_limit', 'seccomp_violation',
+	 'setup_error', 'build_failed'));
 
 UPDATE airlock_schema SET version = 6;

@@ -94,6 +94,8 @@ static int open_workdir(struct sandbox_run *run, const char *dir,
 			   dir, strerror(errno));
 		return -1;
 	}
+	if (!entry)
+		return fd;
 	int efd = (int)syscall(SYS_openat2, fd, entry, &how, sizeof(how));
 	if (efd < 0 || fstat(efd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    !(st.st_mode & 0111)) {
@@ -424,7 +426,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	if (host_helper_usable(host) && !spec->learner) {
 		/* strings the run owns: the array outlives this frame */
 		run->init_argv = build_init_argv(run, plan.sync_fd,
-						 module_fd >= 0
+						 run->module_path[0]
 							 ? run->module_path
 							 : run->program);
 		if (!run->init_argv) {
@@ -525,12 +527,14 @@ int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
 	}
 	if (spec->workdir) {
 		module_fd = above_stdio(
-			open_workdir(run, spec->workdir, spec->program));
+			open_workdir(run, spec->workdir, spec->entry));
 		if (module_fd < 0)
 			return 0;
-		snprintf(run->module_path, sizeof(run->module_path),
-			 BUNDLE_JAIL_DIR "/%s", spec->program);
-		argv0 = run->module_path;
+		if (spec->entry) {
+			snprintf(run->module_path, sizeof(run->module_path),
+				 BUNDLE_JAIL_DIR "/%s", spec->entry);
+			argv0 = run->module_path;
+		}
 	} else if (strchr(spec->program, '/')) {
 		module_fd = above_stdio(open_module(run, spec->program));
 		if (module_fd < 0)

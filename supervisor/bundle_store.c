@@ -22,6 +22,7 @@
 #include <linux/openat2.h>
 #include <nettle/sha2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -112,6 +113,18 @@ static int check_entry(int dirfd, const char *entry, unsigned char *head,
 	return 0;
 }
 
+int bundle_store_check_entry(struct supervisor *s, const char *tree,
+			     const char *entry, unsigned char *head,
+			     size_t *head_len, struct al_error *err)
+{
+	_cleanup_close_ int fd = openat(s->bundles_fd, tree,
+					O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						O_CLOEXEC);
+	if (fd < 0)
+		return al_error_sys(err, errno, "bundles: open %s", tree);
+	return check_entry(fd, entry, head, head_len, err);
+}
+
 static int unpack_new(struct supervisor *s, const unsigned char *data,
 		      size_t len, const char *tmp, struct al_error *err)
 {
@@ -131,8 +144,9 @@ static int unpack_new(struct supervisor *s, const unsigned char *data,
 }
 
 int bundle_store_add(struct supervisor *s, const unsigned char *data,
-		     size_t len, const char *entry, unsigned char *head,
-		     size_t *head_len, struct al_error *err)
+		     size_t len, const char *entry, bool built,
+		     unsigned char *head, size_t *head_len,
+		     struct al_error *err)
 {
 	char sha[MANIFEST_SHA256_HEX + 1],
 		tmp[sizeof(TMP_PREFIX) + sizeof(sha)];
@@ -145,8 +159,11 @@ int bundle_store_add(struct supervisor *s, const unsigned char *data,
 	_cleanup_close_ int have = openat(s->bundles_fd, sha,
 					  O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 						  O_CLOEXEC);
+	if (have >= 0 && built)
+		*head_len = 0;
 	if (have >= 0)
-		return check_entry(have, entry, head, head_len, err);
+		return built ? 0
+			     : check_entry(have, entry, head, head_len, err);
 	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s", sha);
 	if (unpack_new(s, data, len, tmp, err) < 0)
 		goto fail;
@@ -157,7 +174,9 @@ int bundle_store_add(struct supervisor *s, const unsigned char *data,
 		al_error_sys(err, errno, "bundles: open %s", tmp);
 		goto fail;
 	}
-	if (check_entry(fd, entry, head, head_len, err) < 0)
+	if (built)
+		*head_len = 0; /* the build makes the entry */
+	else if (check_entry(fd, entry, head, head_len, err) < 0)
 		goto fail;
 	if (fchmod(fd, 0755) < 0 ||
 	    renameat(s->bundles_fd, tmp, s->bundles_fd, sha) < 0 ||
@@ -173,17 +192,43 @@ fail:
 	return -1;
 }
 
-/* Whether bundles/NAME should go: a leftover .tmp-, or a tree no row
- * keeping a file needs. */
+/* A build's copy, .build-<module id>: still wanted while that module is
+ * validating (its build may be running). */
+static bool build_leftover(struct supervisor *s, const char *id_text)
+{
+	struct manifest_module mod;
+	struct al_error err = { 0 };
+	char *end;
+	long long id = strtoll(id_text, &end, 10);
+
+	if (*end || id <= 0)
+		return false;
+	if (manifest_get(s->m, id, &mod, &err) < 0)
+		return err.errnum == ENOENT;
+	return mod.state != MANIFEST_VALIDATING;
+}
+
+/* Whether bundles/NAME should go: a leftover .tmp- or .build-, or a
+ * tree (<sha256>, or <sha256>.b<key> built from it) no row keeping a
+ * file needs. */
 static bool unneeded(struct supervisor *s, const char *name)
 {
 	struct al_error err = { 0 };
+	char sha[MANIFEST_SHA256_HEX + 1];
+	size_t n = strlen(name);
+
 	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
 		return true;
-	if (strlen(name) != MANIFEST_SHA256_HEX ||
-	    strspn(name, "0123456789abcdef") != MANIFEST_SHA256_HEX)
+	if (strncmp(name, ".build-", 7) == 0)
+		return build_leftover(s, name + 7);
+	if (n < MANIFEST_SHA256_HEX ||
+	    strspn(name, "0123456789abcdef") != MANIFEST_SHA256_HEX ||
+	    (n > MANIFEST_SHA256_HEX &&
+	     strncmp(name + MANIFEST_SHA256_HEX, ".b", 2) != 0))
 		return false; /* not ours: left alone */
-	int used = manifest_content_used(s->m, name, &err);
+	memcpy(sha, name, MANIFEST_SHA256_HEX);
+	sha[MANIFEST_SHA256_HEX] = '\0';
+	int used = manifest_content_used(s->m, sha, &err);
 	if (used < 0)
 		LOG(LOG_WARN, NULL, 0, "bundles: %s", err.msg);
 	return used == 0;

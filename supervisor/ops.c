@@ -713,9 +713,23 @@ static int submit_kind(struct op_ctx *x)
 			    "that a run executes (main.py, bin/run)");
 		return -1;
 	}
-	if (!bundle && req->entry) {
+	if (!bundle && (req->entry || req->build)) {
 		reply_error(x, PROTO_E_BAD_REQUEST,
-			    "\"entry\" is for \"kind\": \"bundle\" only");
+			    "\"%s\" is for \"kind\": \"bundle\" only",
+			    req->entry ? "entry" : "build");
+		return -1;
+	}
+	for (const char *p = req->build; p && *p; p++)
+		if (*p < 0x20 || *p >= 0x7f) {
+			reply_error(x, PROTO_E_BAD_REQUEST,
+				    "build: one line of printable ASCII, run "
+				    "as sh -c (\"cc -O2 -o main main.c\")");
+			return -1;
+		}
+	if (req->build && !req->build[0]) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "build: an empty command (leave the member out "
+			    "for no build step)");
 		return -1;
 	}
 	return bundle;
@@ -730,7 +744,8 @@ static int submit_bundle(struct op_ctx *x, const unsigned char *content,
 	unsigned char head[256];
 	size_t head_len = sizeof(head);
 
-	if (bundle_store_add(x->s, content, len, x->req->entry, head, &head_len,
+	if (bundle_store_add(x->s, content, len, x->req->entry,
+			     x->req->build != NULL, head, &head_len,
 			     &err) < 0) {
 		LOG(LOG_INFO, x->rid, 0, "submit %s refused: %s", x->req->name,
 		    err.msg);
@@ -762,6 +777,7 @@ static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
 		.policy_name = pol->name,
 		.policy_hash = pol->hash,
 		.entry = x->req->entry,
+		.build = x->req->build,
 	};
 	struct json_buf jb;
 
@@ -838,6 +854,7 @@ static void op_submit(struct op_ctx *x)
 		.policy_hash = pol->hash,
 		.interpreter = interp[0] ? interp : NULL,
 		.entry = req->entry,
+		.build = req->build,
 	};
 	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub, &err) <
 	    0) {

@@ -72,6 +72,7 @@ static const struct member {
 	{ "group", M_STRING, 64, R(group), SIZE_MAX },
 	{ "kind", M_STRING, 16, R(kind), SIZE_MAX },
 	{ "entry", M_STRING, MANIFEST_ENTRY_MAX, R(entry), SIZE_MAX },
+	{ "build", M_STRING, MANIFEST_BUILD_MAX, R(build), SIZE_MAX },
 #undef R
 };
 

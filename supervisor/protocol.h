@@ -92,6 +92,7 @@ struct proto_request {
 	const char *group; /* submit: the group that shares a new module */
 	const char *kind;  /* submit: "file" (the default) or "bundle" */
 	const char *entry; /* submit, a bundle: the path it runs */
+	const char *build; /* submit, a bundle: its build command */
 };
 
 /*

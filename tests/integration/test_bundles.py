@@ -328,6 +328,105 @@ def t_bad_members():
     check_eq(os.listdir(os.path.join(d.state, "bundles")), [], "bundles/")
 
 
+# ================================================================ the build
+
+HELLO_C = b"""#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+	char cwd[256];
+	printf("hello from C, %d args, cwd %s\\n", argc - 1,
+	       getcwd(cwd, sizeof(cwd)) ? cwd : "?");
+	return 0;
+}
+"""
+BROKEN_C = b"int main(void) { return undeclared_thing; }\n"
+CC = "cc -O2 -o main main.c"
+
+
+def c_bundle(source=HELLO_C):
+    return tar_bytes([member("main.c", source)], "gz")
+
+
+def bundle_dir(d):
+    return sorted(os.listdir(os.path.join(d.state, "bundles")))
+
+
+@test("bundles: a C bundle built with cc at validation runs; the build's log is in the answer; exec runs the built tree")
+def t_c_build():
+    d = Daemon()
+    archive = c_bundle()
+    sha = hashlib.sha256(archive).hexdigest()
+    r = submit_bundle(d, "hello-c", archive, entry="main", policy="c", build=CC)
+    check(r.get("ok"), f"submit: {r}")
+    check_eq(r["module"]["state"], "active", "state")
+    check_eq(r["module"]["build"], CC, "the module's build command")
+    check_eq(r["build"]["verdict"], "ok", "the build's verdict")
+    check(r.get("build_run") and r["build_run"] != r["run"], f"build run: {r.get('build_run')}")
+    check("hello from C, 0 args, cwd /bundle" in stdout_of(r), f"validation: {stdout_of(r)!r}")
+    names = bundle_dir(d)
+    built = [n for n in names if n.startswith(sha + ".b")]
+    check(len(built) == 1 and sha in names, f"bundles/: {names}")
+    st = os.stat(os.path.join(d.state, "bundles", built[0], "main"))
+    check_eq((st.st_uid, oct(st.st_mode & 0o7777)), (0, "0o555"), "the built program's owner and mode")
+    r = d.request({"op": "exec", "name": "hello-c", "args": ["a", "b"]})
+    check(r.get("ok") and "hello from C, 2 args, cwd /bundle" in stdout_of(r), f"exec: {r}")
+    # the build ran once: exec did not build again, no copy is left
+    check(not any(n.startswith(".build-") for n in bundle_dir(d)), f"bundles/: {bundle_dir(d)}")
+    r = d.request({"op": "runs", "name": "hello-c"})
+    check(r.get("ok"), f"runs: {r}")
+    check_eq(len(r["runs"]), 3, "runs: the build, the validation, the exec")
+
+
+def expect_build_failed(d, r, words):
+    expect_error(r, "rejected")
+    msg = r["error"]["message"]
+    check("build_failed" in msg, f"reason: {msg!r}")
+    check_eq(r["result"]["verdict"], "build_failed", "the result's verdict")
+    for w in words:
+        check(w in msg or w in r["result"].get("stderr", ""), f"{w!r} not in {msg!r} nor the build's stderr")
+    check_eq(r["module"]["state"], "rejected", "state")
+    expect_error(d.request({"op": "exec", "name": r["module"]["name"]}), "not_found")
+    wait_for(lambda: bundle_dir(d) == [], f"bundles/ to empty ({bundle_dir(d)})")
+    check_eq(os.listdir(os.path.join(d.state, "staging")), [], "staging/")
+    check_eq(os.listdir(os.path.join(d.state, "modules")), [], "modules/")
+
+
+@test("bundles: a compile error is build_failed with the compiler's message, not a crash; nothing activated or left")
+def t_compile_error():
+    d = Daemon()
+    r = submit_bundle(d, "broken-c", c_bundle(BROKEN_C), entry="main", policy="c", build=CC)
+    expect_build_failed(d, r, ["exited 1", "undeclared_thing"])
+    r = d.request({"op": "runs", "name": "broken-c"})
+    check_eq([x["verdict"] for x in r["runs"]], ["build_failed"], "its runs")
+    check("undeclared_thing" in r["runs"][0]["stderr_excerpt"], "the build log in the run's excerpt")
+
+
+@test("bundles: a build that times out is build_failed with the reason; nothing activated, no copy left")
+def t_build_timeout():
+    d = Daemon(args=["--build-timeout", "1s"])
+    t0 = time.monotonic()
+    r = submit_bundle(d, "slow", c_bundle(), entry="main", policy="c", build="sleep 60")
+    check(time.monotonic() - t0 < 20, "the build was not stopped at its timeout")
+    expect_build_failed(d, r, ["timeout", "--build-timeout 1000 ms"])
+
+
+@test("bundles: a build's output is held to the bundle rules: a FIFO, a missing entry, too many files")
+def t_build_output_rules():
+    d = Daemon(args=["--bundle-max-entries", "50"])
+    r = submit_bundle(d, "fifo", c_bundle(), entry="main", policy="c",
+                      build=CC + " && mkfifo pipe")
+    expect_build_failed(d, r, ["a FIFO at pipe"])
+    r = submit_bundle(d, "noentry", c_bundle(), entry="main", policy="c", build="true")
+    expect_build_failed(d, r, ['entry "main": no such file'])
+    r = submit_bundle(d, "many", c_bundle(), entry="main", policy="c",
+                      build=CC + " && for i in $(seq 100); do : > f$i; done")
+    expect_build_failed(d, r, ["--bundle-max-entries"])
+    # and a good one still builds afterwards
+    r = submit_bundle(d, "fine", c_bundle(), entry="main", policy="c", build=CC)
+    check(r.get("ok"), f"a good build after them: {r}")
+
+
 # ================================================================== runner
 
 def main(argv):
