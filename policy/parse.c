@@ -615,10 +615,13 @@ static int archive_token(struct parse_state *st, const char *t)
 			    "timeout, memory_limit, seccomp_violation or "
 			    "exit_nonzero",
 			    t);
-	if (v == AL_VERDICT_OK || v == AL_VERDICT_SETUP_ERROR)
+	if (v == AL_VERDICT_OK || v == AL_VERDICT_SETUP_ERROR ||
+	    v == AL_VERDICT_BUILD_FAILED)
 		return fail(st, "%s cannot archive a module: %s", t,
-			    v == AL_VERDICT_OK
-				    ? "it is a success"
+			    v == AL_VERDICT_OK ? "it is a success"
+			    : v == AL_VERDICT_BUILD_FAILED
+				    ? "a build fails at validation, before "
+				      "the module is active"
 				    : "it is the supervisor's failure, not the "
 				      "module's");
 	st->p->archive_on |= 1u << v;

@@ -150,6 +150,9 @@ int bundle_store_add(struct supervisor *s, const unsigned char *data,
 {
 	char sha[MANIFEST_SHA256_HEX + 1],
 		tmp[sizeof(TMP_PREFIX) + sizeof(sha)];
+	/* before any goto: a cleanup variable jumped over would be closed
+	 * uninitialised at the return */
+	_cleanup_close_ int fd = -1;
 
 	if (bundle_entry_check(entry, err) < 0)
 		return -1;
@@ -167,9 +170,8 @@ int bundle_store_add(struct supervisor *s, const unsigned char *data,
 	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%s", sha);
 	if (unpack_new(s, data, len, tmp, err) < 0)
 		goto fail;
-	_cleanup_close_ int fd = openat(s->bundles_fd, tmp,
-					O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-						O_CLOEXEC);
+	fd = openat(s->bundles_fd, tmp,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		al_error_sys(err, errno, "bundles: open %s", tmp);
 		goto fail;

@@ -3,7 +3,7 @@
  * back (docs/protocol.md).
  *
  *   airlock submit FILE [--name N] [--policy P] [--group G] [--arg A]...
- *                  [--entry PATH] [--base64]
+ *                  [--entry PATH [--build CMD]] [--base64]
  *                                                       [--json]
  *   airlock exec NAME [ARG...]               (--json before NAME)
  *   airlock archive NAME [--reason TEXT] [--json]
@@ -43,6 +43,7 @@ struct client_opts {
 	const char *policy;
 	const char *group; /* submit: share a new module with this group */
 	const char *entry; /* submit: FILE is a bundle, this its entry point */
+	const char *build; /* submit: the bundle's build command */
 	const char *reason;
 	const char *vargs[PROTO_MAX_ARGS];
 	size_t nvargs;
@@ -57,7 +58,8 @@ static void client_usage(FILE *f, const char *command)
 {
 	fprintf(f,
 		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
-		" [--arg A]... [--entry PATH] [--base64]\n"
+		" [--arg A]...\n"
+		"                      [--entry PATH [--build CMD]] [--base64]\n"
 		"       airlock exec [--json] [--no-stdin] NAME [ARG...] [< INPUT]\n"
 		"       airlock archive NAME [--reason R] | restore NAME"
 		" | cancel RUN|NAME\n"
@@ -71,6 +73,9 @@ static void client_usage(FILE *f, const char *command)
 		"  --entry PATH (submit) FILE is a bundle (a tar, tar.gz or\n"
 		"           tar.zst); PATH inside it is what runs, in the\n"
 		"           unpacked tree as its working directory\n"
+		"  --build CMD (submit) the bundle's build step, run once at\n"
+		"           validation (sh -c CMD in a writable copy of the\n"
+		"           tree): its output tree becomes the module\n"
 		"  --base64 (submit) send the content in the request instead of\n"
 		"           passing the open FILE to airlockd\n"
 		"  --no-stdin (exec) do not send stdin; without it a pipe or file\n"
@@ -94,6 +99,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "entry", required_argument, NULL, 'e' },
+		{ "build", required_argument, NULL, 'B' },
 		{ "reason", required_argument, NULL, 'r' },
 		{ "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
@@ -115,6 +121,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'p': o->policy = optarg; break;
 		case 'g': o->group = optarg; break;
 		case 'e': o->entry = optarg; break;
+		case 'B': o->build = optarg; break;
 		case 'r': o->reason = optarg; break;
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
@@ -230,6 +237,8 @@ static int client_submit(struct client_opts *o)
 
 	if (o->argc != 1)
 		return usage_error(o->command, "give one FILE", NULL);
+	if (o->build && !o->entry)
+		return usage_error(o->command, "--build needs --entry", NULL);
 	if (o->base64) {
 		content = read_module(o->argv[0], &len, o->command);
 		if (!content || !(b64 = base64_encode(content, len)))
@@ -254,6 +263,8 @@ static int client_submit(struct client_opts *o)
 		json_kv_string(&jb, "kind", "bundle");
 		json_kv_string(&jb, "entry", o->entry);
 	}
+	if (o->build)
+		json_kv_string(&jb, "build", o->build);
 	json_key(&jb, "validate_args");
 	json_array_open(&jb);
 	for (size_t i = 0; i < o->nvargs; i++)

@@ -451,6 +451,10 @@ static const struct bad_file bad_files[] = {
 	  "setup-error-archived.policy:2: [runtime] archive_on: setup_error "
 	  "cannot archive a module: it is the supervisor's failure, not "
 	  "the module's" },
+	{ "build-failed-archived.policy", BAD
+	  "build-failed-archived.policy:2: [runtime] archive_on: build_failed "
+	  "cannot archive a module: a build fails at validation, before the "
+	  "module is active" },
 	{ "bad-runtime-seccomp.policy",
 	  BAD "bad-runtime-seccomp.policy:2: [runtime] seccomp: expected "
 	      "policy (the allow-list above) or learned (what the validation "
