@@ -196,11 +196,13 @@ static void print_output(const struct cli_response *r)
 static void print_result_output(const struct cli_response *r)
 {
 	const struct json_node *res = json_get(r->doc, r->root, "result");
-	const char *setup = json_get_str(r->doc, res, "error", NULL);
+	const char *error = json_get_str(r->doc, res, "error", NULL);
 
 	print_output(r);
-	if (setup)
-		fprintf(stderr, "airlock: setup_error: %s\n", setup);
+	if (error) /* setup_error, or a bundle's build_failed */
+		fprintf(stderr, "airlock: %s: %s\n",
+			json_get_str(r->doc, res, "verdict", "setup_error"),
+			error);
 }
 
 /* ----------------------------------------------------------- commands */
