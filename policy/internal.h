@@ -30,7 +30,12 @@ struct al_policy {
 	unsigned archive_on; /* bit per enum al_verdict */
 	uint64_t crash_budget;
 	bool seccomp_learned; /* [runtime] seccomp = learned */
-	char *file;           /* the file it was read from; NULL if none */
+	/* [build]: a bundle's build step; "" and 0 when not set (the
+	 * daemon's defaults) */
+	char build_command[1024];
+	uint64_t build_timeout_us;
+	uint64_t build_memory_bytes;
+	char *file; /* the file it was read from; NULL if none */
 	uid_t file_owner;
 };
 

@@ -197,10 +197,15 @@ int build_prepare(struct supervisor *s, struct job *job,
 	/* the module's policy, its limits the build's own */
 	policy_free(b->policy);
 	b->policy = policy_restrict(job->pol->policy, keep_all, NULL, err);
-	snprintf(memory, sizeof(memory), "%lluM",
-		 (unsigned long long)s->cfg.build_memory_mb);
-	snprintf(timeout, sizeof(timeout), "%llums",
-		 (unsigned long long)s->cfg.build_timeout_ms);
+	/* the policy's [build] limits, else the daemon's */
+	uint64_t mem = policy_build_memory_bytes(job->pol->policy);
+	uint64_t us = policy_build_timeout_us(job->pol->policy);
+	snprintf(memory, sizeof(memory), "%llu",
+		 mem ? (unsigned long long)mem
+		     : (unsigned long long)s->cfg.build_memory_mb << 20);
+	snprintf(timeout, sizeof(timeout), "%lluus",
+		 us ? (unsigned long long)us
+		    : (unsigned long long)s->cfg.build_timeout_ms * 1000);
 	if (!b->policy || policy_set_memory(b->policy, memory, err) < 0 ||
 	    policy_set_timeout(b->policy, timeout, err) < 0)
 		return al_error_prefix(err, "build: its policy");

@@ -738,15 +738,15 @@ static int submit_kind(struct op_ctx *x)
 /* A bundle's tree into the store (bundle_store.c) and its entry's
  * interpreter into interp; -1 when refused (answered). */
 static int submit_bundle(struct op_ctx *x, const unsigned char *content,
-			 size_t len, char *interp, size_t interp_len)
+			 size_t len, const char *build, char *interp,
+			 size_t interp_len)
 {
 	struct al_error err = { 0 };
 	unsigned char head[256];
 	size_t head_len = sizeof(head);
 
-	if (bundle_store_add(x->s, content, len, x->req->entry,
-			     x->req->build != NULL, head, &head_len,
-			     &err) < 0) {
+	if (bundle_store_add(x->s, content, len, x->req->entry, build != NULL,
+			     head, &head_len, &err) < 0) {
 		LOG(LOG_INFO, x->rid, 0, "submit %s refused: %s", x->req->name,
 		    err.msg);
 		reply_error(x,
@@ -766,7 +766,8 @@ static int submit_bundle(struct op_ctx *x, const unsigned char *content,
  * (and the caller one of its owners): answer that version as it is, with
  * "unchanged": true; no new version, no run, no quota spent. */
 static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
-			       size_t len, const struct sup_policy *pol)
+			       size_t len, const struct sup_policy *pol,
+			       const char *build)
 {
 	struct manifest_module mod;
 	struct al_error err = { 0 };
@@ -777,7 +778,7 @@ static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
 		.policy_name = pol->name,
 		.policy_hash = pol->hash,
 		.entry = x->req->entry,
-		.build = x->req->build,
+		.build = build,
 	};
 	struct json_buf jb;
 
@@ -824,7 +825,14 @@ static void op_submit(struct op_ctx *x)
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
 	}
-	if (answered_unchanged(x, content, len, pol)) {
+	/* a bundle's build step: the request's command, else its policy's
+	 * [build] command, else none */
+	const char *build = !bundle      ? NULL
+			    : req->build ? req->build
+			    : policy_build_command(pol->policy)[0]
+				    ? policy_build_command(pol->policy)
+				    : NULL;
+	if (answered_unchanged(x, content, len, pol, build)) {
 		sup_policy_put(x->s, pol);
 		return;
 	}
@@ -841,7 +849,8 @@ static void op_submit(struct op_ctx *x)
 	}
 	if (!bundle)
 		interpreter_of(content, len, interp, sizeof(interp));
-	else if (submit_bundle(x, content, len, interp, sizeof(interp)) < 0) {
+	else if (submit_bundle(x, content, len, build, interp, sizeof(interp)) <
+		 0) {
 		sup_policy_put(x->s, pol);
 		return;
 	}
@@ -854,7 +863,7 @@ static void op_submit(struct op_ctx *x)
 		.policy_hash = pol->hash,
 		.interpreter = interp[0] ? interp : NULL,
 		.entry = req->entry,
-		.build = req->build,
+		.build = build,
 	};
 	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub, &err) <
 	    0) {

@@ -333,7 +333,7 @@ static void answer(struct supervisor *s, struct job *job,
 }
 
 /* Why a build failed, in words, from the jail's verdict of its run. */
-static void build_failure(struct supervisor *s, struct sandbox_result *b)
+static void build_failure(const struct al_policy *lim, struct sandbox_result *b)
 {
 	char why[AL_ERROR_MAX];
 
@@ -343,16 +343,21 @@ static void build_failure(struct supervisor *s, struct sandbox_result *b)
 			 b->exit_code);
 		break;
 	case AL_VERDICT_TIMEOUT:
-		snprintf(why, sizeof(why),
-			 "timeout: killed after %.0f ms (--build-timeout %llu "
-			 "ms)",
-			 b->wall_ms,
-			 (unsigned long long)s->cfg.build_timeout_ms);
+		snprintf(
+			why, sizeof(why),
+			"timeout: killed after %.0f ms (the build's limit: %llu "
+			"ms, [build] timeout or --build-timeout)",
+			b->wall_ms,
+			(unsigned long long)(policy_limits(lim)->timeout_us /
+					     1000));
 		break;
 	case AL_VERDICT_MEMORY_LIMIT:
-		snprintf(why, sizeof(why),
-			 "memory_limit: killed at --build-memory %lluM",
-			 (unsigned long long)s->cfg.build_memory_mb);
+		snprintf(
+			why, sizeof(why),
+			"memory_limit: killed at the build's %llu MiB ([build] "
+			"memory or --build-memory)",
+			(unsigned long long)(policy_limits(lim)->memory_bytes >>
+					     20));
 		break;
 	case AL_VERDICT_CRASHED:
 		snprintf(why, sizeof(why), "crashed: killed by signal %d",
@@ -394,7 +399,8 @@ static void build_done(struct supervisor *s, struct job *job,
 		snprintf(b->error, sizeof(b->error), "%s", err.msg);
 		b->verdict = AL_VERDICT_BUILD_FAILED;
 	}
-	build_failure(s, b);
+	if (job->build.policy)
+		build_failure(job->build.policy, b);
 	record(s, job, b);
 	if (b->verdict != AL_VERDICT_OK || interrupted(s, job)) {
 		build_discard(s, job);

@@ -378,7 +378,9 @@ def t_c_build():
     check_eq(len(r["runs"]), 3, "runs: the build, the validation, the exec")
 
 
-def expect_build_failed(d, r, words):
+def expect_build_failed(d, r, words, alone=True):
+    """A build_failed rejection; `alone`: no other module keeps files, so
+    bundles/ and modules/ must end up empty (else: no build copy left)."""
     expect_error(r, "rejected")
     msg = r["error"]["message"]
     check("build_failed" in msg, f"reason: {msg!r}")
@@ -387,8 +389,12 @@ def expect_build_failed(d, r, words):
         check(w in msg or w in r["result"].get("stderr", ""), f"{w!r} not in {msg!r} nor the build's stderr")
     check_eq(r["module"]["state"], "rejected", "state")
     expect_error(d.request({"op": "exec", "name": r["module"]["name"]}), "not_found")
-    wait_for(lambda: bundle_dir(d) == [], f"bundles/ to empty ({bundle_dir(d)})")
     check_eq(os.listdir(os.path.join(d.state, "staging")), [], "staging/")
+    if not alone:
+        check(not any(n.startswith(".build-") for n in bundle_dir(d)),
+              f"a build copy left: {bundle_dir(d)}")
+        return
+    wait_for(lambda: bundle_dir(d) == [], f"bundles/ to empty ({bundle_dir(d)})")
     check_eq(os.listdir(os.path.join(d.state, "modules")), [], "modules/")
 
 
@@ -408,7 +414,7 @@ def t_build_timeout():
     t0 = time.monotonic()
     r = submit_bundle(d, "slow", c_bundle(), entry="main", policy="c", build="sleep 60")
     check(time.monotonic() - t0 < 20, "the build was not stopped at its timeout")
-    expect_build_failed(d, r, ["timeout", "--build-timeout 1000 ms"])
+    expect_build_failed(d, r, ["timeout", "the build's limit: 1000 ms"])
 
 
 @test("bundles: a build's output is held to the bundle rules: a FIFO, a missing entry, too many files")
@@ -425,6 +431,47 @@ def t_build_output_rules():
     # and a good one still builds afterwards
     r = submit_bundle(d, "fine", c_bundle(), entry="main", policy="c", build=CC)
     check(r.get("ok"), f"a good build after them: {r}")
+
+
+CBUILD_POLICY = """[policy]
+description = the c policy with a build step of its own
+[limits]
+memory = 512M
+timeout = 20s
+pids = 128
+[filesystem]
+tmp_size = 128M
+[seccomp]
+default = kill
+allow = @basic-io @file-system @memory @process @credentials @signal @time
+allow = @event @network @ipc
+[build]
+command = cc -O2 -o main main.c
+timeout = 2s
+"""
+
+
+@test("bundles: a policy's [build] gives the command and the build's timeout when the submit has none")
+def t_policy_build_section():
+    pdir = tempfile.mkdtemp(prefix="airlock-policies-")
+    try:
+        os.chmod(pdir, 0o755)
+        path = os.path.join(pdir, "cbuild.policy")
+        with open(path, "w") as f:
+            f.write(CBUILD_POLICY)
+        os.chmod(path, 0o644)
+        d = Daemon(env={"AIRLOCK_POLICY_PATH": pdir})
+        r = submit_bundle(d, "pol-c", c_bundle(), entry="main", policy="cbuild")
+        check(r.get("ok"), f"submit: {r}")
+        check_eq(r["module"]["build"], "cc -O2 -o main main.c", "the policy's command, recorded")
+        check("hello from C" in stdout_of(r), stdout_of(r))
+        # the request's command wins; the policy's 2s timeout holds it
+        r = submit_bundle(d, "pol-slow", c_bundle(), entry="main", policy="cbuild",
+                          build="sleep 60")
+        expect_build_failed(d, r, ["timeout", "the build's limit: 2000 ms"],
+                            alone=False)
+    finally:
+        shutil.rmtree(pdir, ignore_errors=True)
 
 
 # ================================================================== runner

@@ -233,6 +233,11 @@ static void test_all_keys(void **state)
 	assert_int_equal(policy_crash_budget(p), 5);
 	assert_true(policy_seccomp_learned(p));
 
+	/* [build] */
+	assert_string_equal(policy_build_command(p), "cc -O2 -o main main.c");
+	assert_int_equal(policy_build_timeout_us(p), 90000000);
+	assert_int_equal(policy_build_memory_bytes(p), GiB);
+
 	policy_free(p);
 }
 
@@ -302,7 +307,7 @@ struct bad_file {
 	"(lines are at most 4093 characters)"
 #define SECTIONS                                                               \
 	"unknown section; expected [policy], [limits], [network], "            \
-	"[filesystem], [identity], [environment], [seccomp] or [runtime]"
+	"[filesystem], [identity], [environment], [seccomp], [runtime] or [build]"
 #define DUPLICATE                                                              \
 	"duplicate key: each setting appears once (only list keys may repeat)"
 #define SIZE_FORM "a number with an optional unit K, M, G or T (e.g. 64M)"
@@ -455,6 +460,12 @@ static const struct bad_file bad_files[] = {
 	  "build-failed-archived.policy:2: [runtime] archive_on: build_failed "
 	  "cannot archive a module: a build fails at validation, before the "
 	  "module is active" },
+	{ "bad-build-memory.policy",
+	  BAD "bad-build-memory.policy:2: [build] memory: 1k is out of range: "
+	      "expected from 4 MiB to 1 TiB" },
+	{ "bad-build-command.policy",
+	  BAD "bad-build-command.policy:2: [build] command: only printable "
+	      "ASCII (it runs as sh -c COMMAND)" },
 	{ "bad-runtime-seccomp.policy",
 	  BAD "bad-runtime-seccomp.policy:2: [runtime] seccomp: expected "
 	      "policy (the allow-list above) or learned (what the validation "
