@@ -285,6 +285,9 @@ static int client_submit(struct client_opts *o)
 			print_error(o, &r);
 		if (json_get(r.doc, r.root, "module"))
 			print_module(&r);
+		if (r.ok && json_get(r.doc, r.root, "build_run"))
+			printf("built by its build step in run %lld\n",
+			       (long long)get_int(r.doc, r.root, "build_run"));
 		if (cli_bool(r.doc, r.root, "unchanged"))
 			printf("unchanged: the active version already has this "
 			       "content and policy; nothing was run\n");
