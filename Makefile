@@ -44,6 +44,12 @@ MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 # airlockd on SQLite. Only its header is needed to build. db_pg.o stays out
 # of libairlock.a: the static CLI cannot load a library, so it hands a
 # PostgreSQL DATABASE_URL to airlock-pg (tools/airlock.c).
+# libarchive (bundles: tar, tar.gz, tar.zst modules, supervisor/bundle.c)
+# is linked dynamically as well, and only into airlockd and the unit tests:
+# its static archive wants libzstd, liblz4 and libacl archives that
+# Debian does not ship, and the CLI never unpacks (the daemon does).
+ARCHIVE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libarchive 2>/dev/null)
+ARCHIVE_LIBS := $(shell $(PKG_CONFIG) --libs libarchive 2>/dev/null)
 PQ_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null)
 # the manifest's unit tests also talk to the server themselves
 PQ_LIBS := $(shell $(PKG_CONFIG) --libs libpq 2>/dev/null)
@@ -79,7 +85,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 \
 HARDEN := -fstack-protector-strong -fstack-clash-protection -fPIE
 CFLAGS ?= -g
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE -I. -I$(BUILD)/gen $(WARN) $(HARDEN) $(MODE_CFLAGS) \
-	$(PKG_CFLAGS) $(MHD_CFLAGS) $(PQ_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"' \
+	$(PKG_CFLAGS) $(MHD_CFLAGS) $(PQ_CFLAGS) $(ARCHIVE_CFLAGS) $(CFLAGS) -DAIRLOCK_POLICY_DIR='"$(PREFIX)/share/airlock/policies"' \
 	-DAIRLOCK_LIBEXEC_DIR='"$(PREFIX)/libexec/airlock"'
 ALL_LDFLAGS := -pie -Wl,-z,relro,-z,now $(MODE_LDFLAGS) $(LDFLAGS)
 
@@ -170,7 +176,7 @@ $(BUILD)/airlockd: $(BUILD)/obj/supervisor/airlockd.o $(BUILD)/libairlockd.a \
 		$(BUILD)/libairlock.a $(PG_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/supervisor/airlockd.o \
 		$(PG_OBJ) $(BUILD)/libairlockd.a $(BUILD)/libairlock.a \
-		$(BIN_LIBS) $(MHD_LIBS)
+		$(BIN_LIBS) $(MHD_LIBS) $(ARCHIVE_LIBS)
 
 # The probe runs inside jails: static, no sanitizer, no dependency on the
 # jail's libraries.
@@ -199,7 +205,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libairlockd.a $(BUILD)/libairlock.a \
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(PG_OBJ) \
 		$(BUILD)/libairlockd.a $(BUILD)/libairlock.a $(PKG_LIBS) \
-		$(MHD_LIBS) $(CMOCKA_LIBS) $(PQ_LIBS)
+		$(MHD_LIBS) $(CMOCKA_LIBS) $(PQ_LIBS) $(ARCHIVE_LIBS)
 
 deps:
 	@sh tools/install-deps.sh

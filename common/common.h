@@ -56,6 +56,10 @@ enum al_verdict {
 	AL_VERDICT_MEMORY_LIMIT, /* killed by the cgroup's OOM killer */
 	AL_VERDICT_SECCOMP_VIOLATION,
 	AL_VERDICT_SETUP_ERROR, /* ours, or a module that cannot be executed */
+	/* a bundle's build step failed (its command's exit, a signal, its
+	 * timeout or memory): the module never ran. The supervisor's, never
+	 * the jail's: sandbox/verdict.c does not give it */
+	AL_VERDICT_BUILD_FAILED,
 	AL_VERDICT_COUNT,
 };
 

@@ -11,6 +11,7 @@ static const char *const names[AL_VERDICT_COUNT] = {
 	[AL_VERDICT_MEMORY_LIMIT] = "memory_limit",
 	[AL_VERDICT_SECCOMP_VIOLATION] = "seccomp_violation",
 	[AL_VERDICT_SETUP_ERROR] = "setup_error",
+	[AL_VERDICT_BUILD_FAILED] = "build_failed",
 };
 
 const char *al_verdict_name(enum al_verdict v)

@@ -342,7 +342,7 @@ int event_append(struct manifest *m, const struct manifest_module *mod,
 #define MODULE_COLUMNS                                                         \
 	"id, name, version, sha256, size, interpreter, policy_name, "          \
 	"policy_hash, state, state_reason, submitted_uid, created_ms, "        \
-	"updated_ms, owner_uid, owner_gid"
+	"updated_ms, owner_uid, owner_gid, entry, build"
 void module_from_row(struct db_stmt *s, struct manifest_module *out);
 /* Module `id` without the "manifest: " prefix; ENOENT when unknown. */
 int module_get(struct manifest *m, int64_t id, struct manifest_module *out,

@@ -49,6 +49,9 @@ void manifest_module_json(struct json_buf *jb, const struct manifest_module *m)
 	json_kv_string(jb, "sha256", m->sha256);
 	json_kv_uint(jb, "size", m->size);
 	kv_text(jb, "interpreter", m->interpreter);
+	json_kv_string(jb, "kind", m->entry[0] ? "bundle" : "file");
+	kv_text(jb, "entry", m->entry);
+	kv_text(jb, "build", m->build);
 	json_kv_string(jb, "policy", m->policy_name);
 	json_kv_string(jb, "policy_hash", m->policy_hash);
 	json_kv_uint(jb, "submitted_uid", m->submitted_uid);

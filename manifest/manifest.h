@@ -83,6 +83,8 @@ enum manifest_state {
 #define MANIFEST_POLICY_NAME_MAX 128
 #define MANIFEST_HASH_MAX 71 /* "sha256:" + 64 hex */
 #define MANIFEST_INTERPRETER_MAX 255
+#define MANIFEST_ENTRY_MAX 1023  /* a bundle's entry point, a relative path */
+#define MANIFEST_BUILD_MAX 1023  /* a bundle's build command */
 #define MANIFEST_REASON_MAX 1023 /* longer reasons are cut */
 #define MANIFEST_VERDICT_MAX 31
 #define MANIFEST_SYSCALL_MAX 63
@@ -234,6 +236,12 @@ struct manifest_module {
 	 * group sharing it, or -1 (docs/protocol.md, "Tenants") */
 	uint32_t owner_uid;
 	int64_t owner_gid;
+	/* a bundle's entry point, the path inside its tree that a run
+	 * executes (schema 6); "" for a module of one file */
+	char entry[MANIFEST_ENTRY_MAX + 1];
+	/* its build step's command (sh -c), run once at validation; "" for
+	 * none (schema 6) */
+	char build[MANIFEST_BUILD_MAX + 1];
 };
 
 /* A tenant that sees only the rows of modules it owns: owner_uid is its
@@ -258,6 +266,11 @@ struct manifest_submission {
 	/* the owner of a new name (an existing name keeps its own) */
 	uint32_t owner_uid;
 	int64_t owner_gid; /* -1: no group */
+	/* a bundle: `content` is its archive, this the entry point inside
+	 * it; NULL for a module of one file */
+	const char *entry;
+	/* a bundle's build command, or NULL */
+	const char *build;
 };
 
 /*
@@ -326,6 +339,10 @@ int manifest_module_path(struct manifest *m, const struct manifest_module *mod,
  * start: nothing else re-checks a stored module's content. */
 int manifest_module_verify(const char *path, const struct manifest_module *mod,
 			   struct al_error *err);
+/* 1 when a module row that keeps a file (any state but rejected) has
+ * content `sha256`, 0 when none has; -1 with err. */
+int manifest_content_used(struct manifest *m, const char *sha256,
+			  struct al_error *err);
 /* The file to execute for `name`: its active version. `mod` may be NULL.
  * ENOENT when no version is active. */
 int manifest_active_path(struct manifest *m, const char *name,

@@ -134,6 +134,8 @@ void module_from_row(struct db_stmt *s, struct manifest_module *out)
 	out->updated_ms = db_column_int64(s, 12);
 	out->owner_uid = (uint32_t)db_column_int64(s, 13);
 	out->owner_gid = db_column_null(s, 14) ? -1 : db_column_int64(s, 14);
+	db_column_copy(s, 15, out->entry, sizeof(out->entry));
+	db_column_copy(s, 16, out->build, sizeof(out->build));
 }
 
 /* One module row from `s` (bound by the caller); ENOENT when none. */
@@ -231,6 +233,18 @@ static int check_submission(const struct manifest_submission *sub,
 	if (sub->interpreter != NULL &&
 	    !valid_text(sub->interpreter, MANIFEST_INTERPRETER_MAX, true))
 		return al_error_set(err, EINVAL, "invalid interpreter");
+	if (sub->entry != NULL &&
+	    !valid_text(sub->entry, MANIFEST_ENTRY_MAX, true))
+		return al_error_set(err, EINVAL,
+				    "invalid entry: expected 1 to %d printable "
+				    "ASCII characters",
+				    MANIFEST_ENTRY_MAX);
+	if (sub->build != NULL &&
+	    (!sub->entry || !valid_text(sub->build, MANIFEST_BUILD_MAX, true)))
+		return al_error_set(err, EINVAL,
+				    "invalid build: a bundle's command, 1 to "
+				    "%d printable ASCII characters",
+				    MANIFEST_BUILD_MAX);
 	return 0;
 }
 
@@ -246,10 +260,10 @@ static const char SQL_NEXT_VERSION[] =
 static const char SQL_MODULE_ADD[] =
 	"INSERT INTO modules (name, version, sha256, size, interpreter,"
 	" policy_name, policy_hash, state, submitted_uid, created_ms,"
-	" updated_ms, owner_uid, owner_gid)"
+	" updated_ms, owner_uid, owner_gid, entry, build)"
 	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', ?8, ?9, ?9,"
 	"  coalesce(o.owner_uid, ?10), CASE WHEN o.owner_uid IS NULL"
-	"  THEN ?11 ELSE o.owner_gid END"
+	"  THEN ?11 ELSE o.owner_gid END, ?12, ?13"
 	" FROM (SELECT 1 AS one) AS x LEFT JOIN (SELECT owner_uid, owner_gid"
 	"  FROM modules WHERE name = ?1 ORDER BY version DESC LIMIT 1) AS o"
 	"  ON 1 = 1"
@@ -290,6 +304,8 @@ static int insert_module(struct manifest *m,
 	db_bind_int64(add, 10, sub->owner_uid);
 	if (sub->owner_gid >= 0)
 		db_bind_int64(add, 11, sub->owner_gid);
+	db_bind_text(add, 12, sub->entry && sub->entry[0] ? sub->entry : NULL);
+	db_bind_text(add, 13, sub->build && sub->build[0] ? sub->build : NULL);
 	if (db_insert_id(m, add, "insert the module", id, err) < 0)
 		return -1;
 	/* the other hosts of a shared database take it from there */
@@ -362,7 +378,25 @@ int manifest_find_same(struct manifest *m,
 	sha256_hex(sub->content, sub->len, sha);
 	return strcmp(out->sha256, sha) == 0 && out->size == sub->len &&
 	       strcmp(out->policy_name, sub->policy_name) == 0 &&
-	       strcmp(out->policy_hash, sub->policy_hash) == 0;
+	       strcmp(out->policy_hash, sub->policy_hash) == 0 &&
+	       strcmp(out->entry, sub->entry ? sub->entry : "") == 0 &&
+	       strcmp(out->build, sub->build ? sub->build : "") == 0;
+}
+
+static const char SQL_CONTENT_USED[] =
+	"SELECT count(*) FROM modules WHERE sha256 = ?1 AND state <> 'rejected'";
+
+int manifest_content_used(struct manifest *m, const char *sha256,
+			  struct al_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_CONTENT_USED, err);
+
+	if (s == NULL)
+		return -1;
+	db_bind_text(s, 1, sha256);
+	if (db_step(s) != DB_ROW)
+		return db_error(m, err, "manifest: content %.12s", sha256);
+	return db_column_int64(s, 0) > 0;
 }
 
 /* ---------------------------------------------------------- transitions */

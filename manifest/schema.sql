@@ -273,7 +273,92 @@ CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 PRAGMA user_version = 5;
 
--- @migration 6: run output (result, wait)
+-- @migration 6: bundles (a tar archive with an entry point, a build step)
+
+-- A module that is a bundle keeps its archive as its file (named by the
+-- archive's SHA-256, moved between staging/, modules/ and archive/ as any
+-- module file) and its entry point here: the path, inside the tree
+-- unpacked from it under bundles/ (docs/manifest.md, "Bundles"), that a
+-- run executes; and the build step's command, run once at validation,
+-- whose output tree is what later runs see. NULL for a module of one
+-- file, and for a bundle without a build step.
+ALTER TABLE modules ADD COLUMN entry TEXT;
+ALTER TABLE modules ADD COLUMN build TEXT;
+
+-- A build step that fails (a compile error, its timeout) is a run with the
+-- verdict 'build_failed'. SQLite cannot widen a CHECK in place: the table
+-- is rebuilt, its AUTOINCREMENT counter, indexes and triggers carried
+-- over (run ids are never reused).
+CREATE TABLE runs_new (
+	id INTEGER PRIMARY KEY AUTOINCREMENT,
+	module_id INTEGER NOT NULL REFERENCES modules (id) ON DELETE CASCADE,
+	started_ms INTEGER NOT NULL,
+	ended_ms INTEGER,
+	verdict TEXT NOT NULL CHECK (verdict IN
+		('running', 'interrupted', 'ok', 'exit_nonzero', 'crashed',
+		 'timeout', 'memory_limit', 'seccomp_violation',
+		 'setup_error', 'build_failed')),
+	exit_code INTEGER,
+	signal INTEGER,
+	syscall TEXT,
+	wall_ms REAL,
+	cpu_ms REAL,
+	peak_memory_bytes INTEGER,
+	stdout_truncated INTEGER NOT NULL DEFAULT 0,
+	stderr_truncated INTEGER NOT NULL DEFAULT 0,
+	policy_hash TEXT NOT NULL,
+	requested_uid INTEGER NOT NULL,
+	stderr_excerpt BLOB
+);
+INSERT INTO runs_new (id, module_id, started_ms, ended_ms, verdict,
+	exit_code, signal, syscall, wall_ms, cpu_ms, peak_memory_bytes,
+	stdout_truncated, stderr_truncated, policy_hash, requested_uid,
+	stderr_excerpt)
+SELECT id, module_id, started_ms, ended_ms, verdict, exit_code, signal,
+	syscall, wall_ms, cpu_ms, peak_memory_bytes, stdout_truncated,
+	stderr_truncated, policy_hash, requested_uid, stderr_excerpt
+FROM runs;
+DELETE FROM sqlite_sequence WHERE name = 'runs_new';
+INSERT INTO sqlite_sequence (name, seq)
+	SELECT 'runs_new', seq FROM sqlite_sequence WHERE name = 'runs';
+DROP TABLE runs;
+ALTER TABLE runs_new RENAME TO runs;
+CREATE INDEX runs_module ON runs (module_id, id);
+CREATE INDEX runs_started ON runs (started_ms);
+CREATE INDEX runs_verdict ON runs (verdict, id);
+CREATE INDEX runs_uid ON runs (requested_uid, started_ms);
+CREATE TRIGGER feed_from_run_end AFTER UPDATE OF verdict ON runs
+	WHEN OLD.verdict = 'running' AND NEW.verdict <> 'running'
+BEGIN
+	INSERT INTO feed (time_ms, kind, module_id, module_name,
+		module_version, run_id, uid, verdict, detail)
+	SELECT coalesce(NEW.ended_ms, NEW.started_ms), 'run', m.id, m.name,
+		m.version, NEW.id, NEW.requested_uid, NEW.verdict,
+		nullif(trim(
+			coalesce('exit code ' || NEW.exit_code, '') ||
+			coalesce(' signal ' || NEW.signal, '') ||
+			coalesce(' syscall ' || NEW.syscall, '') ||
+			coalesce(printf(' %.1f ms', NEW.wall_ms), '')), '')
+	FROM modules m WHERE m.id = NEW.module_id;
+END;
+CREATE TRIGGER feed_from_run_record AFTER INSERT ON runs
+	WHEN NEW.verdict <> 'running'
+BEGIN
+	INSERT INTO feed (time_ms, kind, module_id, module_name,
+		module_version, run_id, uid, verdict, detail)
+	SELECT coalesce(NEW.ended_ms, NEW.started_ms), 'run', m.id, m.name,
+		m.version, NEW.id, NEW.requested_uid, NEW.verdict,
+		nullif(trim(
+			coalesce('exit code ' || NEW.exit_code, '') ||
+			coalesce(' signal ' || NEW.signal, '') ||
+			coalesce(' syscall ' || NEW.syscall, '') ||
+			coalesce(printf(' %.1f ms', NEW.wall_ms), '')), '')
+	FROM modules m WHERE m.id = NEW.module_id;
+END;
+
+PRAGMA user_version = 6;
+
+-- @migration 7: run output (result, wait)
 
 -- What a run left for `result` and `wait` to answer later
 -- (docs/manifest.md, "Run output"): its result object as the jail's one
@@ -299,9 +384,9 @@ CREATE TABLE run_output (
 	stderr_truncated INTEGER NOT NULL
 );
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;
 
--- @migration 7: hosts (several airlockd on one database: the fleet)
+-- @migration 8: hosts (several airlockd on one database: the fleet)
 
 -- Each airlockd that writes the database: its name (AIRLOCK_HOST), what
 -- it runs, and when it last said it is alive. A host whose heartbeat is
@@ -331,9 +416,9 @@ CREATE TABLE contents (
 	content BLOB NOT NULL
 );
 
-PRAGMA user_version = 7;
+PRAGMA user_version = 8;
 
--- @migration 8: the limits each run was held to
+-- @migration 9: the limits each run was held to
 
 -- The wall clock, memory and process limits in force: the policy's, or
 -- lower where an exec request asked (docs/protocol.md, "Per-run
@@ -342,4 +427,4 @@ ALTER TABLE runs ADD COLUMN limit_timeout_ms INTEGER;
 ALTER TABLE runs ADD COLUMN limit_memory_bytes INTEGER;
 ALTER TABLE runs ADD COLUMN limit_pids INTEGER;
 
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;

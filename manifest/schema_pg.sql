@@ -246,7 +246,19 @@ CREATE INDEX modules_submitter ON modules (submitted_uid, state);
 
 UPDATE airlock_schema SET version = 5;
 
--- @migration 6: run output (result, wait)
+-- @migration 6: bundles (a tar archive with an entry point, a build step)
+
+ALTER TABLE modules ADD COLUMN entry TEXT;
+ALTER TABLE modules ADD COLUMN build TEXT;
+ALTER TABLE runs DROP CONSTRAINT runs_verdict_check;
+ALTER TABLE runs ADD CONSTRAINT runs_verdict_check CHECK (verdict IN
+	('running', 'interrupted', 'ok', 'exit_nonzero', 'crashed',
+	 'timeout', 'memory_limit', 'seccomp_violation',
+	 'setup_error', 'build_failed'));
+
+UPDATE airlock_schema SET version = 6;
+
+-- @migration 7: run output (result, wait)
 
 CREATE TABLE run_output (
 	run_id BIGINT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
@@ -266,9 +278,9 @@ CREATE TABLE run_output (
 	stderr_truncated BIGINT NOT NULL
 );
 
-UPDATE airlock_schema SET version = 6;
+UPDATE airlock_schema SET version = 7;
 
--- @migration 7: hosts (several airlockd on one database: the fleet)
+-- @migration 8: hosts (several airlockd on one database: the fleet)
 
 CREATE TABLE hosts (
 	name TEXT PRIMARY KEY,
@@ -289,12 +301,12 @@ CREATE TABLE contents (
 	content BYTEA NOT NULL
 );
 
-UPDATE airlock_schema SET version = 7;
+UPDATE airlock_schema SET version = 8;
 
--- @migration 8: the limits each run was held to
+-- @migration 9: the limits each run was held to
 
 ALTER TABLE runs ADD COLUMN limit_timeout_ms BIGINT;
 ALTER TABLE runs ADD COLUMN limit_memory_bytes BIGINT;
 ALTER TABLE runs ADD COLUMN limit_pids BIGINT;
 
-UPDATE airlock_schema SET version = 8;
+UPDATE airlock_schema SET version = 9;

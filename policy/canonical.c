@@ -114,6 +114,24 @@ static void write_runtime(FILE *f, const struct al_policy *p)
 	}
 }
 
+/* Only when one of its keys is set: every policy without [build] keeps
+ * its hash. */
+static void write_build(FILE *f, const struct al_policy *p)
+{
+	if (!p->build_command[0] && !p->build_timeout_us &&
+	    !p->build_memory_bytes)
+		return;
+	fprintf(f, "[build]\n");
+	if (p->build_command[0])
+		fprintf(f, "command = %s\n", p->build_command);
+	if (p->build_timeout_us)
+		fprintf(f, "timeout = %lluus\n",
+			(unsigned long long)p->build_timeout_us);
+	if (p->build_memory_bytes)
+		fprintf(f, "memory = %llu\n",
+			(unsigned long long)p->build_memory_bytes);
+}
+
 static int write_environment(FILE *f, const struct al_policy *p,
 			     struct al_error *err)
 {
@@ -190,6 +208,7 @@ char *policy_canonical(const struct al_policy *p, struct al_error *err)
 	if (rc == 0)
 		rc = write_seccomp(f, p, err);
 	write_runtime(f, p);
+	write_build(f, p);
 	if (fclose(f) != 0 && rc == 0)
 		rc = al_error_sys(err, errno, "policy: canonical form");
 	if (rc < 0) {

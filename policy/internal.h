@@ -34,6 +34,11 @@ struct al_policy {
 	 * each once (heap strings) */
 	char **request_env;
 	size_t n_request_env;
+	/* [build]: a bundle's build step; "" and 0 when not set (the
+	 * daemon's defaults) */
+	char build_command[1024];
+	uint64_t build_timeout_us;
+	uint64_t build_memory_bytes;
 	char *file; /* the file it was read from; NULL if none */
 	uid_t file_owner;
 };

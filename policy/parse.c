@@ -614,10 +614,13 @@ static int archive_token(struct parse_state *st, const char *t)
 			    "timeout, memory_limit, seccomp_violation or "
 			    "exit_nonzero",
 			    t);
-	if (v == AL_VERDICT_OK || v == AL_VERDICT_SETUP_ERROR)
+	if (v == AL_VERDICT_OK || v == AL_VERDICT_SETUP_ERROR ||
+	    v == AL_VERDICT_BUILD_FAILED)
 		return fail(st, "%s cannot archive a module: %s", t,
-			    v == AL_VERDICT_OK
-				    ? "it is a success"
+			    v == AL_VERDICT_OK ? "it is a success"
+			    : v == AL_VERDICT_BUILD_FAILED
+				    ? "a build fails at validation, before "
+				      "the module is active"
 				    : "it is the supervisor's failure, not the "
 				      "module's");
 	st->p->archive_on |= 1u << v;
@@ -676,6 +679,34 @@ static int set_request_env(struct parse_state *st, const char *v)
 	return each_token(st, v, request_env_token);
 }
 
+/* -------------------------------------------------------------- [build] */
+
+static int set_build_command(struct parse_state *st, const char *v)
+{
+	if (plain_value(st, v) < 0)
+		return -1;
+	if (!v[0] || strlen(v) >= sizeof(st->p->build_command))
+		return fail(st, "expected a command of 1 to %zu characters",
+			    sizeof(st->p->build_command) - 1);
+	for (const char *c = v; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			return fail(st, "only printable ASCII (it runs as "
+					"sh -c COMMAND)");
+	snprintf(st->p->build_command, sizeof(st->p->build_command), "%s", v);
+	return 0;
+}
+
+static int set_build_timeout(struct parse_state *st, const char *v)
+{
+	return get_duration(st, v, &st->p->build_timeout_us);
+}
+
+static int set_build_memory(struct parse_state *st, const char *v)
+{
+	return get_size(st, v, MEMORY_MIN, MEMORY_MAX,
+			&st->p->build_memory_bytes);
+}
+
 /* ---------------------------------------------------------------- table */
 
 static const struct key keys[] = {
@@ -708,6 +739,9 @@ static const struct key keys[] = {
 	{ "runtime", "crash_budget", false, set_crash_budget },
 	{ "runtime", "seccomp", false, set_runtime_seccomp },
 	{ "runtime", "request_env", false, set_request_env },
+	{ "build", "command", false, set_build_command },
+	{ "build", "timeout", false, set_build_timeout },
+	{ "build", "memory", false, set_build_memory },
 };
 
 #define N_KEYS ARRAY_SIZE(keys)
@@ -738,7 +772,7 @@ static int handler(void *user, const char *section, const char *name,
 	if (!known_section(section)) {
 		fail(st, "unknown section; expected [policy], [limits], "
 			 "[network], [filesystem], [identity], "
-			 "[environment], [seccomp] or [runtime]");
+			 "[environment], [seccomp], [runtime] or [build]");
 		return 0;
 	}
 	for (size_t i = 0; i < N_KEYS; i++) {

@@ -373,6 +373,21 @@ bool policy_archives(const struct al_policy *p, enum al_verdict v)
 	return v < AL_VERDICT_COUNT && (p->archive_on & (1u << v));
 }
 
+const char *policy_build_command(const struct al_policy *p)
+{
+	return p->build_command;
+}
+
+uint64_t policy_build_timeout_us(const struct al_policy *p)
+{
+	return p->build_timeout_us;
+}
+
+uint64_t policy_build_memory_bytes(const struct al_policy *p)
+{
+	return p->build_memory_bytes;
+}
+
 uint64_t policy_crash_budget(const struct al_policy *p)
 {
 	return p->crash_budget;

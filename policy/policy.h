@@ -162,6 +162,12 @@ uid_t policy_file_owner(const struct al_policy *p);
  * how many of them. */
 bool policy_archives(const struct al_policy *p, enum al_verdict v);
 uint64_t policy_crash_budget(const struct al_policy *p);
+/* [build]: the build step of a bundle submitted under this policy without
+ * a command of its own ("" when none), and its limits (0: the daemon's
+ * --build-timeout and --build-memory). */
+const char *policy_build_command(const struct al_policy *p);
+uint64_t policy_build_timeout_us(const struct al_policy *p);
+uint64_t policy_build_memory_bytes(const struct al_policy *p);
 /* [runtime] seccomp = learned: a supervisor learns the module's syscalls
  * in its validation run and holds every later run to exactly those
  * (docs/learning.md). The allow-list then bounds the validation run. */

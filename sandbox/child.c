@@ -185,7 +185,7 @@ static char resolved[PLAN_PATH_MAX];
  */
 static int find_program(const struct jail_plan *plan)
 {
-	if (plan->module_fd >= 0) {
+	if (plan->module_jail_path[0]) {
 		snprintf(resolved, sizeof(resolved), "%s",
 			 plan->module_jail_path);
 		return access(resolved, X_OK) == 0 ? 0 : errno;
@@ -233,7 +233,8 @@ static void report_exec_failure(const struct jail_plan *plan, int errnum)
 {
 	struct jail_msg m = { .type = JAIL_MSG_EXEC_FAILED, .errnum = errnum };
 	snprintf(m.text, sizeof(m.text), "%.400s",
-		 plan->module_fd >= 0 ? plan->module_jail_path : plan->program);
+		 plan->module_jail_path[0] ? plan->module_jail_path
+					   : plan->program);
 	send_msg(plan->sync_fd, &m, -1);
 	_exit(1);
 }

@@ -357,6 +357,7 @@ struct sandbox_filter {
 /* ------------------------------------------------------------------- plan */
 
 #define PLAN_PATH_MAX 4096
+#define BUNDLE_JAIL_DIR "/bundle"
 
 /*
  * Everything init needs, prepared by the parent before clone so that the
@@ -373,8 +374,12 @@ struct jail_plan {
 	dev_t module_dev; /* what the parent checked, to detect */
 	ino_t module_ino; /* a swap before init opens it again */
 	char module_jail_path[PLAN_PATH_MAX]; /* where it appears inside */
-	const char *program;                  /* bare name when module_fd < 0 */
-	char *const *argv;                    /* argv for execve; argv[0] set */
+	/* module_fd is a bundle's directory, bound at BUNDLE_JAIL_DIR and
+	 * made the working directory; writable for a build step */
+	bool module_is_dir;
+	bool module_writable;
+	const char *program; /* bare name when module_fd < 0 */
+	char *const *argv;   /* argv for execve; argv[0] set */
 	char *const *envp;
 	const char *cwd; /* NULL: /tmp, where the root was entered */
 	const struct cgroup_run *cgroup;

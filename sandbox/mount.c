@@ -241,11 +241,31 @@ static int open_module(const struct jail_plan *plan)
 	return fd;
 }
 
+/* A bundle's tree at /bundle: never set-id or devices; read-only but for
+ * a build step, which writes its output there (its own copy). */
+static void build_bundle(const struct jail_plan *plan, int fd)
+{
+	char source[64];
+	make_dir(plan, STAGE BUNDLE_JAIL_DIR);
+	snprintf(source, sizeof(source), "/proc/self/fd/%d", fd);
+	if (mount(source, STAGE BUNDLE_JAIL_DIR, NULL, MS_BIND, NULL) < 0)
+		jail_fail(plan, errno, "mount: bind the bundle");
+	close(fd);
+	set_attr(plan, STAGE BUNDLE_JAIL_DIR,
+		 plan->module_writable ? MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+				       : ATTR_RO,
+		 0);
+}
+
 static void build_module(const struct jail_plan *plan, int fd)
 {
 	char target[PLAN_PATH_MAX], source[64];
 	if (fd < 0)
 		return;
+	if (plan->module_is_dir) {
+		build_bundle(plan, fd);
+		return;
+	}
 	make_dir(plan, STAGE "/module");
 	stage_path(plan, target, sizeof(target), plan->module_jail_path);
 	make_file(plan, target, NULL, 0755);
@@ -524,8 +544,8 @@ static void enter_root(const struct jail_plan *plan)
 	/* The module's working directory is the writable /tmp (also its
 	 * HOME): a program that writes results.json or a test's scratch file
 	 * next to itself must not fail on the read-only root. */
-	if (chdir("/tmp") < 0)
-		jail_fail(plan, errno, "mount: chdir /tmp");
+	if (chdir(plan->module_is_dir ? BUNDLE_JAIL_DIR : "/tmp") < 0)
+		jail_fail(plan, errno, "mount: chdir to the working directory");
 }
 
 void jail_build_root(const struct jail_plan *plan)
@@ -558,6 +578,8 @@ static bool may_be_writable(const struct jail_plan *plan, const char *mnt)
 	    strcmp(mnt, "/dev/shm") == 0)
 		return true;
 	if (plan->limits->terminal && strcmp(mnt, "/dev/pts") == 0)
+		return true;
+	if (plan->module_writable && strcmp(mnt, BUNDLE_JAIL_DIR) == 0)
 		return true;
 	for (size_t i = 0; i < policy_bind_count(plan->policy); i++) {
 		const struct policy_bind *b = policy_bind_at(plan->policy, i);

@@ -98,7 +98,8 @@ void sandbox_result_write(struct json_buf *jb, const struct sandbox_result *r,
 		json_string(jb, "cpu_quota");
 	}
 	json_array_close(jb);
-	if (r->verdict == AL_VERDICT_SETUP_ERROR)
+	if (r->verdict == AL_VERDICT_SETUP_ERROR ||
+	    r->verdict == AL_VERDICT_BUILD_FAILED)
 		json_kv_string(jb, "error", r->error);
 	if (r->learned) {
 		char **names = sandbox_syscalls_names(&r->syscalls);

@@ -61,6 +61,14 @@ struct sandbox_spec {
 	const char *program_name;
 	char *const
 		*args; /* arguments after argv[0]; NULL-terminated or NULL */
+	/* A bundle: a host directory bound at /bundle, the module's working
+	 * directory, read-only unless `workdir_writable` (a build step).
+	 * With `entry` (a relative path inside it, checked on the host) the
+	 * run executes /bundle/ENTRY; without, `program` is a bare name on
+	 * the jail's PATH (a build step's sh). NULL for one file. */
+	const char *workdir;
+	const char *entry;
+	bool workdir_writable;
 	/* The module's standard streams: an fd of the caller's (duplicated
 	 * into the jail), or -1: stdin from /dev/null, stdout and stderr
 	 * captured into bounded buffers. */

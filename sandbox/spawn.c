@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <sched.h>
@@ -70,6 +71,47 @@ static int open_module(struct sandbox_run *run, const char *program)
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/*
+ * A bundle's directory and its entry point, checked on the host: the
+ * entry is looked up beneath the directory only, never through a link
+ * (the store's trees hold none), and must be an executable file.
+ */
+static int open_workdir(struct sandbox_run *run, const char *dir,
+			const char *entry)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+	struct stat st;
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		setup_fail(run, errno == ENOENT ? 127 : 126, "bundle %s: %s",
+			   dir, strerror(errno));
+		return -1;
+	}
+	if (!entry)
+		return fd;
+	int efd = (int)syscall(SYS_openat2, fd, entry, &how, sizeof(how));
+	if (efd < 0 || fstat(efd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    !(st.st_mode & 0111)) {
+		int e = efd < 0 ? errno : 0;
+		setup_fail(run, e == ENOENT ? 127 : 126, "bundle entry %s: %s",
+			   entry,
+			   e                      ? strerror(e)
+			   : !S_ISREG(st.st_mode) ? "is not a regular file"
+						  : "is not executable (no x "
+						    "bit in the archive)");
+		if (efd >= 0)
+			close(efd);
+		close(fd);
+		return -1;
+	}
+	close(efd);
 	return fd;
 }
 
@@ -359,7 +401,10 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 		.sync_fd = sync[1],
 		.stdio = { child_stdio[0], child_stdio[1], child_stdio[2] },
 		.module_fd = module_fd,
-		.module_host_path = run->program,
+		.module_host_path = spec->workdir ? spec->workdir
+						  : run->program,
+		.module_is_dir = spec->workdir != NULL,
+		.module_writable = spec->workdir && spec->workdir_writable,
 		.program = run->program,
 		.argv = run->argv,
 		.envp = spec->envp ? spec->envp : policy_environ(spec->policy),
@@ -384,7 +429,7 @@ static void launch(struct sandbox_run *run, const struct sandbox_spec *spec,
 	if (host_helper_usable(host) && !spec->learner) {
 		/* strings the run owns: the array outlives this frame */
 		run->init_argv = build_init_argv(run, plan.sync_fd,
-						 module_fd >= 0
+						 run->module_path[0]
 							 ? run->module_path
 							 : run->program);
 		if (!run->init_argv) {
@@ -486,7 +531,17 @@ int sandbox_start(struct sandbox_host *host, const struct sandbox_spec *spec,
 		setup_fail(run, 127, "no module given");
 		return 0;
 	}
-	if (strchr(spec->program, '/')) {
+	if (spec->workdir) {
+		module_fd = above_stdio(
+			open_workdir(run, spec->workdir, spec->entry));
+		if (module_fd < 0)
+			return 0;
+		if (spec->entry) {
+			snprintf(run->module_path, sizeof(run->module_path),
+				 BUNDLE_JAIL_DIR "/%s", spec->entry);
+			argv0 = run->module_path;
+		}
+	} else if (strchr(spec->program, '/')) {
 		module_fd = above_stdio(open_module(run, spec->program));
 		if (module_fd < 0)
 			return 0;

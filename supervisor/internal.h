@@ -105,6 +105,20 @@ struct conn {
 
 enum job_kind { JOB_VALIDATE, JOB_EXEC };
 
+/* A validation's build step (build.c). */
+struct build_state {
+	bool building;            /* the job's run now is the build */
+	bool built;               /* the validation runs the built tree */
+	struct al_policy *policy; /* the module's, with the build's limits */
+	char *argv[3];            /* -c COMMAND */
+	char dir_name[32];        /* bundles/.build-<id>, "" when none */
+	char dir[PATH_MAX];
+	bool has_result; /* the build's result, for the answer */
+	struct sandbox_result result;
+	int64_t run_id;
+};
+void build_state_free(struct build_state *b);
+
 struct job {
 	struct source src; /* fd: the run's sandbox_run_fd() once started */
 	enum job_kind kind;
@@ -133,6 +147,7 @@ struct job {
 	struct learned_entry *learned;
 	struct al_policy *own_policy;
 	struct sandbox_filter *own_filter;
+	struct build_state build;
 	struct job *next;
 };
 
@@ -264,6 +279,7 @@ struct supervisor {
 	struct tenant_use *uses;
 	size_t nuses, cap_uses;
 	size_t buffered; /* connections' in + out buffers, all uids */
+	int bundles_fd;  /* STATE/bundles (bundle_store.c) */
 };
 
 enum counter {
@@ -521,5 +537,81 @@ void results_stop(struct supervisor *s);
 /* sweep.c */
 void sweep_stale_cgroups(struct supervisor *s);
 void sweep_staging(struct supervisor *s);
+
+/* ------------------------------------------------------------- bundles */
+
+/* Bounds of one bundle's tree (--bundle-max-entries, --bundle-max-bytes). */
+struct bundle_limits {
+	uint64_t max_entries; /* files and directories, made on the way too */
+	uint64_t max_bytes;   /* file content, unpacked */
+};
+struct bundle_stats {
+	uint64_t entries;
+	uint64_t bytes;
+};
+/* Deepest directory a bundle may have (also bounds the removal). */
+#define BUNDLE_DEPTH_MAX 64
+/*
+ * Unpack the tar archive `data` (plain, gzip or zstd; borrowed) into the
+ * empty directory `dirfd` (borrowed) under `lim` (bundle.c says what is
+ * refused and why). On failure err names the entry and the rule, and
+ * what was written stays in dirfd: the caller removes the directory
+ * (bundle_remove). `stats` may be NULL.
+ */
+int bundle_unpack(const void *data, size_t len, int dirfd,
+		  const struct bundle_limits *lim, struct bundle_stats *stats,
+		  struct al_error *err);
+/* Remove directory `name` of `parent` and everything in it, never
+ * following a symlink; `depth` 0. A missing one is not an error. -1 with
+ * errno when something stayed. */
+int bundle_remove(int parent, const char *name, int depth);
+/* An entry point as a submit names it: a relative path of plain
+ * components (no "", ".", ".." nor a leading '/'), printable ASCII, at
+ * most MANIFEST_ENTRY_MAX bytes. Pure. */
+int bundle_entry_check(const char *entry, struct al_error *err);
+
+/* bundle_store.c: STATE/bundles/<sha256>/, the unpacked trees. */
+/* At start: make and open bundles/ (s->bundles_fd), sweep it. */
+int bundle_store_open(struct supervisor *s, struct al_error *err);
+/* Unpack archive `data` into bundles/<its sha256> unless it is there, and
+ * check `entry` in the tree (unless `built`: a build step makes it); its
+ * first *head_len bytes into head (the count into *head_len). Nothing is
+ * left on failure; err says why. */
+int bundle_store_add(struct supervisor *s, const unsigned char *data,
+		     size_t len, const char *entry, bool built,
+		     unsigned char *head, size_t *head_len,
+		     struct al_error *err);
+/* STATE/bundles/<sha256> into buf; -1 when it does not fit. */
+int bundle_store_path(const struct supervisor *s, const char *sha256, char *buf,
+		      size_t len);
+/* Remove the trees no module keeping a file needs, and leftover temps. */
+void bundle_store_sweep(struct supervisor *s);
+/* The tree of bundle `mod` (its archive at `archive`, checked against
+ * the row) unpacked here if it is not yet: a bundle submitted on another
+ * host of a shared database. A built bundle's tree is not remade here:
+ * ENOENT, saying so. */
+int bundle_store_ensure(struct supervisor *s, const struct manifest_module *mod,
+			const char *archive, struct al_error *err);
+/* `entry` in tree bundles/TREE, as bundle_store_add checks it. */
+int bundle_store_check_entry(struct supervisor *s, const char *tree,
+			     const char *entry, unsigned char *head,
+			     size_t *head_len, struct al_error *err);
+
+/* build.c: a bundle's build step (its own comment says how). */
+/* The tree runs of `mod` use: bundles/<sha256>, or the built one. */
+void build_tree_name(const struct manifest_module *mod, char *buf, size_t len);
+int bundle_tree_path(const struct supervisor *s,
+		     const struct manifest_module *mod, char *buf, size_t len);
+/* A validation job whose bundle still needs its build (false when the
+ * same recipe's output is already stored: then job->build.built). */
+bool build_wanted(struct supervisor *s, struct job *job);
+/* The writable copy, the build's policy; `spec` set to run the command. */
+int build_prepare(struct supervisor *s, struct job *job,
+		  struct sandbox_spec *spec, struct al_error *err);
+/* After a build run that exited 0: seal and bound its output, check the
+ * entry, store it under its name. err says why it is refused. */
+int build_finish(struct supervisor *s, struct job *job, struct al_error *err);
+/* Remove the job's copy, if any. */
+void build_discard(struct supervisor *s, struct job *job);
 
 #endif

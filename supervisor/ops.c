@@ -696,11 +696,79 @@ static int submit_content(struct op_ctx *x, unsigned char **out, size_t *len)
 	return 0;
 }
 
+/* A submit's "kind" and "entry": 1 for a bundle, 0 for one file, -1 when
+ * refused (answered). */
+static int submit_kind(struct op_ctx *x)
+{
+	const struct proto_request *req = x->req;
+	bool bundle = req->kind && strcmp(req->kind, "bundle") == 0;
+
+	if (req->kind && !bundle && strcmp(req->kind, "file") != 0) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "kind: expected \"file\" or \"bundle\"");
+		return -1;
+	}
+	if (bundle && !req->entry) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "a bundle needs \"entry\": the path inside it "
+			    "that a run executes (main.py, bin/run)");
+		return -1;
+	}
+	if (!bundle && (req->entry || req->build)) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "\"%s\" is for \"kind\": \"bundle\" only",
+			    req->entry ? "entry" : "build");
+		return -1;
+	}
+	for (const char *p = req->build; p && *p; p++)
+		if (*p < 0x20 || *p >= 0x7f) {
+			reply_error(x, PROTO_E_BAD_REQUEST,
+				    "build: one line of printable ASCII, run "
+				    "as sh -c (\"cc -O2 -o main main.c\")");
+			return -1;
+		}
+	if (req->build && !req->build[0]) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "build: an empty command (leave the member out "
+			    "for no build step)");
+		return -1;
+	}
+	return bundle;
+}
+
+/* A bundle's tree into the store (bundle_store.c) and its entry's
+ * interpreter into interp; -1 when refused (answered). */
+static int submit_bundle(struct op_ctx *x, const unsigned char *content,
+			 size_t len, const char *build, char *interp,
+			 size_t interp_len)
+{
+	struct al_error err = { 0 };
+	unsigned char head[256];
+	size_t head_len = sizeof(head);
+
+	if (bundle_store_add(x->s, content, len, x->req->entry, build != NULL,
+			     head, &head_len, &err) < 0) {
+		LOG(LOG_INFO, x->rid, 0, "submit %s refused: %s", x->req->name,
+		    err.msg);
+		reply_error(x,
+			    err.errnum == E2BIG ? PROTO_E_TOO_LARGE
+			    : err.errnum == ENOMEM || err.errnum == EIO ||
+					    err.errnum == ENOSPC
+				    ? PROTO_E_INTERNAL
+				    : PROTO_E_BAD_REQUEST,
+			    "%s", err.msg);
+		return -1;
+	}
+	interpreter_of(head, head_len, interp, interp_len);
+	return 0;
+}
+
 /* The same content under the same policy as the name's active version
  * (and the caller one of its owners): answer that version as it is, with
  * "unchanged": true; no new version, no run, no quota spent. */
 static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
-			       size_t len, const struct sup_policy *pol)
+			       size_t len, const struct sup_policy *pol,
+			       const char *build)
 {
 	struct manifest_module mod;
 	struct al_error err = { 0 };
@@ -710,6 +778,8 @@ static bool answered_unchanged(struct op_ctx *x, const unsigned char *content,
 		.len = len,
 		.policy_name = pol->name,
 		.policy_hash = pol->hash,
+		.entry = x->req->entry,
+		.build = build,
 	};
 	struct json_buf jb;
 
@@ -752,7 +822,8 @@ static void op_submit(struct op_ctx *x)
 			    "descriptor");
 		return;
 	}
-	if (submit_content(x, &content, &len) < 0)
+	int bundle = submit_kind(x);
+	if (bundle < 0 || submit_content(x, &content, &len) < 0)
 		return;
 	struct sup_policy *pol = sup_policy_get(x->s,
 						req->policy ? req->policy
@@ -762,7 +833,14 @@ static void op_submit(struct op_ctx *x)
 		reply_error(x, PROTO_E_BAD_POLICY, "%s", err.msg);
 		return;
 	}
-	if (answered_unchanged(x, content, len, pol)) {
+	/* a bundle's build step: the request's command, else its policy's
+	 * [build] command, else none */
+	const char *build = !bundle      ? NULL
+			    : req->build ? req->build
+			    : policy_build_command(pol->policy)[0]
+				    ? policy_build_command(pol->policy)
+				    : NULL;
+	if (answered_unchanged(x, content, len, pol, build)) {
 		sup_policy_put(x->s, pol);
 		return;
 	}
@@ -777,7 +855,13 @@ static void op_submit(struct op_ctx *x)
 		sup_policy_put(x->s, pol);
 		return;
 	}
-	interpreter_of(content, len, interp, sizeof(interp));
+	if (!bundle)
+		interpreter_of(content, len, interp, sizeof(interp));
+	else if (submit_bundle(x, content, len, build, interp, sizeof(interp)) <
+		 0) {
+		sup_policy_put(x->s, pol);
+		return;
+	}
 	struct manifest_submission sub = {
 		.name = req->name,
 		.content = content,
@@ -786,6 +870,8 @@ static void op_submit(struct op_ctx *x)
 		.policy_name = pol->name,
 		.policy_hash = pol->hash,
 		.interpreter = interp[0] ? interp : NULL,
+		.entry = req->entry,
+		.build = build,
 	};
 	if (tenant_submit_owner(x->s, x->c, req->name, req->group, &sub, &err) <
 	    0) {
@@ -796,6 +882,8 @@ static void op_submit(struct op_ctx *x)
 				    ? PROTO_E_BAD_REQUEST
 				    : PROTO_E_INTERNAL,
 			    "%s", err.msg);
+		if (bundle)
+			bundle_store_sweep(x->s);
 		return;
 	}
 	struct job *job = job_new(x, JOB_VALIDATE);
@@ -822,6 +910,8 @@ static void op_submit(struct op_ctx *x)
 			reply_error(x, PROTO_E_BAD_REQUEST, "%s", err.msg);
 		else
 			reply_manifest_error(x, &err);
+		if (bundle)
+			bundle_store_sweep(x->s);
 		return;
 	}
 	LOG(LOG_INFO, x->rid, 0,
@@ -923,6 +1013,11 @@ static void op_exec(struct op_ctx *x)
 					    manifest_state_name(latest.state));
 			return;
 		}
+		reply_manifest_error(x, &err);
+		return;
+	}
+	/* a bundle another host of the database took: unpack it here */
+	if (mod.entry[0] && bundle_store_ensure(x->s, &mod, path, &err) < 0) {
 		reply_manifest_error(x, &err);
 		return;
 	}

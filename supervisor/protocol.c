@@ -84,6 +84,9 @@ static const struct member {
 	{ "pids", M_INT, INT64_MAX, R(pids), R(has_pids) },
 	{ "env", M_ENV, PROTO_MAX_ENV, R(env_names), R(nenv) },
 	{ "cwd", M_STRING, PROTO_CWD_MAX, R(cwd), SIZE_MAX },
+	{ "kind", M_STRING, 16, R(kind), SIZE_MAX },
+	{ "entry", M_STRING, MANIFEST_ENTRY_MAX, R(entry), SIZE_MAX },
+	{ "build", M_STRING, MANIFEST_BUILD_MAX, R(build), SIZE_MAX },
 #undef R
 };
 

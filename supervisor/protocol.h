@@ -110,7 +110,10 @@ struct proto_request {
 	const char *env_values[PROTO_MAX_ENV]; /* each given once */
 	size_t nenv;
 	bool has_env;
-	const char *cwd; /* absolute, normalized (policy_cwd_check()) */
+	const char *cwd;   /* absolute, normalized (policy_cwd_check()) */
+	const char *kind;  /* submit: "file" (the default) or "bundle" */
+	const char *entry; /* submit, a bundle: the path it runs */
+	const char *build; /* submit, a bundle: its build command */
 };
 
 /* Whether the request carries any of exec's per-run options. */

@@ -49,6 +49,7 @@ void job_free(struct job *job)
 	policy_run_clear(&job->opts);
 	al_closep(&job->stdin_fd);
 	learned_job_free(job);
+	build_state_free(&job->build);
 	free(job);
 }
 
@@ -133,6 +134,19 @@ static void start(struct supervisor *s, struct job *job)
 		.envp = job->opts.envp,
 		.cwd = job->opts.cwd,
 	};
+	char tree[PATH_MAX];
+
+	/* a bundle: the archive (job->path) is what is verified, the tree
+	 * unpacked from it (or built from that) what the jail mounts and
+	 * runs the entry of; a build step first runs in a copy of it */
+	if (job->mod.entry[0] && build_wanted(s, job)) {
+		job->build.building = true;
+	} else if (job->mod.entry[0] &&
+		   bundle_tree_path(s, &job->mod, tree, sizeof(tree)) == 0) {
+		spec.workdir = tree;
+		spec.entry = job->mod.entry;
+		spec.program = job->mod.entry;
+	}
 
 	s->nactive++;
 	job->next = s->active;
@@ -152,7 +166,14 @@ static void start(struct supervisor *s, struct job *job)
 		start_failed(s, job, err.msg);
 		return;
 	}
-	if (learned_prepare(s, job, &spec, &err) < 0) {
+	if (job->build.building) {
+		if (build_prepare(s, job, &spec, &err) < 0) {
+			LOG(LOG_WARN, job->log_id, job->run_id, "build: %s",
+			    err.msg);
+			start_failed(s, job, err.msg);
+			return;
+		}
+	} else if (learned_prepare(s, job, &spec, &err) < 0) {
 		LOG(LOG_WARN, job->log_id, job->run_id, "start: %s", err.msg);
 		start_failed(s, job, err.msg);
 		return;
@@ -182,9 +203,11 @@ static void start(struct supervisor *s, struct job *job)
 	}
 	LOG(LOG_INFO, job->log_id, job->run_id,
 	    "%s %s version %lld started (pid %d; %u running, %u queued)",
-	    job->kind == JOB_VALIDATE ? "validating" : "running", job->mod.name,
-	    (long long)job->mod.version, sandbox_run_pid(job->run), s->nactive,
-	    s->nqueued);
+	    job->build.building         ? "building"
+	    : job->kind == JOB_VALIDATE ? "validating"
+					: "running",
+	    job->mod.name, (long long)job->mod.version,
+	    sandbox_run_pid(job->run), s->nactive, s->nqueued);
 }
 
 static void start_queued(struct supervisor *s)
@@ -218,11 +241,9 @@ void runs_submit(struct supervisor *s, struct job *job)
 	start_queued(s);
 }
 
-/* Out of the active list; frees the job; its waiters hear of its end. */
-static void retire(struct supervisor *s, struct job *job)
+/* Out of the active list, its fd no longer watched. */
+static void unlist(struct supervisor *s, struct job *job)
 {
-	int64_t run_id = job->run_id;
-
 	for (struct job **pp = &s->active; *pp; pp = &(*pp)->next)
 		if (*pp == job) {
 			*pp = job->next;
@@ -232,6 +253,14 @@ static void retire(struct supervisor *s, struct job *job)
 	if (job->src.fd >= 0)
 		(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, job->src.fd, NULL);
 	job->src.fd = -1;
+}
+
+/* Out of the active list; frees the job; its waiters hear of its end. */
+static void retire(struct supervisor *s, struct job *job)
+{
+	int64_t run_id = job->run_id;
+
+	unlist(s, job);
 	job_release(s, job);
 	if (run_id)
 		results_ended(s, run_id);
@@ -320,9 +349,99 @@ static void answer(struct supervisor *s, struct job *job,
 	json_kv_bool(&jb, "archived", archived);
 	json_key(&jb, "result");
 	sandbox_result_write(&jb, r, job->pol->policy, s->host);
+	if (job->build.has_result) {
+		json_kv_int(&jb, "build_run", job->build.run_id);
+		json_key(&jb, "build");
+		sandbox_result_write(&jb, &job->build.result, job->build.policy,
+				     s->host);
+	}
 	json_object_close(&jb);
 	conn_send_jb(s, c, &jb);
 	conn_request_done(s, c);
+}
+
+/* Why a build failed, in words, from the jail's verdict of its run. */
+static void build_failure(const struct al_policy *lim, struct sandbox_result *b)
+{
+	char why[AL_ERROR_MAX];
+
+	switch (b->verdict) {
+	case AL_VERDICT_EXIT_NONZERO:
+		snprintf(why, sizeof(why), "the command exited %d",
+			 b->exit_code);
+		break;
+	case AL_VERDICT_TIMEOUT:
+		snprintf(
+			why, sizeof(why),
+			"timeout: killed after %.0f ms (the build's limit: %llu "
+			"ms, [build] timeout or --build-timeout)",
+			b->wall_ms,
+			(unsigned long long)(policy_limits(lim)->timeout_us /
+					     1000));
+		break;
+	case AL_VERDICT_MEMORY_LIMIT:
+		snprintf(
+			why, sizeof(why),
+			"memory_limit: killed at the build's %llu MiB ([build] "
+			"memory or --build-memory)",
+			(unsigned long long)(policy_limits(lim)->memory_bytes >>
+					     20));
+		break;
+	case AL_VERDICT_CRASHED:
+		snprintf(why, sizeof(why), "crashed: killed by signal %d",
+			 b->signal);
+		break;
+	case AL_VERDICT_SECCOMP_VIOLATION:
+		snprintf(why, sizeof(why),
+			 "seccomp_violation: the policy denies %s", b->syscall);
+		break;
+	default: return; /* ok, setup_error (ours), build_failed (said) */
+	}
+	snprintf(b->error, sizeof(b->error), "%s", why);
+	b->verdict = AL_VERDICT_BUILD_FAILED;
+}
+
+static void finish_validation(struct supervisor *s, struct job *job,
+			      const struct sandbox_result *r);
+
+/*
+ * The build run is over: its output becomes the module's tree and the
+ * validation run starts on it, in the slot the build held; or the module
+ * is rejected with build_failed (setup_error when the failure was ours).
+ */
+static void build_done(struct supervisor *s, struct job *job,
+		       const struct sandbox_result *r)
+{
+	struct sandbox_result *b = &job->build.result;
+	struct al_error err = { 0 };
+
+	job->build.building = false;
+	if (job->run)
+		sandbox_run_take_result(job->run, b);
+	else
+		*b = *r; /* start_failed's: no buffers */
+	job->build.has_result = true;
+	job->build.run_id = job->run_id;
+	if (b->verdict == AL_VERDICT_OK && !interrupted(s, job) &&
+	    build_finish(s, job, &err) < 0) {
+		snprintf(b->error, sizeof(b->error), "%s", err.msg);
+		b->verdict = AL_VERDICT_BUILD_FAILED;
+	}
+	if (job->build.policy)
+		build_failure(job->build.policy, b);
+	record(s, job, b);
+	if (b->verdict != AL_VERDICT_OK || interrupted(s, job)) {
+		build_discard(s, job);
+		finish_validation(s, job, b);
+		return;
+	}
+	LOG(LOG_INFO, job->log_id, job->run_id, "built %s version %lld",
+	    job->mod.name, (long long)job->mod.version);
+	sandbox_run_free(job->run);
+	job->run = NULL;
+	unlist(s, job);
+	job->run_id = 0; /* the validation run is a run of its own */
+	start(s, job);
 }
 
 static void finish_validation(struct supervisor *s, struct job *job,
@@ -333,7 +452,15 @@ static void finish_validation(struct supervisor *s, struct job *job,
 	bool ok = r->verdict == AL_VERDICT_OK;
 	char learn_error[AL_ERROR_MAX] = "";
 
-	record(s, job, r);
+	if (job->build.building) {
+		build_done(s, job, r);
+		return;
+	}
+	/* a failed build was recorded by build_done(): r is its result */
+	bool build_failed = job->build.has_result && r == &job->build.result;
+
+	if (!build_failed)
+		record(s, job, r);
 	if (ok && learned_store(s, job, r, &err) < 0) {
 		ok = false;
 		snprintf(learn_error, sizeof(learn_error), "%s", err.msg);
@@ -351,10 +478,10 @@ static void finish_validation(struct supervisor *s, struct job *job,
 		snprintf(reason, sizeof(reason),
 			 "validation %s (run %lld)%s%.160s",
 			 al_verdict_name(r->verdict), (long long)job->run_id,
-			 r->verdict == AL_VERDICT_SETUP_ERROR ? ": " : "",
-			 r->verdict == AL_VERDICT_SETUP_ERROR ? r->error : "");
+			 r->error[0] ? ": " : "", r->error);
 	if (!ok)
 		s->counters[C_VALIDATION_FAILURES]++;
+	bool sweep = !ok && job->mod.entry[0];
 	if (manifest_set_state(s->m, job->mod.id,
 			       ok ? MANIFEST_ACTIVE : MANIFEST_REJECTED, reason,
 			       &err) < 0 ||
@@ -369,6 +496,8 @@ static void finish_validation(struct supervisor *s, struct job *job,
 		       reason, false);
 	}
 	retire(s, job);
+	if (sweep) /* a rejected bundle's tree, unless another row needs it */
+		bundle_store_sweep(s);
 }
 
 struct budget_count {

@@ -60,7 +60,13 @@ struct supervisor_config {
 	uint64_t store_free_min;         /* bytes (256 MiB) */
 	/* runs.c: of each stream, the bytes the manifest keeps for the
 	 * `result` and `wait` ops */
-	uint64_t output_keep;       /* (1 MiB) */
+	uint64_t output_keep; /* (1 MiB) */
+	/* bundle.c: one bundle's unpacked tree at most */
+	unsigned bundle_max_entries; /* files and directories (4096) */
+	uint64_t bundle_max_bytes;   /* content bytes (256 MiB) */
+	/* build.c: a bundle's build step */
+	uint64_t build_timeout_ms;  /* (60 s) */
+	uint64_t build_memory_mb;   /* (512 MiB) */
 	uint64_t shutdown_grace_ms; /* SIGTERM: runs may finish (30000) */
 	/* who may connect: uid 0 is always admin; up to 32 of each */
 	uid_t client_uids[32];

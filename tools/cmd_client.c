@@ -3,7 +3,7 @@
  * back (docs/protocol.md).
  *
  *   airlock submit FILE [--name N] [--policy P] [--group G] [--arg A]...
- *                  [--base64]
+ *                  [--entry PATH [--build CMD]] [--base64]
  *                                                       [--json]
  *   airlock exec [--timeout D] [--memory S] [--pids N] [--env K=V]...
  *                [--cwd DIR] NAME [ARG...]  (options before NAME)
@@ -47,6 +47,8 @@ struct client_opts {
 	const char *name;
 	const char *policy;
 	const char *group; /* submit: share a new module with this group */
+	const char *entry; /* submit: FILE is a bundle, this its entry point */
+	const char *build; /* submit: the bundle's build command */
 	const char *reason;
 	const char *vargs[PROTO_MAX_ARGS];
 	size_t nvargs;
@@ -66,7 +68,8 @@ static void client_usage(FILE *f, const char *command)
 {
 	fprintf(f,
 		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
-		" [--arg A]... [--base64]\n"
+		" [--arg A]...\n"
+		"                      [--entry PATH [--build CMD]] [--base64]\n"
 		"       airlock exec [--json] [--no-stdin] [--detach] [--timeout D] "
 		"[--memory S] [--pids N]\n"
 		"                    [--env NAME=VALUE]... [--cwd DIR] NAME "
@@ -82,6 +85,12 @@ static void client_usage(FILE *f, const char *command)
 		"  --arg A  (submit) an argument for the validation run\n"
 		"  --group G (submit) a new module's owner group: its members\n"
 		"           may run, update, archive and restore it too\n"
+		"  --entry PATH (submit) FILE is a bundle (a tar, tar.gz or\n"
+		"           tar.zst); PATH inside it is what runs, in the\n"
+		"           unpacked tree as its working directory\n"
+		"  --build CMD (submit) the bundle's build step, run once at\n"
+		"           validation (sh -c CMD in a writable copy of the\n"
+		"           tree): its output tree becomes the module\n"
 		"  --base64 (submit) send the content in the request instead of\n"
 		"           passing the open FILE to airlockd\n"
 		"  --no-stdin (exec) do not send stdin; without it a pipe or file\n"
@@ -114,6 +123,8 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "policy", required_argument, NULL, 'p' },
 		{ "group", required_argument, NULL, 'g' },
+		{ "entry", required_argument, NULL, 'e' },
+		{ "build", required_argument, NULL, 'B' },
 		{ "reason", required_argument, NULL, 'r' },
 		{ "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
@@ -123,7 +134,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "memory", required_argument, NULL, 'M' },
 		{ "pids", required_argument, NULL, 'P' },
-		{ "env", required_argument, NULL, 'e' },
+		{ "env", required_argument, NULL, 'V' },
 		{ "cwd", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -140,6 +151,8 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'n': o->name = optarg; break;
 		case 'p': o->policy = optarg; break;
 		case 'g': o->group = optarg; break;
+		case 'e': o->entry = optarg; break;
+		case 'B': o->build = optarg; break;
 		case 'r': o->reason = optarg; break;
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
@@ -149,7 +162,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'M': o->memory = optarg; break;
 		case 'P': o->pids = optarg; break;
 		case 'C': o->cwd = optarg; break;
-		case 'e': {
+		case 'V': {
 			char msg[128];
 			if (cli_env_add(&o->env, optarg, msg, sizeof(msg)) < 0)
 				return usage_error(o->command, msg, NULL);
@@ -235,11 +248,13 @@ static void print_output(const struct cli_response *r)
 static void print_result_output(const struct cli_response *r)
 {
 	const struct json_node *res = json_get(r->doc, r->root, "result");
-	const char *setup = json_get_str(r->doc, res, "error", NULL);
+	const char *error = json_get_str(r->doc, res, "error", NULL);
 
 	print_output(r);
-	if (setup)
-		fprintf(stderr, "airlock: setup_error: %s\n", setup);
+	if (error) /* setup_error, or a bundle's build_failed */
+		fprintf(stderr, "airlock: %s: %s\n",
+			json_get_str(r->doc, res, "verdict", "setup_error"),
+			error);
 }
 
 /* ----------------------------------------------------------- commands */
@@ -276,6 +291,8 @@ static int client_submit(struct client_opts *o)
 
 	if (o->argc != 1)
 		return usage_error(o->command, "give one FILE", NULL);
+	if (o->build && !o->entry)
+		return usage_error(o->command, "--build needs --entry", NULL);
 	if (o->base64) {
 		content = read_module(o->argv[0], &len, o->command);
 		if (!content || !(b64 = base64_encode(content, len)))
@@ -296,6 +313,12 @@ static int client_submit(struct client_opts *o)
 		json_kv_string(&jb, "policy", o->policy);
 	if (o->group)
 		json_kv_string(&jb, "group", o->group);
+	if (o->entry) {
+		json_kv_string(&jb, "kind", "bundle");
+		json_kv_string(&jb, "entry", o->entry);
+	}
+	if (o->build)
+		json_kv_string(&jb, "build", o->build);
 	json_key(&jb, "validate_args");
 	json_array_open(&jb);
 	for (size_t i = 0; i < o->nvargs; i++)
@@ -314,6 +337,9 @@ static int client_submit(struct client_opts *o)
 			print_error(o, &r);
 		if (json_get(r.doc, r.root, "module"))
 			print_module(&r);
+		if (r.ok && json_get(r.doc, r.root, "build_run"))
+			printf("built by its build step in run %lld\n",
+			       (long long)get_int(r.doc, r.root, "build_run"));
 		if (cli_bool(r.doc, r.root, "unchanged"))
 			printf("unchanged: the active version already has this "
 			       "content and policy; nothing was run\n");

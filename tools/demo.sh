@@ -3,7 +3,8 @@
 # and show each verdict; then start airlockd on a temporary state directory
 # and socket and take modules through it: one validated and run, one
 # rejected, one that crashes at runtime, is archived on its own and is
-# restored. Needs root (the jail is built from namespaces, cgroups and
+# restored, and a bundle (a tar.gz of C source) built at validation and
+# run. Needs root (the jail is built from namespaces, cgroups and
 # seccomp).
 set -eu
 cd "$(dirname "$0")/.."
@@ -119,6 +120,12 @@ step 139 exec crashy boom                          # crashed (SIGSEGV): archived
 step 125 exec crashy fine                          # answers "archived"
 step 0 restore crashy
 step 0 exec crashy fine
+# a bundle with a build step: a tar.gz of C source, built once by cc in
+# the jail at validation, then run from its read-only tree
+tar -czf "$work/greet.tar.gz" -C tools/demo/bundle greet.c greeting.txt
+step 0 submit "$work/greet.tar.gz" --name greet --entry greet \
+	--build "cc -O2 -o greet greet.c"
+step 0 exec greet daemon
 step 0 status
 printf '\n$ airlock list --state-dir $TMP/state\n'
 "$airlock" list --state-dir "$state"

@@ -58,6 +58,12 @@ void cli_explain_verdict(FILE *f, const struct cli_verdict *v)
 	} else if (strcmp(verdict, "setup_error") == 0) {
 		fprintf(f, "airlock: setup_error: %s\n",
 			v->error ? v->error : "(no message)");
+	} else if (strcmp(verdict, "build_failed") == 0) {
+		fprintf(f,
+			"airlock: build_failed: the bundle's build step failed%s%s"
+			" (its output is the answer's \"build\" member)\n",
+			v->error && *v->error ? ": " : "",
+			v->error ? v->error : "");
 	} else {
 		fprintf(f, "airlock: %s\n", verdict);
 	}

@@ -40,6 +40,9 @@ have_file /usr/lib/postgresql/15/bin/initdb || add postgresql
 have_pc cmocka || add libcmocka-dev
 # airlockd's HTTP endpoint (/metrics, /healthz, /ready)
 have_pc libmicrohttpd || add libmicrohttpd-dev
+# bundles: tar, tar.gz and tar.zst modules (supervisor/bundle.c)
+have_pc libarchive || add libarchive-dev
+have_cmd zstd || add zstd
 # promtool: the tests check /metrics and docs/alerts.yml with it
 have_cmd promtool || add prometheus
 # the /healthz test puts a state directory on a loop-mounted ext4 image

@@ -12,6 +12,7 @@ skip (no PostgreSQL) counts as a failure.
 
 import atexit
 import base64
+import io
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -271,6 +273,17 @@ METRICS_KEY = "fleet-metrics-key-0123456789"
 SLEEPER = b"#!/bin/sh\nif [ \"$1\" = sleep ]; then sleep 60; fi\necho fine\n"
 
 
+def tar_of(files):
+    """A tar archive of {name: (content, mode)}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def fleet(db, n=3, args=()):
     url = fresh_db(db)
     return url, [Daemon(url, host=name, args=args) for name in "abc"[:n]]
@@ -308,6 +321,13 @@ def t_fleet_one_registry():
     r = b.request({"op": "restore", "name": "crasher"})
     check(r.get("ok"), f"restore on b: {r}")
     check_eq(exec_ok(a, "crasher")["stdout"], "fine\n", "a runs the restored module")
+    # a bundle a took is unpacked on b at its first run there
+    r = a.request({"op": "submit", "name": "pkg", "kind": "bundle", "entry": "main.sh",
+                   "content": base64.b64encode(tar_of({
+                       "main.sh": (b"#!/bin/sh\n. ./lib.sh\necho \"$(greet)\"\n", 0o755),
+                       "lib.sh": (b"greet() { echo from-the-bundle; }\n", 0o644)})).decode()})
+    check(r.get("ok"), f"submit a bundle on a: {r}")
+    check_eq(exec_ok(b, "pkg")["stdout"], "from-the-bundle\n", "the bundle on b")
     for d in (a, b, c):
         status, out, err = d.airlock("manifest", "check")
         check_eq(status, 0, f"manifest check on {d.env['AIRLOCK_HOST']}: {out} {err}")

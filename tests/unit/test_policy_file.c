@@ -238,6 +238,11 @@ static void test_all_keys(void **state)
 	assert_string_equal(policy_request_env_at(p, 1), "SEED");
 	assert_null(policy_request_env_at(p, 2));
 
+	/* [build] */
+	assert_string_equal(policy_build_command(p), "cc -O2 -o main main.c");
+	assert_int_equal(policy_build_timeout_us(p), 90000000);
+	assert_int_equal(policy_build_memory_bytes(p), GiB);
+
 	policy_free(p);
 }
 
@@ -307,7 +312,7 @@ struct bad_file {
 	"(lines are at most 4093 characters)"
 #define SECTIONS                                                               \
 	"unknown section; expected [policy], [limits], [network], "            \
-	"[filesystem], [identity], [environment], [seccomp] or [runtime]"
+	"[filesystem], [identity], [environment], [seccomp], [runtime] or [build]"
 #define DUPLICATE                                                              \
 	"duplicate key: each setting appears once (only list keys may repeat)"
 #define SIZE_FORM "a number with an optional unit K, M, G or T (e.g. 64M)"
@@ -456,6 +461,16 @@ static const struct bad_file bad_files[] = {
 	  "setup-error-archived.policy:2: [runtime] archive_on: setup_error "
 	  "cannot archive a module: it is the supervisor's failure, not "
 	  "the module's" },
+	{ "build-failed-archived.policy", BAD
+	  "build-failed-archived.policy:2: [runtime] archive_on: build_failed "
+	  "cannot archive a module: a build fails at validation, before the "
+	  "module is active" },
+	{ "bad-build-memory.policy",
+	  BAD "bad-build-memory.policy:2: [build] memory: 1k is out of range: "
+	      "expected from 4 MiB to 1 TiB" },
+	{ "bad-build-command.policy",
+	  BAD "bad-build-command.policy:2: [build] command: only printable "
+	      "ASCII (it runs as sh -c COMMAND)" },
 	{ "bad-runtime-seccomp.policy",
 	  BAD "bad-runtime-seccomp.policy:2: [runtime] seccomp: expected "
 	      "policy (the allow-list above) or learned (what the validation "

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "manifest/manifest.h"
 #include "supervisor/protocol.h"
 
 static struct json_doc *parse(const char *text)
@@ -149,6 +150,16 @@ static void test_request(void **state)
 	assert_string_equal(req.timeout, "30s");
 	json_doc_free(doc);
 
+	/* a bundle's members */
+	assert_int_equal(decode("{\"op\":\"submit\",\"kind\":\"bundle\","
+				"\"entry\":\"bin/run\",\"build\":\"make\"}",
+				&req, &doc, &err),
+			 0);
+	assert_string_equal(req.kind, "bundle");
+	assert_string_equal(req.entry, "bin/run");
+	assert_string_equal(req.build, "make");
+	json_doc_free(doc);
+
 	static const char *const bad[] = {
 		"[]",
 		"{}",
@@ -166,6 +177,11 @@ static void test_request(void **state)
 		"{\"op\":\"x\",\"timeout\":\"012345678901234567890123456789012\"}",
 		"{\"op\":\"x\",\"name\":\"a\\u0000b\"}",
 		"{\"op\":\"012345678901234567890123456789012\"}",
+		"{\"op\":\"x\",\"kind\":true}",
+		"{\"op\":\"x\",\"kind\":\"01234567890123456\"}",
+		"{\"op\":\"x\",\"entry\":[\"a\"]}",
+		"{\"op\":\"x\",\"entry\":\"a\\u0000b\"}",
+		"{\"op\":\"x\",\"build\":7}",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		if (decode(bad[i], &req, &doc, &err) == 0)
@@ -184,6 +200,15 @@ static void test_request(void **state)
 		strcat(args, i ? ",\"\"" : "\"\"");
 	strcat(args, "]}");
 	assert_int_equal(decode(args, &req, &doc, &err), -1);
+	json_doc_free(doc);
+
+	/* an entry one byte past MANIFEST_ENTRY_MAX */
+	char entry[MANIFEST_ENTRY_MAX + 64] = "{\"op\":\"x\",\"entry\":\"";
+	size_t n = strlen(entry);
+	memset(entry + n, 'e', MANIFEST_ENTRY_MAX + 1);
+	strcpy(entry + n + MANIFEST_ENTRY_MAX + 1, "\"}");
+	assert_int_equal(decode(entry, &req, &doc, &err), -1);
+	assert_non_null(strstr(err.msg, "\"entry\": too long"));
 	json_doc_free(doc);
 }
 

@@ -162,11 +162,14 @@ static void test_names(void **state)
 	/* clang-format off */
 	static const char *const names[] = {
 		"ok", "exit_nonzero", "crashed", "timeout", "memory_limit",
-		"seccomp_violation", "setup_error",
+		"seccomp_violation", "setup_error", "build_failed",
 	};
 	/* clang-format on */
-	for (int v = AL_VERDICT_OK; v <= AL_VERDICT_SETUP_ERROR; v++)
+	assert_int_equal(ARRAY_SIZE(names), AL_VERDICT_COUNT);
+	for (int v = AL_VERDICT_OK; v < AL_VERDICT_COUNT; v++) {
 		assert_string_equal(al_verdict_name(v), names[v]);
+		assert_int_equal(al_verdict_parse(names[v]), v);
+	}
 }
 
 static void test_json_hostile_output(void **state)
