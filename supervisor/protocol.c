@@ -64,7 +64,7 @@ static const struct member {
 	{ "validate_args", M_STRINGS, PROTO_MAX_ARGS, R(validate_args),
 	  R(nvalidate_args) },
 	{ "run", M_INT, INT64_MAX, R(run), R(has_run) },
-	{ "version", M_INT, INT64_MAX, R(version), SIZE_MAX },
+	{ "version", M_INT, INT64_MAX, R(version), R(has_version) },
 	{ "limit", M_INT, 100000, R(limit), SIZE_MAX },
 	{ "uid", M_INT, UINT32_MAX - 1, R(uid), R(has_uid) },
 	{ "after", M_INT, INT64_MAX, R(after), SIZE_MAX },

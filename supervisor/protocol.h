@@ -82,8 +82,9 @@ struct proto_request {
 	const char *validate_args[PROTO_MAX_ARGS + 1]; /* submit */
 	size_t nvalidate_args;
 	int64_t run;     /* cancel, show a run */
-	int64_t version; /* show, runs */
-	int64_t limit;   /* list, runs, events, subscribe */
+	int64_t version; /* show, runs, restore */
+	bool has_version;
+	int64_t limit; /* list, runs, events, subscribe */
 	bool has_run;
 	int64_t uid; /* quota_show, quota_reset */
 	bool has_uid;

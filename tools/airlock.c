@@ -28,6 +28,8 @@ static const struct cli_command commands[] = {
 	{ "doctor", cmd_doctor, "check this host for what airlock needs" },
 	{ "archive", cmd_client, "archive a module (admin)" },
 	{ "restore", cmd_client, "restore an archived module (admin)" },
+	{ "rollback", cmd_client,
+	  "make the good version before the active one active again" },
 	{ "cancel", cmd_client,
 	  "kill a running run, or a module's queued runs (admin)" },
 };

@@ -7,7 +7,8 @@
  *                                                       [--json]
  *   airlock exec NAME [ARG...]               (--json before NAME)
  *   airlock archive NAME [--reason TEXT] [--json]
- *   airlock restore NAME [--json]
+ *   airlock restore NAME [--version N] [--json]
+ *   airlock rollback NAME [--json]
  *   airlock cancel RUN|NAME [--json]   (a running run; NAME's queued runs)
  *
  * The socket: --socket, else $AIRLOCK_SOCKET, else the default. On an
@@ -43,6 +44,7 @@ struct client_opts {
 	const char *policy;
 	const char *group; /* submit: share a new module with this group */
 	const char *reason;
+	const char *version; /* restore: that version */
 	const char *vargs[PROTO_MAX_ARGS];
 	size_t nvargs;
 	bool json;
@@ -58,8 +60,9 @@ static void client_usage(FILE *f, const char *command)
 		"usage: airlock submit FILE [--name N] [--policy P] [--group G]"
 		" [--arg A]... [--base64]\n"
 		"       airlock exec [--json] [--no-stdin] NAME [ARG...] [< INPUT]\n"
-		"       airlock archive NAME [--reason R] | restore NAME"
-		" | cancel RUN|NAME\n"
+		"       airlock archive NAME [--reason R]"
+		" | restore NAME [--version N]\n"
+		"       airlock rollback NAME | cancel RUN|NAME\n"
 		"\n"
 		"Talk to airlockd over its socket (--socket PATH, else\n"
 		"$AIRLOCK_SOCKET, else " SUPERVISOR_DEFAULT_SOCKET ").\n"
@@ -69,6 +72,11 @@ static void client_usage(FILE *f, const char *command)
 		"           may run, update, archive and restore it too\n"
 		"  --base64 (submit) send the content in the request instead of\n"
 		"           passing the open FILE to airlockd\n"
+		"  --version N (restore) make version N active (the active one\n"
+		"           is archived); without it the highest archived version,\n"
+		"           refused while another is active\n"
+		"  rollback makes the newest good version older than the active\n"
+		"           one active again (airlock show NAME lists them)\n"
 		"  --no-stdin (exec) do not send stdin; without it a pipe or file\n"
 		"           on stdin (UTF-8 text, at most 1 MiB) is the module's\n"
 		"           stdin (a terminal never is)\n");
@@ -90,6 +98,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "reason", required_argument, NULL, 'r' },
+		{ "version", required_argument, NULL, 'V' },
 		{ "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "base64", no_argument, NULL, 'b' },
@@ -110,6 +119,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'p': o->policy = optarg; break;
 		case 'g': o->group = optarg; break;
 		case 'r': o->reason = optarg; break;
+		case 'V': o->version = optarg; break;
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
 		case 'N': o->no_stdin = true; break;
@@ -429,6 +439,23 @@ static int client_simple(struct client_opts *o, const char *op,
 	}
 	if (o->reason)
 		json_kv_string(&jb, "reason", o->reason);
+	if (o->version) {
+		uint64_t v;
+		if (strcmp(op, "restore") != 0 ||
+		    parse_uint(o->version, 1, INT64_MAX, &v, NULL) < 0) {
+			json_buf_free(&jb);
+			return usage_error(o->command,
+					   strcmp(op, "restore") != 0
+						   ? "--version is for restore"
+						   : "--version: expected a "
+						     "version number (1 or "
+						     "more), not ",
+					   strcmp(op, "restore") != 0
+						   ? NULL
+						   : o->version);
+		}
+		json_kv_uint(&jb, "version", v);
+	}
 	json_object_close(&jb);
 	if (call(o, &jb, &r) < 0)
 		return 1;
@@ -462,6 +489,8 @@ int cmd_client(int argc, char **argv)
 		return client_simple(&o, "archive", "NAME");
 	if (strcmp(o.command, "restore") == 0)
 		return client_simple(&o, "restore", "NAME");
+	if (strcmp(o.command, "rollback") == 0)
+		return client_simple(&o, "rollback", "NAME");
 	if (strcmp(o.command, "cancel") == 0)
 		return client_simple(&o, "cancel", "RUN|NAME");
 	return usage_error(o.command, "not a client command", NULL);

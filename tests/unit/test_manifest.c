@@ -816,7 +816,7 @@ static void test_legal_path_and_files(void **state)
 			 -1);
 	assert_int_equal(err.errnum, ENOENT);
 
-	assert_int_equal(manifest_restore(m, "hello", &err), 0);
+	assert_int_equal(manifest_restore(m, "hello", 0, &err), 0);
 	mod = get(m, mod.id);
 	assert_int_equal(mod.state, MANIFEST_ACTIVE);
 	assert_true(has_file(fx, "modules", mod.sha256));
@@ -903,18 +903,19 @@ static void test_archive_restore_errors(void **state)
 	assert_int_equal(manifest_archive(m, "ghost", "x", &err), -1);
 	assert_non_null(strstr(err.msg, "no module of that name"));
 	assert_int_equal(err.errnum, ENOENT);
-	assert_int_equal(manifest_restore(m, "rej", &err), -1);
+	assert_int_equal(manifest_restore(m, "rej", 0, &err), -1);
 	assert_non_null(strstr(err.msg, "it is rejected, only an archived "
 					"module can be restored"));
 
 	/* v1 archived, v2 active: restoring v1 would make two active */
 	make_module(m, "two", "one\n", MANIFEST_ARCHIVED);
 	make_module(m, "two", "two\n", MANIFEST_ACTIVE);
-	assert_int_equal(manifest_restore(m, "two", &err), -1);
+	assert_int_equal(manifest_restore(m, "two", 0, &err), -1);
 	assert_non_null(strstr(err.msg, "version 2 is active; archive it "
 					"first"));
 	assert_int_equal(manifest_archive(m, "two", "rollback", &err), 0);
-	assert_int_equal(manifest_restore(m, "two", &err), 0); /* latest: v2 */
+	assert_int_equal(manifest_restore(m, "two", 0, &err),
+			 0); /* latest: v2 */
 	struct manifest_module mod;
 	assert_int_equal(manifest_find(m, "two", 0, &mod, &err), 0);
 	assert_int_equal(mod.version, 2);
@@ -973,7 +974,7 @@ static void test_shared_content(void **state)
 	assert_false(has_file(fx, "staging", a.sha256));
 	assert_int_equal(manifest_archive(m, "b", "x", &err), 0);
 	assert_false(has_file(fx, "modules", a.sha256));
-	assert_int_equal(manifest_restore(m, "a", &err), 0);
+	assert_int_equal(manifest_restore(m, "a", 0, &err), 0);
 	assert_true(has_file(fx, "modules", a.sha256));
 	assert_true(has_file(fx, "archive", a.sha256)); /* b's */
 	assert_int_equal(check(m), 0);
@@ -1726,7 +1727,7 @@ static void crash_child(const char *dir, int report)
 		if (manifest_run_begin(m, &s, &running, &err) < 0)
 			_exit(9);
 		if (manifest_archive(m, name, "crashed", &err) < 0 ||
-		    (i % 2 == 0 && manifest_restore(m, name, &err) < 0))
+		    (i % 2 == 0 && manifest_restore(m, name, 0, &err) < 0))
 			_exit(10);
 	}
 }
@@ -1822,7 +1823,7 @@ static void concurrent_writer(const char *dir, int64_t module_id)
 			_exit(3);
 		if (i % 25 == 24 &&
 		    (manifest_archive(m, "shared", "tick", &err) < 0 ||
-		     manifest_restore(m, "shared", &err) < 0))
+		     manifest_restore(m, "shared", 0, &err) < 0))
 			_exit(4);
 	}
 	manifest_close(m);
