@@ -171,6 +171,61 @@ static int set_description(struct parse_state *st, const char *v)
 	return 0;
 }
 
+/* A program a version command may name: a bare name found on the jail's
+ * PATH, or an absolute path without "..". */
+static bool version_program_ok(const char *w)
+{
+	if (w[0] == '/')
+		return strstr(w, "/..") == NULL && is_word(w + 1, "/._+-", 254);
+	return w[0] != '-' && w[0] != '.' && is_word(w, "._+-", 64);
+}
+
+/* Words of known characters, single spaces: run as it is, no shell. */
+static int set_version_command(struct parse_state *st, const char *v)
+{
+	char buf[POLICY_VERSION_COMMAND_MAX + 1], *save = NULL;
+	int words = 0;
+
+	if (plain_value(st, v) < 0)
+		return -1;
+	if (v[0] == '\0')
+		return fail(st, "empty: give a command that prints the "
+				"version, e.g. python3 --version");
+	if (strlen(v) > POLICY_VERSION_COMMAND_MAX)
+		return fail(st, "too long: at most %d characters",
+			    POLICY_VERSION_COMMAND_MAX);
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *w = strtok_r(buf, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save)) {
+		if (++words > POLICY_VERSION_ARGS_MAX)
+			return fail(st, "more than %d words",
+				    POLICY_VERSION_ARGS_MAX);
+		if (words == 1 && !version_program_ok(w))
+			return fail(st,
+				    "\"%.64s\": expected a program name "
+				    "(letters, digits, '.', '_', '+', '-') or "
+				    "an absolute path",
+				    w);
+		if (!is_word(w, "-._+=:,/@%", POLICY_VERSION_COMMAND_MAX))
+			return fail(st,
+				    "\"%.64s\": only letters, digits and "
+				    "- . _ + = : , / @ %% in an argument (it "
+				    "runs without a shell: no quotes, no "
+				    "$, no pipes)",
+				    w);
+	}
+	/* kept single-spaced, as policy_version_argv() splits it */
+	size_t w = 0;
+	for (size_t i = 0; v[i]; i++)
+		if (v[i] != ' ' ||
+		    (w > 0 && st->p->version_command[w - 1] != ' '))
+			st->p->version_command[w++] = v[i];
+	while (w > 0 && st->p->version_command[w - 1] == ' ')
+		w--;
+	st->p->version_command[w] = '\0';
+	return 0;
+}
+
 /* ------------------------------------------------------------- [limits] */
 
 static int set_memory(struct parse_state *st, const char *v)
@@ -652,6 +707,7 @@ static int set_runtime_seccomp(struct parse_state *st, const char *v)
 static const struct key keys[] = {
 	{ "policy", "name", false, set_name },
 	{ "policy", "description", false, set_description },
+	{ "policy", "version_command", false, set_version_command },
 	{ "limits", "memory", false, set_memory },
 	{ "limits", "timeout", false, set_timeout },
 	{ "limits", "cpu_time", false, set_cpu_time },
