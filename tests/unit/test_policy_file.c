@@ -309,7 +309,7 @@ static void test_version_command(void **state)
 	policy_free(p);
 	policy_free(plain);
 	/* the shipped interpreters have one */
-	p = load_ok("python");
+	p = load_ok("policy/policies/python.policy");
 	assert_string_equal(policy_version_command(p), "python3 --version");
 	policy_free(p);
 }
