@@ -585,6 +585,19 @@ static void op_rollback(struct op_ctx *x)
 	reply_active(x, x->req->name);
 }
 
+/* What the host can run: each policy's interpreter and version, probed in
+ * its jail (languages.c). */
+static void op_languages(struct op_ctx *x)
+{
+	struct al_error err = { 0 };
+
+	if (languages_request(x->s, x->c, x->req->id, &err) < 0)
+		reply_error(x,
+			    err.errnum == EAGAIN ? PROTO_E_OVERLOADED
+						 : PROTO_E_INTERNAL,
+			    "%s", err.msg);
+}
+
 /* "run": kill that running run. "name": remove that module's queued runs
  * (they have no run id yet), each answered "cancelled". */
 static void op_cancel(struct op_ctx *x)
@@ -968,6 +981,7 @@ static const struct op {
 	{ "exec", PROTO_ROLE_CLIENT, op_exec },
 	{ "status", PROTO_ROLE_CLIENT, op_status },
 	{ "health", PROTO_ROLE_CLIENT, op_health },
+	{ "languages", PROTO_ROLE_CLIENT, op_languages },
 	{ "list", PROTO_ROLE_CLIENT, op_list },
 	{ "show", PROTO_ROLE_CLIENT, op_show },
 	{ "runs", PROTO_ROLE_CLIENT, op_runs },

@@ -236,3 +236,18 @@ void proto_event_json(struct json_buf *jb, const struct manifest_feed_event *ev)
 		json_kv_string(jb, "detail", ev->detail);
 	json_object_close(jb);
 }
+
+void proto_language_json(struct json_buf *jb, const struct proto_language *l)
+{
+	json_object_open(jb);
+	json_kv_string(jb, "policy", l->policy);
+	json_kv_string(jb, "description",
+		       l->description && *l->description ? l->description
+							 : NULL);
+	json_kv_string(jb, "interpreter", l->interpreter);
+	json_kv_string(jb, "version_command", l->command);
+	json_kv_string(jb, "status", l->status);
+	json_kv_string(jb, "version", l->version);
+	json_kv_string(jb, "detail", l->detail);
+	json_object_close(jb);
+}

@@ -118,6 +118,22 @@ struct manifest_feed_event;
 void proto_event_json(struct json_buf *jb,
 		      const struct manifest_feed_event *ev);
 
+/* One entry of the `languages` answer (docs/protocol.md): airlockd's and
+ * `airlock languages` run without a daemon write the same object. All
+ * borrowed; NULL is null. status: "ok" (version says it), "none" (the
+ * policy has no version_command), "not_installed", "timeout", "failed",
+ * "error" (the policy does not load); detail says why when not ok. */
+struct proto_language {
+	const char *policy;
+	const char *description;
+	const char *command;     /* version_command */
+	const char *interpreter; /* its program */
+	const char *status;
+	const char *version;
+	const char *detail;
+};
+void proto_language_json(struct json_buf *jb, const struct proto_language *l);
+
 /* ================================================================ report */
 
 /*
