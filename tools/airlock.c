@@ -11,6 +11,8 @@ static const struct cli_command commands[] = {
 	{ "validate", cmd_validate,
 	  "run cases in jails against expectations (CI)" },
 	{ "policy", cmd_policy, "check, show, hash and list policies" },
+	{ "languages", cmd_languages,
+	  "each policy's interpreter and its version in the jail" },
 	{ "version", cmd_version, "version and the isolation this host gives" },
 	{ "list", cmd_manifest, "modules in the manifest" },
 	{ "show", cmd_manifest, "a module, its versions, runs and events" },
