@@ -75,7 +75,7 @@ ERROR_CODES = {"bad_request", "too_large", "unknown_op", "unauthorized",
                "internal", "cancelled", "storage_full"}
 OPS = ["submit", "exec", "status", "health", "list", "show", "runs",
        "events", "subscribe", "quota_show", "quota_reset", "archive",
-       "restore", "cancel"]
+       "restore", "rollback", "languages", "cancel"]
 SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|"
                        r"SUMMARY: (Address|Undefined|Leak)")
 MAX_REQUEST = 1 << 20  # --max-request: over-long lines stay cheap
@@ -505,9 +505,9 @@ class Fuzzer:
                 req["args"] = rng.choice([["x"], ["crash"], [], ["a"] * 3])
             if rng.random() < 0.2:
                 req["stdin"] = "stdin\n"
-        elif op in ("show", "archive", "restore"):
+        elif op in ("show", "archive", "restore", "rollback"):
             req["name"] = self.pick_name(ident)
-            if op == "show" and rng.random() < 0.4:
+            if op in ("show", "restore") and rng.random() < 0.4:
                 req["version"] = rng.randrange(1, 4)
             if op == "archive" and rng.random() < 0.4:
                 req["reason"] = "fuzz"
@@ -710,9 +710,10 @@ class Fuzzer:
             return
         name = rng.choice(foreign)
         ghost = f"ghost-{rng.randrange(10)}"
-        op = rng.choice(["exec", "show", "archive", "restore", "list", "runs"])
+        op = rng.choice(["exec", "show", "archive", "restore", "rollback",
+                         "list", "runs"])
         req = {"op": op, "name": name}
-        if op == "show" and rng.random() < 0.5:
+        if op in ("show", "restore") and rng.random() < 0.5:
             req["version"] = rng.randrange(1, 3)
         if op == "exec" and rng.random() < 0.5:
             req["args"] = ["crash"]
