@@ -1745,10 +1745,22 @@ static void test_repair_half_done_moves(void **state)
 						   MANIFEST_ACTIVE);
 	struct manifest_module gone = make_module(m, "gone", "g\n",
 						  MANIFEST_ARCHIVED);
+	struct manifest_module rb1 = make_module(m, "rb", "r1\n",
+						 MANIFEST_ACTIVE);
+	struct manifest_module rb2 = make_module(m, "rb", "r2\n",
+						 MANIFEST_ACTIVE);
 	char path[PATH_MAX * 2], tmp[PATH_MAX * 2];
 	const char *sha = "00000000000000000000000000000000000000000000000000"
 			  "00000000000000";
 	manifest_close(m);
+
+	/* a rollback journaled (v2 away, cause and all; v1 back), its first
+	 * file moved, died before the commit: finished, cause kept */
+	journal(fx, "transition", rb2.id, rb2.sha256, "active", "archived");
+	sql(fx, "UPDATE moves SET archive_cause = 'rolled_back'"
+		" WHERE to_state = 'archived'");
+	journal(fx, "transition", rb1.id, rb1.sha256, "archived", "active");
+	move_file(fx, "modules", "archive", rb2.sha256);
 
 	/* archive journaled, the process died before the rename */
 	journal(fx, "transition", before.id, before.sha256, "active",
@@ -1783,6 +1795,15 @@ static void test_repair_half_done_moves(void **state)
 	assert_int_equal(manifest_get(m, gone.id, &none, &err), -1);
 	assert_false(has_file(fx, "archive", gone.sha256));
 	assert_int_equal(count_entries(fx->state, "staging"), 0);
+	rb2 = get(m, rb2.id);
+	assert_int_equal(rb2.state, MANIFEST_ARCHIVED);
+	assert_int_equal(rb2.cause, MANIFEST_CAUSE_ROLLED_BACK);
+	rb1 = get(m, rb1.id);
+	assert_int_equal(rb1.state, MANIFEST_ACTIVE);
+	assert_int_equal(rb1.cause, MANIFEST_CAUSE_NONE);
+	assert_true(has_file(fx, "modules", rb1.sha256));
+	/* a journal row of an older airlock (no cause): archived by hand */
+	assert_int_equal(get(m, after.id).cause, MANIFEST_CAUSE_BY_HAND);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 
