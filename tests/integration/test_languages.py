@@ -254,7 +254,7 @@ def t_cli_local():
 def main(argv):
     return harness.main(argv, test_daemon.configure,
                         report=test_daemon.report_failure,
-                        after_test=test_daemon.stop_daemons,
+                        after_test=test_daemon.stop_daemons_checked,
                         root_reason="airlockd builds jails only as root")
 
 
