@@ -621,7 +621,7 @@ class Fuzzer:
 
     def request_line(self, ident):
         rng = self.rng
-        op = rng.choices(OPS, weights=[6, 8, 6, 3, 6, 6, 5, 5, 3, 4, 2, 4, 4, 2])[0]
+        op = rng.choices(OPS, weights=[6, 8, 6, 3, 6, 6, 5, 5, 3, 4, 2, 4, 4, 4, 2, 2])[0]
         req = self.template(ident, op)
         mutated = rng.random() < 0.75
         if mutated:
