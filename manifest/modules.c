@@ -206,6 +206,21 @@ static const char SQL_MODULE_BY_STATE[] =
 	" WHERE name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)"
 	" ORDER BY version DESC LIMIT 1";
 
+/* The one row `sql` selects with ?1 `name` and ?2 `version`; ENOENT when
+ * none. */
+static int one_by_name(struct manifest *m, const char *sql, const char *name,
+		       int64_t version, struct manifest_module *out,
+		       struct al_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, sql, err);
+
+	if (s == NULL)
+		return -1;
+	db_bind_text(s, 1, name);
+	db_bind_int64(s, 2, version);
+	return one_module(m, s, out, err);
+}
+
 /* The latest version of `name` in `state` (-1: in any state). */
 static int module_latest(struct manifest *m, const char *name, int state,
 			 struct manifest_module *out, struct al_error *err)
@@ -604,13 +619,7 @@ int manifest_archive(struct manifest *m, const char *name, const char *reason,
 static int pick_version(struct manifest *m, const char *name, int64_t version,
 			struct manifest_module *mod, struct al_error *err)
 {
-	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, SQL_MODULE_VERSION, err);
-
-	if (s == NULL)
-		return -1;
-	db_bind_text(s, 1, name);
-	db_bind_int64(s, 2, version);
-	if (one_module(m, s, mod, err) < 0)
+	if (one_by_name(m, SQL_MODULE_VERSION, name, version, mod, err) < 0)
 		return err->errnum == ENOENT
 			       ? al_error_set(err, ENOENT, "no version %lld",
 					      (long long)version)
@@ -694,19 +703,6 @@ static const char SQL_GOOD_BEFORE[] =
 	" WHERE name = ?1 AND version < ?2 AND state = 'archived'"
 	" AND archive_cause IN ('superseded', 'by_hand')"
 	" ORDER BY version DESC LIMIT 1";
-
-static int one_by_name(struct manifest *m, const char *sql, const char *name,
-		       int64_t version, struct manifest_module *out,
-		       struct al_error *err)
-{
-	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, sql, err);
-
-	if (s == NULL)
-		return -1;
-	db_bind_text(s, 1, name);
-	db_bind_int64(s, 2, version);
-	return one_module(m, s, out, err);
-}
 
 /* The version a rollback goes back from: *active tells whether it is
  * active now. */
@@ -852,23 +848,15 @@ int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
 int manifest_find(struct manifest *m, const char *name, int64_t version,
 		  struct manifest_module *out, struct al_error *err)
 {
-	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct al_error local = { 0 };
 	char q[QUOTED_MAX];
 	int rc;
 
 	if (err == NULL)
 		err = &local;
-	if (version == 0) {
-		rc = module_latest(m, name, -1, out, err);
-	} else {
-		s = db_stmt(m, SQL_MODULE_VERSION, err);
-		if (s == NULL)
-			return -1;
-		db_bind_text(s, 1, name);
-		db_bind_int64(s, 2, version);
-		rc = one_module(m, s, out, err);
-	}
+	rc = version == 0 ? module_latest(m, name, -1, out, err)
+			  : one_by_name(m, SQL_MODULE_VERSION, name, version,
+					out, err);
 	if (rc < 0 && err->errnum == ENOENT)
 		return version == 0 ? al_error_set(err, ENOENT,
 						   "manifest: no module \"%s\"",
