@@ -4,7 +4,8 @@
  * What this host can run: each policy with its interpreter and the
  * version its version_command prints inside that policy's jail. airlockd
  * answers it (its policies, its jails, kept for its life) when it listens
- * on the socket; when nothing listens there, or with --local, airlock
+ * on the socket; when nothing listens there (no socket, connection
+ * refused, or not this user's to connect to), or with --local, airlock
  * probes the policies `airlock policy list` shows itself, one jail after
  * the other, as `airlock run` would run them.
  */
@@ -225,8 +226,10 @@ int cmd_languages(int argc, char **argv)
 		json_object_open(&jb);
 		json_kv_string(&jb, "op", "languages");
 		json_object_close(&jb);
+		/* no daemon there, or none this user may reach: probe here */
 		if (cli_round_trip(o.socket, &jb, -1, &line, &len, &err) < 0 &&
-		    err.errnum != ENOENT && err.errnum != ECONNREFUSED) {
+		    err.errnum != ENOENT && err.errnum != ECONNREFUSED &&
+		    err.errnum != EACCES) {
 			json_buf_free(&jb);
 			fprintf(stderr, "airlock languages: %s\n", err.msg);
 			return 1;
