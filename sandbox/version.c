@@ -37,6 +37,11 @@ const char *sandbox_version_name(enum sandbox_version v)
 						       : "failed";
 }
 
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
 /* The first line of `data` that has something printable, cut to fit;
  * other bytes become '?'. False when there is none. */
 static bool first_line(const char *data, size_t len,
@@ -45,15 +50,18 @@ static bool first_line(const char *data, size_t len,
 	size_t i = 0;
 
 	while (data && i < len) {
-		size_t w = 0, end = i;
+		size_t w = 0, end = i, last;
 		while (end < len && data[end] != '\n')
 			end++;
-		for (size_t k = i; k < end && w < SANDBOX_VERSION_MAX; k++) {
+		/* without the blanks and the \r of a CRLF at either end */
+		for (last = end; last > i && is_blank(data[last - 1]); last--)
+			;
+		while (i < last && is_blank(data[i]))
+			i++;
+		for (size_t k = i; k < last && w < SANDBOX_VERSION_MAX; k++) {
 			unsigned char c = (unsigned char)data[k];
 			out[w++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
 		}
-		while (w > 0 && (out[w - 1] == ' ' || out[w - 1] == '\r'))
-			w--;
 		out[w] = '\0';
 		if (w > 0)
 			return true;
