@@ -138,7 +138,7 @@ static void bench_moves(struct manifest *m, int n, double *ms)
 	for (int i = 0; i < n; i++) {
 		double t = al_monotonic_ms();
 		if (manifest_archive(m, "bench", "bench", &err) < 0 ||
-		    manifest_restore(m, "bench", &err) < 0)
+		    manifest_restore(m, "bench", 0, &err) < 0)
 			die("archive+restore", &err);
 		ms[i] = al_monotonic_ms() - t;
 	}

@@ -296,13 +296,15 @@ bool is_sha256_hex(const char *s);
 #define MOVE_DELETE MANIFEST_STATE_COUNT
 
 /* One row's move: module `module_id` from `from` to `to` (a state, or
- * MOVE_DELETE). Everything borrowed. */
+ * MOVE_DELETE); `cause` says why when `to` is archived. Everything
+ * borrowed. */
 struct move {
 	int64_t module_id;
 	const char *sha256;
 	enum manifest_state from;
 	int to;
 	const char *reason;
+	enum manifest_cause cause;
 };
 
 /*
@@ -342,7 +344,7 @@ int event_append(struct manifest *m, const struct manifest_module *mod,
 #define MODULE_COLUMNS                                                         \
 	"id, name, version, sha256, size, interpreter, policy_name, "          \
 	"policy_hash, state, state_reason, submitted_uid, created_ms, "        \
-	"updated_ms, owner_uid, owner_gid, entry, build"
+	"updated_ms, owner_uid, owner_gid, entry, build, archive_cause"
 void module_from_row(struct db_stmt *s, struct manifest_module *out);
 /* Module `id` without the "manifest: " prefix; ENOENT when unknown. */
 int module_get(struct manifest *m, int64_t id, struct manifest_module *out,

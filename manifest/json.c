@@ -59,6 +59,20 @@ void manifest_module_json(struct json_buf *jb, const struct manifest_module *m)
 	kv_int_or_null(jb, "owner_gid", m->owner_gid >= 0, m->owner_gid);
 	kv_time(jb, "created", m->created_ms);
 	kv_time(jb, "updated", m->updated_ms);
+	json_kv_string(jb, "archive_cause", manifest_cause_name(m->cause));
+	json_kv_bool(jb, "good", manifest_module_good(m));
+	if (m->has_runs) {
+		/* a version as `show` lists it: its runs at a glance */
+		json_kv_uint(jb, "runs_total", m->runs);
+		json_key(jb, "run_counts");
+		json_object_open(jb);
+		for (size_t i = 0; i < m->nverdicts; i++)
+			json_kv_uint(jb, m->verdicts[i].verdict,
+				     m->verdicts[i].count);
+		json_object_close(jb);
+		kv_text(jb, "last_verdict", m->last_verdict);
+		kv_time(jb, "last_run", m->last_run_ms);
+	}
 	json_object_close(jb);
 }
 

@@ -22,7 +22,8 @@
  *   manifest_run_begin(m, &start, &run_id, &err);        // a run: "running"
  *   manifest_run_finish(m, run_id, &result, &err);       // its verdict
  *   manifest_archive(m, "name", "crashed 3 times", &err); // archive/<sha256>
- *   manifest_restore(m, "name", &err);                   // modules/<sha256>
+ *   manifest_restore(m, "name", 0, &err);                // modules/<sha256>
+ *   manifest_rollback(m, "name", uid, &mod, &err);  // the good one before
  *   manifest_retention(m, 30, now_ms, &removed, &err);   // the ticker
  *   manifest_close(m);
  *
@@ -35,8 +36,8 @@
  * Module states and the only transitions allowed:
  *
  *   staged -> validating -> active | rejected
- *   active -> archived      (automatic, or by hand)
- *   archived -> active      (restore)
+ *   active -> archived      (automatic, or by hand, or a rollback)
+ *   archived -> active      (restore, rollback)
  *
  * Every state change is one transaction that also appends its event. A
  * change that moves a file records its intent first, moves with rename(2)
@@ -217,6 +218,32 @@ int manifest_state_parse(const char *name);             /* -1 when unknown */
 bool manifest_transition_allowed(enum manifest_state from,
 				 enum manifest_state to);
 
+/* Why an archived version stopped being active (docs/manifest.md,
+ * "Versions"): what makes it a good version to go back to or not. */
+enum manifest_cause {
+	MANIFEST_CAUSE_NONE,        /* not archived */
+	MANIFEST_CAUSE_SUPERSEDED,  /* another version took its place */
+	MANIFEST_CAUSE_BY_HAND,     /* archive by an owner or an operator */
+	MANIFEST_CAUSE_AUTO,        /* the policy's archive_on: it crashed */
+	MANIFEST_CAUSE_ROLLED_BACK, /* a rollback went back from it */
+	MANIFEST_CAUSE_COUNT,
+};
+
+/* "superseded", "by_hand", "auto_archived", "rolled_back"; NULL for
+ * none. */
+const char *manifest_cause_name(enum manifest_cause c);
+/* The cause of that name; NONE for NULL or an unknown one. */
+enum manifest_cause manifest_cause_parse(const char *name);
+
+/* How many runs ended with one verdict. */
+struct manifest_verdict_count {
+	char verdict[MANIFEST_VERDICT_MAX + 1];
+	uint64_t count;
+};
+
+/* Verdicts a run can have: al_verdict's and "running", "interrupted". */
+#define MANIFEST_VERDICTS 12
+
 /* A module row. Every field is a copy: the struct owns nothing. */
 struct manifest_module {
 	int64_t id;
@@ -242,7 +269,26 @@ struct manifest_module {
 	/* its build step's command (sh -c), run once at validation; "" for
 	 * none (schema 6) */
 	char build[MANIFEST_BUILD_MAX + 1];
+	enum manifest_cause cause; /* archived: why; else NONE */
+	/* Filled by manifest_list() with `with_runs` only (has_runs): the
+	 * version's runs, validation included, by verdict; the last one's
+	 * verdict ("" when none) and start. */
+	bool has_runs;
+	uint64_t runs;
+	size_t nverdicts;
+	struct manifest_verdict_count verdicts[MANIFEST_VERDICTS];
+	char last_verdict[MANIFEST_VERDICT_MAX + 1];
+	int64_t last_run_ms;
 };
+
+/*
+ * A good version, one a rollback may make active again: archived after
+ * being active (only an active version can be archived), and archived
+ * because another took its place or by hand, not by the policy's
+ * archive_on (it crashed) nor by a rollback away from it. Never a
+ * rejected, staged or validating one.
+ */
+bool manifest_module_good(const struct manifest_module *mod);
 
 /* A tenant that sees only the rows of modules it owns: owner_uid is its
  * uid, or owner_gid one of its groups. Filters take a pointer; NULL
@@ -304,13 +350,36 @@ int manifest_find_same(struct manifest *m,
 int manifest_set_state(struct manifest *m, int64_t id, enum manifest_state to,
 		       const char *reason, struct al_error *err);
 
-/* The active version of `name` -> archived, with `reason` (borrowed). */
+/* The active version of `name` -> archived by hand, with `reason`
+ * (borrowed). */
 int manifest_archive(struct manifest *m, const char *name, const char *reason,
 		     struct al_error *err);
-/* The latest archived version of `name` -> active; refused while another
- * version of it is active. */
-int manifest_restore(struct manifest *m, const char *name,
+/* Module `id` (active) -> archived by the policy's archive_on (it
+ * crashed): never a good version after this (manifest_module_good()). */
+int manifest_auto_archive(struct manifest *m, int64_t id, const char *reason,
+			  struct al_error *err);
+/*
+ * `version` 0: the highest archived version of `name` -> active, refused
+ * (EEXIST) while another version of it is active; whichever version that
+ * is, good or not (an auto-archived one too: the operator asked).
+ * `version` N: that version, which must be archived (EINVAL otherwise,
+ * ENOENT when there is none); the active version, if any, is archived
+ * ("superseded by the restore of version N") in the same change.
+ */
+int manifest_restore(struct manifest *m, const char *name, int64_t version,
 		     struct al_error *err);
+/*
+ * Go back from the version of `name` that is active, or when none is,
+ * from the one that was active last (the one archived last): the newest
+ * good version (manifest_module_good()) older than it becomes active, and
+ * the active one, if any, is archived with the reason "rolled back to vN
+ * by uid U" (cause rolled_back). One change: both rows, their events and
+ * the file moves. ENOENT when the name has no version; EINVAL, nothing
+ * changed, when no version was ever active or none older is good. `out`
+ * (may be NULL) receives the version now active.
+ */
+int manifest_rollback(struct manifest *m, const char *name, uint32_t uid,
+		      struct manifest_module *out, struct al_error *err);
 
 /* Module `id`; an unknown id is an error with errnum ENOENT. */
 /*
@@ -355,6 +424,7 @@ struct manifest_module_filter {
 	bool by_state;
 	enum manifest_state state;
 	const struct manifest_viewer *viewer; /* NULL: every owner's */
+	bool with_runs; /* fill each row's run counts (has_runs) */
 };
 
 /* Called once per row; the row is borrowed for the call. Return non-zero to
@@ -635,10 +705,6 @@ int manifest_usage(struct manifest *m, int64_t uid, int64_t day_ms,
 /* How many runs ended at or after `since_ms` with each verdict (running
  * runs are not counted), of the modules `viewer` sees (NULL: all). Up to
  * `max` entries into `out`, their number into *n. */
-struct manifest_verdict_count {
-	char verdict[MANIFEST_VERDICT_MAX + 1];
-	uint64_t count;
-};
 int manifest_verdict_counts(struct manifest *m, int64_t since_ms,
 			    const struct manifest_viewer *viewer,
 			    struct manifest_verdict_count *out, size_t max,

@@ -41,6 +41,13 @@ static const char *const next_states[MANIFEST_STATE_COUNT] = {
 	[MANIFEST_ARCHIVED] = "only to active (restore)",
 };
 
+static const char *const cause_names[MANIFEST_CAUSE_COUNT] = {
+	[MANIFEST_CAUSE_SUPERSEDED] = "superseded",
+	[MANIFEST_CAUSE_BY_HAND] = "by_hand",
+	[MANIFEST_CAUSE_AUTO] = "auto_archived",
+	[MANIFEST_CAUSE_ROLLED_BACK] = "rolled_back",
+};
+
 /* Names quoted into messages: printable ASCII, cut. */
 #define QUOTED_MAX 80
 
@@ -55,6 +62,26 @@ int manifest_state_parse(const char *name)
 		if (name != NULL && strcmp(name, state_names[s]) == 0)
 			return s;
 	return -1;
+}
+
+const char *manifest_cause_name(enum manifest_cause c)
+{
+	return (unsigned)c < MANIFEST_CAUSE_COUNT ? cause_names[c] : NULL;
+}
+
+enum manifest_cause manifest_cause_parse(const char *name)
+{
+	for (int c = MANIFEST_CAUSE_NONE + 1; c < MANIFEST_CAUSE_COUNT; c++)
+		if (name != NULL && strcmp(name, cause_names[c]) == 0)
+			return (enum manifest_cause)c;
+	return MANIFEST_CAUSE_NONE;
+}
+
+bool manifest_module_good(const struct manifest_module *mod)
+{
+	return mod->state == MANIFEST_ARCHIVED &&
+	       (mod->cause == MANIFEST_CAUSE_SUPERSEDED ||
+		mod->cause == MANIFEST_CAUSE_BY_HAND);
 }
 
 bool manifest_transition_allowed(enum manifest_state from,
@@ -136,6 +163,9 @@ void module_from_row(struct db_stmt *s, struct manifest_module *out)
 	out->owner_gid = db_column_null(s, 14) ? -1 : db_column_int64(s, 14);
 	db_column_copy(s, 15, out->entry, sizeof(out->entry));
 	db_column_copy(s, 16, out->build, sizeof(out->build));
+	out->cause = out->state == MANIFEST_ARCHIVED
+			     ? manifest_cause_parse(db_column_text(s, 17))
+			     : MANIFEST_CAUSE_NONE;
 }
 
 /* One module row from `s` (bound by the caller); ENOENT when none. */
@@ -169,10 +199,29 @@ int module_get(struct manifest *m, int64_t id, struct manifest_module *out,
 	return 0;
 }
 
+static const char SQL_MODULE_VERSION[] = "SELECT " MODULE_COLUMNS
+					 " FROM modules"
+					 " WHERE name = ?1 AND version = ?2";
+
 static const char SQL_MODULE_BY_STATE[] =
 	"SELECT " MODULE_COLUMNS " FROM modules"
 	" WHERE name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR state = ?2)"
 	" ORDER BY version DESC LIMIT 1";
+
+/* The one row `sql` selects with ?1 `name` and ?2 `version`; ENOENT when
+ * none. */
+static int one_by_name(struct manifest *m, const char *sql, const char *name,
+		       int64_t version, struct manifest_module *out,
+		       struct al_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *s = db_stmt(m, sql, err);
+
+	if (s == NULL)
+		return -1;
+	db_bind_text(s, 1, name);
+	db_bind_int64(s, 2, version);
+	return one_module(m, s, out, err);
+}
 
 /* The latest version of `name` in `state` (-1: in any state). */
 static int module_latest(struct manifest *m, const char *name, int state,
@@ -458,28 +507,41 @@ static int need_content(struct manifest *m, const struct manifest_module *mod,
 			    mod->sha256);
 }
 
+/* One change of one version, and what it does to the version active
+ * before it (when it makes another active). */
+struct change {
+	enum manifest_state to;
+	const char *reason;        /* borrowed, may be NULL */
+	enum manifest_cause cause; /* to archived: why */
+	/* archived -> active: archive the active version (else refused) */
+	bool displace;
+	const char *displaced_reason; /* NULL: "superseded by version N" */
+	enum manifest_cause displaced_cause;
+};
+
 static int change_state(struct manifest *m, const struct manifest_module *mod,
-			enum manifest_state to, const char *reason,
-			struct al_error *err)
+			const struct change *c, struct al_error *err)
 {
 	struct manifest_module current;
 	struct move moves[2];
 	char why[MANIFEST_REASON_MAX + 1], superseded[64];
+	char displaced_why[MANIFEST_REASON_MAX + 1];
+	const char *reason;
 	size_t n = 0;
 
 	if (db_writable(m, err) < 0)
 		return -1;
-	if (!manifest_transition_allowed(mod->state, to))
-		return refuse(mod, to, err);
-	reason = text_cut(reason, MANIFEST_REASON_MAX, why);
-	if (store_dir_of(mod->state) == store_dir_of(to))
-		return change_in_place(m, mod, to, reason, err);
-	if (to == MANIFEST_ACTIVE) {
+	if (!manifest_transition_allowed(mod->state, c->to))
+		return refuse(mod, c->to, err);
+	reason = text_cut(c->reason, MANIFEST_REASON_MAX, why);
+	if (store_dir_of(mod->state) == store_dir_of(c->to))
+		return change_in_place(m, mod, c->to, reason, err);
+	if (c->to == MANIFEST_ACTIVE) {
 		if (need_content(m, mod, err) < 0)
 			return -1;
 		if (module_latest(m, mod->name, MANIFEST_ACTIVE, &current,
 				  err) == 0) {
-			if (mod->state == MANIFEST_ARCHIVED)
+			if (mod->state == MANIFEST_ARCHIVED && !c->displace)
 				return al_error_set(err, EEXIST,
 						    "version %lld is active; "
 						    "archive it first",
@@ -487,21 +549,32 @@ static int change_state(struct manifest *m, const struct manifest_module *mod,
 			snprintf(superseded, sizeof(superseded),
 				 "superseded by version %lld",
 				 (long long)mod->version);
-			moves[n++] = (struct move){ current.id, current.sha256,
-						    MANIFEST_ACTIVE,
-						    MANIFEST_ARCHIVED,
-						    superseded };
+			moves[n++] = (struct move){
+				current.id,
+				current.sha256,
+				MANIFEST_ACTIVE,
+				MANIFEST_ARCHIVED,
+				c->displaced_reason
+					? text_cut(c->displaced_reason,
+						   MANIFEST_REASON_MAX,
+						   displaced_why)
+					: superseded,
+				c->displaced_reason ? c->displaced_cause
+						    : MANIFEST_CAUSE_SUPERSEDED,
+			};
 		} else if (err->errnum != ENOENT) {
 			return -1;
 		}
 	}
-	moves[n++] = (struct move){ mod->id, mod->sha256, mod->state, to,
-				    reason };
+	moves[n++] = (struct move){ mod->id, mod->sha256, mod->state,
+				    c->to,   reason,      c->cause };
 	return moves_apply(m, moves, n, err);
 }
 
-int manifest_set_state(struct manifest *m, int64_t id, enum manifest_state to,
-		       const char *reason, struct al_error *err)
+/* Change module `id` as `c` says; messages name it and `verb` (may be
+ * NULL). */
+static int change_by_id(struct manifest *m, int64_t id, const struct change *c,
+			const char *verb, struct al_error *err)
 {
 	struct al_error local = { 0 };
 	struct manifest_module mod;
@@ -510,15 +583,37 @@ int manifest_set_state(struct manifest *m, int64_t id, enum manifest_state to,
 	if (err == NULL)
 		err = &local;
 	if (module_get(m, id, &mod, err) < 0)
-		return al_error_prefix(err, "manifest: set state");
-	if (change_state(m, &mod, to, reason, err) < 0)
+		return al_error_prefix(err, "manifest: %s",
+				       verb ? verb : "set state");
+	if (change_state(m, &mod, c, err) < 0)
 		return al_error_prefix(err,
-				       "manifest: module \"%s\" version %lld "
-				       "to %s",
+				       "manifest: %s%smodule \"%s\" version "
+				       "%lld to %s",
+				       verb ? verb : "", verb ? " " : "",
 				       quoted(mod.name, q),
 				       (long long)mod.version,
-				       manifest_state_name(to));
+				       manifest_state_name(c->to));
 	return 0;
+}
+
+int manifest_set_state(struct manifest *m, int64_t id, enum manifest_state to,
+		       const char *reason, struct al_error *err)
+{
+	struct change c = { .to = to,
+			    .reason = reason,
+			    .cause = MANIFEST_CAUSE_BY_HAND };
+
+	return change_by_id(m, id, &c, NULL, err);
+}
+
+int manifest_auto_archive(struct manifest *m, int64_t id, const char *reason,
+			  struct al_error *err)
+{
+	struct change c = { .to = MANIFEST_ARCHIVED,
+			    .reason = reason,
+			    .cause = MANIFEST_CAUSE_AUTO };
+
+	return change_by_id(m, id, &c, "auto-archive", err);
 }
 
 /* The latest version of `name` in `state`, or an error that says what
@@ -548,42 +643,188 @@ int manifest_archive(struct manifest *m, const char *name, const char *reason,
 	struct al_error local = { 0 };
 	struct manifest_module mod;
 	char q[QUOTED_MAX];
+	struct change c = { .to = MANIFEST_ARCHIVED,
+			    .reason = reason,
+			    .cause = MANIFEST_CAUSE_BY_HAND };
 
 	if (err == NULL)
 		err = &local;
 	if (db_writable(m, err) < 0 ||
 	    pick(m, name, MANIFEST_ACTIVE, "archived", &mod, err) < 0 ||
-	    change_state(m, &mod, MANIFEST_ARCHIVED, reason, err) < 0)
+	    change_state(m, &mod, &c, err) < 0)
 		return al_error_prefix(err, "manifest: archive module \"%s\"",
 				       quoted(name, q));
 	return 0;
 }
 
-int manifest_restore(struct manifest *m, const char *name, struct al_error *err)
+/* Version `version` of `name`, which must be archived to be restored. */
+static int pick_version(struct manifest *m, const char *name, int64_t version,
+			struct manifest_module *mod, struct al_error *err)
+{
+	if (one_by_name(m, SQL_MODULE_VERSION, name, version, mod, err) < 0)
+		return err->errnum == ENOENT
+			       ? al_error_set(err, ENOENT, "no version %lld",
+					      (long long)version)
+			       : -1;
+	if (mod->state == MANIFEST_ACTIVE)
+		return al_error_set(err, EINVAL,
+				    "version %lld is already active",
+				    (long long)version);
+	if (mod->state != MANIFEST_ARCHIVED)
+		return al_error_set(err, EINVAL,
+				    "version %lld is %s, only an archived "
+				    "version can be restored",
+				    (long long)version,
+				    manifest_state_name(mod->state));
+	return 0;
+}
+
+static int restore(struct manifest *m, const char *name, int64_t version,
+		   struct al_error *err)
+{
+	struct manifest_module mod;
+	char displaced[96];
+	struct change c = { .to = MANIFEST_ACTIVE, .reason = "restored" };
+
+	if (db_writable(m, err) < 0)
+		return -1;
+	if (version > 0) {
+		if (pick_version(m, name, version, &mod, err) < 0)
+			return -1;
+		snprintf(displaced, sizeof(displaced),
+			 "superseded by the restore of version %lld",
+			 (long long)version);
+		c.displace = true;
+		c.displaced_reason = displaced;
+		c.displaced_cause = MANIFEST_CAUSE_SUPERSEDED;
+		return change_state(m, &mod, &c, err);
+	}
+	if (module_latest(m, name, MANIFEST_ACTIVE, &mod, err) == 0)
+		return al_error_set(err, EEXIST,
+				    "version %lld is active; archive it "
+				    "first (or restore --version N)",
+				    (long long)mod.version);
+	if (err->errnum != ENOENT ||
+	    pick(m, name, MANIFEST_ARCHIVED, "restored", &mod, err) < 0)
+		return -1;
+	return change_state(m, &mod, &c, err);
+}
+
+int manifest_restore(struct manifest *m, const char *name, int64_t version,
+		     struct al_error *err)
 {
 	struct al_error local = { 0 };
-	struct manifest_module mod;
 	char q[QUOTED_MAX];
 
 	if (err == NULL)
 		err = &local;
-	if (db_writable(m, err) < 0)
-		goto fail;
-	if (module_latest(m, name, MANIFEST_ACTIVE, &mod, err) == 0) {
-		al_error_set(err, EEXIST,
-			     "version %lld is active; archive it "
-			     "first",
-			     (long long)mod.version);
-		goto fail;
-	}
-	if (err->errnum != ENOENT ||
-	    pick(m, name, MANIFEST_ARCHIVED, "restored", &mod, err) < 0 ||
-	    change_state(m, &mod, MANIFEST_ACTIVE, "restored", err) < 0)
-		goto fail;
+	if (version < 0)
+		return al_error_set(err, EINVAL,
+				    "manifest: restore module \"%s\": version "
+				    "%lld: expected 1 or more (0: the latest "
+				    "archived)",
+				    quoted(name, q), (long long)version);
+	if (restore(m, name, version, err) < 0)
+		return al_error_prefix(err, "manifest: restore module \"%s\"",
+				       quoted(name, q));
 	return 0;
-fail:
-	return al_error_prefix(err, "manifest: restore module \"%s\"",
-			       quoted(name, q));
+}
+
+/* ------------------------------------------------------------- rollback */
+
+/* With no version active, the one that was active last: the one archived
+ * last (archiving is the only way out of active). */
+static const char SQL_LAST_ACTIVE[] =
+	"SELECT " MODULE_COLUMNS " FROM modules"
+	" WHERE name = ?1 AND state = 'archived'"
+	" ORDER BY updated_ms DESC, version DESC LIMIT 1";
+
+/* The newest good version older than ?2 (manifest_module_good()). */
+static const char SQL_GOOD_BEFORE[] =
+	"SELECT " MODULE_COLUMNS " FROM modules"
+	" WHERE name = ?1 AND version < ?2 AND state = 'archived'"
+	" AND archive_cause IN ('superseded', 'by_hand')"
+	" ORDER BY version DESC LIMIT 1";
+
+/* The version a rollback goes back from: *active tells whether it is
+ * active now. */
+static int rollback_from(struct manifest *m, const char *name,
+			 struct manifest_module *from, bool *active,
+			 struct al_error *err)
+{
+	struct manifest_module any;
+
+	*active = module_latest(m, name, MANIFEST_ACTIVE, from, err) == 0;
+	if (*active)
+		return 0;
+	if (err->errnum != ENOENT)
+		return -1;
+	if (one_by_name(m, SQL_LAST_ACTIVE, name, 0, from, err) == 0)
+		return 0;
+	if (err->errnum != ENOENT)
+		return -1;
+	if (module_latest(m, name, -1, &any, err) < 0)
+		return err->errnum == ENOENT
+			       ? al_error_set(err, ENOENT,
+					      "no module of that name")
+			       : -1;
+	return al_error_set(err, EINVAL,
+			    "no version of it was ever active (the latest, "
+			    "version %lld, is %s): nothing to go back to",
+			    (long long)any.version,
+			    manifest_state_name(any.state));
+}
+
+static int rollback(struct manifest *m, const char *name, uint32_t uid,
+		    struct manifest_module *out, struct al_error *err)
+{
+	struct manifest_module from, to;
+	char reason[96], displaced[96];
+	bool active;
+	struct change c = { .to = MANIFEST_ACTIVE,
+			    .reason = reason,
+			    .displace = true,
+			    .displaced_reason = displaced,
+			    .displaced_cause = MANIFEST_CAUSE_ROLLED_BACK };
+
+	if (db_writable(m, err) < 0 ||
+	    rollback_from(m, name, &from, &active, err) < 0)
+		return -1;
+	if (one_by_name(m, SQL_GOOD_BEFORE, name, from.version, &to, err) < 0)
+		return err->errnum == ENOENT
+			       ? al_error_set(err, EINVAL,
+					      "no good version older than "
+					      "version %lld (%s%s); nothing "
+					      "changed (a good version is one "
+					      "archived by hand or superseded, "
+					      "not auto-archived or rolled "
+					      "back from: airlock show)",
+					      (long long)from.version,
+					      active ? "active" : "archived, ",
+					      active ? ""
+						     : "the last one active")
+			       : -1;
+	snprintf(displaced, sizeof(displaced), "rolled back to v%lld by uid %u",
+		 (long long)to.version, uid);
+	snprintf(reason, sizeof(reason), "rollback from v%lld by uid %u",
+		 (long long)from.version, uid);
+	if (change_state(m, &to, &c, err) < 0)
+		return -1;
+	return out ? module_get(m, to.id, out, err) : 0;
+}
+
+int manifest_rollback(struct manifest *m, const char *name, uint32_t uid,
+		      struct manifest_module *out, struct al_error *err)
+{
+	struct al_error local = { 0 };
+	char q[QUOTED_MAX];
+
+	if (err == NULL)
+		err = &local;
+	if (rollback(m, name, uid, out, err) < 0)
+		return al_error_prefix(err, "manifest: roll back module \"%s\"",
+				       quoted(name, q));
+	return 0;
 }
 
 /* ---------------------------------------------------------------- finding */
@@ -646,30 +887,18 @@ int manifest_get(struct manifest *m, int64_t id, struct manifest_module *out,
 	return 0;
 }
 
-static const char SQL_MODULE_VERSION[] = "SELECT " MODULE_COLUMNS
-					 " FROM modules"
-					 " WHERE name = ?1 AND version = ?2";
-
 int manifest_find(struct manifest *m, const char *name, int64_t version,
 		  struct manifest_module *out, struct al_error *err)
 {
-	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct al_error local = { 0 };
 	char q[QUOTED_MAX];
 	int rc;
 
 	if (err == NULL)
 		err = &local;
-	if (version == 0) {
-		rc = module_latest(m, name, -1, out, err);
-	} else {
-		s = db_stmt(m, SQL_MODULE_VERSION, err);
-		if (s == NULL)
-			return -1;
-		db_bind_text(s, 1, name);
-		db_bind_int64(s, 2, version);
-		rc = one_module(m, s, out, err);
-	}
+	rc = version == 0 ? module_latest(m, name, -1, out, err)
+			  : one_by_name(m, SQL_MODULE_VERSION, name, version,
+					out, err);
 	if (rc < 0 && err->errnum == ENOENT)
 		return version == 0 ? al_error_set(err, ENOENT,
 						   "manifest: no module \"%s\"",

@@ -36,6 +36,7 @@ struct journal {
 	int from; /* a state; -1 for a stage */
 	int to;   /* a state, or MOVE_DELETE; -1 for a stage */
 	char reason[MANIFEST_REASON_MAX + 1];
+	enum manifest_cause cause; /* to archived: why */
 };
 
 /* Rows whose journaled move counts as done: the state they are going to. */
@@ -70,8 +71,8 @@ int moves_needed(struct manifest *m, enum store_dir d, const char *sha256,
 
 static const char SQL_JOURNAL_ADD[] =
 	"INSERT INTO moves (op, module_id, sha256, from_state, to_state,"
-	" reason, created_ms, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-	" RETURNING id";
+	" reason, created_ms, host, archive_cause)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id";
 
 /* `mv` NULL: a submission, of which only the content is known yet. */
 static int journal_insert(struct manifest *m, const struct move *mv,
@@ -91,6 +92,12 @@ static int journal_insert(struct manifest *m, const struct move *mv,
 		if (mv->to != MOVE_DELETE)
 			db_bind_text(s, 5, manifest_state_name(mv->to));
 		db_bind_text(s, 6, mv->reason);
+		if (mv->to == MANIFEST_ARCHIVED)
+			db_bind_text(s, 9,
+				     manifest_cause_name(
+					     mv->cause != MANIFEST_CAUSE_NONE
+						     ? mv->cause
+						     : MANIFEST_CAUSE_BY_HAND));
 	}
 	db_bind_text(s, 3, sha256);
 	db_bind_int64(s, 7, manifest_now_ms());
@@ -104,8 +111,8 @@ static int journal_insert(struct manifest *m, const struct move *mv,
 }
 
 static const char SQL_JOURNAL_LOAD[] =
-	"SELECT id, op, module_id, sha256, from_state, to_state, reason"
-	" FROM moves WHERE host IN (?1, '') ORDER BY id";
+	"SELECT id, op, module_id, sha256, from_state, to_state, reason,"
+	" archive_cause FROM moves WHERE host IN (?1, '') ORDER BY id";
 
 /* The whole journal; *rows is the caller's to free. */
 static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
@@ -145,6 +152,7 @@ static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
 		db_column_copy(s, 5, text, sizeof(text));
 		j->to = j->delete ? MOVE_DELETE : manifest_state_parse(text);
 		db_column_copy(s, 6, j->reason, sizeof(j->reason));
+		j->cause = manifest_cause_parse(db_column_text(s, 7));
 		if (!j->stage && (j->from < 0 || j->to < 0)) {
 			int64_t bad = j->id;
 			free(list);
@@ -165,8 +173,8 @@ static int journal_load(struct manifest *m, struct journal **rows, size_t *n,
 
 static const char SQL_JOURNAL_DROP[] = "DELETE FROM moves WHERE id = ?1";
 static const char SQL_MODULE_MOVE[] =
-	"UPDATE modules SET state = ?2, state_reason = ?3, updated_ms = ?4"
-	" WHERE id = ?1";
+	"UPDATE modules SET state = ?2, state_reason = ?3, updated_ms = ?4,"
+	" archive_cause = ?5 WHERE id = ?1";
 static const char SQL_MODULE_DELETE[] = "DELETE FROM modules WHERE id = ?1";
 
 static int exec_id(struct manifest *m, const char *sql, int64_t id,
@@ -216,6 +224,13 @@ static int journal_commit_one(struct manifest *m, const struct journal *j,
 	db_bind_text(s, 2, to);
 	db_bind_text(s, 3, reason[0] ? reason : NULL);
 	db_bind_int64(s, 4, now);
+	/* only an archived row has a cause; one restored loses it */
+	if (j->to == MANIFEST_ARCHIVED)
+		db_bind_text(s, 5,
+			     manifest_cause_name(
+				     j->cause != MANIFEST_CAUSE_NONE
+					     ? j->cause
+					     : MANIFEST_CAUSE_BY_HAND));
 	return db_step_done(m, s, "change a module's state", err);
 }
 

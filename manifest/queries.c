@@ -20,6 +20,54 @@ static const char SQL_LIST[] =
 	" AND " VIEWER_SEES("?3", "?4", "owner_uid",
 			    "owner_gid") " ORDER BY name, version";
 
+/* A version's runs: how many, by verdict; and its last. */
+static const char SQL_VERSION_VERDICTS[] =
+	"SELECT verdict, count(*) FROM runs WHERE module_id = ?1"
+	" GROUP BY verdict ORDER BY verdict";
+static const char SQL_VERSION_LAST_RUN[] =
+	"SELECT verdict, started_ms FROM runs WHERE module_id = ?1"
+	" ORDER BY id DESC LIMIT 1";
+
+static int version_runs(struct manifest *m, struct manifest_module *mod,
+			struct al_error *err)
+{
+	_cleanup_stmt_ struct db_stmt *v = db_stmt(m, SQL_VERSION_VERDICTS,
+						   err);
+	_cleanup_stmt_ struct db_stmt *last = db_stmt(m, SQL_VERSION_LAST_RUN,
+						      err);
+	int rc;
+
+	if (v == NULL || last == NULL)
+		return -1;
+	mod->has_runs = true;
+	db_bind_int64(v, 1, mod->id);
+	while ((rc = db_step(v)) == DB_ROW) {
+		uint64_t n = (uint64_t)db_column_int64(v, 1);
+		mod->runs += n;
+		/* the CHECK on runs.verdict lists no more names than this */
+		if (mod->nverdicts == MANIFEST_VERDICTS)
+			continue;
+		struct manifest_verdict_count *c =
+			&mod->verdicts[mod->nverdicts++];
+		db_column_copy(v, 0, c->verdict, sizeof(c->verdict));
+		c->count = n;
+	}
+	if (rc != DB_DONE)
+		return db_error(m, err, "runs of version %lld",
+				(long long)mod->version);
+	db_bind_int64(last, 1, mod->id);
+	rc = db_step(last);
+	if (rc == DB_ROW) {
+		db_column_copy(last, 0, mod->last_verdict,
+			       sizeof(mod->last_verdict));
+		mod->last_run_ms = db_column_int64(last, 1);
+	} else if (rc != DB_DONE) {
+		return db_error(m, err, "last run of version %lld",
+				(long long)mod->version);
+	}
+	return 0;
+}
+
 int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 		  manifest_module_fn fn, void *arg, struct al_error *err)
 {
@@ -38,6 +86,8 @@ int manifest_list(struct manifest *m, const struct manifest_module_filter *f,
 	}
 	while ((rc = db_step(s)) == DB_ROW) {
 		module_from_row(s, &mod);
+		if (f != NULL && f->with_runs && version_runs(m, &mod, err) < 0)
+			return al_error_prefix(err, "manifest: list modules");
 		count++;
 		if (fn != NULL && fn(&mod, arg) != 0)
 			return count;

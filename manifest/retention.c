@@ -60,8 +60,8 @@ static int retention(struct manifest *m, unsigned days, int64_t now_ms,
 	snprintf(reason, sizeof(reason),
 		 "retention: archived more than %u days ago", days);
 	while ((rc = next_expired(m, cutoff, &id, sha256, err)) == 1) {
-		struct move mv = { id, sha256, MANIFEST_ARCHIVED, MOVE_DELETE,
-				   reason };
+		struct move mv = { id,          sha256, MANIFEST_ARCHIVED,
+				   MOVE_DELETE, reason, MANIFEST_CAUSE_NONE };
 		if (moves_apply(m, &mv, 1, err) < 0)
 			return -1;
 		removed->modules++;

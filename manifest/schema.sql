@@ -428,3 +428,29 @@ ALTER TABLE runs ADD COLUMN limit_memory_bytes INTEGER;
 ALTER TABLE runs ADD COLUMN limit_pids INTEGER;
 
 PRAGMA user_version = 9;
+
+-- @migration 10: why each archived version was archived (rollback)
+
+-- A rollback goes back to a good version: one archived because another
+-- took its place ('superseded') or by hand ('by_hand'), never one the
+-- policy's archive_on archived ('auto_archived': it crashed) nor one a
+-- rollback went back from ('rolled_back'); docs/manifest.md, "Versions".
+-- NULL while the version is not archived. The journal carries it to the
+-- commit (and to a repair after a crash). Rows from before: told apart by
+-- the reasons airlock wrote.
+ALTER TABLE modules ADD COLUMN archive_cause TEXT CHECK (archive_cause IN
+	('superseded', 'by_hand', 'auto_archived', 'rolled_back'));
+ALTER TABLE moves ADD COLUMN archive_cause TEXT CHECK (archive_cause IN
+	('superseded', 'by_hand', 'auto_archived', 'rolled_back'));
+UPDATE modules SET archive_cause = CASE
+	WHEN state_reason LIKE 'auto-archived%' THEN 'auto_archived'
+	WHEN state_reason LIKE 'superseded by%' THEN 'superseded'
+	ELSE 'by_hand' END
+WHERE state = 'archived';
+UPDATE moves SET archive_cause = CASE
+	WHEN reason LIKE 'auto-archived%' THEN 'auto_archived'
+	WHEN reason LIKE 'superseded by%' THEN 'superseded'
+	ELSE 'by_hand' END
+WHERE to_state = 'archived';
+
+PRAGMA user_version = 10;

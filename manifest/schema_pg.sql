@@ -310,3 +310,22 @@ ALTER TABLE runs ADD COLUMN limit_memory_bytes BIGINT;
 ALTER TABLE runs ADD COLUMN limit_pids BIGINT;
 
 UPDATE airlock_schema SET version = 9;
+
+-- @migration 10: why each archived version was archived (rollback)
+
+ALTER TABLE modules ADD COLUMN archive_cause TEXT CHECK (archive_cause IN
+	('superseded', 'by_hand', 'auto_archived', 'rolled_back'));
+ALTER TABLE moves ADD COLUMN archive_cause TEXT CHECK (archive_cause IN
+	('superseded', 'by_hand', 'auto_archived', 'rolled_back'));
+UPDATE modules SET archive_cause = CASE
+	WHEN state_reason LIKE 'auto-archived%' THEN 'auto_archived'
+	WHEN state_reason LIKE 'superseded by%' THEN 'superseded'
+	ELSE 'by_hand' END
+WHERE state = 'archived';
+UPDATE moves SET archive_cause = CASE
+	WHEN reason LIKE 'auto-archived%' THEN 'auto_archived'
+	WHEN reason LIKE 'superseded by%' THEN 'superseded'
+	ELSE 'by_hand' END
+WHERE to_state = 'archived';
+
+UPDATE airlock_schema SET version = 10;

@@ -19,6 +19,7 @@
 struct al_policy {
 	char name[64];
 	char description[256];
+	char version_command[POLICY_VERSION_COMMAND_MAX + 1]; /* "" none */
 	char hostname[64];
 	struct policy_limits limits;
 	char **env; /* NULL-terminated "NAME=value", heap strings */

@@ -43,7 +43,7 @@ struct parse_state {
 	int n_errnos;
 	bool cpu_time_set;
 	bool tmp_size_set;
-	unsigned seen;   /* bit per scalar key, by table index */
+	uint64_t seen;   /* bit per scalar key, by table index */
 	char *allowed;   /* " name name " of the file's allow tokens */
 	char *env_names; /* " NAME NAME " set in [environment] */
 };
@@ -168,6 +168,61 @@ static int set_description(struct parse_state *st, const char *v)
 	if (strlen(v) >= sizeof(st->p->description))
 		return fail(st, "too long: at most 255 characters");
 	snprintf(st->p->description, sizeof(st->p->description), "%s", v);
+	return 0;
+}
+
+/* A program a version command may name: a bare name found on the jail's
+ * PATH, or an absolute path without "..". */
+static bool version_program_ok(const char *w)
+{
+	if (w[0] == '/')
+		return strstr(w, "/..") == NULL && is_word(w + 1, "/._+-", 254);
+	return w[0] != '-' && w[0] != '.' && is_word(w, "._+-", 64);
+}
+
+/* Words of known characters, single spaces: run as it is, no shell. */
+static int set_version_command(struct parse_state *st, const char *v)
+{
+	char buf[POLICY_VERSION_COMMAND_MAX + 1], *save = NULL;
+	int words = 0;
+
+	if (plain_value(st, v) < 0)
+		return -1;
+	if (v[0] == '\0')
+		return fail(st, "empty: give a command that prints the "
+				"version, e.g. python3 --version");
+	if (strlen(v) > POLICY_VERSION_COMMAND_MAX)
+		return fail(st, "too long: at most %d characters",
+			    POLICY_VERSION_COMMAND_MAX);
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *w = strtok_r(buf, " ", &save); w;
+	     w = strtok_r(NULL, " ", &save)) {
+		if (++words > POLICY_VERSION_ARGS_MAX)
+			return fail(st, "more than %d words",
+				    POLICY_VERSION_ARGS_MAX);
+		if (words == 1 && !version_program_ok(w))
+			return fail(st,
+				    "\"%.64s\": expected a program name "
+				    "(letters, digits, '.', '_', '+', '-') or "
+				    "an absolute path",
+				    w);
+		if (!is_word(w, "-._+=:,/@%", POLICY_VERSION_COMMAND_MAX))
+			return fail(st,
+				    "\"%.64s\": only letters, digits and "
+				    "- . _ + = : , / @ %% in an argument (it "
+				    "runs without a shell: no quotes, no "
+				    "$, no pipes)",
+				    w);
+	}
+	/* kept single-spaced, as policy_version_argv() splits it */
+	size_t w = 0;
+	for (size_t i = 0; v[i]; i++)
+		if (v[i] != ' ' ||
+		    (w > 0 && st->p->version_command[w - 1] != ' '))
+			st->p->version_command[w++] = v[i];
+	while (w > 0 && st->p->version_command[w - 1] == ' ')
+		w--;
+	st->p->version_command[w] = '\0';
 	return 0;
 }
 
@@ -712,6 +767,7 @@ static int set_build_memory(struct parse_state *st, const char *v)
 static const struct key keys[] = {
 	{ "policy", "name", false, set_name },
 	{ "policy", "description", false, set_description },
+	{ "policy", "version_command", false, set_version_command },
 	{ "limits", "memory", false, set_memory },
 	{ "limits", "timeout", false, set_timeout },
 	{ "limits", "cpu_time", false, set_cpu_time },
@@ -745,6 +801,7 @@ static const struct key keys[] = {
 };
 
 #define N_KEYS ARRAY_SIZE(keys)
+_Static_assert(N_KEYS <= 64, "parse_state.seen has a bit per key");
 
 static bool known_section(const char *section)
 {
@@ -780,14 +837,14 @@ static int handler(void *user, const char *section, const char *name,
 		if (strcmp(k->section, section) != 0 ||
 		    (k->name && strcmp(k->name, name) != 0))
 			continue;
-		bool dup = k->name ? (st->seen & (1u << i)) != 0
+		bool dup = k->name ? (st->seen & (UINT64_C(1) << i)) != 0
 				   : env_seen(st, name);
 		if (!k->list && dup) {
 			fail(st, "duplicate key: each setting appears once "
 				 "(only list keys may repeat)");
 			return 0;
 		}
-		st->seen |= 1u << i;
+		st->seen |= UINT64_C(1) << i;
 		return k->set(st, value) < 0 ? 0 : 1;
 	}
 	fail(st, "unknown key");

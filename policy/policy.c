@@ -303,6 +303,27 @@ const char *policy_description(const struct al_policy *p)
 	return p->description;
 }
 
+const char *policy_version_command(const struct al_policy *p)
+{
+	return p->version_command;
+}
+
+int policy_version_argv(const struct al_policy *p,
+			char buf[POLICY_VERSION_COMMAND_MAX + 1],
+			char *argv[POLICY_VERSION_ARGS_MAX + 1])
+{
+	char *save = NULL;
+	int n = 0;
+
+	/* the parser left single-spaced words of known characters only */
+	snprintf(buf, POLICY_VERSION_COMMAND_MAX + 1, "%s", p->version_command);
+	for (char *w = strtok_r(buf, " ", &save);
+	     w && n < POLICY_VERSION_ARGS_MAX; w = strtok_r(NULL, " ", &save))
+		argv[n++] = w;
+	argv[n] = NULL;
+	return n;
+}
+
 const struct policy_limits *policy_limits(const struct al_policy *p)
 {
 	return &p->limits;
@@ -473,6 +494,8 @@ struct al_policy *policy_restrict(const struct al_policy *p,
 	if (!q)
 		return NULL;
 	snprintf(q->description, sizeof(q->description), "%s", p->description);
+	snprintf(q->version_command, sizeof(q->version_command), "%s",
+		 p->version_command);
 	if (policy_set_file(q, p->file, p->file_owner) < 0) {
 		al_error_sys(err, ENOMEM, "policy");
 		policy_free(q);

@@ -142,9 +142,23 @@ int policy_set_net(struct al_policy *p, const char *value,
 int policy_set_limits_mode(struct al_policy *p, const char *value,
 			   struct al_error *err);
 
+/* [policy] version_command: a command that prints the interpreter's
+ * version (`python3 --version`), run inside the policy's jail by `airlock
+ * languages`. Like the description it is no rule: not in the hash. */
+#define POLICY_VERSION_COMMAND_MAX 255
+#define POLICY_VERSION_ARGS_MAX 8 /* words, the program included */
+
 /* Getters: the returned pointers are borrowed from the policy. */
 const char *policy_name(const struct al_policy *p);
 const char *policy_description(const struct al_policy *p);
+/* The version command as written, "" when the policy has none. */
+const char *policy_version_command(const struct al_policy *p);
+/* Its words split into `buf` (copied): argv[0] the program (a bare name
+ * looked up on the jail's PATH, or an absolute path), then its arguments,
+ * NULL-terminated. Returns how many words, 0 when there is none. */
+int policy_version_argv(const struct al_policy *p,
+			char buf[POLICY_VERSION_COMMAND_MAX + 1],
+			char *argv[POLICY_VERSION_ARGS_MAX + 1]);
 const struct policy_limits *policy_limits(const struct al_policy *p);
 const char *policy_hostname(const struct al_policy *p);
 /* NULL-terminated "NAME=value" list for the module's environment. */

@@ -248,6 +248,49 @@ int sandbox_run(struct sandbox_host *host, const struct sandbox_spec *spec,
 		struct sandbox_result *result);
 void sandbox_result_release(struct sandbox_result *result);
 
+/* -------------------------------------------------------- version probes */
+
+/*
+ * A policy's version_command run in that policy's jail (airlock
+ * languages, docs/policy.md): at most SANDBOX_PROBE_TIMEOUT_MS of wall
+ * time, whatever the policy allows, and the first line of its output.
+ *
+ *   sandbox_probe_start(host, policy, &probe, &err);  // policy borrowed
+ *   while (!sandbox_probe_step(probe)) poll(sandbox_probe_fd(probe));
+ *   status = sandbox_probe_result(probe, text);
+ *   sandbox_probe_free(probe);                        // kills what is left
+ */
+#define SANDBOX_PROBE_TIMEOUT_MS 5000u
+#define SANDBOX_VERSION_MAX 127
+
+enum sandbox_version {
+	SANDBOX_VERSION_OK,      /* text: the version line */
+	SANDBOX_VERSION_MISSING, /* the program is not in the jail */
+	SANDBOX_VERSION_TIMEOUT, /* cut off */
+	SANDBOX_VERSION_FAILED,  /* text: the verdict and why */
+};
+
+/* "ok", "not_installed", "timeout", "failed". */
+const char *sandbox_version_name(enum sandbox_version v);
+/* What a version command's finished run says, and its text: the first
+ * non-empty line of stdout (else stderr), printable ASCII, cut. Pure. */
+enum sandbox_version sandbox_result_version(const struct sandbox_result *r,
+					    char out[SANDBOX_VERSION_MAX + 1]);
+
+struct sandbox_probe;
+/* EINVAL when the policy has no version_command; a start failure (no
+ * free uid, no cgroup) is an error with nothing left behind. */
+int sandbox_probe_start(struct sandbox_host *host,
+			const struct al_policy *policy,
+			struct sandbox_probe **out, struct al_error *err);
+int sandbox_probe_fd(const struct sandbox_probe *p);
+/* Handle what is ready without blocking; true once over. */
+bool sandbox_probe_step(struct sandbox_probe *p);
+/* Once over. */
+enum sandbox_version sandbox_probe_result(const struct sandbox_probe *p,
+					  char out[SANDBOX_VERSION_MAX + 1]);
+void sandbox_probe_free(struct sandbox_probe *p);
+
 /* -------------------------------------------------------------- learning */
 
 /*

@@ -63,6 +63,7 @@ void conn_close(struct supervisor *s, struct conn *c)
 	al_closep(&c->line_fd);
 	runs_forget_conn(s, c);
 	results_forget_conn(s, c);
+	languages_forget_conn(s, c);
 	bounds_conn_closed(s, c); /* its buffers are freed after this turn */
 	if (c->prev)
 		c->prev->next = c->next;

@@ -22,6 +22,7 @@ enum source_kind {
 	SRC_CONN,
 	SRC_JOB,
 	SRC_HTTP,
+	SRC_LANG, /* languages.c: a version probe's jail */
 };
 
 struct source {
@@ -280,6 +281,11 @@ struct supervisor {
 	size_t nuses, cap_uses;
 	size_t buffered; /* connections' in + out buffers, all uids */
 	int bundles_fd;  /* STATE/bundles (bundle_store.c) */
+	/* languages.c: kept version answers (and probes running), and the
+	 * requests waiting for them */
+	struct lang_probe *lang_probes;
+	struct lang_req *lang_reqs;
+	uint64_t lang_clock;
 };
 
 enum counter {
@@ -366,6 +372,17 @@ void runs_free_all(struct supervisor *s);
 void job_free(struct job *job);
 /* Startup repair: modules a crash left staged or validating. */
 void runs_repair(struct supervisor *s);
+
+/* languages.c: the languages op. Answers `c` now when every policy's
+ * version is known, else once the probes it started (or shares) end;
+ * EAGAIN when too many requests wait already. */
+struct lang_probe;
+int languages_request(struct supervisor *s, struct conn *c, const char *id,
+		      struct al_error *err);
+void languages_handle(struct supervisor *s, struct lang_probe *p);
+void languages_forget_conn(struct supervisor *s, struct conn *c);
+/* Exit: kill the probes still running, free everything. */
+void languages_free_all(struct supervisor *s);
 
 /* learned.c: policies with [runtime] seccomp = learned. Before a run
  * starts: a validation learns (spec->learner), a runtime run gets the

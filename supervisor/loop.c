@@ -315,6 +315,7 @@ static void dispatch(struct supervisor *s, struct epoll_event *ev)
 	case SRC_TICK: on_tick(s); break;
 	case SRC_CONN: conn_handle(s, (struct conn *)src, ev->events); break;
 	case SRC_JOB: runs_handle(s, (struct job *)src); break;
+	case SRC_LANG: languages_handle(s, (struct lang_probe *)src); break;
 	case SRC_HTTP:
 		break; /* run once per turn, after the others: see below */
 	}
@@ -380,6 +381,7 @@ void supervisor_free(struct supervisor *s)
 	if (!s)
 		return;
 	runs_free_all(s);
+	languages_free_all(s);
 	while (s->conns)
 		conn_close(s, s->conns);
 	conn_sweep_idle(s);

@@ -145,13 +145,21 @@ static void op_show(struct op_ctx *x)
 		return;
 	}
 	struct manifest_run_filter f = { .module_id = mod.id, .limit = 10 };
+	struct manifest_module_filter vf = { .name = mod.name,
+					     .with_runs = true };
 	json_buf_init(&jb);
 	proto_response_ok(&jb, x->req->id);
 	json_key(&jb, "module");
 	manifest_module_json(&jb, &mod);
 	json_key(&jb, "runs");
 	json_array_open(&jb);
-	if (manifest_runs(x->s->m, &f, runs_one, &jb, &err) < 0) {
+	int rc = manifest_runs(x->s->m, &f, runs_one, &jb, &err);
+	json_array_close(&jb);
+	/* every version, its state, hash and runs: what rollback and
+	 * restore --version choose from */
+	json_key(&jb, "versions");
+	json_array_open(&jb);
+	if (rc < 0 || manifest_list(x->s->m, &vf, list_one, &jb, &err) < 0) {
 		json_buf_free(&jb);
 		reply_manifest_error(x, &err);
 		return;
@@ -452,22 +460,45 @@ static void op_health(struct op_ctx *x)
 
 /* ------------------------------------------------------ admin changes */
 
+static void reply_with(struct op_ctx *x, const struct manifest_module *mod)
+{
+	struct json_buf jb;
+
+	json_buf_init(&jb);
+	proto_response_ok(&jb, x->req->id);
+	json_key(&jb, "module");
+	manifest_module_json(&jb, mod);
+	json_object_close(&jb);
+	conn_send_jb(x->s, x->c, &jb);
+}
+
+/* The latest version of `name` (archive: the one it archived, or a newer
+ * rejected one). */
 static void reply_module(struct op_ctx *x, const char *name)
 {
 	struct manifest_module mod;
 	struct al_error err = { 0 };
-	struct json_buf jb;
 
 	if (manifest_find(x->s->m, name, 0, &mod, &err) < 0) {
 		reply_manifest_error(x, &err);
 		return;
 	}
-	json_buf_init(&jb);
-	proto_response_ok(&jb, x->req->id);
-	json_key(&jb, "module");
-	manifest_module_json(&jb, &mod);
-	json_object_close(&jb);
-	conn_send_jb(x->s, x->c, &jb);
+	reply_with(x, &mod);
+}
+
+/* The version of `name` a restore or rollback made active. */
+static void reply_active(struct op_ctx *x, const char *name)
+{
+	struct manifest_module mod;
+	struct al_error err = { 0 };
+	char path[PATH_MAX];
+
+	if (manifest_active_path(x->s->m, name, &mod, path, sizeof(path),
+				 &err) < 0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	reply_with(x, &mod);
 }
 
 static void op_archive(struct op_ctx *x)
@@ -497,6 +528,18 @@ static void op_archive(struct op_ctx *x)
 	reply_module(x, x->req->name);
 }
 
+/* restore's and rollback's "version": absent, or 1 or more. */
+static bool version_ok(struct op_ctx *x)
+{
+	if (x->req->has_version && x->req->version < 1) {
+		reply_error(x, PROTO_E_BAD_REQUEST,
+			    "\"version\": expected a version number, 1 or "
+			    "more (leave it out for the latest archived)");
+		return false;
+	}
+	return true;
+}
+
 static void op_restore(struct op_ctx *x)
 {
 	struct al_error err = { 0 };
@@ -507,17 +550,53 @@ static void op_restore(struct op_ctx *x)
 		reply_error(x, PROTO_E_BAD_REQUEST, "restore needs \"name\"");
 		return;
 	}
+	if (!version_ok(x))
+		return;
 	if (tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0) {
 		reply_manifest_error(x, &err);
 		return;
 	}
-	if (manifest_restore(x->s->m, x->req->name, &err) < 0) {
+	if (manifest_restore(x->s->m, x->req->name, x->req->version, &err) <
+	    0) {
 		reply_manifest_error(x, &err);
 		return;
 	}
 	LOG(LOG_INFO, x->rid, 0, "%s restored by uid %u", x->req->name,
 	    x->c->uid);
-	reply_module(x, x->req->name);
+	reply_active(x, x->req->name);
+}
+
+static void op_rollback(struct op_ctx *x)
+{
+	struct al_error err = { 0 };
+	struct manifest_module mod;
+
+	if (!x->req->name) {
+		reply_error(x, PROTO_E_BAD_REQUEST, "rollback needs \"name\"");
+		return;
+	}
+	if (tenant_find(x->s, x->c, x->req->name, &mod, &err) < 0 ||
+	    manifest_rollback(x->s->m, x->req->name, x->c->uid, &mod, &err) <
+		    0) {
+		reply_manifest_error(x, &err);
+		return;
+	}
+	LOG(LOG_INFO, x->rid, 0, "%s rolled back to version %lld by uid %u",
+	    x->req->name, (long long)mod.version, x->c->uid);
+	reply_active(x, x->req->name);
+}
+
+/* What the host can run: each policy's interpreter and version, probed in
+ * its jail (languages.c). */
+static void op_languages(struct op_ctx *x)
+{
+	struct al_error err = { 0 };
+
+	if (languages_request(x->s, x->c, x->req->id, &err) < 0)
+		reply_error(x,
+			    err.errnum == EAGAIN ? PROTO_E_OVERLOADED
+						 : PROTO_E_INTERNAL,
+			    "%s", err.msg);
 }
 
 /* "run": kill that running run. "name": remove that module's queued runs
@@ -1088,6 +1167,7 @@ static const struct op {
 	{ "exec", PROTO_ROLE_CLIENT, op_exec },
 	{ "status", PROTO_ROLE_CLIENT, op_status },
 	{ "health", PROTO_ROLE_CLIENT, op_health },
+	{ "languages", PROTO_ROLE_CLIENT, op_languages },
 	{ "list", PROTO_ROLE_CLIENT, op_list },
 	{ "show", PROTO_ROLE_CLIENT, op_show },
 	{ "runs", PROTO_ROLE_CLIENT, op_runs },
@@ -1101,6 +1181,7 @@ static const struct op {
 	/* owners and admins: tenant_find() in the op */
 	{ "archive", PROTO_ROLE_CLIENT, op_archive },
 	{ "restore", PROTO_ROLE_CLIENT, op_restore },
+	{ "rollback", PROTO_ROLE_CLIENT, op_rollback },
 	{ "cancel", PROTO_ROLE_ADMIN, op_cancel },
 };
 

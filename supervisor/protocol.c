@@ -74,7 +74,7 @@ static const struct member {
 	{ "validate_args", M_STRINGS, PROTO_MAX_ARGS, R(validate_args),
 	  R(nvalidate_args) },
 	{ "run", M_INT, INT64_MAX, R(run), R(has_run) },
-	{ "version", M_INT, INT64_MAX, R(version), SIZE_MAX },
+	{ "version", M_INT, INT64_MAX, R(version), R(has_version) },
 	{ "limit", M_INT, 100000, R(limit), SIZE_MAX },
 	{ "uid", M_INT, UINT32_MAX - 1, R(uid), R(has_uid) },
 	{ "after", M_INT, INT64_MAX, R(after), SIZE_MAX },
@@ -343,5 +343,20 @@ void proto_event_json(struct json_buf *jb, const struct manifest_feed_event *ev)
 		json_kv_string(jb, "verdict", ev->verdict);
 	if (ev->detail[0])
 		json_kv_string(jb, "detail", ev->detail);
+	json_object_close(jb);
+}
+
+void proto_language_json(struct json_buf *jb, const struct proto_language *l)
+{
+	json_object_open(jb);
+	json_kv_string(jb, "policy", l->policy);
+	json_kv_string(jb, "description",
+		       l->description && *l->description ? l->description
+							 : NULL);
+	json_kv_string(jb, "interpreter", l->interpreter);
+	json_kv_string(jb, "version_command", l->command);
+	json_kv_string(jb, "status", l->status);
+	json_kv_string(jb, "version", l->version);
+	json_kv_string(jb, "detail", l->detail);
 	json_object_close(jb);
 }

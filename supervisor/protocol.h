@@ -87,9 +87,10 @@ struct proto_request {
 	size_t nargs;
 	const char *validate_args[PROTO_MAX_ARGS + 1]; /* submit */
 	size_t nvalidate_args;
-	int64_t run;     /* cancel, wait, result */
-	int64_t version; /* show, runs */
-	int64_t limit;   /* list, runs, events, subscribe */
+	int64_t run;     /* cancel, wait, result, show a run */
+	int64_t version; /* show, runs, restore */
+	bool has_version;
+	int64_t limit; /* list, runs, events, subscribe */
 	bool has_run;
 	int64_t uid; /* quota_show, quota_reset */
 	bool has_uid;
@@ -143,6 +144,22 @@ void proto_response_error(struct json_buf *jb, const char *id,
 struct manifest_feed_event;
 void proto_event_json(struct json_buf *jb,
 		      const struct manifest_feed_event *ev);
+
+/* One entry of the `languages` answer (docs/protocol.md): airlockd's and
+ * `airlock languages` run without a daemon write the same object. All
+ * borrowed; NULL is null. status: "ok" (version says it), "none" (the
+ * policy has no version_command), "not_installed", "timeout", "failed",
+ * "error" (the policy does not load); detail says why when not ok. */
+struct proto_language {
+	const char *policy;
+	const char *description;
+	const char *command;     /* version_command */
+	const char *interpreter; /* its program */
+	const char *status;
+	const char *version;
+	const char *detail;
+};
+void proto_language_json(struct json_buf *jb, const struct proto_language *l);
 
 /* ================================================================ report */
 

@@ -99,6 +99,46 @@ static void start_failed(struct supervisor *s, struct job *job, const char *msg)
 		finish_exec(s, job, &r);
 }
 
+/*
+ * An exec queued before an archive, restore or rollback of its module
+ * runs the version active when it starts, never one that left modules/:
+ * the job takes that version (and its policy) or fails as exec does when
+ * none is active.
+ */
+static int exec_current(struct supervisor *s, struct job *job,
+			struct al_error *err)
+{
+	struct manifest_module now;
+	char path[PATH_MAX];
+	struct sup_policy *pol;
+
+	if (job->kind != JOB_EXEC)
+		return 0;
+	if (manifest_get(s->m, job->mod.id, &now, err) < 0)
+		return -1;
+	if (now.state == MANIFEST_ACTIVE)
+		return 0;
+	if (manifest_active_path(s->m, job->mod.name, &now, path, sizeof(path),
+				 err) < 0)
+		return al_error_prefix(err,
+				       "version %lld was archived while the "
+				       "run waited in the queue",
+				       (long long)job->mod.version);
+	if (strcmp(now.policy_name, job->mod.policy_name) != 0) {
+		pol = sup_policy_get(s, now.policy_name, err);
+		if (pol == NULL)
+			return -1;
+		sup_policy_put(s, job->pol);
+		job->pol = pol;
+	}
+	LOG(LOG_INFO, job->log_id, 0,
+	    "%s version %lld left active while queued: running version %lld",
+	    job->mod.name, (long long)job->mod.version, (long long)now.version);
+	job->mod = now;
+	snprintf(job->path, sizeof(job->path), "%s", path);
+	return 0;
+}
+
 int runs_begin(struct supervisor *s, struct job *job, struct al_error *err)
 {
 	const struct policy_limits *l = job->has_opts
@@ -118,7 +158,7 @@ int runs_begin(struct supervisor *s, struct job *job, struct al_error *err)
 	return manifest_run_begin(s->m, &rs, &job->run_id, err);
 }
 
-static void start(struct supervisor *s, struct job *job)
+static void launch(struct supervisor *s, struct job *job)
 {
 	struct al_error err = { 0 };
 	struct sandbox_spec spec = {
@@ -208,6 +248,24 @@ static void start(struct supervisor *s, struct job *job)
 					: "running",
 	    job->mod.name, (long long)job->mod.version,
 	    sandbox_run_pid(job->run), s->nactive, s->nqueued);
+}
+
+static void start(struct supervisor *s, struct job *job)
+{
+	struct al_error err = { 0 };
+
+	/* a detached run's row names its version since its admission */
+	if (!job->run_id && exec_current(s, job, &err) < 0) {
+		/* nothing ran: answered as an exec of it would be now */
+		LOG(LOG_INFO, job->log_id, 0, "start: %s", err.msg);
+		answer_error(s, job,
+			     err.errnum == ENOENT ? PROTO_E_ARCHIVED
+						  : PROTO_E_INTERNAL,
+			     err.msg);
+		job_release(s, job);
+		return;
+	}
+	launch(s, job);
 }
 
 static void start_queued(struct supervisor *s)
@@ -551,8 +609,8 @@ static void finish_exec(struct supervisor *s, struct job *job,
 		snprintf(reason, sizeof(reason),
 			 "auto-archived: %s in run %lld",
 			 al_verdict_name(r->verdict), (long long)job->run_id);
-		if (manifest_set_state(s->m, job->mod.id, MANIFEST_ARCHIVED,
-				       reason, &err) < 0) {
+		if (manifest_auto_archive(s->m, job->mod.id, reason, &err) <
+		    0) {
 			LOG(LOG_ERROR, job->log_id, job->run_id, "archive: %s",
 			    err.msg);
 		} else {

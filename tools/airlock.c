@@ -11,6 +11,8 @@ static const struct cli_command commands[] = {
 	{ "validate", cmd_validate,
 	  "run cases in jails against expectations (CI)" },
 	{ "policy", cmd_policy, "check, show, hash and list policies" },
+	{ "languages", cmd_languages,
+	  "each policy's interpreter and its version in the jail" },
 	{ "version", cmd_version, "version and the isolation this host gives" },
 	{ "list", cmd_manifest, "modules in the manifest" },
 	{ "show", cmd_manifest, "a module, its versions, runs and events" },
@@ -30,6 +32,8 @@ static const struct cli_command commands[] = {
 	{ "doctor", cmd_doctor, "check this host for what airlock needs" },
 	{ "archive", cmd_client, "archive a module (admin)" },
 	{ "restore", cmd_client, "restore an archived module (admin)" },
+	{ "rollback", cmd_client,
+	  "make the good version before the active one active again" },
 	{ "cancel", cmd_client,
 	  "kill a running run, or a module's queued runs (admin)" },
 };

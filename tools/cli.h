@@ -17,6 +17,7 @@ struct cli_command {
 int cmd_run(int argc, char **argv);
 int cmd_version(int argc, char **argv); /* cmd_version.c */
 int cmd_policy(int argc, char **argv);
+int cmd_languages(int argc, char **argv); /* cmd_languages.c */
 /* policy learn: argv[0] is "learn" */
 int cmd_policy_learn(int argc, char **argv);
 int cmd_manifest(int argc, char **argv); /* list, show, runs, manifest */

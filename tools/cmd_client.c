@@ -11,7 +11,8 @@
  *   airlock result RUN [--json]
  *   airlock wait RUN [--timeout D] [--json]
  *   airlock archive NAME [--reason TEXT] [--json]
- *   airlock restore NAME [--json]
+ *   airlock restore NAME [--version N] [--json]
+ *   airlock rollback NAME [--json]
  *   airlock cancel RUN|NAME [--json]   (a running run; NAME's queued runs)
  *
  * The socket: --socket, else $AIRLOCK_SOCKET, else the default. On an
@@ -50,6 +51,7 @@ struct client_opts {
 	const char *entry; /* submit: FILE is a bundle, this its entry point */
 	const char *build; /* submit: the bundle's build command */
 	const char *reason;
+	const char *version; /* restore: that version */
 	const char *vargs[PROTO_MAX_ARGS];
 	size_t nvargs;
 	bool json;
@@ -76,8 +78,9 @@ static void client_usage(FILE *f, const char *command)
 		"[ARG...] [< INPUT]\n"
 		"       airlock result [--json] RUN"
 		" | wait [--json] [--timeout D] RUN\n"
-		"       airlock archive NAME [--reason R] | restore NAME"
-		" | cancel RUN|NAME\n"
+		"       airlock archive NAME [--reason R]"
+		" | restore NAME [--version N]\n"
+		"       airlock rollback NAME | cancel RUN|NAME\n"
 		"\n"
 		"Talk to airlockd over its socket (--socket PATH, else\n"
 		"$AIRLOCK_SOCKET, else " SUPERVISOR_DEFAULT_SOCKET ").\n"
@@ -93,6 +96,11 @@ static void client_usage(FILE *f, const char *command)
 		"           tree): its output tree becomes the module\n"
 		"  --base64 (submit) send the content in the request instead of\n"
 		"           passing the open FILE to airlockd\n"
+		"  --version N (restore) make version N active (the active one\n"
+		"           is archived); without it the highest archived version,\n"
+		"           refused while another is active\n"
+		"  rollback makes the newest good version older than the active\n"
+		"           one active again (airlock show NAME lists them)\n"
 		"  --no-stdin (exec) do not send stdin; without it a pipe or file\n"
 		"           on stdin (UTF-8 text, at most 1 MiB) is the module's\n"
 		"           stdin (a terminal never is)\n"
@@ -126,6 +134,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "entry", required_argument, NULL, 'e' },
 		{ "build", required_argument, NULL, 'B' },
 		{ "reason", required_argument, NULL, 'r' },
+		{ "version", required_argument, NULL, 'V' },
 		{ "arg", required_argument, NULL, 'a' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "base64", no_argument, NULL, 'b' },
@@ -134,7 +143,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "memory", required_argument, NULL, 'M' },
 		{ "pids", required_argument, NULL, 'P' },
-		{ "env", required_argument, NULL, 'V' },
+		{ "env", required_argument, NULL, 'E' },
 		{ "cwd", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -154,6 +163,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'e': o->entry = optarg; break;
 		case 'B': o->build = optarg; break;
 		case 'r': o->reason = optarg; break;
+		case 'V': o->version = optarg; break;
 		case 'j': o->json = true; break;
 		case 'b': o->base64 = true; break;
 		case 'N': o->no_stdin = true; break;
@@ -162,7 +172,7 @@ static int parse(int argc, char **argv, struct client_opts *o)
 		case 'M': o->memory = optarg; break;
 		case 'P': o->pids = optarg; break;
 		case 'C': o->cwd = optarg; break;
-		case 'V': {
+		case 'E': {
 			char msg[128];
 			if (cli_env_add(&o->env, optarg, msg, sizeof(msg)) < 0)
 				return usage_error(o->command, msg, NULL);
@@ -622,6 +632,23 @@ static int client_simple(struct client_opts *o, const char *op,
 	}
 	if (o->reason)
 		json_kv_string(&jb, "reason", o->reason);
+	if (o->version) {
+		uint64_t v;
+		if (strcmp(op, "restore") != 0 ||
+		    parse_uint(o->version, 1, INT64_MAX, &v, NULL) < 0) {
+			json_buf_free(&jb);
+			return usage_error(o->command,
+					   strcmp(op, "restore") != 0
+						   ? "--version is for restore"
+						   : "--version: expected a "
+						     "version number (1 or "
+						     "more), not ",
+					   strcmp(op, "restore") != 0
+						   ? NULL
+						   : o->version);
+		}
+		json_kv_uint(&jb, "version", v);
+	}
 	json_object_close(&jb);
 	if (call(o, &jb, &r) < 0)
 		return 1;
@@ -653,6 +680,8 @@ static int client_command(struct client_opts *o)
 		return client_simple(o, "archive", "NAME");
 	if (strcmp(o->command, "restore") == 0)
 		return client_simple(o, "restore", "NAME");
+	if (strcmp(o->command, "rollback") == 0)
+		return client_simple(o, "rollback", "NAME");
 	if (strcmp(o->command, "cancel") == 0)
 		return client_simple(o, "cancel", "RUN|NAME");
 	return usage_error(o->command, "not a client command", NULL);

@@ -542,25 +542,67 @@ static void show_module_text(struct manifest *m,
 		printf("file         %s\n", path);
 }
 
+/* A version as `show` lists it: what rollback and restore choose from. */
+static int version_row(const struct manifest_module *m, void *arg)
+{
+	struct sink *k = arg;
+	char version[24], sha[13], runs[24], t[MANIFEST_TIME_MAX];
+	char counts[160] = "";
+	size_t w = 0;
+
+	if (k->jb != NULL) {
+		manifest_module_json(k->jb, m);
+		return 0;
+	}
+	snprintf(version, sizeof(version), "%lld", (long long)m->version);
+	snprintf(sha, sizeof(sha), "%.12s", m->sha256);
+	snprintf(runs, sizeof(runs), "%llu", (unsigned long long)m->runs);
+	for (size_t i = 0; i < m->nverdicts && w < sizeof(counts); i++) {
+		int n = snprintf(counts + w, sizeof(counts) - w, "%s%s %llu",
+				 i ? ", " : "", m->verdicts[i].verdict,
+				 (unsigned long long)m->verdicts[i].count);
+		if (n < 0)
+			break;
+		w += (size_t)n;
+	}
+	table_row(k->t,
+		  (const char *const[]){
+			  version, manifest_state_name(m->state), sha,
+			  when(m->created_ms, t), runs,
+			  m->last_verdict[0] ? m->last_verdict : "-",
+			  counts[0] ? counts : "-",
+			  manifest_module_good(m) ? "yes" : "-", m->reason });
+	return 0;
+}
+
+#define VERSION_HEADER                                                         \
+	(const char *const[])                                                  \
+	{                                                                      \
+		"VERSION", "STATE", "SHA256", "CREATED", "RUNS", "LAST",       \
+			"VERDICTS", "GOOD", "REASON"                           \
+	}
+#define VERSION_COLS 9
+
 /* The sections after the module: versions, runs, events. */
 static int show_sections(struct manifest *m, const struct manifest_module *mod,
 			 size_t runs, struct sink *k, struct al_error *err)
 {
-	struct manifest_module_filter mf = { .name = mod->name };
+	struct manifest_module_filter mf = { .name = mod->name,
+					     .with_runs = true };
 	struct manifest_run_filter rf = { .module_id = mod->id, .limit = runs };
 	struct table t;
 	int n;
 
-	t = (struct table){ .ncols = MODULE_COLS };
+	t = (struct table){ .ncols = VERSION_COLS };
 	k->t = &t;
 	if (k->jb) {
 		json_key(k->jb, "versions");
 		json_array_open(k->jb);
 	} else {
 		printf("\nversions:\n");
-		table_row(&t, MODULE_HEADER);
+		table_row(&t, VERSION_HEADER);
 	}
-	n = manifest_list(m, &mf, module_row, k, err);
+	n = manifest_list(m, &mf, version_row, k, err);
 	k->jb ? json_array_close(k->jb) : table_print(&t);
 	table_free(&t);
 	if (n < 0)

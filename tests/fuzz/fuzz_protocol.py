@@ -76,7 +76,7 @@ ERROR_CODES = {"bad_request", "too_large", "unknown_op", "unauthorized",
                "not_finished"}
 OPS = ["submit", "exec", "status", "health", "list", "show", "runs",
        "events", "subscribe", "quota_show", "quota_reset", "archive",
-       "restore", "cancel", "wait", "result"]
+       "restore", "rollback", "languages", "cancel", "wait", "result"]
 SANITIZER = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error:|"
                        r"SUMMARY: (Address|Undefined|Leak)")
 MAX_REQUEST = 1 << 20  # --max-request: over-long lines stay cheap
@@ -513,9 +513,9 @@ class Fuzzer:
             req["run"] = rng.randrange(1, 40)
             if op == "wait" and rng.random() < 0.8:
                 req["timeout"] = rng.choice(["0s", "50ms", "1s", "30", "1e99s"])
-        elif op in ("show", "archive", "restore"):
+        elif op in ("show", "archive", "restore", "rollback"):
             req["name"] = self.pick_name(ident)
-            if op == "show" and rng.random() < 0.4:
+            if op in ("show", "restore") and rng.random() < 0.4:
                 req["version"] = rng.randrange(1, 4)
             if op == "archive" and rng.random() < 0.4:
                 req["reason"] = "fuzz"
@@ -629,7 +629,7 @@ class Fuzzer:
 
     def request_line(self, ident):
         rng = self.rng
-        op = rng.choices(OPS, weights=[6, 8, 6, 3, 6, 6, 5, 5, 3, 4, 2, 4, 4, 2,
+        op = rng.choices(OPS, weights=[6, 8, 6, 3, 6, 6, 5, 5, 3, 4, 2, 4, 4, 4, 2, 2,
                                        3, 3])[0]
         req = self.template(ident, op)
         mutated = rng.random() < 0.75
@@ -719,9 +719,10 @@ class Fuzzer:
             return
         name = rng.choice(foreign)
         ghost = f"ghost-{rng.randrange(10)}"
-        op = rng.choice(["exec", "show", "archive", "restore", "list", "runs"])
+        op = rng.choice(["exec", "show", "archive", "restore", "rollback",
+                         "list", "runs"])
         req = {"op": op, "name": name}
-        if op == "show" and rng.random() < 0.5:
+        if op in ("show", "restore") and rng.random() < 0.5:
             req["version"] = rng.randrange(1, 3)
         if op == "exec" and rng.random() < 0.5:
             req["args"] = ["crash"]

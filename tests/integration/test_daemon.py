@@ -1222,6 +1222,18 @@ def stop_daemons(outcome, detail):
     return outcome, detail
 
 
+def stop_daemons_checked(outcome, detail):
+    """stop_daemons(), and a daemon that does not exit 0 on SIGTERM (a
+    sanitizer's leak report in build-asan) fails a test that passed; for
+    suites whose daemons all end that way."""
+    for d in DAEMONS:
+        rc = d.stop()
+        if rc != 0 and outcome == "ok":
+            outcome = "fail"
+            detail = f"airlockd exited {rc} on SIGTERM"
+    return stop_daemons(outcome, detail)
+
+
 def report_failure(detail):
     for line in detail.splitlines() + ["airlockd log:"] + DAEMON_LOG:
         print("  " + line)

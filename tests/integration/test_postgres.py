@@ -203,6 +203,40 @@ def t_lifecycle():
     check(status == 1 and "stray" in out + err, f"check with a stray file: {status} {out} {err}")
 
 
+@test("postgres: versions: rollback past a crashed version, restore --version, show's versions")
+def t_versions():
+    url = fresh_db("airlock_it_versions")
+    d = Daemon(url)
+    for n in (1, 2, 3):
+        script = (b"#!/bin/sh\nif [ \"$1\" = crash ]; then kill -SEGV $$; fi\n"
+                  b"echo v%d\n" % n)
+        check(d.submit("v", script)["ok"], f"submit v{n}")
+        if n == 2:  # v2 crashes and is auto-archived: never good
+            r = d.request({"op": "exec", "name": "v", "args": ["crash"]})
+            check(r.get("archived"), f"v2 not auto-archived: {r}")
+    r = d.request({"op": "rollback", "name": "v"})
+    check(r.get("ok"), f"rollback: {r}")
+    check_eq(r["module"]["version"], 1, "past the crashed v2 to v1")
+    r = d.request({"op": "exec", "name": "v"})
+    check_eq(r["result"]["stdout"], "v1\n", "exec after the rollback")
+    got = {x["version"]: x for x in d.request({"op": "show", "name": "v"})["versions"]}
+    check_eq({n: (x["state"], x["archive_cause"]) for n, x in got.items()},
+             {1: ("active", None), 2: ("archived", "auto_archived"),
+              3: ("archived", "rolled_back")}, "states and causes")
+    check_eq(got[2]["run_counts"], {"crashed": 1, "ok": 1}, "v2's runs")
+    expect_conflict = d.request({"op": "rollback", "name": "v"})
+    check_eq(expect_conflict["error"]["code"], "conflict", "nothing older")
+    r = d.request({"op": "restore", "name": "v", "version": 3})
+    check(r.get("ok"), f"restore version 3: {r}")
+    r = d.request({"op": "exec", "name": "v"})
+    check_eq(r["result"]["stdout"], "v3\n", "exec after restore --version 3")
+    # the rows are the server's
+    check_eq(psql("airlock_it_versions",
+                  "SELECT string_agg(version || ':' || coalesce(archive_cause, '-'),"
+                  " ' ' ORDER BY version) FROM modules WHERE name = 'v'"),
+             "1:superseded 2:auto_archived 3:-", "the server's rows")
+
+
 @test("postgres: a bad DATABASE_URL stops start-up, naming it and never its password")
 def t_bad_urls():
     tmp = tempfile.mkdtemp(prefix="airlockd-pg-bad-")

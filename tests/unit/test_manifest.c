@@ -584,13 +584,30 @@ static void test_migration_from_first_schema(void **state)
 			 " (1000, 1, 'old', 1, '%s', 'active');"
 			 "INSERT INTO runs (module_id, started_ms, ended_ms,"
 			 " verdict, exit_code, policy_hash, requested_uid)"
-			 " VALUES (1, 1500, 1600, 'ok', 0, '" HASH "', 7);",
-			 sha, strlen(content), sha) > 0);
+			 " VALUES (1, 1500, 1600, 'ok', 0, '" HASH "', 7);"
+			 /* archived rows of each kind an older airlock
+			  * wrote, for migration 6 */
+			 "INSERT INTO modules (name, version, sha256, size,"
+			 " policy_name, policy_hash, state, state_reason,"
+			 " submitted_uid, created_ms, updated_ms) VALUES"
+			 " ('was', 1, '%s', %zu, 'default', '" HASH "',"
+			 " 'archived', 'superseded by version 2', 7, 1, 2),"
+			 " ('was', 2, '%s', %zu, 'default', '" HASH "',"
+			 " 'archived', 'auto-archived: crashed in run 9', 7,"
+			 " 1, 3),"
+			 " ('was', 3, '%s', %zu, 'default', '" HASH "',"
+			 " 'archived', 'archived by uid 0: bad', 7, 1, 4);",
+			 sha, strlen(content), sha, sha, strlen(content), sha,
+			 strlen(content), sha, strlen(content)) > 0);
 	sql(fx, rows);
 	free(rows);
 	snprintf(path, sizeof(path), "%s/modules", fx->state);
 	assert_int_equal(mkdir(path, 0750), 0);
 	snprintf(path, sizeof(path), "%s/modules/%s", fx->state, sha);
+	write_file(path, content, strlen(content));
+	snprintf(path, sizeof(path), "%s/archive", fx->state);
+	assert_int_equal(mkdir(path, 0750), 0);
+	snprintf(path, sizeof(path), "%s/archive/%s", fx->state, sha);
 	write_file(path, content, strlen(content));
 
 	/* read-only: refused, with what to do */
@@ -642,6 +659,14 @@ static void test_migration_from_first_schema(void **state)
 	assert_int_equal(manifest_run_get(m, failed, &run, &err), 0);
 	assert_string_equal(run.verdict, "build_failed");
 	assert_int_equal(manifest_runs(m, NULL, NULL, NULL, &err), 3);
+	/* migration 10: each archived row's cause, from the reason written */
+	assert_int_equal(get(m, 1).cause, MANIFEST_CAUSE_NONE);
+	assert_int_equal(get(m, 2).cause, MANIFEST_CAUSE_SUPERSEDED);
+	assert_int_equal(get(m, 3).cause, MANIFEST_CAUSE_AUTO);
+	assert_int_equal(get(m, 4).cause, MANIFEST_CAUSE_BY_HAND);
+	struct manifest_module back;
+	assert_int_equal(manifest_rollback(m, "was", 0, &back, &err), 0);
+	assert_int_equal(back.version, 1); /* from v3, past the crashed v2 */
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 	m = open_ro(fx->state);
@@ -838,7 +863,7 @@ static void test_legal_path_and_files(void **state)
 			 -1);
 	assert_int_equal(err.errnum, ENOENT);
 
-	assert_int_equal(manifest_restore(m, "hello", &err), 0);
+	assert_int_equal(manifest_restore(m, "hello", 0, &err), 0);
 	mod = get(m, mod.id);
 	assert_int_equal(mod.state, MANIFEST_ACTIVE);
 	assert_true(has_file(fx, "modules", mod.sha256));
@@ -925,18 +950,19 @@ static void test_archive_restore_errors(void **state)
 	assert_int_equal(manifest_archive(m, "ghost", "x", &err), -1);
 	assert_non_null(strstr(err.msg, "no module of that name"));
 	assert_int_equal(err.errnum, ENOENT);
-	assert_int_equal(manifest_restore(m, "rej", &err), -1);
+	assert_int_equal(manifest_restore(m, "rej", 0, &err), -1);
 	assert_non_null(strstr(err.msg, "it is rejected, only an archived "
 					"module can be restored"));
 
 	/* v1 archived, v2 active: restoring v1 would make two active */
 	make_module(m, "two", "one\n", MANIFEST_ARCHIVED);
 	make_module(m, "two", "two\n", MANIFEST_ACTIVE);
-	assert_int_equal(manifest_restore(m, "two", &err), -1);
+	assert_int_equal(manifest_restore(m, "two", 0, &err), -1);
 	assert_non_null(strstr(err.msg, "version 2 is active; archive it "
 					"first"));
 	assert_int_equal(manifest_archive(m, "two", "rollback", &err), 0);
-	assert_int_equal(manifest_restore(m, "two", &err), 0); /* latest: v2 */
+	assert_int_equal(manifest_restore(m, "two", 0, &err),
+			 0); /* latest: v2 */
 	struct manifest_module mod;
 	assert_int_equal(manifest_find(m, "two", 0, &mod, &err), 0);
 	assert_int_equal(mod.version, 2);
@@ -946,6 +972,244 @@ static void test_archive_restore_errors(void **state)
 	assert_int_equal(manifest_find(m, "two", 9, &mod, &err), -1);
 	assert_int_equal(err.errnum, ENOENT);
 	assert_int_equal(check(m), 0);
+	manifest_close(m);
+}
+
+/* Every version of `name` in `states` (index: version - 1), as a string
+ * like "archived active archived". */
+static int state_word(const struct manifest_module *mod, void *arg)
+{
+	char *buf = arg;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 256 - n, "%s%s", n ? " " : "",
+		 manifest_state_name(mod->state));
+	return 0;
+}
+
+static const char *states_of(struct manifest *m, const char *name,
+			     char buf[256])
+{
+	struct manifest_module_filter f = { .name = name };
+	struct al_error err = { 0 };
+
+	buf[0] = '\0';
+	assert_true(manifest_list(m, &f, state_word, buf, &err) >= 0);
+	return buf;
+}
+
+static struct manifest_module version_of(struct manifest *m, const char *name,
+					 int64_t version)
+{
+	struct manifest_module mod;
+	struct al_error err = { 0 };
+
+	if (manifest_find(m, name, version, &mod, &err) < 0)
+		fail_msg("find: %s", err.msg);
+	return mod;
+}
+
+/* Rollback: the newest good version older than the active one; the
+ * active one archived "rolled back", never good again; nothing older and
+ * good is an error that changes nothing. */
+static void test_rollback(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module mod, v3;
+	struct al_error err = { 0 };
+	char buf[256];
+
+	make_module(m, "app", "v1\n", MANIFEST_ACTIVE);
+	make_module(m, "app", "v2\n", MANIFEST_ACTIVE);
+	v3 = make_module(m, "app", "v3\n", MANIFEST_ACTIVE);
+	assert_int_equal(version_of(m, "app", 1).cause,
+			 MANIFEST_CAUSE_SUPERSEDED);
+	assert_true(manifest_module_good(&(struct manifest_module){
+		.state = MANIFEST_ARCHIVED, .cause = MANIFEST_CAUSE_BY_HAND }));
+	assert_false(manifest_module_good(&v3)); /* active */
+
+	assert_int_equal(manifest_rollback(m, "app", 42, &mod, &err), 0);
+	assert_int_equal(mod.version, 2);
+	assert_int_equal(mod.state, MANIFEST_ACTIVE);
+	assert_int_equal(mod.cause, MANIFEST_CAUSE_NONE);
+	assert_string_equal(mod.reason, "rollback from v3 by uid 42");
+	assert_string_equal(states_of(m, "app", buf),
+			    "archived active archived");
+	v3 = get(m, v3.id);
+	assert_string_equal(v3.reason, "rolled back to v2 by uid 42");
+	assert_int_equal(v3.cause, MANIFEST_CAUSE_ROLLED_BACK);
+	assert_string_equal(manifest_cause_name(v3.cause), "rolled_back");
+	assert_false(manifest_module_good(&v3));
+	assert_true(has_file(fx, "archive", v3.sha256));
+	assert_false(has_file(fx, "modules", v3.sha256));
+	assert_true(has_file(fx, "modules", mod.sha256));
+	/* one event each: v3 active -> archived, v2 archived -> active */
+	assert_int_equal(count_events(m, v3.id), 4); /* staged..archived */
+	assert_int_equal(count_events(m, mod.id), 5);
+
+	assert_int_equal(manifest_rollback(m, "app", 42, &mod, &err), 0);
+	assert_int_equal(mod.version, 1);
+	int events = count_events(m, 0);
+	assert_int_equal(manifest_rollback(m, "app", 42, &mod, &err), -1);
+	assert_int_equal(err.errnum, EINVAL);
+	assert_non_null(strstr(err.msg, "manifest: roll back module \"app\": "
+					"no good version older than version 1 "
+					"(active)"));
+	assert_int_equal(count_events(m, 0), events);
+	assert_string_equal(states_of(m, "app", buf),
+			    "active archived archived");
+
+	assert_int_equal(manifest_rollback(m, "ghost", 1, NULL, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	make_module(m, "rej", "r\n", MANIFEST_REJECTED);
+	assert_int_equal(manifest_rollback(m, "rej", 1, NULL, &err), -1);
+	assert_int_equal(err.errnum, EINVAL);
+	assert_non_null(strstr(err.msg, "no version of it was ever active"));
+	assert_int_equal(check(m), 0);
+	manifest_close(m);
+}
+
+/* An auto-archived (crashing) version is never good; with none active, a
+ * rollback goes back from the one that was active last. */
+static void test_rollback_skips_crashed(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module v2, mod;
+	struct al_error err = { 0 };
+	char buf[256];
+
+	make_module(m, "c", "v1\n", MANIFEST_ACTIVE);
+	v2 = make_module(m, "c", "v2\n", MANIFEST_ACTIVE);
+	assert_int_equal(manifest_auto_archive(m, v2.id,
+					       "auto-archived: "
+					       "crashed in run 1",
+					       &err),
+			 0);
+	v2 = get(m, v2.id);
+	assert_int_equal(v2.cause, MANIFEST_CAUSE_AUTO);
+	assert_false(manifest_module_good(&v2));
+	/* none active: back from v2 (the last active) to v1 */
+	assert_int_equal(manifest_rollback(m, "c", 0, &mod, &err), 0);
+	assert_int_equal(mod.version, 1);
+	assert_string_equal(states_of(m, "c", buf), "active archived");
+	/* v2's cause is untouched: it did not leave active now */
+	assert_int_equal(get(m, v2.id).cause, MANIFEST_CAUSE_AUTO);
+
+	/* v3 active: the good version before it is v1, not the crashed v2 */
+	make_module(m, "c", "v3\n", MANIFEST_ACTIVE);
+	assert_int_equal(manifest_rollback(m, "c", 0, &mod, &err), 0);
+	assert_int_equal(mod.version, 1);
+	assert_string_equal(states_of(m, "c", buf), "active archived archived");
+	/* a restore brings a crashed version back by hand, and it is no
+	 * longer marked: only the way it leaves active next counts */
+	assert_int_equal(manifest_restore(m, "c", 2, &err), 0);
+	assert_int_equal(get(m, v2.id).cause, MANIFEST_CAUSE_NONE);
+	assert_int_equal(check(m), 0);
+	manifest_close(m);
+}
+
+/* restore with a version: that one, the active one archived; without:
+ * the highest archived, refused while one is active. */
+static void test_restore_version(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module v3;
+	struct al_error err = { 0 };
+	char buf[256];
+
+	make_module(m, "r", "v1\n", MANIFEST_ACTIVE);
+	make_module(m, "r", "v2\n", MANIFEST_ACTIVE);
+	v3 = make_module(m, "r", "v3\n", MANIFEST_ACTIVE);
+	assert_int_equal(manifest_restore(m, "r", 1, &err), 0);
+	assert_string_equal(states_of(m, "r", buf), "active archived archived");
+	v3 = get(m, v3.id);
+	assert_string_equal(v3.reason,
+			    "superseded by the restore of version 1");
+	assert_int_equal(v3.cause, MANIFEST_CAUSE_SUPERSEDED);
+	assert_true(manifest_module_good(&v3));
+
+	int events = count_events(m, 0);
+	assert_int_equal(manifest_restore(m, "r", 1, &err), -1);
+	assert_int_equal(err.errnum, EINVAL);
+	assert_non_null(strstr(err.msg, "version 1 is already active"));
+	assert_int_equal(manifest_restore(m, "r", 9, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	assert_non_null(strstr(err.msg, "no version 9"));
+	assert_int_equal(manifest_restore(m, "r", -1, &err), -1);
+	assert_int_equal(err.errnum, EINVAL);
+	assert_int_equal(manifest_restore(m, "r", 0, &err), -1);
+	assert_int_equal(err.errnum, EEXIST);
+	assert_int_equal(manifest_restore(m, "nope", 1, &err), -1);
+	assert_int_equal(err.errnum, ENOENT);
+	make_module(m, "r", "v4\n", MANIFEST_REJECTED);
+	events = count_events(m, 0);
+	assert_int_equal(manifest_restore(m, "r", 4, &err), -1);
+	assert_non_null(strstr(err.msg, "version 4 is rejected"));
+	assert_int_equal(count_events(m, 0), events);
+	assert_string_equal(states_of(m, "r", buf),
+			    "active archived archived rejected");
+
+	/* archive v1: none active; restore 2 brings v2, not v3 */
+	assert_int_equal(manifest_archive(m, "r", "by hand", &err), 0);
+	assert_int_equal(manifest_restore(m, "r", 2, &err), 0);
+	assert_string_equal(states_of(m, "r", buf),
+			    "archived active archived rejected");
+	/* and without a version, from all archived: the highest archived */
+	assert_int_equal(manifest_archive(m, "r", "by hand", &err), 0);
+	assert_int_equal(manifest_restore(m, "r", 0, &err), 0);
+	assert_string_equal(states_of(m, "r", buf),
+			    "archived archived active rejected");
+	assert_int_equal(check(m), 0);
+	manifest_close(m);
+}
+
+/* `with_runs`: each version's runs by verdict and its last. */
+static int keep_version(const struct manifest_module *mod, void *arg)
+{
+	struct manifest_module *out = arg;
+
+	out[mod->version - 1] = *mod;
+	return 0;
+}
+
+static void test_version_runs(void **state)
+{
+	struct fixture *fx = *state;
+	struct manifest *m = open_rw(fx->state);
+	struct manifest_module v1 = make_module(m, "w", "v1\n",
+						MANIFEST_ACTIVE);
+	struct manifest_module got[2];
+	struct manifest_module_filter f = { .name = "w", .with_runs = true };
+	struct al_error err = { 0 };
+
+	record(m, v1.id, "ok");
+	struct manifest_module v2 = make_module(m, "w", "v2\n",
+						MANIFEST_ACTIVE);
+	record(m, v2.id, "ok");
+	record(m, v2.id, "crashed");
+	record(m, v2.id, "ok");
+	record(m, v2.id, "timeout");
+	assert_int_equal(manifest_list(m, &f, keep_version, got, &err), 2);
+	assert_true(got[0].has_runs);
+	assert_int_equal(got[0].runs, 1);
+	assert_int_equal(got[0].nverdicts, 1);
+	assert_string_equal(got[0].last_verdict, "ok");
+	assert_int_equal(got[1].runs, 4);
+	assert_int_equal(got[1].nverdicts, 3);
+	assert_string_equal(got[1].verdicts[0].verdict, "crashed");
+	assert_int_equal(got[1].verdicts[0].count, 1);
+	assert_string_equal(got[1].verdicts[1].verdict, "ok");
+	assert_int_equal(got[1].verdicts[1].count, 2);
+	assert_string_equal(got[1].last_verdict, "timeout");
+	assert_true(got[1].last_run_ms > 0);
+	/* without it, nothing is counted */
+	f.with_runs = false;
+	assert_int_equal(manifest_list(m, &f, keep_version, got, &err), 2);
+	assert_false(got[1].has_runs);
+	assert_int_equal(got[1].runs, 0);
 	manifest_close(m);
 }
 
@@ -995,7 +1259,7 @@ static void test_shared_content(void **state)
 	assert_false(has_file(fx, "staging", a.sha256));
 	assert_int_equal(manifest_archive(m, "b", "x", &err), 0);
 	assert_false(has_file(fx, "modules", a.sha256));
-	assert_int_equal(manifest_restore(m, "a", &err), 0);
+	assert_int_equal(manifest_restore(m, "a", 0, &err), 0);
 	assert_true(has_file(fx, "modules", a.sha256));
 	assert_true(has_file(fx, "archive", a.sha256)); /* b's */
 	assert_int_equal(check(m), 0);
@@ -1724,10 +1988,22 @@ static void test_repair_half_done_moves(void **state)
 						   MANIFEST_ACTIVE);
 	struct manifest_module gone = make_module(m, "gone", "g\n",
 						  MANIFEST_ARCHIVED);
+	struct manifest_module rb1 = make_module(m, "rb", "r1\n",
+						 MANIFEST_ACTIVE);
+	struct manifest_module rb2 = make_module(m, "rb", "r2\n",
+						 MANIFEST_ACTIVE);
 	char path[PATH_MAX * 2], tmp[PATH_MAX * 2];
 	const char *sha = "00000000000000000000000000000000000000000000000000"
 			  "00000000000000";
 	manifest_close(m);
+
+	/* a rollback journaled (v2 away, cause and all; v1 back), its first
+	 * file moved, died before the commit: finished, cause kept */
+	journal(fx, "transition", rb2.id, rb2.sha256, "active", "archived");
+	sql(fx, "UPDATE moves SET archive_cause = 'rolled_back'"
+		" WHERE to_state = 'archived'");
+	journal(fx, "transition", rb1.id, rb1.sha256, "archived", "active");
+	move_file(fx, "modules", "archive", rb2.sha256);
 
 	/* archive journaled, the process died before the rename */
 	journal(fx, "transition", before.id, before.sha256, "active",
@@ -1762,6 +2038,15 @@ static void test_repair_half_done_moves(void **state)
 	assert_int_equal(manifest_get(m, gone.id, &none, &err), -1);
 	assert_false(has_file(fx, "archive", gone.sha256));
 	assert_int_equal(count_entries(fx->state, "staging"), 0);
+	rb2 = get(m, rb2.id);
+	assert_int_equal(rb2.state, MANIFEST_ARCHIVED);
+	assert_int_equal(rb2.cause, MANIFEST_CAUSE_ROLLED_BACK);
+	rb1 = get(m, rb1.id);
+	assert_int_equal(rb1.state, MANIFEST_ACTIVE);
+	assert_int_equal(rb1.cause, MANIFEST_CAUSE_NONE);
+	assert_true(has_file(fx, "modules", rb1.sha256));
+	/* a journal row of an older airlock (no cause): archived by hand */
+	assert_int_equal(get(m, after.id).cause, MANIFEST_CAUSE_BY_HAND);
 	assert_int_equal(check(m), 0);
 	manifest_close(m);
 
@@ -1975,7 +2260,7 @@ static void crash_child(const char *dir, int report)
 		if (manifest_run_begin(m, &s, &running, &err) < 0)
 			_exit(9);
 		if (manifest_archive(m, name, "crashed", &err) < 0 ||
-		    (i % 2 == 0 && manifest_restore(m, name, &err) < 0))
+		    (i % 2 == 0 && manifest_restore(m, name, 0, &err) < 0))
 			_exit(10);
 	}
 }
@@ -2071,7 +2356,7 @@ static void concurrent_writer(const char *dir, int64_t module_id)
 			_exit(3);
 		if (i % 25 == 24 &&
 		    (manifest_archive(m, "shared", "tick", &err) < 0 ||
-		     manifest_restore(m, "shared", &err) < 0))
+		     manifest_restore(m, "shared", 0, &err) < 0))
 			_exit(4);
 	}
 	manifest_close(m);
@@ -2606,6 +2891,10 @@ static int pg_group(void)
 		T(test_every_transition),
 		T(test_archive_restore_errors),
 		T(test_activation_supersedes),
+		T(test_rollback),
+		T(test_rollback_skips_crashed),
+		T(test_restore_version),
+		T(test_version_runs),
 		T(test_learned_syscalls),
 		T(test_shared_content),
 		T(test_bad_submissions),
@@ -2644,6 +2933,10 @@ int main(void)
 		T(test_every_transition),
 		T(test_archive_restore_errors),
 		T(test_activation_supersedes),
+		T(test_rollback),
+		T(test_rollback_skips_crashed),
+		T(test_restore_version),
+		T(test_version_runs),
 		T(test_learned_syscalls),
 		T(test_shared_content),
 		T(test_bad_submissions),

@@ -284,6 +284,46 @@ static void test_name(void **state)
 }
 
 /* A line well below the 4093-character limit is read whole. */
+/* version_command: kept single-spaced, split into words, not hashed. */
+static void test_version_command(void **state)
+{
+	(void)state;
+	struct al_policy *p = parse_ok("[policy]\nversion_command =  python3"
+				       "   --version  # a comment\n",
+				       "v");
+	struct al_policy *plain = parse_ok("[policy]\n", "v");
+	char buf[POLICY_VERSION_COMMAND_MAX + 1], *argv[9];
+	char h1[POLICY_HASH_LEN], h2[POLICY_HASH_LEN];
+	struct al_error err = { 0 };
+
+	assert_string_equal(policy_version_command(p), "python3 --version");
+	assert_int_equal(policy_version_argv(p, buf, argv), 2);
+	assert_string_equal(argv[0], "python3");
+	assert_string_equal(argv[1], "--version");
+	assert_null(argv[2]);
+	assert_string_equal(policy_version_command(plain), "");
+	assert_int_equal(policy_version_argv(plain, buf, argv), 0);
+	assert_null(argv[0]);
+	/* no rule: the hash is the one without it */
+	assert_int_equal(policy_hash(p, h1, &err), 0);
+	assert_int_equal(policy_hash(plain, h2, &err), 0);
+	assert_string_equal(h1, h2);
+	policy_free(p);
+	/* an absolute program and eight words are fine */
+	p = parse_ok("[policy]\nversion_command = /usr/bin/env -i a=1 b:2 c,3 "
+		     "d@4 %5 e+6\n",
+		     "v");
+	assert_int_equal(policy_version_argv(p, buf, argv), 8);
+	assert_string_equal(argv[0], "/usr/bin/env");
+	assert_string_equal(argv[7], "e+6");
+	policy_free(p);
+	policy_free(plain);
+	/* the shipped interpreters have one */
+	p = load_ok("policy/policies/python.policy");
+	assert_string_equal(policy_version_command(p), "python3 --version");
+	policy_free(p);
+}
+
 static void test_long_line(void **state)
 {
 	(void)state;
@@ -319,6 +359,13 @@ struct bad_file {
 #define DURATION_FORM "a number with a unit us, ms, s, m or h (e.g. 200ms, 3s)"
 #define BAD_BIND                                                               \
 	"expected HOST[:JAIL] with absolute paths without . or .. parts"
+
+#define VERSION_PROGRAM                                                        \
+	"expected a program name (letters, digits, '.', '_', '+', '-') or "    \
+	"an absolute path"
+#define VERSION_ARGUMENT                                                       \
+	"only letters, digits and - . _ + = : , / @ % in an argument (it "     \
+	"runs without a shell: no quotes, no $, no pipes)"
 
 static const struct bad_file bad_files[] = {
 	/* structure */
@@ -485,6 +532,29 @@ static const struct bad_file bad_files[] = {
 	{ "crash-budget-zero.policy",
 	  BAD "crash-budget-zero.policy:2: [runtime] crash_budget: invalid "
 	      "number \"0\": expected an integer from 1 to 1000000" },
+	/* [policy] version_command: words run without a shell */
+	{ "version-command-empty.policy",
+	  BAD "version-command-empty.policy:2: [policy] version_command: "
+	      "empty: give a command that prints the version, e.g. python3 "
+	      "--version" },
+	{ "version-command-long.policy",
+	  BAD "version-command-long.policy:2: [policy] version_command: too "
+	      "long: at most 255 characters" },
+	{ "version-command-words.policy",
+	  BAD "version-command-words.policy:2: [policy] version_command: more "
+	      "than 8 words" },
+	{ "version-command-relative.policy",
+	  BAD "version-command-relative.policy:2: [policy] version_command: "
+	      "\"../bin/python3\": " VERSION_PROGRAM },
+	{ "version-command-dotdot.policy",
+	  BAD "version-command-dotdot.policy:2: [policy] version_command: "
+	      "\"/usr/../bin/python3\": " VERSION_PROGRAM },
+	{ "version-command-shell.policy",
+	  BAD "version-command-shell.policy:2: [policy] version_command: "
+	      "\"--version;\": " VERSION_ARGUMENT },
+	{ "version-command-quote.policy",
+	  BAD "version-command-quote.policy:2: [policy] version_command: "
+	      "\"\"--version\"\": " VERSION_ARGUMENT },
 };
 
 #define N_BAD ARRAY_SIZE(bad_files)
@@ -957,6 +1027,7 @@ int main(void)
 		TEST(test_name),
 		TEST(test_long_line),
 		TEST(test_bad_files_listed),
+		TEST(test_version_command),
 		TEST(test_missing_file),
 		TEST(test_nothing_else_changed),
 		TEST(test_reformatted_default),

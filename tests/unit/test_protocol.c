@@ -131,6 +131,7 @@ static void test_request(void **state)
 	assert_null(req.args[2]);
 	assert_int_equal(req.stdin_len, 1);
 	assert_false(req.has_wait); /* absent: an attached exec */
+	assert_false(req.has_version);
 	json_doc_free(doc);
 
 	/* detach, wait: "wait" given false is told from absent */
@@ -160,7 +161,28 @@ static void test_request(void **state)
 	assert_string_equal(req.build, "make");
 	json_doc_free(doc);
 
+	/* restore's version: given is told from absent, 0 included (the op
+	 * refuses 0; the decoder only checks the type and range) */
+	assert_int_equal(decode("{\"op\":\"restore\",\"name\":\"m\","
+				"\"version\":0}",
+				&req, &doc, &err),
+			 0);
+	assert_true(req.has_version);
+	assert_int_equal(req.version, 0);
+	json_doc_free(doc);
+	assert_int_equal(decode("{\"op\":\"restore\",\"version\":"
+				"9223372036854775807}",
+				&req, &doc, &err),
+			 0);
+	assert_int_equal(req.version, INT64_MAX);
+	json_doc_free(doc);
+
 	static const char *const bad[] = {
+		"{\"op\":\"restore\",\"version\":-1}",
+		"{\"op\":\"restore\",\"version\":\"2\"}",
+		"{\"op\":\"restore\",\"version\":2.5}",
+		"{\"op\":\"restore\",\"version\":true}",
+		"{\"op\":\"restore\",\"version\":9223372036854775808}",
 		"[]",
 		"{}",
 		"{\"op\":1}",

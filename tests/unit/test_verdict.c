@@ -210,10 +210,80 @@ static void test_json_setup_error(void **state)
 	free(json);
 }
 
+/* What a version command's run says (airlock languages). */
+static enum sandbox_version version_of(enum al_verdict v, int status,
+				       char *out_data, char *err_data,
+				       char text[SANDBOX_VERSION_MAX + 1])
+{
+	struct sandbox_result r = {
+		.verdict = v,
+		.exit_status = status,
+		.wall_ms = 5000.4,
+		.stdout_data = out_data,
+		.stdout_len = out_data ? strlen(out_data) : 0,
+		.stderr_data = err_data,
+		.stderr_len = err_data ? strlen(err_data) : 0,
+	};
+	snprintf(r.error, sizeof(r.error), "cannot execute x inside the jail");
+	return sandbox_result_version(&r, text);
+}
+
+static void test_version_lines(void **state)
+{
+	(void)state;
+	char text[SANDBOX_VERSION_MAX + 1], long_line[400];
+
+	assert_int_equal(version_of(AL_VERDICT_OK, 0, "Python 3.11.2\n", NULL,
+				    text),
+			 SANDBOX_VERSION_OK);
+	assert_string_equal(text, "Python 3.11.2");
+	/* blank lines first, the version on stderr (python2 did that) */
+	assert_int_equal(version_of(AL_VERDICT_OK, 0, "\n \n", "\nv1.2 \r\n",
+				    text),
+			 SANDBOX_VERSION_OK);
+	assert_string_equal(text, "v1.2");
+	/* control bytes shown as '?', the line cut */
+	assert_int_equal(version_of(AL_VERDICT_OK, 0, "a\033[31mb\x80\n", NULL,
+				    text),
+			 SANDBOX_VERSION_OK);
+	assert_string_equal(text, "a?[31mb?");
+	memset(long_line, 'x', sizeof(long_line) - 1);
+	long_line[sizeof(long_line) - 1] = '\0';
+	assert_int_equal(version_of(AL_VERDICT_OK, 0, long_line, NULL, text),
+			 SANDBOX_VERSION_OK);
+	assert_int_equal(strlen(text), SANDBOX_VERSION_MAX);
+	/* 127: no such program, whether exec said so or a program did */
+	assert_int_equal(version_of(AL_VERDICT_SETUP_ERROR, 127, NULL, NULL,
+				    text),
+			 SANDBOX_VERSION_MISSING);
+	assert_string_equal(text, "not installed");
+	assert_int_equal(version_of(AL_VERDICT_EXIT_NONZERO, 127, NULL,
+				    "env: 'x': No such file\n", text),
+			 SANDBOX_VERSION_MISSING);
+	assert_int_equal(version_of(AL_VERDICT_TIMEOUT, 124, NULL, NULL, text),
+			 SANDBOX_VERSION_TIMEOUT);
+	assert_string_equal(text, "cut off after 5000 ms");
+	assert_int_equal(version_of(AL_VERDICT_EXIT_NONZERO, 2, NULL,
+				    "bad option\n", text),
+			 SANDBOX_VERSION_FAILED);
+	assert_string_equal(text, "exit_nonzero: bad option");
+	assert_int_equal(version_of(AL_VERDICT_OK, 0, "", NULL, text),
+			 SANDBOX_VERSION_FAILED);
+	assert_string_equal(text, "ok: exit status 0, no output");
+	assert_int_equal(version_of(AL_VERDICT_SETUP_ERROR, 126, NULL, NULL,
+				    text),
+			 SANDBOX_VERSION_FAILED);
+	assert_string_equal(text,
+			    "setup_error: cannot execute x inside the jail");
+	assert_string_equal(sandbox_version_name(SANDBOX_VERSION_MISSING),
+			    "not_installed");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ok_and_exit_codes),
+		cmocka_unit_test(test_version_lines),
 		cmocka_unit_test(test_crashed),
 		cmocka_unit_test(test_memory_limit),
 		cmocka_unit_test(test_timeout),
