@@ -3,9 +3,9 @@
 # and show each verdict; then start airlockd on a temporary state directory
 # and socket and take modules through it: one validated and run, one
 # rejected, one that crashes at runtime, is archived on its own and is
-# restored, and a bundle (a tar.gz of C source) built at validation and
-# run. Needs root (the jail is built from namespaces, cgroups and
-# seccomp).
+# restored, and a bundle (a tar.gz of C source) built at validation, run,
+# and run again detached with its result fetched later. Needs root (the
+# jail is built from namespaces, cgroups and seccomp).
 set -eu
 cd "$(dirname "$0")/.."
 build="${1:-build}"
@@ -126,6 +126,16 @@ tar -czf "$work/greet.tar.gz" -C tools/demo/bundle greet.c greeting.txt
 step 0 submit "$work/greet.tar.gz" --name greet --entry greet \
 	--build "cc -O2 -o greet greet.c"
 step 0 exec greet daemon
+# detached: the run id at once; its end and its kept output fetched later,
+# from another connection
+printf '\n$ run=$(airlock exec --detach greet later)\n'
+run=$("$airlock" exec --detach greet later) || {
+	echo "demo: airlock exec --detach failed" >&2
+	exit 1
+}
+echo "run $run"
+step 0 wait --timeout 30s "$run"
+step 0 result "$run"
 step 0 status
 printf '\n$ airlock list --state-dir $TMP/state\n'
 "$airlock" list --state-dir "$state"
