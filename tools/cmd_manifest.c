@@ -283,6 +283,41 @@ struct sink {
 	const char *state_dir;
 };
 
+/* The rows to come: into a JSON array `key` (--json), else a table under
+ * `header`. */
+static void sink_open(struct sink *k, const struct options *o,
+		      struct json_buf *jb, const char *key,
+		      const char *const *header)
+{
+	if (o->json) {
+		k->jb = jb;
+		json_object_open(jb);
+		json_key(jb, key);
+		json_array_open(jb);
+	} else {
+		table_row(k->t, header);
+	}
+}
+
+/* The rows gathered (n of them, -1 when the query failed) printed; a
+ * table of none prints `empty` instead, when given. */
+static int sink_close(struct sink *k, const struct options *o, int n,
+		      const struct al_error *err, const char *empty)
+{
+	if (n < 0)
+		return fail(o, err);
+	if (o->json) {
+		json_array_close(k->jb);
+		json_object_close(k->jb);
+		return json_print(o, k->jb);
+	}
+	if (n == 0 && empty != NULL)
+		printf("%s\n", empty);
+	else
+		table_print(k->t);
+	return 0;
+}
+
 static int module_row(const struct manifest_module *m, void *arg)
 {
 	struct sink *k = arg;
@@ -383,6 +418,7 @@ static int cmd_list(struct options *o)
 	struct table t = { .ncols = MODULE_COLS };
 	struct sink k = { .t = &t };
 	struct manifest *m;
+	char empty[4200];
 	int n, rc = 0;
 
 	if (o->nargs != 0)
@@ -398,27 +434,12 @@ static int cmd_list(struct options *o)
 	if (m == NULL)
 		return 1;
 	json_buf_init(&jb);
-	if (o->json) {
-		k.jb = &jb;
-		json_object_open(&jb);
-		json_key(&jb, "modules");
-		json_array_open(&jb);
-	} else {
-		table_row(&t, MODULE_HEADER);
-	}
+	sink_open(&k, o, &jb, "modules", MODULE_HEADER);
 	n = manifest_list(m, &f, module_row, &k, &err);
-	if (n < 0) {
-		rc = fail(o, &err);
-	} else if (o->json) {
-		json_array_close(&jb);
-		json_object_close(&jb);
-		rc = json_print(o, &jb);
-	} else if (n == 0) {
-		printf("(no modules%s%s in %s)\n", o->state ? " " : "",
-		       o->state ? o->state : "", manifest_state_dir(m));
-	} else {
-		table_print(&t);
-	}
+	snprintf(empty, sizeof(empty), "(no modules%s%s in %s)",
+		 o->state ? " " : "", o->state ? o->state : "",
+		 manifest_state_dir(m));
+	rc = sink_close(&k, o, n, &err, empty);
 	json_buf_free(&jb);
 	table_free(&t);
 	manifest_close(m);
@@ -488,24 +509,9 @@ static int cmd_runs(struct options *o)
 	if (m == NULL)
 		return 1;
 	json_buf_init(&jb);
-	if (o->json) {
-		k.jb = &jb;
-		json_object_open(&jb);
-		json_key(&jb, "runs");
-		json_array_open(&jb);
-	} else {
-		table_row(&t, RUN_HEADER);
-	}
+	sink_open(&k, o, &jb, "runs", RUN_HEADER);
 	n = manifest_runs(m, &f, run_row, &k, &err);
-	if (n < 0) {
-		rc = fail(o, &err);
-	} else if (o->json) {
-		json_array_close(&jb);
-		json_object_close(&jb);
-		rc = json_print(o, &jb);
-	} else {
-		table_print(&t);
-	}
+	rc = sink_close(&k, o, n, &err, NULL);
 	json_buf_free(&jb);
 	table_free(&t);
 	manifest_close(m);
