@@ -132,7 +132,8 @@ struct job {
 	struct manifest_module mod;
 	struct sup_policy *pol;
 	char path[PATH_MAX];
-	char **args; /* owned, NULL-terminated */
+	char pin[24]; /* its name in STATE/running while it runs, or "" */
+	char **args;  /* owned, NULL-terminated */
 	/* exec: the run's limits, environment and cwd, the policy's as the
 	 * request tightened them (policy_tighten()); owned */
 	struct policy_run opts;
@@ -281,6 +282,7 @@ struct supervisor {
 	size_t nuses, cap_uses;
 	size_t buffered; /* connections' in + out buffers, all uids */
 	int bundles_fd;  /* STATE/bundles (bundle_store.c) */
+	int pins_fd;     /* STATE/running: runs' module files (runs.c) */
 	/* languages.c: kept version answers (and probes running), and the
 	 * requests waiting for them */
 	struct lang_probe *lang_probes;
@@ -588,6 +590,9 @@ int bundle_remove(int parent, const char *name, int depth);
 int bundle_entry_check(const char *entry, struct al_error *err);
 
 /* bundle_store.c: STATE/bundles/<sha256>/, the unpacked trees. */
+/* runs.c, at start: make and open STATE/running (s->pins_fd), emptied:
+ * a pin outlives no process. */
+int runs_pins_open(struct supervisor *s, struct al_error *err);
 /* At start: make and open bundles/ (s->bundles_fd), sweep it. */
 int bundle_store_open(struct supervisor *s, struct al_error *err);
 /* Unpack archive `data` into bundles/<its sha256> unless it is there, and

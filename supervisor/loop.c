@@ -149,6 +149,7 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 	s->cfg = *cfg;
 	s->epfd = s->listen.fd = s->signal.fd = s->tick.fd = -1;
 	s->bundles_fd = -1;
+	s->pins_fd = -1;
 	s->started_ms = now_ms();
 	s->started_unix_ms = manifest_now_ms();
 	log_setup(cfg->log_level, cfg->log_pretty);
@@ -188,7 +189,7 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 	fleet_beat(s);
 	sweep_stale_cgroups(s);
 	sweep_staging(s);
-	if (bundle_store_open(s, err) < 0)
+	if (runs_pins_open(s, err) < 0 || bundle_store_open(s, err) < 0)
 		goto fail;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
@@ -395,6 +396,7 @@ void supervisor_free(struct supervisor *s)
 	al_closep(&s->tick.fd);
 	al_closep(&s->epfd);
 	al_closep(&s->bundles_fd);
+	al_closep(&s->pins_fd);
 	manifest_close(s->m);
 	sandbox_learner_free(s->learner);
 	sandbox_host_free(s->host);

@@ -5,11 +5,14 @@
  * archive/ on a verdict the policy's archive_on lists, once the policy's
  * crash budget is spent), answer the client if it is still there.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "supervisor/internal.h"
@@ -53,8 +56,75 @@ void job_free(struct job *job)
 	free(job);
 }
 
+/*
+ * Pins. A jail's init opens the module file again by its path, in its own
+ * mount namespace (sandbox/mount.c says why), a few milliseconds after
+ * airlockd checked it; an archive, restore or rollback meanwhile renames
+ * modules/<sha256> away and the run would fail to start. So a run's file
+ * is hard-linked as STATE/running/<run id> before its jail is built, a
+ * name no state change moves, and unlinked when the job ends.
+ */
+int runs_pins_open(struct supervisor *s, struct al_error *err)
+{
+	_cleanup_close_ int state = open(s->cfg.state_dir,
+					 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *e;
+	struct stat st;
+	DIR *dir;
+
+	if (state < 0)
+		return al_error_sys(err, errno, "open %s", s->cfg.state_dir);
+	if (mkdirat(state, "running", 0700) < 0 && errno != EEXIST)
+		return al_error_sys(err, errno, "mkdir %s/running",
+				    s->cfg.state_dir);
+	s->pins_fd = openat(state, "running",
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->pins_fd < 0 || fstat(s->pins_fd, &st) < 0)
+		return al_error_sys(err, errno, "open %s/running",
+				    s->cfg.state_dir);
+	if (al_stat_trusted("running", &st, geteuid(), err) < 0)
+		return al_error_prefix(err, "%s", s->cfg.state_dir);
+	int fd = openat(s->pins_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return al_error_sys(err, errno, "read %s/running",
+				    s->cfg.state_dir);
+	}
+	while ((e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.')
+			(void)unlinkat(s->pins_fd, e->d_name, 0);
+	closedir(dir);
+	return 0;
+}
+
+static void unpin(struct supervisor *s, struct job *job)
+{
+	if (job->pin[0] && unlinkat(s->pins_fd, job->pin, 0) < 0 &&
+	    errno != ENOENT)
+		LOG(LOG_WARN, job->log_id, job->run_id, "unlink running/%s: %s",
+		    job->pin, strerror(errno));
+	job->pin[0] = '\0';
+}
+
+static int pin(struct supervisor *s, struct job *job, struct al_error *err)
+{
+	unpin(s, job);
+	snprintf(job->pin, sizeof(job->pin), "%lld", (long long)job->run_id);
+	(void)unlinkat(s->pins_fd, job->pin, 0);
+	if (linkat(AT_FDCWD, job->path, s->pins_fd, job->pin, 0) < 0) {
+		job->pin[0] = '\0';
+		return al_error_sys(err, errno, "link %s to running/",
+				    job->path);
+	}
+	snprintf(job->path, sizeof(job->path), "%s/running/%s",
+		 s->cfg.state_dir, job->pin);
+	return 0;
+}
+
 static void job_release(struct supervisor *s, struct job *job)
 {
+	unpin(s, job);
 	sup_policy_put(s, job->pol);
 	job->pol = NULL;
 	job_free(job);
@@ -195,6 +265,12 @@ static void launch(struct supervisor *s, struct job *job)
 	if (!job->run_id && runs_begin(s, job, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, 0, "%s", err.msg);
 		job->run_id = 0;
+		start_failed(s, job, err.msg);
+		return;
+	}
+	/* a module of one file: a name no state change moves (pins) */
+	if (!job->mod.entry[0] && pin(s, job, &err) < 0) {
+		LOG(LOG_ERROR, job->log_id, job->run_id, "start: %s", err.msg);
 		start_failed(s, job, err.msg);
 		return;
 	}

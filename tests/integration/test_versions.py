@@ -16,7 +16,7 @@ import socket
 import sys
 
 import harness
-from harness import Failure, check, check_eq, test
+from harness import Failure, check, check_eq, note, test
 
 import test_daemon
 from test_daemon import Daemon, NOBODY, as_user, expect_error, wait_for, WAIT
@@ -336,6 +336,29 @@ def t_exec_racing_rollback():
     check(all(not (r["version"] == 2 and r["started_ms"] > 0 and
                    r["verdict"] == "setup_error") for r in runs),
           "a setup_error run was recorded for the archived version")
+
+
+@test("a run whose version is archived while its jail is built still runs (its file is pinned)")
+def t_pinned_while_starting():
+    # init opens the module file again by its path, in its own mount
+    # namespace, after airlockd checked it: an archive in between moved
+    # modules/<sha256> away and the run failed to start (setup_error)
+    d = Daemon()
+    submit_versions(d, "pin", 1)
+    failed, ran = [], 0
+    for _ in range(40):
+        with d.connect() as c:
+            c.send({"op": "exec", "id": "x", "name": "pin"})
+            d.request({"op": "archive", "name": "pin"})
+            x = c.recv()
+        check(d.request({"op": "restore", "name": "pin"}).get("ok"), "restore")
+        if x.get("ok"):
+            ran += 1
+            if x["result"]["verdict"] != "ok":
+                failed.append(x["result"].get("error") or x["result"]["verdict"])
+    note(f"{ran} of 40 execs started before their archive")
+    check(not failed, f"runs that failed to start: {failed[:3]}")
+    check(not os.listdir(os.path.join(d.state, "running")), "pins left behind")
 
 
 def main(argv):
