@@ -1776,10 +1776,22 @@ def t_rootless_timeout(rl):
 @test("rootless: a run killed at the deadline reports the module's usage, not init's")
 @rootless_test
 def t_rootless_timeout_usage(rl):
-    # no cgroup: what the killed module used is read before the kill
-    _, r, _ = rl.run(["--limits", "best-effort", "--timeout", "3s",
-                      "--memory", "512M"], "hog", "100")
+    # no cgroup: what the killed module used is read before the kill. The
+    # CPU limit is set well above the wall limit: with the two equal (the
+    # default), a spinning module meets RLIMIT_CPU's SIGXCPU in the same
+    # tick as the deadline and may already be exiting (no memory left to
+    # read) when it is sampled; that is not the case this test is about.
+    policy = os.path.join(rl.dir, "spin.policy")
+    with open(policy, "w") as f:
+        f.write("[policy]\nname = spin\n[limits]\nenforce = best-effort\n"
+                "timeout = 3s\ncpu_time = 30s\nmemory = 512M\n")
+    os.chmod(policy, 0o644)
+    try:
+        _, r, _ = rl.run(["--policy", policy], "hog", "100")
+    finally:
+        os.unlink(policy)
     expect(r, "timeout", 124)
+    check_eq(r.get("signal"), "SIGKILL", "signal (SIGXCPU: RLIMIT_CPU ended it, not the deadline)")
     check(r["cpu_ms"] >= 400, f"cpu_ms {r['cpu_ms']} for ~3 s of touching and spinning")
     check(r["peak_memory_bytes"] >= 95 * 2**20,
           f"peak_memory_bytes {r['peak_memory_bytes']} for 100 MiB touched")

@@ -8,7 +8,8 @@
 # Parts, each the way a user or a CI runner would run the suite, never
 # from the root cgroup, with CI=true:
 #   login     su -l root (a PAM session: session-N.scope in user-0.slice):
-#             make check, then tests/vm/acceptance.sh
+#             make check-guest (the Makefile says what it leaves to the
+#             host's make check), then tests/vm/acceptance.sh
 #   service   this unit, a plain service without Delegate=:
 #             tests/vm/acceptance.sh and the jail suite against build/
 #   unit      tests/vm/test_unit.sh: the installed airlockd.service
@@ -74,15 +75,15 @@ if want login; then
 	timed login "$out/login.log" su -l root -c "cd $work &&
 		echo \"login session cgroup: \$(cat /proc/self/cgroup)\" &&
 		grep -q '^0::/user.slice/user-0.slice/session-[c0-9]*.scope\$' /proc/self/cgroup &&
-		CI=true make check"
-	part "login: make check" "$out/login.log"
+		CI=true make check-guest"
+	part "login: make check-guest" "$out/login.log"
 	timed login-acceptance "$out/login-acceptance.log" \
 		su -l root -c "CI=true sh $work/tests/vm/acceptance.sh $work/build"
 	part "login: acceptance" "$out/login-acceptance.log"
 fi
 
 # service: this unit's own cgroup, no delegation. The other parts need a
-# build; make check (login) made it already.
+# build; make check-guest (login) made it already.
 [ -x "$work/build/airlock" ] || make -C "$work" -s -j2 tests >"$out/build.log" 2>&1
 if want service; then
 	timed service-acceptance "$out/service-acceptance.log" \
