@@ -84,10 +84,12 @@ void results_keep(struct supervisor *s, int64_t run_id,
 	struct manifest_output_in in = {
 		.result = jb.data,
 		.archived = archived,
-		.streams = { { r->stdout_data, r->stdout_len,
-			       r->stdout_truncated },
-			     { r->stderr_data, r->stderr_len,
-			       r->stderr_truncated } },
+		.streams = { { .data = r->stdout_data,
+			       .len = r->stdout_len,
+			       .truncated = r->stdout_truncated },
+			     { .data = r->stderr_data,
+			       .len = r->stderr_len,
+			       .truncated = r->stderr_truncated } },
 		.keep = keep,
 	};
 	if (json_buf_failed(&jb))
