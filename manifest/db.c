@@ -595,8 +595,13 @@ int manifest_reconnect(struct manifest *m, struct al_error *err)
 		return 0;
 	/* unavailable still, now for the reason this attempt gave (a lost
 	 * connection's db_error() set it already) */
+	size_t n = strlen(m->where);
+	const char *why = local.msg;
+	/* the handle's messages name the server already */
+	if (strncmp(why, m->where, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+		why += n + 2;
 	if (m->unavailable[0] == '\0')
-		text_cut(local.msg, sizeof(m->unavailable) - 1, m->unavailable);
+		text_cut(why, sizeof(m->unavailable) - 1, m->unavailable);
 	return al_error_set(err, local.errnum ? local.errnum : ENOTCONN,
 			    "manifest: reconnect: %s", local.msg);
 }

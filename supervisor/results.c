@@ -94,7 +94,11 @@ void results_keep(struct supervisor *s, int64_t run_id,
 	};
 	if (json_buf_failed(&jb))
 		LOG(LOG_ERROR, NULL, run_id, "output: out of memory");
-	else if (manifest_output_put(s->m, run_id, &in, &err) < 0)
+	else if (outage_keep_output(s, run_id, &in))
+		; /* its finish waits for the manifest: so does the output */
+	else if (manifest_output_put(s->m, run_id, &in, &err) < 0 &&
+		 !(err.errnum == ENOTCONN &&
+		   outage_keep_output(s, run_id, &in)))
 		LOG(LOG_ERROR, NULL, run_id, "%s", err.msg);
 	json_buf_free(&jb);
 }
