@@ -314,6 +314,9 @@ static int pg_step(struct db_stmt *s)
 	struct manifest *m = s->m;
 
 	if (st->res == NULL) {
+		/* a failure's SQLSTATE says nothing of the statements after
+		 * it (pg_lost() reads it) */
+		CONN(m)->sqlstate[0] = '\0';
 		st->res = pq_execParams(CONN(m)->c, st->sql, st->nparams,
 					st->types,
 					(const char *const *)st->values,

@@ -667,6 +667,8 @@ bool outage_available(struct supervisor *s);
 /* The tick's turn: reconnect when due, commit what waits. */
 void outage_tick(struct supervisor *s);
 void outage_commit(struct supervisor *s);
+/* How many run ends wait (spooled or in memory only). */
+unsigned outage_pending(const struct supervisor *s);
 /* The `unavailable` answer's message: the cause, and that it retries. */
 void outage_message(const struct supervisor *s, char *buf, size_t len);
 

@@ -319,7 +319,7 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "queue_depth", s->nqueued);
 	json_kv_uint(&jb, "queue_max", s->cfg.queue_max);
 	json_kv_uint(&jb, "connections", s->nconns);
-	json_kv_uint(&jb, "pending_records", s->pending_files);
+	json_kv_uint(&jb, "pending_records", outage_pending(s));
 	active_json(&jb, s, x->c);
 	/* out of reach: what this process knows, and why the rest is not
 	 * here */

@@ -311,7 +311,7 @@ static void load_one(struct supervisor *s, const char *name)
 		 strtoll(name, NULL, 10) != p->run_id)
 		al_error_set(&err, EBADMSG, "it records run %lld",
 			     (long long)p->run_id);
-	if (err.msg[0] == '\0' && find(s, p->run_id) == NULL) {
+	if (err.msg[0] == '\0') {
 		p->spooled = (size_t)n;
 		s->pending_bytes += p->spooled;
 		s->pending_files++;
@@ -321,8 +321,7 @@ static void load_one(struct supervisor *s, const char *name)
 	pending_free(p);
 	snprintf(bad, sizeof(bad), "%s.bad", name);
 	LOG(LOG_ERROR, NULL, 0, "%s/%s/%s: %s; set aside as %s",
-	    s->cfg.state_dir, PENDING_DIR, name,
-	    err.msg[0] ? err.msg : "a second record of its run", bad);
+	    s->cfg.state_dir, PENDING_DIR, name, err.msg, bad);
 	if (renameat(s->pending_fd, name, s->pending_fd, bad) < 0)
 		LOG(LOG_ERROR, NULL, 0, "rename %s/%s/%s: %s", s->cfg.state_dir,
 		    PENDING_DIR, name, strerror(errno));
@@ -443,6 +442,15 @@ void outage_tick(struct supervisor *s)
 {
 	if (outage_available(s) && s->pending != NULL)
 		outage_commit(s);
+}
+
+unsigned outage_pending(const struct supervisor *s)
+{
+	unsigned n = 0;
+
+	for (const struct pending *p = s->pending; p; p = p->next)
+		n++;
+	return n;
 }
 
 void outage_message(const struct supervisor *s, char *buf, size_t len)
