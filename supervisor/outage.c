@@ -388,6 +388,19 @@ int outage_open(struct supervisor *s, struct al_error *err)
 
 void outage_free(struct supervisor *s)
 {
+	unsigned left;
+
+	/* a last chance: the server may be back since the last tick */
+	if (s->m != NULL && s->pending != NULL &&
+	    manifest_unavailable(s->m) == NULL)
+		outage_commit(s);
+	left = outage_pending(s);
+	if (left)
+		LOG(LOG_WARN, NULL, 0,
+		    "%u run ends still wait for the manifest: %u in %s/%s for "
+		    "the next start%s",
+		    left, s->pending_files, s->cfg.state_dir, PENDING_DIR,
+		    left > s->pending_files ? ", the rest is lost" : "");
 	while (s->pending != NULL) {
 		struct pending *p = s->pending;
 		s->pending = p->next;

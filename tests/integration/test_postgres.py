@@ -556,6 +556,11 @@ def t_server_restart():
         code, out, err = d.airlock("status")
         check("manifest unavailable" in out, f"airlock status ({code}): {out} {err}")
         no_secret("airlock status", out + err)
+        # it keeps trying, each wait twice the last
+        poll("a second failed reconnection",
+             lambda: any("next try in 1000 ms" in line for line in d.log))
+        tries = [line for line in d.log if "reconnect:" in line]
+        check("next try in 500 ms" in tries[0], f"the first try: {tries[0]}")
         pg.sh("up")
         # back by itself: the first exec that is not refused runs
         r = poll("an exec after the server is back", lambda: (lambda a: a if a["ok"] else None)(
