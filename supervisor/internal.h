@@ -202,7 +202,9 @@ struct metrics_snapshot {
 	double start_time_s; /* Unix time */
 	unsigned active, max_active, queued, connections;
 	bool healthy, ready;
-	bool have_modules; /* the manifest answered */
+	bool manifest_up;         /* its server answers (outage.c) */
+	unsigned pending_records; /* run ends waiting for it */
+	bool have_modules;        /* the manifest answered */
 	uint64_t modules[MANIFEST_STATE_COUNT];
 	uint64_t verdicts[METRICS_VERDICTS];
 	uint64_t timeouts, validation_failures, auto_archives, rate_limit_hits,

@@ -523,6 +523,13 @@ def healthz(port):
         return e.code, e.read().decode()
 
 
+def scrape(port):
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"x-api-key": METRICS_KEY}),
+            timeout=WAIT) as f:
+        return f.read().decode()
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -549,6 +556,9 @@ def t_server_restart():
         check_eq(status, 503, f"/healthz while down: {body}")
         check("manifest" in body and "postgresql" in body, f"/healthz: {body}")
         no_secret("/healthz", body)
+        text = scrape(port)
+        check("airlock_manifest_up 0" in text and "airlock_manifest_pending_records 1" in text,
+              "/metrics: " + "\n".join(l for l in text.splitlines() if "manifest_" in l))
         st = d.request({"op": "status"})
         check(st["ok"] and "unreachable" in st.get("manifest_unavailable", ""), f"status: {st}")
         check_eq(st["pending_records"], 1, "records waiting")
@@ -576,6 +586,7 @@ def t_server_restart():
         check_eq(res["result"]["stdout"], "rested\n", "its kept output")
         check_eq(os.listdir(os.path.join(d.state, "pending")), [], "the spool after")
         poll("/healthz healthy again", lambda: healthz(port)[0] == 200)
+        check("airlock_manifest_up 1" in scrape(port), "airlock_manifest_up after")
         check(d.submit("other", ECHO)["ok"], "a submit after")
         d.stop()
         no_secret("airlockd's log", "\n".join(d.log))
