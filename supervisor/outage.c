@@ -102,20 +102,22 @@ static int write_file(struct supervisor *s, int64_t run_id, const char *text,
 	return 0;
 }
 
-/* The record to its file (again, when it changed), within the bounds. */
+/* The record to its file (again, when it changed: the new text replaces
+ * the old by rename, so a crash keeps one whole), within the bounds. */
 static void spool(struct supervisor *s, struct pending *p)
 {
 	struct al_error err = { 0 };
 	_cleanup_free_ char *text = pending_encode(p);
 	size_t len = text ? strlen(text) : 0;
+	/* what the spool holds besides this record's own file */
+	size_t others = s->pending_bytes - p->spooled;
+	unsigned files = s->pending_files - (p->spooled ? 1 : 0);
 
-	unspool(s, p);
-	if (text != NULL && p->has_output &&
-	    s->pending_bytes + len > PENDING_BYTES_MAX) {
+	if (text != NULL && p->has_output && others + len > PENDING_BYTES_MAX) {
 		LOG(LOG_WARN, NULL, p->run_id,
 		    "%s/%s holds %zu bytes already: this run's output is "
 		    "not kept, its verdict is",
-		    s->cfg.state_dir, PENDING_DIR, s->pending_bytes);
+		    s->cfg.state_dir, PENDING_DIR, others);
 		pending_drop_output(p);
 		free(text);
 		text = pending_encode(p);
@@ -123,19 +125,19 @@ static void spool(struct supervisor *s, struct pending *p)
 	}
 	if (text == NULL)
 		al_error_set(&err, ENOMEM, "out of memory");
-	else if (s->pending_files >= PENDING_FILES_MAX)
-		al_error_set(&err, ENOSPC, "%u records wait already",
-			     s->pending_files);
+	else if (files >= PENDING_FILES_MAX)
+		al_error_set(&err, ENOSPC, "%u records wait already", files);
 	else if (write_file(s, p->run_id, text, len, &err) == 0) {
+		s->pending_bytes = others + len;
+		s->pending_files = files + 1;
 		p->spooled = len;
-		s->pending_bytes += len;
-		s->pending_files++;
 		return;
 	}
 	LOG(LOG_ERROR, NULL, p->run_id,
-	    "%s/%s: %s; this run's record is kept in memory only (a crash "
-	    "before the manifest is back loses it)",
-	    s->cfg.state_dir, PENDING_DIR, err.msg);
+	    "%s/%s: %s; this run's record is kept in memory only%s (a "
+	    "crash before the manifest is back loses it)",
+	    s->cfg.state_dir, PENDING_DIR, err.msg,
+	    p->spooled ? ", its file has it without the output" : "");
 }
 
 static struct pending *find(struct supervisor *s, int64_t run_id)
