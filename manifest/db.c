@@ -24,6 +24,11 @@ struct db_stmt *db_stmt(struct manifest *m, const char *sql,
 {
 	struct db_stmt *s;
 
+	if (m->unavailable[0] != '\0') {
+		al_error_set(err, ENOTCONN, "%s is unreachable (%s)", m->where,
+			     m->unavailable);
+		return NULL;
+	}
 	for (size_t i = 0; i < m->nstmts; i++)
 		if (m->stmts[i].sql == sql)
 			return m->stmts[i].stmt;
@@ -66,6 +71,19 @@ int db_error(struct manifest *m, struct al_error *err, const char *fmt, ...)
 	va_end(ap);
 	if (m->db == NULL)
 		return al_error_set(err, ENOMEM, "%s: out of memory", what);
+	/* the server went away: say so once, and refuse the rest at once
+	 * (db_stmt) rather than let each statement find it out */
+	if (m->ops->lost != NULL && m->ops->lost(m)) {
+		if (m->unavailable[0] == '\0') {
+			text_cut(m->ops->errmsg(m), sizeof(m->unavailable) - 1,
+				 m->unavailable);
+			if (m->unavailable[0] == '\0')
+				snprintf(m->unavailable, sizeof(m->unavailable),
+					 "the connection was lost");
+		}
+		return al_error_set(err, ENOTCONN, "%s: %s is unreachable (%s)",
+				    what, m->where, m->unavailable);
+	}
 	return al_error_set(err, m->ops->errnum(m), "%s: %s", what,
 			    m->ops->errmsg(m));
 }
@@ -191,8 +209,10 @@ int db_commit(struct manifest *m, struct al_error *err)
 void db_rollback(struct manifest *m)
 {
 	/* After some errors (a full disk, I/O) the backend has rolled back
-	 * already; a second ROLLBACK would only fail. */
-	if (m->ops->in_transaction(m))
+	 * already; a second ROLLBACK would only fail. A lost connection took
+	 * its transaction with it. */
+	if (m->unavailable[0] == '\0' && m->db != NULL &&
+	    m->ops->in_transaction(m))
 		(void)db_exec(m, "ROLLBACK", NULL);
 }
 
@@ -530,6 +550,60 @@ const char *manifest_where(const struct manifest *m)
 int manifest_schema_version(const struct manifest *m)
 {
 	return m->schema;
+}
+
+const char *manifest_unavailable(const struct manifest *m)
+{
+	return m->unavailable[0] != '\0' ? m->unavailable : NULL;
+}
+
+/* The session is new: what the handle knew of the old one's state goes,
+ * and the database must still be the one this handle opened. */
+static int reconnect(struct manifest *m, struct al_error *err)
+{
+	int64_t version = 0;
+
+	m->in_snapshot = false;
+	m->ops->disconnect(m);
+	if (m->ops->connect(m, err) < 0 ||
+	    m->ops->schema_version(m, &version, err) < 0)
+		return -1;
+	if (version != m->schema)
+		return al_error_set(err, EPROTO,
+				    "%s: its schema is version %lld now, this "
+				    "handle opened version %d: restart the "
+				    "program",
+				    m->where, (long long)version, m->schema);
+	/* a move the loss cut short (m->broken): the journal says how far
+	 * it got, as at an open; only this writer moves this host's files */
+	if (m->mode == MANIFEST_READ_WRITE && m->broken[0] != '\0') {
+		if (moves_repair(m, err) < 0)
+			return al_error_prefix(err, "repair");
+		m->broken[0] = '\0';
+	}
+	return 0;
+}
+
+int manifest_reconnect(struct manifest *m, struct al_error *err)
+{
+	struct al_error local = { 0 };
+
+	if (m->unavailable[0] == '\0')
+		return 0;
+	m->unavailable[0] = '\0';
+	if (reconnect(m, &local) == 0)
+		return 0;
+	/* unavailable still, now for the reason this attempt gave (a lost
+	 * connection's db_error() set it already) */
+	size_t n = strlen(m->where);
+	const char *why = local.msg;
+	/* the handle's messages name the server already */
+	if (strncmp(why, m->where, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+		why += n + 2;
+	if (m->unavailable[0] == '\0')
+		text_cut(why, sizeof(m->unavailable) - 1, m->unavailable);
+	return al_error_set(err, local.errnum ? local.errnum : ENOTCONN,
+			    "manifest: reconnect: %s", local.msg);
 }
 
 int db_sync_light(struct manifest *m, bool light, struct al_error *err)

@@ -41,6 +41,10 @@
  * server drops it when it sees the connection close). */
 #define WRITER_LOCK_WAIT "2s"
 #define CONNECT_TIMEOUT_S "10"
+/* Again after a loss (the handle has a schema already): a reconnection
+ * runs on airlockd's loop, which must not stall long on a server out of
+ * reach; the next try comes soon. libpq's least. */
+#define RECONNECT_TIMEOUT_S "2"
 #define PARAMS_MAX 32
 
 /* Type OIDs of the builtin types (pg_type.dat): stable across releases. */
@@ -310,6 +314,9 @@ static int pg_step(struct db_stmt *s)
 	struct manifest *m = s->m;
 
 	if (st->res == NULL) {
+		/* a failure's SQLSTATE says nothing of the statements after
+		 * it (pg_lost() reads it) */
+		CONN(m)->sqlstate[0] = '\0';
 		st->res = pq_execParams(CONN(m)->c, st->sql, st->nparams,
 					st->types,
 					(const char *const *)st->values,
@@ -468,6 +475,18 @@ static int pg_errnum(struct manifest *m)
 	return 0;
 }
 
+/* The connection is gone (libpq says so), or the server said it is going:
+ * connection exceptions (class 08), and an administrator's shutdown,
+ * a crash shutdown, a server not accepting yet (57P01, 57P02, 57P03). */
+static bool pg_lost(struct manifest *m)
+{
+	const char *st = CONN(m)->sqlstate;
+
+	return pq_status(CONN(m)->c) == CONNECTION_BAD ||
+	       strncmp(st, "08", 2) == 0 || strcmp(st, "57P01") == 0 ||
+	       strcmp(st, "57P02") == 0 || strcmp(st, "57P03") == 0;
+}
+
 static bool pg_in_transaction(struct manifest *m)
 {
 	PGTransactionStatusType t = pq_transactionStatus(CONN(m)->c);
@@ -539,7 +558,8 @@ static int pg_connect(struct manifest *m, struct al_error *err)
 	static const char *const keys[] = { "connect_timeout",
 					    "fallback_application_name",
 					    "dbname", NULL };
-	const char *values[] = { CONNECT_TIMEOUT_S,
+	const char *values[] = { m->schema ? RECONNECT_TIMEOUT_S
+					   : CONNECT_TIMEOUT_S,
 				 m->mode == MANIFEST_READ_WRITE ? "airlockd"
 								: "airlock",
 				 m->url, NULL };
@@ -781,4 +801,5 @@ const struct db_ops db_pg_ops = {
 	.integrity = pg_integrity,
 	.backup = pg_backup,
 	.url_check = pg_url_check,
+	.lost = pg_lost,
 };

@@ -120,6 +120,9 @@ struct db_ops {
 		      struct al_error *err);
 	/* Is `url` one this backend can connect to (parsed, not tried)? */
 	int (*url_check)(const char *url, struct al_error *err);
+	/* Did the last failure lose the connection (the server restarted or
+	 * is out of reach)? NULL: a backend that cannot lose one (SQLite). */
+	bool (*lost)(struct manifest *m);
 };
 
 extern const struct db_ops db_sqlite_ops;
@@ -146,6 +149,9 @@ struct manifest {
 	/* Set when a file move failed half-way and could not be finished:
 	 * later writes are refused until a reopen repairs it. */
 	char broken[AL_ERROR_MAX];
+	/* Set when the connection to the server was lost, to the server's
+	 * message: statements fail at once until manifest_reconnect(). */
+	char unavailable[AL_ERROR_MAX / 2];
 	size_t nstmts;
 	struct {
 		const char *sql; /* the address identifies the statement */

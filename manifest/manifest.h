@@ -166,6 +166,23 @@ const char *manifest_backend(const struct manifest *m);
  * or the server's URL without its password. Borrowed. */
 const char *manifest_where(const struct manifest *m);
 
+/*
+ * A server's manifest can go away under a running airlockd (the server
+ * restarts, the network parts). The statement that finds the connection
+ * lost fails with errnum ENOTCONN, and so does every later one, at once,
+ * until manifest_reconnect() succeeds; an SQLite manifest never is
+ * unavailable.
+ */
+/* Why the manifest is unreachable (the server's message), or NULL when it
+ * answers. Borrowed from the handle. */
+const char *manifest_unavailable(const struct manifest *m);
+/* Connect again after a loss: a new connection with the same session
+ * settings, the writer's lock taken again, the schema version checked
+ * against the one opened, a move the loss cut short finished. 0 when the
+ * manifest answers again (or never stopped); -1 and still unavailable
+ * otherwise. */
+int manifest_reconnect(struct manifest *m, struct al_error *err);
+
 /* Whether `url` names a database server (postgresql://, postgres://). */
 bool manifest_url_is_server(const char *url);
 /* Whether this program can open it (the static CLI has no libpq). */
@@ -489,18 +506,25 @@ struct manifest_run_result {
 	const char *stderr_data; /* its last MANIFEST_EXCERPT_MAX bytes are */
 	size_t stderr_len;       /* kept; any bytes */
 	int64_t ended_ms;        /* 0: now */
+	/* kept through an outage of the server and committed after it: it
+	 * replaces the "interrupted" a later open or another host's lease
+	 * put on the row in the meantime */
+	bool replay;
 };
 
 /* A run that starts now: a row with verdict "running"; *run_id is its id. */
 int manifest_run_begin(struct manifest *m, const struct manifest_run_start *s,
 		       int64_t *run_id, struct al_error *err);
-/* Its result; an error unless run `run_id` is running. */
+/* Its result; an error unless run `run_id` is running. A run that has
+ * this verdict and this (given, not 0) end time already is success: a
+ * retry whose first try committed but lost its answer records nothing
+ * twice. */
 int manifest_run_finish(struct manifest *m, int64_t run_id,
 			const struct manifest_run_result *r,
 			struct al_error *err);
 /* A running run the supervisor gave up on (killed at the end of its
  * shutdown grace): verdict "interrupted" now, not at the next open. An
- * error unless run `run_id` is running. */
+ * error unless run `run_id` is running or interrupted already. */
 int manifest_run_interrupt(struct manifest *m, int64_t run_id,
 			   struct al_error *err);
 /* Both at once, one transaction. `run_id` may be NULL. */
@@ -568,6 +592,9 @@ struct manifest_stream_in {
 	const void *data; /* what the run captured (any bytes), or NULL */
 	size_t len;
 	bool truncated; /* the capture itself was cut */
+	/* what the run captured, when `data` holds only its first `len`
+	 * bytes (a spooled finish keeps no more); 0: len */
+	uint64_t size;
 };
 
 struct manifest_output_in {

@@ -33,8 +33,10 @@ static int pack(const struct manifest_stream_in *in, size_t keep,
 		struct packed *p, struct al_error *err)
 {
 	memset(p, 0, sizeof(*p));
-	p->size = in->data ? in->len : 0;
-	p->kept = p->size < keep ? (size_t)p->size : keep;
+	p->size = in->data ? (in->size > in->len ? in->size : in->len) : 0;
+	p->kept = in->len < keep ? in->len : keep;
+	if (in->data == NULL)
+		p->kept = 0;
 	p->truncated = in->truncated || p->kept < p->size;
 	p->data = p->kept ? in->data : "";
 	p->len = p->kept;

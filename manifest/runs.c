@@ -46,6 +46,7 @@ static int check_result(const struct manifest_run_result *r,
  *   ?5 ended  ?6 verdict  ?7 exit code  ?8 signal  ?9 syscall  ?10 wall
  *   ?11 cpu  ?12 peak  ?13 stdout cut  ?14 stderr cut  ?15 excerpt
  *   ?16 run id  ?17 timeout limit  ?18 memory limit  ?19 pids limit
+ *   ?20 a replayed finish (1), which may replace "interrupted"
  */
 static const char SQL_RUN_BEGIN[] =
 	"INSERT INTO runs (module_id, started_ms, verdict, policy_hash,"
@@ -74,7 +75,8 @@ static const char SQL_RUN_FINISH[] =
 	" signal = ?8, syscall = ?9, wall_ms = ?10, cpu_ms = ?11,"
 	" peak_memory_bytes = ?12, stdout_truncated = ?13,"
 	" stderr_truncated = ?14, stderr_excerpt = ?15"
-	" WHERE id = ?16 AND verdict = 'running'";
+	" WHERE id = ?16 AND (verdict = 'running'"
+	" OR (?20 = 1 AND verdict = 'interrupted'))";
 
 static int64_t clamp_int64(uint64_t v)
 {
@@ -207,14 +209,16 @@ static int finish(struct manifest *m, int64_t run_id,
 {
 	_cleanup_stmt_ struct db_stmt *s = NULL;
 	struct manifest_run run;
+	int64_t ended = r->ended_ms ? r->ended_ms : manifest_now_ms();
 
 	if (db_writable(m, err) < 0 || check_result(r, err) < 0)
 		return -1;
 	s = db_stmt(m, SQL_RUN_FINISH, err);
 	if (s == NULL)
 		return -1;
-	bind_result(s, r, r->ended_ms ? r->ended_ms : manifest_now_ms());
+	bind_result(s, r, ended);
 	db_bind_int64(s, 16, run_id);
+	db_bind_int64(s, 20, r->replay);
 	if (db_sync_light(m, true, err) < 0)
 		return -1;
 	int rc = db_step_done(m, s, "update the run", err);
@@ -224,6 +228,11 @@ static int finish(struct manifest *m, int64_t run_id,
 		return 0;
 	if (manifest_run_get(m, run_id, &run, err) < 0)
 		return -1;
+	/* this very finish committed before (its answer was lost): a retry
+	 * carries the end time of its first try */
+	if (r->ended_ms != 0 && strcmp(run.verdict, r->verdict) == 0 &&
+	    run.ended_ms == ended)
+		return 0;
 	return al_error_set(err, EINVAL, "it is not running (verdict %s)",
 			    run.verdict);
 }
@@ -258,9 +267,12 @@ int manifest_run_interrupt(struct manifest *m, int64_t run_id,
 		goto fail;
 	if (db_changes(s) == 1)
 		return 0;
-	if (manifest_run_get(m, run_id, &run, err) == 0)
-		al_error_set(err, EINVAL, "it is not running (verdict %s)",
-			     run.verdict);
+	if (manifest_run_get(m, run_id, &run, err) < 0)
+		goto fail;
+	if (strcmp(run.verdict, "interrupted") == 0)
+		return 0; /* a retry, or a later open's repair came first */
+	al_error_set(err, EINVAL, "it is not running (verdict %s)",
+		     run.verdict);
 fail:
 	return al_error_prefix(err, "manifest: interrupt run %lld",
 			       (long long)run_id);

@@ -47,8 +47,11 @@ void health_check(struct supervisor *s)
 	 * the daemon useless however well it reads */
 	h.manifest_ok = manifest_stats(s->m, NULL, &st, &err) == 0 &&
 			manifest_write_check(s->m, &err) == 0;
-	snprintf(h.manifest, sizeof(h.manifest), "%s",
-		 h.manifest_ok ? "ok" : err.msg);
+	if (manifest_unavailable(s->m) != NULL) /* the server, not us */
+		outage_message(s, h.manifest, sizeof(h.manifest));
+	else
+		snprintf(h.manifest, sizeof(h.manifest), "%s",
+			 h.manifest_ok ? "ok" : err.msg);
 	check_socket(s, &h);
 	bool was = s->health.checked_ms == 0 ||
 		   (s->health.manifest_ok && s->health.socket_ok);

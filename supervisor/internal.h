@@ -202,7 +202,9 @@ struct metrics_snapshot {
 	double start_time_s; /* Unix time */
 	unsigned active, max_active, queued, connections;
 	bool healthy, ready;
-	bool have_modules; /* the manifest answered */
+	bool manifest_up;         /* its server answers (outage.c) */
+	unsigned pending_records; /* run ends waiting for it */
+	bool have_modules;        /* the manifest answered */
 	uint64_t modules[MANIFEST_STATE_COUNT];
 	uint64_t verdicts[METRICS_VERDICTS];
 	uint64_t timeouts, validation_failures, auto_archives, rate_limit_hits,
@@ -288,6 +290,18 @@ struct supervisor {
 	struct lang_probe *lang_probes;
 	struct lang_req *lang_reqs;
 	uint64_t lang_clock;
+	/* outage.c: the manifest's server out of reach, and the run
+	 * records waiting for it (memory, and STATE/pending) */
+	struct pending *pending;
+	unsigned pending_files; /* spooled, of them */
+	size_t pending_bytes;
+	int pending_fd; /* STATE/pending */
+	struct {
+		bool down;        /* noticed (and logged) */
+		int64_t since_ms; /* now_ms() then */
+		int64_t next_ms;  /* the next reconnection's, at the earliest */
+		int64_t delay_ms; /* the wait after a failed one */
+	} outage;
 };
 
 enum counter {
@@ -588,6 +602,77 @@ int bundle_remove(int parent, const char *name, int depth);
  * components (no "", ".", ".." nor a leading '/'), printable ASCII, at
  * most MANIFEST_ENTRY_MAX bytes. Pure. */
 int bundle_entry_check(const char *entry, struct al_error *err);
+
+/* pending.c: a run's end the manifest could not take (its server out of
+ * reach), as STATE/pending/<run id> holds it (outage.c keeps them). */
+#define PENDING_DIR "pending"
+enum pending_finish { PENDING_NONE, PENDING_FINISH, PENDING_INTERRUPT };
+struct pending_stream {
+	unsigned char *data; /* the kept bytes; owned */
+	size_t len;
+	uint64_t size; /* what the run captured */
+	bool truncated;
+};
+struct pending {
+	struct pending *next;
+	int64_t run_id;
+	enum pending_finish finish; /* none: only the output waits */
+	char verdict[32];
+	int exit_code, signal;
+	char syscall[MANIFEST_SYSCALL_MAX + 1];
+	double wall_ms, cpu_ms;
+	uint64_t peak_memory_bytes;
+	bool stdout_truncated, stderr_truncated;
+	int64_t ended_ms;
+	unsigned char *excerpt; /* the end of stderr the row keeps; owned */
+	size_t excerpt_len;
+	bool has_output, archived;
+	char *result; /* the kept result's JSON text; owned */
+	size_t keep;
+	struct pending_stream streams[2];
+	size_t spooled; /* bytes of its file; 0: it has none */
+};
+/* Run `run_id`'s finish `r` (copied; NULL: none, or an interrupt the
+ * caller sets); NULL when out of memory. */
+struct pending *pending_new(int64_t run_id,
+			    const struct manifest_run_result *r);
+void pending_free(struct pending *p);
+/* Copy the output a run keeps (at most in->keep bytes of each stream). */
+int pending_set_output(struct pending *p, const struct manifest_output_in *in,
+		       struct al_error *err);
+void pending_drop_output(struct pending *p);
+/* The file's text (one JSON object); caller frees; NULL: no memory. */
+char *pending_encode(const struct pending *p);
+/* A file's text back: -1 with err saying what is wrong (EBADMSG) on any
+ * bad input; caller frees *out. */
+int pending_decode(const char *text, size_t len, struct pending **out,
+		   struct al_error *err);
+/* The record as the manifest's calls take it (borrowed from p); the
+ * finish is a replay (manifest_run_result.replay). */
+void pending_result(const struct pending *p, struct manifest_run_result *r);
+void pending_output(const struct pending *p, struct manifest_output_in *in);
+
+/* outage.c. At start: make and open STATE/pending (s->pending_fd), load
+ * what a previous airlockd left (a bad file set aside as .bad), commit. */
+int outage_open(struct supervisor *s, struct al_error *err);
+void outage_free(struct supervisor *s);
+/* Keep run `run_id`'s end for later: its finish `r` (NULL: interrupted). */
+void outage_keep_finish(struct supervisor *s, int64_t run_id,
+			const struct manifest_run_result *r);
+/* Keep its output for later when its finish waits or the manifest is
+ * unreachable: true when taken (the caller writes nothing). */
+bool outage_keep_output(struct supervisor *s, int64_t run_id,
+			const struct manifest_output_in *in);
+/* Does the manifest answer? When not, a reconnection is tried if its
+ * backoff allows; after one succeeds the pending records commit. */
+bool outage_available(struct supervisor *s);
+/* The tick's turn: reconnect when due, commit what waits. */
+void outage_tick(struct supervisor *s);
+void outage_commit(struct supervisor *s);
+/* How many run ends wait (spooled or in memory only). */
+unsigned outage_pending(const struct supervisor *s);
+/* The `unavailable` answer's message: the cause, and that it retries. */
+void outage_message(const struct supervisor *s, char *buf, size_t len);
 
 /* bundle_store.c: STATE/bundles/<sha256>/, the unpacked trees. */
 /* runs.c, at start: make and open STATE/running (s->pins_fd), emptied:

@@ -150,6 +150,7 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 	s->epfd = s->listen.fd = s->signal.fd = s->tick.fd = -1;
 	s->bundles_fd = -1;
 	s->pins_fd = -1;
+	s->pending_fd = -1;
 	s->started_ms = now_ms();
 	s->started_unix_ms = manifest_now_ms();
 	log_setup(cfg->log_level, cfg->log_pretty);
@@ -184,6 +185,9 @@ struct supervisor *supervisor_new(const struct supervisor_config *cfg,
 				  supervisor_config_server_url(cfg),
 				  cfg->host_name, MANIFEST_READ_WRITE, err);
 	if (!s->m)
+		goto fail;
+	/* before anything else writes: a previous airlockd's run records */
+	if (outage_open(s, err) < 0)
 		goto fail;
 	runs_repair(s);
 	fleet_beat(s);
@@ -222,6 +226,13 @@ static void on_tick(struct supervisor *s)
 
 	if (read(s->tick.fd, &expirations, sizeof(expirations)) < 0)
 		return;
+	outage_tick(s);
+	/* the chores all need the manifest: none would do more than fail */
+	if (manifest_unavailable(s->m) != NULL) {
+		sweep_stale_cgroups(s);
+		health_check(s);
+		return;
+	}
 	if (s->cfg.retention_days &&
 	    manifest_retention(s->m, s->cfg.retention_days, manifest_now_ms(),
 			       &removed, &err) < 0)
@@ -397,6 +408,7 @@ void supervisor_free(struct supervisor *s)
 	al_closep(&s->epfd);
 	al_closep(&s->bundles_fd);
 	al_closep(&s->pins_fd);
+	outage_free(s);
 	manifest_close(s->m);
 	sandbox_learner_free(s->learner);
 	sandbox_host_free(s->host);

@@ -209,6 +209,13 @@ int metrics_render(FILE *f, const struct metrics_snapshot *m)
 	gauge(f, "airlock_ready",
 	      "1 while airlockd accepts work, 0 while it drains on SIGTERM.",
 	      m->ready);
+	gauge(f, "airlock_manifest_up",
+	      "1 while the manifest answers, 0 while its server is out of "
+	      "reach (airlockd reconnects by itself).",
+	      m->manifest_up);
+	gauge(f, "airlock_manifest_pending_records",
+	      "Run ends waiting for the manifest's server.",
+	      m->pending_records);
 	gauge(f, "airlock_active_runs", "Jails running now.", m->active);
 	gauge(f, "airlock_max_active_runs",
 	      "Concurrent runs allowed (MAX_ACTIVE_GENERATIONS).",

@@ -43,10 +43,22 @@ static void reply_error(struct op_ctx *x, enum proto_error code,
 	conn_send_jb(x->s, x->c, &jb);
 }
 
+static void reply_unavailable(struct op_ctx *x)
+{
+	char msg[AL_ERROR_MAX];
+
+	outage_message(x->s, msg, sizeof(msg));
+	reply_error(x, PROTO_E_UNAVAILABLE, "%s", msg);
+}
+
 /* A manifest error, mapped to the protocol's codes. */
 static void reply_manifest_error(struct op_ctx *x, const struct al_error *err)
 {
 	enum proto_error code = PROTO_E_INTERNAL;
+	if (err->errnum == ENOTCONN) {
+		reply_unavailable(x);
+		return;
+	}
 	if (err->errnum == ENOENT)
 		code = PROTO_E_NOT_FOUND;
 	else if (err->errnum == EINVAL || err->errnum == EEXIST ||
@@ -229,12 +241,63 @@ static int64_t quota_scope(const struct op_ctx *x, int64_t asked)
 	return x->c->role == PROTO_ROLE_ADMIN ? asked : (int64_t)x->c->uid;
 }
 
+/* The daemon's own counters. */
+static void status_counters(struct json_buf *jb, const struct supervisor *s)
+{
+	json_key(jb, "counters");
+	json_object_open(jb);
+	json_kv_uint(jb, "runs_total", s->counters[C_RUNS]);
+	json_kv_uint(jb, "validation_failures_total",
+		     s->counters[C_VALIDATION_FAILURES]);
+	json_kv_uint(jb, "auto_archives_total", s->counters[C_AUTO_ARCHIVES]);
+	json_kv_uint(jb, "rate_limit_hits_total",
+		     s->counters[C_RATE_LIMIT_HITS]);
+	json_kv_uint(jb, "overloaded_total", s->counters[C_OVERLOADED]);
+	json_kv_uint(jb, "sandbox_timeouts_total", s->counters[C_TIMEOUTS]);
+	json_object_close(jb);
+}
+
+/* The caller's quota use (what the manifest says of its past runs). */
+static void status_quota(struct json_buf *jb, struct supervisor *s, uid_t uid)
+{
+	uint64_t hour, day;
+	quota_usage(s, uid, &hour, &day);
+	json_key(jb, "quota");
+	json_object_open(jb);
+	json_kv_uint(jb, "uid", uid);
+	json_kv_uint(jb, "per_hour", s->cfg.quota_per_hour);
+	json_kv_uint(jb, "used", hour);
+	json_kv_uint(jb, "per_day", s->cfg.quota_per_day);
+	json_kv_uint(jb, "used_today", day);
+	json_kv_uint(jb, "reset_hour_utc", s->cfg.quota_reset_hour);
+	json_object_close(jb);
+}
+
+/* What status says from the manifest: the hosts, its counts, the quotas
+ * and storage it holds; -1 with err when a query fails. */
+static int status_manifest(struct op_ctx *x, struct json_buf *jb,
+			   int64_t started, struct al_error *err)
+{
+	struct supervisor *s = x->s;
+	struct manifest_viewer v;
+
+	if (fleet_hosts_json(s, jb, err) < 0 ||
+	    report_manifest_json(jb, s->m, started, tenant_viewer(x->c, &v),
+				 err) < 0)
+		return -1;
+	status_quota(jb, s, x->c->uid);
+	if (quota_list_json(s, jb, quota_scope(x, -1), err) < 0 ||
+	    storage_json(s, jb, x->c, err) < 0)
+		return -1;
+	return 0;
+}
+
 static void op_status(struct op_ctx *x)
 {
 	struct supervisor *s = x->s;
 	struct al_error err = { 0 };
 	struct json_buf jb;
-	char t[MANIFEST_TIME_MAX];
+	char t[MANIFEST_TIME_MAX], msg[AL_ERROR_MAX];
 	/* the manifest's clock is the epoch; ours is monotonic */
 	int64_t started = manifest_now_ms() - (now_ms() - s->started_ms);
 
@@ -256,47 +319,19 @@ static void op_status(struct op_ctx *x)
 	json_kv_uint(&jb, "queue_depth", s->nqueued);
 	json_kv_uint(&jb, "queue_max", s->cfg.queue_max);
 	json_kv_uint(&jb, "connections", s->nconns);
+	json_kv_uint(&jb, "pending_records", outage_pending(s));
 	active_json(&jb, s, x->c);
-	struct manifest_viewer v;
-	if (fleet_hosts_json(s, &jb, &err) < 0 ||
-	    report_manifest_json(&jb, s->m, started, tenant_viewer(x->c, &v),
-				 &err) < 0) {
+	/* out of reach: what this process knows, and why the rest is not
+	 * here */
+	if (!outage_available(s)) {
+		outage_message(s, msg, sizeof(msg));
+		json_kv_string(&jb, "manifest_unavailable", msg);
+	} else if (status_manifest(x, &jb, started, &err) < 0) {
 		json_buf_free(&jb);
 		reply_manifest_error(x, &err);
 		return;
 	}
-	json_key(&jb, "counters");
-	json_object_open(&jb);
-	json_kv_uint(&jb, "runs_total", s->counters[C_RUNS]);
-	json_kv_uint(&jb, "validation_failures_total",
-		     s->counters[C_VALIDATION_FAILURES]);
-	json_kv_uint(&jb, "auto_archives_total", s->counters[C_AUTO_ARCHIVES]);
-	json_kv_uint(&jb, "rate_limit_hits_total",
-		     s->counters[C_RATE_LIMIT_HITS]);
-	json_kv_uint(&jb, "overloaded_total", s->counters[C_OVERLOADED]);
-	json_kv_uint(&jb, "sandbox_timeouts_total", s->counters[C_TIMEOUTS]);
-	json_object_close(&jb);
-	uint64_t hour, day;
-	quota_usage(s, x->c->uid, &hour, &day);
-	json_key(&jb, "quota");
-	json_object_open(&jb);
-	json_kv_uint(&jb, "uid", x->c->uid);
-	json_kv_uint(&jb, "per_hour", s->cfg.quota_per_hour);
-	json_kv_uint(&jb, "used", hour);
-	json_kv_uint(&jb, "per_day", s->cfg.quota_per_day);
-	json_kv_uint(&jb, "used_today", day);
-	json_kv_uint(&jb, "reset_hour_utc", s->cfg.quota_reset_hour);
-	json_object_close(&jb);
-	if (quota_list_json(s, &jb, quota_scope(x, -1), &err) < 0) {
-		json_buf_free(&jb);
-		reply_manifest_error(x, &err);
-		return;
-	}
-	if (storage_json(s, &jb, x->c, &err) < 0) {
-		json_buf_free(&jb);
-		reply_manifest_error(x, &err);
-		return;
-	}
+	status_counters(&jb, s);
 	json_key(&jb, "health");
 	json_object_open(&jb);
 	health_json(&jb, s);
@@ -1162,27 +1197,29 @@ static const struct op {
 	const char *name;
 	enum proto_role role; /* the weakest role allowed to call it */
 	op_fn fn;
+	/* answers with the manifest out of reach (what it can) */
+	bool offline;
 } ops[] = {
-	{ "submit", PROTO_ROLE_CLIENT, op_submit },
-	{ "exec", PROTO_ROLE_CLIENT, op_exec },
-	{ "status", PROTO_ROLE_CLIENT, op_status },
-	{ "health", PROTO_ROLE_CLIENT, op_health },
-	{ "languages", PROTO_ROLE_CLIENT, op_languages },
-	{ "list", PROTO_ROLE_CLIENT, op_list },
-	{ "show", PROTO_ROLE_CLIENT, op_show },
-	{ "runs", PROTO_ROLE_CLIENT, op_runs },
+	{ "submit", PROTO_ROLE_CLIENT, op_submit, false },
+	{ "exec", PROTO_ROLE_CLIENT, op_exec, false },
+	{ "status", PROTO_ROLE_CLIENT, op_status, true },
+	{ "health", PROTO_ROLE_CLIENT, op_health, true },
+	{ "languages", PROTO_ROLE_CLIENT, op_languages, true },
+	{ "list", PROTO_ROLE_CLIENT, op_list, false },
+	{ "show", PROTO_ROLE_CLIENT, op_show, false },
+	{ "runs", PROTO_ROLE_CLIENT, op_runs, false },
 	/* the run's owners and admins: results.c asks tenant_may() */
-	{ "wait", PROTO_ROLE_CLIENT, op_wait },
-	{ "result", PROTO_ROLE_CLIENT, op_result },
-	{ "events", PROTO_ROLE_CLIENT, op_events },
-	{ "subscribe", PROTO_ROLE_CLIENT, op_subscribe },
-	{ "quota_show", PROTO_ROLE_CLIENT, op_quota_show },
-	{ "quota_reset", PROTO_ROLE_ADMIN, op_quota_reset },
+	{ "wait", PROTO_ROLE_CLIENT, op_wait, false },
+	{ "result", PROTO_ROLE_CLIENT, op_result, false },
+	{ "events", PROTO_ROLE_CLIENT, op_events, false },
+	{ "subscribe", PROTO_ROLE_CLIENT, op_subscribe, false },
+	{ "quota_show", PROTO_ROLE_CLIENT, op_quota_show, false },
+	{ "quota_reset", PROTO_ROLE_ADMIN, op_quota_reset, false },
 	/* owners and admins: tenant_find() in the op */
-	{ "archive", PROTO_ROLE_CLIENT, op_archive },
-	{ "restore", PROTO_ROLE_CLIENT, op_restore },
-	{ "rollback", PROTO_ROLE_CLIENT, op_rollback },
-	{ "cancel", PROTO_ROLE_ADMIN, op_cancel },
+	{ "archive", PROTO_ROLE_CLIENT, op_archive, false },
+	{ "restore", PROTO_ROLE_CLIENT, op_restore, false },
+	{ "rollback", PROTO_ROLE_CLIENT, op_rollback, false },
+	{ "cancel", PROTO_ROLE_ADMIN, op_cancel, false },
 };
 
 void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
@@ -1233,6 +1270,8 @@ void ops_dispatch(struct supervisor *s, struct conn *c, const char *line,
 	else if (s->stopping && (op->fn == op_submit || op->fn == op_exec))
 		reply_error(&x, PROTO_E_SHUTTING_DOWN,
 			    "airlockd is shutting down");
+	else if (!op->offline && !outage_available(s))
+		reply_unavailable(&x);
 	else
 		op->fn(&x);
 	json_doc_free(doc);

@@ -36,6 +36,7 @@ static const char *const error_names[PROTO_E_COUNT] = {
 	[PROTO_E_STORAGE_FULL] = "storage_full",
 	[PROTO_E_INTERRUPTED] = "interrupted",
 	[PROTO_E_NOT_FINISHED] = "not_finished",
+	[PROTO_E_UNAVAILABLE] = "unavailable",
 };
 
 const char *proto_error_name(enum proto_error e)

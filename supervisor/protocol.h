@@ -44,6 +44,7 @@ enum proto_error {
 	PROTO_E_STORAGE_FULL, /* submit: storage quota or free-space floor */
 	PROTO_E_INTERRUPTED,  /* killed at the end of the shutdown grace */
 	PROTO_E_NOT_FINISHED, /* wait, result: the run has not ended yet */
+	PROTO_E_UNAVAILABLE,  /* the manifest's server is out of reach */
 	PROTO_E_COUNT,
 };
 

@@ -84,15 +84,21 @@ void results_keep(struct supervisor *s, int64_t run_id,
 	struct manifest_output_in in = {
 		.result = jb.data,
 		.archived = archived,
-		.streams = { { r->stdout_data, r->stdout_len,
-			       r->stdout_truncated },
-			     { r->stderr_data, r->stderr_len,
-			       r->stderr_truncated } },
+		.streams = { { .data = r->stdout_data,
+			       .len = r->stdout_len,
+			       .truncated = r->stdout_truncated },
+			     { .data = r->stderr_data,
+			       .len = r->stderr_len,
+			       .truncated = r->stderr_truncated } },
 		.keep = keep,
 	};
 	if (json_buf_failed(&jb))
 		LOG(LOG_ERROR, NULL, run_id, "output: out of memory");
-	else if (manifest_output_put(s->m, run_id, &in, &err) < 0)
+	else if (outage_keep_output(s, run_id, &in))
+		; /* its finish waits for the manifest: so does the output */
+	else if (manifest_output_put(s->m, run_id, &in, &err) < 0 &&
+		 !(err.errnum == ENOTCONN &&
+		   outage_keep_output(s, run_id, &in)))
 		LOG(LOG_ERROR, NULL, run_id, "%s", err.msg);
 	json_buf_free(&jb);
 }

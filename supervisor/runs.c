@@ -151,6 +151,7 @@ static void finish_validation(struct supervisor *s, struct job *job,
 			      const struct sandbox_result *r);
 static void finish_exec(struct supervisor *s, struct job *job,
 			const struct sandbox_result *r);
+static void retire(struct supervisor *s, struct job *job);
 
 /* A run that could not start: the same path as a finished setup_error. */
 static void start_failed(struct supervisor *s, struct job *job, const char *msg)
@@ -265,6 +266,13 @@ static void launch(struct supervisor *s, struct job *job)
 	if (!job->run_id && runs_begin(s, job, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, 0, "%s", err.msg);
 		job->run_id = 0;
+		if (err.errnum == ENOTCONN) { /* nothing ran: not a verdict */
+			char msg[AL_ERROR_MAX];
+			outage_message(s, msg, sizeof(msg));
+			answer_error(s, job, PROTO_E_UNAVAILABLE, msg);
+			retire(s, job);
+			return;
+		}
 		start_failed(s, job, err.msg);
 		return;
 	}
@@ -421,10 +429,25 @@ static void answer_interrupted(struct supervisor *s, struct job *job)
 	answer_error(s, job, PROTO_E_INTERRUPTED, msg);
 }
 
+/* Run `run_id`'s end into the manifest: its result r, or (NULL)
+ * interrupted. The verdict is ours: with the manifest's server out of
+ * reach it waits for it (outage.c), it is not lost. */
+static void write_end(struct supervisor *s, const char *log_id, int64_t run_id,
+		      const struct manifest_run_result *r)
+{
+	struct al_error err = { 0 };
+
+	if ((r ? manifest_run_finish(s->m, run_id, r, &err)
+	       : manifest_run_interrupt(s->m, run_id, &err)) == 0)
+		return;
+	LOG(LOG_ERROR, log_id, run_id, "%s", err.msg);
+	if (err.errnum == ENOTCONN)
+		outage_keep_finish(s, run_id, r);
+}
+
 static void record(struct supervisor *s, struct job *job,
 		   const struct sandbox_result *r)
 {
-	struct al_error err = { 0 };
 	struct manifest_run_result mr = {
 		.verdict = al_verdict_name(r->verdict),
 		.exit_code = r->exit_code,
@@ -437,6 +460,8 @@ static void record(struct supervisor *s, struct job *job,
 		.stderr_truncated = r->stderr_truncated,
 		.stderr_data = r->stderr_data,
 		.stderr_len = r->stderr_len,
+		/* fixed now: a retry of this finish is the same finish */
+		.ended_ms = manifest_now_ms(),
 	};
 
 	s->counters[C_RUNS]++;
@@ -445,11 +470,9 @@ static void record(struct supervisor *s, struct job *job,
 	metrics_observe(&s->durations, r->wall_ms / 1000.0);
 	if (r->verdict == AL_VERDICT_TIMEOUT)
 		s->counters[C_TIMEOUTS]++;
-	if (job->run_id &&
-	    (interrupted(s, job)
-		     ? manifest_run_interrupt(s->m, job->run_id, &err)
-		     : manifest_run_finish(s->m, job->run_id, &mr, &err)) < 0)
-		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
+	if (job->run_id)
+		write_end(s, job->log_id, job->run_id,
+			  interrupted(s, job) ? NULL : &mr);
 	LOG(LOG_INFO, job->log_id, job->run_id,
 	    "%s version %lld: %s (exit status %d, %.1f ms)", job->mod.name,
 	    (long long)job->mod.version, al_verdict_name(r->verdict),
@@ -621,7 +644,10 @@ static void finish_validation(struct supervisor *s, struct job *job,
 			       &err) < 0 ||
 	    manifest_get(s->m, job->mod.id, &job->mod, &err) < 0) {
 		LOG(LOG_ERROR, job->log_id, job->run_id, "%s", err.msg);
-		answer_error(s, job, PROTO_E_INTERNAL, err.msg);
+		answer_error(s, job,
+			     err.errnum == ENOTCONN ? PROTO_E_UNAVAILABLE
+						    : PROTO_E_INTERNAL,
+			     err.msg);
 	} else if (interrupted(s, job)) {
 		answer_interrupted(s, job);
 	} else {
@@ -756,8 +782,8 @@ static void drop_queued(struct supervisor *s, struct job *job,
 		LOG(LOG_WARN, job->log_id, 0, "%s", err.msg);
 	/* a detached run has a row: it ends interrupted, never started */
 	int64_t run_id = job->run_id;
-	if (run_id && manifest_run_interrupt(s->m, run_id, &err) < 0)
-		LOG(LOG_WARN, job->log_id, run_id, "%s", err.msg);
+	if (run_id)
+		write_end(s, job->log_id, run_id, NULL);
 	answer_error(s, job, code, msg);
 	job_release(s, job);
 	if (run_id)

@@ -5,6 +5,9 @@
 #                              Unix socket in DIR (no TCP), create the
 #                              database "airlock"; prints the server's URL
 #   sh tests/pg.sh stop DIR    stop it and remove DIR
+#   sh tests/pg.sh down DIR    stop the server (a fast shutdown: its
+#                              clients' sessions end), keep DIR
+#   sh tests/pg.sh up DIR      start it again after down
 #
 # The server refuses to run as root: under root it runs as nobody (the
 # tests, as root, connect over the socket; trust authentication, the
@@ -27,6 +30,13 @@ as_server() {
 	fi
 }
 
+# on a Unix socket in DIR only, as nobody under root
+server_start() {
+	as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+		-o "-k $dir -c listen_addresses= -c fsync=off" start \
+		>/dev/null 2>&1 || { cat "$dir/server.log" >&2; exit 1; }
+}
+
 case $cmd in
 start)
 	mkdir -p "$dir"
@@ -35,12 +45,17 @@ start)
 	as_server "$bin/initdb" -D "$dir/data" -U airlock --auth=trust \
 		-E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 ||
 		{ cat "$dir/initdb.log" >&2; exit 1; }
-	as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-		-o "-k $dir -c listen_addresses= -c fsync=off" start \
-		>/dev/null 2>&1 || { cat "$dir/server.log" >&2; exit 1; }
+	server_start
 	"$bin/psql" -qAt -h "$dir" -U airlock -d postgres \
 		-c "CREATE DATABASE airlock" >/dev/null
 	echo "postgresql:///airlock?host=$dir&user=airlock"
+	;;
+down)
+	as_server "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 ||
+		{ cat "$dir/server.log" >&2; exit 1; }
+	;;
+up)
+	server_start
 	;;
 stop)
 	[ -d "$dir/data" ] &&
@@ -49,7 +64,7 @@ stop)
 	rm -rf "$dir"
 	;;
 *)
-	echo "tests/pg.sh: start DIR or stop DIR" >&2
+	echo "tests/pg.sh: start, stop, down or up DIR" >&2
 	exit 2
 	;;
 esac

@@ -424,6 +424,14 @@ static void print_status(FILE *f, const struct cli_response *r)
 	print_state_dir(f, r);
 	if (daemon)
 		print_active(f, r);
+	/* the daemon answers, its database does not: what it holds waits */
+	if (get(r, NULL, "manifest_unavailable")) {
+		fprintf(f, "\nregistry\n  %-20s %s\n", "manifest unavailable",
+			str(r, NULL, "manifest_unavailable"));
+		fprintf(f, "  %-20s %lld (committed when it is back)\n",
+			"run records waiting", num(r, NULL, "pending_records"));
+		return;
+	}
 	if (daemon &&
 	    json_next(r->doc, json_first(r->doc, get(r, NULL, "hosts"))))
 		print_hosts(f, r);
