@@ -11,7 +11,8 @@
      exec      airlockd's exec of a registered /bin/true over a kept
                connection (a full jail, and a row in the manifest)
    min / median / p99 wall time, ratio of medians to bare, and CPU time.
-2. Throughput with 1 and 2 concurrent callers: airlockd against bwrap.
+2. Throughput with 1, 2 and 4 concurrent callers: airlockd against bwrap,
+   and how each grows with callers (the machine's cores bound it).
 3. Supervisor memory: idle RSS, RSS with N concurrent sleeping jails and
    the cost per jail; then 256 concurrent sleeping jails, all must be ok.
 4. Timeout precision: 20 spinning modules with --timeout 200ms.
@@ -110,7 +111,7 @@ def throughput(sock, runs):
     say()
     say(f"throughput: {runs} runs per caller, /bin/true")
     rates = {}
-    for callers in (1, 2):
+    for callers in (1, 2, 4):
         rates["airlockd", callers] = daemon_bench.measure(
             f"airlockd exec, {callers} caller(s)",
             lambda n, t: daemon_bench.exec_loop(sock, n, t), callers, runs,
@@ -118,8 +119,12 @@ def throughput(sock, runs):
         rates["bwrap", callers] = daemon_bench.measure(
             f"bwrap, {callers} caller(s)", daemon_bench.bwrap_loop, callers,
             runs, out=say)
-    say(f"  2 callers: airlockd / bwrap = "
-        f"{rates['airlockd', 2] / rates['bwrap', 2]:.2f}x")
+    for callers in (2, 4):
+        say(f"  {callers} callers: airlockd / bwrap = "
+            f"{rates['airlockd', callers] / rates['bwrap', callers]:.2f}x; "
+            f"airlockd {callers} / 1 caller = "
+            f"{rates['airlockd', callers] / rates['airlockd', 1]:.2f}x, "
+            f"bwrap {rates['bwrap', callers] / rates['bwrap', 1]:.2f}x")
 
 
 # ------------------------------------------------------------------- memory

@@ -1,11 +1,14 @@
 /*
  * manifest_bench: how many runs per second the manifest records.
  *
- *   manifest_bench [RUNS] [DIR]
+ *   manifest_bench [RUNS] [DIR] [URL]
  *
  * On a fresh state directory under DIR (default $TMPDIR, else /var/tmp:
  * on disk, where an fsync costs what it costs in production; a tmpfs
- * would flatter every row), one active module, then:
+ * would flatter every row), one active module, then the rows below. The
+ * manifest is the state directory's SQLite file, or with URL (a
+ * DATABASE_URL: postgresql://...) that server's database, which must be
+ * empty or airlock's (bench/run.sh makes a throw-away one with fsync on):
  *
  *   record    manifest_run_record(): one INSERT, one commit per run, no
  *             fsync of its own (run records commit with synchronous=NORMAL,
@@ -111,10 +114,11 @@ static void bench_begin_finish(struct manifest *m, int64_t module, int n,
 	report("begin+end", ms, n, al_monotonic_ms() - start);
 }
 
-static void bench_read(const char *dir, int n, double *ms)
+static void bench_read(const char *dir, const char *url, int n, double *ms)
 {
 	struct al_error err = { 0 };
-	struct manifest *r = manifest_open(dir, MANIFEST_READ_ONLY, &err);
+	struct manifest *r = manifest_open_at(dir, url, MANIFEST_READ_ONLY,
+					      &err);
 	struct manifest_run_filter f = { .limit = 50 };
 	double start = al_monotonic_ms();
 
@@ -165,6 +169,7 @@ int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 5000;
 	const char *base = argc > 2 ? argv[2] : getenv("TMPDIR");
+	const char *url = argc > 3 ? argv[3] : NULL;
 	char dir[4096];
 	struct al_error err = { 0 };
 	struct manifest *m;
@@ -177,7 +182,7 @@ int main(int argc, char **argv)
 	struct utsname u;
 
 	if (n <= 0 || ms == NULL) {
-		fprintf(stderr, "usage: manifest_bench [RUNS] [DIR]\n");
+		fprintf(stderr, "usage: manifest_bench [RUNS] [DIR] [URL]\n");
 		return 2;
 	}
 	snprintf(dir, sizeof(dir), "%s/airlock-manifest-bench.XXXXXX",
@@ -187,11 +192,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uname(&u);
-	printf("manifest benchmark: %d runs, SQLite %s, WAL (run records synchronous=NORMAL), "
-	       "%s on %s, %s\n",
-	       n, sqlite3_libversion(), dir, fs_name(dir), u.release);
-	m = manifest_open(dir, MANIFEST_READ_WRITE, &err);
-	if (m == NULL || manifest_stage(m, &sub, &mod, &err) < 0 ||
+	m = manifest_open_at(dir, url, MANIFEST_READ_WRITE, &err);
+	if (m == NULL)
+		die("open", &err);
+	if (url == NULL)
+		printf("manifest benchmark: %d runs, SQLite %s, WAL (run records "
+		       "synchronous=NORMAL), %s on %s, %s\n",
+		       n, sqlite3_libversion(), dir, fs_name(dir), u.release);
+	else
+		printf("manifest benchmark: %d runs, %s at %s (module files in "
+		       "%s on %s), %s\n",
+		       n, manifest_backend(m), manifest_where(m), dir,
+		       fs_name(dir), u.release);
+	if (manifest_stage(m, &sub, &mod, &err) < 0 ||
 	    manifest_set_state(m, mod.id, MANIFEST_VALIDATING, NULL, &err) <
 		    0 ||
 	    manifest_set_state(m, mod.id, MANIFEST_ACTIVE, "bench", &err) < 0)
@@ -199,7 +212,7 @@ int main(int argc, char **argv)
 
 	bench_record(m, mod.id, n, ms);
 	bench_begin_finish(m, mod.id, n / 5 > 0 ? n / 5 : 1, ms);
-	bench_read(dir, n / 5 > 0 ? n / 5 : 1, ms);
+	bench_read(dir, url, n / 5 > 0 ? n / 5 : 1, ms);
 	bench_moves(m, n / 50 > 0 ? n / 50 : 1, ms);
 
 	manifest_close(m);

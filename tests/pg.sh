@@ -12,7 +12,7 @@
 # The server refuses to run as root: under root it runs as nobody (the
 # tests, as root, connect over the socket; trust authentication, the
 # socket directory is the only way in). fsync is off: the tests kill
-# clients, never the machine.
+# clients, never the machine; PG_FSYNC=on (make bench) turns it on.
 set -eu
 cmd=${1:?start|stop} dir=${2:?DIR}
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -33,7 +33,7 @@ as_server() {
 # on a Unix socket in DIR only, as nobody under root
 server_start() {
 	as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-		-o "-k $dir -c listen_addresses= -c fsync=off" start \
+		-o "-k $dir -c listen_addresses= -c fsync=${PG_FSYNC:-off}" start \
 		>/dev/null 2>&1 || { cat "$dir/server.log" >&2; exit 1; }
 }
 
