@@ -45,9 +45,10 @@ MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null)
 # of libairlock.a: the static CLI cannot load a library, so it hands a
 # PostgreSQL DATABASE_URL to airlock-pg (tools/airlock.c).
 # libarchive (bundles: tar, tar.gz, tar.zst modules, supervisor/bundle.c)
-# is linked dynamically as well, and only into airlockd and the unit tests:
-# its static archive wants libzstd, liblz4 and libacl archives that
-# Debian does not ship, and the CLI never unpacks (the daemon does).
+# is not linked: airlockd loads it with dlopen at its first bundle (its
+# libxml2, ICU and libstdc++ would cost every idle daemon some 3 MiB), as
+# the manifest loads libpq; the CLI never unpacks (the daemon does). The
+# unit tests link it: they write the archives they feed it.
 ARCHIVE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libarchive 2>/dev/null)
 ARCHIVE_LIBS := $(shell $(PKG_CONFIG) --libs libarchive 2>/dev/null)
 PQ_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpq 2>/dev/null)
@@ -176,7 +177,7 @@ $(BUILD)/airlockd: $(BUILD)/obj/supervisor/airlockd.o $(BUILD)/libairlockd.a \
 		$(BUILD)/libairlock.a $(PG_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/supervisor/airlockd.o \
 		$(PG_OBJ) $(BUILD)/libairlockd.a $(BUILD)/libairlock.a \
-		$(BIN_LIBS) $(MHD_LIBS) $(ARCHIVE_LIBS)
+		$(BIN_LIBS) $(MHD_LIBS)
 
 # The probe runs inside jails: static, no sanitizer, no dependency on the
 # jail's libraries.

@@ -20,6 +20,7 @@
 #ifndef AIRLOCK_COMMON_H
 #define AIRLOCK_COMMON_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -96,6 +97,31 @@ int al_error_prefix(struct al_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 void al_error_clear(struct al_error *err);
+
+/* ------------------------------------------------------------ libraries */
+
+/* A library loaded at its first use rather than linked (libpq, libarchive:
+ * their dependencies would sit in every idle airlockd's memory). */
+struct al_dl_symbol {
+	const char *name;
+	void **ptr; /* where its address goes */
+};
+struct al_dl_library {
+	const char *name; /* its soname */
+	const struct al_dl_symbol *symbols;
+	size_t n;
+	pthread_mutex_t lock;
+	int state;         /* 0 not tried, 1 loaded, -1 failed */
+	char failure[256]; /* why it failed */
+};
+#define AL_DL_LIBRARY(soname, syms)                                            \
+	{                                                                      \
+		.name = (soname), .symbols = (syms), .n = ARRAY_SIZE(syms),    \
+		.lock = PTHREAD_MUTEX_INITIALIZER                              \
+	}
+/* dlopen the library and resolve every symbol, the first time only (it is
+ * never closed); 0, or -1 with why in lib->failure. */
+int al_dl_ensure(struct al_dl_library *lib);
 
 /* --------------------------------------------------------------- cleanup */
 

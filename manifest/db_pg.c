@@ -23,11 +23,9 @@
  * its password cut out (manifest_url_redact()), and libpq's own messages
  * about a URL are left out when it holds one.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,37 +112,18 @@ PQ_FUNCTIONS(PQ_POINTER)
 
 #define PQ_LIBRARY "libpq.so.5"
 
-static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
-static char pq_failure[256]; /* why loading failed, or "" */
-
-static void pq_resolve(void)
-{
-	void *lib = dlopen(PQ_LIBRARY, RTLD_NOW | RTLD_LOCAL);
-
-	if (lib == NULL) {
-		snprintf(pq_failure, sizeof(pq_failure), "%s", dlerror());
-		return;
-	}
-	/* never closed: the pointers live as long as the process */
-#define PQ_RESOLVE(fn, ptr)                                                    \
-	if (pq_failure[0] == '\0' &&                                           \
-	    (ptr = (__typeof__(fn) *)dlsym(lib, #fn)) == NULL)                 \
-		snprintf(pq_failure, sizeof(pq_failure), "%s has no %s",       \
-			 PQ_LIBRARY, #fn);
-	PQ_FUNCTIONS(PQ_RESOLVE)
-}
+#define PQ_SYMBOL(fn, ptr) { #fn, (void **)&ptr },
+static const struct al_dl_symbol pq_symbols[] = { PQ_FUNCTIONS(PQ_SYMBOL) };
+static struct al_dl_library pq_library = AL_DL_LIBRARY(PQ_LIBRARY, pq_symbols);
 
 static int pq_load(struct al_error *err)
 {
-	if (pthread_once(&pq_once, pq_resolve) != 0)
-		return al_error_set(err, EAGAIN, "DATABASE_URL: cannot load %s",
-				    PQ_LIBRARY);
-	if (pq_failure[0] != '\0')
+	if (al_dl_ensure(&pq_library) < 0)
 		return al_error_set(err, ENOENT,
 				    "DATABASE_URL names a PostgreSQL server, "
 				    "but libpq cannot be loaded (%s); install "
 				    "Debian's libpq5 package",
-				    pq_failure);
+				    pq_library.failure);
 	return 0;
 }
 

@@ -47,6 +47,52 @@
 
 #include "supervisor/internal.h"
 
+/*
+ * libarchive is loaded at the first bundle, not linked: with it come
+ * libxml2, ICU and libstdc++, some 3 MiB of an idle airlockd's RSS that
+ * a daemon never given a bundle would carry for nothing.
+ */
+#define AR_FUNCTIONS(X)                                                        \
+	X(archive_entry_filetype, ar_entry_filetype)                           \
+	X(archive_entry_hardlink, ar_entry_hardlink)                           \
+	X(archive_entry_mode, ar_entry_mode)                                   \
+	X(archive_entry_pathname, ar_entry_pathname)                           \
+	X(archive_entry_size, ar_entry_size)                                   \
+	X(archive_entry_size_is_set, ar_entry_size_is_set)                     \
+	X(archive_error_string, ar_error_string)                               \
+	X(archive_filter_code, ar_filter_code)                                 \
+	X(archive_filter_count, ar_filter_count)                               \
+	X(archive_filter_name, ar_filter_name)                                 \
+	X(archive_format, ar_format)                                           \
+	X(archive_format_name, ar_format_name)                                 \
+	X(archive_read_data, ar_read_data)                                     \
+	X(archive_read_free, ar_read_free)                                     \
+	X(archive_read_new, ar_read_new)                                       \
+	X(archive_read_next_header, ar_read_next_header)                       \
+	X(archive_read_open_memory, ar_read_open_memory)                       \
+	X(archive_read_support_filter_gzip, ar_read_support_filter_gzip)       \
+	X(archive_read_support_filter_zstd, ar_read_support_filter_zstd)       \
+	X(archive_read_support_format_tar, ar_read_support_format_tar)
+
+#define AR_POINTER(fn, ptr) static __typeof__(fn) *ptr;
+AR_FUNCTIONS(AR_POINTER)
+
+#define AR_LIBRARY "libarchive.so.13"
+
+#define AR_SYMBOL(fn, ptr) { #fn, (void **)&ptr },
+static const struct al_dl_symbol ar_symbols[] = { AR_FUNCTIONS(AR_SYMBOL) };
+static struct al_dl_library ar_library = AL_DL_LIBRARY(AR_LIBRARY, ar_symbols);
+
+static int ar_load(struct al_error *err)
+{
+	if (al_dl_ensure(&ar_library) < 0)
+		return al_error_set(err, ENOENT,
+				    "bundle: libarchive cannot be loaded (%s); "
+				    "install Debian's libarchive13 package",
+				    ar_library.failure);
+	return 0;
+}
+
 #define BLOCK (64 * 1024)
 
 /* Formats and filters told apart by their first bytes, so that what is
@@ -216,10 +262,10 @@ static int parent_of(struct unpack *u, char *parts[], int n)
 /* Why an entry of this type is refused, or NULL for a file or directory. */
 static const char *refused_type(struct archive_entry *e)
 {
-	if (archive_entry_hardlink(e))
+	if (ar_entry_hardlink(e))
 		return "a hard link (hard links are refused: one could name a "
 		       "file outside the bundle)";
-	switch (archive_entry_filetype(e)) {
+	switch (ar_entry_filetype(e)) {
 	case AE_IFREG:
 	case AE_IFDIR: return NULL;
 	case AE_IFLNK:
@@ -252,12 +298,12 @@ static int write_all(struct unpack *u, int fd, const unsigned char *p, size_t n)
 static int copy_data(struct unpack *u, int fd)
 {
 	for (;;) {
-		la_ssize_t n = archive_read_data(u->a, u->buf, BLOCK);
+		la_ssize_t n = ar_read_data(u->a, u->buf, BLOCK);
 		if (n == 0)
 			return 0;
 		if (n < 0)
 			return refuse(u, EINVAL, "cannot read its data: %s",
-				      archive_error_string(u->a));
+				      ar_error_string(u->a));
 		if ((uint64_t)n > u->lim->max_bytes - u->bytes)
 			return refuse(u, E2BIG,
 				      "the bundle unpacks to more than %llu "
@@ -301,9 +347,9 @@ static int unpack_entry(struct unpack *u, struct archive_entry *e)
 {
 	char copy[PATH_MAX], *parts[BUNDLE_DEPTH_MAX];
 	const char *why = refused_type(e);
-	mode_t mode = archive_entry_mode(e);
+	mode_t mode = ar_entry_mode(e);
 
-	u->entry = archive_entry_pathname(e);
+	u->entry = ar_entry_pathname(e);
 	if (!u->entry) {
 		u->entry = NULL;
 		return refuse(u, EINVAL,
@@ -324,14 +370,14 @@ static int unpack_entry(struct unpack *u, struct archive_entry *e)
 	if (n < 0)
 		return -1;
 	if (n == 0) { /* "./" itself: the top, which is there */
-		if (archive_entry_filetype(e) == AE_IFDIR)
+		if (ar_entry_filetype(e) == AE_IFDIR)
 			return 0;
 		return refuse(u, EINVAL, "a file with no name");
 	}
 	_cleanup_close_ int dirfd = parent_of(u, parts, n);
 	if (dirfd < 0)
 		return -1;
-	if (archive_entry_filetype(e) == AE_IFDIR) {
+	if (ar_entry_filetype(e) == AE_IFDIR) {
 		int fd = enter_dir(u, dirfd, parts[n - 1]);
 		if (fd < 0)
 			return -1;
@@ -341,15 +387,14 @@ static int unpack_entry(struct unpack *u, struct archive_entry *e)
 	if (count_entry(u) < 0)
 		return -1;
 	return make_file(u, dirfd, parts[n - 1], mode,
-			 archive_entry_size_is_set(e) ? archive_entry_size(e)
-						      : 0);
+			 ar_entry_size_is_set(e) ? ar_entry_size(e) : 0);
 }
 
 /* After the first header: the filter and the format are ours. */
 static int check_kind(struct unpack *u)
 {
-	int filter = archive_filter_code(u->a, 0);
-	if (archive_filter_count(u->a) > 2)
+	int filter = ar_filter_code(u->a, 0);
+	if (ar_filter_count(u->a) > 2)
 		return refuse(u, EINVAL,
 			      "compressed more than once: one gzip or zstd "
 			      "layer at most");
@@ -357,11 +402,10 @@ static int check_kind(struct unpack *u)
 	    filter != ARCHIVE_FILTER_ZSTD)
 		return refuse(u, EINVAL,
 			      "compressed with %s: only gzip and zstd are read",
-			      archive_filter_name(u->a, 0));
-	if ((archive_format(u->a) & ARCHIVE_FORMAT_BASE_MASK) !=
-	    ARCHIVE_FORMAT_TAR)
+			      ar_filter_name(u->a, 0));
+	if ((ar_format(u->a) & ARCHIVE_FORMAT_BASE_MASK) != ARCHIVE_FORMAT_TAR)
 		return refuse(u, EINVAL, "a %s archive: only tar is read",
-			      archive_format_name(u->a));
+			      ar_format_name(u->a));
 	return 0;
 }
 
@@ -369,18 +413,18 @@ static int unpack_all(struct unpack *u, const void *data, size_t len)
 {
 	struct archive_entry *e;
 
-	if (archive_read_support_format_tar(u->a) != ARCHIVE_OK ||
-	    archive_read_support_filter_gzip(u->a) != ARCHIVE_OK ||
-	    archive_read_support_filter_zstd(u->a) != ARCHIVE_OK)
+	if (ar_read_support_format_tar(u->a) != ARCHIVE_OK ||
+	    ar_read_support_filter_gzip(u->a) != ARCHIVE_OK ||
+	    ar_read_support_filter_zstd(u->a) != ARCHIVE_OK)
 		return refuse(u, ENOTSUP, "libarchive: %s",
-			      archive_error_string(u->a));
-	if (archive_read_open_memory(u->a, data, len) != ARCHIVE_OK)
+			      ar_error_string(u->a));
+	if (ar_read_open_memory(u->a, data, len) != ARCHIVE_OK)
 		return refuse(u, EINVAL,
 			      "not a tar archive (plain, gzip or zstd): %s",
-			      archive_error_string(u->a));
+			      ar_error_string(u->a));
 	for (bool first = true;; first = false) {
 		u->entry = NULL;
-		int rc = archive_read_next_header(u->a, &e);
+		int rc = ar_read_next_header(u->a, &e);
 		if (rc == ARCHIVE_EOF)
 			return first ? refuse(u, EINVAL, "an empty archive")
 				     : 0;
@@ -389,7 +433,7 @@ static int unpack_all(struct unpack *u, const void *data, size_t len)
 				      "not a readable tar archive (plain, gzip "
 				      "or zstd)%s%s",
 				      first ? "" : " after an entry: ",
-				      first ? "" : archive_error_string(u->a));
+				      first ? "" : ar_error_string(u->a));
 		if (first && check_kind(u) < 0)
 			return -1;
 		if (unpack_entry(u, e) < 0)
@@ -410,7 +454,9 @@ int bundle_unpack(const void *data, size_t len, int dirfd,
 				    "bundle: a %s file: only tar archives "
 				    "(plain, gzip or zstd) are read",
 				    other);
-	u.a = archive_read_new();
+	if (ar_load(err) < 0)
+		return -1;
+	u.a = ar_read_new();
 	u.buf = malloc(BLOCK);
 	if (!u.a || !u.buf) {
 		al_error_set(err, ENOMEM, "bundle: out of memory");
@@ -427,7 +473,7 @@ int bundle_unpack(const void *data, size_t len, int dirfd,
 	}
 out:
 	if (u.a)
-		archive_read_free(u.a);
+		ar_read_free(u.a);
 	free(u.buf);
 	return rc < 0 ? -1 : 0;
 }

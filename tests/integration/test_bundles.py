@@ -149,6 +149,24 @@ def t_python_bundle():
           "the module wrote into the store")
 
 
+def maps_libarchive(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return any("/libarchive.so" in line for line in f)
+
+
+@test("bundles: libarchive is loaded at the first bundle, not by an airlockd that has none")
+def t_libarchive_loaded():
+    # linked, libarchive and its libxml2, ICU and libstdc++ put ~3 MiB
+    # into every idle airlockd's resident set
+    d = Daemon()
+    check(not maps_libarchive(d.proc.pid), "an idle airlockd has libarchive mapped")
+    check(d.submit("plain", b"#!/bin/sh\necho plain\n").get("ok"), "submit of a script")
+    check(not maps_libarchive(d.proc.pid), "a script's submit mapped libarchive")
+    r = submit_bundle(d, "pyapp", python_bundle("gz"), policy="python")
+    check(r.get("ok"), f"submit of a bundle: {r}")
+    check(maps_libarchive(d.proc.pid), "a bundle was unpacked without libarchive mapped")
+
+
 @test("bundles: plain tar and tar.zst unpack too; the CLI submits a bundle with --entry")
 def t_formats_and_cli():
     d = Daemon()
