@@ -21,6 +21,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import traceback
 
 
@@ -167,6 +168,18 @@ def within_one_quota_hour(seconds=120):
     if left < seconds:
         note(f"waiting {left:.0f} s for the next quota hour")
         time.sleep(left + 0.5)
+
+
+def wait_for(cond, what, timeout=30):
+    """cond() until it returns something true, which is returned; a
+    Failure past the deadline (a condition with no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise Failure(f"timed out waiting for {what}")
 
 
 def report_failure(msg):

@@ -31,7 +31,7 @@ import threading
 import time
 
 import harness
-from harness import Failure, check, check_eq, note, test
+from harness import Failure, check, check_eq, note, test, wait_for
 
 AIRLOCK = None   # set from argv in main()
 AIRLOCKD = None
@@ -214,15 +214,6 @@ def jail_processes(owners=None):
             except OSError:
                 pass
     return found
-
-
-def wait_for(cond, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise Failure(f"timed out waiting for {what}")
 
 
 # =================================================================== tests

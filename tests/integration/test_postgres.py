@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 
 import harness
-from harness import Failure, Skip, check, check_eq, test
+from harness import Failure, Skip, check, check_eq, test, wait_for
 
 AIRLOCK = AIRLOCKD = None
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -472,17 +472,6 @@ class Cluster:
                        capture_output=True, timeout=120)
 
 
-def poll(what, fn, timeout=WAIT):
-    """fn() until it returns something true; a Failure past the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        check(time.monotonic() < deadline, f"{what}: not within {timeout} s")
-        time.sleep(0.1)
-
-
 def exec_in_background(d, name, *args):
     """Start an exec on its own connection; its answer lands in the dict."""
     out = {}
@@ -502,8 +491,7 @@ def nap_during_outage(pg, d):
     """A run that is in flight when the server stops; its answer."""
     check(d.submit("nap", NAPPER)["ok"], "submit nap")
     t, out = exec_in_background(d, "nap", "nap")
-    poll("the run is running",
-         lambda: pg.psql("SELECT count(*) FROM runs WHERE verdict = 'running'") == "1")
+    wait_for(lambda: pg.psql("SELECT count(*) FROM runs WHERE verdict = 'running'") == "1", "the run is running")
     pg.sh("down")
     t.join(WAIT)
     r = out.get("answer")
@@ -551,8 +539,7 @@ def t_server_restart():
             check("unreachable" in r["error"]["message"] and
                   "retry" in r["error"]["message"], f"message: {r['error']['message']}")
             no_secret("the unavailable answer", r["error"]["message"])
-        status, body = poll("/healthz says so",
-                            lambda: (lambda h: h if "unreachable" in h[1] else None)(healthz(port)))
+        status, body = wait_for(lambda: (lambda h: h if "unreachable" in h[1] else None)(healthz(port)), "/healthz says so")
         check_eq(status, 503, f"/healthz while down: {body}")
         check("manifest" in body and "postgresql" in body, f"/healthz: {body}")
         no_secret("/healthz", body)
@@ -567,14 +554,13 @@ def t_server_restart():
         check("manifest unavailable" in out, f"airlock status ({code}): {out} {err}")
         no_secret("airlock status", out + err)
         # it keeps trying, each wait twice the last
-        poll("a second failed reconnection",
-             lambda: any("next try in 1000 ms" in line for line in d.log))
+        wait_for(lambda: any("next try in 1000 ms" in line for line in d.log), "a second failed reconnection")
         tries = [line for line in d.log if "reconnect:" in line]
         check("next try in 500 ms" in tries[0], f"the first try: {tries[0]}")
         pg.sh("up")
         # back by itself: the first exec that is not refused runs
-        r = poll("an exec after the server is back", lambda: (lambda a: a if a["ok"] else None)(
-            d.request({"op": "exec", "name": "nap"})))
+        r = wait_for(lambda: (lambda a: a if a["ok"] else None)(
+            d.request({"op": "exec", "name": "nap"})), "an exec after the server is back")
         check_eq(r["result"]["verdict"], "ok", "the exec after")
         check_eq(pg.psql(f"SELECT count(*) || ':' || min(verdict) || ':' || "
                          f"count(ended_ms) FROM runs WHERE id = {run}"),
@@ -585,7 +571,7 @@ def t_server_restart():
         check(res.get("ok"), f"result of the run in flight: {res}")
         check_eq(res["result"]["stdout"], "rested\n", "its kept output")
         check_eq(os.listdir(os.path.join(d.state, "pending")), [], "the spool after")
-        poll("/healthz healthy again", lambda: healthz(port)[0] == 200)
+        wait_for(lambda: healthz(port)[0] == 200, "/healthz healthy again")
         check("airlock_manifest_up 1" in scrape(port), "airlock_manifest_up after")
         check(d.submit("other", ECHO)["ok"], "a submit after")
         d.stop()
@@ -601,7 +587,7 @@ def t_spool_survives_crash():
         d = Daemon(pg.url)
         run = nap_during_outage(pg, d)
         spooled = os.path.join(d.state, "pending", str(run))
-        poll("the spool file", lambda: os.path.exists(spooled))
+        wait_for(lambda: os.path.exists(spooled), "the spool file")
         check_eq(os.stat(spooled).st_mode & 0o777, 0o600, "its mode")
         d.proc.kill()
         d.proc.wait(WAIT)
