@@ -55,9 +55,13 @@ CASES = [("ok", "ok"), ("forkbomb", "exit_nonzero"),
          ("memory", "memory_limit"), ("timeout", "timeout"),
          ("crash", "crashed")]
 
-# Members whose values belong to one run (its timing, usage and host uid):
-# by type only. Every other member must be equal in all three objects.
-RUN_SPECIFIC = {"wall_ms", "cpu_ms", "peak_memory_bytes", "host_uid"}
+# Members whose values belong to one run (its timing, usage and host uid,
+# and the kernel's event counts: how many tasks the OOM killer took, how
+# many forks hit pids.max, depend on timing): by type only, the counts
+# checked to be at least 1 in all three below. Every other member must be
+# equal in all three objects.
+RUN_SPECIFIC = {"wall_ms", "cpu_ms", "peak_memory_bytes", "host_uid",
+                "oom_kills", "pids_limit_hits"}
 # Members validate's JSON report adds around the result (the case's own).
 VALIDATE_CASE_MEMBERS = {"name", "passed", "failures"}
 
@@ -170,10 +174,12 @@ def t_one_result():
                              "validate": case}, mode)
             if mode == "crash":
                 check_eq(execd["signal"], "SIGSEGV", "signal, by name")
-            if mode == "forkbomb":
-                check(execd["pids_limit_hits"] >= 1, "pids_limit_hits")
-            if mode == "memory":
-                check(execd["oom_kills"] >= 1, "oom_kills")
+            for name, got in (("airlock run", ran), ("airlock exec", execd),
+                              ("validate", case)):
+                if mode == "forkbomb":
+                    check(got["pids_limit_hits"] >= 1, f"pids_limit_hits of {name}")
+                if mode == "memory":
+                    check(got["oom_kills"] >= 1, f"oom_kills of {name}")
         note("compared every member but " + ", ".join(sorted(RUN_SPECIFIC)) +
              " (validate's own: " + ", ".join(sorted(VALIDATE_CASE_MEMBERS)) + ")")
 
